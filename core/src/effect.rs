@@ -1,0 +1,83 @@
+//! What the outside world must do after a transition is durable.
+
+use crate::node::{NodeId, NodeSet, NodeStatus};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why a node stopped believing it is primary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum StepDownReason {
+    /// It can no longer reach a majority (PrimaryStepDown).
+    MajorityLost,
+    /// It started leaving (NodeLeave).
+    Leaving,
+    /// It was declared failed (MarkNodeFailed).
+    Failed,
+    /// A newer term was granted to another node (fixed ElectPrimary).
+    Superseded,
+    /// A healed partition showed two primaries; this one yielded (HealPartition).
+    PartitionHealed,
+}
+
+/// One instruction to the outside world, produced by a committed transition. Drivers execute
+/// effects only after the transition is durable ("adopt after commit").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Effect {
+    /// `node` moved from one lifecycle state to another.
+    StatusChanged {
+        /// The node.
+        node: NodeId,
+        /// Its previous state.
+        from: NodeStatus,
+        /// Its new state.
+        to: NodeStatus,
+    },
+    /// `node` now holds view `view` with number `view_number`.
+    ViewChanged {
+        /// The node.
+        node: NodeId,
+        /// The members it now believes active.
+        view: NodeSet,
+        /// The view's number.
+        view_number: u64,
+    },
+    /// `node` became primary with fencing term `term`.
+    BecamePrimary {
+        /// The node.
+        node: NodeId,
+        /// Its fencing term.
+        term: u64,
+    },
+    /// `node` must stop acting as primary for `term`.
+    SteppedDown {
+        /// The node.
+        node: NodeId,
+        /// The term it held.
+        term: u64,
+        /// Why.
+        reason: StepDownReason,
+    },
+    /// `node` was declared failed: it must stop serving everything at once.
+    Fenced {
+        /// The node.
+        node: NodeId,
+    },
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Effect::StatusChanged { node, from, to } => write!(f, "{node}: {from} -> {to}"),
+            Effect::ViewChanged {
+                node,
+                view,
+                view_number,
+            } => write!(f, "{node}: view {view}#{view_number}"),
+            Effect::BecamePrimary { node, term } => write!(f, "{node}: primary, term {term}"),
+            Effect::SteppedDown { node, term, reason } => {
+                write!(f, "{node}: steps down from term {term} ({reason:?})")
+            }
+            Effect::Fenced { node } => write!(f, "{node}: fenced"),
+        }
+    }
+}

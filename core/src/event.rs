@@ -1,0 +1,221 @@
+//! The spec's actions as data: one [`Event`] variant per TLA+ action, with the spec's names.
+
+use crate::node::NodeId;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One spec action with its parameters. The variant names are the TLA+ action names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Event {
+    /// `NodeJoin(n)`.
+    NodeJoin {
+        /// `n`.
+        node: NodeId,
+    },
+    /// `NodeJoinComplete(n)`.
+    NodeJoinComplete {
+        /// `n`.
+        node: NodeId,
+    },
+    /// `NodeLeave(n)`.
+    NodeLeave {
+        /// `n`.
+        node: NodeId,
+    },
+    /// `NodeLeaveComplete(n)`.
+    NodeLeaveComplete {
+        /// `n`.
+        node: NodeId,
+    },
+    /// `SendHeartbeat(n)`.
+    SendHeartbeat {
+        /// `n`.
+        node: NodeId,
+    },
+    /// `DetectFailure(d, t)`.
+    DetectFailure {
+        /// `d`, the detector.
+        detector: NodeId,
+        /// `t`, the suspected target.
+        target: NodeId,
+    },
+    /// `MarkNodeFailed(n)`.
+    MarkNodeFailed {
+        /// `n`.
+        node: NodeId,
+    },
+    /// `NodeRecover(n)`.
+    NodeRecover {
+        /// `n`.
+        node: NodeId,
+    },
+    /// `ElectPrimary(n)`.
+    ElectPrimary {
+        /// `n`.
+        node: NodeId,
+    },
+    /// `PrimaryStepDown(n)`.
+    PrimaryStepDown {
+        /// `n`.
+        node: NodeId,
+    },
+    /// `CreatePartition(a, b)`.
+    CreatePartition {
+        /// `a`.
+        a: NodeId,
+        /// `b`.
+        b: NodeId,
+    },
+    /// `HealPartition(a, b)`.
+    HealPartition {
+        /// `a`.
+        a: NodeId,
+        /// `b`.
+        b: NodeId,
+    },
+    /// `ResetHeartbeats`.
+    ResetHeartbeats,
+    /// `SyncViews(a, b)`.
+    SyncViews {
+        /// `a`.
+        a: NodeId,
+        /// `b`.
+        b: NodeId,
+    },
+}
+
+/// The name of a spec action, without parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)] // each variant is the spec action of the same name
+pub enum ActionName {
+    NodeJoin,
+    NodeJoinComplete,
+    NodeLeave,
+    NodeLeaveComplete,
+    SendHeartbeat,
+    DetectFailure,
+    MarkNodeFailed,
+    NodeRecover,
+    ElectPrimary,
+    PrimaryStepDown,
+    CreatePartition,
+    HealPartition,
+    ResetHeartbeats,
+    SyncViews,
+}
+
+impl ActionName {
+    /// Every action, in the spec's order.
+    pub const ALL: [ActionName; 14] = [
+        ActionName::NodeJoin,
+        ActionName::NodeJoinComplete,
+        ActionName::NodeLeave,
+        ActionName::NodeLeaveComplete,
+        ActionName::SendHeartbeat,
+        ActionName::DetectFailure,
+        ActionName::MarkNodeFailed,
+        ActionName::NodeRecover,
+        ActionName::ElectPrimary,
+        ActionName::PrimaryStepDown,
+        ActionName::CreatePartition,
+        ActionName::HealPartition,
+        ActionName::ResetHeartbeats,
+        ActionName::SyncViews,
+    ];
+}
+
+impl fmt::Display for ActionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl Event {
+    /// The spec action this event is an instance of.
+    pub fn name(&self) -> ActionName {
+        match self {
+            Event::NodeJoin { .. } => ActionName::NodeJoin,
+            Event::NodeJoinComplete { .. } => ActionName::NodeJoinComplete,
+            Event::NodeLeave { .. } => ActionName::NodeLeave,
+            Event::NodeLeaveComplete { .. } => ActionName::NodeLeaveComplete,
+            Event::SendHeartbeat { .. } => ActionName::SendHeartbeat,
+            Event::DetectFailure { .. } => ActionName::DetectFailure,
+            Event::MarkNodeFailed { .. } => ActionName::MarkNodeFailed,
+            Event::NodeRecover { .. } => ActionName::NodeRecover,
+            Event::ElectPrimary { .. } => ActionName::ElectPrimary,
+            Event::PrimaryStepDown { .. } => ActionName::PrimaryStepDown,
+            Event::CreatePartition { .. } => ActionName::CreatePartition,
+            Event::HealPartition { .. } => ActionName::HealPartition,
+            Event::ResetHeartbeats => ActionName::ResetHeartbeats,
+            Event::SyncViews { .. } => ActionName::SyncViews,
+        }
+    }
+
+    /// Every instance of every action over nodes `n1..=n{node_count}` (pairs ordered `a < b`
+    /// for the symmetric actions CreatePartition, HealPartition and SyncViews, whose two
+    /// orderings have the same effect). This is the spec's `Next` as a list.
+    pub fn all(node_count: u16) -> Vec<Event> {
+        let nodes: Vec<NodeId> = (1..=node_count).map(NodeId).collect();
+        let mut events = Vec::new();
+        for &node in &nodes {
+            events.extend([
+                Event::NodeJoin { node },
+                Event::NodeJoinComplete { node },
+                Event::NodeLeave { node },
+                Event::NodeLeaveComplete { node },
+                Event::SendHeartbeat { node },
+            ]);
+        }
+        for &detector in &nodes {
+            for &target in &nodes {
+                if detector != target {
+                    events.push(Event::DetectFailure { detector, target });
+                }
+            }
+        }
+        for &node in &nodes {
+            events.extend([
+                Event::MarkNodeFailed { node },
+                Event::NodeRecover { node },
+                Event::ElectPrimary { node },
+                Event::PrimaryStepDown { node },
+            ]);
+        }
+        for (i, &a) in nodes.iter().enumerate() {
+            for &b in &nodes[i + 1..] {
+                events.push(Event::CreatePartition { a, b });
+                events.push(Event::HealPartition { a, b });
+            }
+        }
+        events.push(Event::ResetHeartbeats);
+        for (i, &a) in nodes.iter().enumerate() {
+            for &b in &nodes[i + 1..] {
+                events.push(Event::SyncViews { a, b });
+            }
+        }
+        events
+    }
+}
+
+/// Prints as the spec writes the action: `NodeJoinComplete(n3)`, `DetectFailure(n1, n3)`.
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name();
+        match *self {
+            Event::NodeJoin { node }
+            | Event::NodeJoinComplete { node }
+            | Event::NodeLeave { node }
+            | Event::NodeLeaveComplete { node }
+            | Event::SendHeartbeat { node }
+            | Event::MarkNodeFailed { node }
+            | Event::NodeRecover { node }
+            | Event::ElectPrimary { node }
+            | Event::PrimaryStepDown { node } => write!(f, "{name}({node})"),
+            Event::DetectFailure { detector, target } => write!(f, "{name}({detector}, {target})"),
+            Event::CreatePartition { a, b }
+            | Event::HealPartition { a, b }
+            | Event::SyncViews { a, b } => write!(f, "{name}({a}, {b})"),
+            Event::ResetHeartbeats => write!(f, "{name}"),
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The spec's invariants as pure predicates, one definition each, shared by the unit tests, the
+//! model checker and the simulation.
+//!
+//! State invariants take one [`State`]; transition invariants (the spec's action properties,
+//! `[][P]_vars`) take the state before and after one step. Each returns `Ok(())` or the
+//! [`Violation`] naming the invariant and the nodes involved. The liveness properties are
+//! defined here as the set of states a fair behaviour must not stay in forever, plus the
+//! fairness assumption; the model checker decides them on the reachable graph.
+
+use crate::event::Event;
+use crate::node::{NodeId, NodeSet, NodeStatus};
+use crate::state::State;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A safety property of the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Invariant {
+    /// Every variable stays in its domain (as far as the types do not already ensure it).
+    TypeOK,
+    /// Two Active nodes that list each other with equal view numbers have equal views.
+    MembershipConsistency,
+    /// Active nodes have non-empty views; Joining, Left and Failed nodes have empty views.
+    JoinAtomicity,
+    /// A Left node is in no Active node's view.
+    LeaveDetectionWeak,
+    /// At most one node has a valid primary claim.
+    NoSplitBrain,
+    /// At most one node believes it is primary (project invariant; the fixed protocol demotes a
+    /// superseded primary in the electing transition).
+    AtMostOnePrimary,
+    /// Transition: the registry's term never decreases and every granted term is fresh.
+    FencingTermMonotonic,
+    /// Transition: a node becomes primary only with a majority (bootstrap of an empty cluster
+    /// excepted).
+    MinorityCannotElect,
+    /// Transition: a node is declared Failed only while an Active peer that dropped it from its
+    /// view cannot communicate with it and its heartbeat was not received.
+    FailureRequiresDetection,
+}
+
+impl Invariant {
+    /// The state invariants, in the order they are checked.
+    pub const STATE: [Invariant; 6] = [
+        Invariant::TypeOK,
+        Invariant::MembershipConsistency,
+        Invariant::JoinAtomicity,
+        Invariant::LeaveDetectionWeak,
+        Invariant::NoSplitBrain,
+        Invariant::AtMostOnePrimary,
+    ];
+
+    /// The transition invariants, in the order they are checked.
+    pub const TRANSITION: [Invariant; 3] = [
+        Invariant::FencingTermMonotonic,
+        Invariant::MinorityCannotElect,
+        Invariant::FailureRequiresDetection,
+    ];
+
+    /// The spec's name for the property.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::TypeOK => "TypeOK",
+            Invariant::MembershipConsistency => "MembershipConsistency",
+            Invariant::JoinAtomicity => "JoinAtomicity",
+            Invariant::LeaveDetectionWeak => "LeaveDetectionWeak",
+            Invariant::NoSplitBrain => "NoSplitBrain",
+            Invariant::AtMostOnePrimary => "AtMostOnePrimary",
+            Invariant::FencingTermMonotonic => "FencingTermMonotonic",
+            Invariant::MinorityCannotElect => "MinorityCannotElect",
+            Invariant::FailureRequiresDetection => "FailureRequiresDetection",
+        }
+    }
+
+    /// Checks this state invariant on `state` (a transition invariant always holds here: use
+    /// [`Invariant::check_transition`]).
+    pub fn check(self, state: &State) -> Result<(), Violation> {
+        match self {
+            Invariant::TypeOK => type_ok(state),
+            Invariant::MembershipConsistency => membership_consistency(state),
+            Invariant::JoinAtomicity => join_atomicity(state),
+            Invariant::LeaveDetectionWeak => leave_detection_weak(state),
+            Invariant::NoSplitBrain => no_split_brain(state),
+            Invariant::AtMostOnePrimary => at_most_one_primary(state),
+            Invariant::FencingTermMonotonic
+            | Invariant::MinorityCannotElect
+            | Invariant::FailureRequiresDetection => Ok(()),
+        }
+    }
+
+    /// Checks this transition invariant on one step (a state invariant is checked on `after`).
+    pub fn check_transition(self, before: &State, after: &State) -> Result<(), Violation> {
+        match self {
+            Invariant::FencingTermMonotonic => fencing_term_monotonic(before, after),
+            Invariant::MinorityCannotElect => minority_cannot_elect(before, after),
+            Invariant::FailureRequiresDetection => failure_requires_detection(before, after),
+            state_invariant => state_invariant.check(after),
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A violated invariant: which one, for which nodes, and what was seen.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Violation {
+    /// The violated invariant.
+    pub invariant: Invariant,
+    /// The nodes involved, in id order.
+    pub nodes: Vec<NodeId>,
+    /// What was seen, for people.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} violated: {}", self.invariant, self.detail)
+    }
+}
+
+fn violation(invariant: Invariant, nodes: &[NodeId], detail: String) -> Result<(), Violation> {
+    let mut nodes = nodes.to_vec();
+    nodes.sort();
+    nodes.dedup();
+    Err(Violation {
+        invariant,
+        nodes,
+        detail,
+    })
+}
+
+/// Every state invariant, in order; the first violation found.
+pub fn check_state(state: &State) -> Result<(), Violation> {
+    Invariant::STATE.iter().try_for_each(|inv| inv.check(state))
+}
+
+/// Every transition invariant on one step; the first violation found.
+pub fn check_transition(before: &State, after: &State) -> Result<(), Violation> {
+    Invariant::TRANSITION
+        .iter()
+        .try_for_each(|inv| inv.check_transition(before, after))
+}
+
+/// TypeOK: node sets within `Nodes`, the partition relation symmetric and irreflexive, counters
+/// within the bound `MaxView` when there is one, and (fixed protocol) every node's term and view
+/// number at most the registry counter that issued it.
+pub fn type_ok(state: &State) -> Result<(), Violation> {
+    let config = state.config();
+    let all = NodeSet::first(config.node_count());
+    if state.nodes().len() != usize::from(config.node_count()) {
+        return violation(Invariant::TypeOK, &[], format!("{} node records for {} nodes", state.nodes().len(), config.node_count()));
+    }
+    let fixed = config.mode() == crate::config::Mode::Fixed;
+    for (n, r) in state.node_ids().zip(state.nodes()) {
+        if !r.view.is_subset(all) || !r.partitioned_from.is_subset(all) {
+            return violation(Invariant::TypeOK, &[n], format!("{n} names a node outside Nodes"));
+        }
+        if r.partitioned_from.contains(n) {
+            return violation(Invariant::TypeOK, &[n], format!("{n} is partitioned from itself"));
+        }
+        if let Some(m) = r.partitioned_from.iter().find(|&m| !state.node(m).is_some_and(|o| o.partitioned_from.contains(n))) {
+            return violation(Invariant::TypeOK, &[n, m], format!("partition {n}-{m} is not symmetric"));
+        }
+        if let Some(bound) = config.max_view() {
+            if r.view_number > bound || r.term > bound {
+                return violation(
+                    Invariant::TypeOK,
+                    &[n],
+                    format!("{n} has view number {} / term {} above MaxView {bound}", r.view_number, r.term),
+                );
+            }
+        }
+        if fixed && (r.term > state.term_counter() || r.view_number > state.view_counter()) {
+            return violation(
+                Invariant::TypeOK,
+                &[n],
+                format!("{n} holds term {} / view number {} above the registry counters", r.term, r.view_number),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// MembershipConsistency: two Active nodes that each have the other in their view and have
+/// equal view numbers have equal views.
+pub fn membership_consistency(state: &State) -> Result<(), Violation> {
+    let active: Vec<(NodeId, _)> = state.active().iter().filter_map(|n| state.node(n).map(|r| (n, r))).collect();
+    for (i, &(a, ra)) in active.iter().enumerate() {
+        for &(b, rb) in &active[i + 1..] {
+            if ra.view.contains(b) && rb.view.contains(a) && ra.view_number == rb.view_number && ra.view != rb.view {
+                return violation(
+                    Invariant::MembershipConsistency,
+                    &[a, b],
+                    format!("{a} has {}#{} but {b} has {}#{}", ra.view, ra.view_number, rb.view, rb.view_number),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// JoinAtomicity: an Active node has a non-empty view; a Joining, Left or Failed node has an
+/// empty view; a Leaving node may have any view.
+pub fn join_atomicity(state: &State) -> Result<(), Violation> {
+    for (n, r) in state.node_ids().zip(state.nodes()) {
+        let ok = match r.status {
+            NodeStatus::Active => !r.view.is_empty(),
+            NodeStatus::Joining | NodeStatus::Left | NodeStatus::Failed => r.view.is_empty(),
+            NodeStatus::Leaving => true,
+        };
+        if !ok {
+            return violation(Invariant::JoinAtomicity, &[n], format!("{n} is {} with view {}", r.status, r.view));
+        }
+    }
+    Ok(())
+}
+
+/// LeaveDetectionWeak: a Left node is in no Active node's view.
+pub fn leave_detection_weak(state: &State) -> Result<(), Violation> {
+    let left = state.with_status(NodeStatus::Left);
+    for m in state.active().iter() {
+        if let Some(r) = state.node(m) {
+            if let Some(n) = r.view.intersection(left).iter().next() {
+                return violation(
+                    Invariant::LeaveDetectionWeak,
+                    &[n, m],
+                    format!("{n} is Left but still in {m}'s view {}", r.view),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// NoSplitBrain: at most one node has a valid primary claim.
+pub fn no_split_brain(state: &State) -> Result<(), Violation> {
+    let valid = state.valid_primaries();
+    if valid.len() > 1 {
+        let nodes: Vec<NodeId> = valid.iter().collect();
+        return violation(Invariant::NoSplitBrain, &nodes, format!("{valid} all have valid primary claims"));
+    }
+    Ok(())
+}
+
+/// AtMostOnePrimary: at most one node believes it is primary.
+pub fn at_most_one_primary(state: &State) -> Result<(), Violation> {
+    let believers = state.believers();
+    if believers.len() > 1 {
+        let nodes: Vec<NodeId> = believers.iter().collect();
+        return violation(Invariant::AtMostOnePrimary, &nodes, format!("{believers} all believe they are primary"));
+    }
+    Ok(())
+}
+
+/// FencingTermMonotonic (transition): the registry's term (see [`State::registry_term`]) never
+/// decreases, and a node that newly holds a primary term holds one above every term granted
+/// before the step (a term is never granted twice).
+pub fn fencing_term_monotonic(before: &State, after: &State) -> Result<(), Violation> {
+    let (was, is) = (before.registry_term(), after.registry_term());
+    if is < was {
+        return violation(Invariant::FencingTermMonotonic, &[], format!("registry term went from {was} down to {is}"));
+    }
+    for (n, (rb, ra)) in after.node_ids().zip(before.nodes().iter().zip(after.nodes())) {
+        let granted = ra.believes_primary && (!rb.believes_primary || rb.term != ra.term);
+        if granted && ra.term <= was {
+            return violation(
+                Invariant::FencingTermMonotonic,
+                &[n],
+                format!("{n} was granted term {} but term {was} had already been granted", ra.term),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// MinorityCannotElect (transition): a node that newly believes it is primary has a majority,
+/// unless no node was Active before the step (the bootstrap of an empty cluster).
+pub fn minority_cannot_elect(before: &State, after: &State) -> Result<(), Violation> {
+    if before.active().is_empty() {
+        return Ok(());
+    }
+    for (n, (rb, ra)) in after.node_ids().zip(before.nodes().iter().zip(after.nodes())) {
+        if ra.believes_primary && !rb.believes_primary && !after.has_majority(n) {
+            return violation(
+                Invariant::MinorityCannotElect,
+                &[n],
+                format!("{n} became primary reaching only {}", after.reachable_active(n)),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// FailureRequiresDetection (transition): a node that goes from Active to Failed had, before the
+/// step, an Active detector `d` that had dropped it from its view, could not communicate with
+/// it, and had not received its heartbeat.
+pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), Violation> {
+    for (n, (rb, ra)) in after.node_ids().zip(before.nodes().iter().zip(after.nodes())) {
+        if rb.status == NodeStatus::Active && ra.status == NodeStatus::Failed {
+            let detected = !rb.heartbeat_received
+                && before.active().without(n).iter().any(|d| {
+                    before.node(d).is_some_and(|rd| !rd.view.contains(n)) && !before.can_communicate(d, n)
+                });
+            if !detected {
+                return violation(
+                    Invariant::FailureRequiresDetection,
+                    &[n],
+                    format!("{n} was declared failed without an Active peer having detected it"),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A liveness property of the spec, in the form "no fair behaviour stays forever in the set
+/// `Trapped`" (`[]<>~Trapped`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Liveness {
+    /// EventualMembershipConvergence: once the cluster stays Stable (every node Active or Left,
+    /// nothing partitioned), all Active nodes eventually have the same view.
+    /// `Trapped = Stable /\ ~Converged`.
+    EventualMembershipConvergence,
+    /// EventualStepDown(n): a primary that cannot reach a majority eventually steps down (or
+    /// regains its majority). `Trapped = StalePrimary(n)`.
+    EventualStepDown(NodeId),
+}
+
+impl Liveness {
+    /// Every instance of every liveness property for `node_count` nodes.
+    pub fn all(node_count: u16) -> Vec<Liveness> {
+        let mut all = vec![Liveness::EventualMembershipConvergence];
+        all.extend((1..=node_count).map(|n| Liveness::EventualStepDown(NodeId(n))));
+        all
+    }
+
+    /// The property's name without parameters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Liveness::EventualMembershipConvergence => "EventualMembershipConvergence",
+            Liveness::EventualStepDown(_) => "EventualStepDown",
+        }
+    }
+
+    /// Whether `state` is in the set the property forbids a fair behaviour to stay in forever.
+    pub fn trapped(self, state: &State) -> bool {
+        match self {
+            Liveness::EventualMembershipConvergence => state.is_stable() && !state.is_converged(),
+            Liveness::EventualStepDown(n) => state.is_stale_primary(n),
+        }
+    }
+}
+
+impl fmt::Display for Liveness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Liveness::EventualMembershipConvergence => f.write_str(self.name()),
+            Liveness::EventualStepDown(n) => write!(f, "{}({n})", self.name()),
+        }
+    }
+}
+
+/// The spec's fairness assumption: weak fairness of every instance of these actions
+/// (`WF_vars(SyncViews(a, b))` for all `a < b`, `WF_vars(PrimaryStepDown(n))` for all `n`).
+pub fn fair_events(node_count: u16) -> Vec<Event> {
+    let mut events = Vec::new();
+    for a in 1..=node_count {
+        for b in a + 1..=node_count {
+            events.push(Event::SyncViews { a: NodeId(a), b: NodeId(b) });
+        }
+    }
+    events.extend((1..=node_count).map(|n| Event::PrimaryStepDown { node: NodeId(n) }));
+    events
+}

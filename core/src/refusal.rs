@@ -1,0 +1,196 @@
+//! Why the reducer refused an event: the guard that failed, as data.
+
+use crate::config::Mode;
+use crate::event::ActionName;
+use crate::node::{NodeId, NodeStatus};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use thiserror::Error;
+
+/// Which counter a bound or overflow refusal is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Counter {
+    /// A view number.
+    ViewNumber,
+    /// A primary term.
+    Term,
+}
+
+impl fmt::Display for Counter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Counter::ViewNumber => "view number",
+            Counter::Term => "term",
+        })
+    }
+}
+
+/// A failed guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Error)]
+pub enum Guard {
+    /// The event names a node the configuration does not have.
+    #[error("{node} is not a node of this cluster")]
+    UnknownNode {
+        /// The unknown id.
+        node: NodeId,
+    },
+    /// The event needs two different nodes.
+    #[error("{node} and {node} are the same node")]
+    SameNode {
+        /// The node named twice.
+        node: NodeId,
+    },
+    /// A node is in the wrong lifecycle state.
+    #[error("{node} is {actual}, not {expected}")]
+    Status {
+        /// The node.
+        node: NodeId,
+        /// The state the guard needs.
+        expected: NodeStatus,
+        /// The state it is in.
+        actual: NodeStatus,
+    },
+    /// A joining node can reach no Active node.
+    #[error("{node} can communicate with no Active node")]
+    NoReachableActivePeer {
+        /// The joining node.
+        node: NodeId,
+    },
+    /// The detector does not have the target in its view.
+    #[error("{target} is not in {detector}'s view")]
+    NotInView {
+        /// The detector.
+        detector: NodeId,
+        /// The target.
+        target: NodeId,
+    },
+    /// A node is still listed in an Active node's view.
+    #[error("{node} is still in {viewer}'s view")]
+    StillInView {
+        /// The listed node.
+        node: NodeId,
+        /// The Active node listing it.
+        viewer: NodeId,
+    },
+    /// The two nodes can communicate, so no failure can be detected.
+    #[error("{a} can communicate with {b}")]
+    CanCommunicate {
+        /// One node.
+        a: NodeId,
+        /// The other.
+        b: NodeId,
+    },
+    /// The two nodes cannot communicate.
+    #[error("{a} cannot communicate with {b}")]
+    CannotCommunicate {
+        /// One node.
+        a: NodeId,
+        /// The other.
+        b: NodeId,
+    },
+    /// The target's heartbeat was received in this interval.
+    #[error("{node}'s heartbeat was received")]
+    HeartbeatReceived {
+        /// The target.
+        node: NodeId,
+    },
+    /// No Active node has detected the node as failed.
+    #[error("no Active node has detected {node} as failed")]
+    Undetected {
+        /// The node.
+        node: NodeId,
+    },
+    /// The node already believes it is primary.
+    #[error("{node} already believes it is primary")]
+    AlreadyPrimary {
+        /// The node.
+        node: NodeId,
+    },
+    /// The node does not believe it is primary.
+    #[error("{node} does not believe it is primary")]
+    NotPrimary {
+        /// The node.
+        node: NodeId,
+    },
+    /// The node cannot reach a majority of all nodes.
+    #[error("{node} reaches {reachable} Active nodes of {nodes}, not a majority")]
+    NoMajority {
+        /// The node.
+        node: NodeId,
+        /// Active nodes it can reach (itself included).
+        reachable: u16,
+        /// `|Nodes|`.
+        nodes: u16,
+    },
+    /// The node still reaches a majority.
+    #[error("{node} still reaches a majority")]
+    HasMajority {
+        /// The node.
+        node: NodeId,
+    },
+    /// Some node already has a valid primary claim.
+    #[error("{primary} has a valid primary claim")]
+    ValidPrimaryExists {
+        /// The valid primary.
+        primary: NodeId,
+    },
+    /// The pair is already partitioned.
+    #[error("{a} and {b} are already partitioned")]
+    AlreadyPartitioned {
+        /// One node.
+        a: NodeId,
+        /// The other.
+        b: NodeId,
+    },
+    /// The pair is not partitioned.
+    #[error("{a} and {b} are not partitioned")]
+    NotPartitioned {
+        /// One node.
+        a: NodeId,
+        /// The other.
+        b: NodeId,
+    },
+    /// Both nodes have the same view number: nothing to synchronise.
+    #[error("{a} and {b} both have view number {view_number}")]
+    SameViewNumber {
+        /// One node.
+        a: NodeId,
+        /// The other.
+        b: NodeId,
+        /// Their common number.
+        view_number: u64,
+    },
+    /// A counter would exceed the checking bound `MaxView`.
+    #[error("{counter} {value} would exceed MaxView {bound}")]
+    BoundReached {
+        /// Which counter.
+        counter: Counter,
+        /// The value it would take.
+        value: u64,
+        /// The bound.
+        bound: u64,
+    },
+    /// A counter would overflow u64 (never in practice; refused rather than wrapped).
+    #[error("{counter} counter would overflow")]
+    CounterOverflow {
+        /// Which counter.
+        counter: Counter,
+    },
+    /// The action is disabled in this mode (PrimaryStepDown in buggy mode) or by a mutant.
+    #[error("disabled in {mode} mode")]
+    Disabled {
+        /// The mode.
+        mode: Mode,
+    },
+}
+
+/// The reducer's refusal of an event: which action and which of its guards failed. Refusals are
+/// values, never panics; a refused event leaves the state unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Error)]
+#[error("{action}: {guard}")]
+pub struct Refusal {
+    /// The refused action.
+    pub action: ActionName,
+    /// The guard that failed.
+    pub guard: Guard,
+}

@@ -1,0 +1,186 @@
+//! The stateright model: states are `membership_core::State`, actions are
+//! `membership_core::Event`, `next_state` is `membership_core::step`, and every property calls a
+//! predicate of `membership_core::invariants`. Nothing of the protocol is written here.
+
+use membership_core::invariants::{self, Invariant};
+use membership_core::symmetry::canonical;
+use membership_core::{step, Config, Event, State};
+use stateright::{Model, Property};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+/// The reducer as a stateright model.
+#[derive(Clone, Debug)]
+pub struct MembershipModel {
+    config: Config,
+    symmetry: bool,
+    events: Vec<Event>,
+    /// Properties already violated in this run. stateright keeps evaluating an `always`
+    /// property after its first counterexample and keeps the last one it sees; answering
+    /// "holds" after the first violation keeps the first, which breadth-first search finds at
+    /// the smallest depth.
+    violated: Arc<Mutex<BTreeSet<&'static str>>>,
+}
+
+impl MembershipModel {
+    /// A model of `config`; with `symmetry`, every successor is replaced by the canonical
+    /// representative of its class under node renaming (`membership_core::symmetry`).
+    pub fn new(config: Config, symmetry: bool) -> MembershipModel {
+        MembershipModel {
+            config,
+            symmetry,
+            events: Event::all(config.node_count()),
+            violated: Arc::default(),
+        }
+    }
+
+    /// `holds` for property `name`, except that only the first violation is reported.
+    fn first_violation(&self, name: &'static str, holds: bool) -> bool {
+        if holds {
+            return true;
+        }
+        let mut violated = self.violated.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let first = violated.insert(name);
+        !first
+    }
+
+    /// The configuration checked.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether states are reduced by symmetry.
+    pub fn symmetry(&self) -> bool {
+        self.symmetry
+    }
+
+    /// Every action instance (the spec's `Next` as a list).
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The representative the model stores for `state`.
+    pub fn representative(&self, state: &State) -> State {
+        if self.symmetry {
+            canonical(state)
+        } else {
+            state.clone()
+        }
+    }
+
+    /// The first enabled step from `state` that violates the transition invariant `invariant`.
+    pub fn violating_step(&self, state: &State, invariant: Invariant) -> Option<Event> {
+        self.events.iter().copied().find(|e| {
+            step(state, e).is_ok_and(|(next, _)| invariant.check_transition(state, &next).is_err())
+        })
+    }
+
+    /// Whether no enabled step from `state` violates `invariant` (the action property
+    /// `[][P]_vars` checked on the state's outgoing transitions). One bit per transition
+    /// invariant is computed once per state and cached for the other transition properties.
+    fn transition_holds(&self, state: &State, invariant: Invariant) -> bool {
+        thread_local! {
+            static LAST: RefCell<Option<(State, u8)>> = const { RefCell::new(None) };
+        }
+        let bit = |inv: Invariant| {
+            Invariant::TRANSITION
+                .iter()
+                .position(|&t| t == inv)
+                .map_or(0u8, |i| 1u8 << i)
+        };
+        let cached = LAST.with(|last| {
+            last.borrow()
+                .as_ref()
+                .filter(|(s, _)| s == state)
+                .map(|&(_, mask)| mask)
+        });
+        let mask = match cached {
+            Some(mask) => mask,
+            None => {
+                let mut mask = 0u8;
+                for e in &self.events {
+                    if let Ok((next, _)) = step(state, e) {
+                        for inv in Invariant::TRANSITION {
+                            if inv.check_transition(state, &next).is_err() {
+                                mask |= bit(inv);
+                            }
+                        }
+                    }
+                }
+                LAST.with(|last| *last.borrow_mut() = Some((state.clone(), mask)));
+                mask
+            }
+        };
+        mask & bit(invariant) == 0
+    }
+}
+
+/// A stateright property per invariant of `membership_core::invariants`, in spec order.
+macro_rules! state_property {
+    ($inv:expr) => {
+        Property::always($inv.name(), |m: &MembershipModel, s: &State| {
+            m.first_violation($inv.name(), $inv.check(s).is_ok())
+        })
+    };
+}
+
+macro_rules! transition_property {
+    ($inv:expr) => {
+        Property::always($inv.name(), |m: &MembershipModel, s: &State| {
+            m.first_violation($inv.name(), m.transition_holds(s, $inv))
+        })
+    };
+}
+
+impl Model for MembershipModel {
+    type State = State;
+    type Action = Event;
+
+    fn init_states(&self) -> Vec<State> {
+        vec![State::initial(self.config)]
+    }
+
+    fn actions(&self, _state: &State, actions: &mut Vec<Event>) {
+        actions.extend_from_slice(&self.events);
+    }
+
+    fn next_state(&self, state: &State, event: Event) -> Option<State> {
+        let (next, _effects) = step(state, &event).ok()?;
+        Some(if self.symmetry { canonical(&next) } else { next })
+    }
+
+    fn format_action(&self, event: &Event) -> String {
+        event.to_string()
+    }
+
+    fn format_step(&self, state: &State, event: Event) -> Option<String> {
+        let (_, effects) = step(state, &event).ok()?;
+        Some(effects.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let properties = vec![
+            state_property!(Invariant::TypeOK),
+            state_property!(Invariant::MembershipConsistency),
+            state_property!(Invariant::JoinAtomicity),
+            state_property!(Invariant::LeaveDetectionWeak),
+            state_property!(Invariant::NoSplitBrain),
+            state_property!(Invariant::AtMostOnePrimary),
+            transition_property!(Invariant::FencingTermMonotonic),
+            transition_property!(Invariant::MinorityCannotElect),
+            transition_property!(Invariant::FailureRequiresDetection),
+        ];
+        debug_assert_eq!(
+            properties.len(),
+            Invariant::STATE.len() + Invariant::TRANSITION.len()
+        );
+        properties
+    }
+}
+
+/// Whether a state invariant or transition invariant is violated by `state` (for paths
+/// reconstructed outside the checker).
+pub fn state_violation(state: &State) -> Option<invariants::Violation> {
+    invariants::check_state(state).err()
+}
