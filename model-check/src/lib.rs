@@ -40,7 +40,7 @@ pub struct Options {
     pub threads: usize,
     /// Search order.
     pub search: Search,
-    /// Depth limit, if any.
+    /// Explore only paths of at most this many steps, if set.
     pub depth: Option<usize>,
     /// Whether to decide the liveness properties.
     pub liveness: bool,
@@ -129,8 +129,10 @@ pub fn run(options: &Options) -> Summary {
         );
     }
     let mut builder = model.clone().checker().threads(options.threads.max(1));
-    if let Some(depth) = options.depth {
-        builder = builder.target_max_depth(depth);
+    if let Some(steps) = options.depth {
+        // stateright counts the initial state as depth 1 and skips states at the target depth,
+        // so "at most `steps` steps" is a target of `steps + 2`.
+        builder = builder.target_max_depth(steps.saturating_add(2));
     }
     let outcome = match options.search {
         Search::Bfs => Outcome::of(builder.spawn_bfs().join()),

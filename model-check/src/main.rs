@@ -58,7 +58,7 @@ struct Cli {
     /// Depth-first search.
     #[arg(long)]
     dfs: bool,
-    /// Stop exploring below this depth (liveness is then not checked).
+    /// Explore only paths of at most this many steps (liveness is then not checked).
     #[arg(long)]
     depth: Option<usize>,
     /// Print the summary as JSON (for scripts).

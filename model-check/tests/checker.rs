@@ -1,0 +1,267 @@
+//! The checker's own tests: pinned state-space sizes (a protocol change that alters the state
+//! space is noticed), the reference and buggy discoveries, every mutant caught with its
+//! counterexample length, and the command-line behaviour (exit codes, the explorer).
+
+use membership_core::{invariants, step, Config, Event, Mode, Mutant, State};
+use model_check::{run, Options, PropertyReport, Search, Summary};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn options(config: Config, symmetry: bool, liveness: bool) -> Options {
+    Options {
+        config,
+        symmetry,
+        threads: 1,
+        search: Search::Bfs,
+        depth: None,
+        liveness,
+    }
+}
+
+fn fixed(nodes: u16) -> Config {
+    Config::new(Mode::Fixed, nodes, Some(3), None).unwrap()
+}
+
+fn property<'a>(summary: &'a Summary, name: &str) -> &'a PropertyReport {
+    summary
+        .properties
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no property {name}"))
+}
+
+fn violated(summary: &Summary) -> Vec<(&str, usize)> {
+    summary
+        .properties
+        .iter()
+        .filter(|p| p.verdict == "violated")
+        .map(|p| (p.name.as_str(), p.counterexample_length.unwrap()))
+        .collect()
+}
+
+/// Replays a counterexample's actions through the reducer and returns the states.
+fn replay(config: Config, actions: &[String]) -> Vec<State> {
+    let events = Event::all(config.node_count());
+    let mut states = vec![State::initial(config)];
+    for action in actions {
+        let event = events
+            .iter()
+            .find(|e| e.to_string() == *action)
+            .unwrap_or_else(|| panic!("unknown action {action}"));
+        let next = step(states.last().unwrap(), event).unwrap().0;
+        states.push(next);
+    }
+    states
+}
+
+#[test]
+fn fixed_protocol_state_spaces_are_pinned_and_every_property_holds() {
+    // (nodes, symmetry, distinct states, liveness graph states, max depth)
+    let pins = [
+        (2, true, 874, 1_680, 17),
+        (2, false, 1_680, 1_680, 17),
+        (3, true, 18_016, 103_624, 20),
+        (3, false, 103_624, 103_624, 20),
+    ];
+    for (nodes, symmetry, distinct, graph, depth) in pins {
+        let summary = run(&options(fixed(nodes), symmetry, true));
+        assert_eq!(summary.distinct_states, distinct, "nodes {nodes} symmetry {symmetry}");
+        assert_eq!(summary.liveness_graph_states, Some(graph), "nodes {nodes}");
+        assert_eq!(summary.max_depth, depth, "nodes {nodes} symmetry {symmetry}");
+        assert!(summary.all_hold, "{:?}", violated(&summary));
+        // 6 state + 3 transition invariants + convergence + one EventualStepDown per node.
+        assert_eq!(summary.properties.len(), 10 + usize::from(nodes));
+    }
+}
+
+#[test]
+fn reference_model_exact_state_space_for_two_nodes() {
+    let config = Config::reference(2, 3).unwrap();
+    let summary = run(&options(config, false, false));
+    assert_eq!(summary.distinct_states, 11_138);
+    assert_eq!(
+        violated(&summary),
+        vec![("FencingTermMonotonic", 3), ("FailureRequiresDetection", 7)]
+    );
+}
+
+#[test]
+fn reference_model_shows_the_protocol_md_leave_detection_counterexample() {
+    // Without symmetry reduction (the reference model breaks ties by node id), up to 8 steps:
+    // breadth-first search finds exactly PROTOCOL.md's path.
+    let config = Config::reference(3, 3).unwrap();
+    let mut opts = options(config, false, false);
+    opts.depth = Some(8);
+    let summary = run(&opts);
+    assert_eq!(summary.distinct_states, 50_019);
+    let p = property(&summary, "LeaveDetectionWeak");
+    assert_eq!(p.verdict, "violated");
+    let expected = [
+        "NodeJoin(n1)",
+        "NodeJoin(n2)",
+        "NodeJoinComplete(n2)",
+        "NodeJoin(n3)",
+        "CreatePartition(n1, n3)",
+        "NodeJoinComplete(n3)",
+        "MarkNodeFailed(n3)",
+        "NodeRecover(n3)",
+    ];
+    assert_eq!(p.counterexample_actions.as_deref().unwrap(), &expected[..]);
+    let states = replay(config, p.counterexample_actions.as_ref().unwrap());
+    let err = invariants::leave_detection_weak(states.last().unwrap()).unwrap_err();
+    assert_eq!(err.nodes, vec![membership_core::NodeId(2), membership_core::NodeId(3)]);
+    assert_eq!(property(&summary, "FencingTermMonotonic").counterexample_length, Some(3));
+}
+
+#[test]
+fn reference_model_with_symmetry_finds_the_same_defects() {
+    let config = Config::reference(3, 3).unwrap();
+    let summary = run(&options(config, true, false));
+    assert_eq!(summary.distinct_states, 1_391_880);
+    // Its own checked invariants hold; the known defects are found.
+    for holds in ["TypeOK", "JoinAtomicity", "NoSplitBrain", "MembershipConsistency"] {
+        assert_eq!(property(&summary, holds).verdict, "holds", "{holds}");
+    }
+    assert_eq!(
+        violated(&summary),
+        vec![
+            ("LeaveDetectionWeak", 8),
+            ("AtMostOnePrimary", 8),
+            ("FencingTermMonotonic", 3),
+            ("FailureRequiresDetection", 7)
+        ]
+    );
+}
+
+#[test]
+fn buggy_mode_finds_split_brain_and_the_reference_liveness_defect() {
+    let config = Config::buggy(3, 3).unwrap();
+    let summary = run(&options(config, true, true));
+    let p = property(&summary, "NoSplitBrain");
+    assert_eq!(p.counterexample_length, Some(4));
+    let states = replay(config, p.counterexample_actions.as_ref().unwrap());
+    assert!(invariants::no_split_brain(states.last().unwrap()).is_err());
+    assert!(states[..states.len() - 1]
+        .iter()
+        .all(|s| invariants::no_split_brain(s).is_ok()));
+    // Two nodes that detect each other end with different views of the same number: SyncViews
+    // never becomes enabled again, so views never converge (a lasso that stutters).
+    let live = property(&summary, "EventualMembershipConvergence");
+    assert_eq!(live.verdict, "violated");
+    assert_eq!(live.counterexample_length, Some(7));
+    let states = replay(config, live.counterexample_actions.as_ref().unwrap());
+    let last = states.last().unwrap();
+    assert!(last.is_stable() && !last.is_converged());
+}
+
+#[test]
+fn every_mutant_is_caught_with_its_shortest_counterexample() {
+    let expected = [
+        (Mutant::ElectWithoutMajority, "MinorityCannotElect", 3),
+        (Mutant::ElectWithoutTermIncrement, "FencingTermMonotonic", 5),
+        (Mutant::NoStepDown, "EventualStepDown(n1)", 1),
+        (Mutant::FailWithoutDetection, "FailureRequiresDetection", 2),
+        (Mutant::FailKeepsViews, "LeaveDetectionWeak", 8),
+        (Mutant::NoSyncViews, "EventualMembershipConvergence", 6),
+    ];
+    assert_eq!(expected.len(), Mutant::ALL.len(), "every mutant has a row");
+    for (mutant, name, length) in expected {
+        let config = fixed(3).with_mutant(Some(mutant)).unwrap();
+        let summary = run(&options(config, true, true));
+        assert!(!summary.all_hold, "{} not caught", mutant.name());
+        let p = property(&summary, name);
+        assert_eq!(p.verdict, "violated", "{}", mutant.name());
+        assert_eq!(p.counterexample_length, Some(length), "{}", mutant.name());
+        // The counterexample is a real execution of the mutant.
+        let actions = p.counterexample_actions.as_ref().unwrap();
+        assert_eq!(replay(config, actions).len(), length + 1, "{}", mutant.name());
+    }
+}
+
+#[test]
+fn the_liveness_lasso_of_a_planted_bug_is_fair_and_trapped() {
+    let config = fixed(3).with_mutant(Some(Mutant::NoSyncViews)).unwrap();
+    let summary = run(&options(config, false, true));
+    let p = property(&summary, "EventualMembershipConvergence");
+    let states = replay(config, p.counterexample_actions.as_ref().unwrap());
+    let last = states.last().unwrap();
+    assert!(last.is_stable() && !last.is_converged());
+    // Stuttering is fair there: no fair action is enabled.
+    for event in invariants::fair_events(3) {
+        assert!(step(last, &event).is_err(), "{event} enabled");
+    }
+    // The same state in the fixed protocol has SyncViews enabled (refused only by the bound).
+    let fixed_last = replay(fixed(3), p.counterexample_actions.as_ref().unwrap());
+    let enabled = invariants::fair_events(3)
+        .iter()
+        .filter(|e| matches!(e, Event::SyncViews { .. }))
+        .any(|e| match step(fixed_last.last().unwrap(), e) {
+            Ok(_) => true,
+            Err(r) => matches!(r.guard, membership_core::Guard::BoundReached { .. }),
+        });
+    assert!(enabled);
+}
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_model-check"))
+}
+
+#[test]
+fn exit_status_says_whether_every_property_holds() {
+    let ok = binary().args(["--nodes", "2"]).output().unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(text.contains("distinct states    874"), "{text}");
+    assert!(text.contains("result: every property holds"), "{text}");
+
+    let bad = binary().args(["--mutant", "no-step-down", "--nodes", "2"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("counterexample to EventualStepDown(n1)"));
+
+    let usage = binary().args(["--nodes", "0"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("node_count 0 is outside"));
+
+    let list = binary().args(["--mutant", "list"]).output().unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&list.stdout).lines().map(str::to_string).collect();
+    assert_eq!(names, Mutant::ALL.map(|m| m.name().to_string()).to_vec());
+
+    let json = binary().args(["--nodes", "2", "--json"]).output().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["distinct_states"], 874);
+    assert_eq!(value["all_hold"], true);
+}
+
+#[test]
+fn explorer_serves_on_loopback_and_refuses_other_addresses() {
+    let refused = binary().args(["--explore", "0.0.0.0:3999"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = binary()
+        .args(["--nodes", "2", "--explore", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut response = String::new();
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let request = "GET /.status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let _ = stream.read_to_string(&mut response);
+                if !response.is_empty() {
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(response.starts_with("HTTP/1."), "no HTTP answer: {response:?}");
+    assert!(response.contains("200"), "{response}");
+}
