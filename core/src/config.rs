@@ -178,7 +178,9 @@ impl Config {
             return Err(ConfigError::NodeCount { node_count });
         }
         match (mode, max_view) {
-            (Mode::Reference | Mode::Buggy, None) => return Err(ConfigError::MissingBound { mode }),
+            (Mode::Reference | Mode::Buggy, None) => {
+                return Err(ConfigError::MissingBound { mode })
+            }
             (_, Some(0)) => return Err(ConfigError::BoundTooSmall { max_view: 0 }),
             _ => {}
         }
@@ -289,8 +291,9 @@ mod tests {
         let ok: Config =
             serde_json::from_str(r#"{"mode":"Fixed","node_count":3,"max_view":null}"#).unwrap();
         assert_eq!(ok, Config::fixed(3).unwrap());
-        let err = serde_json::from_str::<Config>(r#"{"mode":"Fixed","node_count":0,"max_view":null}"#)
-            .unwrap_err();
+        let err =
+            serde_json::from_str::<Config>(r#"{"mode":"Fixed","node_count":0,"max_view":null}"#)
+                .unwrap_err();
         assert!(err.to_string().contains("node_count 0 is outside"), "{err}");
     }
 

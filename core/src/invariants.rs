@@ -152,25 +152,52 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
     let config = state.config();
     let all = NodeSet::first(config.node_count());
     if state.nodes().len() != usize::from(config.node_count()) {
-        return violation(Invariant::TypeOK, &[], format!("{} node records for {} nodes", state.nodes().len(), config.node_count()));
+        return violation(
+            Invariant::TypeOK,
+            &[],
+            format!(
+                "{} node records for {} nodes",
+                state.nodes().len(),
+                config.node_count()
+            ),
+        );
     }
     let fixed = config.mode() == crate::config::Mode::Fixed;
     for (n, r) in state.node_ids().zip(state.nodes()) {
         if !r.view.is_subset(all) || !r.partitioned_from.is_subset(all) {
-            return violation(Invariant::TypeOK, &[n], format!("{n} names a node outside Nodes"));
+            return violation(
+                Invariant::TypeOK,
+                &[n],
+                format!("{n} names a node outside Nodes"),
+            );
         }
         if r.partitioned_from.contains(n) {
-            return violation(Invariant::TypeOK, &[n], format!("{n} is partitioned from itself"));
+            return violation(
+                Invariant::TypeOK,
+                &[n],
+                format!("{n} is partitioned from itself"),
+            );
         }
-        if let Some(m) = r.partitioned_from.iter().find(|&m| !state.node(m).is_some_and(|o| o.partitioned_from.contains(n))) {
-            return violation(Invariant::TypeOK, &[n, m], format!("partition {n}-{m} is not symmetric"));
+        if let Some(m) = r.partitioned_from.iter().find(|&m| {
+            !state
+                .node(m)
+                .is_some_and(|o| o.partitioned_from.contains(n))
+        }) {
+            return violation(
+                Invariant::TypeOK,
+                &[n, m],
+                format!("partition {n}-{m} is not symmetric"),
+            );
         }
         if let Some(bound) = config.max_view() {
             if r.view_number > bound || r.term > bound {
                 return violation(
                     Invariant::TypeOK,
                     &[n],
-                    format!("{n} has view number {} / term {} above MaxView {bound}", r.view_number, r.term),
+                    format!(
+                        "{n} has view number {} / term {} above MaxView {bound}",
+                        r.view_number, r.term
+                    ),
                 );
             }
         }
@@ -178,7 +205,10 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
             return violation(
                 Invariant::TypeOK,
                 &[n],
-                format!("{n} holds term {} / view number {} above the registry counters", r.term, r.view_number),
+                format!(
+                    "{n} holds term {} / view number {} above the registry counters",
+                    r.term, r.view_number
+                ),
             );
         }
     }
@@ -188,14 +218,25 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
 /// MembershipConsistency: two Active nodes that each have the other in their view and have
 /// equal view numbers have equal views.
 pub fn membership_consistency(state: &State) -> Result<(), Violation> {
-    let active: Vec<(NodeId, _)> = state.active().iter().filter_map(|n| state.node(n).map(|r| (n, r))).collect();
+    let active: Vec<(NodeId, _)> = state
+        .active()
+        .iter()
+        .filter_map(|n| state.node(n).map(|r| (n, r)))
+        .collect();
     for (i, &(a, ra)) in active.iter().enumerate() {
         for &(b, rb) in &active[i + 1..] {
-            if ra.view.contains(b) && rb.view.contains(a) && ra.view_number == rb.view_number && ra.view != rb.view {
+            if ra.view.contains(b)
+                && rb.view.contains(a)
+                && ra.view_number == rb.view_number
+                && ra.view != rb.view
+            {
                 return violation(
                     Invariant::MembershipConsistency,
                     &[a, b],
-                    format!("{a} has {}#{} but {b} has {}#{}", ra.view, ra.view_number, rb.view, rb.view_number),
+                    format!(
+                        "{a} has {}#{} but {b} has {}#{}",
+                        ra.view, ra.view_number, rb.view, rb.view_number
+                    ),
                 );
             }
         }
@@ -213,7 +254,11 @@ pub fn join_atomicity(state: &State) -> Result<(), Violation> {
             NodeStatus::Leaving => true,
         };
         if !ok {
-            return violation(Invariant::JoinAtomicity, &[n], format!("{n} is {} with view {}", r.status, r.view));
+            return violation(
+                Invariant::JoinAtomicity,
+                &[n],
+                format!("{n} is {} with view {}", r.status, r.view),
+            );
         }
     }
     Ok(())
@@ -241,7 +286,11 @@ pub fn no_split_brain(state: &State) -> Result<(), Violation> {
     let valid = state.valid_primaries();
     if valid.len() > 1 {
         let nodes: Vec<NodeId> = valid.iter().collect();
-        return violation(Invariant::NoSplitBrain, &nodes, format!("{valid} all have valid primary claims"));
+        return violation(
+            Invariant::NoSplitBrain,
+            &nodes,
+            format!("{valid} all have valid primary claims"),
+        );
     }
     Ok(())
 }
@@ -251,7 +300,11 @@ pub fn at_most_one_primary(state: &State) -> Result<(), Violation> {
     let believers = state.believers();
     if believers.len() > 1 {
         let nodes: Vec<NodeId> = believers.iter().collect();
-        return violation(Invariant::AtMostOnePrimary, &nodes, format!("{believers} all believe they are primary"));
+        return violation(
+            Invariant::AtMostOnePrimary,
+            &nodes,
+            format!("{believers} all believe they are primary"),
+        );
     }
     Ok(())
 }
@@ -262,15 +315,25 @@ pub fn at_most_one_primary(state: &State) -> Result<(), Violation> {
 pub fn fencing_term_monotonic(before: &State, after: &State) -> Result<(), Violation> {
     let (was, is) = (before.registry_term(), after.registry_term());
     if is < was {
-        return violation(Invariant::FencingTermMonotonic, &[], format!("registry term went from {was} down to {is}"));
+        return violation(
+            Invariant::FencingTermMonotonic,
+            &[],
+            format!("registry term went from {was} down to {is}"),
+        );
     }
-    for (n, (rb, ra)) in after.node_ids().zip(before.nodes().iter().zip(after.nodes())) {
+    for (n, (rb, ra)) in after
+        .node_ids()
+        .zip(before.nodes().iter().zip(after.nodes()))
+    {
         let granted = ra.believes_primary && (!rb.believes_primary || rb.term != ra.term);
         if granted && ra.term <= was {
             return violation(
                 Invariant::FencingTermMonotonic,
                 &[n],
-                format!("{n} was granted term {} but term {was} had already been granted", ra.term),
+                format!(
+                    "{n} was granted term {} but term {was} had already been granted",
+                    ra.term
+                ),
             );
         }
     }
@@ -283,12 +346,18 @@ pub fn minority_cannot_elect(before: &State, after: &State) -> Result<(), Violat
     if before.active().is_empty() {
         return Ok(());
     }
-    for (n, (rb, ra)) in after.node_ids().zip(before.nodes().iter().zip(after.nodes())) {
+    for (n, (rb, ra)) in after
+        .node_ids()
+        .zip(before.nodes().iter().zip(after.nodes()))
+    {
         if ra.believes_primary && !rb.believes_primary && !after.has_majority(n) {
             return violation(
                 Invariant::MinorityCannotElect,
                 &[n],
-                format!("{n} became primary reaching only {}", after.reachable_active(n)),
+                format!(
+                    "{n} became primary reaching only {}",
+                    after.reachable_active(n)
+                ),
             );
         }
     }
@@ -299,11 +368,15 @@ pub fn minority_cannot_elect(before: &State, after: &State) -> Result<(), Violat
 /// step, an Active detector `d` that had dropped it from its view, could not communicate with
 /// it, and had not received its heartbeat.
 pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), Violation> {
-    for (n, (rb, ra)) in after.node_ids().zip(before.nodes().iter().zip(after.nodes())) {
+    for (n, (rb, ra)) in after
+        .node_ids()
+        .zip(before.nodes().iter().zip(after.nodes()))
+    {
         if rb.status == NodeStatus::Active && ra.status == NodeStatus::Failed {
             let detected = !rb.heartbeat_received
                 && before.active().without(n).iter().any(|d| {
-                    before.node(d).is_some_and(|rd| !rd.view.contains(n)) && !before.can_communicate(d, n)
+                    before.node(d).is_some_and(|rd| !rd.view.contains(n))
+                        && !before.can_communicate(d, n)
                 });
             if !detected {
                 return violation(
@@ -370,7 +443,10 @@ pub fn fair_events(node_count: u16) -> Vec<Event> {
     let mut events = Vec::new();
     for a in 1..=node_count {
         for b in a + 1..=node_count {
-            events.push(Event::SyncViews { a: NodeId(a), b: NodeId(b) });
+            events.push(Event::SyncViews {
+                a: NodeId(a),
+                b: NodeId(b),
+            });
         }
     }
     events.extend((1..=node_count).map(|n| Event::PrimaryStepDown { node: NodeId(n) }));

@@ -108,7 +108,10 @@ impl TryFrom<StateFields> for State {
         let all = NodeSet::first(node_count);
         for (i, record) in f.nodes.iter().enumerate() {
             let node = NodeId::from_index(i);
-            for (field, set) in [("view", record.view), ("partitioned_from", record.partitioned_from)] {
+            for (field, set) in [
+                ("view", record.view),
+                ("partitioned_from", record.partitioned_from),
+            ] {
                 if !set.is_subset(all) {
                     return Err(StateError::UnknownMember {
                         node,
@@ -118,7 +121,10 @@ impl TryFrom<StateFields> for State {
                 }
             }
             for other in record.partitioned_from.iter() {
-                let symmetric = other.index().and_then(|j| f.nodes.get(j)).is_some_and(|r| r.partitioned_from.contains(node));
+                let symmetric = other
+                    .index()
+                    .and_then(|j| f.nodes.get(j))
+                    .is_some_and(|r| r.partitioned_from.contains(node));
                 if other == node || !symmetric {
                     return Err(StateError::Partition { a: node, b: other });
                 }
@@ -194,12 +200,18 @@ impl State {
     }
 
     pub(crate) fn set_term_counter(&mut self, value: u64) {
-        debug_assert!(value >= self.term_counter, "the term counter never decreases");
+        debug_assert!(
+            value >= self.term_counter,
+            "the term counter never decreases"
+        );
         self.term_counter = value;
     }
 
     pub(crate) fn set_view_counter(&mut self, value: u64) {
-        debug_assert!(value >= self.view_counter, "the view counter never decreases");
+        debug_assert!(
+            value >= self.view_counter,
+            "the view counter never decreases"
+        );
         self.view_counter = value;
     }
 
@@ -332,7 +344,8 @@ impl State {
     /// and nothing is partitioned.
     pub fn is_stable(&self) -> bool {
         self.nodes.iter().all(|r| {
-            matches!(r.status, NodeStatus::Active | NodeStatus::Left) && r.partitioned_from.is_empty()
+            matches!(r.status, NodeStatus::Active | NodeStatus::Left)
+                && r.partitioned_from.is_empty()
         })
     }
 
@@ -404,7 +417,10 @@ mod tests {
         // n1 -> n3, n2 -> n1, n3 -> n2
         let p = s.permuted(&[2, 0, 1]);
         assert_eq!(p.nodes[2].status, NodeStatus::Active);
-        assert_eq!(p.nodes[2].view, [NodeId(3), NodeId(1)].into_iter().collect());
+        assert_eq!(
+            p.nodes[2].view,
+            [NodeId(3), NodeId(1)].into_iter().collect()
+        );
         assert_eq!(p.nodes[2].partitioned_from, NodeSet::single(NodeId(2)));
         assert_eq!(p.nodes[1].partitioned_from, NodeSet::single(NodeId(3)));
         assert_eq!(p.permuted(&[1, 2, 0]), s);

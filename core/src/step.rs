@@ -40,10 +40,24 @@ pub fn step(state: &State, event: &Event) -> Result<(State, Vec<Effect>), Refusa
         Event::SyncViews { a, b } => sync_views(state, a, b),
     };
     let (next, effects) = outcome.map_err(|guard| Refusal { action, guard })?;
-    debug_assert_eq!(next.config(), state.config(), "{event}: the configuration never changes");
-    debug_assert_eq!(next.nodes().len(), state.nodes().len(), "{event}: the node table keeps its size");
-    debug_assert!(next.term_counter() >= state.term_counter(), "{event}: term counter decreased");
-    debug_assert!(next.view_counter() >= state.view_counter(), "{event}: view counter decreased");
+    debug_assert_eq!(
+        next.config(),
+        state.config(),
+        "{event}: the configuration never changes"
+    );
+    debug_assert_eq!(
+        next.nodes().len(),
+        state.nodes().len(),
+        "{event}: the node table keeps its size"
+    );
+    debug_assert!(
+        next.term_counter() >= state.term_counter(),
+        "{event}: term counter decreased"
+    );
+    debug_assert!(
+        next.view_counter() >= state.view_counter(),
+        "{event}: view counter decreased"
+    );
     Ok((next, effects))
 }
 
@@ -89,7 +103,9 @@ fn within_bound(state: &State, counter: Counter, value: u64) -> Result<u64, Guar
 
 /// `value + 1`, within the bound and without overflow.
 fn successor(state: &State, counter: Counter, value: u64) -> Result<u64, Guard> {
-    let next = value.checked_add(1).ok_or(Guard::CounterOverflow { counter })?;
+    let next = value
+        .checked_add(1)
+        .ok_or(Guard::CounterOverflow { counter })?;
     within_bound(state, counter, next)
 }
 
@@ -118,7 +134,13 @@ fn change_status(next: &mut State, effects: &mut Vec<Effect>, node: NodeId, to: 
     effects.push(Effect::StatusChanged { node, from, to });
 }
 
-fn adopt_view(next: &mut State, effects: &mut Vec<Effect>, node: NodeId, view: NodeSet, view_number: u64) {
+fn adopt_view(
+    next: &mut State,
+    effects: &mut Vec<Effect>,
+    node: NodeId,
+    view: NodeSet,
+    view_number: u64,
+) {
     debug_assert!(!view.is_empty(), "{node}: an adopted view is never empty");
     set(next, node, |r| {
         r.view = view;
@@ -215,7 +237,9 @@ fn node_join_complete(state: &State, n: NodeId) -> Outcome {
     }
     let view_number = match state.config().mode() {
         Mode::Fixed => issue_view_number(state)?,
-        Mode::Reference | Mode::Buggy => successor(state, Counter::ViewNumber, state.max_view_number(active))?,
+        Mode::Reference | Mode::Buggy => {
+            successor(state, Counter::ViewNumber, state.max_view_number(active))?
+        }
     };
     let view = active.with(n);
     let mut next = state.clone();
@@ -255,7 +279,11 @@ fn node_leave_complete(state: &State, n: NodeId) -> Outcome {
     let mut effects = Vec::new();
     match state.config().mode() {
         Mode::Fixed => {
-            let view_number = if active.is_empty() { None } else { Some(issue_view_number(state)?) };
+            let view_number = if active.is_empty() {
+                None
+            } else {
+                Some(issue_view_number(state)?)
+            };
             change_status(&mut next, &mut effects, n, NodeStatus::Left);
             set(&mut next, n, |r| {
                 r.view = NodeSet::EMPTY;
@@ -282,7 +310,9 @@ fn node_leave_complete(state: &State, n: NodeId) -> Outcome {
         }
     }
     debug_assert!(next.node(n).is_some_and(|r| r.view.is_empty()));
-    debug_assert!(active.iter().all(|m| next.node(m).is_some_and(|r| r.view == active)));
+    debug_assert!(active
+        .iter()
+        .all(|m| next.node(m).is_some_and(|r| r.view == active)));
     Ok((next, effects))
 }
 
@@ -296,9 +326,9 @@ fn send_heartbeat(state: &State, n: NodeId) -> Outcome {
         .filter(|&m| {
             m == n
                 || (state.can_communicate(n, m)
-                    && state
-                        .node(m)
-                        .is_some_and(|r| matches!(r.status, NodeStatus::Active | NodeStatus::Leaving)))
+                    && state.node(m).is_some_and(|r| {
+                        matches!(r.status, NodeStatus::Active | NodeStatus::Leaving)
+                    }))
         })
         .collect();
     for &m in &receivers {
@@ -318,7 +348,10 @@ fn detect_failure(state: &State, d: NodeId, t: NodeId) -> Outcome {
     let detector = require_status(state, d, NodeStatus::Active)?;
     let target = require_status(state, t, NodeStatus::Active)?;
     if !detector.view.contains(t) {
-        return Err(Guard::NotInView { detector: d, target: t });
+        return Err(Guard::NotInView {
+            detector: d,
+            target: t,
+        });
     }
     if state.can_communicate(d, t) {
         return Err(Guard::CanCommunicate { a: d, b: t });
@@ -328,7 +361,9 @@ fn detect_failure(state: &State, d: NodeId, t: NodeId) -> Outcome {
     }
     let view_number = match state.config().mode() {
         Mode::Fixed => issue_view_number(state)?,
-        Mode::Reference | Mode::Buggy => successor(state, Counter::ViewNumber, detector.view_number)?,
+        Mode::Reference | Mode::Buggy => {
+            successor(state, Counter::ViewNumber, detector.view_number)?
+        }
     };
     let view = detector.view.without(t).with(d);
     let mut next = state.clone();
@@ -376,7 +411,10 @@ fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
         detected_by(state, n)?;
     } else if !fixed {
         let others = state.active().without(n);
-        if !others.iter().any(|d| state.node(d).is_some_and(|r| !r.view.contains(n))) {
+        if !others
+            .iter()
+            .any(|d| state.node(d).is_some_and(|r| !r.view.contains(n)))
+        {
             return Err(Guard::Undetected { node: n });
         }
     }
@@ -386,7 +424,11 @@ fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
         .filter(|&m| state.node(m).is_some_and(|r| r.view.contains(n)))
         .collect();
     let cleanup = fixed && !config.is_mutant(Mutant::FailKeepsViews) && !listers.is_empty();
-    let view_number = if cleanup { Some(issue_view_number(state)?) } else { None };
+    let view_number = if cleanup {
+        Some(issue_view_number(state)?)
+    } else {
+        None
+    };
     let mut next = state.clone();
     let mut effects = Vec::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Failed);
@@ -405,8 +447,16 @@ fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
         }
         record_view_number(&mut next, view_number);
     }
-    debug_assert!(next.node(n).is_some_and(|r| r.status == NodeStatus::Failed && !r.believes_primary));
-    debug_assert!(!cleanup || next.active().iter().all(|m| next.node(m).is_some_and(|r| !r.view.contains(n))));
+    debug_assert!(next
+        .node(n)
+        .is_some_and(|r| r.status == NodeStatus::Failed && !r.believes_primary));
+    debug_assert!(
+        !cleanup
+            || next
+                .active()
+                .iter()
+                .all(|m| next.node(m).is_some_and(|r| !r.view.contains(n)))
+    );
     Ok((next, effects))
 }
 
@@ -416,7 +466,11 @@ fn node_recover(state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Failed)?;
     let config = state.config();
     if config.mode() == Mode::Fixed && !config.is_mutant(Mutant::FailKeepsViews) {
-        if let Some(viewer) = state.active().iter().find(|&m| state.node(m).is_some_and(|r| r.view.contains(n))) {
+        if let Some(viewer) = state
+            .active()
+            .iter()
+            .find(|&m| state.node(m).is_some_and(|r| r.view.contains(n)))
+        {
             return Err(Guard::StillInView { node: n, viewer });
         }
     }
@@ -428,7 +482,9 @@ fn node_recover(state: &State, n: NodeId) -> Outcome {
         r.view_number = 0;
         r.term = 0;
     });
-    debug_assert!(next.node(n).is_some_and(|r| r.status == NodeStatus::Left && r.view.is_empty()));
+    debug_assert!(next
+        .node(n)
+        .is_some_and(|r| r.status == NodeStatus::Left && r.view.is_empty()));
     debug_assert_eq!(effects.len(), 1);
     Ok((next, effects))
 }
@@ -475,7 +531,9 @@ fn elect_primary(state: &State, n: NodeId) -> Outcome {
     }
     become_primary(&mut next, &mut effects, n, term);
     debug_assert!(config.mode() != Mode::Fixed || next.believers() == NodeSet::single(n));
-    debug_assert!(next.node(n).is_some_and(|r| r.believes_primary && r.term == term));
+    debug_assert!(next
+        .node(n)
+        .is_some_and(|r| r.believes_primary && r.term == term));
     Ok((next, effects))
 }
 
@@ -485,7 +543,9 @@ fn primary_step_down(state: &State, n: NodeId) -> Outcome {
     let r = record(state, n)?;
     let config = state.config();
     if config.mode() == Mode::Buggy || config.is_mutant(Mutant::NoStepDown) {
-        return Err(Guard::Disabled { mode: config.mode() });
+        return Err(Guard::Disabled {
+            mode: config.mode(),
+        });
     }
     if !r.believes_primary {
         return Err(Guard::NotPrimary { node: n });
@@ -511,8 +571,12 @@ fn create_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
         return Err(Guard::AlreadyPartitioned { a, b });
     }
     let mut next = state.clone();
-    set(&mut next, a, |r| r.partitioned_from = r.partitioned_from.with(b));
-    set(&mut next, b, |r| r.partitioned_from = r.partitioned_from.with(a));
+    set(&mut next, a, |r| {
+        r.partitioned_from = r.partitioned_from.with(b)
+    });
+    set(&mut next, b, |r| {
+        r.partitioned_from = r.partitioned_from.with(a)
+    });
     debug_assert!(!next.can_communicate(a, b) && !next.can_communicate(b, a));
     debug_assert!(next.can_communicate(a, a));
     Ok((next, Vec::new()))
@@ -530,21 +594,37 @@ fn heal_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
     }
     let mut next = state.clone();
     let mut effects = Vec::new();
-    set(&mut next, a, |r| r.partitioned_from = r.partitioned_from.without(b));
-    set(&mut next, b, |r| r.partitioned_from = r.partitioned_from.without(a));
+    set(&mut next, a, |r| {
+        r.partitioned_from = r.partitioned_from.without(b)
+    });
+    set(&mut next, b, |r| {
+        r.partitioned_from = r.partitioned_from.without(a)
+    });
     let believers = state.believers();
     if state.config().mode() != Mode::Buggy && believers.contains(a) && believers.contains(b) {
         let loser = match state.config().mode() {
             Mode::Fixed => {
                 let term = |n: NodeId| state.node(n).map_or(0, |r| r.term);
-                if (term(a), a) < (term(b), b) { a } else { b }
+                if (term(a), a) < (term(b), b) {
+                    a
+                } else {
+                    b
+                }
             }
             Mode::Reference | Mode::Buggy => a.min(b),
         };
-        step_down(&mut next, &mut effects, loser, StepDownReason::PartitionHealed);
+        step_down(
+            &mut next,
+            &mut effects,
+            loser,
+            StepDownReason::PartitionHealed,
+        );
     }
     debug_assert!(next.can_communicate(a, b));
-    debug_assert!(state.config().mode() == Mode::Buggy || !(next.believers().contains(a) && next.believers().contains(b)));
+    debug_assert!(
+        state.config().mode() == Mode::Buggy
+            || !(next.believers().contains(a) && next.believers().contains(b))
+    );
     Ok((next, effects))
 }
 
@@ -568,7 +648,9 @@ fn sync_views(state: &State, a: NodeId, b: NodeId) -> Outcome {
     distinct(a, b)?;
     let config = state.config();
     if config.is_mutant(Mutant::NoSyncViews) {
-        return Err(Guard::Disabled { mode: config.mode() });
+        return Err(Guard::Disabled {
+            mode: config.mode(),
+        });
     }
     let ra = require_status(state, a, NodeStatus::Active)?;
     let rb = require_status(state, b, NodeStatus::Active)?;
@@ -582,7 +664,11 @@ fn sync_views(state: &State, a: NodeId, b: NodeId) -> Outcome {
             view_number: ra.view_number,
         });
     }
-    let newer = if ra.view_number > rb.view_number { ra } else { rb };
+    let newer = if ra.view_number > rb.view_number {
+        ra
+    } else {
+        rb
+    };
     let view_number = match config.mode() {
         Mode::Fixed => issue_view_number(state)?,
         Mode::Reference | Mode::Buggy => successor(state, Counter::ViewNumber, newer.view_number)?,

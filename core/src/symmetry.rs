@@ -41,7 +41,11 @@ pub fn canonical(state: &State) -> State {
             i += 1;
         }
     }
-    debug_assert_eq!(visited, (1..=n).product::<usize>(), "every renaming was tried");
+    debug_assert_eq!(
+        visited,
+        (1..=n).product::<usize>(),
+        "every renaming was tried"
+    );
     debug_assert!(best <= *state);
     best
 }
@@ -61,8 +65,14 @@ mod tests {
 
     #[test]
     fn renamed_states_share_a_representative() {
-        let a = run(&[Event::NodeJoin { node: NodeId(1) }, Event::NodeJoin { node: NodeId(3) }]);
-        let b = run(&[Event::NodeJoin { node: NodeId(2) }, Event::NodeJoin { node: NodeId(1) }]);
+        let a = run(&[
+            Event::NodeJoin { node: NodeId(1) },
+            Event::NodeJoin { node: NodeId(3) },
+        ]);
+        let b = run(&[
+            Event::NodeJoin { node: NodeId(2) },
+            Event::NodeJoin { node: NodeId(1) },
+        ]);
         assert_ne!(a, b);
         assert_eq!(canonical(&a), canonical(&b));
         assert_eq!(canonical(&canonical(&a)), canonical(&a));
@@ -71,7 +81,10 @@ mod tests {
     #[test]
     fn different_shapes_keep_different_representatives() {
         let a = run(&[Event::NodeJoin { node: NodeId(1) }]);
-        let b = run(&[Event::NodeJoin { node: NodeId(1) }, Event::NodeJoin { node: NodeId(2) }]);
+        let b = run(&[
+            Event::NodeJoin { node: NodeId(1) },
+            Event::NodeJoin { node: NodeId(2) },
+        ]);
         assert_ne!(canonical(&a), canonical(&b));
     }
 }

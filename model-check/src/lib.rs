@@ -142,7 +142,10 @@ pub fn run(options: &Options) -> Summary {
     let distinct_states = outcome.unique;
     let mut properties = Vec::new();
     for property in model.properties() {
-        let kind = if Invariant::TRANSITION.iter().any(|i| i.name() == property.name) {
+        let kind = if Invariant::TRANSITION
+            .iter()
+            .any(|i| i.name() == property.name)
+        {
             "transition"
         } else {
             "state"
@@ -153,7 +156,12 @@ pub fn run(options: &Options) -> Summary {
             Some(path) => {
                 let events = counterexample_events(&model, path, property.name);
                 let (text, concrete) = render(&config, &events, None);
-                ("violated", Some(concrete.len()), Some(text), Some(concrete.iter().map(Event::to_string).collect()))
+                (
+                    "violated",
+                    Some(concrete.len()),
+                    Some(text),
+                    Some(concrete.iter().map(Event::to_string).collect()),
+                )
             }
         };
         properties.push(PropertyReport {
@@ -181,7 +189,9 @@ pub fn run(options: &Options) -> Summary {
                 }
             }
             Err(GraphTooLarge { states_max }) => {
-                notes.push(format!("liveness not checked: the reachable graph has more than {states_max} states"));
+                notes.push(format!(
+                    "liveness not checked: the reachable graph has more than {states_max} states"
+                ));
             }
         }
     } else if options.liveness {
@@ -241,7 +251,13 @@ fn liveness_property(config: &Config, report: LivenessReport) -> PropertyReport 
             let mut events = prefix.clone();
             events.extend(cycle.iter().copied());
             let (text, concrete) = render(config, &events, Some(prefix.len()));
-            ("violated", Some(lasso.len()), Some(text), Some(concrete.iter().map(Event::to_string).collect()), Some(prefix.len() + 1))
+            (
+                "violated",
+                Some(lasso.len()),
+                Some(text),
+                Some(concrete.iter().map(Event::to_string).collect()),
+                Some(prefix.len() + 1),
+            )
         }
     };
     PropertyReport {
@@ -259,7 +275,11 @@ fn liveness_property(config: &Config, report: LivenessReport) -> PropertyReport 
 /// The concrete events of a stateright discovery: the path's actions, renamed from symmetry
 /// representatives to one consistent naming, plus (for a transition property) the violating
 /// step from the path's last state.
-fn counterexample_events(model: &MembershipModel, path: Path<State, Event>, property: &str) -> Vec<Event> {
+fn counterexample_events(
+    model: &MembershipModel,
+    path: Path<State, Event>,
+    property: &str,
+) -> Vec<Event> {
     let steps = path.into_vec();
     let representatives: Vec<State> = steps.iter().map(|(s, _)| s.clone()).collect();
     let mut events = Vec::new();
@@ -323,7 +343,10 @@ fn render(config: &Config, events: &[Event], cycle_start: Option<usize>) -> (Str
         }
     }
     if cycle_start == Some(events.len()) {
-        let _ = writeln!(out, "   -- and then nothing fair is enabled: the behaviour stutters here forever --");
+        let _ = writeln!(
+            out,
+            "   -- and then nothing fair is enabled: the behaviour stutters here forever --"
+        );
     }
     (out, replayed)
 }
@@ -331,7 +354,10 @@ fn render(config: &Config, events: &[Event], cycle_start: Option<usize>) -> (Str
 /// Field-by-field differences between two states, for people.
 pub fn changes(before: &State, after: &State) -> Vec<String> {
     let mut out = Vec::new();
-    for (n, (a, b)) in before.node_ids().zip(before.nodes().iter().zip(after.nodes())) {
+    for (n, (a, b)) in before
+        .node_ids()
+        .zip(before.nodes().iter().zip(after.nodes()))
+    {
         let mut parts = Vec::new();
         let NodeRecord {
             status,
@@ -346,29 +372,49 @@ pub fn changes(before: &State, after: &State) -> Vec<String> {
             parts.push(format!("state {status} -> {}", b.status));
         }
         if view != b.view || view_number != b.view_number {
-            parts.push(format!("view {view}#{view_number} -> {}#{}", b.view, b.view_number));
+            parts.push(format!(
+                "view {view}#{view_number} -> {}#{}",
+                b.view, b.view_number
+            ));
         }
         if believes_primary != b.believes_primary {
-            parts.push(format!("believes_primary {believes_primary} -> {}", b.believes_primary));
+            parts.push(format!(
+                "believes_primary {believes_primary} -> {}",
+                b.believes_primary
+            ));
         }
         if term != b.term {
             parts.push(format!("term {term} -> {}", b.term));
         }
         if heartbeat_received != b.heartbeat_received {
-            parts.push(format!("heartbeat_received {heartbeat_received} -> {}", b.heartbeat_received));
+            parts.push(format!(
+                "heartbeat_received {heartbeat_received} -> {}",
+                b.heartbeat_received
+            ));
         }
         if partitioned_from != b.partitioned_from {
-            parts.push(format!("partitioned_from {partitioned_from} -> {}", b.partitioned_from));
+            parts.push(format!(
+                "partitioned_from {partitioned_from} -> {}",
+                b.partitioned_from
+            ));
         }
         if !parts.is_empty() {
             out.push(format!("{n}: {}", parts.join(", ")));
         }
     }
     if before.term_counter() != after.term_counter() {
-        out.push(format!("term_counter {} -> {}", before.term_counter(), after.term_counter()));
+        out.push(format!(
+            "term_counter {} -> {}",
+            before.term_counter(),
+            after.term_counter()
+        ));
     }
     if before.view_counter() != after.view_counter() {
-        out.push(format!("view_counter {} -> {}", before.view_counter(), after.view_counter()));
+        out.push(format!(
+            "view_counter {} -> {}",
+            before.view_counter(),
+            after.view_counter()
+        ));
     }
     out
 }
@@ -394,16 +440,24 @@ pub fn print_summary(summary: &Summary) -> String {
         out,
         "  spec {}{} | nodes {} | MaxView {} | symmetry {} | {} | threads {}{}",
         summary.spec,
-        summary.mutant.map(|m| format!(" (mutant {m})")).unwrap_or_default(),
+        summary
+            .mutant
+            .map(|m| format!(" (mutant {m})"))
+            .unwrap_or_default(),
         summary.nodes,
-        summary.max_view.map_or("none".to_string(), |b| b.to_string()),
+        summary
+            .max_view
+            .map_or("none".to_string(), |b| b.to_string()),
         if summary.symmetry { "on" } else { "off" },
         match summary.search {
             Search::Bfs => "bfs",
             Search::Dfs => "dfs",
         },
         summary.threads,
-        summary.depth_limit.map(|d| format!(" | depth limit {d}")).unwrap_or_default(),
+        summary
+            .depth_limit
+            .map(|d| format!(" | depth limit {d}"))
+            .unwrap_or_default(),
     );
     let _ = writeln!(
         out,
@@ -416,10 +470,16 @@ pub fn print_summary(summary: &Summary) -> String {
     let _ = writeln!(out, "  states per second  {:.0}", summary.states_per_second);
     let _ = writeln!(out, "  maximum depth      {}", summary.max_depth);
     let _ = writeln!(out, "  time               {:.2} s", summary.safety_seconds);
-    if let (Some(states), Some(edges)) = (summary.liveness_graph_states, summary.liveness_graph_edges) {
+    if let (Some(states), Some(edges)) =
+        (summary.liveness_graph_states, summary.liveness_graph_edges)
+    {
         let _ = writeln!(out, "liveness (explicit graph, no symmetry reduction):");
         let _ = writeln!(out, "  graph              {states} states, {edges} edges");
-        let _ = writeln!(out, "  time               {:.2} s", summary.liveness_seconds);
+        let _ = writeln!(
+            out,
+            "  time               {:.2} s",
+            summary.liveness_seconds
+        );
     }
     let _ = writeln!(out, "wall time            {:.2} s", summary.wall_seconds);
     if let Some(mib) = summary.peak_memory_mib {
@@ -437,10 +497,27 @@ pub fn print_summary(summary: &Summary) -> String {
         };
         let _ = writeln!(out, "  {:<34} {:<11} {}{extra}", p.name, p.kind, p.verdict);
     }
-    for p in summary.properties.iter().filter(|p| p.counterexample.is_some()) {
-        let _ = writeln!(out, "\ncounterexample to {} ({} steps):", p.name, p.counterexample_length.unwrap_or(0));
+    for p in summary
+        .properties
+        .iter()
+        .filter(|p| p.counterexample.is_some())
+    {
+        let _ = writeln!(
+            out,
+            "\ncounterexample to {} ({} steps):",
+            p.name,
+            p.counterexample_length.unwrap_or(0)
+        );
         let _ = write!(out, "{}", p.counterexample.as_deref().unwrap_or(""));
     }
-    let _ = writeln!(out, "\nresult: {}", if summary.all_hold { "every property holds" } else { "VIOLATED" });
+    let _ = writeln!(
+        out,
+        "\nresult: {}",
+        if summary.all_hold {
+            "every property holds"
+        } else {
+            "VIOLATED"
+        }
+    );
     out
 }

@@ -353,7 +353,12 @@ fn trapped_components(graph: &Graph, trapped: &[bool]) -> Vec<Vec<usize>> {
 
 /// A cycle from `entry` back to `entry` inside `members` that takes an edge of every label in
 /// `required` (the fair actions enabled throughout the component), built from shortest walks.
-fn fair_cycle(graph: &Graph, members: &std::collections::BTreeSet<usize>, entry: usize, required: &[u16]) -> Vec<Event> {
+fn fair_cycle(
+    graph: &Graph,
+    members: &std::collections::BTreeSet<usize>,
+    entry: usize,
+    required: &[u16],
+) -> Vec<Event> {
     let mut cycle = Vec::new();
     let mut at = entry;
     for &label in required {
@@ -375,7 +380,11 @@ fn fair_cycle(graph: &Graph, members: &std::collections::BTreeSet<usize>, entry:
     }
     // Close the cycle: at least one step, back to the entry.
     if at == entry && cycle.is_empty() {
-        if let Some(&(t, l)) = graph.out(entry).iter().find(|(t, _)| members.contains(&(*t as usize))) {
+        if let Some(&(t, l)) = graph
+            .out(entry)
+            .iter()
+            .find(|(t, _)| members.contains(&(*t as usize)))
+        {
             cycle.push(graph.events[usize::from(l)]);
             at = t as usize;
         }

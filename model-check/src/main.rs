@@ -84,7 +84,11 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let mutant = match cli.mutant.as_deref().map(|name| (name, Mutant::from_name(name))) {
+    let mutant = match cli
+        .mutant
+        .as_deref()
+        .map(|name| (name, Mutant::from_name(name)))
+    {
         None => None,
         Some((_, Some(m))) => Some(m),
         Some((name, None)) => {
@@ -110,7 +114,10 @@ fn main() -> ExitCode {
             eprintln!("error: --explore serves only on a loopback address (127.0.0.1 or [::1]), not {addr}");
             return ExitCode::from(2);
         }
-        println!("serving the state space of {mode} ({} nodes, MaxView {}) on http://{addr}", cli.nodes, cli.max_view);
+        println!(
+            "serving the state space of {mode} ({} nodes, MaxView {}) on http://{addr}",
+            cli.nodes, cli.max_view
+        );
         MembershipModel::new(config, symmetry)
             .checker()
             .threads(cli.threads.max(1))

@@ -40,7 +40,10 @@ impl MembershipModel {
         if holds {
             return true;
         }
-        let mut violated = self.violated.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut violated = self
+            .violated
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let first = violated.insert(name);
         !first
     }
@@ -147,7 +150,11 @@ impl Model for MembershipModel {
 
     fn next_state(&self, state: &State, event: Event) -> Option<State> {
         let (next, _effects) = step(state, &event).ok()?;
-        Some(if self.symmetry { canonical(&next) } else { next })
+        Some(if self.symmetry {
+            canonical(&next)
+        } else {
+            next
+        })
     }
 
     fn format_action(&self, event: &Event) -> String {
@@ -156,7 +163,13 @@ impl Model for MembershipModel {
 
     fn format_step(&self, state: &State, event: Event) -> Option<String> {
         let (_, effects) = step(state, &event).ok()?;
-        Some(effects.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+        Some(
+            effects
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

@@ -2,6 +2,9 @@
 //! space is noticed), the reference and buggy discoveries, every mutant caught with its
 //! counterexample length, and the command-line behaviour (exit codes, the explorer).
 
+// Test code: unwrap/expect are allowed here (clippy.toml allows them only inside #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use membership_core::{invariants, step, Config, Event, Mode, Mutant, State};
 use model_check::{run, Options, PropertyReport, Search, Summary};
 use std::io::{Read, Write};
@@ -67,9 +70,15 @@ fn fixed_protocol_state_spaces_are_pinned_and_every_property_holds() {
     ];
     for (nodes, symmetry, distinct, graph, depth) in pins {
         let summary = run(&options(fixed(nodes), symmetry, true));
-        assert_eq!(summary.distinct_states, distinct, "nodes {nodes} symmetry {symmetry}");
+        assert_eq!(
+            summary.distinct_states, distinct,
+            "nodes {nodes} symmetry {symmetry}"
+        );
         assert_eq!(summary.liveness_graph_states, Some(graph), "nodes {nodes}");
-        assert_eq!(summary.max_depth, depth, "nodes {nodes} symmetry {symmetry}");
+        assert_eq!(
+            summary.max_depth, depth,
+            "nodes {nodes} symmetry {symmetry}"
+        );
         assert!(summary.all_hold, "{:?}", violated(&summary));
         // 6 state + 3 transition invariants + convergence + one EventualStepDown per node.
         assert_eq!(summary.properties.len(), 10 + usize::from(nodes));
@@ -111,8 +120,14 @@ fn reference_model_shows_the_protocol_md_leave_detection_counterexample() {
     assert_eq!(p.counterexample_actions.as_deref().unwrap(), &expected[..]);
     let states = replay(config, p.counterexample_actions.as_ref().unwrap());
     let err = invariants::leave_detection_weak(states.last().unwrap()).unwrap_err();
-    assert_eq!(err.nodes, vec![membership_core::NodeId(2), membership_core::NodeId(3)]);
-    assert_eq!(property(&summary, "FencingTermMonotonic").counterexample_length, Some(3));
+    assert_eq!(
+        err.nodes,
+        vec![membership_core::NodeId(2), membership_core::NodeId(3)]
+    );
+    assert_eq!(
+        property(&summary, "FencingTermMonotonic").counterexample_length,
+        Some(3)
+    );
 }
 
 #[test]
@@ -121,7 +136,12 @@ fn reference_model_with_symmetry_finds_the_same_defects() {
     let summary = run(&options(config, true, false));
     assert_eq!(summary.distinct_states, 1_391_880);
     // Its own checked invariants hold; the known defects are found.
-    for holds in ["TypeOK", "JoinAtomicity", "NoSplitBrain", "MembershipConsistency"] {
+    for holds in [
+        "TypeOK",
+        "JoinAtomicity",
+        "NoSplitBrain",
+        "MembershipConsistency",
+    ] {
         assert_eq!(property(&summary, holds).verdict, "holds", "{holds}");
     }
     assert_eq!(
@@ -176,7 +196,12 @@ fn every_mutant_is_caught_with_its_shortest_counterexample() {
         assert_eq!(p.counterexample_length, Some(length), "{}", mutant.name());
         // The counterexample is a real execution of the mutant.
         let actions = p.counterexample_actions.as_ref().unwrap();
-        assert_eq!(replay(config, actions).len(), length + 1, "{}", mutant.name());
+        assert_eq!(
+            replay(config, actions).len(),
+            length + 1,
+            "{}",
+            mutant.name()
+        );
     }
 }
 
@@ -216,7 +241,10 @@ fn exit_status_says_whether_every_property_holds() {
     assert!(text.contains("distinct states    874"), "{text}");
     assert!(text.contains("result: every property holds"), "{text}");
 
-    let bad = binary().args(["--mutant", "no-step-down", "--nodes", "2"]).output().unwrap();
+    let bad = binary()
+        .args(["--mutant", "no-step-down", "--nodes", "2"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("counterexample to EventualStepDown(n1)"));
 
@@ -225,7 +253,10 @@ fn exit_status_says_whether_every_property_holds() {
     assert!(String::from_utf8_lossy(&usage.stderr).contains("node_count 0 is outside"));
 
     let list = binary().args(["--mutant", "list"]).output().unwrap();
-    let names: Vec<String> = String::from_utf8_lossy(&list.stdout).lines().map(str::to_string).collect();
+    let names: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(names, Mutant::ALL.map(|m| m.name().to_string()).to_vec());
 
     let json = binary().args(["--nodes", "2", "--json"]).output().unwrap();
@@ -236,10 +267,17 @@ fn exit_status_says_whether_every_property_holds() {
 
 #[test]
 fn explorer_serves_on_loopback_and_refuses_other_addresses() {
-    let refused = binary().args(["--explore", "0.0.0.0:3999"]).output().unwrap();
+    let refused = binary()
+        .args(["--explore", "0.0.0.0:3999"])
+        .output()
+        .unwrap();
     assert_eq!(refused.status.code(), Some(2));
 
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = binary()
         .args(["--nodes", "2", "--explore", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
@@ -249,7 +287,9 @@ fn explorer_serves_on_loopback_and_refuses_other_addresses() {
     let mut response = String::new();
     while Instant::now() < deadline {
         if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
             let request = "GET /.status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
             if stream.write_all(request.as_bytes()).is_ok() {
                 let _ = stream.read_to_string(&mut response);
@@ -262,6 +302,9 @@ fn explorer_serves_on_loopback_and_refuses_other_addresses() {
     }
     child.kill().unwrap();
     let _ = child.wait();
-    assert!(response.starts_with("HTTP/1."), "no HTTP answer: {response:?}");
+    assert!(
+        response.starts_with("HTTP/1."),
+        "no HTTP answer: {response:?}"
+    );
     assert!(response.contains("200"), "{response}");
 }

@@ -1,0 +1,1597 @@
+//! Every one of the fourteen actions of the spec, one section each: enabled cases asserting the
+//! exact successor fields and the exact effect vector, and one refused case per guard the action
+//! can return, asserting the exact `Refusal`. Fixed mode throughout; reference and buggy modes
+//! where their semantics differ; the fixed protocol's mutants where they change a guard or an
+//! effect. Every state is built by replaying events from `State::initial` through `step`.
+
+#[cfg(test)]
+mod common;
+
+use common::*;
+use membership_core::invariants::{self, Invariant};
+use membership_core::state::StateFields;
+use membership_core::{
+    ActionName, Config, Counter, Effect, Event, Guard, Mode, Mutant, NodeId, NodeRecord, NodeSet,
+    NodeStatus, Refusal, State, StepDownReason,
+};
+use NodeStatus::{Active, Failed, Joining, Leaving, Left};
+
+/// Every node other than `changed` has the same record in `before` and `after`.
+fn others_unchanged(before: &State, after: &State, changed: &[u16]) {
+    for id in before.node_ids() {
+        if !changed.contains(&id.0) {
+            assert_eq!(before.node(id), after.node(id), "{id} changed");
+        }
+    }
+}
+
+fn refusal(action: ActionName, guard: Guard) -> Refusal {
+    Refusal { action, guard }
+}
+
+fn status(i: u16, expected: NodeStatus, actual: NodeStatus) -> Guard {
+    Guard::Status {
+        node: n(i),
+        expected,
+        actual,
+    }
+}
+
+fn unknown(i: u16) -> Guard {
+    Guard::UnknownNode { node: n(i) }
+}
+
+fn view_bound(value: u64, bound: u64) -> Guard {
+    Guard::BoundReached {
+        counter: Counter::ViewNumber,
+        value,
+        bound,
+    }
+}
+
+fn term_bound(value: u64, bound: u64) -> Guard {
+    Guard::BoundReached {
+        counter: Counter::Term,
+        value,
+        bound,
+    }
+}
+
+fn status_changed(i: u16, from: NodeStatus, to: NodeStatus) -> Effect {
+    Effect::StatusChanged {
+        node: n(i),
+        from,
+        to,
+    }
+}
+
+fn view_changed(i: u16, view: &[u16], view_number: u64) -> Effect {
+    Effect::ViewChanged {
+        node: n(i),
+        view: nodes(view),
+        view_number,
+    }
+}
+
+fn became_primary(i: u16, term: u64) -> Effect {
+    Effect::BecamePrimary { node: n(i), term }
+}
+
+fn stepped_down(i: u16, term: u64, reason: StepDownReason) -> Effect {
+    Effect::SteppedDown {
+        node: n(i),
+        term,
+        reason,
+    }
+}
+
+/// A record with the given status, view and number, otherwise initial.
+fn member(status: NodeStatus, view: &[u16], view_number: u64) -> NodeRecord {
+    NodeRecord {
+        status,
+        view: nodes(view),
+        view_number,
+        ..NodeRecord::INITIAL
+    }
+}
+
+/// THREE_ACTIVE, then n1 (the primary) isolated from n2 and n3.
+fn n1_isolated() -> Vec<Event> {
+    then(&THREE_ACTIVE, &[partition(1, 2), partition(1, 3)])
+}
+
+/// THREE_ACTIVE, then n1 isolated, steps down, and is healed: nobody is primary, all reachable.
+fn nobody_primary() -> Vec<Event> {
+    then(&n1_isolated(), &[step_down(1), heal(1, 2), heal(1, 3)])
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. NodeJoin
+
+#[test]
+fn node_join_bootstraps_an_empty_cluster() {
+    for config in [fixed(3), reference(3, 3), buggy(3, 3)] {
+        let before = State::initial(config);
+        let (after, effects) = accept(&before, join(1));
+        assert_eq!(
+            record(&after, 1),
+            NodeRecord {
+                believes_primary: true,
+                term: 1,
+                ..member(Active, &[1], 1)
+            },
+            "{config:?}"
+        );
+        assert_eq!(
+            effects,
+            vec![
+                status_changed(1, Left, Active),
+                became_primary(1, 1),
+                view_changed(1, &[1], 1),
+            ]
+        );
+        others_unchanged(&before, &after, &[1]);
+        let counters = if config.mode() == Mode::Fixed { 1 } else { 0 };
+        assert_eq!(
+            (after.term_counter(), after.view_counter()),
+            (counters, counters)
+        );
+    }
+}
+
+#[test]
+fn node_join_with_an_active_node_becomes_joining() {
+    for config in [fixed(3), reference(3, 3), buggy(3, 3)] {
+        let before = run(config, &[join(1)]);
+        let (after, effects) = accept(&before, join(2));
+        assert_eq!(record(&after, 2), member(Joining, &[], 0));
+        assert_eq!(effects, vec![status_changed(2, Left, Joining)]);
+        others_unchanged(&before, &after, &[2]);
+        assert_eq!(after.term_counter(), before.term_counter());
+        assert_eq!(after.view_counter(), before.view_counter());
+    }
+}
+
+#[test]
+fn node_join_rebootstrap_fixed_takes_fresh_numbers() {
+    let before = run(fixed(3), &[join(1), leave(1), leave_complete(1)]);
+    // The fixed protocol reset n1 entirely when it left; the counters remember 1 and 1.
+    assert_eq!(record(&before, 1), NodeRecord::INITIAL);
+    let (after, effects) = accept(&before, join(1));
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            believes_primary: true,
+            term: 2,
+            ..member(Active, &[1], 2)
+        }
+    );
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(1, Left, Active),
+            became_primary(1, 2),
+            view_changed(1, &[1], 2),
+        ]
+    );
+    assert_eq!((after.term_counter(), after.view_counter()), (2, 2));
+}
+
+#[test]
+fn node_join_rebootstrap_reference_reuses_view_number_and_term_one() {
+    for config in [reference(3, 3), buggy(3, 3)] {
+        let before = run(config, &[join(1), leave(1), leave_complete(1)]);
+        // The reference model keeps the old number and term of a node that left.
+        assert_eq!(
+            record(&before, 1),
+            NodeRecord {
+                term: 1,
+                ..member(Left, &[], 1)
+            }
+        );
+        let (after, effects) = accept(&before, join(1));
+        assert_eq!(
+            record(&after, 1),
+            NodeRecord {
+                believes_primary: true,
+                term: 1,
+                ..member(Active, &[1], 1)
+            }
+        );
+        assert_eq!(
+            effects,
+            vec![
+                status_changed(1, Left, Active),
+                became_primary(1, 1),
+                view_changed(1, &[1], 1),
+            ]
+        );
+    }
+}
+
+#[test]
+fn node_join_refusals() {
+    let a = ActionName::NodeJoin;
+    let s = State::initial(fixed(3));
+    assert_eq!(refuse(&s, join(0)), refusal(a, unknown(0)));
+    assert_eq!(refuse(&s, join(4)), refusal(a, unknown(4)));
+    let s = run(fixed(3), &[join(1), join(2)]);
+    assert_eq!(refuse(&s, join(1)), refusal(a, status(1, Left, Active)));
+    assert_eq!(refuse(&s, join(2)), refusal(a, status(2, Left, Joining)));
+    assert_eq!(
+        refuse(&s, join(1)).to_string(),
+        "NodeJoin: n1 is Active, not Left"
+    );
+}
+
+#[test]
+fn node_join_bootstrap_is_refused_at_the_view_number_bound() {
+    let s = run(bounded(3, 1), &[join(1), leave(1), leave_complete(1)]);
+    assert_eq!(
+        refuse(&s, join(1)),
+        refusal(ActionName::NodeJoin, view_bound(2, 1))
+    );
+}
+
+#[test]
+fn node_join_bootstrap_is_refused_at_the_term_bound() {
+    // Two elections bring the term counter to the bound 3 while the view counter stays at 2;
+    // then everyone leaves and n3 would bootstrap with view number 3 (fine) and term 4.
+    let events = [
+        join(1),
+        join(2),
+        join_complete(2),
+        partition(1, 2),
+        step_down(1),
+        heal(1, 2),
+        elect(1),
+        partition(1, 2),
+        step_down(1),
+        heal(1, 2),
+        elect(1),
+        leave(1),
+        leave(2),
+    ];
+    let s = run(bounded(3, 3), &events);
+    assert_eq!((s.term_counter(), s.view_counter()), (3, 2));
+    assert_eq!(
+        refuse(&s, join(3)),
+        refusal(ActionName::NodeJoin, term_bound(4, 3))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. NodeJoinComplete
+
+#[test]
+fn node_join_complete_admits_the_node_into_every_reachable_view() {
+    for config in [fixed(3), reference(3, 3)] {
+        let before = run(config, &[join(1), join(2)]);
+        let (after, effects) = accept(&before, join_complete(2));
+        assert_eq!(record(&after, 2), member(Active, &[1, 2], 2));
+        assert_eq!(
+            record(&after, 1),
+            NodeRecord {
+                view: nodes(&[1, 2]),
+                view_number: 2,
+                ..record(&before, 1)
+            }
+        );
+        assert_eq!(
+            effects,
+            vec![
+                status_changed(2, Joining, Active),
+                view_changed(1, &[1, 2], 2),
+                view_changed(2, &[1, 2], 2),
+            ]
+        );
+        others_unchanged(&before, &after, &[1, 2]);
+    }
+    let after = run(fixed(3), &[join(1), join(2), join_complete(2)]);
+    assert_eq!(after.view_counter(), 2);
+}
+
+#[test]
+fn node_join_complete_leaves_an_unreachable_active_node_its_old_view() {
+    for config in [fixed(3), reference(3, 3)] {
+        let before = run(config, &N3_UNKNOWN_TO_N1[..5]);
+        let (after, effects) = accept(&before, join_complete(3));
+        assert_eq!(
+            effects,
+            vec![
+                status_changed(3, Joining, Active),
+                view_changed(2, &[1, 2, 3], 3),
+                view_changed(3, &[1, 2, 3], 3),
+            ]
+        );
+        assert_eq!(
+            record(&after, 3),
+            NodeRecord {
+                partitioned_from: nodes(&[1]),
+                ..member(Active, &[1, 2, 3], 3)
+            }
+        );
+        // n1 cannot communicate with n3: it keeps {n1, n2}#2.
+        assert_eq!(record(&after, 1), record(&before, 1));
+        assert_eq!(record(&after, 1).view, nodes(&[1, 2]));
+    }
+}
+
+#[test]
+fn node_join_complete_number_fixed_counter_versus_reference_max_over_active() {
+    // n1 and n3 each drop the other: fixed issues 4 then 5 from the counter; the reference
+    // model increments each detector's own number (4 and 4).
+    let events = then(
+        &THREE_ACTIVE,
+        &[partition(1, 3), detect(1, 3), detect(3, 1), join(4)],
+    );
+    for (config, k) in [(fixed(4), 6), (reference(4, 6), 5)] {
+        let before = run(config, &events);
+        let (after, effects) = accept(&before, join_complete(4));
+        assert_eq!(
+            effects,
+            vec![
+                status_changed(4, Joining, Active),
+                view_changed(1, &[1, 2, 3, 4], k),
+                view_changed(2, &[1, 2, 3, 4], k),
+                view_changed(3, &[1, 2, 3, 4], k),
+                view_changed(4, &[1, 2, 3, 4], k),
+            ],
+            "{config:?}"
+        );
+        assert_eq!(record(&after, 4), member(Active, &[1, 2, 3, 4], k));
+    }
+}
+
+#[test]
+fn node_join_complete_refusals() {
+    let a = ActionName::NodeJoinComplete;
+    let s = State::initial(fixed(3));
+    assert_eq!(refuse(&s, join_complete(0)), refusal(a, unknown(0)));
+    assert_eq!(
+        refuse(&s, join_complete(1)),
+        refusal(a, status(1, Joining, Left))
+    );
+    let s = run(fixed(3), &[join(1)]);
+    assert_eq!(
+        refuse(&s, join_complete(1)),
+        refusal(a, status(1, Joining, Active))
+    );
+    // The only Active node is partitioned from the joining one.
+    let s = run(fixed(3), &[join(1), join(2), partition(1, 2)]);
+    let no_peer = refusal(a, Guard::NoReachableActivePeer { node: n(2) });
+    assert_eq!(refuse(&s, join_complete(2)), no_peer);
+    assert_eq!(
+        no_peer.to_string(),
+        "NodeJoinComplete: n2 can communicate with no Active node"
+    );
+    // No Active node at all any more.
+    let s = run(fixed(3), &[join(1), join(2), leave(1)]);
+    assert_eq!(refuse(&s, join_complete(2)), no_peer);
+}
+
+#[test]
+fn node_join_complete_is_refused_at_the_bound() {
+    let events = [join(1), join(2), join_complete(2), join(3)];
+    for config in [reference(3, 2), bounded(3, 2)] {
+        let s = run(config, &events);
+        assert_eq!(
+            refuse(&s, join_complete(3)),
+            refusal(ActionName::NodeJoinComplete, view_bound(3, 2)),
+            "{config:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. NodeLeave
+
+#[test]
+fn node_leave_of_the_primary_steps_it_down() {
+    let events = [join(1), join(2), join_complete(2)];
+    // Fixed: the term is held only while primary, so it is cleared; reference keeps it.
+    for (config, kept_term) in [(fixed(3), 0), (reference(3, 3), 1), (buggy(3, 3), 1)] {
+        let before = run(config, &events);
+        let (after, effects) = accept(&before, leave(1));
+        assert_eq!(
+            record(&after, 1),
+            NodeRecord {
+                term: kept_term,
+                ..member(Leaving, &[1, 2], 2)
+            },
+            "{config:?}"
+        );
+        assert_eq!(
+            effects,
+            vec![
+                status_changed(1, Active, Leaving),
+                stepped_down(1, 1, StepDownReason::Leaving),
+            ]
+        );
+        others_unchanged(&before, &after, &[1]);
+        assert_eq!(after.term_counter(), before.term_counter());
+    }
+}
+
+#[test]
+fn node_leave_of_a_member() {
+    let before = run(fixed(3), &[join(1), join(2), join_complete(2)]);
+    let (after, effects) = accept(&before, leave(2));
+    assert_eq!(record(&after, 2), member(Leaving, &[1, 2], 2));
+    assert_eq!(effects, vec![status_changed(2, Active, Leaving)]);
+    others_unchanged(&before, &after, &[2]);
+}
+
+#[test]
+fn node_leave_refusals() {
+    let a = ActionName::NodeLeave;
+    let s = run(fixed(3), &[join(1), join(2), join(3), leave(1)]);
+    assert_eq!(refuse(&s, leave(9)), refusal(a, unknown(9)));
+    assert_eq!(refuse(&s, leave(1)), refusal(a, status(1, Active, Leaving)));
+    assert_eq!(refuse(&s, leave(2)), refusal(a, status(2, Active, Joining)));
+    let s = State::initial(fixed(3));
+    assert_eq!(refuse(&s, leave(3)), refusal(a, status(3, Active, Left)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. NodeLeaveComplete
+
+#[test]
+fn node_leave_complete_updates_every_active_view_even_across_a_partition() {
+    let events = then(&THREE_ACTIVE, &[partition(1, 3), leave(3)]);
+    let before = run(fixed(3), &events);
+    let (after, effects) = accept(&before, leave_complete(3));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(3, Leaving, Left),
+            view_changed(1, &[1, 2], 4),
+            view_changed(2, &[1, 2], 4),
+        ]
+    );
+    assert_eq!(
+        record(&after, 3),
+        NodeRecord {
+            partitioned_from: nodes(&[1]),
+            ..member(Left, &[], 0)
+        }
+    );
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            view: nodes(&[1, 2]),
+            view_number: 4,
+            ..record(&before, 1)
+        }
+    );
+    assert_eq!(after.view_counter(), 4);
+}
+
+#[test]
+fn node_leave_complete_fixed_one_new_number_reference_each_increments_its_own() {
+    // n1 dropped n3 (n1 {n1, n2}#4, n3 {n1, n2, n3}#3), then n2 leaves.
+    let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3), leave(2)]);
+    let before = run(fixed(3), &events);
+    let (after, effects) = accept(&before, leave_complete(2));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(2, Leaving, Left),
+            view_changed(1, &[1, 3], 5),
+            view_changed(3, &[1, 3], 5),
+        ]
+    );
+    assert_eq!(record(&after, 2), member(Left, &[], 0));
+
+    let before = run(reference(3, 5), &events);
+    let (after, effects) = accept(&before, leave_complete(2));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(2, Leaving, Left),
+            view_changed(1, &[1, 3], 5),
+            view_changed(3, &[1, 3], 4),
+        ]
+    );
+    // The reference model empties the view but keeps the number.
+    assert_eq!(record(&after, 2), member(Left, &[], 3));
+}
+
+#[test]
+fn node_leave_complete_of_the_last_member() {
+    let before = run(fixed(3), &[join(1), leave(1)]);
+    let (after, effects) = accept(&before, leave_complete(1));
+    assert_eq!(effects, vec![status_changed(1, Leaving, Left)]);
+    assert_eq!(record(&after, 1), NodeRecord::INITIAL);
+    assert_eq!(after.view_counter(), 1);
+}
+
+#[test]
+fn node_leave_complete_refusals() {
+    let a = ActionName::NodeLeaveComplete;
+    let s = run(fixed(3), &[join(1)]);
+    assert_eq!(refuse(&s, leave_complete(0)), refusal(a, unknown(0)));
+    assert_eq!(
+        refuse(&s, leave_complete(1)),
+        refusal(a, status(1, Leaving, Active))
+    );
+    assert_eq!(
+        refuse(&s, leave_complete(2)),
+        refusal(a, status(2, Leaving, Left))
+    );
+    let events = then(&THREE_ACTIVE, &[leave(3)]);
+    for config in [reference(3, 3), bounded(3, 3)] {
+        let s = run(config, &events);
+        let refused = refuse(&s, leave_complete(3));
+        assert_eq!(refused, refusal(a, view_bound(4, 3)), "{config:?}");
+        assert_eq!(
+            refused.to_string(),
+            "NodeLeaveComplete: view number 4 would exceed MaxView 3"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. SendHeartbeat
+
+#[test]
+fn send_heartbeat_reaches_active_and_leaving_nodes_that_can_communicate() {
+    // n1, n3 Active; n2 Leaving; n4 Joining; n1 and n3 partitioned.
+    let events = then(&THREE_ACTIVE, &[join(4), leave(2), partition(1, 3)]);
+    for config in [fixed(4), reference(4, 3), buggy(4, 3)] {
+        let before = run(config, &events);
+        let (after, effects) = accept(&before, heartbeat(1));
+        assert_eq!(effects, vec![]);
+        let received: Vec<bool> = after.nodes().iter().map(|r| r.heartbeat_received).collect();
+        assert_eq!(received, vec![true, true, false, false], "{config:?}");
+        for (b, a) in before.nodes().iter().zip(after.nodes()) {
+            assert_eq!(
+                *a,
+                NodeRecord {
+                    heartbeat_received: a.heartbeat_received,
+                    ..*b
+                }
+            );
+        }
+        let (after, _) = accept(&before, heartbeat(3));
+        let received: Vec<bool> = after.nodes().iter().map(|r| r.heartbeat_received).collect();
+        assert_eq!(received, vec![false, true, true, false]);
+    }
+}
+
+#[test]
+fn send_heartbeat_refusals() {
+    let a = ActionName::SendHeartbeat;
+    let s = run(fixed(3), &[join(1), join(2), join(3)]);
+    let s = accept(&accept(&s, join_complete(3)).0, leave(3)).0;
+    assert_eq!(refuse(&s, heartbeat(0)), refusal(a, unknown(0)));
+    assert_eq!(
+        refuse(&s, heartbeat(2)),
+        refusal(a, status(2, Active, Joining))
+    );
+    assert_eq!(
+        refuse(&s, heartbeat(3)),
+        refusal(a, status(3, Active, Leaving))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. DetectFailure
+
+#[test]
+fn detect_failure_drops_the_target_from_the_detectors_view() {
+    let before = run(fixed(3), &then(&THREE_ACTIVE, &[partition(1, 3)]));
+    let (after, effects) = accept(&before, detect(1, 3));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2], 4)]);
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            view: nodes(&[1, 2]),
+            view_number: 4,
+            ..record(&before, 1)
+        }
+    );
+    others_unchanged(&before, &after, &[1]);
+    assert_eq!(after.view_counter(), 4);
+}
+
+#[test]
+fn detect_failure_number_fixed_counter_versus_reference_own_increment() {
+    let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]);
+    for (config, k) in [(fixed(3), 5), (reference(3, 5), 4), (buggy(3, 5), 4)] {
+        let before = run(config, &events);
+        let (after, effects) = accept(&before, detect(3, 1));
+        assert_eq!(effects, vec![view_changed(3, &[2, 3], k)], "{config:?}");
+        assert_eq!(record(&after, 3).view_number, k);
+    }
+}
+
+#[test]
+fn detect_failure_refusals() {
+    let a = ActionName::DetectFailure;
+    let s = run(fixed(3), &THREE_ACTIVE);
+    assert_eq!(refuse(&s, detect(0, 1)), refusal(a, unknown(0)));
+    assert_eq!(refuse(&s, detect(1, 4)), refusal(a, unknown(4)));
+    assert_eq!(
+        refuse(&s, detect(1, 1)),
+        refusal(a, Guard::SameNode { node: n(1) })
+    );
+    // Detector not Active, then target not Active.
+    let s2 = run(
+        fixed(3),
+        &[join(1), join(2), join_complete(2), leave(2), join(3)],
+    );
+    assert_eq!(
+        refuse(&s2, detect(3, 1)),
+        refusal(a, status(3, Active, Joining))
+    );
+    assert_eq!(
+        refuse(&s2, detect(1, 2)),
+        refusal(a, status(2, Active, Leaving))
+    );
+    // Both Active and able to communicate.
+    let can = refuse(&s, detect(1, 3));
+    assert_eq!(can, refusal(a, Guard::CanCommunicate { a: n(1), b: n(3) }));
+    assert_eq!(can.to_string(), "DetectFailure: n1 can communicate with n3");
+    // n1 never learned of n3.
+    let s3 = run(fixed(3), &N3_UNKNOWN_TO_N1);
+    let not_in_view = refuse(&s3, detect(1, 3));
+    assert_eq!(
+        not_in_view,
+        refusal(
+            a,
+            Guard::NotInView {
+                detector: n(1),
+                target: n(3)
+            }
+        )
+    );
+    assert_eq!(
+        not_in_view.to_string(),
+        "DetectFailure: n3 is not in n1's view"
+    );
+}
+
+#[test]
+fn detect_failure_is_refused_while_the_targets_heartbeat_counts() {
+    let before = run(
+        fixed(3),
+        &then(&THREE_ACTIVE, &[heartbeat(3), partition(1, 3)]),
+    );
+    assert_eq!(
+        refuse(&before, detect(1, 3)),
+        refusal(
+            ActionName::DetectFailure,
+            Guard::HeartbeatReceived { node: n(3) }
+        )
+    );
+    // Once the interval passes, the same detection is enabled.
+    let (reset, effects) = accept(&before, RESET);
+    assert_eq!(effects, vec![]);
+    let (_, effects) = accept(&reset, detect(1, 3));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2], 4)]);
+}
+
+#[test]
+fn detect_failure_is_refused_at_the_bound() {
+    let events = then(&THREE_ACTIVE, &[partition(1, 3)]);
+    for config in [reference(3, 3), bounded(3, 3)] {
+        let s = run(config, &events);
+        assert_eq!(
+            refuse(&s, detect(1, 3)),
+            refusal(ActionName::DetectFailure, view_bound(4, 3)),
+            "{config:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. MarkNodeFailed
+
+#[test]
+fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
+    let before = run(
+        fixed(3),
+        &then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]),
+    );
+    let (after, effects) = accept(&before, fail(3));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(3, Active, Failed),
+            Effect::Fenced { node: n(3) },
+            view_changed(2, &[1, 2], 5),
+        ]
+    );
+    assert_eq!(
+        record(&after, 3),
+        NodeRecord {
+            partitioned_from: nodes(&[1]),
+            ..member(Failed, &[], 0)
+        }
+    );
+    // n1 had already dropped n3 and keeps its view.
+    assert_eq!(record(&after, 1), record(&before, 1));
+    assert_eq!(record(&after, 2), member(Active, &[1, 2], 5));
+    assert_eq!(after.view_counter(), 5);
+}
+
+#[test]
+fn mark_node_failed_of_the_primary() {
+    let events = then(
+        &THREE_ACTIVE,
+        &[partition(1, 2), partition(1, 3), detect(2, 1)],
+    );
+    let before = run(fixed(3), &events);
+    let (after, effects) = accept(&before, fail(1));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(1, Active, Failed),
+            Effect::Fenced { node: n(1) },
+            stepped_down(1, 1, StepDownReason::Failed),
+            view_changed(3, &[2, 3], 5),
+        ]
+    );
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            partitioned_from: nodes(&[2, 3]),
+            ..member(Failed, &[], 0)
+        }
+    );
+    assert_eq!(after.term_counter(), 1);
+
+    // Reference: no fencing, no cleanup of n3's view.
+    let before = run(reference(3, 5), &events);
+    let (after, effects) = accept(&before, fail(1));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(1, Active, Failed),
+            stepped_down(1, 1, StepDownReason::Failed),
+        ]
+    );
+    assert_eq!(record(&after, 3), record(&before, 3));
+    assert_eq!(record(&after, 1).term, 0);
+}
+
+#[test]
+fn mark_node_failed_reference_accepts_a_node_its_peer_never_heard_of() {
+    let before = run(reference(3, 3), &N3_UNKNOWN_TO_N1);
+    let (after, effects) = accept(&before, fail(3));
+    assert_eq!(effects, vec![status_changed(3, Active, Failed)]);
+    // n2 still lists n3.
+    assert_eq!(record(&after, 2), member(Active, &[1, 2, 3], 3));
+}
+
+#[test]
+fn mark_node_failed_fixed_refusals() {
+    let a = ActionName::MarkNodeFailed;
+    let s = run(fixed(3), &THREE_ACTIVE);
+    assert_eq!(refuse(&s, fail(4)), refusal(a, unknown(4)));
+    let undetected = refuse(&s, fail(3));
+    assert_eq!(undetected, refusal(a, Guard::Undetected { node: n(3) }));
+    assert_eq!(
+        undetected.to_string(),
+        "MarkNodeFailed: no Active node has detected n3 as failed"
+    );
+    let s = run(fixed(3), &[join(1), join(2)]);
+    assert_eq!(refuse(&s, fail(2)), refusal(a, status(2, Active, Joining)));
+    // n1 dropped n3 and cannot reach it, but n3's heartbeat arrived.
+    let dropped = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]);
+    let s = run(fixed(3), &then(&dropped, &[heartbeat(3)]));
+    assert_eq!(
+        refuse(&s, fail(3)),
+        refusal(a, Guard::HeartbeatReceived { node: n(3) })
+    );
+    // n1 dropped n3 but the partition healed: it can communicate again.
+    let s = run(fixed(3), &then(&dropped, &[heal(1, 3)]));
+    assert_eq!(
+        refuse(&s, fail(3)),
+        refusal(a, Guard::CanCommunicate { a: n(1), b: n(3) })
+    );
+}
+
+#[test]
+fn mark_node_failed_reference_has_only_the_weak_guard() {
+    let a = ActionName::MarkNodeFailed;
+    let s = run(reference(3, 5), &THREE_ACTIVE);
+    assert_eq!(
+        refuse(&s, fail(3)),
+        refusal(a, Guard::Undetected { node: n(3) })
+    );
+    assert_eq!(refuse(&s, fail(0)), refusal(a, unknown(0)));
+    let s = run(reference(3, 5), &[join(1), join(2)]);
+    assert_eq!(refuse(&s, fail(2)), refusal(a, status(2, Active, Joining)));
+    // The states the fixed guards refuse (heartbeat received; able to communicate) are accepted.
+    let dropped = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]);
+    for extra in [heartbeat(3), heal(1, 3)] {
+        let s = run(reference(3, 5), &then(&dropped, &[extra]));
+        let (_, effects) = accept(&s, fail(3));
+        assert_eq!(effects, vec![status_changed(3, Active, Failed)]);
+    }
+}
+
+#[test]
+fn mark_node_failed_cleanup_is_refused_at_the_bound() {
+    let s = run(
+        bounded(3, 4),
+        &then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]),
+    );
+    assert_eq!(
+        refuse(&s, fail(3)),
+        refusal(ActionName::MarkNodeFailed, view_bound(5, 4))
+    );
+}
+
+#[test]
+fn mutant_fail_without_detection_drops_the_detection_guard_only() {
+    let before = run(mutant(3, Mutant::FailWithoutDetection), &THREE_ACTIVE);
+    let (after, effects) = accept(&before, fail(3));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(3, Active, Failed),
+            Effect::Fenced { node: n(3) },
+            view_changed(1, &[1, 2], 4),
+            view_changed(2, &[1, 2], 4),
+        ]
+    );
+    assert_eq!(
+        invariants::failure_requires_detection(&before, &after)
+            .unwrap_err()
+            .invariant,
+        Invariant::FailureRequiresDetection
+    );
+    // The status guard stays.
+    assert_eq!(
+        refuse(&after, fail(3)),
+        refusal(ActionName::MarkNodeFailed, status(3, Active, Failed))
+    );
+}
+
+#[test]
+fn mutant_fail_keeps_views_skips_the_cleanup_and_the_recover_check() {
+    let config = mutant(3, Mutant::FailKeepsViews);
+    // The detection guard stays.
+    let s = run(config, &THREE_ACTIVE);
+    assert_eq!(
+        refuse(&s, fail(3)),
+        refusal(ActionName::MarkNodeFailed, Guard::Undetected { node: n(3) })
+    );
+    let before = run(
+        config,
+        &then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]),
+    );
+    let (failed, effects) = accept(&before, fail(3));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(3, Active, Failed),
+            Effect::Fenced { node: n(3) }
+        ]
+    );
+    assert_eq!(record(&failed, 2), record(&before, 2));
+    assert!(record(&failed, 2).view.contains(n(3)));
+    let (recovered, effects) = accept(&failed, recover(3));
+    assert_eq!(effects, vec![status_changed(3, Failed, Left)]);
+    let violation = invariants::leave_detection_weak(&recovered).unwrap_err();
+    assert_eq!(violation.nodes, vec![n(2), n(3)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. NodeRecover
+
+#[test]
+fn node_recover_makes_a_failed_node_left() {
+    let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3), fail(3)]);
+    let before = run(fixed(3), &events);
+    let (after, effects) = accept(&before, recover(3));
+    assert_eq!(effects, vec![status_changed(3, Failed, Left)]);
+    assert_eq!(
+        record(&after, 3),
+        NodeRecord {
+            partitioned_from: nodes(&[1]),
+            ..member(Left, &[], 0)
+        }
+    );
+    others_unchanged(&before, &after, &[3]);
+    // And it may join again.
+    let (_, effects) = accept(&after, join(3));
+    assert_eq!(effects, vec![status_changed(3, Left, Joining)]);
+}
+
+#[test]
+fn node_recover_refusals() {
+    let a = ActionName::NodeRecover;
+    let s = run(fixed(3), &THREE_ACTIVE);
+    assert_eq!(refuse(&s, recover(0)), refusal(a, unknown(0)));
+    assert_eq!(
+        refuse(&s, recover(1)),
+        refusal(a, status(1, Failed, Active))
+    );
+    let s = State::initial(fixed(3));
+    assert_eq!(refuse(&s, recover(1)), refusal(a, status(1, Failed, Left)));
+}
+
+/// StillInView cannot be reached in the fixed protocol (MarkNodeFailed removes the node from
+/// every Active view, and no action adds a non-Active node to a view); the reducer checks it
+/// anyway, for states decoded from a store. The state here is reached under the FailKeepsViews
+/// mutant and then decoded under the plain fixed configuration.
+#[test]
+fn node_recover_fixed_is_refused_while_an_active_view_lists_the_node() {
+    let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3), fail(3)]);
+    let under_mutant = run(mutant(3, Mutant::FailKeepsViews), &events);
+    let mut fields: StateFields = under_mutant.into();
+    fields.config = fixed(3);
+    let decoded = State::try_from(fields).unwrap();
+    let refused = refuse(&decoded, recover(3));
+    assert_eq!(
+        refused,
+        refusal(
+            ActionName::NodeRecover,
+            Guard::StillInView {
+                node: n(3),
+                viewer: n(2)
+            }
+        )
+    );
+    assert_eq!(refused.to_string(), "NodeRecover: n3 is still in n2's view");
+}
+
+#[test]
+fn node_recover_reference_does_not_check_the_views() {
+    let s = run(reference(3, 3), &then(&N3_UNKNOWN_TO_N1, &[fail(3)]));
+    let (after, effects) = accept(&s, recover(3));
+    assert_eq!(effects, vec![status_changed(3, Failed, Left)]);
+    assert!(record(&after, 2).view.contains(n(3)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. ElectPrimary
+
+#[test]
+fn elect_primary_after_a_step_down() {
+    for config in [fixed(3), reference(3, 3)] {
+        let before = run(config, &nobody_primary());
+        assert!(before.believers().is_empty());
+        let (after, effects) = accept(&before, elect(2));
+        assert_eq!(effects, vec![became_primary(2, 2)], "{config:?}");
+        assert_eq!(
+            record(&after, 2),
+            NodeRecord {
+                believes_primary: true,
+                term: 2,
+                ..record(&before, 2)
+            }
+        );
+        others_unchanged(&before, &after, &[2]);
+    }
+    let after = run(fixed(3), &then(&nobody_primary(), &[elect(2)]));
+    assert_eq!(after.term_counter(), 2);
+}
+
+#[test]
+fn elect_primary_fixed_supersedes_a_stale_primary() {
+    let before = run(fixed(3), &n1_isolated());
+    let (after, effects) = accept(&before, elect(2));
+    assert_eq!(
+        effects,
+        vec![
+            stepped_down(1, 1, StepDownReason::Superseded),
+            became_primary(2, 2),
+        ]
+    );
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            believes_primary: false,
+            term: 0,
+            ..record(&before, 1)
+        }
+    );
+    assert_eq!(after.believers(), nodes(&[2]));
+
+    // Reference: the stale primary keeps believing.
+    let before = run(reference(3, 3), &n1_isolated());
+    let (after, effects) = accept(&before, elect(2));
+    assert_eq!(effects, vec![became_primary(2, 2)]);
+    assert_eq!(after.believers(), nodes(&[1, 2]));
+    assert_eq!(record(&after, 1), record(&before, 1));
+}
+
+#[test]
+fn elect_primary_term_fixed_counter_versus_reference_max_over_nodes() {
+    // The primary n1 fails (its term is reset to 0); the reference model's next term is
+    // 1 + max term over all nodes = 1 again, the fixed protocol's is the counter's 2.
+    let events = then(
+        &THREE_ACTIVE,
+        &[partition(1, 2), partition(1, 3), detect(2, 1), fail(1)],
+    );
+    for (config, term) in [(fixed(3), 2), (reference(3, 5), 1)] {
+        let before = run(config, &events);
+        let (_, effects) = accept(&before, elect(2));
+        assert_eq!(effects, vec![became_primary(2, term)], "{config:?}");
+    }
+}
+
+#[test]
+fn elect_primary_buggy_drops_the_majority_and_valid_primary_guards_and_the_increment() {
+    let before = run(buggy(3, 3), &[join(1), join(2), join_complete(2)]);
+    let (after, effects) = accept(&before, elect(2));
+    assert_eq!(effects, vec![became_primary(2, 1)]);
+    assert_eq!(after.believers(), nodes(&[1, 2]));
+    // A minority of one elects itself too.
+    let before = run(
+        buggy(3, 3),
+        &then(&THREE_ACTIVE, &[partition(2, 1), partition(2, 3)]),
+    );
+    assert!(!before.has_majority(n(2)));
+    let (_, effects) = accept(&before, elect(2));
+    assert_eq!(effects, vec![became_primary(2, 1)]);
+}
+
+#[test]
+fn elect_primary_refusals() {
+    let a = ActionName::ElectPrimary;
+    for config in [fixed(3), reference(3, 3)] {
+        let s = run(config, &[join(1), join(2)]);
+        assert_eq!(refuse(&s, elect(0)), refusal(a, unknown(0)));
+        assert_eq!(
+            refuse(&s, elect(1)),
+            refusal(a, Guard::AlreadyPrimary { node: n(1) })
+        );
+        assert_eq!(refuse(&s, elect(2)), refusal(a, status(2, Active, Joining)));
+        let s = run(config, &[join(1), join(2), join_complete(2)]);
+        let exists = refuse(&s, elect(2));
+        assert_eq!(
+            exists,
+            refusal(a, Guard::ValidPrimaryExists { primary: n(1) })
+        );
+        assert_eq!(
+            exists.to_string(),
+            "ElectPrimary: n1 has a valid primary claim"
+        );
+        let s = run(config, &then(&n1_isolated(), &[step_down(1)]));
+        let minority = refuse(&s, elect(1));
+        assert_eq!(
+            minority,
+            refusal(
+                a,
+                Guard::NoMajority {
+                    node: n(1),
+                    reachable: 1,
+                    nodes: 3
+                }
+            )
+        );
+        assert_eq!(
+            minority.to_string(),
+            "ElectPrimary: n1 reaches 1 Active nodes of 3, not a majority"
+        );
+    }
+    // Buggy mode keeps only the first two guards.
+    let s = run(buggy(3, 3), &[join(1), join(2)]);
+    assert_eq!(
+        refuse(&s, elect(1)),
+        refusal(a, Guard::AlreadyPrimary { node: n(1) })
+    );
+    assert_eq!(refuse(&s, elect(2)), refusal(a, status(2, Active, Joining)));
+}
+
+#[test]
+fn elect_primary_is_refused_at_the_term_bound() {
+    // Two nodes: n1 steps down and is re-elected with term 2, then again would need term 3.
+    let cycle = [partition(1, 2), step_down(1), heal(1, 2)];
+    let mut events = vec![join(1), join(2), join_complete(2)];
+    events.extend(cycle);
+    events.push(elect(1));
+    events.extend(cycle);
+    for config in [bounded(2, 2), reference(2, 2)] {
+        let s = run(config, &events);
+        let refused = refuse(&s, elect(1));
+        assert_eq!(
+            refused,
+            refusal(ActionName::ElectPrimary, term_bound(3, 2)),
+            "{config:?}"
+        );
+        assert_eq!(
+            refused.to_string(),
+            "ElectPrimary: term 3 would exceed MaxView 2"
+        );
+    }
+}
+
+#[test]
+fn mutant_elect_without_majority() {
+    let config = mutant(3, Mutant::ElectWithoutMajority);
+    let before = run(config, &then(&n1_isolated(), &[step_down(1)]));
+    let (after, effects) = accept(&before, elect(1));
+    assert_eq!(effects, vec![became_primary(1, 2)]);
+    assert_eq!(
+        invariants::minority_cannot_elect(&before, &after)
+            .unwrap_err()
+            .nodes,
+        vec![n(1)]
+    );
+    // The valid-primary guard stays.
+    let s = run(config, &[join(1), join(2), join_complete(2)]);
+    assert_eq!(
+        refuse(&s, elect(2)),
+        refusal(
+            ActionName::ElectPrimary,
+            Guard::ValidPrimaryExists { primary: n(1) }
+        )
+    );
+}
+
+#[test]
+fn mutant_elect_without_term_increment_regrants_the_current_term() {
+    let before = run(
+        mutant(3, Mutant::ElectWithoutTermIncrement),
+        &nobody_primary(),
+    );
+    let (after, effects) = accept(&before, elect(2));
+    assert_eq!(effects, vec![became_primary(2, 1)]);
+    assert_eq!(after.term_counter(), 1);
+    let violation = invariants::fencing_term_monotonic(&before, &after).unwrap_err();
+    assert_eq!(violation.invariant, Invariant::FencingTermMonotonic);
+    assert_eq!(violation.nodes, vec![n(2)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. PrimaryStepDown
+
+#[test]
+fn primary_step_down_on_majority_loss() {
+    for (config, kept_term) in [(fixed(3), 0), (reference(3, 3), 1)] {
+        let before = run(config, &n1_isolated());
+        let (after, effects) = accept(&before, step_down(1));
+        assert_eq!(
+            effects,
+            vec![stepped_down(1, 1, StepDownReason::MajorityLost)]
+        );
+        assert_eq!(
+            record(&after, 1),
+            NodeRecord {
+                believes_primary: false,
+                term: kept_term,
+                ..record(&before, 1)
+            },
+            "{config:?}"
+        );
+        others_unchanged(&before, &after, &[1]);
+    }
+}
+
+#[test]
+fn primary_step_down_refusals() {
+    let a = ActionName::PrimaryStepDown;
+    for config in [fixed(3), reference(3, 3)] {
+        let s = run(config, &THREE_ACTIVE);
+        assert_eq!(refuse(&s, step_down(4)), refusal(a, unknown(4)));
+        assert_eq!(
+            refuse(&s, step_down(2)),
+            refusal(a, Guard::NotPrimary { node: n(2) })
+        );
+        let has = refuse(&s, step_down(1));
+        assert_eq!(has, refusal(a, Guard::HasMajority { node: n(1) }));
+        assert_eq!(
+            has.to_string(),
+            "PrimaryStepDown: n1 still reaches a majority"
+        );
+    }
+    // Status is not reachable: a node that believes it is primary is always Active (NodeLeave
+    // and MarkNodeFailed step it down); properties.rs checks that on random runs.
+}
+
+#[test]
+fn primary_step_down_is_disabled_in_buggy_mode_and_by_the_no_step_down_mutant() {
+    let a = ActionName::PrimaryStepDown;
+    let s = run(buggy(3, 3), &n1_isolated());
+    let disabled = refuse(&s, step_down(1));
+    assert_eq!(disabled, refusal(a, Guard::Disabled { mode: Mode::Buggy }));
+    assert_eq!(
+        disabled.to_string(),
+        "PrimaryStepDown: disabled in buggy mode"
+    );
+    // The node must still exist.
+    assert_eq!(refuse(&s, step_down(0)), refusal(a, unknown(0)));
+    let s = run(mutant(3, Mutant::NoStepDown), &n1_isolated());
+    assert_eq!(
+        refuse(&s, step_down(1)),
+        refusal(a, Guard::Disabled { mode: Mode::Fixed })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. CreatePartition
+
+#[test]
+fn create_partition_adds_both_orderings() {
+    for config in [fixed(3), reference(3, 3), buggy(3, 3)] {
+        let before = run(config, &THREE_ACTIVE);
+        let (after, effects) = accept(&before, partition(3, 1));
+        assert_eq!(effects, vec![]);
+        assert_eq!(
+            record(&after, 1),
+            NodeRecord {
+                partitioned_from: nodes(&[3]),
+                ..record(&before, 1)
+            }
+        );
+        assert_eq!(
+            record(&after, 3),
+            NodeRecord {
+                partitioned_from: nodes(&[1]),
+                ..record(&before, 3)
+            }
+        );
+        assert!(!after.can_communicate(n(1), n(3)) && !after.can_communicate(n(3), n(1)));
+        others_unchanged(&before, &after, &[1, 3]);
+    }
+    // Any nodes, whatever their status.
+    let (after, _) = accept(&State::initial(fixed(2)), partition(1, 2));
+    assert_eq!(record(&after, 2).partitioned_from, nodes(&[1]));
+}
+
+#[test]
+fn create_partition_refusals() {
+    let a = ActionName::CreatePartition;
+    let s = run(fixed(3), &[partition(1, 3)]);
+    assert_eq!(refuse(&s, partition(0, 1)), refusal(a, unknown(0)));
+    assert_eq!(refuse(&s, partition(1, 4)), refusal(a, unknown(4)));
+    assert_eq!(
+        refuse(&s, partition(2, 2)),
+        refusal(a, Guard::SameNode { node: n(2) })
+    );
+    let already = refuse(&s, partition(3, 1));
+    assert_eq!(
+        already,
+        refusal(a, Guard::AlreadyPartitioned { a: n(3), b: n(1) })
+    );
+    assert_eq!(
+        already.to_string(),
+        "CreatePartition: n3 and n1 are already partitioned"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. HealPartition
+
+#[test]
+fn heal_partition_removes_both_orderings() {
+    let before = run(
+        fixed(3),
+        &then(&THREE_ACTIVE, &[partition(1, 3), partition(2, 3)]),
+    );
+    let (after, effects) = accept(&before, heal(3, 1));
+    assert_eq!(effects, vec![]);
+    assert_eq!(record(&after, 1).partitioned_from, NodeSet::EMPTY);
+    assert_eq!(record(&after, 3).partitioned_from, nodes(&[2]));
+    assert!(after.can_communicate(n(1), n(3)));
+    assert_eq!(record(&after, 2), record(&before, 2));
+}
+
+#[test]
+fn heal_partition_fixed_has_no_second_primary_to_demote() {
+    // The stale primary was already superseded when n2 was elected.
+    let before = run(fixed(3), &then(&n1_isolated(), &[elect(2)]));
+    assert_eq!(before.believers(), nodes(&[2]));
+    let (after, effects) = accept(&before, heal(1, 2));
+    assert_eq!(effects, vec![]);
+    assert_eq!(after.believers(), nodes(&[2]));
+}
+
+#[test]
+fn heal_partition_reference_demotes_the_first_node_id() {
+    // n1 (term 1) isolated, n2 elected with term 2: healing demotes n1.
+    let events = then(&n1_isolated(), &[elect(2)]);
+    let before = run(reference(3, 3), &events);
+    let (after, effects) = accept(&before, heal(2, 1));
+    assert_eq!(
+        effects,
+        vec![stepped_down(1, 1, StepDownReason::PartitionHealed)]
+    );
+    assert_eq!(after.believers(), nodes(&[2]));
+    // Reverse the terms: n2 (term 2) is isolated and n1 elected with term 3. The reference
+    // model's rule is the node-id order, so n1, holding the newer term, is the one demoted.
+    let more = [
+        step_down(1),
+        heal(1, 2),
+        heal(1, 3),
+        partition(2, 1),
+        partition(2, 3),
+        elect(1),
+    ];
+    let before = run(reference(3, 3), &then(&events, &more));
+    assert_eq!((record(&before, 1).term, record(&before, 2).term), (3, 2));
+    let (after, effects) = accept(&before, heal(1, 2));
+    assert_eq!(
+        effects,
+        vec![stepped_down(1, 3, StepDownReason::PartitionHealed)]
+    );
+    assert_eq!(after.believers(), nodes(&[2]));
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            believes_primary: false,
+            partitioned_from: NodeSet::EMPTY,
+            ..record(&before, 1)
+        }
+    );
+}
+
+#[test]
+fn heal_partition_buggy_demotes_nobody() {
+    let before = run(
+        buggy(3, 3),
+        &[
+            join(1),
+            join(2),
+            join_complete(2),
+            partition(1, 2),
+            elect(2),
+        ],
+    );
+    assert_eq!(before.believers(), nodes(&[1, 2]));
+    let (after, effects) = accept(&before, heal(1, 2));
+    assert_eq!(effects, vec![]);
+    assert_eq!(after.believers(), nodes(&[1, 2]));
+}
+
+#[test]
+fn heal_partition_refusals() {
+    let a = ActionName::HealPartition;
+    let s = run(fixed(3), &[partition(1, 2)]);
+    assert_eq!(refuse(&s, heal(1, 0)), refusal(a, unknown(0)));
+    assert_eq!(refuse(&s, heal(4, 1)), refusal(a, unknown(4)));
+    let not = refuse(&s, heal(1, 3));
+    assert_eq!(not, refusal(a, Guard::NotPartitioned { a: n(1), b: n(3) }));
+    assert_eq!(
+        not.to_string(),
+        "HealPartition: n1 and n3 are not partitioned"
+    );
+    // The spec has no a != b guard here: a node is never partitioned from itself.
+    assert_eq!(
+        refuse(&s, heal(2, 2)),
+        refusal(a, Guard::NotPartitioned { a: n(2), b: n(2) })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. ResetHeartbeats (no guard: never refused)
+
+#[test]
+fn reset_heartbeats_clears_every_heartbeat() {
+    for config in [fixed(3), reference(3, 3), buggy(3, 3)] {
+        let before = run(config, &then(&THREE_ACTIVE, &[heartbeat(1)]));
+        assert!(before.nodes().iter().all(|r| r.heartbeat_received));
+        let (after, effects) = accept(&before, RESET);
+        assert_eq!(effects, vec![]);
+        for (b, a) in before.nodes().iter().zip(after.nodes()) {
+            assert_eq!(
+                *a,
+                NodeRecord {
+                    heartbeat_received: false,
+                    ..*b
+                }
+            );
+        }
+        // Enabled even with nothing to reset.
+        let initial = State::initial(config);
+        assert_eq!(accept(&initial, RESET), (initial.clone(), vec![]));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 14. SyncViews
+
+#[test]
+fn sync_views_adopts_the_newer_view() {
+    // n1 {n1, n2}#2 (it missed n3's join), n3 {n1, n2, n3}#3.
+    let events = then(&N3_UNKNOWN_TO_N1, &[heal(1, 3)]);
+    for config in [fixed(3), reference(3, 4)] {
+        let before = run(config, &events);
+        for event in [sync(1, 3), sync(3, 1)] {
+            let (after, effects) = accept(&before, event);
+            assert_eq!(
+                effects,
+                vec![
+                    view_changed(1, &[1, 2, 3], 4),
+                    view_changed(3, &[1, 2, 3], 4),
+                ],
+                "{config:?} {event}"
+            );
+            assert_eq!(
+                record(&after, 1),
+                NodeRecord {
+                    view: nodes(&[1, 2, 3]),
+                    view_number: 4,
+                    ..record(&before, 1)
+                }
+            );
+            others_unchanged(&before, &after, &[1, 3]);
+        }
+    }
+}
+
+#[test]
+fn sync_views_unites_the_newer_view_with_both_nodes() {
+    // n1 dropped n3 ({n1, n2}#4, the newer); after the heal both adopt {n1, n2} + {n1, n3}.
+    let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3), heal(1, 3)]);
+    let before = run(fixed(3), &events);
+    let (_, effects) = accept(&before, sync(3, 1));
+    assert_eq!(
+        effects,
+        vec![
+            view_changed(1, &[1, 2, 3], 5),
+            view_changed(3, &[1, 2, 3], 5),
+        ]
+    );
+}
+
+#[test]
+fn sync_views_number_fixed_counter_versus_reference_newer_plus_one() {
+    // n1 {n1, n2}#4, n2 {n1, n2, n3}#3; fixed: n3 {n2, n3}#5, reference: n3 {n2, n3}#4.
+    let events = then(
+        &THREE_ACTIVE,
+        &[partition(1, 3), detect(1, 3), detect(3, 1)],
+    );
+    for (config, k) in [(fixed(3), 6), (reference(3, 5), 5)] {
+        let before = run(config, &events);
+        let (_, effects) = accept(&before, sync(1, 2));
+        assert_eq!(
+            effects,
+            vec![view_changed(1, &[1, 2], k), view_changed(2, &[1, 2], k)],
+            "{config:?}"
+        );
+    }
+    // After a heal, n1 and n3 hold different views: fixed numbers differ (4, 5), the
+    // reference numbers are both 4, so the reference model refuses to synchronise them.
+    let healed = then(&events, &[heal(1, 3)]);
+    let (_, effects) = accept(&run(fixed(3), &healed), sync(1, 3));
+    assert_eq!(
+        effects,
+        vec![
+            view_changed(1, &[1, 2, 3], 6),
+            view_changed(3, &[1, 2, 3], 6),
+        ]
+    );
+    assert_eq!(
+        refuse(&run(reference(3, 5), &healed), sync(1, 3)),
+        refusal(
+            ActionName::SyncViews,
+            Guard::SameViewNumber {
+                a: n(1),
+                b: n(3),
+                view_number: 4
+            }
+        )
+    );
+}
+
+#[test]
+fn sync_views_refusals() {
+    let a = ActionName::SyncViews;
+    let s = run(fixed(3), &THREE_ACTIVE);
+    assert_eq!(refuse(&s, sync(0, 1)), refusal(a, unknown(0)));
+    assert_eq!(refuse(&s, sync(1, 4)), refusal(a, unknown(4)));
+    assert_eq!(
+        refuse(&s, sync(2, 2)),
+        refusal(a, Guard::SameNode { node: n(2) })
+    );
+    let same = refuse(&s, sync(1, 2));
+    assert_eq!(
+        same,
+        refusal(
+            a,
+            Guard::SameViewNumber {
+                a: n(1),
+                b: n(2),
+                view_number: 3
+            }
+        )
+    );
+    assert_eq!(
+        same.to_string(),
+        "SyncViews: n1 and n2 both have view number 3"
+    );
+    let s = run(fixed(3), &[join(1), join(2), join_complete(2), join(3)]);
+    assert_eq!(
+        refuse(&s, sync(3, 1)),
+        refusal(a, status(3, Active, Joining))
+    );
+    assert_eq!(
+        refuse(&s, sync(1, 3)),
+        refusal(a, status(3, Active, Joining))
+    );
+    let s = run(fixed(3), &N3_UNKNOWN_TO_N1);
+    assert_eq!(
+        refuse(&s, sync(1, 3)),
+        refusal(a, Guard::CannotCommunicate { a: n(1), b: n(3) })
+    );
+}
+
+#[test]
+fn sync_views_is_refused_at_the_bound() {
+    let events = then(&N3_UNKNOWN_TO_N1, &[heal(1, 3)]);
+    for config in [reference(3, 3), bounded(3, 3)] {
+        let s = run(config, &events);
+        assert_eq!(
+            refuse(&s, sync(1, 3)),
+            refusal(ActionName::SyncViews, view_bound(4, 3)),
+            "{config:?}"
+        );
+    }
+}
+
+#[test]
+fn mutant_no_sync_views_disables_the_action_before_any_status_check() {
+    let a = ActionName::SyncViews;
+    let config = mutant(3, Mutant::NoSyncViews);
+    let s = run(config, &then(&N3_UNKNOWN_TO_N1, &[heal(1, 3)]));
+    assert_eq!(
+        refuse(&s, sync(1, 3)),
+        refusal(a, Guard::Disabled { mode: Mode::Fixed })
+    );
+    let s = State::initial(config);
+    assert_eq!(
+        refuse(&s, sync(1, 2)),
+        refusal(a, Guard::Disabled { mode: Mode::Fixed })
+    );
+    assert_eq!(
+        refuse(&s, sync(1, 1)),
+        refusal(a, Guard::SameNode { node: n(1) })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Across actions
+
+/// For every action with a node parameter, an unknown node is refused first, before any other
+/// guard (the status, the mode's Disabled, SameNode), and the refusal names the action.
+#[test]
+fn every_parameterised_action_refuses_an_unknown_node_first() {
+    let configs: [Config; 4] = [
+        fixed(3),
+        reference(3, 3),
+        buggy(3, 3),
+        mutant(3, Mutant::NoSyncViews),
+    ];
+    let ghost = NodeId(4);
+    for config in configs {
+        let s = run(config, &THREE_ACTIVE);
+        let mut seen = Vec::new();
+        for event in Event::all(4) {
+            let names_ghost = match event {
+                Event::NodeJoin { node }
+                | Event::NodeJoinComplete { node }
+                | Event::NodeLeave { node }
+                | Event::NodeLeaveComplete { node }
+                | Event::SendHeartbeat { node }
+                | Event::MarkNodeFailed { node }
+                | Event::NodeRecover { node }
+                | Event::ElectPrimary { node }
+                | Event::PrimaryStepDown { node } => node == ghost,
+                Event::DetectFailure { detector, target } => detector == ghost || target == ghost,
+                Event::CreatePartition { a, b }
+                | Event::HealPartition { a, b }
+                | Event::SyncViews { a, b } => a == ghost || b == ghost,
+                Event::ResetHeartbeats => false,
+            };
+            if names_ghost {
+                assert_eq!(
+                    refuse(&s, event),
+                    refusal(event.name(), Guard::UnknownNode { node: ghost }),
+                    "{config:?} {event}"
+                );
+                seen.push(event.name());
+            }
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 13, "every action but ResetHeartbeats");
+    }
+}

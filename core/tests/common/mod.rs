@@ -1,0 +1,153 @@
+//! Helpers shared by the integration tests: short event constructors, configurations, and
+//! `run`, which builds a state by replaying events from `State::initial` through `step`.
+//! Each test file uses a different subset.
+
+#![allow(dead_code)]
+
+use membership_core::{
+    step, Config, Effect, Event, Mode, Mutant, NodeId, NodeRecord, NodeSet, Refusal, State,
+};
+
+/// Node `n{i}`.
+pub fn n(i: u16) -> NodeId {
+    NodeId(i)
+}
+
+/// The set `{n{i} | i in ids}`.
+pub fn nodes(ids: &[u16]) -> NodeSet {
+    ids.iter().map(|&i| NodeId(i)).collect()
+}
+
+pub fn join(i: u16) -> Event {
+    Event::NodeJoin { node: n(i) }
+}
+pub fn join_complete(i: u16) -> Event {
+    Event::NodeJoinComplete { node: n(i) }
+}
+pub fn leave(i: u16) -> Event {
+    Event::NodeLeave { node: n(i) }
+}
+pub fn leave_complete(i: u16) -> Event {
+    Event::NodeLeaveComplete { node: n(i) }
+}
+pub fn heartbeat(i: u16) -> Event {
+    Event::SendHeartbeat { node: n(i) }
+}
+pub fn detect(d: u16, t: u16) -> Event {
+    Event::DetectFailure {
+        detector: n(d),
+        target: n(t),
+    }
+}
+pub fn fail(i: u16) -> Event {
+    Event::MarkNodeFailed { node: n(i) }
+}
+pub fn recover(i: u16) -> Event {
+    Event::NodeRecover { node: n(i) }
+}
+pub fn elect(i: u16) -> Event {
+    Event::ElectPrimary { node: n(i) }
+}
+pub fn step_down(i: u16) -> Event {
+    Event::PrimaryStepDown { node: n(i) }
+}
+pub fn partition(a: u16, b: u16) -> Event {
+    Event::CreatePartition { a: n(a), b: n(b) }
+}
+pub fn heal(a: u16, b: u16) -> Event {
+    Event::HealPartition { a: n(a), b: n(b) }
+}
+pub fn sync(a: u16, b: u16) -> Event {
+    Event::SyncViews { a: n(a), b: n(b) }
+}
+pub const RESET: Event = Event::ResetHeartbeats;
+
+/// A configuration that must be valid.
+pub fn config(mode: Mode, count: u16, max_view: Option<u64>, m: Option<Mutant>) -> Config {
+    Config::new(mode, count, max_view, m).unwrap()
+}
+/// The fixed protocol, unbounded.
+pub fn fixed(count: u16) -> Config {
+    Config::fixed(count).unwrap()
+}
+/// The fixed protocol with the checking bound `bound`.
+pub fn bounded(count: u16, bound: u64) -> Config {
+    Config::fixed(count)
+        .unwrap()
+        .with_max_view(Some(bound))
+        .unwrap()
+}
+/// The reference model.
+pub fn reference(count: u16, max_view: u64) -> Config {
+    Config::reference(count, max_view).unwrap()
+}
+/// The reference model, BUGGY.
+pub fn buggy(count: u16, max_view: u64) -> Config {
+    Config::buggy(count, max_view).unwrap()
+}
+/// The fixed protocol running `m`.
+pub fn mutant(count: u16, m: Mutant) -> Config {
+    Config::fixed(count).unwrap().with_mutant(Some(m)).unwrap()
+}
+
+/// Replays `events` from `State::initial(config)`, panicking (naming the step) on a refusal.
+pub fn run(config: Config, events: &[Event]) -> State {
+    let mut state = State::initial(config);
+    for (i, event) in events.iter().enumerate() {
+        state = match step(&state, event) {
+            Ok((next, _)) => next,
+            Err(refusal) => panic!("step {} ({event}) refused: {refusal}", i + 1),
+        };
+    }
+    state
+}
+
+/// The record of `n{i}`, which must exist.
+pub fn record(state: &State, i: u16) -> NodeRecord {
+    *state.node(n(i)).unwrap()
+}
+
+/// `events` followed by `more`.
+pub fn then(events: &[Event], more: &[Event]) -> Vec<Event> {
+    events.iter().chain(more).copied().collect()
+}
+
+/// Steps `event`, which must be accepted.
+pub fn accept(state: &State, event: Event) -> (State, Vec<Effect>) {
+    match step(state, &event) {
+        Ok(outcome) => outcome,
+        Err(refusal) => panic!("{event} refused: {refusal}"),
+    }
+}
+
+/// Steps `event`, which must be refused; the refusal.
+pub fn refuse(state: &State, event: Event) -> Refusal {
+    match step(state, &event) {
+        Ok((_, effects)) => panic!("{event} accepted with {effects:?}"),
+        Err(refusal) => refusal,
+    }
+}
+
+/// n1 bootstraps, n2 and n3 join and complete: all three Active with view {n1, n2, n3}#3, n1
+/// primary with term 1 (in every mode).
+pub const THREE_ACTIVE: [Event; 5] = [
+    Event::NodeJoin { node: NodeId(1) },
+    Event::NodeJoin { node: NodeId(2) },
+    Event::NodeJoinComplete { node: NodeId(2) },
+    Event::NodeJoin { node: NodeId(3) },
+    Event::NodeJoinComplete { node: NodeId(3) },
+];
+
+/// PROTOCOL.md section 2: n1 bootstraps, n2 joins and completes, n3 joins, n1 and n3 are
+/// partitioned, n3 completes through n2 (n1 keeps {n1, n2}#2).
+pub const N3_UNKNOWN_TO_N1: [Event; 6] = [
+    Event::NodeJoin { node: NodeId(1) },
+    Event::NodeJoin { node: NodeId(2) },
+    Event::NodeJoinComplete { node: NodeId(2) },
+    Event::NodeJoin { node: NodeId(3) },
+    Event::CreatePartition {
+        a: NodeId(1),
+        b: NodeId(3),
+    },
+    Event::NodeJoinComplete { node: NodeId(3) },
+];
