@@ -42,8 +42,9 @@ pub enum Mutant {
     NoStepDown,
     /// MarkNodeFailed without the detection guard (any Active node may be declared failed).
     FailWithoutDetection,
-    /// MarkNodeFailed leaves the failed node in the other views and NodeRecover does not check
-    /// them: the LeaveDetectionWeak defect of the reference model.
+    /// MarkNodeFailed and NodeRecover as in the reference model: a peer that never heard of the
+    /// node counts as its detector, the failed node stays in the other views, and NodeRecover
+    /// does not check them (the LeaveDetectionWeak defect of PROTOCOL.md section 2).
     FailKeepsViews,
     /// SyncViews is never enabled: views never converge (a planted liveness bug).
     NoSyncViews,
@@ -85,7 +86,7 @@ impl Mutant {
             Mutant::NoStepDown => "PrimaryStepDown never fires on majority loss",
             Mutant::FailWithoutDetection => "MarkNodeFailed without the detection guard",
             Mutant::FailKeepsViews => {
-                "MarkNodeFailed keeps the node in other views (LeaveDetectionWeak defect)"
+                "MarkNodeFailed/NodeRecover as in the reference (LeaveDetectionWeak defect)"
             }
             Mutant::NoSyncViews => "SyncViews never fires (planted liveness bug)",
         }

@@ -34,8 +34,8 @@ pub enum Invariant {
     /// Transition: a node becomes primary only with a majority (bootstrap of an empty cluster
     /// excepted).
     MinorityCannotElect,
-    /// Transition: a node is declared Failed only while an Active peer that dropped it from its
-    /// view cannot communicate with it and its heartbeat was not received.
+    /// Transition: a node is declared Failed only while an Active peer that recorded a detection
+    /// of it cannot communicate with it and its heartbeat was not received.
     FailureRequiresDetection,
 }
 
@@ -169,6 +169,16 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
                 Invariant::TypeOK,
                 &[n],
                 format!("{n} names a node outside Nodes"),
+            );
+        }
+        if r.detected.contains(n) || !r.detected.intersection(r.view).is_empty() {
+            return violation(
+                Invariant::TypeOK,
+                &[n],
+                format!(
+                    "{n} has detected {} while its view is {}",
+                    r.detected, r.view
+                ),
             );
         }
         if r.partitioned_from.contains(n) {
@@ -365,8 +375,8 @@ pub fn minority_cannot_elect(before: &State, after: &State) -> Result<(), Violat
 }
 
 /// FailureRequiresDetection (transition): a node that goes from Active to Failed had, before the
-/// step, an Active detector `d` that had dropped it from its view, could not communicate with
-/// it, and had not received its heartbeat.
+/// step, an Active detector `d` that had recorded a detection of it (`n \in detected[d]`), could
+/// not communicate with it, and had not received its heartbeat.
 pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), Violation> {
     for (n, (rb, ra)) in after
         .node_ids()
@@ -375,7 +385,7 @@ pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), V
         if rb.status == NodeStatus::Active && ra.status == NodeStatus::Failed {
             let detected = !rb.heartbeat_received
                 && before.active().without(n).iter().any(|d| {
-                    before.node(d).is_some_and(|rd| !rd.view.contains(n))
+                    before.node(d).is_some_and(|rd| rd.detected.contains(n))
                         && !before.can_communicate(d, n)
                 });
             if !detected {

@@ -24,6 +24,10 @@ pub struct NodeRecord {
     pub heartbeat_received: bool,
     /// The nodes `m` with `<<n, m>> \in partitioned` (kept symmetric).
     pub partitioned_from: NodeSet,
+    /// `detected[n]` (fixed protocol): the nodes `n` has detected as failed with DetectFailure
+    /// and not seen again in a view since. Always empty in the reference modes, which keep no
+    /// such record.
+    pub detected: NodeSet,
 }
 
 impl NodeRecord {
@@ -37,6 +41,7 @@ impl NodeRecord {
         term: 0,
         heartbeat_received: false,
         partitioned_from: NodeSet::EMPTY,
+        detected: NodeSet::EMPTY,
     };
 }
 
@@ -111,6 +116,7 @@ impl TryFrom<StateFields> for State {
             for (field, set) in [
                 ("view", record.view),
                 ("partitioned_from", record.partitioned_from),
+                ("detected", record.detected),
             ] {
                 if !set.is_subset(all) {
                     return Err(StateError::UnknownMember {
@@ -233,6 +239,7 @@ impl State {
                 *slot = NodeRecord {
                     view: map_set(record.view),
                     partitioned_from: map_set(record.partitioned_from),
+                    detected: map_set(record.detected),
                     ..*record
                 };
             }

@@ -145,6 +145,8 @@ fn adopt_view(
     set(next, node, |r| {
         r.view = view;
         r.view_number = view_number;
+        // A node listed again is no longer suspected by this node.
+        r.detected = r.detected.difference(view);
     });
     effects.push(Effect::ViewChanged {
         node,
@@ -288,6 +290,7 @@ fn node_leave_complete(state: &State, n: NodeId) -> Outcome {
             set(&mut next, n, |r| {
                 r.view = NodeSet::EMPTY;
                 r.view_number = 0;
+                r.detected = NodeSet::EMPTY;
             });
             if let Some(view_number) = view_number {
                 for m in active.iter() {
@@ -370,26 +373,32 @@ fn detect_failure(state: &State, d: NodeId, t: NodeId) -> Outcome {
     let mut effects = Vec::new();
     adopt_view(&mut next, &mut effects, d, view, view_number);
     record_view_number(&mut next, view_number);
+    if state.config().mode() == Mode::Fixed {
+        // Fixed: the detection is recorded in the registry; MarkNodeFailed requires it.
+        set(&mut next, d, |r| r.detected = r.detected.with(t));
+    }
     debug_assert!(!view.contains(t) && view.contains(d));
     debug_assert_eq!(effects.len(), 1);
     Ok((next, effects))
 }
 
-/// The fixed protocol's detection guard for MarkNodeFailed(n): some Active `d != n` has dropped
-/// `n` from its view, still cannot communicate with it, and `n`'s heartbeat was not received.
+/// The fixed protocol's detection guard for MarkNodeFailed(n): some Active `d != n` has
+/// recorded a detection of `n` (DetectFailure(d, n), not undone by a later view listing `n`),
+/// still cannot communicate with it, and `n`'s heartbeat was not received. A node that merely
+/// never heard of `n` has recorded nothing, so it cannot get `n` declared failed.
 fn detected_by(state: &State, n: NodeId) -> Result<NodeId, Guard> {
     if state.node(n).is_some_and(|r| r.heartbeat_received) {
         return Err(Guard::HeartbeatReceived { node: n });
     }
-    let droppers: Vec<NodeId> = state
+    let detectors: Vec<NodeId> = state
         .active()
         .without(n)
         .iter()
-        .filter(|&d| state.node(d).is_some_and(|r| !r.view.contains(n)))
+        .filter(|&d| state.node(d).is_some_and(|r| r.detected.contains(n)))
         .collect();
-    match droppers.iter().find(|&&d| !state.can_communicate(d, n)) {
+    match detectors.iter().find(|&&d| !state.can_communicate(d, n)) {
         Some(&d) => Ok(d),
-        None => match droppers.first() {
+        None => match detectors.first() {
             Some(&d) => Err(Guard::CanCommunicate { a: d, b: n }),
             None => Err(Guard::Undetected { node: n }),
         },
@@ -402,14 +411,19 @@ fn detected_by(state: &State, n: NodeId) -> Result<NodeId, Guard> {
 /// Reference: detected means merely "some Active `d != n` lacks `n` in its view" (which also
 /// holds when `d` never heard of `n`: the LeaveDetectionWeak defect). Fixed: the detection
 /// guard of [`detected_by`], and in the same transition `n` is removed from every Active view
-/// that still lists it (those nodes adopt `active \ {n}` with one new number) and is fenced.
+/// that still lists it (those nodes adopt `active \ {n}` with one new number) and from every
+/// detection record, and is fenced.
 fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Active)?;
     let config = *state.config();
     let fixed = config.mode() == Mode::Fixed;
-    if fixed && !config.is_mutant(Mutant::FailWithoutDetection) {
+    // The reference guard, also used by the mutant that reintroduces the reference defect.
+    let reference_guard = !fixed || config.is_mutant(Mutant::FailKeepsViews);
+    if fixed && config.is_mutant(Mutant::FailWithoutDetection) {
+        // Mutant: no detection guard at all.
+    } else if !reference_guard {
         detected_by(state, n)?;
-    } else if !fixed {
+    } else {
         let others = state.active().without(n);
         if !others
             .iter()
@@ -440,7 +454,11 @@ fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
         r.view = NodeSet::EMPTY;
         r.view_number = 0;
         r.term = 0;
+        r.detected = NodeSet::EMPTY;
     });
+    for m in state.node_ids() {
+        set(&mut next, m, |r| r.detected = r.detected.without(n));
+    }
     if let Some(view_number) = view_number {
         for &m in &listers {
             adopt_view(&mut next, &mut effects, m, remaining, view_number);
@@ -481,6 +499,7 @@ fn node_recover(state: &State, n: NodeId) -> Outcome {
         r.view = NodeSet::EMPTY;
         r.view_number = 0;
         r.term = 0;
+        r.detected = NodeSet::EMPTY;
     });
     debug_assert!(next
         .node(n)

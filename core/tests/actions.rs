@@ -588,6 +588,8 @@ fn detect_failure_drops_the_target_from_the_detectors_view() {
         NodeRecord {
             view: nodes(&[1, 2]),
             view_number: 4,
+            // Fixed: the detection is recorded; MarkNodeFailed(n3) will require it.
+            detected: nodes(&[3]),
             ..record(&before, 1)
         }
     );
@@ -710,8 +712,15 @@ fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
             ..member(Failed, &[], 0)
         }
     );
-    // n1 had already dropped n3 and keeps its view.
-    assert_eq!(record(&after, 1), record(&before, 1));
+    // n1 had already dropped n3 and keeps its view; its detection record is consumed.
+    assert_eq!(record(&before, 1).detected, nodes(&[3]));
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            detected: NodeSet::EMPTY,
+            ..record(&before, 1)
+        }
+    );
     assert_eq!(record(&after, 2), member(Active, &[1, 2], 5));
     assert_eq!(after.view_counter(), 5);
 }

@@ -367,6 +367,7 @@ pub fn changes(before: &State, after: &State) -> Vec<String> {
             term,
             heartbeat_received,
             partitioned_from,
+            detected,
         } = *a;
         if status != b.status {
             parts.push(format!("state {status} -> {}", b.status));
@@ -397,6 +398,9 @@ pub fn changes(before: &State, after: &State) -> Vec<String> {
                 "partitioned_from {partitioned_from} -> {}",
                 b.partitioned_from
             ));
+        }
+        if detected != b.detected {
+            parts.push(format!("detected {detected} -> {}", b.detected));
         }
         if !parts.is_empty() {
             out.push(format!("{n}: {}", parts.join(", ")));
