@@ -1,5 +1,6 @@
 //! The protocol's configuration: which protocol, how many nodes, which checking bound.
 
+use crate::actor::ACTORS_MAX;
 use crate::node::NODES_MAX;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -42,23 +43,37 @@ pub enum Mutant {
     NoStepDown,
     /// MarkNodeFailed without the detection guard (any Active node may be declared failed).
     FailWithoutDetection,
-    /// MarkNodeFailed and NodeRecover as in the reference model: a peer that never heard of the
-    /// node counts as its detector, the failed node stays in the other views, and NodeRecover
-    /// does not check them (the LeaveDetectionWeak defect of PROTOCOL.md section 2).
+    /// MarkNodeFailed's guard and view handling and NodeRecover's as in the reference model: a
+    /// peer that never heard of the node counts as its detector, the failed node stays in the
+    /// other views, and NodeRecover does not check them (the LeaveDetectionWeak defect of
+    /// PROTOCOL.md section 2). Fencing, detection records and actors stay as in the fixed
+    /// protocol.
     FailKeepsViews,
     /// SyncViews is never enabled: views never converge (a planted liveness bug).
     NoSyncViews,
+    /// MigrateActor without the term check: any term is accepted, even with no valid primary.
+    MigrateWithoutTermCheck,
+    /// MigrateActor moves the actor but keeps its old epoch.
+    MigrateWithoutEpochIncrease,
+    /// NodeLeaveComplete while the node still holds actors.
+    LeaveCompleteWithActors,
+    /// MarkNodeFailed does not queue the failed node's actors.
+    FailForgetsActors,
 }
 
 impl Mutant {
     /// Every mutant, in catalogue order.
-    pub const ALL: [Mutant; 6] = [
+    pub const ALL: [Mutant; 10] = [
         Mutant::ElectWithoutMajority,
         Mutant::ElectWithoutTermIncrement,
         Mutant::NoStepDown,
         Mutant::FailWithoutDetection,
         Mutant::FailKeepsViews,
         Mutant::NoSyncViews,
+        Mutant::MigrateWithoutTermCheck,
+        Mutant::MigrateWithoutEpochIncrease,
+        Mutant::LeaveCompleteWithActors,
+        Mutant::FailForgetsActors,
     ];
 
     /// The mutant's command-line name.
@@ -70,6 +85,10 @@ impl Mutant {
             Mutant::FailWithoutDetection => "fail-without-detection",
             Mutant::FailKeepsViews => "fail-keeps-views",
             Mutant::NoSyncViews => "no-sync-views",
+            Mutant::MigrateWithoutTermCheck => "migrate-without-term-check",
+            Mutant::MigrateWithoutEpochIncrease => "migrate-without-epoch-increase",
+            Mutant::LeaveCompleteWithActors => "leave-complete-with-actors",
+            Mutant::FailForgetsActors => "fail-forgets-actors",
         }
     }
 
@@ -89,6 +108,10 @@ impl Mutant {
                 "MarkNodeFailed/NodeRecover as in the reference (LeaveDetectionWeak defect)"
             }
             Mutant::NoSyncViews => "SyncViews never fires (planted liveness bug)",
+            Mutant::MigrateWithoutTermCheck => "MigrateActor accepts any term",
+            Mutant::MigrateWithoutEpochIncrease => "MigrateActor keeps the actor's epoch",
+            Mutant::LeaveCompleteWithActors => "NodeLeaveComplete while holding actors",
+            Mutant::FailForgetsActors => "MarkNodeFailed does not queue the node's actors",
         }
     }
 }
@@ -114,6 +137,15 @@ pub enum ConfigError {
         /// The refused bound.
         max_view: u64,
     },
+    /// The epoch bound must allow at least one activation.
+    #[error("max_epoch must be at least 1")]
+    EpochBoundTooSmall,
+    /// The actor limit must allow at least one actor.
+    #[error("actors_max {actors_max} must be at least 1")]
+    ActorsMax {
+        /// The refused limit.
+        actors_max: u64,
+    },
     /// Mutants are variants of the fixed protocol only.
     #[error("mutant {mutant} applies to the fixed protocol, not to mode {mode}")]
     MutantNeedsFixed {
@@ -132,6 +164,8 @@ pub struct Config {
     mode: Mode,
     node_count: u16,
     max_view: Option<u64>,
+    max_epoch: Option<u64>,
+    actors_max: u64,
     mutant: Option<Mutant>,
 }
 
@@ -144,15 +178,27 @@ pub struct ConfigFields {
     pub node_count: u16,
     /// See [`Config::max_view`].
     pub max_view: Option<u64>,
+    /// See [`Config::max_epoch`].
+    #[serde(default)]
+    pub max_epoch: Option<u64>,
+    /// See [`Config::actors_max`].
+    #[serde(default = "default_actors_max")]
+    pub actors_max: u64,
     /// See [`Config::mutant`].
     #[serde(default)]
     pub mutant: Option<Mutant>,
 }
 
+fn default_actors_max() -> u64 {
+    ACTORS_MAX
+}
+
 impl TryFrom<ConfigFields> for Config {
     type Error = ConfigError;
     fn try_from(f: ConfigFields) -> Result<Self, ConfigError> {
-        Config::new(f.mode, f.node_count, f.max_view, f.mutant)
+        Config::new(f.mode, f.node_count, f.max_view, f.mutant)?
+            .with_max_epoch(f.max_epoch)?
+            .with_actors_max(f.actors_max)
     }
 }
 
@@ -162,6 +208,8 @@ impl From<Config> for ConfigFields {
             mode: c.mode,
             node_count: c.node_count,
             max_view: c.max_view,
+            max_epoch: c.max_epoch,
+            actors_max: c.actors_max,
             mutant: c.mutant,
         }
     }
@@ -195,6 +243,8 @@ impl Config {
             mode,
             node_count,
             max_view,
+            max_epoch: None,
+            actors_max: ACTORS_MAX,
             mutant,
         };
         debug_assert!(config.mode == Mode::Fixed || config.max_view.is_some());
@@ -220,12 +270,31 @@ impl Config {
     /// The same configuration with the checking bound `max_view` (`None`: unbounded; refused
     /// for the reference modes, which need it).
     pub fn with_max_view(self, max_view: Option<u64>) -> Result<Config, ConfigError> {
-        Config::new(self.mode, self.node_count, max_view, self.mutant)
+        Config::new(self.mode, self.node_count, max_view, self.mutant)?;
+        Ok(Config { max_view, ..self })
     }
 
     /// The same configuration running `mutant` (`None`: the protocol itself).
     pub fn with_mutant(self, mutant: Option<Mutant>) -> Result<Config, ConfigError> {
-        Config::new(self.mode, self.node_count, self.max_view, mutant)
+        Config::new(self.mode, self.node_count, self.max_view, mutant)?;
+        Ok(Config { mutant, ..self })
+    }
+
+    /// The same configuration with the checking bound `max_epoch` on actor epochs (`None`:
+    /// unbounded, the production setting).
+    pub fn with_max_epoch(self, max_epoch: Option<u64>) -> Result<Config, ConfigError> {
+        if max_epoch == Some(0) {
+            return Err(ConfigError::EpochBoundTooSmall);
+        }
+        Ok(Config { max_epoch, ..self })
+    }
+
+    /// The same configuration with room for at most `actors_max` placed actors.
+    pub fn with_actors_max(self, actors_max: u64) -> Result<Config, ConfigError> {
+        if actors_max == 0 {
+            return Err(ConfigError::ActorsMax { actors_max });
+        }
+        Ok(Config { actors_max, ..self })
     }
 
     /// Which protocol runs.
@@ -241,6 +310,16 @@ impl Config {
     /// The checking bound on view numbers and terms (the spec's `MaxView`), if any.
     pub fn max_view(&self) -> Option<u64> {
         self.max_view
+    }
+
+    /// The checking bound on actor epochs, if any.
+    pub fn max_epoch(&self) -> Option<u64> {
+        self.max_epoch
+    }
+
+    /// The most actors that may be placed at once (and so the migration queue's bound).
+    pub fn actors_max(&self) -> u64 {
+        self.actors_max
     }
 
     /// The mutant in force, if any.

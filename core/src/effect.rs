@@ -1,5 +1,6 @@
 //! What the outside world must do after a transition is durable.
 
+use crate::actor::{ActorId, MigrationReason};
 use crate::node::{NodeId, NodeSet, NodeStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -62,6 +63,34 @@ pub enum Effect {
         /// The node.
         node: NodeId,
     },
+    /// `node` must activate `actor` under `epoch`.
+    ActorActivated {
+        /// The actor.
+        actor: ActorId,
+        /// Where it now lives.
+        node: NodeId,
+        /// Its new activation epoch.
+        epoch: u64,
+    },
+    /// `node` must deactivate `actor` (activation `epoch`), if it still serves it.
+    ActorDeactivated {
+        /// The actor.
+        actor: ActorId,
+        /// Where it lived.
+        node: NodeId,
+        /// The epoch of the ended activation.
+        epoch: u64,
+    },
+    /// `actors` actors of `from` were queued for migration (one effect per node, not per actor:
+    /// a node may hold very many).
+    MigrationsQueued {
+        /// The node they must leave.
+        from: NodeId,
+        /// Why.
+        reason: MigrationReason,
+        /// How many were queued.
+        actors: u64,
+    },
 }
 
 impl fmt::Display for Effect {
@@ -78,6 +107,17 @@ impl fmt::Display for Effect {
                 write!(f, "{node}: steps down from term {term} ({reason:?})")
             }
             Effect::Fenced { node } => write!(f, "{node}: fenced"),
+            Effect::ActorActivated { actor, node, epoch } => {
+                write!(f, "{node}: activate {actor} (epoch {epoch})")
+            }
+            Effect::ActorDeactivated { actor, node, epoch } => {
+                write!(f, "{node}: deactivate {actor} (epoch {epoch})")
+            }
+            Effect::MigrationsQueued {
+                from,
+                reason,
+                actors,
+            } => write!(f, "{from}: {actors} actors queued ({reason})"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The spec's actions as data: one [`Event`] variant per TLA+ action, with the spec's names.
 
+use crate::actor::ActorId;
 use crate::node::NodeId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -82,6 +83,28 @@ pub enum Event {
         /// `b`.
         b: NodeId,
     },
+    /// `PlaceActor(a)`: place a new actor on an Active node chosen by the placement strategy.
+    PlaceActor {
+        /// The actor.
+        actor: ActorId,
+    },
+    /// `MigrateActor(a, t)`: the primary holding term `t` moves a queued actor.
+    MigrateActor {
+        /// The actor.
+        actor: ActorId,
+        /// The proposer's term (fencing token).
+        term: u64,
+    },
+    /// `RebalanceActors(t)`: the primary holding term `t` queues actors of overloaded nodes.
+    RebalanceActors {
+        /// The proposer's term (fencing token).
+        term: u64,
+    },
+    /// `RemoveActor(a)`: the application is done with the actor.
+    RemoveActor {
+        /// The actor.
+        actor: ActorId,
+    },
 }
 
 /// The name of a spec action, without parameters.
@@ -102,11 +125,15 @@ pub enum ActionName {
     HealPartition,
     ResetHeartbeats,
     SyncViews,
+    PlaceActor,
+    MigrateActor,
+    RebalanceActors,
+    RemoveActor,
 }
 
 impl ActionName {
     /// Every action, in the spec's order.
-    pub const ALL: [ActionName; 14] = [
+    pub const ALL: [ActionName; 18] = [
         ActionName::NodeJoin,
         ActionName::NodeJoinComplete,
         ActionName::NodeLeave,
@@ -121,6 +148,10 @@ impl ActionName {
         ActionName::HealPartition,
         ActionName::ResetHeartbeats,
         ActionName::SyncViews,
+        ActionName::PlaceActor,
+        ActionName::MigrateActor,
+        ActionName::RebalanceActors,
+        ActionName::RemoveActor,
     ];
 }
 
@@ -148,7 +179,28 @@ impl Event {
             Event::HealPartition { .. } => ActionName::HealPartition,
             Event::ResetHeartbeats => ActionName::ResetHeartbeats,
             Event::SyncViews { .. } => ActionName::SyncViews,
+            Event::PlaceActor { .. } => ActionName::PlaceActor,
+            Event::MigrateActor { .. } => ActionName::MigrateActor,
+            Event::RebalanceActors { .. } => ActionName::RebalanceActors,
+            Event::RemoveActor { .. } => ActionName::RemoveActor,
         }
+    }
+
+    /// Every instance of the actor actions over `actors` and the terms `1..=max_term` (the
+    /// membership actions are [`Event::all`]).
+    pub fn actor_events(actors: &[ActorId], max_term: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        for &actor in actors {
+            events.push(Event::PlaceActor { actor });
+            events.push(Event::RemoveActor { actor });
+        }
+        for term in 1..=max_term {
+            for &actor in actors {
+                events.push(Event::MigrateActor { actor, term });
+            }
+            events.push(Event::RebalanceActors { term });
+        }
+        events
     }
 
     /// Every instance of every action over nodes `n1..=n{node_count}` (pairs ordered `a < b`
@@ -216,6 +268,11 @@ impl fmt::Display for Event {
             | Event::HealPartition { a, b }
             | Event::SyncViews { a, b } => write!(f, "{name}({a}, {b})"),
             Event::ResetHeartbeats => write!(f, "{name}"),
+            Event::PlaceActor { actor } | Event::RemoveActor { actor } => {
+                write!(f, "{name}({actor})")
+            }
+            Event::MigrateActor { actor, term } => write!(f, "{name}({actor}, term {term})"),
+            Event::RebalanceActors { term } => write!(f, "{name}(term {term})"),
         }
     }
 }

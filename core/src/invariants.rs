@@ -7,6 +7,7 @@
 //! defined here as the set of states a fair behaviour must not stay in forever, plus the
 //! fairness assumption; the model checker decides them on the reachable graph.
 
+use crate::actor::{ActorId, MigrationReason};
 use crate::event::Event;
 use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::state::State;
@@ -37,24 +38,41 @@ pub enum Invariant {
     /// Transition: a node is declared Failed only while an Active peer that recorded a detection
     /// of it cannot communicate with it and its heartbeat was not received.
     FailureRequiresDetection,
+    /// Every actor is placed on exactly one node, and that node is Active, or the actor is queued
+    /// to leave it (from a Leaving node for any reason; from a Failed, Left or Joining node only
+    /// because the node failed).
+    SingleActivation,
+    /// The migration queue holds at most one entry per placed actor, each naming the node the
+    /// actor is placed on, and at most `actors_max` in all.
+    MigrationQueueBounded,
+    /// Transition: the epoch counter never decreases, an actor's epoch never decreases, a move
+    /// always gives a new (larger) epoch, and a new placement an epoch never issued before.
+    EpochMonotonic,
+    /// Transition: an actor moves from one node to another only while a valid primary holds the
+    /// registry's current term.
+    MigrationByPrimary,
 }
 
 impl Invariant {
     /// The state invariants, in the order they are checked.
-    pub const STATE: [Invariant; 6] = [
+    pub const STATE: [Invariant; 8] = [
         Invariant::TypeOK,
         Invariant::MembershipConsistency,
         Invariant::JoinAtomicity,
         Invariant::LeaveDetectionWeak,
         Invariant::NoSplitBrain,
         Invariant::AtMostOnePrimary,
+        Invariant::SingleActivation,
+        Invariant::MigrationQueueBounded,
     ];
 
     /// The transition invariants, in the order they are checked.
-    pub const TRANSITION: [Invariant; 3] = [
+    pub const TRANSITION: [Invariant; 5] = [
         Invariant::FencingTermMonotonic,
         Invariant::MinorityCannotElect,
         Invariant::FailureRequiresDetection,
+        Invariant::EpochMonotonic,
+        Invariant::MigrationByPrimary,
     ];
 
     /// The spec's name for the property.
@@ -69,6 +87,10 @@ impl Invariant {
             Invariant::FencingTermMonotonic => "FencingTermMonotonic",
             Invariant::MinorityCannotElect => "MinorityCannotElect",
             Invariant::FailureRequiresDetection => "FailureRequiresDetection",
+            Invariant::SingleActivation => "SingleActivation",
+            Invariant::MigrationQueueBounded => "MigrationQueueBounded",
+            Invariant::EpochMonotonic => "EpochMonotonic",
+            Invariant::MigrationByPrimary => "MigrationByPrimary",
         }
     }
 
@@ -82,9 +104,13 @@ impl Invariant {
             Invariant::LeaveDetectionWeak => leave_detection_weak(state),
             Invariant::NoSplitBrain => no_split_brain(state),
             Invariant::AtMostOnePrimary => at_most_one_primary(state),
+            Invariant::SingleActivation => single_activation(state),
+            Invariant::MigrationQueueBounded => migration_queue_bounded(state),
             Invariant::FencingTermMonotonic
             | Invariant::MinorityCannotElect
-            | Invariant::FailureRequiresDetection => Ok(()),
+            | Invariant::FailureRequiresDetection
+            | Invariant::EpochMonotonic
+            | Invariant::MigrationByPrimary => Ok(()),
         }
     }
 
@@ -94,6 +120,8 @@ impl Invariant {
             Invariant::FencingTermMonotonic => fencing_term_monotonic(before, after),
             Invariant::MinorityCannotElect => minority_cannot_elect(before, after),
             Invariant::FailureRequiresDetection => failure_requires_detection(before, after),
+            Invariant::EpochMonotonic => epoch_monotonic(before, after),
+            Invariant::MigrationByPrimary => migration_by_primary(before, after),
             state_invariant => state_invariant.check(after),
         }
     }
@@ -400,6 +428,159 @@ pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), V
     Ok(())
 }
 
+/// SingleActivation: every placed actor is in the per-node index under its node and nowhere
+/// else, and its node is Active, or the actor is queued to leave that node: a Leaving node's
+/// actors for any reason, a Failed, Left or Joining node's actors only with reason NodeFailed
+/// (a node that left gracefully handed all its actors over first).
+pub fn single_activation(state: &State) -> Result<(), Violation> {
+    let indexed: usize = state.hosted_index().values().map(|set| set.len()).sum();
+    if indexed != state.placements().len() {
+        return violation(
+            Invariant::SingleActivation,
+            &[],
+            format!(
+                "{} placements but {indexed} index entries: an actor is on two nodes",
+                state.placements().len()
+            ),
+        );
+    }
+    for (&actor, p) in state.placements() {
+        let n = p.node;
+        if !state.hosted(n).is_some_and(|set| set.contains(&actor)) {
+            return violation(
+                Invariant::SingleActivation,
+                &[n],
+                format!("{actor} is placed on {n} but not indexed there"),
+            );
+        }
+        let entry = state.queue().get(&actor).filter(|e| e.from == n);
+        let status = state.node(n).map(|r| r.status);
+        let ok = match status {
+            Some(NodeStatus::Active) => true,
+            Some(NodeStatus::Leaving) => entry.is_some(),
+            Some(NodeStatus::Failed | NodeStatus::Left | NodeStatus::Joining) => {
+                entry.is_some_and(|e| e.reason == MigrationReason::NodeFailed)
+            }
+            None => false,
+        };
+        if !ok {
+            return violation(
+                Invariant::SingleActivation,
+                &[n],
+                format!(
+                    "{actor} is placed on {n} ({}) with queue entry {:?}",
+                    status.map_or("unknown".to_string(), |s| s.to_string()),
+                    state.queue().get(&actor)
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// MigrationQueueBounded: every queue entry names the node its actor is placed on (so at most
+/// one entry per placed actor), and there are at most `actors_max` placed actors.
+pub fn migration_queue_bounded(state: &State) -> Result<(), Violation> {
+    let actors_max = state.config().actors_max();
+    if u64::try_from(state.placements().len()).unwrap_or(u64::MAX) > actors_max {
+        return violation(
+            Invariant::MigrationQueueBounded,
+            &[],
+            format!(
+                "{} actors placed, above actors_max {actors_max}",
+                state.placements().len()
+            ),
+        );
+    }
+    for (&actor, entry) in state.queue() {
+        if state.placement(actor).map(|p| p.node) != Some(entry.from) {
+            return violation(
+                Invariant::MigrationQueueBounded,
+                &[entry.from],
+                format!(
+                    "{actor} is queued to leave {} but is not placed there",
+                    entry.from
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// EpochMonotonic (transition): the epoch counter never decreases; an actor placed before and
+/// after keeps or raises its epoch, and raises it whenever it moves; a newly placed actor gets an
+/// epoch above every epoch issued before.
+pub fn epoch_monotonic(before: &State, after: &State) -> Result<(), Violation> {
+    if after.epoch_counter() < before.epoch_counter() {
+        return violation(
+            Invariant::EpochMonotonic,
+            &[],
+            format!(
+                "epoch counter went from {} down to {}",
+                before.epoch_counter(),
+                after.epoch_counter()
+            ),
+        );
+    }
+    for (&actor, pa) in after.placements() {
+        match before.placement(actor) {
+            Some(pb) if pa.epoch < pb.epoch || (pa.node != pb.node && pa.epoch <= pb.epoch) => {
+                return violation(
+                    Invariant::EpochMonotonic,
+                    &[pb.node, pa.node],
+                    format!(
+                        "{actor} went from {}@{} to {}@{}",
+                        pb.node, pb.epoch, pa.node, pa.epoch
+                    ),
+                );
+            }
+            None if pa.epoch <= before.epoch_counter() => {
+                return violation(
+                    Invariant::EpochMonotonic,
+                    &[pa.node],
+                    format!(
+                        "{actor} was placed with epoch {} but {} had been issued",
+                        pa.epoch,
+                        before.epoch_counter()
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// MigrationByPrimary (transition): an actor that moves from one node to another does so while a
+/// valid primary holds the registry's current term.
+pub fn migration_by_primary(before: &State, after: &State) -> Result<(), Violation> {
+    let fenced = before.valid_primaries().iter().any(|p| {
+        before
+            .node(p)
+            .is_some_and(|r| r.term == before.term_counter())
+    });
+    if fenced {
+        return Ok(());
+    }
+    for (&actor, pa) in after.placements() {
+        if let Some(pb) = before.placement(actor) {
+            if pb.node != pa.node {
+                return violation(
+                    Invariant::MigrationByPrimary,
+                    &[pb.node, pa.node],
+                    format!(
+                        "{actor} moved from {} to {} with no valid primary holding term {}",
+                        pb.node,
+                        pa.node,
+                        before.term_counter()
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A liveness property of the spec, in the form "no fair behaviour stays forever in the set
 /// `Trapped`" (`[]<>~Trapped`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -411,13 +592,18 @@ pub enum Liveness {
     /// EventualStepDown(n): a primary that cannot reach a majority eventually steps down (or
     /// regains its majority). `Trapped = StalePrimary(n)`.
     EventualStepDown(NodeId),
+    /// EventualPlacement(a): once nothing is partitioned and a valid primary holds the current
+    /// term, a queued actor is eventually placed on an Active node (leaves the queue).
+    /// `Trapped = NoPartition /\ PrimaryInOffice /\ a \in DOMAIN queue`.
+    EventualPlacement(ActorId),
 }
 
 impl Liveness {
-    /// Every instance of every liveness property for `node_count` nodes.
-    pub fn all(node_count: u16) -> Vec<Liveness> {
+    /// Every instance of every liveness property for `node_count` nodes and `actors`.
+    pub fn all(node_count: u16, actors: &[ActorId]) -> Vec<Liveness> {
         let mut all = vec![Liveness::EventualMembershipConvergence];
         all.extend((1..=node_count).map(|n| Liveness::EventualStepDown(NodeId(n))));
+        all.extend(actors.iter().map(|&a| Liveness::EventualPlacement(a)));
         all
     }
 
@@ -426,6 +612,7 @@ impl Liveness {
         match self {
             Liveness::EventualMembershipConvergence => "EventualMembershipConvergence",
             Liveness::EventualStepDown(_) => "EventualStepDown",
+            Liveness::EventualPlacement(_) => "EventualPlacement",
         }
     }
 
@@ -434,6 +621,15 @@ impl Liveness {
         match self {
             Liveness::EventualMembershipConvergence => state.is_stable() && !state.is_converged(),
             Liveness::EventualStepDown(n) => state.is_stale_primary(n),
+            Liveness::EventualPlacement(a) => {
+                state.queue().contains_key(&a)
+                    && state.nodes().iter().all(|r| r.partitioned_from.is_empty())
+                    && state.valid_primaries().iter().any(|p| {
+                        state
+                            .node(p)
+                            .is_some_and(|r| r.term == state.term_counter())
+                    })
+            }
         }
     }
 }
@@ -443,13 +639,15 @@ impl fmt::Display for Liveness {
         match self {
             Liveness::EventualMembershipConvergence => f.write_str(self.name()),
             Liveness::EventualStepDown(n) => write!(f, "{}({n})", self.name()),
+            Liveness::EventualPlacement(a) => write!(f, "{}({a})", self.name()),
         }
     }
 }
 
 /// The spec's fairness assumption: weak fairness of every instance of these actions
-/// (`WF_vars(SyncViews(a, b))` for all `a < b`, `WF_vars(PrimaryStepDown(n))` for all `n`).
-pub fn fair_events(node_count: u16) -> Vec<Event> {
+/// (`WF_vars(SyncViews(a, b))` for all `a < b`, `WF_vars(PrimaryStepDown(n))` for all `n`,
+/// `WF_vars(MigrateActor(a, t))` for every actor `a` and term `t` in `1..=max_term`).
+pub fn fair_events(node_count: u16, actors: &[ActorId], max_term: u64) -> Vec<Event> {
     let mut events = Vec::new();
     for a in 1..=node_count {
         for b in a + 1..=node_count {
@@ -460,5 +658,12 @@ pub fn fair_events(node_count: u16) -> Vec<Event> {
         }
     }
     events.extend((1..=node_count).map(|n| Event::PrimaryStepDown { node: NodeId(n) }));
+    for term in 1..=max_term {
+        events.extend(
+            actors
+                .iter()
+                .map(|&actor| Event::MigrateActor { actor, term }),
+        );
+    }
     events
 }

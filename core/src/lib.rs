@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod actor;
 pub mod config;
 pub mod effect;
 pub mod event;
@@ -22,6 +23,10 @@ pub mod state;
 pub mod step;
 pub mod symmetry;
 
+pub use actor::{
+    ActorId, Candidate, LeastLoaded, MigrationEntry, MigrationReason, Placement, PlacementStrategy,
+    ACTORS_MAX, MIGRATION_BATCH_MAX, REBALANCE_BATCH_MAX,
+};
 pub use config::{Config, ConfigError, Mode, Mutant};
 pub use effect::{Effect, StepDownReason};
 pub use event::{ActionName, Event};
@@ -29,4 +34,4 @@ pub use invariants::{Invariant, Liveness, Violation};
 pub use node::{NodeId, NodeSet, NodeStatus, NODES_MAX};
 pub use refusal::{Counter, Guard, Refusal};
 pub use state::{NodeRecord, State, StateError};
-pub use step::step;
+pub use step::{migrate_batch, step, step_with};

@@ -16,6 +16,14 @@ pub const NODES_MAX: u16 = 128;
 pub struct NodeId(pub u16);
 
 impl NodeId {
+    /// This node renamed by `perm` (node at index `i` becomes index `perm[i]`); unchanged when
+    /// outside the permutation.
+    pub fn permuted(self, perm: &[usize]) -> NodeId {
+        self.index()
+            .and_then(|i| perm.get(i))
+            .map_or(self, |&j| NodeId::from_index(j))
+    }
+
     /// The zero-based position of this node in per-node tables, or `None` for the invalid id 0
     /// and ids at or above [`NODES_MAX`].
     pub fn index(self) -> Option<usize> {
@@ -131,6 +139,22 @@ impl NodeSet {
             .take_while(move |i| (bits >> i) != 0)
             .filter(move |i| bits & (1u128 << i) != 0)
             .map(NodeId::from_index)
+    }
+
+    /// The set with every member renamed by `perm` (member at index `i` goes to `perm[i]`).
+    #[must_use]
+    pub fn permuted(self, perm: &[usize]) -> NodeSet {
+        let mut bits = self.0;
+        let mut out = 0u128;
+        // One pass per member: bounded by NODES_MAX.
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let j = perm.get(i).copied().unwrap_or(i);
+            out |= 1u128 << j;
+        }
+        debug_assert_eq!(NodeSet(out).len(), self.len());
+        NodeSet(out)
     }
 
     /// The set's raw bits (bit `i` is node `n{i+1}`); used by symmetry reduction.

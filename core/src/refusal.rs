@@ -1,5 +1,6 @@
 //! Why the reducer refused an event: the guard that failed, as data.
 
+use crate::actor::ActorId;
 use crate::config::Mode;
 use crate::event::ActionName;
 use crate::node::{NodeId, NodeStatus};
@@ -14,6 +15,8 @@ pub enum Counter {
     ViewNumber,
     /// A primary term.
     Term,
+    /// An actor activation epoch.
+    Epoch,
 }
 
 impl fmt::Display for Counter {
@@ -21,6 +24,7 @@ impl fmt::Display for Counter {
         f.write_str(match self {
             Counter::ViewNumber => "view number",
             Counter::Term => "term",
+            Counter::Epoch => "epoch",
         })
     }
 }
@@ -161,6 +165,66 @@ pub enum Guard {
         b: NodeId,
         /// Their common number.
         view_number: u64,
+    },
+    /// The actor is already placed.
+    #[error("{actor} is already placed on {node}")]
+    AlreadyPlaced {
+        /// The actor.
+        actor: ActorId,
+        /// Its node.
+        node: NodeId,
+    },
+    /// The actor is not placed.
+    #[error("{actor} is not placed")]
+    NotPlaced {
+        /// The actor.
+        actor: ActorId,
+    },
+    /// The actor is not queued for migration.
+    #[error("{actor} is not queued for migration")]
+    NotQueued {
+        /// The actor.
+        actor: ActorId,
+    },
+    /// The registry holds `actors_max` actors already.
+    #[error("the registry holds its limit of {actors_max} actors")]
+    RegistryFull {
+        /// The limit.
+        actors_max: u64,
+    },
+    /// No node can take the actor (no Active node, or only the one it must leave).
+    #[error("no Active node can take {actor}")]
+    NoTarget {
+        /// The actor.
+        actor: ActorId,
+    },
+    /// The presented term is not the registry's current term.
+    #[error("term {term} is stale: the current term is {current}")]
+    StaleTerm {
+        /// The presented term.
+        term: u64,
+        /// The registry's term.
+        current: u64,
+    },
+    /// Nobody holds the presented (current) term as a valid primary.
+    #[error("no valid primary holds term {term}")]
+    NoValidPrimary {
+        /// The term.
+        term: u64,
+    },
+    /// The node still holds actors.
+    #[error("{node} still holds {actors} actors")]
+    HoldsActors {
+        /// The node.
+        node: NodeId,
+        /// How many.
+        actors: u64,
+    },
+    /// No node is loaded above the balanced share.
+    #[error("the load is balanced: no node holds more than {share} actors")]
+    Balanced {
+        /// The balanced share (the mean, rounded up).
+        share: u64,
     },
     /// A counter would exceed the checking bound `MaxView`.
     #[error("{counter} {value} would exceed MaxView {bound}")]

@@ -1,9 +1,12 @@
 //! The protocol state: the spec's variables for the whole cluster, and the spec's derived
 //! notions (`active`, `can_communicate`, `has_majority`, `valid_primary`) as pure functions.
 
+use crate::actor::{ActorId, MigrationEntry, MigrationReason, Placement};
 use crate::config::{Config, Mode};
 use crate::node::{NodeId, NodeSet, NodeStatus};
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use thiserror::Error;
 
 /// One node's variables (the spec's `state[n]`, `view[n]`, `view_number[n]`,
@@ -46,7 +49,10 @@ impl NodeRecord {
 }
 
 /// The whole cluster's protocol state: the spec's variables plus, in the fixed protocol, the
-/// registry-wide counters that make terms and view numbers unique.
+/// registry-wide counters that make terms and view numbers unique, and the actors.
+///
+/// The actor tables are persistent ordered maps (structural sharing): cloning a state is O(nodes)
+/// whatever the number of actors, and one actor's update costs O(log actors).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "StateFields", into = "StateFields")]
 pub struct State {
@@ -54,6 +60,11 @@ pub struct State {
     nodes: Vec<NodeRecord>,
     term_counter: u64,
     view_counter: u64,
+    epoch_counter: u64,
+    placements: OrdMap<ActorId, Placement>,
+    /// Index of `placements` by node (derived; rebuilt when decoding).
+    hosted: OrdMap<NodeId, OrdSet<ActorId>>,
+    queue: OrdMap<ActorId, MigrationEntry>,
 }
 
 /// The unvalidated fields of a [`State`], as stored.
@@ -67,6 +78,15 @@ pub struct StateFields {
     pub term_counter: u64,
     /// See [`State::view_counter`].
     pub view_counter: u64,
+    /// See [`State::epoch_counter`].
+    #[serde(default)]
+    pub epoch_counter: u64,
+    /// See [`State::placements`].
+    #[serde(default)]
+    pub placements: BTreeMap<ActorId, Placement>,
+    /// See [`State::queue`].
+    #[serde(default)]
+    pub queue: BTreeMap<ActorId, MigrationEntry>,
 }
 
 /// A stored state that cannot be a state of the protocol, naming what is wrong.
@@ -89,6 +109,30 @@ pub enum StateError {
         field: &'static str,
         /// Configured count.
         node_count: u16,
+    },
+    /// An actor is placed on a node outside the configuration.
+    #[error("actor {actor} is placed on {node}, which is not a node of this cluster")]
+    PlacementNode {
+        /// The actor.
+        actor: ActorId,
+        /// The unknown node.
+        node: NodeId,
+    },
+    /// A queue entry does not match the actor's placement.
+    #[error("migration entry of {actor} says it leaves {from}, but it is not placed there")]
+    QueueEntry {
+        /// The actor.
+        actor: ActorId,
+        /// The entry's source node.
+        from: NodeId,
+    },
+    /// More actors than the configuration allows.
+    #[error("{actors} actors are placed but actors_max is {actors_max}")]
+    TooManyActors {
+        /// Actors found.
+        actors: usize,
+        /// The limit.
+        actors_max: u64,
     },
     /// The partition relation is not symmetric or not irreflexive.
     #[error("partition between {a} and {b} is not recorded on both sides (or {a} = {b})")]
@@ -136,11 +180,39 @@ impl TryFrom<StateFields> for State {
                 }
             }
         }
+        if u64::try_from(f.placements.len()).unwrap_or(u64::MAX) > f.config.actors_max() {
+            return Err(StateError::TooManyActors {
+                actors: f.placements.len(),
+                actors_max: f.config.actors_max(),
+            });
+        }
+        let mut hosted: OrdMap<NodeId, OrdSet<ActorId>> = OrdMap::new();
+        for (&actor, p) in &f.placements {
+            if !all.contains(p.node) {
+                return Err(StateError::PlacementNode {
+                    actor,
+                    node: p.node,
+                });
+            }
+            hosted.entry(p.node).or_default().insert(actor);
+        }
+        for (&actor, entry) in &f.queue {
+            if f.placements.get(&actor).map(|p| p.node) != Some(entry.from) {
+                return Err(StateError::QueueEntry {
+                    actor,
+                    from: entry.from,
+                });
+            }
+        }
         Ok(State {
             config: f.config,
             nodes: f.nodes,
             term_counter: f.term_counter,
             view_counter: f.view_counter,
+            epoch_counter: f.epoch_counter,
+            placements: f.placements.into_iter().collect(),
+            hosted,
+            queue: f.queue.into_iter().collect(),
         })
     }
 }
@@ -152,6 +224,9 @@ impl From<State> for StateFields {
             nodes: s.nodes,
             term_counter: s.term_counter,
             view_counter: s.view_counter,
+            epoch_counter: s.epoch_counter,
+            placements: s.placements.into_iter().collect(),
+            queue: s.queue.into_iter().collect(),
         }
     }
 }
@@ -164,6 +239,10 @@ impl State {
             nodes: vec![NodeRecord::INITIAL; usize::from(config.node_count())],
             term_counter: 0,
             view_counter: 0,
+            epoch_counter: 0,
+            placements: OrdMap::new(),
+            hosted: OrdMap::new(),
+            queue: OrdMap::new(),
         };
         debug_assert_eq!(state.nodes.len(), usize::from(config.node_count()));
         debug_assert!(state.active().is_empty());
@@ -189,6 +268,93 @@ impl State {
     /// The highest view number ever issued (fixed protocol; always 0 in the reference modes).
     pub fn view_counter(&self) -> u64 {
         self.view_counter
+    }
+
+    /// The highest actor epoch ever issued (fixed protocol).
+    pub fn epoch_counter(&self) -> u64 {
+        self.epoch_counter
+    }
+
+    /// Every placed actor with its placement, in actor-id order.
+    pub fn placements(&self) -> &OrdMap<ActorId, Placement> {
+        &self.placements
+    }
+
+    /// The placement of `actor`, if it is placed.
+    pub fn placement(&self, actor: ActorId) -> Option<Placement> {
+        self.placements.get(&actor).copied()
+    }
+
+    /// The migration queue, in actor-id order (at most one entry per actor).
+    pub fn queue(&self) -> &OrdMap<ActorId, MigrationEntry> {
+        &self.queue
+    }
+
+    /// The actors placed on `node`, in actor-id order.
+    pub fn hosted(&self, node: NodeId) -> Option<&OrdSet<ActorId>> {
+        self.hosted.get(&node)
+    }
+
+    /// The number of actors placed on `node` (its load).
+    pub fn load(&self, node: NodeId) -> u64 {
+        self.hosted
+            .get(&node)
+            .map_or(0, |set| u64::try_from(set.len()).unwrap_or(u64::MAX))
+    }
+
+    /// The per-node index, for invariants: node -> actors placed there.
+    pub fn hosted_index(&self) -> &OrdMap<NodeId, OrdSet<ActorId>> {
+        &self.hosted
+    }
+
+    pub(crate) fn set_epoch_counter(&mut self, value: u64) {
+        debug_assert!(
+            value >= self.epoch_counter,
+            "the epoch counter never decreases"
+        );
+        self.epoch_counter = value;
+    }
+
+    /// Places `actor` (newly, or moving it) at `placement`, keeping the index in step; clears
+    /// any queue entry. O(log actors).
+    pub(crate) fn put_actor(&mut self, actor: ActorId, placement: Placement) {
+        if let Some(old) = self.placements.insert(actor, placement) {
+            self.unhost(old.node, actor);
+        }
+        self.hosted.entry(placement.node).or_default().insert(actor);
+        self.queue.remove(&actor);
+        debug_assert!(self
+            .hosted
+            .get(&placement.node)
+            .is_some_and(|s| s.contains(&actor)));
+    }
+
+    /// Removes `actor` entirely (placement, index, queue entry). O(log actors).
+    pub(crate) fn drop_actor(&mut self, actor: ActorId) -> Option<Placement> {
+        let old = self.placements.remove(&actor)?;
+        self.unhost(old.node, actor);
+        self.queue.remove(&actor);
+        debug_assert!(!self.queue.contains_key(&actor));
+        Some(old)
+    }
+
+    fn unhost(&mut self, node: NodeId, actor: ActorId) {
+        let now_empty = match self.hosted.get_mut(&node) {
+            Some(set) => {
+                set.remove(&actor);
+                set.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            self.hosted.remove(&node);
+        }
+    }
+
+    /// Queues `actor` (placed on `from`) for migration. O(log actors).
+    pub(crate) fn enqueue(&mut self, actor: ActorId, from: NodeId, reason: MigrationReason) {
+        debug_assert_eq!(self.placement(actor).map(|p| p.node), Some(from));
+        self.queue.insert(actor, MigrationEntry { from, reason });
     }
 
     /// All node ids of the configuration, in order (the spec's `Nodes`).
@@ -221,34 +387,87 @@ impl State {
         self.view_counter = value;
     }
 
-    /// A copy of this state with its node table permuted: node `n` of `self` becomes
-    /// `perm[n.index()]` in the result (symmetry reduction; the caller passes a permutation of
-    /// `0..node_count`).
-    pub fn permuted(&self, perm: &[usize]) -> State {
+    /// The node table permuted: node `n` of `self` becomes `perm[n.index()]` (symmetry
+    /// reduction; the caller passes a permutation of `0..node_count`). Cheap: no actor tables.
+    pub fn permuted_nodes(&self, perm: &[usize]) -> Vec<NodeRecord> {
         debug_assert_eq!(perm.len(), self.nodes.len());
-        let map_set = |set: NodeSet| -> NodeSet {
-            set.iter()
-                .filter_map(|n| n.index())
-                .filter_map(|i| perm.get(i))
-                .map(|&j| NodeId::from_index(j))
-                .collect()
-        };
         let mut nodes = self.nodes.clone();
         for (i, record) in self.nodes.iter().enumerate() {
             if let Some(slot) = perm.get(i).and_then(|&j| nodes.get_mut(j)) {
                 *slot = NodeRecord {
-                    view: map_set(record.view),
-                    partitioned_from: map_set(record.partitioned_from),
-                    detected: map_set(record.detected),
+                    view: record.view.permuted(perm),
+                    partitioned_from: record.partitioned_from.permuted(perm),
+                    detected: record.detected.permuted(perm),
                     ..*record
                 };
             }
         }
+        debug_assert_eq!(nodes.len(), self.nodes.len());
+        nodes
+    }
+
+    /// The actor tables under a node permutation, as (actor, node, epoch, queue entry) in actor
+    /// order: what symmetry reduction compares when two node tables tie.
+    pub fn permuted_actors(
+        &self,
+        perm: &[usize],
+    ) -> Vec<(ActorId, NodeId, u64, Option<MigrationEntry>)> {
+        let map = |n: NodeId| n.permuted(perm);
+        self.placements
+            .iter()
+            .map(|(&a, p)| {
+                let entry = self.queue.get(&a).map(|e| MigrationEntry {
+                    from: map(e.from),
+                    ..*e
+                });
+                (a, map(p.node), p.epoch, entry)
+            })
+            .collect()
+    }
+
+    /// A copy of this state with its nodes renamed by `perm` (see [`State::permuted_nodes`]).
+    pub fn permuted(&self, perm: &[usize]) -> State {
+        let map_node = |n: NodeId| n.permuted(perm);
+        let placements: OrdMap<ActorId, Placement> = self
+            .placements
+            .iter()
+            .map(|(&a, p)| {
+                (
+                    a,
+                    Placement {
+                        node: map_node(p.node),
+                        ..*p
+                    },
+                )
+            })
+            .collect();
+        let hosted = self
+            .hosted
+            .iter()
+            .map(|(&n, set)| (map_node(n), set.clone()))
+            .collect();
+        let queue = self
+            .queue
+            .iter()
+            .map(|(&a, e)| {
+                (
+                    a,
+                    MigrationEntry {
+                        from: map_node(e.from),
+                        ..*e
+                    },
+                )
+            })
+            .collect();
         let result = State {
-            nodes,
+            nodes: self.permuted_nodes(perm),
+            placements,
+            hosted,
+            queue,
             ..self.clone()
         };
         debug_assert_eq!(result.active().len(), self.active().len());
+        debug_assert_eq!(result.placements.len(), self.placements.len());
         result
     }
 

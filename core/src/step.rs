@@ -6,8 +6,13 @@
 //! branches inside the action, so every mode runs this one definition.
 //!
 //! Effects come in a fixed order within one transition: status changes, fencing, step-downs,
-//! new primaries, then view changes in node-id order.
+//! queued migrations, new primaries, then view changes in node-id order; an actor move is its
+//! deactivation then its activation.
 
+use crate::actor::{
+    ActorId, Candidate, LeastLoaded, MigrationEntry, MigrationReason, Placement, PlacementStrategy,
+    MIGRATION_BATCH_MAX, REBALANCE_BATCH_MAX,
+};
 use crate::config::{Mode, Mutant};
 use crate::effect::{Effect, StepDownReason};
 use crate::event::Event;
@@ -18,10 +23,20 @@ use crate::state::{NodeRecord, State};
 /// The outcome of one enabled action.
 type Outcome = Result<(State, Vec<Effect>), Guard>;
 
-/// Applies `event` to `state`. Pure and total: for every event in every state it returns either
-/// the successor state with the effects the outside world must execute, or the [`Refusal`]
-/// naming the guard that failed (the state is then unchanged, since it is borrowed).
+/// Applies `event` to `state` with the default placement strategy ([`LeastLoaded`]). Pure and
+/// total: for every event in every state it returns either the successor state with the effects
+/// the outside world must execute, or the [`Refusal`] naming the guard that failed (the state is
+/// then unchanged, since it is borrowed).
 pub fn step(state: &State, event: &Event) -> Result<(State, Vec<Effect>), Refusal> {
+    step_with(state, event, &LeastLoaded)
+}
+
+/// [`step`] with an explicit placement strategy (used by PlaceActor and MigrateActor).
+pub fn step_with(
+    state: &State,
+    event: &Event,
+    strategy: &dyn PlacementStrategy,
+) -> Result<(State, Vec<Effect>), Refusal> {
     let action = event.name();
     let outcome = match *event {
         Event::NodeJoin { node } => node_join(state, node),
@@ -38,6 +53,10 @@ pub fn step(state: &State, event: &Event) -> Result<(State, Vec<Effect>), Refusa
         Event::HealPartition { a, b } => heal_partition(state, a, b),
         Event::ResetHeartbeats => Ok(reset_heartbeats(state)),
         Event::SyncViews { a, b } => sync_views(state, a, b),
+        Event::PlaceActor { actor } => place_actor(state, actor, strategy),
+        Event::MigrateActor { actor, term } => migrate_actor(state, actor, term, strategy),
+        Event::RebalanceActors { term } => rebalance_actors(state, term),
+        Event::RemoveActor { actor } => remove_actor(state, actor),
     };
     let (next, effects) = outcome.map_err(|guard| Refusal { action, guard })?;
     debug_assert_eq!(
@@ -119,8 +138,99 @@ fn issue_term(state: &State) -> Result<u64, Guard> {
     successor(state, Counter::Term, state.term_counter())
 }
 
+/// The next actor epoch from the registry-wide epoch counter, within the checking bound
+/// `max_epoch` when there is one.
+fn issue_epoch(state: &State) -> Result<u64, Guard> {
+    let next = state
+        .epoch_counter()
+        .checked_add(1)
+        .ok_or(Guard::CounterOverflow {
+            counter: Counter::Epoch,
+        })?;
+    match state.config().max_epoch() {
+        Some(bound) if next > bound => Err(Guard::BoundReached {
+            counter: Counter::Epoch,
+            value: next,
+            bound,
+        }),
+        _ => Ok(next),
+    }
+}
+
+/// Actor actions exist only in the fixed protocol (the reference model has no actors).
+fn require_fixed(state: &State) -> Result<(), Guard> {
+    match state.config().mode() {
+        Mode::Fixed => Ok(()),
+        mode => Err(Guard::Disabled { mode }),
+    }
+}
+
+/// Fencing: `term` must be the registry's current term, held by a valid primary.
+fn require_primary_term(state: &State, term: u64) -> Result<NodeId, Guard> {
+    let current = state.term_counter();
+    if term != current {
+        return Err(Guard::StaleTerm { term, current });
+    }
+    state
+        .valid_primaries()
+        .iter()
+        .find(|&p| state.node(p).is_some_and(|r| r.term == term))
+        .ok_or(Guard::NoValidPrimary { term })
+}
+
+/// The Active nodes other than `except`, with their loads, in node-id order.
+fn candidates(state: &State, except: Option<NodeId>) -> Vec<Candidate> {
+    state
+        .active()
+        .iter()
+        .filter(|&n| Some(n) != except)
+        .map(|node| Candidate {
+            node,
+            load: state.load(node),
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Updates shared by several actions. They work on the successor state `next`.
+
+/// Queues every actor placed on `node` with `reason` (fixed protocol; O(its actors x log)).
+/// An actor already queued because its node failed keeps that reason.
+fn queue_hosted(
+    next: &mut State,
+    effects: &mut Vec<Effect>,
+    node: NodeId,
+    reason: MigrationReason,
+) {
+    let actors: Vec<ActorId> = next
+        .hosted(node)
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default();
+    let mut queued = 0u64;
+    for actor in actors {
+        let current = next.queue().get(&actor).copied();
+        let keep = current.is_some_and(|e| {
+            e.reason == MigrationReason::NodeFailed && reason != MigrationReason::NodeFailed
+        });
+        let wanted = MigrationEntry { from: node, reason };
+        // Count only the entries this transition adds or changes: a rejoined node's actors may
+        // still be queued from its previous failure.
+        if !keep && current != Some(wanted) {
+            next.enqueue(actor, node, reason);
+            queued += 1;
+        }
+    }
+    if queued > 0 {
+        effects.push(Effect::MigrationsQueued {
+            from: node,
+            reason,
+            actors: queued,
+        });
+    }
+    debug_assert!(next
+        .hosted(node)
+        .is_none_or(|s| s.iter().all(|a| next.queue().contains_key(a))));
+}
 
 fn set(next: &mut State, node: NodeId, update: impl FnOnce(&mut NodeRecord)) {
     let found = next.node_mut(node).map(update).is_some();
@@ -265,6 +375,9 @@ fn node_leave(state: &State, n: NodeId) -> Outcome {
     let mut effects = Vec::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Leaving);
     step_down(&mut next, &mut effects, n, StepDownReason::Leaving);
+    if state.config().mode() == Mode::Fixed {
+        queue_hosted(&mut next, &mut effects, n, MigrationReason::NodeLeaving);
+    }
     debug_assert!(!next.believers().contains(n));
     debug_assert!(!next.active().contains(n));
     Ok((next, effects))
@@ -272,10 +385,18 @@ fn node_leave(state: &State, n: NodeId) -> Outcome {
 
 /// NodeLeaveComplete(n): `n` is Leaving. `n` becomes Left with an empty view; every Active node
 /// adopts `active` (which no longer holds `n`). Reference: each increments its own number (all
-/// must be below MaxView). Fixed: all adopt one new number from the registry counter, and the
-/// leaving node's number is reset to 0.
+/// must be below MaxView). Fixed: the node must hold no actors; all adopt one new number from
+/// the registry counter; the leaving node's number is reset to 0 and its detection record
+/// cleared, and `n` is erased from every detection record.
 fn node_leave_complete(state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Leaving)?;
+    let config = state.config();
+    if config.mode() == Mode::Fixed && !config.is_mutant(Mutant::LeaveCompleteWithActors) {
+        let actors = state.load(n);
+        if actors > 0 {
+            return Err(Guard::HoldsActors { node: n, actors });
+        }
+    }
     let active = state.active();
     let mut next = state.clone();
     let mut effects = Vec::new();
@@ -292,6 +413,11 @@ fn node_leave_complete(state: &State, n: NodeId) -> Outcome {
                 r.view_number = 0;
                 r.detected = NodeSet::EMPTY;
             });
+            // A detection of `n` must not outlive its leaving: if it rejoins, a peer's old
+            // record would otherwise count as a detection of the new member.
+            for m in state.node_ids() {
+                set(&mut next, m, |r| r.detected = r.detected.without(n));
+            }
             if let Some(view_number) = view_number {
                 for m in active.iter() {
                     adopt_view(&mut next, &mut effects, m, active, view_number);
@@ -343,7 +469,8 @@ fn send_heartbeat(state: &State, n: NodeId) -> Outcome {
 }
 
 /// DetectFailure(d, t): both Active, `t` in `d`'s view, they cannot communicate, and `t`'s
-/// heartbeat was not received. `d` drops `t` from its view with a new number.
+/// heartbeat was not received. `d` drops `t` from its view with a new number. Fixed: the
+/// detection is also recorded (`t` joins `detected[d]`), which MarkNodeFailed requires.
 fn detect_failure(state: &State, d: NodeId, t: NodeId) -> Outcome {
     record(state, d)?;
     record(state, t)?;
@@ -450,6 +577,9 @@ fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
         effects.push(Effect::Fenced { node: n });
     }
     step_down(&mut next, &mut effects, n, StepDownReason::Failed);
+    if fixed && !config.is_mutant(Mutant::FailForgetsActors) {
+        queue_hosted(&mut next, &mut effects, n, MigrationReason::NodeFailed);
+    }
     set(&mut next, n, |r| {
         r.view = NodeSet::EMPTY;
         r.view_number = 0;
@@ -478,8 +608,9 @@ fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
     Ok((next, effects))
 }
 
-/// NodeRecover(n): `n` is Failed. It becomes Left (empty view, number 0, term 0). Fixed: only
-/// once no Active view lists it (always true after a fixed MarkNodeFailed; checked anyway).
+/// NodeRecover(n): `n` is Failed. It becomes Left (empty view, number 0, term 0, empty detection
+/// record). Fixed: only once no Active view lists it (always true after a fixed MarkNodeFailed;
+/// checked anyway). Its actors, queued with reason NodeFailed, stay queued.
 fn node_recover(state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Failed)?;
     let config = state.config();
@@ -701,4 +832,182 @@ fn sync_views(state: &State, a: NodeId, b: NodeId) -> Outcome {
     debug_assert!(view_number > ra.view_number.max(rb.view_number));
     debug_assert_eq!(effects.len(), 2);
     Ok((next, effects))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The actor actions (fixed protocol only).
+
+/// PlaceActor(a): `a` is not placed and the registry has room; it is placed on the Active node
+/// the strategy chooses, with a fresh epoch.
+fn place_actor(state: &State, actor: ActorId, strategy: &dyn PlacementStrategy) -> Outcome {
+    require_fixed(state)?;
+    if let Some(p) = state.placement(actor) {
+        return Err(Guard::AlreadyPlaced {
+            actor,
+            node: p.node,
+        });
+    }
+    let actors_max = state.config().actors_max();
+    if u64::try_from(state.placements().len()).unwrap_or(u64::MAX) >= actors_max {
+        return Err(Guard::RegistryFull { actors_max });
+    }
+    let cs = candidates(state, None);
+    let node = choose(strategy, actor, &cs).ok_or(Guard::NoTarget { actor })?;
+    let epoch = issue_epoch(state)?;
+    let mut next = state.clone();
+    next.put_actor(actor, Placement { node, epoch });
+    next.set_epoch_counter(epoch);
+    let effects = vec![Effect::ActorActivated { actor, node, epoch }];
+    debug_assert!(next.active().contains(node));
+    debug_assert_eq!(next.placements().len(), state.placements().len() + 1);
+    Ok((next, effects))
+}
+
+/// The strategy's choice, checked: a strategy that answers a non-candidate is ignored (the
+/// reducer never places on a node that is not Active, whatever the strategy does).
+fn choose(strategy: &dyn PlacementStrategy, actor: ActorId, cs: &[Candidate]) -> Option<NodeId> {
+    strategy
+        .choose(actor, cs)
+        .filter(|n| cs.iter().any(|c| c.node == *n))
+}
+
+/// MigrateActor(a, t): `a` is queued, `t` is the current term held by a valid primary (fencing),
+/// and some Active node other than the one it leaves can take it; it moves there with a fresh
+/// epoch and leaves the queue.
+fn migrate_actor(
+    state: &State,
+    actor: ActorId,
+    term: u64,
+    strategy: &dyn PlacementStrategy,
+) -> Outcome {
+    require_fixed(state)?;
+    let entry = *state
+        .queue()
+        .get(&actor)
+        .ok_or(Guard::NotQueued { actor })?;
+    let config = state.config();
+    if !config.is_mutant(Mutant::MigrateWithoutTermCheck) {
+        require_primary_term(state, term)?;
+    }
+    let old = state.placement(actor).ok_or(Guard::NotPlaced { actor })?;
+    let cs = candidates(state, Some(entry.from));
+    let node = choose(strategy, actor, &cs).ok_or(Guard::NoTarget { actor })?;
+    let epoch = if config.is_mutant(Mutant::MigrateWithoutEpochIncrease) {
+        old.epoch
+    } else {
+        issue_epoch(state)?
+    };
+    let mut next = state.clone();
+    next.put_actor(actor, Placement { node, epoch });
+    next.set_epoch_counter(state.epoch_counter().max(epoch));
+    let effects = vec![
+        Effect::ActorDeactivated {
+            actor,
+            node: old.node,
+            epoch: old.epoch,
+        },
+        Effect::ActorActivated { actor, node, epoch },
+    ];
+    debug_assert!(!next.queue().contains_key(&actor));
+    debug_assert_ne!(node, entry.from);
+    Ok((next, effects))
+}
+
+/// RebalanceActors(t): `t` is the current term held by a valid primary; every Active node whose
+/// load, less what is already queued to leave it, exceeds the balanced share (total load on
+/// Active nodes over their number, rounded up) gets its excess queued with reason LoadBalancing,
+/// lowest actor ids first, at most [`REBALANCE_BATCH_MAX`] actors in all. Refused when nothing
+/// is over the share.
+fn rebalance_actors(state: &State, term: u64) -> Outcome {
+    require_fixed(state)?;
+    require_primary_term(state, term)?;
+    let active = state.active();
+    let total: u64 = active.iter().map(|n| state.load(n)).sum();
+    let share = total.div_ceil(u64::from(active.len().max(1)));
+    let mut next = state.clone();
+    let mut effects = Vec::new();
+    let mut budget = REBALANCE_BATCH_MAX;
+    for node in active.iter() {
+        let Some(hosted) = state.hosted(node) else {
+            continue;
+        };
+        let leaving = hosted
+            .iter()
+            .filter(|&a| state.queue().contains_key(a))
+            .count();
+        let staying = hosted.len() - leaving;
+        let excess = staying.saturating_sub(usize::try_from(share).unwrap_or(usize::MAX));
+        let take = excess.min(budget);
+        let mut queued = 0u64;
+        for &actor in hosted
+            .iter()
+            .filter(|&a| !state.queue().contains_key(a))
+            .take(take)
+        {
+            next.enqueue(actor, node, MigrationReason::LoadBalancing);
+            queued += 1;
+        }
+        budget -= take;
+        if queued > 0 {
+            effects.push(Effect::MigrationsQueued {
+                from: node,
+                reason: MigrationReason::LoadBalancing,
+                actors: queued,
+            });
+        }
+    }
+    if effects.is_empty() {
+        return Err(Guard::Balanced { share });
+    }
+    debug_assert!(next.queue().len() > state.queue().len());
+    debug_assert!(next.queue().len() - state.queue().len() <= REBALANCE_BATCH_MAX);
+    Ok((next, effects))
+}
+
+/// RemoveActor(a): `a` is placed; it is deactivated and forgotten (with its queue entry).
+fn remove_actor(state: &State, actor: ActorId) -> Outcome {
+    require_fixed(state)?;
+    let old = state.placement(actor).ok_or(Guard::NotPlaced { actor })?;
+    let mut next = state.clone();
+    next.drop_actor(actor);
+    let effects = vec![Effect::ActorDeactivated {
+        actor,
+        node: old.node,
+        epoch: old.epoch,
+    }];
+    debug_assert!(next.placement(actor).is_none());
+    debug_assert_eq!(next.placements().len() + 1, state.placements().len());
+    Ok((next, effects))
+}
+
+/// Migrates up to `max` (at most [`MIGRATION_BATCH_MAX`]) queued actors, lowest actor ids first,
+/// as consecutive MigrateActor steps under `term`: the work of one batch transaction. Stops early
+/// at the first refusal after at least one move (for example when no target remains). Returns
+/// the new state, the effects, and the events applied (for the transaction's log).
+pub fn migrate_batch(
+    state: &State,
+    term: u64,
+    max: usize,
+    strategy: &dyn PlacementStrategy,
+) -> Result<(State, Vec<Effect>, Vec<Event>), Refusal> {
+    let limit = max.min(MIGRATION_BATCH_MAX);
+    let actors: Vec<ActorId> = state.queue().keys().take(limit).copied().collect();
+    let mut current = state.clone();
+    let mut effects = Vec::new();
+    let mut applied = Vec::new();
+    for actor in actors {
+        let event = Event::MigrateActor { actor, term };
+        match step_with(&current, &event, strategy) {
+            Ok((next, mut more)) => {
+                current = next;
+                effects.append(&mut more);
+                applied.push(event);
+            }
+            Err(refusal) if applied.is_empty() => return Err(refusal),
+            Err(_) => break,
+        }
+    }
+    debug_assert!(applied.len() <= limit);
+    debug_assert_eq!(effects.len(), 2 * applied.len());
+    Ok((current, effects, applied))
 }

@@ -16,8 +16,12 @@ pub fn canonical(state: &State) -> State {
     if n <= 1 || n > SYMMETRY_NODES_MAX {
         return state.clone();
     }
+    // Compare permuted node tables first (cheap); only on a tie compare the actor tables. The
+    // order is (node table, actor table), a total order on the states of one orbit.
     let mut perm: Vec<usize> = (0..n).collect();
-    let mut best = state.clone();
+    let mut best_perm = perm.clone();
+    let mut best_nodes = state.nodes().to_vec();
+    let mut best_actors = None;
     // Heap's algorithm, iterative: visits all n! permutations; bounded by n! <= 720.
     let mut c = vec![0usize; n];
     let mut i = 0;
@@ -29,9 +33,27 @@ pub fn canonical(state: &State) -> State {
             } else {
                 perm.swap(c[i], i);
             }
-            let candidate = state.permuted(&perm);
-            if candidate < best {
-                best = candidate;
+            let nodes = state.permuted_nodes(&perm);
+            let better = match nodes.cmp(&best_nodes) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => {
+                    let best = best_actors.get_or_insert_with(|| state.permuted_actors(&best_perm));
+                    let actors = state.permuted_actors(&perm);
+                    if actors < *best {
+                        *best = actors;
+                        true
+                    } else {
+                        false
+                    }
+                }
+            };
+            if better {
+                if nodes != best_nodes {
+                    best_actors = None;
+                }
+                best_nodes = nodes;
+                best_perm.clone_from(&perm);
             }
             visited += 1;
             c[i] += 1;
@@ -46,7 +68,13 @@ pub fn canonical(state: &State) -> State {
         (1..=n).product::<usize>(),
         "every renaming was tried"
     );
-    debug_assert!(best <= *state);
+    let identity = best_perm.iter().enumerate().all(|(i, &j)| i == j);
+    let best = if identity {
+        state.clone()
+    } else {
+        state.permuted(&best_perm)
+    };
+    debug_assert_eq!(best.nodes(), &best_nodes[..]);
     best
 }
 

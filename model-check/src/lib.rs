@@ -44,6 +44,8 @@ pub struct Options {
     pub depth: Option<usize>,
     /// Whether to decide the liveness properties.
     pub liveness: bool,
+    /// Actors in the model (`a1..`).
+    pub actors: u16,
 }
 
 /// One property's verdict.
@@ -79,6 +81,10 @@ pub struct Summary {
     pub nodes: u16,
     /// The view/term bound `MaxView`.
     pub max_view: Option<u64>,
+    /// The actor epoch bound.
+    pub max_epoch: Option<u64>,
+    /// Actors in the model.
+    pub actors: u16,
     /// Symmetry reduction on.
     pub symmetry: bool,
     /// Checker threads.
@@ -119,7 +125,7 @@ pub struct Summary {
 pub fn run(options: &Options) -> Summary {
     let started = Instant::now();
     let config = options.config;
-    let model = MembershipModel::new(config, options.symmetry);
+    let model = MembershipModel::new(config, options.symmetry, options.actors);
     let mut notes = Vec::new();
     if options.symmetry && config.mode() == Mode::Reference {
         notes.push(
@@ -180,11 +186,11 @@ pub fn run(options: &Options) -> Summary {
     let mut graph_states = None;
     let mut graph_edges = None;
     if options.liveness && options.depth.is_none() {
-        match Graph::explore(config, GRAPH_STATES_MAX) {
+        match Graph::explore(&model, GRAPH_STATES_MAX) {
             Ok(graph) => {
                 graph_states = Some(graph.state_count());
                 graph_edges = Some(graph.edge_count());
-                for report in liveness::check_all(&graph, &config) {
+                for report in liveness::check_all(&graph, &model) {
                     properties.push(liveness_property(&config, report));
                 }
             }
@@ -204,6 +210,8 @@ pub fn run(options: &Options) -> Summary {
         mutant: config.mutant().map(Mutant::name),
         nodes: config.node_count(),
         max_view: config.max_view(),
+        max_epoch: config.max_epoch(),
+        actors: options.actors,
         symmetry: options.symmetry,
         threads: options.threads.max(1),
         search: options.search,
@@ -420,6 +428,36 @@ pub fn changes(before: &State, after: &State) -> Vec<String> {
             after.view_counter()
         ));
     }
+    if before.epoch_counter() != after.epoch_counter() {
+        out.push(format!(
+            "epoch_counter {} -> {}",
+            before.epoch_counter(),
+            after.epoch_counter()
+        ));
+    }
+    let actors: std::collections::BTreeSet<_> = before
+        .placements()
+        .keys()
+        .chain(after.placements().keys())
+        .chain(before.queue().keys())
+        .chain(after.queue().keys())
+        .copied()
+        .collect();
+    for actor in actors {
+        let show = |s: &State| {
+            let placed = s.placement(actor).map_or("unplaced".to_string(), |p| {
+                format!("on {} epoch {}", p.node, p.epoch)
+            });
+            match s.queue().get(&actor) {
+                Some(e) => format!("{placed}, queued to leave {} ({})", e.from, e.reason),
+                None => placed,
+            }
+        };
+        let (was, is) = (show(before), show(after));
+        if was != is {
+            out.push(format!("{actor}: {was} -> {is}"));
+        }
+    }
     out
 }
 
@@ -465,8 +503,9 @@ pub fn print_summary(summary: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        "  bounds: view numbers and terms <= {} (a checking bound only: the implementation's counters are unbounded u64)",
-        summary.max_view.map_or("none".to_string(), |b| b.to_string())
+        "  bounds: view numbers and terms <= {}, actor epochs <= {} (checking bounds only: the implementation's counters are unbounded u64)",
+        summary.max_view.map_or("none".to_string(), |b| b.to_string()),
+        summary.max_epoch.map_or("none".to_string(), |b| b.to_string())
     );
     let _ = writeln!(out, "safety (stateright):");
     let _ = writeln!(out, "  distinct states    {}", summary.distinct_states);

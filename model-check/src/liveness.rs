@@ -20,6 +20,7 @@
 //! a lasso that is fair only thanks to the bound is not reported as a violation but counted as
 //! `bound_limited`.
 
+use crate::model::MembershipModel;
 use indexmap::IndexSet;
 use membership_core::invariants::{fair_events, Liveness};
 use membership_core::{step, Config, Event, Guard, State};
@@ -48,9 +49,11 @@ pub struct GraphTooLarge {
 }
 
 impl Graph {
-    /// Builds the reachable graph of `config` breadth-first.
-    pub fn explore(config: Config, states_max: usize) -> Result<Graph, GraphTooLarge> {
-        let events = Event::all(config.node_count());
+    /// Builds the reachable graph of the model's configuration and events breadth-first (no
+    /// symmetry reduction).
+    pub fn explore(model: &MembershipModel, states_max: usize) -> Result<Graph, GraphTooLarge> {
+        let config = *model.config();
+        let events = model.events().to_vec();
         let mut states = IndexSet::new();
         states.insert(State::initial(config));
         let mut offsets = vec![0usize];
@@ -186,16 +189,21 @@ fn enabled(state: &State, event: &Event) -> Enabled {
 }
 
 /// Checks every liveness property of `membership_core::invariants::Liveness::all`.
-pub fn check_all(graph: &Graph, config: &Config) -> Vec<LivenessReport> {
-    Liveness::all(config.node_count())
+pub fn check_all(graph: &Graph, model: &MembershipModel) -> Vec<LivenessReport> {
+    Liveness::all(model.config().node_count(), model.actors())
         .into_iter()
-        .map(|property| check(graph, config, property))
+        .map(|property| check(graph, model, property))
         .collect()
 }
 
 /// Checks one liveness property on the graph.
-pub fn check(graph: &Graph, config: &Config, property: Liveness) -> LivenessReport {
-    let fair = fair_events(config.node_count());
+pub fn check(graph: &Graph, model: &MembershipModel, property: Liveness) -> LivenessReport {
+    let config: &Config = model.config();
+    let fair = fair_events(
+        config.node_count(),
+        model.actors(),
+        config.max_view().unwrap_or(0),
+    );
     let fair_labels: Vec<Option<u16>> = fair
         .iter()
         .map(|f| graph.events.iter().position(|e| e == f).map(to_u16))

@@ -41,6 +41,12 @@ struct Cli {
     /// Bound on view numbers and terms (the spec's MaxView; a checking bound only).
     #[arg(long = "max-view", default_value_t = 3)]
     max_view: u64,
+    /// Number of actors (a1, a2, ...; fixed protocol only: the reference model has none).
+    #[arg(long, default_value_t = 2)]
+    actors: u16,
+    /// Bound on actor activation epochs (the spec's MaxEpoch; a checking bound only).
+    #[arg(long = "max-epoch", default_value_t = 3)]
+    max_epoch: u64,
     /// Which protocol: the fixed one, the reference model, or the reference model's buggy mode.
     #[arg(long, value_enum, default_value = "fixed")]
     spec: Spec,
@@ -101,7 +107,9 @@ fn main() -> ExitCode {
         Spec::Reference => Mode::Reference,
         Spec::Buggy => Mode::Buggy,
     };
-    let config = match Config::new(mode, cli.nodes, Some(cli.max_view), mutant) {
+    let config = match Config::new(mode, cli.nodes, Some(cli.max_view), mutant)
+        .and_then(|c| c.with_max_epoch(Some(cli.max_epoch)))
+    {
         Ok(config) => config,
         Err(err) => {
             eprintln!("error: {err}");
@@ -109,6 +117,8 @@ fn main() -> ExitCode {
         }
     };
     let symmetry = matches!(cli.symmetry, OnOff::On);
+    // The reference model has no actors.
+    let actors = if mode == Mode::Fixed { cli.actors } else { 0 };
     if let Some(addr) = cli.explore {
         if !addr.ip().is_loopback() {
             eprintln!("error: --explore serves only on a loopback address (127.0.0.1 or [::1]), not {addr}");
@@ -118,7 +128,7 @@ fn main() -> ExitCode {
             "serving the state space of {mode} ({} nodes, MaxView {}) on http://{addr}",
             cli.nodes, cli.max_view
         );
-        MembershipModel::new(config, symmetry)
+        MembershipModel::new(config, symmetry, actors)
             .checker()
             .threads(cli.threads.max(1))
             .serve(addr);
@@ -131,6 +141,7 @@ fn main() -> ExitCode {
         search: if cli.dfs { Search::Dfs } else { Search::Bfs },
         depth: cli.depth,
         liveness: matches!(cli.liveness, OnOff::On),
+        actors,
     };
     let summary = run(&options);
     if cli.json {

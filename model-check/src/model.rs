@@ -4,7 +4,7 @@
 
 use membership_core::invariants::{self, Invariant};
 use membership_core::symmetry::canonical;
-use membership_core::{step, Config, Event, State};
+use membership_core::{step, ActorId, Config, Event, State};
 use stateright::{Model, Property};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 pub struct MembershipModel {
     config: Config,
     symmetry: bool,
+    actors: Vec<ActorId>,
     events: Vec<Event>,
     /// Properties already violated in this run. stateright keeps evaluating an `always`
     /// property after its first counterexample and keeps the last one it sees; answering
@@ -24,15 +25,25 @@ pub struct MembershipModel {
 }
 
 impl MembershipModel {
-    /// A model of `config`; with `symmetry`, every successor is replaced by the canonical
-    /// representative of its class under node renaming (`membership_core::symmetry`).
-    pub fn new(config: Config, symmetry: bool) -> MembershipModel {
+    /// A model of `config` with actors `a1..=a{actors}`; with `symmetry`, every successor is
+    /// replaced by the canonical representative of its class under node renaming
+    /// (`membership_core::symmetry`). Actor actions carry terms `1..=MaxView`.
+    pub fn new(config: Config, symmetry: bool, actors: u16) -> MembershipModel {
+        let actors: Vec<ActorId> = (1..=u64::from(actors)).map(ActorId).collect();
+        let mut events = Event::all(config.node_count());
+        events.extend(Event::actor_events(&actors, config.max_view().unwrap_or(0)));
         MembershipModel {
             config,
             symmetry,
-            events: Event::all(config.node_count()),
+            actors,
+            events,
             violated: Arc::default(),
         }
+    }
+
+    /// The actors of the model.
+    pub fn actors(&self) -> &[ActorId] {
+        &self.actors
     }
 
     /// `holds` for property `name`, except that only the first violation is reported.
@@ -80,43 +91,79 @@ impl MembershipModel {
     }
 
     /// Whether no enabled step from `state` violates `invariant` (the action property
-    /// `[][P]_vars` checked on the state's outgoing transitions). One bit per transition
-    /// invariant is computed once per state and cached for the other transition properties.
+    /// `[][P]_vars` checked on the state's outgoing transitions). The successors are computed
+    /// once per state: one bit per transition invariant is cached for the other transition
+    /// properties, and the successors themselves for `next_state`, which stateright calls for
+    /// the same state right after its properties, on the same thread.
     fn transition_holds(&self, state: &State, invariant: Invariant) -> bool {
-        thread_local! {
-            static LAST: RefCell<Option<(State, u8)>> = const { RefCell::new(None) };
-        }
         let bit = |inv: Invariant| {
             Invariant::TRANSITION
                 .iter()
                 .position(|&t| t == inv)
                 .map_or(0u8, |i| 1u8 << i)
         };
-        let cached = LAST.with(|last| {
-            last.borrow()
+        let cached = EXPANSION.with(|cache| {
+            cache
+                .borrow()
                 .as_ref()
-                .filter(|(s, _)| s == state)
-                .map(|&(_, mask)| mask)
+                .filter(|x| x.state == *state)
+                .map(|x| x.violated)
         });
         let mask = match cached {
             Some(mask) => mask,
             None => {
-                let mut mask = 0u8;
+                let mut violated = 0u8;
+                let mut successors = Vec::with_capacity(self.events.len());
                 for e in &self.events {
-                    if let Ok((next, _)) = step(state, e) {
+                    let next = step(state, e).ok().map(|(next, _)| next);
+                    if let Some(next) = &next {
                         for inv in Invariant::TRANSITION {
-                            if inv.check_transition(state, &next).is_err() {
-                                mask |= bit(inv);
+                            if inv.check_transition(state, next).is_err() {
+                                violated |= bit(inv);
                             }
                         }
                     }
+                    successors.push(next);
                 }
-                LAST.with(|last| *last.borrow_mut() = Some((state.clone(), mask)));
-                mask
+                EXPANSION.with(|cache| {
+                    *cache.borrow_mut() = Some(Expansion {
+                        state: state.clone(),
+                        successors,
+                        violated,
+                    })
+                });
+                violated
             }
         };
         mask & bit(invariant) == 0
     }
+
+    /// The successor by `event`, taken from the expansion cache when it holds `state`.
+    fn successor(&self, state: &State, event: Event) -> Option<State> {
+        let index = self.events.iter().position(|e| *e == event);
+        let cached = EXPANSION.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let x = cache.as_mut().filter(|x| x.state == *state)?;
+            index
+                .and_then(|i| x.successors.get_mut(i))
+                .map(Option::take)
+        });
+        match cached {
+            Some(next) => next,
+            None => step(state, &event).ok().map(|(next, _)| next),
+        }
+    }
+}
+
+/// The successors of the state whose properties were checked last on this thread.
+struct Expansion {
+    state: State,
+    successors: Vec<Option<State>>,
+    violated: u8,
+}
+
+thread_local! {
+    static EXPANSION: RefCell<Option<Expansion>> = const { RefCell::new(None) };
 }
 
 /// A stateright property per invariant of `membership_core::invariants`, in spec order.
@@ -149,7 +196,7 @@ impl Model for MembershipModel {
     }
 
     fn next_state(&self, state: &State, event: Event) -> Option<State> {
-        let (next, _effects) = step(state, &event).ok()?;
+        let next = self.successor(state, event)?;
         Some(if self.symmetry {
             canonical(&next)
         } else {
@@ -180,9 +227,13 @@ impl Model for MembershipModel {
             state_property!(Invariant::LeaveDetectionWeak),
             state_property!(Invariant::NoSplitBrain),
             state_property!(Invariant::AtMostOnePrimary),
+            state_property!(Invariant::SingleActivation),
+            state_property!(Invariant::MigrationQueueBounded),
             transition_property!(Invariant::FencingTermMonotonic),
             transition_property!(Invariant::MinorityCannotElect),
             transition_property!(Invariant::FailureRequiresDetection),
+            transition_property!(Invariant::EpochMonotonic),
+            transition_property!(Invariant::MigrationByPrimary),
         ];
         debug_assert_eq!(
             properties.len(),

@@ -5,13 +5,14 @@
 // Test code: unwrap/expect are allowed here (clippy.toml allows them only inside #[test] fns).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use membership_core::{invariants, step, Config, Event, Mode, Mutant, State};
+use membership_core::{invariants, step, ActorId, Config, Event, Mode, Mutant, State};
 use model_check::{run, Options, PropertyReport, Search, Summary};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Membership only (no actors): the configurations whose counts are pinned below.
 fn options(config: Config, symmetry: bool, liveness: bool) -> Options {
     Options {
         config,
@@ -20,6 +21,14 @@ fn options(config: Config, symmetry: bool, liveness: bool) -> Options {
         search: Search::Bfs,
         depth: None,
         liveness,
+        actors: 0,
+    }
+}
+
+fn with_actors(config: Config, actors: u16, liveness: bool) -> Options {
+    Options {
+        actors,
+        ..options(config.with_max_epoch(Some(3)).unwrap(), true, liveness)
     }
 }
 
@@ -45,8 +54,10 @@ fn violated(summary: &Summary) -> Vec<(&str, usize)> {
 }
 
 /// Replays a counterexample's actions through the reducer and returns the states.
-fn replay(config: Config, actions: &[String]) -> Vec<State> {
-    let events = Event::all(config.node_count());
+fn replay(config: Config, actions: &[String], actors: u16) -> Vec<State> {
+    let mut events = Event::all(config.node_count());
+    let ids: Vec<ActorId> = (1..=u64::from(actors)).map(ActorId).collect();
+    events.extend(Event::actor_events(&ids, config.max_view().unwrap_or(0)));
     let mut states = vec![State::initial(config)];
     for action in actions {
         let event = events
@@ -63,10 +74,10 @@ fn replay(config: Config, actions: &[String]) -> Vec<State> {
 fn fixed_protocol_state_spaces_are_pinned_and_every_property_holds() {
     // (nodes, symmetry, distinct states, liveness graph states, max depth)
     let pins = [
-        (2, true, 946, 1_824, 17),
-        (2, false, 1_824, 1_824, 17),
-        (3, true, 17_518, 100_672, 20),
-        (3, false, 100_672, 100_672, 20),
+        (2, true, 922, 1_776, 17),
+        (2, false, 1_776, 1_776, 17),
+        (3, true, 17_326, 99_520, 20),
+        (3, false, 99_520, 99_520, 20),
     ];
     for (nodes, symmetry, distinct, graph, depth) in pins {
         let summary = run(&options(fixed(nodes), symmetry, true));
@@ -80,8 +91,8 @@ fn fixed_protocol_state_spaces_are_pinned_and_every_property_holds() {
             "nodes {nodes} symmetry {symmetry}"
         );
         assert!(summary.all_hold, "{:?}", violated(&summary));
-        // 6 state + 3 transition invariants + convergence + one EventualStepDown per node.
-        assert_eq!(summary.properties.len(), 10 + usize::from(nodes));
+        // 8 state + 5 transition invariants + convergence + one EventualStepDown per node.
+        assert_eq!(summary.properties.len(), 14 + usize::from(nodes));
     }
 }
 
@@ -118,7 +129,7 @@ fn reference_model_shows_the_protocol_md_leave_detection_counterexample() {
         "NodeRecover(n3)",
     ];
     assert_eq!(p.counterexample_actions.as_deref().unwrap(), &expected[..]);
-    let states = replay(config, p.counterexample_actions.as_ref().unwrap());
+    let states = replay(config, p.counterexample_actions.as_ref().unwrap(), 0);
     let err = invariants::leave_detection_weak(states.last().unwrap()).unwrap_err();
     assert_eq!(
         err.nodes,
@@ -161,7 +172,7 @@ fn buggy_mode_finds_split_brain_and_the_reference_liveness_defect() {
     let summary = run(&options(config, true, true));
     let p = property(&summary, "NoSplitBrain");
     assert_eq!(p.counterexample_length, Some(4));
-    let states = replay(config, p.counterexample_actions.as_ref().unwrap());
+    let states = replay(config, p.counterexample_actions.as_ref().unwrap(), 0);
     assert!(invariants::no_split_brain(states.last().unwrap()).is_err());
     assert!(states[..states.len() - 1]
         .iter()
@@ -171,33 +182,100 @@ fn buggy_mode_finds_split_brain_and_the_reference_liveness_defect() {
     let live = property(&summary, "EventualMembershipConvergence");
     assert_eq!(live.verdict, "violated");
     assert_eq!(live.counterexample_length, Some(7));
-    let states = replay(config, live.counterexample_actions.as_ref().unwrap());
+    let states = replay(config, live.counterexample_actions.as_ref().unwrap(), 0);
     let last = states.last().unwrap();
     assert!(last.is_stable() && !last.is_converged());
 }
 
 #[test]
+fn fixed_protocol_with_an_actor_holds_everything_including_eventual_placement() {
+    let summary = run(&with_actors(fixed(3), 1, true));
+    assert_eq!(summary.distinct_states, 174_130);
+    assert_eq!(summary.liveness_graph_states, Some(1_007_152));
+    assert_eq!(summary.max_depth, 27);
+    assert!(summary.all_hold, "{:?}", violated(&summary));
+    let placement = property(&summary, "EventualPlacement(a1)");
+    assert_eq!(placement.verdict, "holds");
+    for name in [
+        "SingleActivation",
+        "MigrationQueueBounded",
+        "EpochMonotonic",
+        "MigrationByPrimary",
+    ] {
+        assert_eq!(property(&summary, name).verdict, "holds", "{name}");
+    }
+}
+
+#[test]
 fn every_mutant_is_caught_with_its_shortest_counterexample() {
+    // (mutant, actors in the model, liveness needed, property, counterexample length)
     let expected = [
-        (Mutant::ElectWithoutMajority, "MinorityCannotElect", 3),
-        (Mutant::ElectWithoutTermIncrement, "FencingTermMonotonic", 5),
-        (Mutant::NoStepDown, "EventualStepDown(n1)", 1),
-        (Mutant::FailWithoutDetection, "FailureRequiresDetection", 2),
-        (Mutant::FailKeepsViews, "LeaveDetectionWeak", 8),
-        (Mutant::NoSyncViews, "EventualMembershipConvergence", 6),
+        (
+            Mutant::ElectWithoutMajority,
+            0,
+            false,
+            "MinorityCannotElect",
+            3,
+        ),
+        (
+            Mutant::ElectWithoutTermIncrement,
+            0,
+            false,
+            "FencingTermMonotonic",
+            5,
+        ),
+        (Mutant::NoStepDown, 0, true, "EventualStepDown(n1)", 1),
+        (
+            Mutant::FailWithoutDetection,
+            0,
+            false,
+            "FailureRequiresDetection",
+            2,
+        ),
+        (Mutant::FailKeepsViews, 0, false, "LeaveDetectionWeak", 8),
+        (
+            Mutant::NoSyncViews,
+            0,
+            true,
+            "EventualMembershipConvergence",
+            6,
+        ),
+        (
+            Mutant::MigrateWithoutTermCheck,
+            1,
+            false,
+            "MigrationByPrimary",
+            5,
+        ),
+        (
+            Mutant::MigrateWithoutEpochIncrease,
+            1,
+            false,
+            "EpochMonotonic",
+            7,
+        ),
+        (
+            Mutant::LeaveCompleteWithActors,
+            1,
+            false,
+            "SingleActivation",
+            4,
+        ),
+        (Mutant::FailForgetsActors, 1, false, "SingleActivation", 7),
     ];
     assert_eq!(expected.len(), Mutant::ALL.len(), "every mutant has a row");
-    for (mutant, name, length) in expected {
+    for (mutant, actors, liveness, name, length) in expected {
         let config = fixed(3).with_mutant(Some(mutant)).unwrap();
-        let summary = run(&options(config, true, true));
+        let summary = run(&with_actors(config, actors, liveness));
         assert!(!summary.all_hold, "{} not caught", mutant.name());
         let p = property(&summary, name);
         assert_eq!(p.verdict, "violated", "{}", mutant.name());
         assert_eq!(p.counterexample_length, Some(length), "{}", mutant.name());
         // The counterexample is a real execution of the mutant.
+        let config = config.with_max_epoch(Some(3)).unwrap();
         let actions = p.counterexample_actions.as_ref().unwrap();
         assert_eq!(
-            replay(config, actions).len(),
+            replay(config, actions, actors).len(),
             length + 1,
             "{}",
             mutant.name()
@@ -210,16 +288,16 @@ fn the_liveness_lasso_of_a_planted_bug_is_fair_and_trapped() {
     let config = fixed(3).with_mutant(Some(Mutant::NoSyncViews)).unwrap();
     let summary = run(&options(config, false, true));
     let p = property(&summary, "EventualMembershipConvergence");
-    let states = replay(config, p.counterexample_actions.as_ref().unwrap());
+    let states = replay(config, p.counterexample_actions.as_ref().unwrap(), 0);
     let last = states.last().unwrap();
     assert!(last.is_stable() && !last.is_converged());
     // Stuttering is fair there: no fair action is enabled.
-    for event in invariants::fair_events(3) {
+    for event in invariants::fair_events(3, &[], 3) {
         assert!(step(last, &event).is_err(), "{event} enabled");
     }
     // The same state in the fixed protocol has SyncViews enabled (refused only by the bound).
-    let fixed_last = replay(fixed(3), p.counterexample_actions.as_ref().unwrap());
-    let enabled = invariants::fair_events(3)
+    let fixed_last = replay(fixed(3), p.counterexample_actions.as_ref().unwrap(), 0);
+    let enabled = invariants::fair_events(3, &[], 3)
         .iter()
         .filter(|e| matches!(e, Event::SyncViews { .. }))
         .any(|e| match step(fixed_last.last().unwrap(), e) {
@@ -235,10 +313,13 @@ fn binary() -> Command {
 
 #[test]
 fn exit_status_says_whether_every_property_holds() {
-    let ok = binary().args(["--nodes", "2"]).output().unwrap();
+    let ok = binary()
+        .args(["--nodes", "2", "--actors", "0"])
+        .output()
+        .unwrap();
     assert_eq!(ok.status.code(), Some(0));
     let text = String::from_utf8_lossy(&ok.stdout);
-    assert!(text.contains("distinct states    946"), "{text}");
+    assert!(text.contains("distinct states    922"), "{text}");
     assert!(text.contains("result: every property holds"), "{text}");
 
     let bad = binary()
@@ -259,9 +340,12 @@ fn exit_status_says_whether_every_property_holds() {
         .collect();
     assert_eq!(names, Mutant::ALL.map(|m| m.name().to_string()).to_vec());
 
-    let json = binary().args(["--nodes", "2", "--json"]).output().unwrap();
+    let json = binary()
+        .args(["--nodes", "2", "--actors", "0", "--json"])
+        .output()
+        .unwrap();
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(value["distinct_states"], 946);
+    assert_eq!(value["distinct_states"], 922);
     assert_eq!(value["all_hold"], true);
 }
 

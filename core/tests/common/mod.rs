@@ -5,7 +5,8 @@
 #![allow(dead_code)]
 
 use membership_core::{
-    step, Config, Effect, Event, Mode, Mutant, NodeId, NodeRecord, NodeSet, Refusal, State,
+    step, step_with, ActorId, Candidate, Config, Effect, Event, Mode, Mutant, NodeId, NodeRecord,
+    NodeSet, PlacementStrategy, Refusal, State,
 };
 
 /// Node `n{i}`.
@@ -62,6 +63,68 @@ pub fn sync(a: u16, b: u16) -> Event {
 }
 pub const RESET: Event = Event::ResetHeartbeats;
 
+/// Actor `a{i}`.
+pub fn actor(i: u64) -> ActorId {
+    ActorId(i)
+}
+pub fn place(i: u64) -> Event {
+    Event::PlaceActor { actor: actor(i) }
+}
+pub fn migrate(i: u64, term: u64) -> Event {
+    Event::MigrateActor {
+        actor: actor(i),
+        term,
+    }
+}
+pub fn rebalance(term: u64) -> Event {
+    Event::RebalanceActors { term }
+}
+pub fn remove(i: u64) -> Event {
+    Event::RemoveActor { actor: actor(i) }
+}
+
+/// A placement strategy that always answers the same node, whether or not it is a candidate:
+/// pins a placement in a test, or plays a misbehaving strategy.
+#[derive(Clone, Copy, Debug)]
+pub struct Always(pub NodeId);
+
+impl PlacementStrategy for Always {
+    fn choose(&self, _actor: ActorId, _candidates: &[Candidate]) -> Option<NodeId> {
+        Some(self.0)
+    }
+}
+
+/// A strategy that answers the candidate with the highest node id, whatever the loads.
+#[derive(Clone, Copy, Debug)]
+pub struct HighestId;
+
+impl PlacementStrategy for HighestId {
+    fn choose(&self, _actor: ActorId, candidates: &[Candidate]) -> Option<NodeId> {
+        candidates.iter().map(|c| c.node).max()
+    }
+}
+
+/// Places actors `ids` on `n{i}` one by one (PlaceActor through `step_with` and [`Always`]),
+/// each of which must be accepted.
+pub fn place_on(state: &State, i: u16, ids: impl IntoIterator<Item = u64>) -> State {
+    let mut state = state.clone();
+    for id in ids {
+        let event = place(id);
+        state = match step_with(&state, &event, &Always(n(i))) {
+            Ok((next, _)) => next,
+            Err(refusal) => panic!("{event} on n{i} refused: {refusal}"),
+        };
+    }
+    state
+}
+
+/// Steps every event of `events` from `state`, each of which must be accepted.
+pub fn apply(state: &State, events: &[Event]) -> State {
+    events
+        .iter()
+        .fold(state.clone(), |state, &event| accept(&state, event).0)
+}
+
 /// A configuration that must be valid.
 pub fn config(mode: Mode, count: u16, max_view: Option<u64>, m: Option<Mutant>) -> Config {
     Config::new(mode, count, max_view, m).unwrap()
@@ -88,6 +151,19 @@ pub fn buggy(count: u16, max_view: u64) -> Config {
 /// The fixed protocol running `m`.
 pub fn mutant(count: u16, m: Mutant) -> Config {
     Config::fixed(count).unwrap().with_mutant(Some(m)).unwrap()
+}
+
+/// `config` with the epoch bound `max_epoch` and, if given, room for `actors_max` actors.
+pub fn limited(config: Config, max_epoch: Option<u64>, actors_max: Option<u64>) -> Config {
+    let config = config.with_max_epoch(max_epoch).unwrap();
+    match actors_max {
+        Some(m) => config.with_actors_max(m).unwrap(),
+        None => config,
+    }
+}
+/// `config` (of the fixed protocol) running `m`.
+pub fn with_mutant(config: Config, m: Mutant) -> Config {
+    config.with_mutant(Some(m)).unwrap()
 }
 
 /// Replays `events` from `State::initial(config)`, panicking (naming the step) on a refusal.
@@ -126,6 +202,16 @@ pub fn refuse(state: &State, event: Event) -> Refusal {
         Ok((_, effects)) => panic!("{event} accepted with {effects:?}"),
         Err(refusal) => refusal,
     }
+}
+
+/// `n1` bootstraps and `n2..=n{count}` join and complete one after the other: all Active, `n1`
+/// primary with term 1.
+pub fn all_active(count: u16) -> Vec<Event> {
+    let mut events = vec![join(1)];
+    for i in 2..=count {
+        events.extend([join(i), join_complete(i)]);
+    }
+    events
 }
 
 /// n1 bootstraps, n2 and n3 join and complete: all three Active with view {n1, n2, n3}#3, n1

@@ -1,0 +1,113 @@
+//! Scale: 100,000 actors on one node of a five-node cluster, failed over in one MarkNodeFailed
+//! step and drained with `migrate_batch` in batches of MIGRATION_BATCH_MAX. No timing
+//! assertions; `cargo test --test scale -- --nocapture` prints how long each phase took.
+
+#[cfg(test)]
+mod common;
+
+use common::*;
+use membership_core::invariants;
+use membership_core::{
+    migrate_batch, Effect, LeastLoaded, MigrationReason, NodeStatus, State, MIGRATION_BATCH_MAX,
+};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+const ACTORS: u64 = 100_000;
+
+#[test]
+fn one_hundred_thousand_actors_fail_over_in_one_step_and_drain_in_batches() {
+    let clock = Instant::now();
+    let cluster = run(fixed(5), &all_active(5));
+    // Every actor placed on n5 by PlaceActor steps (through step_with and a strategy that
+    // answers n5), with epochs 1..=ACTORS.
+    let placed = place_on(&cluster, 5, 1..=ACTORS);
+    assert_eq!(placed.load(n(5)), ACTORS);
+    assert_eq!(placed.epoch_counter(), ACTORS);
+    eprintln!("placed {ACTORS} actors in {:?}", clock.elapsed());
+
+    let clock = Instant::now();
+    let before = apply(&placed, &[partition(1, 5), detect(1, 5)]);
+    assert!(before.queue().is_empty());
+    let (failed, effects) = accept(&before, fail(5));
+    eprintln!("MarkNodeFailed(n5) in {:?}", clock.elapsed());
+    assert_eq!(
+        effects,
+        vec![
+            Effect::StatusChanged {
+                node: n(5),
+                from: NodeStatus::Active,
+                to: NodeStatus::Failed
+            },
+            Effect::Fenced { node: n(5) },
+            Effect::MigrationsQueued {
+                from: n(5),
+                reason: MigrationReason::NodeFailed,
+                actors: ACTORS
+            },
+            Effect::ViewChanged {
+                node: n(2),
+                view: nodes(&[1, 2, 3, 4]),
+                view_number: 7
+            },
+            Effect::ViewChanged {
+                node: n(3),
+                view: nodes(&[1, 2, 3, 4]),
+                view_number: 7
+            },
+            Effect::ViewChanged {
+                node: n(4),
+                view: nodes(&[1, 2, 3, 4]),
+                view_number: 7
+            },
+        ]
+    );
+    assert_eq!(failed.queue().len(), 100_000);
+    assert!(failed
+        .queue()
+        .values()
+        .all(|e| e.from == n(5) && e.reason == MigrationReason::NodeFailed));
+    invariants::check_state(&failed).unwrap();
+    invariants::check_transition(&before, &failed).unwrap();
+
+    let clock = Instant::now();
+    let mut state: State = failed.clone();
+    let mut batches = 0;
+    // Bounded: 25 batches are needed; a batch that moved nothing would be an error.
+    while !state.queue().is_empty() && batches < 100 {
+        let queued = state.queue().len();
+        // The first batch asks for everything: one batch moves at most MIGRATION_BATCH_MAX.
+        let max = if batches == 0 {
+            usize::MAX
+        } else {
+            MIGRATION_BATCH_MAX
+        };
+        let (next, effects, applied) = migrate_batch(&state, 1, max, &LeastLoaded).unwrap();
+        assert_eq!(applied.len(), queued.min(MIGRATION_BATCH_MAX));
+        assert_eq!(effects.len(), 2 * applied.len());
+        assert_eq!(next.queue().len(), queued - applied.len());
+        state = next;
+        batches += 1;
+    }
+    eprintln!("drained in {batches} batches in {:?}", clock.elapsed());
+    assert_eq!(batches, 25);
+    assert!(state.queue().is_empty());
+
+    let loads: Vec<u64> = (1..=4).map(|i| state.load(n(i))).collect();
+    assert_eq!(loads.iter().sum::<u64>(), ACTORS);
+    let (max, min) = (loads.iter().max().unwrap(), loads.iter().min().unwrap());
+    assert!(max - min <= 1, "loads {loads:?}");
+    assert_eq!(state.load(n(5)), 0);
+    // Every actor has a fresh epoch: above every epoch issued before the failure, and all
+    // distinct (one per activation).
+    let epochs: BTreeSet<u64> = state.placements().values().map(|p| p.epoch).collect();
+    assert_eq!(epochs.len(), 100_000);
+    assert!(epochs.iter().all(|&e| e > ACTORS));
+    assert_eq!(state.epoch_counter(), 2 * ACTORS);
+    assert!(state
+        .placements()
+        .values()
+        .all(|p| state.node(p.node).unwrap().status == NodeStatus::Active));
+    invariants::check_state(&state).unwrap();
+    invariants::check_transition(&failed, &state).unwrap();
+}
