@@ -1,6 +1,6 @@
 //! The membership protocol as one pure reducer.
 //!
-//! [`step`] takes the whole cluster's [`State`] and one [`Event`] (one action of the project's
+//! [`step()`] takes the whole cluster's [`State`] and one [`Event`] (one action of the project's
 //! TLA+ spec, `core/spec/Membership.tla`) and returns the successor state with the [`Effect`]s the
 //! outside world must execute once the transition is durable, or a [`Refusal`] naming the guard
 //! that failed. The invariants are pure predicates in [`invariants`]. The same code runs in the
