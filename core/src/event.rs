@@ -186,6 +186,31 @@ impl Event {
         }
     }
 
+    /// The nodes the event names, in parameter order (none for ResetHeartbeats and the actor
+    /// actions).
+    pub fn nodes(&self) -> Vec<NodeId> {
+        match *self {
+            Event::NodeJoin { node }
+            | Event::NodeJoinComplete { node }
+            | Event::NodeLeave { node }
+            | Event::NodeLeaveComplete { node }
+            | Event::SendHeartbeat { node }
+            | Event::MarkNodeFailed { node }
+            | Event::NodeRecover { node }
+            | Event::ElectPrimary { node }
+            | Event::PrimaryStepDown { node } => vec![node],
+            Event::DetectFailure { detector, target } => vec![detector, target],
+            Event::CreatePartition { a, b }
+            | Event::HealPartition { a, b }
+            | Event::SyncViews { a, b } => vec![a, b],
+            Event::ResetHeartbeats
+            | Event::PlaceActor { .. }
+            | Event::MigrateActor { .. }
+            | Event::RebalanceActors { .. }
+            | Event::RemoveActor { .. } => Vec::new(),
+        }
+    }
+
     /// Every instance of the actor actions over `actors` and the terms `1..=max_term` (the
     /// membership actions are [`Event::all`]).
     pub fn actor_events(actors: &[ActorId], max_term: u64) -> Vec<Event> {

@@ -12,7 +12,7 @@ use membership_core::invariants::{self, Invariant};
 use membership_core::state::StateFields;
 use membership_core::{
     ActionName, Config, Counter, Effect, Event, Guard, Mode, Mutant, NodeId, NodeRecord, NodeSet,
-    NodeStatus, Refusal, State, StepDownReason,
+    NodeStatus, State, StepDownReason,
 };
 use NodeStatus::{Active, Failed, Joining, Leaving, Left};
 
@@ -23,10 +23,6 @@ fn others_unchanged(before: &State, after: &State, changed: &[u16]) {
             assert_eq!(before.node(id), after.node(id), "{id} changed");
         }
     }
-}
-
-fn refusal(action: ActionName, guard: Guard) -> Refusal {
-    Refusal { action, guard }
 }
 
 fn status(i: u16, expected: NodeStatus, actual: NodeStatus) -> Guard {
@@ -54,22 +50,6 @@ fn term_bound(value: u64, bound: u64) -> Guard {
         counter: Counter::Term,
         value,
         bound,
-    }
-}
-
-fn status_changed(i: u16, from: NodeStatus, to: NodeStatus) -> Effect {
-    Effect::StatusChanged {
-        node: n(i),
-        from,
-        to,
-    }
-}
-
-fn view_changed(i: u16, view: &[u16], view_number: u64) -> Effect {
-    Effect::ViewChanged {
-        node: n(i),
-        view: nodes(view),
-        view_number,
     }
 }
 
@@ -1574,27 +1554,7 @@ fn every_parameterised_action_refuses_an_unknown_node_first() {
         let s = run(config, &THREE_ACTIVE);
         let mut seen = Vec::new();
         for event in Event::all(4) {
-            let names_ghost = match event {
-                Event::NodeJoin { node }
-                | Event::NodeJoinComplete { node }
-                | Event::NodeLeave { node }
-                | Event::NodeLeaveComplete { node }
-                | Event::SendHeartbeat { node }
-                | Event::MarkNodeFailed { node }
-                | Event::NodeRecover { node }
-                | Event::ElectPrimary { node }
-                | Event::PrimaryStepDown { node } => node == ghost,
-                Event::DetectFailure { detector, target } => detector == ghost || target == ghost,
-                Event::CreatePartition { a, b }
-                | Event::HealPartition { a, b }
-                | Event::SyncViews { a, b } => a == ghost || b == ghost,
-                // No node parameter (and not in `Event::all` anyway): see tests/actors.rs.
-                Event::ResetHeartbeats
-                | Event::PlaceActor { .. }
-                | Event::MigrateActor { .. }
-                | Event::RebalanceActors { .. }
-                | Event::RemoveActor { .. } => false,
-            };
+            let names_ghost = event.nodes().contains(&ghost);
             if names_ghost {
                 assert_eq!(
                     refuse(&s, event),

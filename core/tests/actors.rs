@@ -16,14 +16,10 @@ use membership_core::state::StateFields;
 use membership_core::{
     migrate_batch, step, step_with, ActionName, ActorId, Candidate, Counter, Effect, Event, Guard,
     LeastLoaded, MigrationEntry, MigrationReason, Mutant, NodeId, NodeStatus, PlacementStrategy,
-    Refusal, State, StateError, StepDownReason, REBALANCE_BATCH_MAX,
+    State, StateError, StepDownReason, REBALANCE_BATCH_MAX,
 };
 use MigrationReason::{LoadBalancing, NodeFailed, NodeLeaving};
 use NodeStatus::{Active, Failed, Leaving, Left};
-
-fn refusal(action: ActionName, guard: Guard) -> Refusal {
-    Refusal { action, guard }
-}
 
 fn activated(a: u64, i: u16, epoch: u64) -> Effect {
     Effect::ActorActivated {
@@ -46,22 +42,6 @@ fn queued(i: u16, reason: MigrationReason, actors: u64) -> Effect {
         from: n(i),
         reason,
         actors,
-    }
-}
-
-fn status_changed(i: u16, from: NodeStatus, to: NodeStatus) -> Effect {
-    Effect::StatusChanged {
-        node: n(i),
-        from,
-        to,
-    }
-}
-
-fn view_changed(i: u16, view: &[u16], view_number: u64) -> Effect {
-    Effect::ViewChanged {
-        node: n(i),
-        view: nodes(view),
-        view_number,
     }
 }
 

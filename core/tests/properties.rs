@@ -69,30 +69,6 @@ fn make_event(action: usize, a: NodeId, b: NodeId) -> Event {
     }
 }
 
-/// The node ids named in `event`, in parameter order.
-fn params(event: &Event) -> Vec<NodeId> {
-    match *event {
-        Event::NodeJoin { node }
-        | Event::NodeJoinComplete { node }
-        | Event::NodeLeave { node }
-        | Event::NodeLeaveComplete { node }
-        | Event::SendHeartbeat { node }
-        | Event::MarkNodeFailed { node }
-        | Event::NodeRecover { node }
-        | Event::ElectPrimary { node }
-        | Event::PrimaryStepDown { node } => vec![node],
-        Event::DetectFailure { detector, target } => vec![detector, target],
-        Event::CreatePartition { a, b }
-        | Event::HealPartition { a, b }
-        | Event::SyncViews { a, b } => vec![a, b],
-        Event::ResetHeartbeats
-        | Event::PlaceActor { .. }
-        | Event::MigrateActor { .. }
-        | Event::RebalanceActors { .. }
-        | Event::RemoveActor { .. } => vec![],
-    }
-}
-
 /// A node id: mostly a node of the cluster, sometimes one it does not have.
 fn node_id(count: u16) -> impl Strategy<Value = NodeId> {
     prop_oneof![
@@ -458,7 +434,8 @@ fn check_outcome(
     event: &Event,
     outcome: &Result<(State, Vec<Effect>), Refusal>,
 ) -> Result<(), TestCaseError> {
-    let first_unknown = params(event)
+    let first_unknown = event
+        .nodes()
         .into_iter()
         .find(|&id| before.node(id).is_none());
     let (after, effects) = match outcome {

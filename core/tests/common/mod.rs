@@ -5,9 +5,32 @@
 #![allow(dead_code)]
 
 use membership_core::{
-    step, step_with, ActorId, Candidate, Config, Effect, Event, Mode, Mutant, NodeId, NodeRecord,
-    NodeSet, PlacementStrategy, Refusal, State,
+    step, step_with, ActionName, ActorId, Candidate, Config, Effect, Event, Guard, Mode, Mutant,
+    NodeId, NodeRecord, NodeSet, NodeStatus, PlacementStrategy, Refusal, State,
 };
+
+/// The refusal of `action` by `guard`.
+pub fn refusal(action: ActionName, guard: Guard) -> Refusal {
+    Refusal { action, guard }
+}
+
+/// `n{i}` moved from `from` to `to`.
+pub fn status_changed(i: u16, from: NodeStatus, to: NodeStatus) -> Effect {
+    Effect::StatusChanged {
+        node: n(i),
+        from,
+        to,
+    }
+}
+
+/// `n{i}` adopted `view` with `view_number`.
+pub fn view_changed(i: u16, view: &[u16], view_number: u64) -> Effect {
+    Effect::ViewChanged {
+        node: n(i),
+        view: nodes(view),
+        view_number,
+    }
+}
 
 /// Node `n{i}`.
 pub fn n(i: u16) -> NodeId {
