@@ -19,34 +19,70 @@
 (* is marked with a comment starting "DEVIATION" and a short reason; the   *)
 (* README lists them all. In the reference modes the registry counters     *)
 (* term_counter and view_counter stay 0 (every assignment to them is under *)
-(* Mode = "fixed"), so those modes have exactly the reference model's      *)
-(* state space.                                                            *)
+(* Mode = "fixed") and every detection record detected[n] stays {} (the    *)
+(* only action that adds to it, DetectFailure, does so under               *)
+(* Mode = "fixed"; every other update only removes nodes from it), so      *)
+(* those modes have exactly the reference model's state space.             *)
+(*                                                                         *)
+(* Actors (placements, the migration queue, activation epochs) are not in  *)
+(* the reference model at all: they are the project's EXTENSION, marked    *)
+(* "EXTENSION (actors)" below and listed in the README. Every actor action *)
+(* requires Mode = "fixed" (Rust: refused with Guard::Disabled in the      *)
+(* reference modes), and the actor updates inside membership actions are   *)
+(* under Mode = "fixed" too, so in the reference modes `placements` and    *)
+(* `queue` stay the empty function and epoch_counter stays 0 (the          *)
+(* reference configurations also set Actors = {}).                         *)
 (*                                                                         *)
 (* Mutants (core/src/config.rs `Mutant`: elect-without-majority,           *)
 (* elect-without-term-increment, no-step-down, fail-without-detection,     *)
-(* fail-keeps-views, no-sync-views) are a device of the Rust model checker *)
-(* only: each removes one guard or effect of the fixed protocol to show    *)
-(* that the checker's properties catch the mistake. They are deliberately  *)
-(* NOT part of this specification.                                         *)
+(* fail-keeps-views, no-sync-views, migrate-without-term-check,            *)
+(* migrate-without-epoch-increase, leave-complete-with-actors,             *)
+(* fail-forgets-actors) are a device of the Rust model checker only: each  *)
+(* removes one guard or effect of the fixed protocol (or, for              *)
+(* fail-keeps-views, puts back the reference MarkNodeFailed and            *)
+(* NodeRecover: the reference detection guard, no view cleanup, no         *)
+(* recover guard) to show that the checker's properties catch the mistake. *)
+(* They are deliberately NOT part of this specification.                   *)
 (*                                                                         *)
 (* Node order: Nodes is assumed to be a finite set of naturals, and node   *)
 (* order is `<` on them (Rust: NodeId n1 < n2 < ...; the TLC configs use   *)
 (* Nodes = {1, 2, 3} for n1, n2, n3). The order is used by the reference   *)
 (* HealPartition (lower id steps down), by the fixed HealPartition's tie   *)
-(* break (which the fixed protocol never reaches), and to write the        *)
-(* fairness over unordered pairs.                                          *)
+(* break (which the fixed protocol never reaches), to write the fairness   *)
+(* over unordered pairs, and by RebalanceActors (nodes in id order).       *)
+(* Actors likewise is a finite set of naturals, a1 = 1, a2 = 2, ... (Rust  *)
+(* ActorId(1), ...); actor order `<` is RebalanceActors' "lowest actor ids *)
+(* first".                                                                 *)
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets
 
 CONSTANTS
-    Nodes,    \* the node ids (n1 = 1, n2 = 2, ...)
-    MaxView,  \* bound on view numbers and terms: a model-checking parameter only
-    Mode      \* "fixed", "reference" or "buggy"
+    Nodes,     \* the node ids (n1 = 1, n2 = 2, ...)
+    MaxView,   \* bound on view numbers and terms: a checking parameter only
+    Mode,      \* "fixed", "reference" or "buggy"
+    Actors,    \* the actor ids (a1 = 1, a2 = 2, ...); {} in the reference modes
+    MaxEpoch,  \* bound on actor epochs: a model-checking parameter only
+               \* (Rust Config::max_epoch)
+    ActorsMax, \* the most actors placed at once (Rust Config::actors_max)
+    Choose(_, _)
+    \* The placement strategy (Rust trait actor.rs PlacementStrategy, which the
+    \* reducer takes as a parameter: step_with(state, event, strategy); `step`
+    \* passes the default, LeastLoaded). Choose(a, load) is the node chosen for
+    \* actor a, where `load` is a function from the candidate nodes (the Active
+    \* nodes that may take a; never empty when Choose is applied) to their
+    \* loads (actors placed on them). The configurations override it with
+    \* LeastLoaded, defined below. Like step.rs `choose`, the actions accept the
+    \* answer only if it is a candidate (otherwise they are not enabled).
 
 ASSUME Nodes \subseteq Nat /\ IsFiniteSet(Nodes) /\ Nodes # {}
 \* Rust Config::new refuses max_view = 0: the bootstrap needs view number and term 1.
 ASSUME MaxView \in Nat /\ MaxView >= 1
 ASSUME Mode \in {"fixed", "reference", "buggy"}
+ASSUME Actors \subseteq Nat /\ IsFiniteSet(Actors)
+\* Rust Config::with_max_epoch refuses Some(0) (EpochBoundTooSmall) and
+\* Config::with_actors_max refuses 0.
+ASSUME MaxEpoch \in Nat /\ MaxEpoch >= 1
+ASSUME ActorsMax \in Nat /\ ActorsMax >= 1
 
 (***************************************************************************)
 (* DEVIATION (bound): in the reference model MaxView is part of the        *)
@@ -56,6 +92,11 @@ ASSUME Mode \in {"fixed", "reference", "buggy"}
 (* TRUE). Each such conjunct sits exactly where step.rs calls              *)
 (* `within_bound` / `successor` on the new value: new value <= MaxView.    *)
 (* (u64 overflow, refused by `checked_add` in Rust, is not modelled.)      *)
+(* The same holds for MaxEpoch, the bound on actor epochs (Rust            *)
+(* `max_epoch`, None in production): each `... <= MaxEpoch` conjunct sits  *)
+(* where step.rs `issue_epoch` checks the new epoch. Terms, bounded by     *)
+(* MaxView, also bound the term parameter of the primary's actor actions:  *)
+(* Terms below.                                                            *)
 (***************************************************************************)
 
 VARIABLES
@@ -73,12 +114,44 @@ VARIABLES
     \* exactly one view (equal numbers mean equal views). Both stay 0 in the
     \* reference modes.
     term_counter,
-    view_counter
+    view_counter,
+    \* DEVIATION (detection records): detected[n] is the set of nodes n has
+    \* detected as failed with DetectFailure and not seen again in a view
+    \* since (Rust NodeRecord::detected). MarkNodeFailed requires such a
+    \* record: a peer that merely never heard of n has recorded nothing, so
+    \* it cannot get n declared failed. Always {} in the reference modes,
+    \* which keep no such record.
+    detected,
+    \* EXTENSION (actors), fixed protocol only (the reference model has no
+    \* actors; in the reference modes these stay empty and 0):
+    \* placements: a function from the placed actors (DOMAIN placements, a
+    \* subset of Actors) to [node |-> n, epoch |-> e]: the one node serving
+    \* the actor and the epoch of that activation (Rust State::placements).
+    placements,
+    \* queue: the migration queue, a function from the queued actors to
+    \* [from |-> n, reason |-> r]: the node the actor must leave and why
+    \* (Rust State::queue, keyed by actor: at most one entry per actor).
+    queue,
+    \* epoch_counter: the highest actor epoch ever issued (Rust
+    \* State::epoch_counter). EXTENSION (epochs from one registry-wide
+    \* counter): every activation, placement or move, takes the next value,
+    \* so an epoch is never issued twice and a newer activation of an actor
+    \* always has a larger epoch than any older one (a fencing token for the
+    \* activation, as the term is for the primary).
+    epoch_counter
 
+membershipVars == <<state, view, view_number, believes_primary, term,
+                    heartbeat_received, partitioned, term_counter,
+                    view_counter, detected>>
+actorVars == <<placements, queue, epoch_counter>>
 vars == <<state, view, view_number, believes_primary, term,
-          heartbeat_received, partitioned, term_counter, view_counter>>
+          heartbeat_received, partitioned, term_counter, view_counter,
+          detected, placements, queue, epoch_counter>>
 
 NodeStates == {"Left", "Joining", "Active", "Leaving", "Failed"}
+
+\* actor.rs MigrationReason
+Reasons == {"NodeFailed", "NodeLeaving", "LoadBalancing"}
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
@@ -134,7 +207,7 @@ StalePrimary(n) == believes_primary[n] /\ state[n] = "Active" /\ ~HasMajority(n)
 (***************************************************************************)
 (* step_down (step.rs) applied to the nodes of S: each stops believing it  *)
 (* is primary. DEVIATION (terms cleared on step-down): the fixed protocol  *)
-(* also clears the term of each node of S that believed it was primary (a *)
+(* also clears the term of each node of S that believed it was primary (a  *)
 (* term is held only while primary, so no stale term lingers to be         *)
 (* compared or reused); the reference modes keep it.                       *)
 (***************************************************************************)
@@ -144,6 +217,104 @@ TermsAfterStepDown(S) ==
     [m \in Nodes |-> IF Mode = "fixed" /\ m \in S /\ believes_primary[m]
                          THEN 0
                          ELSE term[m]]
+
+(***************************************************************************)
+(* adopt_view (step.rs) for the nodes of S, which adopt the view v: each   *)
+(* drops the members of v from its detection record (a node listed again   *)
+(* is no longer suspected by the adopter). DEVIATION (detection records):  *)
+(* written for every mode as step.rs does, but a no-op in the reference    *)
+(* modes, where every record is {}.                                        *)
+(***************************************************************************)
+DetectedAfterAdopt(S, v) ==
+    [m \in Nodes |-> IF m \in S THEN detected[m] \ v ELSE detected[m]]
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* EXTENSION (actors): derived notions and helpers (core/src/actor.rs,     *)
+(* state.rs, step.rs). placements and queue are functions whose domain     *)
+(* changes (Rust ordered maps keyed by actor).                             *)
+(***************************************************************************)
+
+\* The empty table (State::initial).
+NoActors == [x \in {} |-> 0]
+
+\* f with k mapped to v (OrdMap::insert) and f without k (OrdMap::remove).
+Put(f, k, v) == [x \in DOMAIN f \cup {k} |-> IF x = k THEN v ELSE f[x]]
+Drop(f, k) == [x \in DOMAIN f \ {k} |-> f[x]]
+
+\* State::hosted(n): the actors placed on n; State::load(n): their number.
+Hosted(n) == {x \in DOMAIN placements : placements[x].node = n}
+Load(n) == Cardinality(Hosted(n))
+
+\* step.rs candidates(state, except): the Active nodes other than those of
+\* `except` ({} or {from}), with their loads: what the strategy chooses from.
+Candidates(except) == [m \in active \ except |-> Load(m)]
+
+\* The k lowest elements of a finite set of naturals S (all of S if k >= |S|):
+\* Rust `iter().take(k)` over an ordered set.
+Lowest(S, k) == {x \in S : Cardinality({y \in S : y < x}) < k}
+
+\* step.rs require_primary_term(t), second half: a valid primary holds term t.
+PrimaryHolds(t) == \E p \in Nodes : ValidPrimary(p) /\ term[p] = t
+
+\* A valid primary holds the registry's current term: the premise of
+\* EventualPlacement and the condition of MigrationByPrimary.
+PrimaryInOffice == PrimaryHolds(term_counter)
+
+\* The terms the primary's actor actions are instantiated with (Rust
+\* Event::actor_events(actors, max_view): 1..=MaxView). Only t = term_counter
+\* is ever enabled and term_counter \in 0..MaxView (TypeOK), so bounding t by
+\* MaxView loses no transition; unbounded, Terms is Nat \ {0}.
+Terms == 1..MaxView
+
+\* actor.rs REBALANCE_BATCH_MAX: the most actors one RebalanceActors queues.
+RebalanceBatchMax == 1024
+
+(***************************************************************************)
+(* step.rs queue_hosted(n, reason), fixed protocol only: the queue with    *)
+(* every actor placed on n queued to leave n for `reason`, except that an  *)
+(* actor already queued because its node failed keeps that entry (when     *)
+(* `reason` is not NodeFailed itself). So NodeLeave turns a LoadBalancing  *)
+(* or NodeLeaving entry into NodeLeaving but keeps a NodeFailed one, and   *)
+(* MarkNodeFailed makes every entry of n's actors NodeFailed.              *)
+(***************************************************************************)
+QueueHosted(n, reason) ==
+    LET keep(x) == /\ x \in DOMAIN queue
+                   /\ queue[x].reason = "NodeFailed"
+                   /\ reason # "NodeFailed"
+    IN  [x \in DOMAIN queue \cup Hosted(n) |->
+            IF x \in Hosted(n) /\ ~keep(x)
+              THEN [from |-> n, reason |-> reason]
+              ELSE queue[x]]
+
+(***************************************************************************)
+(* The default placement strategy, actor.rs LeastLoaded: the least-loaded  *)
+(* candidate; among equally loaded ones, the one with the highest          *)
+(* rendezvous hash actor.rs rendezvous(a, n) (SplitMix64's finaliser of    *)
+(* a * 0x9E3779B97F4A7C15 + n, 64-bit wrapping arithmetic). The hash is a  *)
+(* bijection of a * C + n, so two nodes never tie: the choice is unique.   *)
+(* TLC's integers are 32-bit, so the hash is not computed here:            *)
+(* RendezvousOrder[a] lists the nodes 1..5 in decreasing order of          *)
+(* rendezvous(a, n), for the actors 1..3, as computed from actor.rs (the   *)
+(* order among any subset of nodes is the restriction). To check more      *)
+(* actors or nodes, extend the table (or override Choose otherwise).       *)
+(***************************************************************************)
+RendezvousOrder == << <<2, 1, 4, 5, 3>>,    \* a1
+                      <<4, 5, 2, 1, 3>>,    \* a2
+                      <<1, 4, 3, 2, 5>> >>  \* a3
+
+\* rendezvous(a, n) > rendezvous(a, m)
+RendezvousAbove(a, n, m) ==
+    \E i, j \in 1..5 : /\ RendezvousOrder[a][i] = n
+                      /\ RendezvousOrder[a][j] = m
+                      /\ i < j
+
+\* max_by_key((Reverse(load), rendezvous(actor, node))) over the candidates.
+LeastLoaded(a, load) ==
+    CHOOSE n \in DOMAIN load :
+        \A m \in DOMAIN load \ {n} :
+            \/ load[n] < load[m]
+            \/ load[n] = load[m] /\ RendezvousAbove(a, n, m)
 
 -----------------------------------------------------------------------------
 Init ==
@@ -156,10 +327,15 @@ Init ==
     /\ partitioned = {}
     /\ term_counter = 0
     /\ view_counter = 0
+    /\ detected = [n \in Nodes |-> {}]
+    /\ placements = NoActors
+    /\ queue = NoActors
+    /\ epoch_counter = 0
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
-(* The fourteen actions. Every action is one serializable transaction      *)
+(* The eighteen actions: fourteen membership actions, then (EXTENSION) the *)
+(* four actor actions. Every action is one serializable transaction        *)
 (* against the shared registry (DESIGN.md): that is how the global guards  *)
 (* and the simultaneous updates of several nodes' records below are        *)
 (* realised in the real system.                                            *)
@@ -170,7 +346,7 @@ Init ==
 (* n is Left. With no Active node, n bootstraps: Active, view {n},         *)
 (* primary. Otherwise n becomes Joining.                                   *)
 (* DEVIATION (bootstrap draws from the counters): in the fixed protocol    *)
-(* the bootstrap's view number and term are the next values of the        *)
+(* the bootstrap's view number and term are the next values of the         *)
 (* registry counters instead of the constant 1, so a re-bootstrapped       *)
 (* cluster never reuses term 1 or view number 1.                           *)
 (***************************************************************************)
@@ -190,11 +366,13 @@ NodeJoin(n) ==
                   \* the issued values (fixed only).
                   /\ term_counter' = IF Mode = "fixed" THEN t ELSE term_counter
                   /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
+                  /\ detected' = DetectedAfterAdopt({n}, {n})
                   /\ UNCHANGED <<heartbeat_received, partitioned>>
          ELSE /\ state' = [state EXCEPT ![n] = "Joining"]
               /\ UNCHANGED <<view, view_number, believes_primary, term,
                              heartbeat_received, partitioned,
-                             term_counter, view_counter>>
+                             term_counter, view_counter, detected>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* NodeJoinComplete(n) -- step.rs node_join_complete.                      *)
@@ -218,35 +396,56 @@ NodeJoinComplete(n) ==
            /\ view_number' = [m \in Nodes |-> IF m \in adopters THEN vn
                                                                ELSE view_number[m]]
            /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
+           /\ detected' = DetectedAfterAdopt(adopters, v)
            /\ UNCHANGED <<believes_primary, term, heartbeat_received,
                           partitioned, term_counter>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* NodeLeave(n) -- step.rs node_leave.                                     *)
 (* n is Active. It becomes Leaving and gives up any primary belief (fixed: *)
 (* and the term it held, see TermsAfterStepDown).                          *)
+(* EXTENSION (actors): fixed also queues every actor placed on n to leave  *)
+(* it, reason NodeLeaving (an actor already queued because its node failed *)
+(* keeps that entry: QueueHosted). The node stays Leaving until they have  *)
+(* all moved (see NodeLeaveComplete).                                      *)
 (***************************************************************************)
 NodeLeave(n) ==
     /\ state[n] = "Active"
     /\ state' = [state EXCEPT ![n] = "Leaving"]
     /\ believes_primary' = BeliefsAfterStepDown({n})
     /\ term' = TermsAfterStepDown({n})
+    /\ queue' = IF Mode = "fixed" THEN QueueHosted(n, "NodeLeaving") ELSE queue
     /\ UNCHANGED <<view, view_number, heartbeat_received, partitioned,
-                   term_counter, view_counter>>
+                   term_counter, view_counter, detected,
+                   placements, epoch_counter>>
 
 (***************************************************************************)
 (* NodeLeaveComplete(n) -- step.rs node_leave_complete.                    *)
 (* n is Leaving. n becomes Left with an empty view; every Active node      *)
 (* (whether or not it can communicate with n) adopts `active`, which does  *)
 (* not hold n.                                                             *)
-(* Reference: each Active node increments its own number (all must stay   *)
+(* Reference: each Active node increments its own number (all must stay    *)
 (* <= MaxView); n keeps its view number and term.                          *)
 (* DEVIATION (view counter): fixed gives all Active nodes one new number   *)
 (* from the registry counter (none is issued when no node is Active), and  *)
 (* resets n's number to 0 as for every node outside the cluster.           *)
+(* DEVIATION (detection records): fixed also clears n's own detection      *)
+(* record (a node outside the cluster suspects nobody) and erases n from   *)
+(* every node's record: a detection of n must not outlive its leaving (if  *)
+(* n rejoins, a peer's old record would otherwise count as a detection of  *)
+(* the new member, and MarkNodeFailed would accept it). Each adopter also  *)
+(* drops the members of `active` from its record (DetectedAfterAdopt,      *)
+(* applied after the erasure, as in step.rs).                              *)
+(* EXTENSION (leave cannot complete while holding actors): fixed is        *)
+(* refused while n still holds actors (Rust Guard::HoldsActors): they were *)
+(* queued by NodeLeave and must first be moved by the primary              *)
+(* (MigrateActor), so a node that left gracefully never takes an actor     *)
+(* with it and no actor is ever placed on a Left node by a graceful leave. *)
 (***************************************************************************)
 NodeLeaveComplete(n) ==
     /\ state[n] = "Leaving"
+    /\ Mode = "fixed" => Load(n) = 0
     /\ IF Mode = "fixed"
          THEN LET vn == view_counter + 1
               IN  /\ active = {} \/ vn <= MaxView
@@ -260,6 +459,11 @@ NodeLeaveComplete(n) ==
                                  ELSE IF m \in active THEN vn
                                  ELSE view_number[m]]
                   /\ view_counter' = IF active = {} THEN view_counter ELSE vn
+                  /\ detected' = [m \in Nodes |->
+                                 IF m = n THEN {}
+                                 ELSE IF m \in active
+                                        THEN (detected[m] \ {n}) \ active
+                                 ELSE detected[m] \ {n}]
                   /\ UNCHANGED <<believes_primary, term, heartbeat_received,
                                  partitioned, term_counter>>
          ELSE /\ \A m \in active : view_number[m] + 1 <= MaxView
@@ -271,8 +475,10 @@ NodeLeaveComplete(n) ==
               /\ view_number' = [m \in Nodes |->
                              IF m \in active THEN view_number[m] + 1
                              ELSE view_number[m]]
+              /\ detected' = DetectedAfterAdopt(active, active)
               /\ UNCHANGED <<believes_primary, term, heartbeat_received,
                              partitioned, term_counter, view_counter>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* SendHeartbeat(n) -- step.rs send_heartbeat. Identical in all modes.     *)
@@ -288,7 +494,8 @@ SendHeartbeat(n) ==
                  THEN TRUE
                  ELSE heartbeat_received[m]]
     /\ UNCHANGED <<state, view, view_number, believes_primary, term,
-                   partitioned, term_counter, view_counter>>
+                   partitioned, term_counter, view_counter, detected>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* DetectFailure(d, t) -- step.rs detect_failure.                          *)
@@ -296,6 +503,13 @@ SendHeartbeat(n) ==
 (* heartbeat was not received. d drops t from its view (keeping itself in  *)
 (* it) with a new number: reference view_number[d] + 1.                    *)
 (* DEVIATION (view counter): fixed takes the next registry view number.    *)
+(* DEVIATION (detection records): fixed records the detection:             *)
+(* t \in detected'[d] (after d's adoption of its new view, which drops     *)
+(* that view's members from detected[d]). MarkNodeFailed(t) requires such  *)
+(* a record: a peer that merely never heard of t has recorded nothing, so  *)
+(* it cannot get t declared failed. This fixes the first half of           *)
+(* PROTOCOL.md section 2's defect (the guard that confuses "never heard    *)
+(* of" with "detected as failed").                                         *)
 (***************************************************************************)
 DetectFailure(d, t) ==
     /\ d # t
@@ -305,12 +519,17 @@ DetectFailure(d, t) ==
     /\ ~CanCommunicate(d, t)
     /\ ~heartbeat_received[t]
     /\ LET vn == IF Mode = "fixed" THEN view_counter + 1 ELSE view_number[d] + 1
+           v  == (view[d] \ {t}) \cup {d}
        IN  /\ vn <= MaxView
-           /\ view' = [view EXCEPT ![d] = (view[d] \ {t}) \cup {d}]
+           /\ view' = [view EXCEPT ![d] = v]
            /\ view_number' = [view_number EXCEPT ![d] = vn]
            /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
+           \* adopt_view, then (fixed only) the record of t.
+           /\ detected' = [detected EXCEPT ![d] =
+                              (@ \ v) \cup (IF Mode = "fixed" THEN {t} ELSE {})]
            /\ UNCHANGED <<state, believes_primary, term, heartbeat_received,
                           partitioned, term_counter>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* MarkNodeFailed(n) -- step.rs mark_node_failed (guard: detected_by).     *)
@@ -319,8 +538,15 @@ DetectFailure(d, t) ==
 (* Reference: "detected" is merely "some Active d # n lacks n in its view" *)
 (* (also true when d never heard of n: the LeaveDetectionWeak defect).     *)
 (* DEVIATION (detection guard): fixed requires that n's heartbeat was not  *)
-(* received and some Active d # n lacks n in its view AND cannot           *)
-(* communicate with n, the same evidence DetectFailure requires.           *)
+(* received and some Active d # n has RECORDED a detection of n            *)
+(* (n \in detected[d]: DetectFailure(d, n) happened and since then d has   *)
+(* adopted no view listing n, n was not marked failed and d did not leave  *)
+(* the cluster) and still cannot communicate with n. A peer that merely    *)
+(* never heard of n has recorded nothing, so it cannot get n declared      *)
+(* failed: this fixes the first half of PROTOCOL.md section 2's defect.    *)
+(* Guards in detected_by's order: the heartbeat (Rust refusal              *)
+(* Guard::HeartbeatReceived), some detector at all (Guard::Undetected),    *)
+(* one of them cut off from n (Guard::CanCommunicate).                     *)
 (* DEVIATION (atomic failure handling): fixed removes n, in the same       *)
 (* transition, from every Active view that still lists it: those nodes     *)
 (* (the "listers") adopt `active \ {n}` with one new registry number (the  *)
@@ -328,13 +554,26 @@ DetectFailure(d, t) ==
 (* Rust effect Fenced: it stops serving; in the state, its primary belief  *)
 (* and term are dropped). So a Failed, later Left, node is in no Active    *)
 (* view (LeaveDetectionWeak).                                              *)
+(* EXTENSION (failure handling queues the actors): in the same one atomic  *)
+(* transition every actor placed on n is queued to leave n with reason     *)
+(* NodeFailed (QueueHosted; an existing entry, of any reason, becomes      *)
+(* NodeFailed). The fenced node's activations are thus never forgotten:    *)
+(* each stays placed on n, queued, until the primary moves it              *)
+(* (MigrateActor) or it is removed; this is what SingleActivation allows   *)
+(* for a Failed (later Left, Joining, even Active again) node.             *)
+(* DEVIATION (detection records): the detection is consumed: n's own       *)
+(* record is cleared, n is removed from every node's record, and each      *)
+(* lister drops `active \ {n}` from its record (as in DetectedAfterAdopt). *)
+(* Written for every mode as step.rs does; a no-op in the reference modes. *)
 (***************************************************************************)
 MarkNodeFailed(n) ==
     /\ state[n] = "Active"
     /\ IF Mode = "fixed"
          THEN \* detected_by(n)
-              /\ ~heartbeat_received[n]
-              /\ \E d \in active \ {n} : n \notin view[d] /\ ~CanCommunicate(d, n)
+              LET detectors == {d \in active \ {n} : n \in detected[d]}
+              IN  /\ ~heartbeat_received[n]
+                  /\ detectors # {}
+                  /\ \E d \in detectors : ~CanCommunicate(d, n)
          ELSE \E d \in active \ {n} : n \notin view[d]
     /\ LET remaining == active \ {n}
            listers   == {m \in remaining : n \in view[m]}
@@ -354,7 +593,15 @@ MarkNodeFailed(n) ==
                           ELSE IF cleanup /\ m \in listers THEN vn
                           ELSE view_number[m]]
            /\ view_counter' = IF cleanup THEN vn ELSE view_counter
-           /\ UNCHANGED <<heartbeat_received, partitioned, term_counter>>
+           /\ detected' = [m \in Nodes |->
+                          IF m = n THEN {}
+                          ELSE IF cleanup /\ m \in listers
+                                 THEN (detected[m] \ {n}) \ remaining
+                          ELSE detected[m] \ {n}]
+           /\ queue' = IF Mode = "fixed" THEN QueueHosted(n, "NodeFailed")
+                                          ELSE queue
+           /\ UNCHANGED <<heartbeat_received, partitioned, term_counter,
+                          placements, epoch_counter>>
 
 (***************************************************************************)
 (* NodeRecover(n) -- step.rs node_recover.                                 *)
@@ -362,6 +609,9 @@ MarkNodeFailed(n) ==
 (* DEVIATION (recover guard): fixed also requires that no Active view      *)
 (* lists n (always true after a fixed MarkNodeFailed; checked anyway), so  *)
 (* a node is never Left while an Active node still counts it as a member.  *)
+(* n's detection record is cleared (already {} after MarkNodeFailed; as in *)
+(* step.rs, written for every mode). Its actors, queued with reason        *)
+(* NodeFailed by MarkNodeFailed, stay placed on it and queued.             *)
 (***************************************************************************)
 NodeRecover(n) ==
     /\ state[n] = "Failed"
@@ -372,8 +622,10 @@ NodeRecover(n) ==
     /\ view' = [view EXCEPT ![n] = {}]
     /\ view_number' = [view_number EXCEPT ![n] = 0]
     /\ term' = [term EXCEPT ![n] = 0]
+    /\ detected' = [detected EXCEPT ![n] = {}]
     /\ UNCHANGED <<believes_primary, heartbeat_received, partitioned,
                    term_counter, view_counter>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* ElectPrimary(n) -- step.rs elect_primary.                               *)
@@ -386,7 +638,7 @@ NodeRecover(n) ==
 (* DEVIATION (registry term counter): fixed takes the next registry term,  *)
 (* never reused even after resets of node terms.                           *)
 (* DEVIATION (election demotes superseded primaries): fixed demotes, in    *)
-(* the same transition, every other node that still believes it is        *)
+(* the same transition, every other node that still believes it is         *)
 (* primary (stale primaries that lost their majority), clearing their      *)
 (* terms, so at most one node ever believes it is primary.                 *)
 (***************************************************************************)
@@ -408,7 +660,8 @@ ElectPrimary(n) ==
                      /\ term' = [term EXCEPT ![n] = t]
                      /\ UNCHANGED term_counter
            /\ UNCHANGED <<state, view, view_number, heartbeat_received,
-                          partitioned, view_counter>>
+                          partitioned, view_counter, detected>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* PrimaryStepDown(n) -- step.rs primary_step_down.                        *)
@@ -423,7 +676,8 @@ PrimaryStepDown(n) ==
     /\ believes_primary' = BeliefsAfterStepDown({n})
     /\ term' = TermsAfterStepDown({n})
     /\ UNCHANGED <<state, view, view_number, heartbeat_received, partitioned,
-                   term_counter, view_counter>>
+                   term_counter, view_counter, detected>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* CreatePartition(a, b) -- step.rs create_partition. Identical in all     *)
@@ -434,7 +688,8 @@ CreatePartition(a, b) ==
     /\ CanCommunicate(a, b)
     /\ partitioned' = partitioned \cup {<<a, b>>, <<b, a>>}
     /\ UNCHANGED <<state, view, view_number, believes_primary, term,
-                   heartbeat_received, term_counter, view_counter>>
+                   heartbeat_received, term_counter, view_counter, detected>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* HealPartition(a, b) -- step.rs heal_partition.                          *)
@@ -460,7 +715,8 @@ HealPartition(a, b) ==
                   /\ term' = TermsAfterStepDown({loser})
          ELSE UNCHANGED <<believes_primary, term>>
     /\ UNCHANGED <<state, view, view_number, heartbeat_received,
-                   term_counter, view_counter>>
+                   term_counter, view_counter, detected>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* ResetHeartbeats -- step.rs reset_heartbeats. Identical in all modes and *)
@@ -470,7 +726,8 @@ HealPartition(a, b) ==
 ResetHeartbeats ==
     /\ heartbeat_received' = [n \in Nodes |-> FALSE]
     /\ UNCHANGED <<state, view, view_number, believes_primary, term,
-                   partitioned, term_counter, view_counter>>
+                   partitioned, term_counter, view_counter, detected>>
+    /\ UNCHANGED actorVars
 
 (***************************************************************************)
 (* SyncViews(a, b) -- step.rs sync_views.                                  *)
@@ -494,11 +751,142 @@ SyncViews(a, b) ==
            /\ view' = [view EXCEPT ![a] = v, ![b] = v]
            /\ view_number' = [view_number EXCEPT ![a] = vn, ![b] = vn]
            /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
+           /\ detected' = DetectedAfterAdopt({a, b}, v)
            /\ UNCHANGED <<state, believes_primary, term, heartbeat_received,
                           partitioned, term_counter>>
+    /\ UNCHANGED actorVars
 
 -----------------------------------------------------------------------------
-\* Event::all lists the same instances (symmetric pairs once, a < b).
+(***************************************************************************)
+(* EXTENSION (actors): the four actor actions (step.rs place_actor,        *)
+(* migrate_actor, rebalance_actors, remove_actor). Each first requires     *)
+(* Mode = "fixed" (step.rs require_fixed; Rust refuses them in the         *)
+(* reference modes with Guard::Disabled): the reference model has no       *)
+(* actors. None changes a membership variable.                             *)
+(*                                                                         *)
+(* step.rs migrate_batch is NOT an action of this spec: it is a            *)
+(* composition of consecutive MigrateActor(a, t) steps under one term t    *)
+(* (the lowest queued actor ids first, at most MIGRATION_BATCH_MAX,        *)
+(* stopping at the first refusal after one move), committed as one         *)
+(* transaction. Every state it produces is reached here by that sequence   *)
+(* of MigrateActor steps, so the spec's properties cover it; the spec      *)
+(* also allows other actions between the steps, which the single           *)
+(* transaction does not.                                                   *)
+(***************************************************************************)
+
+(***************************************************************************)
+(* PlaceActor(a) -- step.rs place_actor.                                   *)
+(* a is not placed (Guard::AlreadyPlaced) and fewer than ActorsMax actors  *)
+(* are (Guard::RegistryFull); the strategy chooses an Active node          *)
+(* (Guard::NoTarget when there is none), and a is placed there with the    *)
+(* next epoch of the registry counter (the bound check last, as            *)
+(* issue_epoch: Guard::BoundReached). a has no queue entry                 *)
+(* (MigrationQueueBounded), so the queue is unchanged (Rust put_actor      *)
+(* would drop one).                                                        *)
+(***************************************************************************)
+PlaceActor(a) ==
+    /\ Mode = "fixed"
+    /\ a \notin DOMAIN placements
+    /\ Cardinality(DOMAIN placements) < ActorsMax
+    /\ LET cs     == Candidates({})
+           target == Choose(a, cs)
+           e      == epoch_counter + 1
+       IN  /\ DOMAIN cs # {}
+           /\ target \in DOMAIN cs
+           /\ e <= MaxEpoch
+           /\ placements' = Put(placements, a, [node |-> target, epoch |-> e])
+           /\ epoch_counter' = e
+    /\ UNCHANGED <<queue, membershipVars>>
+
+(***************************************************************************)
+(* MigrateActor(a, t) -- step.rs migrate_actor.                            *)
+(* a is queued (Guard::NotQueued); EXTENSION (migration only by the        *)
+(* primary, fenced by its term): t is the registry's current term          *)
+(* (Guard::StaleTerm) and a valid primary holds it (Guard::NoValidPrimary; *)
+(* step.rs require_primary_term), so a deposed or superseded primary,      *)
+(* whose term is stale, can never move an actor; a is placed               *)
+(* (Guard::NotPlaced; always true when queued); the strategy chooses an    *)
+(* Active node other than the one a must leave (Guard::NoTarget); a moves  *)
+(* there with the next epoch (bound check last) and leaves the queue.      *)
+(* The old activation ends (Rust effect ActorDeactivated with its epoch),  *)
+(* the new one has a larger epoch, so a late message of the old one is     *)
+(* recognisably stale.                                                     *)
+(***************************************************************************)
+MigrateActor(a, t) ==
+    /\ Mode = "fixed"
+    /\ a \in DOMAIN queue
+    /\ t = term_counter
+    /\ PrimaryHolds(t)
+    /\ a \in DOMAIN placements
+    /\ LET cs     == Candidates({queue[a].from})
+           target == Choose(a, cs)
+           e      == epoch_counter + 1
+       IN  /\ DOMAIN cs # {}
+           /\ target \in DOMAIN cs
+           /\ e <= MaxEpoch
+           /\ placements' = [placements EXCEPT ![a] = [node |-> target,
+                                                        epoch |-> e]]
+           /\ queue' = Drop(queue, a)
+           /\ epoch_counter' = e   \* max(epoch_counter, e) = e
+    /\ UNCHANGED membershipVars
+
+(***************************************************************************)
+(* RebalanceActors(t) -- step.rs rebalance_actors.                         *)
+(* t is the current term held by a valid primary (as MigrateActor). The    *)
+(* balanced share is the total load of the Active nodes over their number, *)
+(* rounded up. Each Active node, in node-id order, whose actors not yet    *)
+(* queued ("staying") exceed the share has its excess queued with reason   *)
+(* LoadBalancing, lowest actor ids first, at most RebalanceBatchMax actors *)
+(* in all (a node gets what is left of the budget after the nodes before   *)
+(* it; Before(n) is what they would take without the budget, so the budget *)
+(* left for n is RebalanceBatchMax - Before(n) when positive: closed form  *)
+(* of step.rs's running `budget`). Refused when nothing is queued          *)
+(* (Guard::Balanced). Placements and epochs are unchanged: the queued      *)
+(* actors are moved later by MigrateActor.                                 *)
+(***************************************************************************)
+RebalanceActors(t) ==
+    /\ Mode = "fixed"
+    /\ t = term_counter
+    /\ PrimaryHolds(t)
+    /\ LET total      == Cardinality({x \in DOMAIN placements :
+                                         placements[x].node \in active})
+           k          == IF active = {} THEN 1 ELSE Cardinality(active)
+           share      == (total + k - 1) \div k
+           Staying(n) == Hosted(n) \ DOMAIN queue
+           Excess(n)  == IF Cardinality(Staying(n)) > share
+                           THEN Cardinality(Staying(n)) - share
+                           ELSE 0
+           Before(n)  == Cardinality(UNION {Lowest(Staying(m), Excess(m)) :
+                                             m \in {q \in active : q < n}})
+           Budget(n)  == IF Before(n) < RebalanceBatchMax
+                           THEN RebalanceBatchMax - Before(n)
+                           ELSE 0
+           Take(n)    == IF Excess(n) < Budget(n) THEN Excess(n) ELSE Budget(n)
+           moved      == UNION {Lowest(Staying(n), Take(n)) : n \in active}
+       IN  /\ moved # {}
+           /\ queue' = [x \in DOMAIN queue \cup moved |->
+                          IF x \in moved
+                            THEN [from |-> placements[x].node,
+                                  reason |-> "LoadBalancing"]
+                            ELSE queue[x]]
+    /\ UNCHANGED <<placements, epoch_counter, membershipVars>>
+
+(***************************************************************************)
+(* RemoveActor(a) -- step.rs remove_actor.                                 *)
+(* a is placed (Guard::NotPlaced); the application is done with it: it is  *)
+(* deactivated and forgotten, with its queue entry. The epoch counter      *)
+(* keeps its value (a later PlaceActor(a) gets a new, larger epoch).       *)
+(***************************************************************************)
+RemoveActor(a) ==
+    /\ Mode = "fixed"
+    /\ a \in DOMAIN placements
+    /\ placements' = Drop(placements, a)
+    /\ queue' = Drop(queue, a)
+    /\ UNCHANGED <<epoch_counter, membershipVars>>
+
+-----------------------------------------------------------------------------
+\* Event::all lists the same instances (symmetric pairs once, a < b), and
+\* Event::actor_events(actors, MaxView) the actor actions' instances.
 Next ==
     \/ \E n \in Nodes :
           \/ NodeJoin(n)
@@ -515,13 +903,19 @@ Next ==
     \/ \E a, b \in Nodes : CreatePartition(a, b) \/ HealPartition(a, b)
     \/ ResetHeartbeats
     \/ \E a, b \in Nodes : SyncViews(a, b)
+    \/ \E a \in Actors : PlaceActor(a) \/ RemoveActor(a)
+    \/ \E t \in Terms :
+          \/ \E a \in Actors : MigrateActor(a, t)
+          \/ RebalanceActors(t)
 
 \* invariants.rs fair_events: weak fairness of SyncViews(a, b) for every pair
-\* (a < b suffices: the two orderings are the same action) and of
-\* PrimaryStepDown(n) for every n.
+\* (a < b suffices: the two orderings are the same action), of
+\* PrimaryStepDown(n) for every n, and (EXTENSION) of MigrateActor(a, t) for
+\* every actor a and term t in Terms.
 Fairness ==
     /\ \A a \in Nodes : \A b \in {m \in Nodes : a < m} : WF_vars(SyncViews(a, b))
     /\ \A n \in Nodes : WF_vars(PrimaryStepDown(n))
+    /\ \A a \in Actors : \A t \in Terms : WF_vars(MigrateActor(a, t))
 
 Spec == Init /\ [][Next]_vars /\ Fairness
 
@@ -531,7 +925,11 @@ Spec == Init /\ [][Next]_vars /\ Fairness
 (***************************************************************************)
 
 \* type_ok. The counter conjuncts are implied in Rust (u64, only ever set to
-\* an issued value, which passed the bound check).
+\* an issued value, which passed the bound check). So are the actor
+\* conjuncts, which Rust type_ok does not check: the types give ActorId,
+\* NodeId, MigrationReason and u64 fields and one entry per key; a placement's
+\* node is always a node of the configuration (an Active one when chosen) and
+\* its epoch an issued one (>= 1, passed the MaxEpoch check).
 TypeOK ==
     /\ state \in [Nodes -> NodeStates]
     /\ view \in [Nodes -> SUBSET Nodes]
@@ -544,9 +942,20 @@ TypeOK ==
     /\ \A a \in Nodes : <<a, a>> \notin partitioned
     /\ term_counter \in 0..MaxView
     /\ view_counter \in 0..MaxView
+    /\ detected \in [Nodes -> SUBSET Nodes]
+    \* A node never suspects itself, nor a member of its own view (every
+    \* adoption drops the view's members from the adopter's record).
+    /\ \A n \in Nodes : n \notin detected[n] /\ detected[n] \cap view[n] = {}
     \* Fixed: every node's term and view number was issued by the registry.
     /\ Mode = "fixed" =>
            \A n \in Nodes : term[n] <= term_counter /\ view_number[n] <= view_counter
+    \* EXTENSION (actors).
+    /\ epoch_counter \in 0..MaxEpoch
+    /\ DOMAIN placements \subseteq Actors
+    /\ \A x \in DOMAIN placements :
+           placements[x] \in [node : Nodes, epoch : 1..MaxEpoch]
+    /\ DOMAIN queue \subseteq Actors
+    /\ \A x \in DOMAIN queue : queue[x] \in [from : Nodes, reason : Reasons]
 
 \* membership_consistency
 MembershipConsistency ==
@@ -573,6 +982,28 @@ NoSplitBrain ==
 AtMostOnePrimary ==
     \A p, q \in Nodes : believes_primary[p] /\ believes_primary[q] => p = q
 
+\* single_activation (EXTENSION): every placed actor is on exactly one node
+\* (placements is a function; Rust also checks its per-node index against
+\* it), and that node is Active, or the actor is queued to leave it: from a
+\* Leaving node for any reason, from a Failed, Left or Joining node only
+\* because the node failed (a node that left gracefully handed all its actors
+\* over first).
+SingleActivation ==
+    \A x \in DOMAIN placements :
+        LET n       == placements[x].node
+            leaving == x \in DOMAIN queue /\ queue[x].from = n
+        IN  CASE state[n] = "Active"  -> TRUE
+              [] state[n] = "Leaving" -> leaving
+              [] OTHER -> leaving /\ queue[x].reason = "NodeFailed"
+
+\* migration_queue_bounded (EXTENSION): every queue entry names the node its
+\* actor is placed on (so at most one entry per placed actor), and at most
+\* ActorsMax actors are placed.
+MigrationQueueBounded ==
+    /\ Cardinality(DOMAIN placements) <= ActorsMax
+    /\ \A x \in DOMAIN queue :
+           x \in DOMAIN placements /\ queue[x].from = placements[x].node
+
 (***************************************************************************)
 (* Transition properties (invariants.rs, checked on every step): the       *)
 (* step predicates, then the action properties [][P]_vars.                 *)
@@ -595,23 +1026,51 @@ MinorityCannotElectStep ==
            (believes_primary'[n] /\ ~believes_primary[n]) => HasMajority(n)'
 
 \* failure_requires_detection: a node going from Active to Failed had, before
-\* the step, an unreceived heartbeat and an Active detector d # n that lacked
-\* it in its view and could not communicate with it.
+\* the step, an unreceived heartbeat and an Active detector d # n that had
+\* recorded a detection of it (n \in detected[d]) and could not communicate
+\* with it. (Merely lacking n in its view is not evidence: d may never have
+\* heard of n.) The reference modes record no detection, so there every
+\* MarkNodeFailed violates this property.
 FailureRequiresDetectionStep ==
     \A n \in Nodes :
         (state[n] = "Active" /\ state'[n] = "Failed")
             => /\ ~heartbeat_received[n]
-               /\ \E d \in active \ {n} : n \notin view[d] /\ ~CanCommunicate(d, n)
+               /\ \E d \in active \ {n} : n \in detected[d] /\ ~CanCommunicate(d, n)
+
+\* epoch_monotonic (EXTENSION): the epoch counter never decreases; an actor
+\* placed before and after the step keeps or raises its epoch, and raises it
+\* whenever it moves; a newly placed actor gets an epoch above every epoch
+\* issued before.
+EpochMonotonicStep ==
+    /\ epoch_counter' >= epoch_counter
+    /\ \A x \in DOMAIN placements' :
+           IF x \in DOMAIN placements
+             THEN /\ placements'[x].epoch >= placements[x].epoch
+                  /\ placements'[x].node # placements[x].node
+                         => placements'[x].epoch > placements[x].epoch
+             ELSE placements'[x].epoch > epoch_counter
+
+\* migration_by_primary (EXTENSION): an actor moves from one node to another
+\* only in a step taken while a valid primary holds the registry's current
+\* term.
+MigrationByPrimaryStep ==
+    \/ PrimaryInOffice
+    \/ \A x \in DOMAIN placements \cap DOMAIN placements' :
+           placements'[x].node = placements[x].node
 
 FencingTermMonotonic     == [][FencingTermMonotonicStep]_vars
 MinorityCannotElect      == [][MinorityCannotElectStep]_vars
 FailureRequiresDetection == [][FailureRequiresDetectionStep]_vars
+EpochMonotonic           == [][EpochMonotonicStep]_vars
+MigrationByPrimary       == [][MigrationByPrimaryStep]_vars
 
 (***************************************************************************)
 (* Liveness (invariants.rs `Liveness`): no fair behaviour stays forever in *)
 (* the set Trapped, i.e. []<>~Trapped, under Fairness.                     *)
 (* NB: under a finite MaxView, a violation can be an artefact of the bound *)
 (* (SyncViews disabled because the next number would exceed MaxView).      *)
+(* Likewise under a finite MaxEpoch (MigrateActor disabled because the     *)
+(* next epoch would exceed MaxEpoch).                                      *)
 (***************************************************************************)
 
 \* Trapped = Stable /\ ~Converged: once the cluster is stable (every node
@@ -622,5 +1081,14 @@ EventualMembershipConvergence == []<>~(Stable /\ ~Converged)
 \* Trapped = StalePrimary(n), for every n: a primary that cannot reach a
 \* majority eventually steps down (or regains its majority).
 EventualStepDown == \A n \in Nodes : []<>~StalePrimary(n)
+
+\* EXTENSION. Trapped = NoPartition /\ PrimaryInOffice /\ a \in DOMAIN queue,
+\* for every actor a: once nothing is partitioned and a valid primary holds
+\* the current term, a queued actor is eventually moved (leaves the queue;
+\* RemoveActor also ends the obligation). Fairness: WF of MigrateActor(a, t).
+NoPartition == partitioned = {}
+EventualPlacement ==
+    \A a \in Actors :
+        []<>~(NoPartition /\ PrimaryInOffice /\ a \in DOMAIN queue)
 
 =============================================================================
