@@ -175,7 +175,8 @@ pub fn check_transition(before: &State, after: &State) -> Result<(), Violation> 
 
 /// TypeOK: node sets within `Nodes`, the partition relation symmetric and irreflexive, counters
 /// within the bound `MaxView` when there is one, and (fixed protocol) every node's term and view
-/// number at most the registry counter that issued it.
+/// number at most the registry counter that issued it; every actor placed on a node of `Nodes`
+/// with an epoch in `1..=epoch_counter` (and within `MaxEpoch` when bounded).
 pub fn type_ok(state: &State) -> Result<(), Violation> {
     let config = state.config();
     let all = NodeSet::first(config.node_count());
@@ -246,6 +247,24 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
                 format!(
                     "{n} holds term {} / view number {} above the registry counters",
                     r.term, r.view_number
+                ),
+            );
+        }
+    }
+    let max_epoch = config.max_epoch();
+    for (&actor, p) in state.placements() {
+        let bad_epoch = p.epoch == 0
+            || p.epoch > state.epoch_counter()
+            || max_epoch.is_some_and(|bound| p.epoch > bound);
+        if !all.contains(p.node) || bad_epoch {
+            return violation(
+                Invariant::TypeOK,
+                &[p.node],
+                format!(
+                    "{actor} is placed on {} with epoch {} (epoch counter {})",
+                    p.node,
+                    p.epoch,
+                    state.epoch_counter()
                 ),
             );
         }
@@ -593,7 +612,8 @@ pub enum Liveness {
     /// regains its majority). `Trapped = StalePrimary(n)`.
     EventualStepDown(NodeId),
     /// EventualPlacement(a): once nothing is partitioned and a valid primary holds the current
-    /// term, a queued actor is eventually placed on an Active node (leaves the queue).
+    /// term, a queued actor eventually leaves the queue: it is placed on an Active node (or the
+    /// application removes it).
     /// `Trapped = NoPartition /\ PrimaryInOffice /\ a \in DOMAIN queue`.
     EventualPlacement(ActorId),
 }

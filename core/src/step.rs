@@ -368,7 +368,9 @@ fn node_join_complete(state: &State, n: NodeId) -> Outcome {
     Ok((next, effects))
 }
 
-/// NodeLeave(n): `n` is Active. It becomes Leaving and gives up any primary belief.
+/// NodeLeave(n): `n` is Active. It becomes Leaving and gives up any primary belief. Fixed: its
+/// actors are queued with reason NodeLeaving (one kept NodeFailed from an earlier failure
+/// keeps that reason).
 fn node_leave(state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Active)?;
     let mut next = state.clone();
@@ -539,7 +541,7 @@ fn detected_by(state: &State, n: NodeId) -> Result<NodeId, Guard> {
 /// holds when `d` never heard of `n`: the LeaveDetectionWeak defect). Fixed: the detection
 /// guard of [`detected_by`], and in the same transition `n` is removed from every Active view
 /// that still lists it (those nodes adopt `active \ {n}` with one new number) and from every
-/// detection record, and is fenced.
+/// detection record, is fenced, and all its actors are queued with reason NodeFailed.
 fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Active)?;
     let config = *state.config();

@@ -186,9 +186,7 @@ pub fn run(options: &Options) -> Summary {
     let mut graph_states = None;
     let mut graph_edges = None;
     if options.liveness && options.depth.is_none() {
-        // The graph is the same for any thread count: use every core.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        match Graph::explore(&model, GRAPH_STATES_MAX, cores) {
+        match Graph::explore(&model, GRAPH_STATES_MAX) {
             Ok(graph) => {
                 graph_states = Some(graph.state_count());
                 graph_edges = Some(graph.edge_count());

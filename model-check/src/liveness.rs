@@ -30,12 +30,6 @@ use std::collections::VecDeque;
 /// The largest graph the liveness pass builds (states); beyond it the pass stops and says so.
 pub const GRAPH_STATES_MAX: usize = 20_000_000;
 
-/// States whose successors are computed together (in parallel) while building the graph.
-const EXPLORE_CHUNK: usize = 8_192;
-
-/// The most threads the graph construction uses.
-const EXPLORE_THREADS_MAX: usize = 64;
-
 /// The explicit reachable graph of a configuration.
 pub struct Graph {
     events: Vec<Event>,
@@ -56,13 +50,8 @@ pub struct GraphTooLarge {
 
 impl Graph {
     /// Builds the reachable graph of the model's configuration and events breadth-first (no
-    /// symmetry reduction). Successors are computed on `threads` threads a chunk of the frontier
-    /// at a time and inserted in order, so state numbers are the same for any thread count.
-    pub fn explore(
-        model: &MembershipModel,
-        states_max: usize,
-        threads: usize,
-    ) -> Result<Graph, GraphTooLarge> {
+    /// symmetry reduction).
+    pub fn explore(model: &MembershipModel, states_max: usize) -> Result<Graph, GraphTooLarge> {
         let config = *model.config();
         let events = model.events().to_vec();
         let mut states = IndexSet::new();
@@ -71,59 +60,25 @@ impl Graph {
         let mut edges = Vec::new();
         let mut parent = vec![None];
         let mut next = 0usize;
-        let threads = threads.clamp(1, EXPLORE_THREADS_MAX);
         while next < states.len() {
-            let end = states.len().min(next + EXPLORE_CHUNK);
-            let chunk: Vec<&State> = (next..end).filter_map(|i| states.get_index(i)).collect();
-            let per_thread = chunk.len().div_ceil(threads);
-            let successors: Vec<Vec<(State, u16)>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = chunk
-                    .chunks(per_thread.max(1))
-                    .map(|part| {
-                        let events = &events;
-                        scope.spawn(move || {
-                            part.iter()
-                                .map(|state| {
-                                    events
-                                        .iter()
-                                        .enumerate()
-                                        .filter_map(|(label, e)| {
-                                            step(state, e)
-                                                .ok()
-                                                .map(|(succ, _)| (succ, to_u16(label)))
-                                        })
-                                        .collect::<Vec<_>>()
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| match h.join() {
-                        Ok(part) => part,
-                        // A panic in a worker is a bug (a reducer assertion): re-raise it rather
-                        // than lose that part of the graph.
-                        Err(payload) => std::panic::resume_unwind(payload),
-                    })
-                    .collect()
-            });
-            debug_assert_eq!(successors.len(), end - next);
-            for (offset, succs) in successors.into_iter().enumerate() {
-                let source = next + offset;
-                for (succ, label) in succs {
-                    let (target, inserted) = states.insert_full(succ);
-                    if inserted {
-                        if states.len() > states_max {
-                            return Err(GraphTooLarge { states_max });
-                        }
-                        parent.push(Some((to_u32(source), label)));
+            let Some(state) = states.get_index(next).cloned() else {
+                break;
+            };
+            for (label, event) in events.iter().enumerate() {
+                let Ok((succ, _)) = step(&state, event) else {
+                    continue;
+                };
+                let (target, inserted) = states.insert_full(succ);
+                if inserted {
+                    if states.len() > states_max {
+                        return Err(GraphTooLarge { states_max });
                     }
-                    edges.push((to_u32(target), label));
+                    parent.push(Some((to_u32(next), to_u16(label))));
                 }
-                offsets.push(edges.len());
+                edges.push((to_u32(target), to_u16(label)));
             }
-            next = end;
+            offsets.push(edges.len());
+            next += 1;
         }
         debug_assert_eq!(offsets.len(), states.len() + 1);
         debug_assert_eq!(parent.len(), states.len());
