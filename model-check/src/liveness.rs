@@ -33,7 +33,9 @@ pub const GRAPH_STATES_MAX: usize = 20_000_000;
 /// The explicit reachable graph of a configuration.
 pub struct Graph {
     events: Vec<Event>,
-    states: IndexSet<State>,
+    /// The states, numbered in insertion (BFS) order; the hasher only speeds up lookups and
+    /// does not affect the numbering.
+    states: IndexSet<State, ahash::RandomState>,
     /// Edges of state `i` are `edges[offsets[i]..offsets[i + 1]]`: (target, event index).
     offsets: Vec<usize>,
     edges: Vec<(u32, u16)>,
@@ -54,7 +56,7 @@ impl Graph {
     pub fn explore(model: &MembershipModel, states_max: usize) -> Result<Graph, GraphTooLarge> {
         let config = *model.config();
         let events = model.events().to_vec();
-        let mut states = IndexSet::new();
+        let mut states = IndexSet::with_hasher(ahash::RandomState::new());
         states.insert(State::initial(config));
         let mut offsets = vec![0usize];
         let mut edges = Vec::new();
