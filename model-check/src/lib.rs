@@ -12,7 +12,6 @@ pub mod model;
 
 use liveness::{Graph, GraphTooLarge, Lasso, LivenessReport, GRAPH_STATES_MAX};
 use membership_core::invariants::Invariant;
-use membership_core::symmetry::canonical;
 use membership_core::{step, Config, Event, Mode, Mutant, NodeRecord, State};
 use model::MembershipModel;
 use serde::Serialize;
@@ -472,11 +471,6 @@ pub fn peak_memory_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
-}
-
-/// Whether `canonical` is the identity on `state`'s class representative (used by tests).
-pub fn is_representative(state: &State) -> bool {
-    canonical(state) == *state
 }
 
 /// Prints the summary for people.

@@ -2,7 +2,7 @@
 //! `membership_core::Event`, `next_state` is `membership_core::step`, and every property calls a
 //! predicate of `membership_core::invariants`. Nothing of the protocol is written here.
 
-use membership_core::invariants::{self, Invariant};
+use membership_core::invariants::Invariant;
 use membership_core::symmetry::canonical;
 use membership_core::{step, ActorId, Config, Event, State};
 use stateright::{Model, Property};
@@ -241,10 +241,4 @@ impl Model for MembershipModel {
         );
         properties
     }
-}
-
-/// Whether a state invariant or transition invariant is violated by `state` (for paths
-/// reconstructed outside the checker).
-pub fn state_violation(state: &State) -> Option<invariants::Violation> {
-    invariants::check_state(state).err()
 }
