@@ -573,12 +573,7 @@ pub fn epoch_monotonic(before: &State, after: &State) -> Result<(), Violation> {
 /// MigrationByPrimary (transition): an actor that moves from one node to another does so while a
 /// valid primary holds the registry's current term.
 pub fn migration_by_primary(before: &State, after: &State) -> Result<(), Violation> {
-    let fenced = before.valid_primaries().iter().any(|p| {
-        before
-            .node(p)
-            .is_some_and(|r| r.term == before.term_counter())
-    });
-    if fenced {
+    if before.primary_in_office().is_some() {
         return Ok(());
     }
     for (&actor, pa) in after.placements() {
@@ -643,12 +638,8 @@ impl Liveness {
             Liveness::EventualStepDown(n) => state.is_stale_primary(n),
             Liveness::EventualPlacement(a) => {
                 state.queue().contains_key(&a)
-                    && state.nodes().iter().all(|r| r.partitioned_from.is_empty())
-                    && state.valid_primaries().iter().any(|p| {
-                        state
-                            .node(p)
-                            .is_some_and(|r| r.term == state.term_counter())
-                    })
+                    && state.is_unpartitioned()
+                    && state.primary_in_office().is_some()
             }
         }
     }

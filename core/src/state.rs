@@ -556,6 +556,19 @@ impl State {
             .collect()
     }
 
+    /// The primary in office: the node with a valid primary claim on the registry's current term
+    /// (`term_counter`). Primary-only actions are fenced by this term.
+    pub fn primary_in_office(&self) -> Option<NodeId> {
+        self.valid_primaries()
+            .iter()
+            .find(|&p| self.node(p).is_some_and(|r| r.term == self.term_counter))
+    }
+
+    /// Whether nothing is partitioned.
+    pub fn is_unpartitioned(&self) -> bool {
+        self.nodes.iter().all(|r| r.partitioned_from.is_empty())
+    }
+
     /// The registry's term: the highest term granted so far as far as the state records it
     /// (the term counter in the fixed protocol; the largest node term in the reference modes,
     /// which keep no counter).
@@ -569,10 +582,11 @@ impl State {
     /// `Stable` (the premise of EventualMembershipConvergence): every node is Active or Left
     /// and nothing is partitioned.
     pub fn is_stable(&self) -> bool {
-        self.nodes.iter().all(|r| {
-            matches!(r.status, NodeStatus::Active | NodeStatus::Left)
-                && r.partitioned_from.is_empty()
-        })
+        self.is_unpartitioned()
+            && self
+                .nodes
+                .iter()
+                .all(|r| matches!(r.status, NodeStatus::Active | NodeStatus::Left))
     }
 
     /// `Converged`: all Active nodes have the same view.

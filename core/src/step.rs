@@ -172,9 +172,7 @@ fn require_primary_term(state: &State, term: u64) -> Result<NodeId, Guard> {
         return Err(Guard::StaleTerm { term, current });
     }
     state
-        .valid_primaries()
-        .iter()
-        .find(|&p| state.node(p).is_some_and(|r| r.term == term))
+        .primary_in_office()
         .ok_or(Guard::NoValidPrimary { term })
 }
 
@@ -288,6 +286,16 @@ fn step_down(next: &mut State, effects: &mut Vec<Effect>, node: NodeId, reason: 
         reason,
     });
     debug_assert!(!next.node(node).is_some_and(|r| r.believes_primary));
+}
+
+/// Erases `n` from every node's detection record (it failed or left: an old record must not
+/// count as a detection of it later).
+fn forget_detections(next: &mut State, n: NodeId) {
+    let nodes: Vec<NodeId> = next.node_ids().collect();
+    for m in nodes {
+        set(next, m, |r| r.detected = r.detected.without(n));
+    }
+    debug_assert!(next.nodes().iter().all(|r| !r.detected.contains(n)));
 }
 
 fn become_primary(next: &mut State, effects: &mut Vec<Effect>, node: NodeId, term: u64) {
@@ -417,9 +425,7 @@ fn node_leave_complete(state: &State, n: NodeId) -> Outcome {
             });
             // A detection of `n` must not outlive its leaving: if it rejoins, a peer's old
             // record would otherwise count as a detection of the new member.
-            for m in state.node_ids() {
-                set(&mut next, m, |r| r.detected = r.detected.without(n));
-            }
+            forget_detections(&mut next, n);
             if let Some(view_number) = view_number {
                 for m in active.iter() {
                     adopt_view(&mut next, &mut effects, m, active, view_number);
@@ -588,9 +594,7 @@ fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
         r.term = 0;
         r.detected = NodeSet::EMPTY;
     });
-    for m in state.node_ids() {
-        set(&mut next, m, |r| r.detected = r.detected.without(n));
-    }
+    forget_detections(&mut next, n);
     if let Some(view_number) = view_number {
         for &m in &listers {
             adopt_view(&mut next, &mut effects, m, remaining, view_number);

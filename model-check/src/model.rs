@@ -64,11 +64,6 @@ impl MembershipModel {
         &self.config
     }
 
-    /// Whether states are reduced by symmetry.
-    pub fn symmetry(&self) -> bool {
-        self.symmetry
-    }
-
     /// Every action instance (the spec's `Next` as a list).
     pub fn events(&self) -> &[Event] {
         &self.events
