@@ -54,13 +54,96 @@ impl fmt::Display for MigrationReason {
     }
 }
 
-/// One entry of the migration queue (the queue is keyed by actor: at most one entry each).
+/// One entry of the [`MigrationQueue`] (the queue is keyed by actor: at most one entry each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct MigrationEntry {
     /// The node the actor must leave.
     pub from: NodeId,
     /// Why.
     pub reason: MigrationReason,
+}
+
+/// The bound on the migration queue: one entry per placed actor, so at most the registry's
+/// `actors_max` (whose default is [`ACTORS_MAX`]). MarkNodeFailed, NodeLeave and
+/// RebalanceActors never queue an actor twice, and an entry leaves the queue when its actor is
+/// moved or removed.
+pub const MIGRATION_QUEUE_MAX: u64 = ACTORS_MAX;
+
+/// The migration queue: the actors that must move, each with the node it must leave and why
+/// (NodeFailed, NodeLeaving or LoadBalancing). At most one entry per actor and so at most
+/// [`MIGRATION_QUEUE_MAX`] entries (the configured `actors_max`); drained by the primary in
+/// batches of at most [`MIGRATION_BATCH_MAX`], lowest actor ids first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MigrationQueue {
+    entries: imbl::OrdMap<ActorId, MigrationEntry>,
+}
+
+impl MigrationQueue {
+    pub(crate) fn from_entries(
+        entries: impl IntoIterator<Item = (ActorId, MigrationEntry)>,
+    ) -> Self {
+        MigrationQueue {
+            entries: entries.into_iter().collect(),
+        }
+    }
+
+    /// The entry of `actor`, if it is queued.
+    pub fn get(&self, actor: ActorId) -> Option<MigrationEntry> {
+        self.entries.get(&actor).copied()
+    }
+
+    /// Whether `actor` is queued.
+    pub fn contains(&self, actor: ActorId) -> bool {
+        self.entries.contains_key(&actor)
+    }
+
+    /// The number of queued actors.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries in actor-id order (the order in which the primary drains them).
+    pub fn iter(&self) -> impl Iterator<Item = (&ActorId, &MigrationEntry)> {
+        self.entries.iter()
+    }
+
+    /// The queued actors in actor-id order.
+    pub fn actors(&self) -> impl Iterator<Item = ActorId> + '_ {
+        self.entries.keys().copied()
+    }
+
+    pub(crate) fn insert(&mut self, actor: ActorId, entry: MigrationEntry) {
+        self.entries.insert(actor, entry);
+    }
+
+    pub(crate) fn remove(&mut self, actor: ActorId) -> Option<MigrationEntry> {
+        self.entries.remove(&actor)
+    }
+
+    /// The queue with every source node renamed (symmetry reduction).
+    #[cfg(feature = "checking")]
+    pub(crate) fn renamed(&self, map: impl Fn(NodeId) -> NodeId) -> MigrationQueue {
+        MigrationQueue {
+            entries: self
+                .entries
+                .iter()
+                .map(|(&a, e)| {
+                    (
+                        a,
+                        MigrationEntry {
+                            from: map(e.from),
+                            ..*e
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A node the strategy may choose, with its current load (actors placed on it).

@@ -10,13 +10,14 @@
 use crate::actor::{ActorId, MigrationReason};
 use crate::event::Event;
 use crate::node::{NodeId, NodeSet, NodeStatus};
+use crate::rules::Rules;
 use crate::state::State;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A safety property of the spec.
+/// A state invariant of the spec: a predicate on one state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Invariant {
+pub enum StateInvariant {
     /// Every variable stays in its domain (as far as the types do not already ensure it).
     TypeOK,
     /// Two Active nodes that list each other with equal view numbers have equal views.
@@ -30,14 +31,6 @@ pub enum Invariant {
     /// At most one node believes it is primary (project invariant; the fixed protocol demotes a
     /// superseded primary in the electing transition).
     AtMostOnePrimary,
-    /// Transition: the registry's term never decreases and every granted term is fresh.
-    FencingTermMonotonic,
-    /// Transition: a node becomes primary only with a majority (bootstrap of an empty cluster
-    /// excepted).
-    MinorityCannotElect,
-    /// Transition: a node is declared Failed only while an Active peer that recorded a detection
-    /// of it cannot communicate with it and its heartbeat was not received.
-    FailureRequiresDetection,
     /// Every actor is placed on exactly one node, and that node is Active, or the actor is queued
     /// to leave it (from a Leaving node for any reason; from a Failed, Left or Joining node only
     /// because the node failed).
@@ -45,89 +38,160 @@ pub enum Invariant {
     /// The migration queue holds at most one entry per placed actor, each naming the node the
     /// actor is placed on, and at most `actors_max` in all.
     MigrationQueueBounded,
-    /// Transition: the epoch counter never decreases, an actor's epoch never decreases, a move
-    /// always gives a new (larger) epoch, and a new placement an epoch never issued before.
+}
+
+/// A transition invariant of the spec (an action property `[][P]_vars`): a predicate on the
+/// state before and the state after one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TransitionInvariant {
+    /// The registry's term never decreases and every granted term is fresh.
+    FencingTermMonotonic,
+    /// A node becomes primary only with a majority (bootstrap of an empty cluster excepted).
+    MinorityCannotElect,
+    /// A node is declared Failed only while an Active peer that recorded a detection of it cannot
+    /// communicate with it and its heartbeat was not received.
+    FailureRequiresDetection,
+    /// The epoch counter never decreases, an actor's epoch never decreases, a move always gives
+    /// a new (larger) epoch, and a new placement an epoch never issued before.
     EpochMonotonic,
-    /// Transition: an actor moves from one node to another only while a valid primary holds the
-    /// registry's current term.
+    /// An actor moves from one node to another only while a valid primary holds the registry's
+    /// current term.
     MigrationByPrimary,
 }
 
-impl Invariant {
-    /// The state invariants, in the order they are checked.
-    pub const STATE: [Invariant; 8] = [
-        Invariant::TypeOK,
-        Invariant::MembershipConsistency,
-        Invariant::JoinAtomicity,
-        Invariant::LeaveDetectionWeak,
-        Invariant::NoSplitBrain,
-        Invariant::AtMostOnePrimary,
-        Invariant::SingleActivation,
-        Invariant::MigrationQueueBounded,
-    ];
+/// Either kind of invariant: what a [`Violation`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Invariant {
+    /// A state invariant.
+    State(StateInvariant),
+    /// A transition invariant.
+    Transition(TransitionInvariant),
+}
 
-    /// The transition invariants, in the order they are checked.
-    pub const TRANSITION: [Invariant; 5] = [
-        Invariant::FencingTermMonotonic,
-        Invariant::MinorityCannotElect,
-        Invariant::FailureRequiresDetection,
-        Invariant::EpochMonotonic,
-        Invariant::MigrationByPrimary,
+impl StateInvariant {
+    /// The state invariants, in the order they are checked.
+    pub const ALL: [StateInvariant; 8] = [
+        StateInvariant::TypeOK,
+        StateInvariant::MembershipConsistency,
+        StateInvariant::JoinAtomicity,
+        StateInvariant::LeaveDetectionWeak,
+        StateInvariant::NoSplitBrain,
+        StateInvariant::AtMostOnePrimary,
+        StateInvariant::SingleActivation,
+        StateInvariant::MigrationQueueBounded,
     ];
 
     /// The spec's name for the property.
     pub fn name(self) -> &'static str {
         match self {
-            Invariant::TypeOK => "TypeOK",
-            Invariant::MembershipConsistency => "MembershipConsistency",
-            Invariant::JoinAtomicity => "JoinAtomicity",
-            Invariant::LeaveDetectionWeak => "LeaveDetectionWeak",
-            Invariant::NoSplitBrain => "NoSplitBrain",
-            Invariant::AtMostOnePrimary => "AtMostOnePrimary",
-            Invariant::FencingTermMonotonic => "FencingTermMonotonic",
-            Invariant::MinorityCannotElect => "MinorityCannotElect",
-            Invariant::FailureRequiresDetection => "FailureRequiresDetection",
-            Invariant::SingleActivation => "SingleActivation",
-            Invariant::MigrationQueueBounded => "MigrationQueueBounded",
-            Invariant::EpochMonotonic => "EpochMonotonic",
-            Invariant::MigrationByPrimary => "MigrationByPrimary",
+            StateInvariant::TypeOK => "TypeOK",
+            StateInvariant::MembershipConsistency => "MembershipConsistency",
+            StateInvariant::JoinAtomicity => "JoinAtomicity",
+            StateInvariant::LeaveDetectionWeak => "LeaveDetectionWeak",
+            StateInvariant::NoSplitBrain => "NoSplitBrain",
+            StateInvariant::AtMostOnePrimary => "AtMostOnePrimary",
+            StateInvariant::SingleActivation => "SingleActivation",
+            StateInvariant::MigrationQueueBounded => "MigrationQueueBounded",
         }
     }
 
-    /// Checks this state invariant on `state` (a transition invariant always holds here: use
-    /// [`Invariant::check_transition`]).
+    /// Checks this invariant on `state`.
     pub fn check(self, state: &State) -> Result<(), Violation> {
         match self {
-            Invariant::TypeOK => type_ok(state),
-            Invariant::MembershipConsistency => membership_consistency(state),
-            Invariant::JoinAtomicity => join_atomicity(state),
-            Invariant::LeaveDetectionWeak => leave_detection_weak(state),
-            Invariant::NoSplitBrain => no_split_brain(state),
-            Invariant::AtMostOnePrimary => at_most_one_primary(state),
-            Invariant::SingleActivation => single_activation(state),
-            Invariant::MigrationQueueBounded => migration_queue_bounded(state),
-            Invariant::FencingTermMonotonic
-            | Invariant::MinorityCannotElect
-            | Invariant::FailureRequiresDetection
-            | Invariant::EpochMonotonic
-            | Invariant::MigrationByPrimary => Ok(()),
-        }
-    }
-
-    /// Checks this transition invariant on one step (a state invariant is checked on `after`).
-    pub fn check_transition(self, before: &State, after: &State) -> Result<(), Violation> {
-        match self {
-            Invariant::FencingTermMonotonic => fencing_term_monotonic(before, after),
-            Invariant::MinorityCannotElect => minority_cannot_elect(before, after),
-            Invariant::FailureRequiresDetection => failure_requires_detection(before, after),
-            Invariant::EpochMonotonic => epoch_monotonic(before, after),
-            Invariant::MigrationByPrimary => migration_by_primary(before, after),
-            state_invariant => state_invariant.check(after),
+            StateInvariant::TypeOK => type_ok(state),
+            StateInvariant::MembershipConsistency => membership_consistency(state),
+            StateInvariant::JoinAtomicity => join_atomicity(state),
+            StateInvariant::LeaveDetectionWeak => leave_detection_weak(state),
+            StateInvariant::NoSplitBrain => no_split_brain(state),
+            StateInvariant::AtMostOnePrimary => at_most_one_primary(state),
+            StateInvariant::SingleActivation => single_activation(state),
+            StateInvariant::MigrationQueueBounded => migration_queue_bounded(state),
         }
     }
 }
 
+impl TransitionInvariant {
+    /// The transition invariants, in the order they are checked.
+    pub const ALL: [TransitionInvariant; 5] = [
+        TransitionInvariant::FencingTermMonotonic,
+        TransitionInvariant::MinorityCannotElect,
+        TransitionInvariant::FailureRequiresDetection,
+        TransitionInvariant::EpochMonotonic,
+        TransitionInvariant::MigrationByPrimary,
+    ];
+
+    /// The spec's name for the property.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransitionInvariant::FencingTermMonotonic => "FencingTermMonotonic",
+            TransitionInvariant::MinorityCannotElect => "MinorityCannotElect",
+            TransitionInvariant::FailureRequiresDetection => "FailureRequiresDetection",
+            TransitionInvariant::EpochMonotonic => "EpochMonotonic",
+            TransitionInvariant::MigrationByPrimary => "MigrationByPrimary",
+        }
+    }
+
+    /// Checks this invariant on one step from `before` to `after`.
+    pub fn check(self, before: &State, after: &State) -> Result<(), Violation> {
+        match self {
+            TransitionInvariant::FencingTermMonotonic => fencing_term_monotonic(before, after),
+            TransitionInvariant::MinorityCannotElect => minority_cannot_elect(before, after),
+            TransitionInvariant::FailureRequiresDetection => {
+                failure_requires_detection(before, after)
+            }
+            TransitionInvariant::EpochMonotonic => epoch_monotonic(before, after),
+            TransitionInvariant::MigrationByPrimary => migration_by_primary(before, after),
+        }
+    }
+}
+
+impl Invariant {
+    /// The spec's name for the property.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::State(i) => i.name(),
+            Invariant::Transition(i) => i.name(),
+        }
+    }
+}
+
+impl From<StateInvariant> for Invariant {
+    fn from(i: StateInvariant) -> Self {
+        Invariant::State(i)
+    }
+}
+
+impl From<TransitionInvariant> for Invariant {
+    fn from(i: TransitionInvariant) -> Self {
+        Invariant::Transition(i)
+    }
+}
+
+impl PartialEq<StateInvariant> for Invariant {
+    fn eq(&self, other: &StateInvariant) -> bool {
+        *self == Invariant::State(*other)
+    }
+}
+
+impl PartialEq<TransitionInvariant> for Invariant {
+    fn eq(&self, other: &TransitionInvariant) -> bool {
+        *self == Invariant::Transition(*other)
+    }
+}
+
 impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for StateInvariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for TransitionInvariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -150,12 +214,16 @@ impl fmt::Display for Violation {
     }
 }
 
-fn violation(invariant: Invariant, nodes: &[NodeId], detail: String) -> Result<(), Violation> {
+fn violation(
+    invariant: impl Into<Invariant>,
+    nodes: &[NodeId],
+    detail: String,
+) -> Result<(), Violation> {
     let mut nodes = nodes.to_vec();
     nodes.sort();
     nodes.dedup();
     Err(Violation {
-        invariant,
+        invariant: invariant.into(),
         nodes,
         detail,
     })
@@ -163,14 +231,16 @@ fn violation(invariant: Invariant, nodes: &[NodeId], detail: String) -> Result<(
 
 /// Every state invariant, in order; the first violation found.
 pub fn check_state(state: &State) -> Result<(), Violation> {
-    Invariant::STATE.iter().try_for_each(|inv| inv.check(state))
+    StateInvariant::ALL
+        .iter()
+        .try_for_each(|inv| inv.check(state))
 }
 
 /// Every transition invariant on one step; the first violation found.
 pub fn check_transition(before: &State, after: &State) -> Result<(), Violation> {
-    Invariant::TRANSITION
+    TransitionInvariant::ALL
         .iter()
-        .try_for_each(|inv| inv.check_transition(before, after))
+        .try_for_each(|inv| inv.check(before, after))
 }
 
 /// TypeOK: node sets within `Nodes`, the partition relation symmetric and irreflexive, counters
@@ -182,7 +252,7 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
     let all = NodeSet::first(config.node_count());
     if state.nodes().len() != usize::from(config.node_count()) {
         return violation(
-            Invariant::TypeOK,
+            StateInvariant::TypeOK,
             &[],
             format!(
                 "{} node records for {} nodes",
@@ -191,18 +261,19 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
             ),
         );
     }
-    let fixed = config.mode() == crate::config::Mode::Fixed;
+    let rules = Rules::of(config);
+    let fixed = rules.registry_counters();
     for (n, r) in state.node_ids().zip(state.nodes()) {
         if !r.view.is_subset(all) || !r.partitioned_from.is_subset(all) {
             return violation(
-                Invariant::TypeOK,
+                StateInvariant::TypeOK,
                 &[n],
                 format!("{n} names a node outside Nodes"),
             );
         }
         if r.detected.contains(n) || !r.detected.intersection(r.view).is_empty() {
             return violation(
-                Invariant::TypeOK,
+                StateInvariant::TypeOK,
                 &[n],
                 format!(
                     "{n} has detected {} while its view is {}",
@@ -212,7 +283,7 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
         }
         if r.partitioned_from.contains(n) {
             return violation(
-                Invariant::TypeOK,
+                StateInvariant::TypeOK,
                 &[n],
                 format!("{n} is partitioned from itself"),
             );
@@ -223,15 +294,15 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
                 .is_some_and(|o| o.partitioned_from.contains(n))
         }) {
             return violation(
-                Invariant::TypeOK,
+                StateInvariant::TypeOK,
                 &[n, m],
                 format!("partition {n}-{m} is not symmetric"),
             );
         }
-        if let Some(bound) = config.max_view() {
+        if let Some(bound) = rules.max_view {
             if r.view_number > bound || r.term > bound {
                 return violation(
-                    Invariant::TypeOK,
+                    StateInvariant::TypeOK,
                     &[n],
                     format!(
                         "{n} has view number {} / term {} above MaxView {bound}",
@@ -242,7 +313,7 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
         }
         if fixed && (r.term > state.term_counter() || r.view_number > state.view_counter()) {
             return violation(
-                Invariant::TypeOK,
+                StateInvariant::TypeOK,
                 &[n],
                 format!(
                     "{n} holds term {} / view number {} above the registry counters",
@@ -251,14 +322,14 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
             );
         }
     }
-    let max_epoch = config.max_epoch();
+    let max_epoch = rules.max_epoch;
     for (&actor, p) in state.placements() {
         let bad_epoch = p.epoch == 0
             || p.epoch > state.epoch_counter()
             || max_epoch.is_some_and(|bound| p.epoch > bound);
         if !all.contains(p.node) || bad_epoch {
             return violation(
-                Invariant::TypeOK,
+                StateInvariant::TypeOK,
                 &[p.node],
                 format!(
                     "{actor} is placed on {} with epoch {} (epoch counter {})",
@@ -288,7 +359,7 @@ pub fn membership_consistency(state: &State) -> Result<(), Violation> {
                 && ra.view != rb.view
             {
                 return violation(
-                    Invariant::MembershipConsistency,
+                    StateInvariant::MembershipConsistency,
                     &[a, b],
                     format!(
                         "{a} has {}#{} but {b} has {}#{}",
@@ -312,7 +383,7 @@ pub fn join_atomicity(state: &State) -> Result<(), Violation> {
         };
         if !ok {
             return violation(
-                Invariant::JoinAtomicity,
+                StateInvariant::JoinAtomicity,
                 &[n],
                 format!("{n} is {} with view {}", r.status, r.view),
             );
@@ -328,7 +399,7 @@ pub fn leave_detection_weak(state: &State) -> Result<(), Violation> {
         if let Some(r) = state.node(m) {
             if let Some(n) = r.view.intersection(left).iter().next() {
                 return violation(
-                    Invariant::LeaveDetectionWeak,
+                    StateInvariant::LeaveDetectionWeak,
                     &[n, m],
                     format!("{n} is Left but still in {m}'s view {}", r.view),
                 );
@@ -344,7 +415,7 @@ pub fn no_split_brain(state: &State) -> Result<(), Violation> {
     if valid.len() > 1 {
         let nodes: Vec<NodeId> = valid.iter().collect();
         return violation(
-            Invariant::NoSplitBrain,
+            StateInvariant::NoSplitBrain,
             &nodes,
             format!("{valid} all have valid primary claims"),
         );
@@ -358,7 +429,7 @@ pub fn at_most_one_primary(state: &State) -> Result<(), Violation> {
     if believers.len() > 1 {
         let nodes: Vec<NodeId> = believers.iter().collect();
         return violation(
-            Invariant::AtMostOnePrimary,
+            StateInvariant::AtMostOnePrimary,
             &nodes,
             format!("{believers} all believe they are primary"),
         );
@@ -373,7 +444,7 @@ pub fn fencing_term_monotonic(before: &State, after: &State) -> Result<(), Viola
     let (was, is) = (before.registry_term(), after.registry_term());
     if is < was {
         return violation(
-            Invariant::FencingTermMonotonic,
+            TransitionInvariant::FencingTermMonotonic,
             &[],
             format!("registry term went from {was} down to {is}"),
         );
@@ -385,7 +456,7 @@ pub fn fencing_term_monotonic(before: &State, after: &State) -> Result<(), Viola
         let granted = ra.believes_primary && (!rb.believes_primary || rb.term != ra.term);
         if granted && ra.term <= was {
             return violation(
-                Invariant::FencingTermMonotonic,
+                TransitionInvariant::FencingTermMonotonic,
                 &[n],
                 format!(
                     "{n} was granted term {} but term {was} had already been granted",
@@ -409,7 +480,7 @@ pub fn minority_cannot_elect(before: &State, after: &State) -> Result<(), Violat
     {
         if ra.believes_primary && !rb.believes_primary && !after.has_majority(n) {
             return violation(
-                Invariant::MinorityCannotElect,
+                TransitionInvariant::MinorityCannotElect,
                 &[n],
                 format!(
                     "{n} became primary reaching only {}",
@@ -430,14 +501,14 @@ pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), V
         .zip(before.nodes().iter().zip(after.nodes()))
     {
         if rb.status == NodeStatus::Active && ra.status == NodeStatus::Failed {
-            let detected = !rb.heartbeat_received
+            let detected = !before.heartbeat_received(n)
                 && before.active().without(n).iter().any(|d| {
                     before.node(d).is_some_and(|rd| rd.detected.contains(n))
                         && !before.can_communicate(d, n)
                 });
             if !detected {
                 return violation(
-                    Invariant::FailureRequiresDetection,
+                    TransitionInvariant::FailureRequiresDetection,
                     &[n],
                     format!("{n} was declared failed without an Active peer having detected it"),
                 );
@@ -452,10 +523,10 @@ pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), V
 /// actors for any reason, a Failed, Left or Joining node's actors only with reason NodeFailed
 /// (a node that left gracefully handed all its actors over first).
 pub fn single_activation(state: &State) -> Result<(), Violation> {
-    let indexed: usize = state.hosted_index().values().map(|set| set.len()).sum();
+    let indexed = state.indexed_count();
     if indexed != state.placements().len() {
         return violation(
-            Invariant::SingleActivation,
+            StateInvariant::SingleActivation,
             &[],
             format!(
                 "{} placements but {indexed} index entries: an actor is on two nodes",
@@ -467,12 +538,12 @@ pub fn single_activation(state: &State) -> Result<(), Violation> {
         let n = p.node;
         if !state.hosted(n).is_some_and(|set| set.contains(&actor)) {
             return violation(
-                Invariant::SingleActivation,
+                StateInvariant::SingleActivation,
                 &[n],
                 format!("{actor} is placed on {n} but not indexed there"),
             );
         }
-        let entry = state.queue().get(&actor).filter(|e| e.from == n);
+        let entry = state.queue().get(actor).filter(|e| e.from == n);
         let status = state.node(n).map(|r| r.status);
         let ok = match status {
             Some(NodeStatus::Active) => true,
@@ -484,12 +555,12 @@ pub fn single_activation(state: &State) -> Result<(), Violation> {
         };
         if !ok {
             return violation(
-                Invariant::SingleActivation,
+                StateInvariant::SingleActivation,
                 &[n],
                 format!(
                     "{actor} is placed on {n} ({}) with queue entry {:?}",
                     status.map_or("unknown".to_string(), |s| s.to_string()),
-                    state.queue().get(&actor)
+                    state.queue().get(actor)
                 ),
             );
         }
@@ -503,7 +574,7 @@ pub fn migration_queue_bounded(state: &State) -> Result<(), Violation> {
     let actors_max = state.config().actors_max();
     if u64::try_from(state.placements().len()).unwrap_or(u64::MAX) > actors_max {
         return violation(
-            Invariant::MigrationQueueBounded,
+            StateInvariant::MigrationQueueBounded,
             &[],
             format!(
                 "{} actors placed, above actors_max {actors_max}",
@@ -511,10 +582,10 @@ pub fn migration_queue_bounded(state: &State) -> Result<(), Violation> {
             ),
         );
     }
-    for (&actor, entry) in state.queue() {
+    for (&actor, entry) in state.queue().iter() {
         if state.placement(actor).map(|p| p.node) != Some(entry.from) {
             return violation(
-                Invariant::MigrationQueueBounded,
+                StateInvariant::MigrationQueueBounded,
                 &[entry.from],
                 format!(
                     "{actor} is queued to leave {} but is not placed there",
@@ -532,7 +603,7 @@ pub fn migration_queue_bounded(state: &State) -> Result<(), Violation> {
 pub fn epoch_monotonic(before: &State, after: &State) -> Result<(), Violation> {
     if after.epoch_counter() < before.epoch_counter() {
         return violation(
-            Invariant::EpochMonotonic,
+            TransitionInvariant::EpochMonotonic,
             &[],
             format!(
                 "epoch counter went from {} down to {}",
@@ -545,7 +616,7 @@ pub fn epoch_monotonic(before: &State, after: &State) -> Result<(), Violation> {
         match before.placement(actor) {
             Some(pb) if pa.epoch < pb.epoch || (pa.node != pb.node && pa.epoch <= pb.epoch) => {
                 return violation(
-                    Invariant::EpochMonotonic,
+                    TransitionInvariant::EpochMonotonic,
                     &[pb.node, pa.node],
                     format!(
                         "{actor} went from {}@{} to {}@{}",
@@ -555,7 +626,7 @@ pub fn epoch_monotonic(before: &State, after: &State) -> Result<(), Violation> {
             }
             None if pa.epoch <= before.epoch_counter() => {
                 return violation(
-                    Invariant::EpochMonotonic,
+                    TransitionInvariant::EpochMonotonic,
                     &[pa.node],
                     format!(
                         "{actor} was placed with epoch {} but {} had been issued",
@@ -580,7 +651,7 @@ pub fn migration_by_primary(before: &State, after: &State) -> Result<(), Violati
         if let Some(pb) = before.placement(actor) {
             if pb.node != pa.node {
                 return violation(
-                    Invariant::MigrationByPrimary,
+                    TransitionInvariant::MigrationByPrimary,
                     &[pb.node, pa.node],
                     format!(
                         "{actor} moved from {} to {} with no valid primary holding term {}",
@@ -637,7 +708,7 @@ impl Liveness {
             Liveness::EventualMembershipConvergence => state.is_stable() && !state.is_converged(),
             Liveness::EventualStepDown(n) => state.is_stale_primary(n),
             Liveness::EventualPlacement(a) => {
-                state.queue().contains_key(&a)
+                state.queue().contains(a)
                     && state.is_unpartitioned()
                     && state.primary_in_office().is_some()
             }

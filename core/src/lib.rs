@@ -1,37 +1,58 @@
 //! The membership protocol as one pure reducer.
 //!
-//! [`step()`] takes the whole cluster's [`State`] and one [`Event`] (one action of the project's
-//! TLA+ spec, `core/spec/Membership.tla`) and returns the successor state with the [`Effect`]s the
-//! outside world must execute once the transition is durable, or a [`Refusal`] naming the guard
-//! that failed. The invariants are pure predicates in [`invariants`]. The same code runs in the
-//! model checker, the drivers and the simulation.
+//! [`step()`] takes the whole cluster's registry ([`State`]) and one [`Event`] (one action of the
+//! project's TLA+ spec, `core/spec/Membership.tla`) and returns the successor state with the
+//! [`Effect`]s the outside world must execute once the transition is durable, or a [`Refusal`]
+//! naming the guard that failed. The invariants are pure predicates in [`invariants`]. The same
+//! code runs in the model checker, the drivers and the simulation.
+//!
+//! For the stores: every event declares its [`Footprint`] (the registry keys it reads and
+//! writes), [`State::delta`] says what a step changed, and [`State::apply`] writes a [`Delta`]
+//! back. A [`State`] serializes to the persisted registry format ([`RegistryFields`]) and decoding
+//! validates it ([`RegistryError`]).
 //!
 //! No I/O, no async, no clock, no randomness: everything that varies arrives as an [`Event`] or in
 //! the [`Config`].
+//!
+//! Features: `checking` adds the checker's switches (the reference and buggy modes, the mutant
+//! catalogue, checking bounds, symmetry reduction) in [`checking`]; `testing` adds the scenario
+//! kit in `testing`. Neither is part of a production build.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
-pub mod actor;
-pub mod config;
-pub mod effect;
-pub mod event;
+mod actor;
+#[cfg(feature = "checking")]
+pub mod checking;
+mod config;
+mod delta;
+mod effect;
+mod event;
+mod footprint;
 pub mod invariants;
-pub mod node;
-pub mod refusal;
-pub mod state;
-pub mod step;
-pub mod symmetry;
+mod node;
+mod refusal;
+mod rules;
+mod state;
+mod step;
+#[cfg(feature = "checking")]
+mod symmetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use actor::{
-    ActorId, Candidate, LeastLoaded, MigrationEntry, MigrationReason, Placement, PlacementStrategy,
-    ACTORS_MAX, MIGRATION_BATCH_MAX, REBALANCE_BATCH_MAX,
+    rendezvous, ActorId, Candidate, LeastLoaded, MigrationEntry, MigrationQueue, MigrationReason,
+    Placement, PlacementStrategy, ACTORS_MAX, MIGRATION_BATCH_MAX, MIGRATION_QUEUE_MAX,
+    REBALANCE_BATCH_MAX,
 };
-pub use config::{Config, ConfigError, Mode, Mutant};
+pub use config::{Config, ConfigError};
+pub use delta::{Delta, DeltaError};
 pub use effect::{Effect, StepDownReason};
 pub use event::{ActionName, Event};
-pub use invariants::{Invariant, Liveness, Violation};
+pub use footprint::{footprint, Footprint, Key, Value};
+pub use invariants::{Invariant, Liveness, StateInvariant, TransitionInvariant, Violation};
 pub use node::{NodeId, NodeSet, NodeStatus, NODES_MAX};
 pub use refusal::{Counter, Guard, Refusal};
-pub use state::{NodeRecord, State, StateError};
+pub use state::{NodeRecord, RegistryError, RegistryFields, State, REGISTRY_FORMAT_VERSION};
 pub use step::{migrate_batch, step, step_with};

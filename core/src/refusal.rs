@@ -1,7 +1,6 @@
 //! Why the reducer refused an event: the guard that failed, as data.
 
 use crate::actor::ActorId;
-use crate::config::Mode;
 use crate::event::ActionName;
 use crate::node::{NodeId, NodeStatus};
 use serde::{Deserialize, Serialize};
@@ -242,12 +241,11 @@ pub enum Guard {
         /// Which counter.
         counter: Counter,
     },
-    /// The action is disabled in this mode (PrimaryStepDown in buggy mode) or by a mutant.
-    #[error("disabled in {mode} mode")]
-    Disabled {
-        /// The mode.
-        mode: Mode,
-    },
+    /// The action is disabled by the checking configuration: PrimaryStepDown in buggy mode, the
+    /// actor actions in the reference modes, or a mutant that removes the action. Never in the
+    /// production protocol.
+    #[error("disabled in this checking configuration (mode or mutant)")]
+    Disabled,
 }
 
 /// The reducer's refusal of an event: which action and which of its guards failed. Refusals are

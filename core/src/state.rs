@@ -1,17 +1,28 @@
-//! The protocol state: the spec's variables for the whole cluster, and the spec's derived
-//! notions (`active`, `can_communicate`, `has_majority`, `valid_primary`) as pure functions.
+//! The registry: the spec's variables for the whole cluster, the spec's derived notions
+//! (`active`, `can_communicate`, `has_majority`, `valid_primary`) as pure functions, and the
+//! persisted, validated registry format.
 
-use crate::actor::{ActorId, MigrationEntry, MigrationReason, Placement};
-use crate::config::{Config, Mode};
+use crate::actor::{ActorId, MigrationEntry, MigrationQueue, MigrationReason, Placement};
+use crate::config::{Config, ConfigError};
+use crate::invariants::{self, Violation};
 use crate::node::{NodeId, NodeSet, NodeStatus};
+use crate::rules::Rules;
 use imbl::{OrdMap, OrdSet};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use thiserror::Error;
 
-/// One node's variables (the spec's `state[n]`, `view[n]`, `view_number[n]`,
-/// `believes_primary[n]`, `term[n]`, `heartbeat_received[n]`) and its row of `partitioned`.
+/// The version of the persisted registry format ([`RegistryFields`] and the per-key values of
+/// [`crate::Delta`]). A stored value of another version is refused with
+/// [`RegistryError::Version`].
+pub const REGISTRY_FORMAT_VERSION: u32 = 1;
+
+/// One node's membership record: the spec's `state[n]`, `view[n]`, `view_number[n]`,
+/// `believes_primary[n]`, `term[n]`, its row of `partitioned`, and (fixed protocol) its
+/// detection record. The spec's `heartbeat_received[n]` is kept apart, in
+/// [`State::heartbeat_received`], so that a heartbeat never writes a membership record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodeRecord {
     /// `state[n]`.
     pub status: NodeStatus,
@@ -23,8 +34,6 @@ pub struct NodeRecord {
     pub believes_primary: bool,
     /// `term[n]`: the primary term `n` holds (fixed protocol: 0 whenever it is not primary).
     pub term: u64,
-    /// `heartbeat_received[n]`.
-    pub heartbeat_received: bool,
     /// The nodes `m` with `<<n, m>> \in partitioned` (kept symmetric).
     pub partitioned_from: NodeSet,
     /// `detected[n]` (fixed protocol): the nodes `n` has detected as failed with DetectFailure
@@ -34,81 +43,143 @@ pub struct NodeRecord {
 }
 
 impl NodeRecord {
-    /// The initial record: Left, empty view, view number 0, no primary belief, term 0, no
-    /// heartbeat, not partitioned.
+    /// The initial record: Left, empty view, view number 0, no primary belief, term 0, not
+    /// partitioned, nothing detected.
     pub const INITIAL: NodeRecord = NodeRecord {
         status: NodeStatus::Left,
         view: NodeSet::EMPTY,
         view_number: 0,
         believes_primary: false,
         term: 0,
-        heartbeat_received: false,
         partitioned_from: NodeSet::EMPTY,
         detected: NodeSet::EMPTY,
     };
 }
 
-/// The whole cluster's protocol state: the spec's variables plus, in the fixed protocol, the
-/// registry-wide counters that make terms and view numbers unique, and the actors.
+/// The whole cluster's registry: the spec's variables plus, in the fixed protocol, the
+/// registry-wide counters that make terms, view numbers and epochs unique, and the actors.
 ///
 /// The actor tables are persistent ordered maps (structural sharing): cloning a state is O(nodes)
 /// whatever the number of actors, and one actor's update costs O(log actors).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "StateFields", into = "StateFields")]
+///
+/// Serialized, a state is its [`RegistryFields`] with the format version: the fixed protocol's
+/// registry and nothing else. Decoding validates it (see [`RegistryError`]); serializing a state
+/// of a checking configuration (another mode, a bound, a mutant) fails, because a store holds the
+/// fixed protocol only.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct State {
     config: Config,
     nodes: Vec<NodeRecord>,
+    heartbeats: NodeSet,
     term_counter: u64,
     view_counter: u64,
     epoch_counter: u64,
     placements: OrdMap<ActorId, Placement>,
     /// Index of `placements` by node (derived; rebuilt when decoding).
     hosted: OrdMap<NodeId, OrdSet<ActorId>>,
-    queue: OrdMap<ActorId, MigrationEntry>,
+    queue: MigrationQueue,
 }
 
-/// The unvalidated fields of a [`State`], as stored.
+/// The persisted registry, field by field, unvalidated: what [`State`] serializes to. Convert
+/// with `State::try_from(fields)`, which validates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateFields {
-    /// See [`State::config`].
-    pub config: Config,
-    /// See [`State::nodes`].
+#[serde(deny_unknown_fields)]
+pub struct RegistryFields {
+    /// [`REGISTRY_FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// `|Nodes|`.
+    pub node_count: u16,
+    /// The most actors that may be placed at once.
+    pub actors_max: u64,
+    /// The node records, `n1` first.
     pub nodes: Vec<NodeRecord>,
-    /// See [`State::term_counter`].
+    /// The nodes with `heartbeat_received` set.
+    pub heartbeats: NodeSet,
+    /// The highest term ever granted.
     pub term_counter: u64,
-    /// See [`State::view_counter`].
+    /// The highest view number ever issued.
     pub view_counter: u64,
-    /// See [`State::epoch_counter`].
-    #[serde(default)]
+    /// The highest actor epoch ever issued.
     pub epoch_counter: u64,
-    /// See [`State::placements`].
-    #[serde(default)]
+    /// Every placed actor.
     pub placements: BTreeMap<ActorId, Placement>,
-    /// See [`State::queue`].
-    #[serde(default)]
+    /// The migration queue.
     pub queue: BTreeMap<ActorId, MigrationEntry>,
 }
 
-/// A stored state that cannot be a state of the protocol, naming what is wrong.
+/// A stored registry that cannot be a state of the fixed protocol, naming what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-pub enum StateError {
-    /// The node table's length differs from the configured node count.
-    #[error("state has {records} node records but the configuration has {node_count} nodes")]
+pub enum RegistryError {
+    /// The value was written in another format version.
+    #[error(
+        "registry format version {found} is not supported (this build reads version {expected})"
+    )]
+    Version {
+        /// The version found.
+        found: u32,
+        /// The version this build reads.
+        expected: u32,
+    },
+    /// The node count or actor limit is invalid.
+    #[error("registry configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The node table's length differs from the node count.
+    #[error("registry has {records} node records but node_count is {node_count}")]
     NodeTable {
         /// Records found.
         records: usize,
-        /// Configured count.
+        /// The node count.
         node_count: u16,
     },
-    /// A node set names a node outside the configuration.
+    /// A node set names a node outside the cluster.
     #[error("{node}'s {field} names a node outside n1..=n{node_count}")]
     UnknownMember {
         /// The record holding the set.
         node: NodeId,
-        /// Which set (`view` or `partitioned_from`).
+        /// Which set (`view`, `partitioned_from` or `detected`).
         field: &'static str,
-        /// Configured count.
+        /// The node count.
         node_count: u16,
+    },
+    /// A key or a set names a node that is not in the cluster.
+    #[error("{field} names {node}, which is not a node of this cluster")]
+    UnknownNode {
+        /// The node named.
+        node: NodeId,
+        /// Where it was named.
+        field: &'static str,
+    },
+    /// A node holds a term or view number above the registry counter that issues them.
+    #[error("{node}'s {field} {value} is above the registry's {field} counter {counter}")]
+    AboveCounter {
+        /// The node.
+        node: NodeId,
+        /// `term` or `view_number`.
+        field: &'static str,
+        /// The value held.
+        value: u64,
+        /// The counter.
+        counter: u64,
+    },
+    /// A node's primary belief and its term disagree (a term is held exactly while primary).
+    #[error("{node} has believes_primary {believes_primary} with term {term}: a term is held exactly while primary")]
+    PrimaryTerm {
+        /// The node.
+        node: NodeId,
+        /// Its belief.
+        believes_primary: bool,
+        /// Its term.
+        term: u64,
+    },
+    /// An actor's epoch is 0 or above the epoch counter.
+    #[error("actor {actor}'s epoch {epoch} is outside 1..={epoch_counter} (the epoch counter)")]
+    Epoch {
+        /// The actor.
+        actor: ActorId,
+        /// Its epoch.
+        epoch: u64,
+        /// The epoch counter.
+        epoch_counter: u64,
     },
     /// An actor is placed on a node outside the configuration.
     #[error("actor {actor} is placed on {node}, which is not a node of this cluster")]
@@ -142,19 +213,100 @@ pub enum StateError {
         /// The other side.
         b: NodeId,
     },
+    /// A state invariant of the fixed protocol does not hold.
+    #[error("registry violates an invariant: {0}")]
+    Invariant(Violation),
 }
 
-impl TryFrom<StateFields> for State {
-    type Error = StateError;
-    fn try_from(f: StateFields) -> Result<Self, StateError> {
-        let node_count = f.config.node_count();
+impl TryFrom<RegistryFields> for State {
+    type Error = RegistryError;
+    fn try_from(f: RegistryFields) -> Result<Self, RegistryError> {
+        if f.format_version != REGISTRY_FORMAT_VERSION {
+            return Err(RegistryError::Version {
+                found: f.format_version,
+                expected: REGISTRY_FORMAT_VERSION,
+            });
+        }
+        let config = Config::fixed(f.node_count)?.with_actors_max(f.actors_max)?;
+        let state = State::assemble(config, f)?;
+        state.validate()?;
+        Ok(state)
+    }
+}
+
+impl From<&State> for RegistryFields {
+    fn from(s: &State) -> Self {
+        RegistryFields {
+            format_version: REGISTRY_FORMAT_VERSION,
+            node_count: s.config.node_count(),
+            actors_max: s.config.actors_max(),
+            nodes: s.nodes.clone(),
+            heartbeats: s.heartbeats,
+            term_counter: s.term_counter,
+            view_counter: s.view_counter,
+            epoch_counter: s.epoch_counter,
+            placements: s.placements.iter().map(|(&a, &p)| (a, p)).collect(),
+            queue: s.queue.iter().map(|(&a, &e)| (a, e)).collect(),
+        }
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !self.config.is_production() {
+            return Err(serde::ser::Error::custom(
+                "only a state of the production protocol (fixed, unbounded, no mutant) can be \
+                 persisted",
+            ));
+        }
+        RegistryFields::from(self).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = RegistryFields::deserialize(deserializer)?;
+        State::try_from(fields).map_err(serde::de::Error::custom)
+    }
+}
+
+impl State {
+    /// The spec's `Init`: every node Left, nothing partitioned, counters at 0.
+    pub fn initial(config: Config) -> State {
+        let state = State {
+            config,
+            nodes: vec![NodeRecord::INITIAL; usize::from(config.node_count())],
+            heartbeats: NodeSet::EMPTY,
+            term_counter: 0,
+            view_counter: 0,
+            epoch_counter: 0,
+            placements: OrdMap::new(),
+            hosted: OrdMap::new(),
+            queue: MigrationQueue::default(),
+        };
+        assert_eq!(state.nodes.len(), usize::from(config.node_count()));
+        debug_assert!(state.active().is_empty());
+        state
+    }
+
+    /// Builds a state from fields under `config`, checking the structure (table sizes, node ids,
+    /// symmetric partitions, placements and queue entries that agree) but not the protocol's
+    /// invariants: see [`State::validate`].
+    fn assemble(config: Config, f: RegistryFields) -> Result<State, RegistryError> {
+        let node_count = config.node_count();
         if f.nodes.len() != usize::from(node_count) {
-            return Err(StateError::NodeTable {
+            return Err(RegistryError::NodeTable {
                 records: f.nodes.len(),
                 node_count,
             });
         }
         let all = NodeSet::first(node_count);
+        if let Some(node) = f.heartbeats.difference(all).iter().next() {
+            return Err(RegistryError::UnknownNode {
+                node,
+                field: "heartbeats",
+            });
+        }
         for (i, record) in f.nodes.iter().enumerate() {
             let node = NodeId::from_index(i);
             for (field, set) in [
@@ -163,7 +315,7 @@ impl TryFrom<StateFields> for State {
                 ("detected", record.detected),
             ] {
                 if !set.is_subset(all) {
-                    return Err(StateError::UnknownMember {
+                    return Err(RegistryError::UnknownMember {
                         node,
                         field,
                         node_count,
@@ -176,20 +328,20 @@ impl TryFrom<StateFields> for State {
                     .and_then(|j| f.nodes.get(j))
                     .is_some_and(|r| r.partitioned_from.contains(node));
                 if other == node || !symmetric {
-                    return Err(StateError::Partition { a: node, b: other });
+                    return Err(RegistryError::Partition { a: node, b: other });
                 }
             }
         }
-        if u64::try_from(f.placements.len()).unwrap_or(u64::MAX) > f.config.actors_max() {
-            return Err(StateError::TooManyActors {
+        if u64::try_from(f.placements.len()).unwrap_or(u64::MAX) > config.actors_max() {
+            return Err(RegistryError::TooManyActors {
                 actors: f.placements.len(),
-                actors_max: f.config.actors_max(),
+                actors_max: config.actors_max(),
             });
         }
         let mut hosted: OrdMap<NodeId, OrdSet<ActorId>> = OrdMap::new();
         for (&actor, p) in &f.placements {
             if !all.contains(p.node) {
-                return Err(StateError::PlacementNode {
+                return Err(RegistryError::PlacementNode {
                     actor,
                     node: p.node,
                 });
@@ -198,55 +350,69 @@ impl TryFrom<StateFields> for State {
         }
         for (&actor, entry) in &f.queue {
             if f.placements.get(&actor).map(|p| p.node) != Some(entry.from) {
-                return Err(StateError::QueueEntry {
+                return Err(RegistryError::QueueEntry {
                     actor,
                     from: entry.from,
                 });
             }
         }
-        Ok(State {
-            config: f.config,
+        let state = State {
+            config,
             nodes: f.nodes,
+            heartbeats: f.heartbeats,
             term_counter: f.term_counter,
             view_counter: f.view_counter,
             epoch_counter: f.epoch_counter,
             placements: f.placements.into_iter().collect(),
             hosted,
-            queue: f.queue.into_iter().collect(),
-        })
-    }
-}
-
-impl From<State> for StateFields {
-    fn from(s: State) -> Self {
-        StateFields {
-            config: s.config,
-            nodes: s.nodes,
-            term_counter: s.term_counter,
-            view_counter: s.view_counter,
-            epoch_counter: s.epoch_counter,
-            placements: s.placements.into_iter().collect(),
-            queue: s.queue.into_iter().collect(),
-        }
-    }
-}
-
-impl State {
-    /// The spec's `Init`: every node Left, nothing partitioned, counters at 0.
-    pub fn initial(config: Config) -> State {
-        let state = State {
-            config,
-            nodes: vec![NodeRecord::INITIAL; usize::from(config.node_count())],
-            term_counter: 0,
-            view_counter: 0,
-            epoch_counter: 0,
-            placements: OrdMap::new(),
-            hosted: OrdMap::new(),
-            queue: OrdMap::new(),
+            queue: MigrationQueue::from_entries(f.queue),
         };
-        debug_assert_eq!(state.nodes.len(), usize::from(config.node_count()));
-        debug_assert!(state.active().is_empty());
-        state
+        assert_eq!(state.nodes.len(), usize::from(node_count));
+        assert!(state.queue.len() <= state.placements.len());
+        Ok(state)
+    }
+
+    /// Checks that this state can be a state of its protocol: every state invariant of
+    /// [`crate::invariants`] holds, and (registry counters) every term and view number is at
+    /// most the counter that issued it, a term is held exactly while primary, and every epoch is
+    /// in `1..=epoch_counter`. Decoding runs it; a store runs it on what it assembled.
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        let rules = Rules::of(&self.config);
+        for (node, r) in self.node_ids().zip(&self.nodes) {
+            if rules.registry_counters() {
+                for (field, value, counter) in [
+                    ("term", r.term, self.term_counter),
+                    ("view_number", r.view_number, self.view_counter),
+                ] {
+                    if value > counter {
+                        return Err(RegistryError::AboveCounter {
+                            node,
+                            field,
+                            value,
+                            counter,
+                        });
+                    }
+                }
+                if r.believes_primary != (r.term > 0) {
+                    return Err(RegistryError::PrimaryTerm {
+                        node,
+                        believes_primary: r.believes_primary,
+                        term: r.term,
+                    });
+                }
+            }
+        }
+        for (&actor, p) in &self.placements {
+            if p.epoch == 0 || p.epoch > self.epoch_counter {
+                return Err(RegistryError::Epoch {
+                    actor,
+                    epoch: p.epoch,
+                    epoch_counter: self.epoch_counter,
+                });
+            }
+        }
+        invariants::check_state(self).map_err(RegistryError::Invariant)?;
+        Ok(())
     }
 
     /// The configuration this state runs under.
@@ -257,6 +423,16 @@ impl State {
     /// The per-node records, in id order (`nodes()[0]` is `n1`).
     pub fn nodes(&self) -> &[NodeRecord] {
         &self.nodes
+    }
+
+    /// `heartbeat_received[n]`: whether a heartbeat reached `node` in the current round.
+    pub fn heartbeat_received(&self, node: NodeId) -> bool {
+        self.heartbeats.contains(node)
+    }
+
+    /// The nodes with `heartbeat_received` set.
+    pub fn heartbeats(&self) -> NodeSet {
+        self.heartbeats
     }
 
     /// The highest term ever granted (fixed protocol; always 0 in the reference modes, which
@@ -285,8 +461,8 @@ impl State {
         self.placements.get(&actor).copied()
     }
 
-    /// The migration queue, in actor-id order (at most one entry per actor).
-    pub fn queue(&self) -> &OrdMap<ActorId, MigrationEntry> {
+    /// The migration queue.
+    pub fn queue(&self) -> &MigrationQueue {
         &self.queue
     }
 
@@ -302,13 +478,14 @@ impl State {
             .map_or(0, |set| u64::try_from(set.len()).unwrap_or(u64::MAX))
     }
 
-    /// The per-node index, for invariants: node -> actors placed there.
-    pub fn hosted_index(&self) -> &OrdMap<NodeId, OrdSet<ActorId>> {
-        &self.hosted
+    /// The number of index entries over all nodes (equal to the number of placements in a
+    /// consistent state).
+    pub(crate) fn indexed_count(&self) -> usize {
+        self.hosted.values().map(|set| set.len()).sum()
     }
 
     pub(crate) fn set_epoch_counter(&mut self, value: u64) {
-        debug_assert!(
+        assert!(
             value >= self.epoch_counter,
             "the epoch counter never decreases"
         );
@@ -322,7 +499,7 @@ impl State {
             self.unhost(old.node, actor);
         }
         self.hosted.entry(placement.node).or_default().insert(actor);
-        self.queue.remove(&actor);
+        self.queue.remove(actor);
         debug_assert!(self
             .hosted
             .get(&placement.node)
@@ -333,8 +510,8 @@ impl State {
     pub(crate) fn drop_actor(&mut self, actor: ActorId) -> Option<Placement> {
         let old = self.placements.remove(&actor)?;
         self.unhost(old.node, actor);
-        self.queue.remove(&actor);
-        debug_assert!(!self.queue.contains_key(&actor));
+        self.queue.remove(actor);
+        debug_assert!(!self.queue.contains(actor));
         Some(old)
     }
 
@@ -357,6 +534,45 @@ impl State {
         self.queue.insert(actor, MigrationEntry { from, reason });
     }
 
+    /// Sets a counter to `value`, up or down (applying a delta or a projection).
+    pub(crate) fn overwrite_counter(&mut self, counter: crate::refusal::Counter, value: u64) {
+        use crate::refusal::Counter;
+        match counter {
+            Counter::Term => self.term_counter = value,
+            Counter::ViewNumber => self.view_counter = value,
+            Counter::Epoch => self.epoch_counter = value,
+        }
+    }
+
+    /// Places `actor` at `placement`, keeping the index in step but not touching the queue
+    /// (applying a delta, whose queue entries come separately).
+    pub(crate) fn place_keeping_queue(&mut self, actor: ActorId, placement: Placement) {
+        if let Some(old) = self.placements.insert(actor, placement) {
+            self.unhost(old.node, actor);
+        }
+        self.hosted.entry(placement.node).or_default().insert(actor);
+        debug_assert_eq!(self.placement(actor), Some(placement));
+    }
+
+    /// Writes `actor`'s queue entry as given (applying a delta; checked by the caller).
+    pub(crate) fn enqueue_unchecked(&mut self, actor: ActorId, entry: MigrationEntry) {
+        self.queue.insert(actor, entry);
+    }
+
+    /// Removes `actor`'s queue entry, if any.
+    pub(crate) fn dequeue(&mut self, actor: ActorId) {
+        self.queue.remove(actor);
+    }
+
+    /// Sets or clears `heartbeat_received[node]`.
+    pub(crate) fn set_heartbeat(&mut self, node: NodeId, received: bool) {
+        self.heartbeats = if received {
+            self.heartbeats.with(node)
+        } else {
+            self.heartbeats.without(node)
+        };
+    }
+
     /// All node ids of the configuration, in order (the spec's `Nodes`).
     pub fn node_ids(&self) -> impl Iterator<Item = NodeId> {
         (0..self.nodes.len()).map(NodeId::from_index)
@@ -372,7 +588,7 @@ impl State {
     }
 
     pub(crate) fn set_term_counter(&mut self, value: u64) {
-        debug_assert!(
+        assert!(
             value >= self.term_counter,
             "the term counter never decreases"
         );
@@ -380,16 +596,17 @@ impl State {
     }
 
     pub(crate) fn set_view_counter(&mut self, value: u64) {
-        debug_assert!(
+        assert!(
             value >= self.view_counter,
             "the view counter never decreases"
         );
         self.view_counter = value;
     }
 
-    /// The node table permuted: node `n` of `self` becomes `perm[n.index()]` (symmetry
-    /// reduction; the caller passes a permutation of `0..node_count`). Cheap: no actor tables.
-    pub fn permuted_nodes(&self, perm: &[usize]) -> Vec<NodeRecord> {
+    /// The node table, the heartbeat set and the actor tables renamed by `perm` (node at index
+    /// `i` becomes index `perm[i]`): symmetry reduction.
+    #[cfg(feature = "checking")]
+    pub(crate) fn permuted_nodes(&self, perm: &[usize]) -> (Vec<NodeRecord>, NodeSet) {
         debug_assert_eq!(perm.len(), self.nodes.len());
         let mut nodes = self.nodes.clone();
         for (i, record) in self.nodes.iter().enumerate() {
@@ -403,12 +620,13 @@ impl State {
             }
         }
         debug_assert_eq!(nodes.len(), self.nodes.len());
-        nodes
+        (nodes, self.heartbeats.permuted(perm))
     }
 
     /// The actor tables under a node permutation, as (actor, node, epoch, queue entry) in actor
     /// order: what symmetry reduction compares when two node tables tie.
-    pub fn permuted_actors(
+    #[cfg(feature = "checking")]
+    pub(crate) fn permuted_actors(
         &self,
         perm: &[usize],
     ) -> Vec<(ActorId, NodeId, u64, Option<MigrationEntry>)> {
@@ -416,17 +634,18 @@ impl State {
         self.placements
             .iter()
             .map(|(&a, p)| {
-                let entry = self.queue.get(&a).map(|e| MigrationEntry {
+                let entry = self.queue.get(a).map(|e| MigrationEntry {
                     from: map(e.from),
-                    ..*e
+                    ..e
                 });
                 (a, map(p.node), p.epoch, entry)
             })
             .collect()
     }
 
-    /// A copy of this state with its nodes renamed by `perm` (see [`State::permuted_nodes`]).
-    pub fn permuted(&self, perm: &[usize]) -> State {
+    /// A copy of this state with its nodes renamed by `perm`.
+    #[cfg(feature = "checking")]
+    pub(crate) fn permuted(&self, perm: &[usize]) -> State {
         let map_node = |n: NodeId| n.permuted(perm);
         let placements: OrdMap<ActorId, Placement> = self
             .placements
@@ -446,21 +665,11 @@ impl State {
             .iter()
             .map(|(&n, set)| (map_node(n), set.clone()))
             .collect();
-        let queue = self
-            .queue
-            .iter()
-            .map(|(&a, e)| {
-                (
-                    a,
-                    MigrationEntry {
-                        from: map_node(e.from),
-                        ..*e
-                    },
-                )
-            })
-            .collect();
+        let queue = self.queue.renamed(map_node);
+        let (nodes, heartbeats) = self.permuted_nodes(perm);
         let result = State {
-            nodes: self.permuted_nodes(perm),
+            nodes,
+            heartbeats,
             placements,
             hosted,
             queue,
@@ -469,6 +678,18 @@ impl State {
         debug_assert_eq!(result.active().len(), self.active().len());
         debug_assert_eq!(result.placements.len(), self.placements.len());
         result
+    }
+
+    /// This state under another configuration of the same node count (feature `checking`): the
+    /// checker uses it to lift a bound, tests to run a state reached under one variant through
+    /// another.
+    #[cfg(feature = "checking")]
+    pub fn with_config(&self, config: Config) -> State {
+        assert_eq!(config.node_count(), self.config.node_count());
+        State {
+            config,
+            ..self.clone()
+        }
     }
 
     /// `active`: the nodes whose state is Active.
@@ -571,12 +792,9 @@ impl State {
 
     /// The registry's term: the highest term granted so far as far as the state records it
     /// (the term counter in the fixed protocol; the largest node term in the reference modes,
-    /// which keep no counter).
+    /// which keep no counter and leave it at 0).
     pub fn registry_term(&self) -> u64 {
-        match self.config.mode() {
-            Mode::Fixed => self.term_counter.max(self.max_term()),
-            Mode::Reference | Mode::Buggy => self.max_term(),
-        }
+        self.term_counter.max(self.max_term())
     }
 
     /// `Stable` (the premise of EventualMembershipConvergence): every node is Active or Left
@@ -621,32 +839,39 @@ mod tests {
 
     #[test]
     fn decoding_refuses_inconsistent_states() {
-        let mut fields: StateFields = three().into();
+        let mut fields = RegistryFields::from(&three());
         fields.nodes.pop();
         assert_eq!(
-            State::try_from(fields.clone()).unwrap_err(),
-            StateError::NodeTable {
+            State::try_from(fields).unwrap_err(),
+            RegistryError::NodeTable {
                 records: 2,
                 node_count: 3
             }
         );
-        let mut fields: StateFields = three().into();
+        let mut fields = RegistryFields::from(&three());
         fields.nodes[0].view = NodeSet::single(NodeId(4));
         assert_eq!(
             State::try_from(fields).unwrap_err().to_string(),
             "n1's view names a node outside n1..=n3"
         );
-        let mut fields: StateFields = three().into();
+        let mut fields = RegistryFields::from(&three());
         fields.nodes[0].partitioned_from = NodeSet::single(NodeId(2));
         assert_eq!(
             State::try_from(fields).unwrap_err(),
-            StateError::Partition {
+            RegistryError::Partition {
                 a: NodeId(1),
                 b: NodeId(2)
             }
         );
+        let mut fields = RegistryFields::from(&three());
+        fields.format_version = 7;
+        assert_eq!(
+            State::try_from(fields).unwrap_err().to_string(),
+            "registry format version 7 is not supported (this build reads version 1)"
+        );
     }
 
+    #[cfg(feature = "checking")]
     #[test]
     fn permutation_moves_records_and_renames_members() {
         let mut s = three();
@@ -654,6 +879,7 @@ mod tests {
         s.nodes[0].view = NodeSet::first(2);
         s.nodes[0].partitioned_from = NodeSet::single(NodeId(3));
         s.nodes[2].partitioned_from = NodeSet::single(NodeId(1));
+        s.heartbeats = NodeSet::single(NodeId(1));
         // n1 -> n3, n2 -> n1, n3 -> n2
         let p = s.permuted(&[2, 0, 1]);
         assert_eq!(p.nodes[2].status, NodeStatus::Active);
@@ -663,6 +889,7 @@ mod tests {
         );
         assert_eq!(p.nodes[2].partitioned_from, NodeSet::single(NodeId(2)));
         assert_eq!(p.nodes[1].partitioned_from, NodeSet::single(NodeId(3)));
+        assert_eq!(p.heartbeats, NodeSet::single(NodeId(3)));
         assert_eq!(p.permuted(&[1, 2, 0]), s);
     }
 }

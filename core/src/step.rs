@@ -2,8 +2,21 @@
 //!
 //! One function per spec action, named after it. Each checks the action's guards in the order
 //! the spec lists them and returns the first that fails as a [`Guard`]; otherwise it builds the
-//! successor state and the effects. Mode differences (fixed / reference / buggy) and mutants are
-//! branches inside the action, so every mode runs this one definition.
+//! successor state and the effects. Where the reference model, the buggy model or a mutant
+//! differ (feature `checking`), the action consults one named switch of [`Rules`], computed once
+//! per step by `Rules::of`; a production build always runs `Rules::FIXED`, so every action reads
+//! like the fixed spec.
+//!
+//! **The bound is the last guard.** Every action checks the checking bounds (`MaxView` on view
+//! numbers and terms, `MaxEpoch` on epochs: [`Guard::BoundReached`]) after all its other guards.
+//! So a refusal by the bound means "enabled in the unbounded protocol": the model checker's
+//! liveness pass relies on it, and a property test (`core/tests/bounds.rs`) pins it by lifting
+//! the bound from every bound-refused step and checking that the step is then accepted.
+//!
+//! **Assertions.** Each action asserts its postconditions. Those that cost O(1) (a constant
+//! number of records or counters) are `assert!` and run in release builds too, where they catch
+//! a corrupted store; those that walk every node or actor are `debug_assert!`. No state that
+//! decodes (see [`crate::RegistryError`]) makes any of them fail.
 //!
 //! Effects come in a fixed order within one transition: status changes, fencing, step-downs,
 //! queued migrations, new primaries, then view changes in node-id order; an actor move is its
@@ -13,11 +26,11 @@ use crate::actor::{
     ActorId, Candidate, LeastLoaded, MigrationEntry, MigrationReason, Placement, PlacementStrategy,
     MIGRATION_BATCH_MAX, REBALANCE_BATCH_MAX,
 };
-use crate::config::{Mode, Mutant};
 use crate::effect::{Effect, StepDownReason};
 use crate::event::Event;
 use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::refusal::{Counter, Guard, Refusal};
+use crate::rules::{ElectTerm, FailureEvidence, HealRule, Numbering, Rules};
 use crate::state::{NodeRecord, State};
 
 /// The outcome of one enabled action.
@@ -38,44 +51,50 @@ pub fn step_with(
     strategy: &dyn PlacementStrategy,
 ) -> Result<(State, Vec<Effect>), Refusal> {
     let action = event.name();
+    let rules = Rules::of(state.config());
+    let r = &rules;
     let outcome = match *event {
-        Event::NodeJoin { node } => node_join(state, node),
-        Event::NodeJoinComplete { node } => node_join_complete(state, node),
-        Event::NodeLeave { node } => node_leave(state, node),
-        Event::NodeLeaveComplete { node } => node_leave_complete(state, node),
+        Event::NodeJoin { node } => node_join(r, state, node),
+        Event::NodeJoinComplete { node } => node_join_complete(r, state, node),
+        Event::NodeLeave { node } => node_leave(r, state, node),
+        Event::NodeLeaveComplete { node } => node_leave_complete(r, state, node),
         Event::SendHeartbeat { node } => send_heartbeat(state, node),
-        Event::DetectFailure { detector, target } => detect_failure(state, detector, target),
-        Event::MarkNodeFailed { node } => mark_node_failed(state, node),
-        Event::NodeRecover { node } => node_recover(state, node),
-        Event::ElectPrimary { node } => elect_primary(state, node),
-        Event::PrimaryStepDown { node } => primary_step_down(state, node),
+        Event::DetectFailure { detector, target } => detect_failure(r, state, detector, target),
+        Event::MarkNodeFailed { node } => mark_node_failed(r, state, node),
+        Event::NodeRecover { node } => node_recover(r, state, node),
+        Event::ElectPrimary { node } => elect_primary(r, state, node),
+        Event::PrimaryStepDown { node } => primary_step_down(r, state, node),
         Event::CreatePartition { a, b } => create_partition(state, a, b),
-        Event::HealPartition { a, b } => heal_partition(state, a, b),
+        Event::HealPartition { a, b } => heal_partition(r, state, a, b),
         Event::ResetHeartbeats => Ok(reset_heartbeats(state)),
-        Event::SyncViews { a, b } => sync_views(state, a, b),
-        Event::PlaceActor { actor } => place_actor(state, actor, strategy),
-        Event::MigrateActor { actor, term } => migrate_actor(state, actor, term, strategy),
-        Event::RebalanceActors { term } => rebalance_actors(state, term),
-        Event::RemoveActor { actor } => remove_actor(state, actor),
+        Event::SyncViews { a, b } => sync_views(r, state, a, b),
+        Event::PlaceActor { actor } => place_actor(r, state, actor, strategy),
+        Event::MigrateActor { actor, term } => migrate_actor(r, state, actor, term, strategy),
+        Event::RebalanceActors { term } => rebalance_actors(r, state, term),
+        Event::RemoveActor { actor } => remove_actor(r, state, actor),
     };
     let (next, effects) = outcome.map_err(|guard| Refusal { action, guard })?;
-    debug_assert_eq!(
+    assert_eq!(
         next.config(),
         state.config(),
         "{event}: the configuration never changes"
     );
-    debug_assert_eq!(
+    assert_eq!(
         next.nodes().len(),
         state.nodes().len(),
         "{event}: the node table keeps its size"
     );
-    debug_assert!(
+    assert!(
         next.term_counter() >= state.term_counter(),
         "{event}: term counter decreased"
     );
-    debug_assert!(
+    assert!(
         next.view_counter() >= state.view_counter(),
         "{event}: view counter decreased"
+    );
+    assert!(
+        next.epoch_counter() >= state.epoch_counter(),
+        "{event}: epoch counter decreased"
     );
     Ok((next, effects))
 }
@@ -109,8 +128,8 @@ fn distinct(a: NodeId, b: NodeId) -> Result<(), Guard> {
 }
 
 /// `value <= MaxView` when the configuration has a bound.
-fn within_bound(state: &State, counter: Counter, value: u64) -> Result<u64, Guard> {
-    match state.config().max_view() {
+fn within_bound(rules: &Rules, counter: Counter, value: u64) -> Result<u64, Guard> {
+    match rules.max_view {
         Some(bound) if value > bound => Err(Guard::BoundReached {
             counter,
             value,
@@ -121,33 +140,42 @@ fn within_bound(state: &State, counter: Counter, value: u64) -> Result<u64, Guar
 }
 
 /// `value + 1`, within the bound and without overflow.
-fn successor(state: &State, counter: Counter, value: u64) -> Result<u64, Guard> {
+fn successor(rules: &Rules, counter: Counter, value: u64) -> Result<u64, Guard> {
     let next = value
         .checked_add(1)
         .ok_or(Guard::CounterOverflow { counter })?;
-    within_bound(state, counter, next)
+    within_bound(rules, counter, next)
 }
 
 /// Fixed protocol: the next view number from the registry-wide view counter.
-fn issue_view_number(state: &State) -> Result<u64, Guard> {
-    successor(state, Counter::ViewNumber, state.view_counter())
+fn issue_view_number(rules: &Rules, state: &State) -> Result<u64, Guard> {
+    successor(rules, Counter::ViewNumber, state.view_counter())
+}
+
+/// The view number a node moving on from view number `own` adopts: fixed, the next value of
+/// the registry counter; reference, `own + 1`.
+fn next_view_number(rules: &Rules, state: &State, own: u64) -> Result<u64, Guard> {
+    match rules.numbering {
+        Numbering::Registry => issue_view_number(rules, state),
+        Numbering::PerNode => successor(rules, Counter::ViewNumber, own),
+    }
 }
 
 /// Fixed protocol: the next term from the registry-wide term counter.
-fn issue_term(state: &State) -> Result<u64, Guard> {
-    successor(state, Counter::Term, state.term_counter())
+fn issue_term(rules: &Rules, state: &State) -> Result<u64, Guard> {
+    successor(rules, Counter::Term, state.term_counter())
 }
 
 /// The next actor epoch from the registry-wide epoch counter, within the checking bound
 /// `max_epoch` when there is one.
-fn issue_epoch(state: &State) -> Result<u64, Guard> {
+fn issue_epoch(rules: &Rules, state: &State) -> Result<u64, Guard> {
     let next = state
         .epoch_counter()
         .checked_add(1)
         .ok_or(Guard::CounterOverflow {
             counter: Counter::Epoch,
         })?;
-    match state.config().max_epoch() {
+    match rules.max_epoch {
         Some(bound) if next > bound => Err(Guard::BoundReached {
             counter: Counter::Epoch,
             value: next,
@@ -158,10 +186,11 @@ fn issue_epoch(state: &State) -> Result<u64, Guard> {
 }
 
 /// Actor actions exist only in the fixed protocol (the reference model has no actors).
-fn require_fixed(state: &State) -> Result<(), Guard> {
-    match state.config().mode() {
-        Mode::Fixed => Ok(()),
-        mode => Err(Guard::Disabled { mode }),
+fn require_actors(rules: &Rules) -> Result<(), Guard> {
+    if rules.actors {
+        Ok(())
+    } else {
+        Err(Guard::Disabled)
     }
 }
 
@@ -206,7 +235,7 @@ fn queue_hosted(
         .unwrap_or_default();
     let mut queued = 0u64;
     for actor in actors {
-        let current = next.queue().get(&actor).copied();
+        let current = next.queue().get(actor);
         let keep = current.is_some_and(|e| {
             e.reason == MigrationReason::NodeFailed && reason != MigrationReason::NodeFailed
         });
@@ -227,7 +256,7 @@ fn queue_hosted(
     }
     debug_assert!(next
         .hosted(node)
-        .is_none_or(|s| s.iter().all(|a| next.queue().contains_key(a))));
+        .is_none_or(|s| s.iter().all(|&a| next.queue().contains(a))));
 }
 
 fn set(next: &mut State, node: NodeId, update: impl FnOnce(&mut NodeRecord)) {
@@ -237,9 +266,10 @@ fn set(next: &mut State, node: NodeId, update: impl FnOnce(&mut NodeRecord)) {
 
 fn change_status(next: &mut State, effects: &mut Vec<Effect>, node: NodeId, to: NodeStatus) {
     let from = next.node(node).map_or(to, |r| r.status);
-    debug_assert_ne!(from, to, "{node}: a status change changes the status");
+    assert_ne!(from, to, "{node}: a status change changes the status");
     set(next, node, |r| r.status = to);
     effects.push(Effect::StatusChanged { node, from, to });
+    assert!(next.node(node).is_some_and(|r| r.status == to));
 }
 
 fn adopt_view(
@@ -249,7 +279,8 @@ fn adopt_view(
     view: NodeSet,
     view_number: u64,
 ) {
-    debug_assert!(!view.is_empty(), "{node}: an adopted view is never empty");
+    assert!(!view.is_empty(), "{node}: an adopted view is never empty");
+    assert!(view.contains(node), "{node}: a node always lists itself");
     set(next, node, |r| {
         r.view = view;
         r.view_number = view_number;
@@ -265,8 +296,14 @@ fn adopt_view(
 
 /// `node` stops believing it is primary. The fixed protocol also clears the term it held (a
 /// term is held only while primary); the reference model keeps it.
-fn step_down(next: &mut State, effects: &mut Vec<Effect>, node: NodeId, reason: StepDownReason) {
-    let fixed = next.config().mode() == Mode::Fixed;
+fn step_down(
+    rules: &Rules,
+    next: &mut State,
+    effects: &mut Vec<Effect>,
+    node: NodeId,
+    reason: StepDownReason,
+) {
+    let fixed = rules.registry_counters();
     let Some(r) = next.node(node).copied() else {
         debug_assert!(false, "{node} was checked to exist");
         return;
@@ -285,7 +322,8 @@ fn step_down(next: &mut State, effects: &mut Vec<Effect>, node: NodeId, reason: 
         term: r.term,
         reason,
     });
-    debug_assert!(!next.node(node).is_some_and(|r| r.believes_primary));
+    assert!(!next.node(node).is_some_and(|r| r.believes_primary));
+    assert!(!fixed || next.node(node).is_some_and(|r| r.term == 0));
 }
 
 /// Erases `n` from every node's detection record (it failed or left: an old record must not
@@ -298,21 +336,30 @@ fn forget_detections(next: &mut State, n: NodeId) {
     debug_assert!(next.nodes().iter().all(|r| !r.detected.contains(n)));
 }
 
-fn become_primary(next: &mut State, effects: &mut Vec<Effect>, node: NodeId, term: u64) {
+fn become_primary(
+    rules: &Rules,
+    next: &mut State,
+    effects: &mut Vec<Effect>,
+    node: NodeId,
+    term: u64,
+) {
     set(next, node, |r| {
         r.believes_primary = true;
         r.term = term;
     });
-    if next.config().mode() == Mode::Fixed {
+    if rules.registry_counters() {
         let counter = next.term_counter().max(term);
         next.set_term_counter(counter);
     }
     effects.push(Effect::BecamePrimary { node, term });
-    debug_assert!(next.believers().contains(node));
+    assert!(next
+        .node(node)
+        .is_some_and(|r| r.believes_primary && r.term == term));
+    assert!(!rules.registry_counters() || next.term_counter() >= term);
 }
 
-fn record_view_number(next: &mut State, view_number: u64) {
-    if next.config().mode() == Mode::Fixed {
+fn record_view_number(rules: &Rules, next: &mut State, view_number: u64) {
+    if rules.registry_counters() {
         next.set_view_counter(view_number);
     }
 }
@@ -323,44 +370,42 @@ fn record_view_number(next: &mut State, view_number: u64) {
 /// NodeJoin(n): `n` is Left. With no Active node it bootstraps (Active, view {n}, primary);
 /// otherwise it becomes Joining. Fixed: the bootstrap's view number and term come from the
 /// registry counters instead of the constant 1.
-fn node_join(state: &State, n: NodeId) -> Outcome {
+fn node_join(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Left)?;
     let mut next = state.clone();
     let mut effects = Vec::new();
     if state.active().is_empty() {
-        let (view_number, term) = match state.config().mode() {
-            Mode::Fixed => (issue_view_number(state)?, issue_term(state)?),
-            Mode::Reference | Mode::Buggy => (
-                within_bound(state, Counter::ViewNumber, 1)?,
-                within_bound(state, Counter::Term, 1)?,
+        let (view_number, term) = match rules.numbering {
+            Numbering::Registry => (issue_view_number(rules, state)?, issue_term(rules, state)?),
+            Numbering::PerNode => (
+                within_bound(rules, Counter::ViewNumber, 1)?,
+                within_bound(rules, Counter::Term, 1)?,
             ),
         };
         change_status(&mut next, &mut effects, n, NodeStatus::Active);
-        become_primary(&mut next, &mut effects, n, term);
+        become_primary(rules, &mut next, &mut effects, n, term);
         adopt_view(&mut next, &mut effects, n, NodeSet::single(n), view_number);
-        record_view_number(&mut next, view_number);
+        record_view_number(rules, &mut next, view_number);
         debug_assert_eq!(next.active(), NodeSet::single(n));
     } else {
         change_status(&mut next, &mut effects, n, NodeStatus::Joining);
     }
-    debug_assert!(!effects.is_empty());
+    assert!(!effects.is_empty());
+    assert!(next
+        .node(n)
+        .is_some_and(|r| matches!(r.status, NodeStatus::Active | NodeStatus::Joining)));
     Ok((next, effects))
 }
 
 /// NodeJoinComplete(n): `n` is Joining and reaches an Active node. `n` and every Active node
 /// that can communicate with it adopt `active \cup {n}` with a new number.
-fn node_join_complete(state: &State, n: NodeId) -> Outcome {
+fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Joining)?;
     let active = state.active();
     if state.reachable_active(n).is_empty() {
         return Err(Guard::NoReachableActivePeer { node: n });
     }
-    let view_number = match state.config().mode() {
-        Mode::Fixed => issue_view_number(state)?,
-        Mode::Reference | Mode::Buggy => {
-            successor(state, Counter::ViewNumber, state.max_view_number(active))?
-        }
-    };
+    let view_number = next_view_number(rules, state, state.max_view_number(active))?;
     let view = active.with(n);
     let mut next = state.clone();
     let mut effects = Vec::new();
@@ -370,8 +415,10 @@ fn node_join_complete(state: &State, n: NodeId) -> Outcome {
             adopt_view(&mut next, &mut effects, m, view, view_number);
         }
     }
-    record_view_number(&mut next, view_number);
-    debug_assert!(next.node(n).is_some_and(|r| r.view == view));
+    record_view_number(rules, &mut next, view_number);
+    assert!(next
+        .node(n)
+        .is_some_and(|r| r.view == view && r.view_number == view_number));
     debug_assert!(next.active() == view);
     Ok((next, effects))
 }
@@ -379,17 +426,19 @@ fn node_join_complete(state: &State, n: NodeId) -> Outcome {
 /// NodeLeave(n): `n` is Active. It becomes Leaving and gives up any primary belief. Fixed: its
 /// actors are queued with reason NodeLeaving (one kept NodeFailed from an earlier failure
 /// keeps that reason).
-fn node_leave(state: &State, n: NodeId) -> Outcome {
+fn node_leave(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Active)?;
     let mut next = state.clone();
     let mut effects = Vec::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Leaving);
-    step_down(&mut next, &mut effects, n, StepDownReason::Leaving);
-    if state.config().mode() == Mode::Fixed {
+    step_down(rules, &mut next, &mut effects, n, StepDownReason::Leaving);
+    if rules.actors {
         queue_hosted(&mut next, &mut effects, n, MigrationReason::NodeLeaving);
     }
-    debug_assert!(!next.believers().contains(n));
-    debug_assert!(!next.active().contains(n));
+    assert!(next
+        .node(n)
+        .is_some_and(|r| r.status == NodeStatus::Leaving && !r.believes_primary));
+    assert!(!effects.is_empty());
     Ok((next, effects))
 }
 
@@ -398,10 +447,9 @@ fn node_leave(state: &State, n: NodeId) -> Outcome {
 /// must be below MaxView). Fixed: the node must hold no actors; all adopt one new number from
 /// the registry counter; the leaving node's number is reset to 0 and its detection record
 /// cleared, and `n` is erased from every detection record.
-fn node_leave_complete(state: &State, n: NodeId) -> Outcome {
+fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Leaving)?;
-    let config = state.config();
-    if config.mode() == Mode::Fixed && !config.is_mutant(Mutant::LeaveCompleteWithActors) {
+    if rules.actors && rules.leave_needs_no_actors {
         let actors = state.load(n);
         if actors > 0 {
             return Err(Guard::HoldsActors { node: n, actors });
@@ -410,12 +458,12 @@ fn node_leave_complete(state: &State, n: NodeId) -> Outcome {
     let active = state.active();
     let mut next = state.clone();
     let mut effects = Vec::new();
-    match state.config().mode() {
-        Mode::Fixed => {
+    match rules.numbering {
+        Numbering::Registry => {
             let view_number = if active.is_empty() {
                 None
             } else {
-                Some(issue_view_number(state)?)
+                Some(issue_view_number(rules, state)?)
             };
             change_status(&mut next, &mut effects, n, NodeStatus::Left);
             set(&mut next, n, |r| {
@@ -430,14 +478,14 @@ fn node_leave_complete(state: &State, n: NodeId) -> Outcome {
                 for m in active.iter() {
                     adopt_view(&mut next, &mut effects, m, active, view_number);
                 }
-                record_view_number(&mut next, view_number);
+                record_view_number(rules, &mut next, view_number);
             }
         }
-        Mode::Reference | Mode::Buggy => {
+        Numbering::PerNode => {
             let mut numbers = Vec::new();
             for m in active.iter() {
                 let current = state.node(m).map_or(0, |r| r.view_number);
-                numbers.push((m, successor(state, Counter::ViewNumber, current)?));
+                numbers.push((m, successor(rules, Counter::ViewNumber, current)?));
             }
             change_status(&mut next, &mut effects, n, NodeStatus::Left);
             set(&mut next, n, |r| r.view = NodeSet::EMPTY);
@@ -446,7 +494,9 @@ fn node_leave_complete(state: &State, n: NodeId) -> Outcome {
             }
         }
     }
-    debug_assert!(next.node(n).is_some_and(|r| r.view.is_empty()));
+    assert!(next
+        .node(n)
+        .is_some_and(|r| r.status == NodeStatus::Left && r.view.is_empty()));
     debug_assert!(active
         .iter()
         .all(|m| next.node(m).is_some_and(|r| r.view == active)));
@@ -469,22 +519,22 @@ fn send_heartbeat(state: &State, n: NodeId) -> Outcome {
         })
         .collect();
     for &m in &receivers {
-        set(&mut next, m, |r| r.heartbeat_received = true);
+        next.set_heartbeat(m, true);
     }
-    debug_assert!(receivers.contains(&n));
-    debug_assert!(next.node(n).is_some_and(|r| r.heartbeat_received));
+    assert!(receivers.contains(&n));
+    assert!(next.heartbeat_received(n));
     Ok((next, Vec::new()))
 }
 
 /// DetectFailure(d, t): both Active, `t` in `d`'s view, they cannot communicate, and `t`'s
 /// heartbeat was not received. `d` drops `t` from its view with a new number. Fixed: the
 /// detection is also recorded (`t` joins `detected[d]`), which MarkNodeFailed requires.
-fn detect_failure(state: &State, d: NodeId, t: NodeId) -> Outcome {
+fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId) -> Outcome {
     record(state, d)?;
     record(state, t)?;
     distinct(d, t)?;
     let detector = require_status(state, d, NodeStatus::Active)?;
-    let target = require_status(state, t, NodeStatus::Active)?;
+    require_status(state, t, NodeStatus::Active)?;
     if !detector.view.contains(t) {
         return Err(Guard::NotInView {
             detector: d,
@@ -494,26 +544,21 @@ fn detect_failure(state: &State, d: NodeId, t: NodeId) -> Outcome {
     if state.can_communicate(d, t) {
         return Err(Guard::CanCommunicate { a: d, b: t });
     }
-    if target.heartbeat_received {
+    if state.heartbeat_received(t) {
         return Err(Guard::HeartbeatReceived { node: t });
     }
-    let view_number = match state.config().mode() {
-        Mode::Fixed => issue_view_number(state)?,
-        Mode::Reference | Mode::Buggy => {
-            successor(state, Counter::ViewNumber, detector.view_number)?
-        }
-    };
+    let view_number = next_view_number(rules, state, detector.view_number)?;
     let view = detector.view.without(t).with(d);
     let mut next = state.clone();
     let mut effects = Vec::new();
     adopt_view(&mut next, &mut effects, d, view, view_number);
-    record_view_number(&mut next, view_number);
-    if state.config().mode() == Mode::Fixed {
+    record_view_number(rules, &mut next, view_number);
+    if rules.record_detections {
         // Fixed: the detection is recorded in the registry; MarkNodeFailed requires it.
         set(&mut next, d, |r| r.detected = r.detected.with(t));
     }
-    debug_assert!(!view.contains(t) && view.contains(d));
-    debug_assert_eq!(effects.len(), 1);
+    assert!(!view.contains(t) && view.contains(d));
+    assert_eq!(effects.len(), 1);
     Ok((next, effects))
 }
 
@@ -522,7 +567,7 @@ fn detect_failure(state: &State, d: NodeId, t: NodeId) -> Outcome {
 /// still cannot communicate with it, and `n`'s heartbeat was not received. A node that merely
 /// never heard of `n` has recorded nothing, so it cannot get `n` declared failed.
 fn detected_by(state: &State, n: NodeId) -> Result<NodeId, Guard> {
-    if state.node(n).is_some_and(|r| r.heartbeat_received) {
+    if state.heartbeat_received(n) {
         return Err(Guard::HeartbeatReceived { node: n });
     }
     let detectors: Vec<NodeId> = state
@@ -548,44 +593,42 @@ fn detected_by(state: &State, n: NodeId) -> Result<NodeId, Guard> {
 /// guard of [`detected_by`], and in the same transition `n` is removed from every Active view
 /// that still lists it (those nodes adopt `active \ {n}` with one new number) and from every
 /// detection record, is fenced, and all its actors are queued with reason NodeFailed.
-fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
+fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Active)?;
-    let config = *state.config();
-    let fixed = config.mode() == Mode::Fixed;
-    // The reference guard, also used by the mutant that reintroduces the reference defect.
-    let reference_guard = !fixed || config.is_mutant(Mutant::FailKeepsViews);
-    if fixed && config.is_mutant(Mutant::FailWithoutDetection) {
-        // Mutant: no detection guard at all.
-    } else if !reference_guard {
-        detected_by(state, n)?;
-    } else {
-        let others = state.active().without(n);
-        if !others
-            .iter()
-            .any(|d| state.node(d).is_some_and(|r| !r.view.contains(n)))
-        {
-            return Err(Guard::Undetected { node: n });
+    match rules.failure_evidence {
+        FailureEvidence::Recorded => {
+            detected_by(state, n)?;
         }
+        FailureEvidence::ViewLacks => {
+            let others = state.active().without(n);
+            if !others
+                .iter()
+                .any(|d| state.node(d).is_some_and(|r| !r.view.contains(n)))
+            {
+                return Err(Guard::Undetected { node: n });
+            }
+        }
+        FailureEvidence::Nothing => {}
     }
     let remaining = state.active().without(n);
     let listers: Vec<NodeId> = remaining
         .iter()
         .filter(|&m| state.node(m).is_some_and(|r| r.view.contains(n)))
         .collect();
-    let cleanup = fixed && !config.is_mutant(Mutant::FailKeepsViews) && !listers.is_empty();
+    let cleanup = rules.failure_cleans_views && !listers.is_empty();
     let view_number = if cleanup {
-        Some(issue_view_number(state)?)
+        Some(issue_view_number(rules, state)?)
     } else {
         None
     };
     let mut next = state.clone();
     let mut effects = Vec::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Failed);
-    if fixed {
+    if rules.failure_fences {
         effects.push(Effect::Fenced { node: n });
     }
-    step_down(&mut next, &mut effects, n, StepDownReason::Failed);
-    if fixed && !config.is_mutant(Mutant::FailForgetsActors) {
+    step_down(rules, &mut next, &mut effects, n, StepDownReason::Failed);
+    if rules.actors && rules.failure_queues_actors {
         queue_hosted(&mut next, &mut effects, n, MigrationReason::NodeFailed);
     }
     set(&mut next, n, |r| {
@@ -599,11 +642,14 @@ fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
         for &m in &listers {
             adopt_view(&mut next, &mut effects, m, remaining, view_number);
         }
-        record_view_number(&mut next, view_number);
+        record_view_number(rules, &mut next, view_number);
     }
-    debug_assert!(next
+    assert!(next
         .node(n)
         .is_some_and(|r| r.status == NodeStatus::Failed && !r.believes_primary));
+    assert!(next
+        .node(n)
+        .is_some_and(|r| r.view.is_empty() && r.term == 0));
     debug_assert!(
         !cleanup
             || next
@@ -617,10 +663,9 @@ fn mark_node_failed(state: &State, n: NodeId) -> Outcome {
 /// NodeRecover(n): `n` is Failed. It becomes Left (empty view, number 0, term 0, empty detection
 /// record). Fixed: only once no Active view lists it (always true after a fixed MarkNodeFailed;
 /// checked anyway). Its actors, queued with reason NodeFailed, stay queued.
-fn node_recover(state: &State, n: NodeId) -> Outcome {
+fn node_recover(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Failed)?;
-    let config = state.config();
-    if config.mode() == Mode::Fixed && !config.is_mutant(Mutant::FailKeepsViews) {
+    if rules.failure_cleans_views {
         if let Some(viewer) = state
             .active()
             .iter()
@@ -638,10 +683,10 @@ fn node_recover(state: &State, n: NodeId) -> Outcome {
         r.term = 0;
         r.detected = NodeSet::EMPTY;
     });
-    debug_assert!(next
+    assert!(next
         .node(n)
         .is_some_and(|r| r.status == NodeStatus::Left && r.view.is_empty()));
-    debug_assert_eq!(effects.len(), 1);
+    assert_eq!(effects.len(), 1);
     Ok((next, effects))
 }
 
@@ -652,42 +697,46 @@ fn node_recover(state: &State, n: NodeId) -> Outcome {
 /// `max term over all nodes` (not incremented). Fixed: the term comes from the registry-wide
 /// counter (never reused), and every other node that still believes it is primary is demoted in
 /// the same transition (it is superseded).
-fn elect_primary(state: &State, n: NodeId) -> Outcome {
+fn elect_primary(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     let r = record(state, n)?;
     if r.believes_primary {
         return Err(Guard::AlreadyPrimary { node: n });
     }
     require_status(state, n, NodeStatus::Active)?;
-    let config = *state.config();
-    let guarded = config.mode() != Mode::Buggy;
-    if guarded && !state.has_majority(n) && !config.is_mutant(Mutant::ElectWithoutMajority) {
+    if rules.elect_needs_majority && !state.has_majority(n) {
         return Err(Guard::NoMajority {
             node: n,
             reachable: state.reachable_active(n).len(),
-            nodes: config.node_count(),
+            nodes: state.config().node_count(),
         });
     }
-    if guarded {
+    if rules.elect_needs_no_valid_primary {
         if let Some(primary) = state.valid_primaries().iter().next() {
             return Err(Guard::ValidPrimaryExists { primary });
         }
     }
-    let term = match config.mode() {
-        Mode::Fixed if config.is_mutant(Mutant::ElectWithoutTermIncrement) => state.term_counter(),
-        Mode::Fixed => issue_term(state)?,
-        Mode::Reference => successor(state, Counter::Term, state.max_term())?,
-        Mode::Buggy => within_bound(state, Counter::Term, state.max_term())?,
+    let term = match rules.elect_term {
+        ElectTerm::Fresh => issue_term(rules, state)?,
+        ElectTerm::Reuse => state.term_counter(),
+        ElectTerm::MaxPlusOne => successor(rules, Counter::Term, state.max_term())?,
+        ElectTerm::Max => within_bound(rules, Counter::Term, state.max_term())?,
     };
     let mut next = state.clone();
     let mut effects = Vec::new();
-    if config.mode() == Mode::Fixed {
+    if rules.elect_demotes_others {
         for m in state.believers().iter() {
-            step_down(&mut next, &mut effects, m, StepDownReason::Superseded);
+            step_down(
+                rules,
+                &mut next,
+                &mut effects,
+                m,
+                StepDownReason::Superseded,
+            );
         }
     }
-    become_primary(&mut next, &mut effects, n, term);
-    debug_assert!(config.mode() != Mode::Fixed || next.believers() == NodeSet::single(n));
-    debug_assert!(next
+    become_primary(rules, &mut next, &mut effects, n, term);
+    debug_assert!(!rules.elect_demotes_others || next.believers() == NodeSet::single(n));
+    assert!(next
         .node(n)
         .is_some_and(|r| r.believes_primary && r.term == term));
     Ok((next, effects))
@@ -695,13 +744,10 @@ fn elect_primary(state: &State, n: NodeId) -> Outcome {
 
 /// PrimaryStepDown(n): `n` believes it is primary, is Active, and has no majority; it stops
 /// believing. Disabled in buggy mode.
-fn primary_step_down(state: &State, n: NodeId) -> Outcome {
+fn primary_step_down(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     let r = record(state, n)?;
-    let config = state.config();
-    if config.mode() == Mode::Buggy || config.is_mutant(Mutant::NoStepDown) {
-        return Err(Guard::Disabled {
-            mode: config.mode(),
-        });
+    if !rules.step_down {
+        return Err(Guard::Disabled);
     }
     if !r.believes_primary {
         return Err(Guard::NotPrimary { node: n });
@@ -712,9 +758,15 @@ fn primary_step_down(state: &State, n: NodeId) -> Outcome {
     }
     let mut next = state.clone();
     let mut effects = Vec::new();
-    step_down(&mut next, &mut effects, n, StepDownReason::MajorityLost);
-    debug_assert!(!next.believers().contains(n));
-    debug_assert_eq!(effects.len(), 1);
+    step_down(
+        rules,
+        &mut next,
+        &mut effects,
+        n,
+        StepDownReason::MajorityLost,
+    );
+    assert!(!next.node(n).is_some_and(|r| r.believes_primary));
+    assert_eq!(effects.len(), 1);
     Ok((next, effects))
 }
 
@@ -733,8 +785,8 @@ fn create_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
     set(&mut next, b, |r| {
         r.partitioned_from = r.partitioned_from.with(a)
     });
-    debug_assert!(!next.can_communicate(a, b) && !next.can_communicate(b, a));
-    debug_assert!(next.can_communicate(a, a));
+    assert!(!next.can_communicate(a, b) && !next.can_communicate(b, a));
+    assert!(next.can_communicate(a, a));
     Ok((next, Vec::new()))
 }
 
@@ -742,7 +794,7 @@ fn create_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
 /// mode, if both now-communicating nodes believe they are primary, one steps down: reference,
 /// the one that comes first in node-id order; fixed, the one with the lower term (ties, which the
 /// fixed protocol never produces, by node id).
-fn heal_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
+fn heal_partition(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Outcome {
     record(state, a)?;
     record(state, b)?;
     if state.can_communicate(a, b) {
@@ -756,30 +808,30 @@ fn heal_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
     set(&mut next, b, |r| {
         r.partitioned_from = r.partitioned_from.without(a)
     });
-    let believers = state.believers();
-    if state.config().mode() != Mode::Buggy && believers.contains(a) && believers.contains(b) {
-        let loser = match state.config().mode() {
-            Mode::Fixed => {
-                let term = |n: NodeId| state.node(n).map_or(0, |r| r.term);
-                if (term(a), a) < (term(b), b) {
-                    a
-                } else {
-                    b
-                }
-            }
-            Mode::Reference | Mode::Buggy => a.min(b),
+    let believes = |n: NodeId| state.node(n).is_some_and(|r| r.believes_primary);
+    if believes(a) && believes(b) {
+        let term = |n: NodeId| state.node(n).map_or(0, |r| r.term);
+        let loser = match rules.heal {
+            HealRule::LowerTerm if (term(a), a) < (term(b), b) => Some(a),
+            HealRule::LowerTerm => Some(b),
+            HealRule::LowerId => Some(a.min(b)),
+            HealRule::Neither => None,
         };
-        step_down(
-            &mut next,
-            &mut effects,
-            loser,
-            StepDownReason::PartitionHealed,
-        );
+        if let Some(loser) = loser {
+            step_down(
+                rules,
+                &mut next,
+                &mut effects,
+                loser,
+                StepDownReason::PartitionHealed,
+            );
+        }
     }
-    debug_assert!(next.can_communicate(a, b));
-    debug_assert!(
-        state.config().mode() == Mode::Buggy
-            || !(next.believers().contains(a) && next.believers().contains(b))
+    assert!(next.can_communicate(a, b));
+    assert!(
+        rules.heal == HealRule::Neither
+            || !(next.node(a).is_some_and(|r| r.believes_primary)
+                && next.node(b).is_some_and(|r| r.believes_primary))
     );
     Ok((next, effects))
 }
@@ -788,25 +840,22 @@ fn heal_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
 fn reset_heartbeats(state: &State) -> (State, Vec<Effect>) {
     let mut next = state.clone();
     for n in state.node_ids() {
-        set(&mut next, n, |r| r.heartbeat_received = false);
+        next.set_heartbeat(n, false);
     }
-    debug_assert!(next.nodes().iter().all(|r| !r.heartbeat_received));
-    debug_assert_eq!(next.active(), state.active());
+    assert!(next.heartbeats().is_empty());
+    assert_eq!(next.nodes(), state.nodes());
     (next, Vec::new())
 }
 
 /// SyncViews(a, b): `a != b`, both Active, can communicate, view numbers differ. Both adopt the
 /// view of the node with the larger number, united with `{a, b}`, with a new number: reference
 /// `h + 1` (below MaxView), fixed the next number of the registry counter.
-fn sync_views(state: &State, a: NodeId, b: NodeId) -> Outcome {
+fn sync_views(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Outcome {
     record(state, a)?;
     record(state, b)?;
     distinct(a, b)?;
-    let config = state.config();
-    if config.is_mutant(Mutant::NoSyncViews) {
-        return Err(Guard::Disabled {
-            mode: config.mode(),
-        });
+    if !rules.sync_views {
+        return Err(Guard::Disabled);
     }
     let ra = require_status(state, a, NodeStatus::Active)?;
     let rb = require_status(state, b, NodeStatus::Active)?;
@@ -825,18 +874,15 @@ fn sync_views(state: &State, a: NodeId, b: NodeId) -> Outcome {
     } else {
         rb
     };
-    let view_number = match config.mode() {
-        Mode::Fixed => issue_view_number(state)?,
-        Mode::Reference | Mode::Buggy => successor(state, Counter::ViewNumber, newer.view_number)?,
-    };
+    let view_number = next_view_number(rules, state, newer.view_number)?;
     let view = newer.view.with(a).with(b);
     let mut next = state.clone();
     let mut effects = Vec::new();
     adopt_view(&mut next, &mut effects, a.min(b), view, view_number);
     adopt_view(&mut next, &mut effects, a.max(b), view, view_number);
-    record_view_number(&mut next, view_number);
-    debug_assert!(view_number > ra.view_number.max(rb.view_number));
-    debug_assert_eq!(effects.len(), 2);
+    record_view_number(rules, &mut next, view_number);
+    assert!(view_number > ra.view_number.max(rb.view_number));
+    assert_eq!(effects.len(), 2);
     Ok((next, effects))
 }
 
@@ -845,8 +891,13 @@ fn sync_views(state: &State, a: NodeId, b: NodeId) -> Outcome {
 
 /// PlaceActor(a): `a` is not placed and the registry has room; it is placed on the Active node
 /// the strategy chooses, with a fresh epoch.
-fn place_actor(state: &State, actor: ActorId, strategy: &dyn PlacementStrategy) -> Outcome {
-    require_fixed(state)?;
+fn place_actor(
+    rules: &Rules,
+    state: &State,
+    actor: ActorId,
+    strategy: &dyn PlacementStrategy,
+) -> Outcome {
+    require_actors(rules)?;
     if let Some(p) = state.placement(actor) {
         return Err(Guard::AlreadyPlaced {
             actor,
@@ -859,13 +910,15 @@ fn place_actor(state: &State, actor: ActorId, strategy: &dyn PlacementStrategy) 
     }
     let cs = candidates(state, None);
     let node = choose(strategy, actor, &cs).ok_or(Guard::NoTarget { actor })?;
-    let epoch = issue_epoch(state)?;
+    let epoch = issue_epoch(rules, state)?;
     let mut next = state.clone();
     next.put_actor(actor, Placement { node, epoch });
     next.set_epoch_counter(epoch);
     let effects = vec![Effect::ActorActivated { actor, node, epoch }];
-    debug_assert!(next.active().contains(node));
-    debug_assert_eq!(next.placements().len(), state.placements().len() + 1);
+    assert!(next
+        .node(node)
+        .is_some_and(|r| r.status == NodeStatus::Active));
+    assert_eq!(next.placements().len(), state.placements().len() + 1);
     Ok((next, effects))
 }
 
@@ -881,27 +934,24 @@ fn choose(strategy: &dyn PlacementStrategy, actor: ActorId, cs: &[Candidate]) ->
 /// and some Active node other than the one it leaves can take it; it moves there with a fresh
 /// epoch and leaves the queue.
 fn migrate_actor(
+    rules: &Rules,
     state: &State,
     actor: ActorId,
     term: u64,
     strategy: &dyn PlacementStrategy,
 ) -> Outcome {
-    require_fixed(state)?;
-    let entry = *state
-        .queue()
-        .get(&actor)
-        .ok_or(Guard::NotQueued { actor })?;
-    let config = state.config();
-    if !config.is_mutant(Mutant::MigrateWithoutTermCheck) {
+    require_actors(rules)?;
+    let entry = state.queue().get(actor).ok_or(Guard::NotQueued { actor })?;
+    if rules.migrate_checks_term {
         require_primary_term(state, term)?;
     }
     let old = state.placement(actor).ok_or(Guard::NotPlaced { actor })?;
     let cs = candidates(state, Some(entry.from));
     let node = choose(strategy, actor, &cs).ok_or(Guard::NoTarget { actor })?;
-    let epoch = if config.is_mutant(Mutant::MigrateWithoutEpochIncrease) {
-        old.epoch
+    let epoch = if rules.migrate_fresh_epoch {
+        issue_epoch(rules, state)?
     } else {
-        issue_epoch(state)?
+        old.epoch
     };
     let mut next = state.clone();
     next.put_actor(actor, Placement { node, epoch });
@@ -914,8 +964,8 @@ fn migrate_actor(
         },
         Effect::ActorActivated { actor, node, epoch },
     ];
-    debug_assert!(!next.queue().contains_key(&actor));
-    debug_assert_ne!(node, entry.from);
+    assert!(!next.queue().contains(actor));
+    assert_ne!(node, entry.from);
     Ok((next, effects))
 }
 
@@ -924,8 +974,8 @@ fn migrate_actor(
 /// Active nodes over their number, rounded up) gets its excess queued with reason LoadBalancing,
 /// lowest actor ids first, at most [`REBALANCE_BATCH_MAX`] actors in all. Refused when nothing
 /// is over the share.
-fn rebalance_actors(state: &State, term: u64) -> Outcome {
-    require_fixed(state)?;
+fn rebalance_actors(rules: &Rules, state: &State, term: u64) -> Outcome {
+    require_actors(rules)?;
     require_primary_term(state, term)?;
     let active = state.active();
     let total: u64 = active.iter().map(|n| state.load(n)).sum();
@@ -939,7 +989,7 @@ fn rebalance_actors(state: &State, term: u64) -> Outcome {
         };
         let leaving = hosted
             .iter()
-            .filter(|&a| state.queue().contains_key(a))
+            .filter(|&&a| state.queue().contains(a))
             .count();
         let staying = hosted.len() - leaving;
         let excess = staying.saturating_sub(usize::try_from(share).unwrap_or(usize::MAX));
@@ -947,7 +997,7 @@ fn rebalance_actors(state: &State, term: u64) -> Outcome {
         let mut queued = 0u64;
         for &actor in hosted
             .iter()
-            .filter(|&a| !state.queue().contains_key(a))
+            .filter(|&&a| !state.queue().contains(a))
             .take(take)
         {
             next.enqueue(actor, node, MigrationReason::LoadBalancing);
@@ -965,14 +1015,14 @@ fn rebalance_actors(state: &State, term: u64) -> Outcome {
     if effects.is_empty() {
         return Err(Guard::Balanced { share });
     }
-    debug_assert!(next.queue().len() > state.queue().len());
-    debug_assert!(next.queue().len() - state.queue().len() <= REBALANCE_BATCH_MAX);
+    assert!(next.queue().len() > state.queue().len());
+    assert!(next.queue().len() - state.queue().len() <= REBALANCE_BATCH_MAX);
     Ok((next, effects))
 }
 
 /// RemoveActor(a): `a` is placed; it is deactivated and forgotten (with its queue entry).
-fn remove_actor(state: &State, actor: ActorId) -> Outcome {
-    require_fixed(state)?;
+fn remove_actor(rules: &Rules, state: &State, actor: ActorId) -> Outcome {
+    require_actors(rules)?;
     let old = state.placement(actor).ok_or(Guard::NotPlaced { actor })?;
     let mut next = state.clone();
     next.drop_actor(actor);
@@ -981,8 +1031,8 @@ fn remove_actor(state: &State, actor: ActorId) -> Outcome {
         node: old.node,
         epoch: old.epoch,
     }];
-    debug_assert!(next.placement(actor).is_none());
-    debug_assert_eq!(next.placements().len() + 1, state.placements().len());
+    assert!(next.placement(actor).is_none() && !next.queue().contains(actor));
+    assert_eq!(next.placements().len() + 1, state.placements().len());
     Ok((next, effects))
 }
 
@@ -997,7 +1047,7 @@ pub fn migrate_batch(
     strategy: &dyn PlacementStrategy,
 ) -> Result<(State, Vec<Effect>, Vec<Event>), Refusal> {
     let limit = max.min(MIGRATION_BATCH_MAX);
-    let actors: Vec<ActorId> = state.queue().keys().take(limit).copied().collect();
+    let actors: Vec<ActorId> = state.queue().actors().take(limit).collect();
     let mut current = state.clone();
     let mut effects = Vec::new();
     let mut applied = Vec::new();
@@ -1013,7 +1063,7 @@ pub fn migrate_batch(
             Err(_) => break,
         }
     }
-    debug_assert!(applied.len() <= limit);
-    debug_assert_eq!(effects.len(), 2 * applied.len());
+    assert!(applied.len() <= limit);
+    assert_eq!(effects.len(), 2 * applied.len());
     Ok((current, effects, applied))
 }

@@ -4,15 +4,13 @@
 //! where their semantics differ; the fixed protocol's mutants where they change a guard or an
 //! effect. Every state is built by replaying events from `State::initial` through `step`.
 
+use membership_core::checking::{Mode, Mutant};
+use membership_core::invariants::{self, TransitionInvariant};
 #[cfg(test)]
-mod common;
-
-use common::*;
-use membership_core::invariants::{self, Invariant};
-use membership_core::state::StateFields;
+use membership_core::testing::*;
 use membership_core::{
-    ActionName, Config, Counter, Effect, Event, Guard, Mode, Mutant, NodeId, NodeRecord, NodeSet,
-    NodeStatus, State, StepDownReason,
+    ActionName, Config, Counter, Effect, Event, Guard, NodeId, NodeRecord, NodeSet, NodeStatus,
+    State, StepDownReason,
 };
 use NodeStatus::{Active, Failed, Joining, Leaving, Left};
 
@@ -522,19 +520,21 @@ fn send_heartbeat_reaches_active_and_leaving_nodes_that_can_communicate() {
         let before = run(config, &events);
         let (after, effects) = accept(&before, heartbeat(1));
         assert_eq!(effects, vec![]);
-        let received: Vec<bool> = after.nodes().iter().map(|r| r.heartbeat_received).collect();
+        let received: Vec<bool> = after
+            .node_ids()
+            .map(|n| after.heartbeat_received(n))
+            .collect();
         assert_eq!(received, vec![true, true, false, false], "{config:?}");
-        for (b, a) in before.nodes().iter().zip(after.nodes()) {
-            assert_eq!(
-                *a,
-                NodeRecord {
-                    heartbeat_received: a.heartbeat_received,
-                    ..*b
-                }
-            );
-        }
+        assert_eq!(
+            after.nodes(),
+            before.nodes(),
+            "a heartbeat writes no node record"
+        );
         let (after, _) = accept(&before, heartbeat(3));
-        let received: Vec<bool> = after.nodes().iter().map(|r| r.heartbeat_received).collect();
+        let received: Vec<bool> = after
+            .node_ids()
+            .map(|n| after.heartbeat_received(n))
+            .collect();
         assert_eq!(received, vec![false, true, true, false]);
     }
 }
@@ -831,7 +831,7 @@ fn mutant_fail_without_detection_drops_the_detection_guard_only() {
         invariants::failure_requires_detection(&before, &after)
             .unwrap_err()
             .invariant,
-        Invariant::FailureRequiresDetection
+        TransitionInvariant::FailureRequiresDetection
     );
     // The status guard stays.
     assert_eq!(
@@ -912,9 +912,7 @@ fn node_recover_refusals() {
 fn node_recover_fixed_is_refused_while_an_active_view_lists_the_node() {
     let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3), fail(3)]);
     let under_mutant = run(mutant(3, Mutant::FailKeepsViews), &events);
-    let mut fields: StateFields = under_mutant.into();
-    fields.config = fixed(3);
-    let decoded = State::try_from(fields).unwrap();
+    let decoded = under_mutant.with_config(fixed(3));
     let refused = refuse(&decoded, recover(3));
     assert_eq!(
         refused,
@@ -1125,7 +1123,10 @@ fn mutant_elect_without_term_increment_regrants_the_current_term() {
     assert_eq!(effects, vec![became_primary(2, 1)]);
     assert_eq!(after.term_counter(), 1);
     let violation = invariants::fencing_term_monotonic(&before, &after).unwrap_err();
-    assert_eq!(violation.invariant, Invariant::FencingTermMonotonic);
+    assert_eq!(
+        violation.invariant,
+        TransitionInvariant::FencingTermMonotonic
+    );
     assert_eq!(violation.nodes, vec![n(2)]);
 }
 
@@ -1180,18 +1181,15 @@ fn primary_step_down_is_disabled_in_buggy_mode_and_by_the_no_step_down_mutant() 
     let a = ActionName::PrimaryStepDown;
     let s = run(buggy(3, 3), &n1_isolated());
     let disabled = refuse(&s, step_down(1));
-    assert_eq!(disabled, refusal(a, Guard::Disabled { mode: Mode::Buggy }));
+    assert_eq!(disabled, refusal(a, Guard::Disabled));
     assert_eq!(
         disabled.to_string(),
-        "PrimaryStepDown: disabled in buggy mode"
+        "PrimaryStepDown: disabled in this checking configuration (mode or mutant)"
     );
     // The node must still exist.
     assert_eq!(refuse(&s, step_down(0)), refusal(a, unknown(0)));
     let s = run(mutant(3, Mutant::NoStepDown), &n1_isolated());
-    assert_eq!(
-        refuse(&s, step_down(1)),
-        refusal(a, Guard::Disabled { mode: Mode::Fixed })
-    );
+    assert_eq!(refuse(&s, step_down(1)), refusal(a, Guard::Disabled));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1356,18 +1354,11 @@ fn heal_partition_refusals() {
 fn reset_heartbeats_clears_every_heartbeat() {
     for config in [fixed(3), reference(3, 3), buggy(3, 3)] {
         let before = run(config, &then(&THREE_ACTIVE, &[heartbeat(1)]));
-        assert!(before.nodes().iter().all(|r| r.heartbeat_received));
+        assert!(before.node_ids().all(|n| before.heartbeat_received(n)));
         let (after, effects) = accept(&before, RESET);
         assert_eq!(effects, vec![]);
-        for (b, a) in before.nodes().iter().zip(after.nodes()) {
-            assert_eq!(
-                *a,
-                NodeRecord {
-                    heartbeat_received: false,
-                    ..*b
-                }
-            );
-        }
+        assert!(after.heartbeats().is_empty());
+        assert_eq!(after.nodes(), before.nodes());
         // Enabled even with nothing to reset.
         let initial = State::initial(config);
         assert_eq!(accept(&initial, RESET), (initial.clone(), vec![]));
@@ -1521,15 +1512,9 @@ fn mutant_no_sync_views_disables_the_action_before_any_status_check() {
     let a = ActionName::SyncViews;
     let config = mutant(3, Mutant::NoSyncViews);
     let s = run(config, &then(&N3_UNKNOWN_TO_N1, &[heal(1, 3)]));
-    assert_eq!(
-        refuse(&s, sync(1, 3)),
-        refusal(a, Guard::Disabled { mode: Mode::Fixed })
-    );
+    assert_eq!(refuse(&s, sync(1, 3)), refusal(a, Guard::Disabled));
     let s = State::initial(config);
-    assert_eq!(
-        refuse(&s, sync(1, 2)),
-        refusal(a, Guard::Disabled { mode: Mode::Fixed })
-    );
+    assert_eq!(refuse(&s, sync(1, 2)), refusal(a, Guard::Disabled));
     assert_eq!(
         refuse(&s, sync(1, 1)),
         refusal(a, Guard::SameNode { node: n(1) })

@@ -7,16 +7,15 @@
 //! built by replaying events from `State::initial` through `step` (or `step_with`), except where
 //! a test says it decodes one.
 
+use membership_core::checking::Mutant;
+use membership_core::invariants::{self, Liveness, StateInvariant, TransitionInvariant};
 #[cfg(test)]
-mod common;
-
-use common::*;
-use membership_core::invariants::{self, Invariant, Liveness};
-use membership_core::state::StateFields;
+use membership_core::testing::*;
+use membership_core::RegistryFields;
 use membership_core::{
     migrate_batch, step, step_with, ActionName, ActorId, Candidate, Counter, Effect, Event, Guard,
-    LeastLoaded, MigrationEntry, MigrationReason, Mutant, NodeId, NodeStatus, PlacementStrategy,
-    State, StateError, StepDownReason, REBALANCE_BATCH_MAX,
+    LeastLoaded, MigrationEntry, MigrationReason, NodeId, NodeStatus, PlacementStrategy,
+    RegistryError, State, StepDownReason, REBALANCE_BATCH_MAX,
 };
 use MigrationReason::{LoadBalancing, NodeFailed, NodeLeaving};
 use NodeStatus::{Active, Failed, Leaving, Left};
@@ -88,10 +87,7 @@ fn assert_invariants(before: &State, after: &State) {
 
 /// The two states are equal but for their configurations (a mutant against the fixed protocol).
 fn same_but_config(a: &State, b: &State) -> bool {
-    let mut fa = StateFields::from(a.clone());
-    let fb = StateFields::from(b.clone());
-    fa.config = fb.config;
-    fa == fb
+    RegistryFields::from(a) == RegistryFields::from(b)
 }
 
 /// THREE_ACTIVE (n1 primary, term 1), then a1 and a2 placed on n3 (epochs 1 and 2) and n3
@@ -225,7 +221,7 @@ fn place_actor_is_refused_at_the_epoch_bound() {
 #[test]
 fn place_actor_is_refused_rather_than_overflow_the_epoch_counter() {
     let s = run(fixed(3), &THREE_ACTIVE);
-    let mut fields = StateFields::from(s);
+    let mut fields = RegistryFields::from(&s);
     fields.epoch_counter = u64::MAX;
     let decoded = State::try_from(fields).unwrap();
     assert_eq!(
@@ -371,7 +367,7 @@ fn migrate_actor_no_target_when_the_only_active_node_is_the_one_being_left() {
     );
 
     let one = run(fixed(1), &[join(1), place(1)]);
-    let mut fields = StateFields::from(one);
+    let mut fields = RegistryFields::from(&one);
     fields.queue.insert(
         actor(1),
         MigrationEntry {
@@ -480,11 +476,11 @@ fn rebalance_queues_at_most_rebalance_batch_max_actors() {
     let (s, effects) = accept(&s, rebalance(1));
     assert_eq!(REBALANCE_BATCH_MAX, 1024);
     assert_eq!(effects, vec![queued(1, LoadBalancing, 1024)]);
-    assert_eq!(s.queue().keys().next_back(), Some(&actor(1024)));
+    assert_eq!(s.queue().actors().last(), Some(actor(1024)));
     let (s, effects) = accept(&s, rebalance(1));
     assert_eq!(effects, vec![queued(1, LoadBalancing, 976)]);
     assert_eq!(s.queue().len(), 2000);
-    assert_eq!(s.queue().keys().next_back(), Some(&actor(2000)));
+    assert_eq!(s.queue().actors().last(), Some(actor(2000)));
     assert_eq!(
         refuse(&s, rebalance(1)),
         refusal(ActionName::RebalanceActors, Guard::Balanced { share: 1000 })
@@ -612,12 +608,11 @@ fn remove_actor_refuses_an_actor_that_is_not_placed() {
 #[test]
 fn actor_actions_are_disabled_in_the_reference_modes() {
     for config in [reference(3, 3), buggy(3, 3)] {
-        let mode = config.mode();
         for s in [State::initial(config), run(config, &THREE_ACTIVE)] {
             for event in Event::actor_events(&[actor(1)], 2) {
                 assert_eq!(
                     refuse(&s, event),
-                    refusal(event.name(), Guard::Disabled { mode }),
+                    refusal(event.name(), Guard::Disabled),
                     "{event}"
                 );
             }
@@ -625,7 +620,7 @@ fn actor_actions_are_disabled_in_the_reference_modes() {
     }
     assert_eq!(
         refuse(&run(reference(3, 3), &THREE_ACTIVE), place(1)).to_string(),
-        "PlaceActor: disabled in reference mode"
+        "PlaceActor: disabled in this checking configuration (mode or mutant)"
     );
 }
 
@@ -895,7 +890,10 @@ fn mark_node_failed_reports_only_the_actors_it_queues() {
     let before = apply(&s, &[partition(1, 3), detect(1, 3)]);
     let (after, effects) = accept(&before, fail(3));
     assert_eq!(queue(&after), vec![(1, 3, NodeFailed), (2, 3, NodeFailed)]);
-    assert_eq!(before.queue().get(&actor(1)), after.queue().get(&actor(1)));
+    assert_eq!(
+        before.queue().get(*&actor(1)),
+        after.queue().get(*&actor(1))
+    );
     assert!(
         effects.contains(&queued(3, NodeFailed, 1)),
         "only a2 was queued: {effects:?}"
@@ -1040,7 +1038,7 @@ fn mutant_migrate_without_term_check() {
         let (after, effects) = accept(&before, migrate(1, term));
         assert_eq!(effects, vec![deactivated(1, 3, 1), activated(1, 2, 3)]);
         let violation = invariants::migration_by_primary(&before, &after).unwrap_err();
-        assert_eq!(violation.invariant, Invariant::MigrationByPrimary);
+        assert_eq!(violation.invariant, TransitionInvariant::MigrationByPrimary);
         assert_eq!(violation.nodes, vec![n(2), n(3)]);
         assert_eq!(
             violation.detail,
@@ -1094,7 +1092,7 @@ fn mutant_migrate_without_epoch_increase() {
     assert_eq!(placements(&after), vec![(1, 2, 1), (2, 3, 2)]);
     assert_eq!(after.epoch_counter(), 2);
     let violation = invariants::epoch_monotonic(&before, &after).unwrap_err();
-    assert_eq!(violation.invariant, Invariant::EpochMonotonic);
+    assert_eq!(violation.invariant, TransitionInvariant::EpochMonotonic);
     assert_eq!(violation.nodes, vec![n(2), n(3)]);
     assert_eq!(violation.detail, "a1 went from n3@1 to n2@1");
     assert_eq!(
@@ -1136,7 +1134,7 @@ fn mutant_leave_complete_with_actors() {
         vec![(1, 3, NodeLeaving), (2, 3, NodeLeaving)]
     );
     let violation = invariants::single_activation(&after).unwrap_err();
-    assert_eq!(violation.invariant, Invariant::SingleActivation);
+    assert_eq!(violation.invariant, StateInvariant::SingleActivation);
     assert_eq!(violation.nodes, vec![n(3)]);
     assert_eq!(
         violation.detail,
@@ -1172,12 +1170,16 @@ fn mutant_fail_forgets_actors() {
     assert_eq!(fixed_effects.len(), expected.len() + 1);
     assert_eq!(effects, expected);
     assert!(after.queue().is_empty());
-    let mut fields = StateFields::from(fixed_after);
+    let mut fields = RegistryFields::from(&fixed_after);
     fields.queue.clear();
-    fields.config = *after.config();
-    assert_eq!(State::try_from(fields).unwrap(), after);
+    assert_eq!(RegistryFields::from(&after), fields);
+    // Such a registry is refused when decoded: it violates SingleActivation.
+    assert!(matches!(
+        State::try_from(fields),
+        Err(RegistryError::Invariant(v)) if v.invariant == StateInvariant::SingleActivation
+    ));
     let violation = invariants::single_activation(&after).unwrap_err();
-    assert_eq!(violation.invariant, Invariant::SingleActivation);
+    assert_eq!(violation.invariant, StateInvariant::SingleActivation);
     assert_eq!(violation.nodes, vec![n(3)]);
     assert_eq!(
         violation.detail,
@@ -1295,7 +1297,9 @@ fn a_state_with_actors_and_every_queue_reason_round_trips() {
     assert!(!json.contains("hosted"), "{json}");
     let decoded: State = serde_json::from_str(&json).unwrap();
     assert_eq!(decoded, s);
-    assert_eq!(decoded.hosted_index(), s.hosted_index());
+    for node in s.node_ids() {
+        assert_eq!(decoded.hosted(node), s.hosted(node));
+    }
     for event in Event::actor_events(&[actor(1), actor(4), actor(6)], 2) {
         assert_eq!(step(&decoded, &event), step(&s, &event), "{event}");
     }
@@ -1304,7 +1308,7 @@ fn a_state_with_actors_and_every_queue_reason_round_trips() {
 #[test]
 fn decoding_refuses_inconsistent_actor_tables() {
     let s = place_on(&run(fixed(3), &THREE_ACTIVE), 3, [1, 2]);
-    let fields = StateFields::from(s);
+    let fields = RegistryFields::from(&s);
     let mut bad = fields.clone();
     bad.queue.insert(
         actor(1),
@@ -1315,7 +1319,7 @@ fn decoding_refuses_inconsistent_actor_tables() {
     );
     assert_eq!(
         State::try_from(bad).unwrap_err(),
-        StateError::QueueEntry {
+        RegistryError::QueueEntry {
             actor: actor(1),
             from: n(2)
         }
@@ -1324,16 +1328,16 @@ fn decoding_refuses_inconsistent_actor_tables() {
     bad.placements.get_mut(&actor(2)).unwrap().node = n(4);
     assert_eq!(
         State::try_from(bad).unwrap_err(),
-        StateError::PlacementNode {
+        RegistryError::PlacementNode {
             actor: actor(2),
             node: n(4)
         }
     );
     let mut bad = fields;
-    bad.config = fixed(3).with_actors_max(1).unwrap();
+    bad.actors_max = 1;
     assert_eq!(
         State::try_from(bad).unwrap_err(),
-        StateError::TooManyActors {
+        RegistryError::TooManyActors {
             actors: 2,
             actors_max: 1
         }

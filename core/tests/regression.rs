@@ -1,17 +1,15 @@
-//! The defects of the reference model (PROTOCOL.md section 2) as regression tests: each is
+//! The defects of the reference model (core/spec/REFERENCE.md section 2) as regression tests: each is
 //! reproduced step by step in the mode that has it, and the fixed protocol is shown not to
 //! have it.
 
+use membership_core::invariants::{self, StateInvariant, TransitionInvariant};
 #[cfg(test)]
-mod common;
-
-use common::*;
-use membership_core::invariants::{self, Invariant};
+use membership_core::testing::*;
 use membership_core::{
     step, ActionName, Effect, Event, Guard, NodeStatus, Refusal, State, StepDownReason,
 };
 
-/// PROTOCOL.md section 2, the shortest LeaveDetectionWeak counterexample (8 steps).
+/// core/spec/REFERENCE.md section 2, the shortest LeaveDetectionWeak counterexample (8 steps).
 const COUNTEREXAMPLE: [Event; 8] = [
     N3_UNKNOWN_TO_N1[0], // NodeJoin(n1)
     N3_UNKNOWN_TO_N1[1], // NodeJoin(n2)
@@ -81,7 +79,7 @@ fn reference_model_violates_leave_detection_weak_in_eight_steps() {
         };
     }
     let violation = invariants::leave_detection_weak(&state).unwrap_err();
-    assert_eq!(violation.invariant, Invariant::LeaveDetectionWeak);
+    assert_eq!(violation.invariant, StateInvariant::LeaveDetectionWeak);
     assert_eq!(violation.nodes, vec![n(2), n(3)]);
     assert_eq!(
         violation.detail,
@@ -104,7 +102,7 @@ fn fixed_protocol_keeps_every_invariant_on_the_accepted_prefix() {
     assert!(last.node(n(2)).unwrap().view.contains(n(3)));
 }
 
-/// PROTOCOL.md section 2: "the guard of MarkNodeFailed confuses 'never heard of' with 'detected
+/// core/spec/REFERENCE.md section 2: "the guard of MarkNodeFailed confuses 'never heard of' with 'detected
 /// as failed'". The fixed protocol refuses step 7: n1 lacks n3 in its view only because its view
 /// {n1, n2}#2 predates n3's admission, so it has recorded no detection of n3 (`detected[n1]`
 /// is empty), and nobody else has either.
@@ -167,7 +165,7 @@ fn fixed_protocol_fails_n3_through_detect_failure_and_removes_it_from_every_view
     assert_eq!(states[9].node(n(3)).unwrap().status, NodeStatus::Left);
 }
 
-/// PROTOCOL.md section 2, "terms are not monotonic": n1 bootstraps with term 1 and leaves; n2
+/// core/spec/REFERENCE.md section 2, "terms are not monotonic": n1 bootstraps with term 1 and leaves; n2
 /// bootstraps and is granted term 1 again.
 #[test]
 fn reference_model_regrants_term_one_on_a_second_bootstrap() {
@@ -179,7 +177,10 @@ fn reference_model_regrants_term_one_on_a_second_bootstrap() {
         term: 1
     }));
     let violation = invariants::check_transition(&before, &after).unwrap_err();
-    assert_eq!(violation.invariant, Invariant::FencingTermMonotonic);
+    assert_eq!(
+        violation.invariant,
+        TransitionInvariant::FencingTermMonotonic
+    );
     assert_eq!(violation.nodes, vec![n(2)]);
     assert_eq!(
         violation.detail,
@@ -209,7 +210,7 @@ fn buggy_mode_violates_no_split_brain() {
     let path = [join(1), join(2), join_complete(2), elect(2)];
     let state = run(buggy(3, 3), &path);
     let violation = invariants::check_state(&state).unwrap_err();
-    assert_eq!(violation.invariant, Invariant::NoSplitBrain);
+    assert_eq!(violation.invariant, StateInvariant::NoSplitBrain);
     assert_eq!(violation.nodes, vec![n(1), n(2)]);
     assert_eq!(state.valid_primaries(), nodes(&[1, 2]));
 }

@@ -2,11 +2,9 @@
 //! step and drained with `migrate_batch` in batches of MIGRATION_BATCH_MAX. No timing
 //! assertions; `cargo test --test scale -- --nocapture` prints how long each phase took.
 
-#[cfg(test)]
-mod common;
-
-use common::*;
 use membership_core::invariants;
+#[cfg(test)]
+use membership_core::testing::*;
 use membership_core::{
     migrate_batch, Effect, LeastLoaded, MigrationReason, NodeStatus, State, MIGRATION_BATCH_MAX,
 };
@@ -65,8 +63,8 @@ fn one_hundred_thousand_actors_fail_over_in_one_step_and_drain_in_batches() {
     assert_eq!(failed.queue().len(), 100_000);
     assert!(failed
         .queue()
-        .values()
-        .all(|e| e.from == n(5) && e.reason == MigrationReason::NodeFailed));
+        .iter()
+        .all(|(_, e)| e.from == n(5) && e.reason == MigrationReason::NodeFailed));
     invariants::check_state(&failed).unwrap();
     invariants::check_transition(&before, &failed).unwrap();
 

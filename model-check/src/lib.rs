@@ -11,8 +11,10 @@ pub mod liveness;
 pub mod model;
 
 use liveness::{Graph, GraphTooLarge, Lasso, LivenessReport, GRAPH_STATES_MAX};
-use membership_core::invariants::Invariant;
-use membership_core::{step, Config, Event, Mode, Mutant, NodeRecord, State};
+use membership_core::checking::{Mode, Mutant};
+use membership_core::{
+    step, ActorId, Config, Counter, Event, NodeRecord, State, StateInvariant, TransitionInvariant,
+};
 use model::MembershipModel;
 use serde::Serialize;
 use stateright::{Checker, Model, Path};
@@ -149,7 +151,7 @@ pub fn run(options: &Options) -> Summary {
     let distinct_states = outcome.unique;
     let mut properties = Vec::new();
     for property in model.properties() {
-        let kind = if Invariant::TRANSITION
+        let kind = if TransitionInvariant::ALL
             .iter()
             .any(|i| i.name() == property.name)
         {
@@ -310,7 +312,10 @@ fn counterexample_events(
             None => break, // cannot happen for a symmetric protocol; keep what was found
         }
     }
-    if let Some(invariant) = Invariant::TRANSITION.iter().find(|i| i.name() == property) {
+    if let Some(invariant) = TransitionInvariant::ALL
+        .iter()
+        .find(|i| i.name() == property)
+    {
         if let Some(e) = model.violating_step(&concrete, *invariant) {
             events.push(e);
         }
@@ -338,10 +343,14 @@ fn render(config: &Config, events: &[Event], cycle_start: Option<usize>) -> (Str
                 if !effects.is_empty() {
                     let _ = writeln!(out, "       effects: {}", effects.join("; "));
                 }
-                if let Some(v) = Invariant::TRANSITION
+                if let Some(v) = TransitionInvariant::ALL
                     .iter()
-                    .chain(Invariant::STATE.iter())
-                    .find_map(|inv| inv.check_transition(&state, &next).err())
+                    .find_map(|inv| inv.check(&state, &next).err())
+                    .or_else(|| {
+                        StateInvariant::ALL
+                            .iter()
+                            .find_map(|inv| inv.check(&next).err())
+                    })
                 {
                     let _ = writeln!(out, "       !! {v}");
                 }
@@ -363,88 +372,58 @@ fn render(config: &Config, events: &[Event], cycle_start: Option<usize>) -> (Str
     (out, replayed)
 }
 
-/// Field-by-field differences between two states, for people.
+/// What one step changed, for people: the entries of `membership_core`'s [`State::delta`], with
+/// each node record's changed fields shown old -> new.
 pub fn changes(before: &State, after: &State) -> Vec<String> {
+    let delta = before.delta(after);
     let mut out = Vec::new();
-    for (n, (a, b)) in before
-        .node_ids()
-        .zip(before.nodes().iter().zip(after.nodes()))
-    {
+    for (&n, b) in &delta.nodes {
+        let a = before.node(n).copied().unwrap_or(NodeRecord::INITIAL);
         let mut parts = Vec::new();
-        let NodeRecord {
-            status,
-            view,
-            view_number,
-            believes_primary,
-            term,
-            heartbeat_received,
-            partitioned_from,
-            detected,
-        } = *a;
-        if status != b.status {
-            parts.push(format!("state {status} -> {}", b.status));
+        if a.status != b.status {
+            parts.push(format!("state {} -> {}", a.status, b.status));
         }
-        if view != b.view || view_number != b.view_number {
+        if a.view != b.view || a.view_number != b.view_number {
             parts.push(format!(
-                "view {view}#{view_number} -> {}#{}",
-                b.view, b.view_number
+                "view {}#{} -> {}#{}",
+                a.view, a.view_number, b.view, b.view_number
             ));
         }
-        if believes_primary != b.believes_primary {
+        if a.believes_primary != b.believes_primary {
             parts.push(format!(
-                "believes_primary {believes_primary} -> {}",
-                b.believes_primary
+                "believes_primary {} -> {}",
+                a.believes_primary, b.believes_primary
             ));
         }
-        if term != b.term {
-            parts.push(format!("term {term} -> {}", b.term));
+        if a.term != b.term {
+            parts.push(format!("term {} -> {}", a.term, b.term));
         }
-        if heartbeat_received != b.heartbeat_received {
+        if a.partitioned_from != b.partitioned_from {
             parts.push(format!(
-                "heartbeat_received {heartbeat_received} -> {}",
-                b.heartbeat_received
+                "partitioned_from {} -> {}",
+                a.partitioned_from, b.partitioned_from
             ));
         }
-        if partitioned_from != b.partitioned_from {
-            parts.push(format!(
-                "partitioned_from {partitioned_from} -> {}",
-                b.partitioned_from
-            ));
+        if a.detected != b.detected {
+            parts.push(format!("detected {} -> {}", a.detected, b.detected));
         }
-        if detected != b.detected {
-            parts.push(format!("detected {detected} -> {}", b.detected));
-        }
-        if !parts.is_empty() {
-            out.push(format!("{n}: {}", parts.join(", ")));
-        }
+        out.push(format!("{n}: {}", parts.join(", ")));
     }
-    if before.term_counter() != after.term_counter() {
-        out.push(format!(
-            "term_counter {} -> {}",
-            before.term_counter(),
-            after.term_counter()
-        ));
+    for (&n, &flag) in &delta.heartbeats {
+        out.push(format!("{n}: heartbeat_received {} -> {flag}", !flag));
     }
-    if before.view_counter() != after.view_counter() {
-        out.push(format!(
-            "view_counter {} -> {}",
-            before.view_counter(),
-            after.view_counter()
-        ));
+    for (&counter, &value) in &delta.counters {
+        let was = match counter {
+            Counter::Term => before.term_counter(),
+            Counter::ViewNumber => before.view_counter(),
+            Counter::Epoch => before.epoch_counter(),
+        };
+        out.push(format!("{counter} counter {was} -> {value}"));
     }
-    if before.epoch_counter() != after.epoch_counter() {
-        out.push(format!(
-            "epoch_counter {} -> {}",
-            before.epoch_counter(),
-            after.epoch_counter()
-        ));
-    }
-    let actors: std::collections::BTreeSet<_> = before
-        .placements()
+    let actors: std::collections::BTreeSet<ActorId> = delta
+        .placements
         .keys()
-        .chain(after.placements().keys())
-        .chain(before.queue().keys())
-        .chain(after.queue().keys())
+        .chain(delta.queue.keys())
         .copied()
         .collect();
     for actor in actors {
@@ -452,15 +431,12 @@ pub fn changes(before: &State, after: &State) -> Vec<String> {
             let placed = s.placement(actor).map_or("unplaced".to_string(), |p| {
                 format!("on {} epoch {}", p.node, p.epoch)
             });
-            match s.queue().get(&actor) {
+            match s.queue().get(actor) {
                 Some(e) => format!("{placed}, queued to leave {} ({})", e.from, e.reason),
                 None => placed,
             }
         };
-        let (was, is) = (show(before), show(after));
-        if was != is {
-            out.push(format!("{actor}: {was} -> {is}"));
-        }
+        out.push(format!("{actor}: {} -> {}", show(before), show(after)));
     }
     out
 }

@@ -3,7 +3,8 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, ValueEnum};
-use membership_core::{Config, Mode, Mutant};
+use membership_core::checking::{Mode, Mutant};
+use membership_core::Config;
 use model_check::model::MembershipModel;
 use model_check::{print_summary, run, Options, Search};
 use stateright::Model;

@@ -2,9 +2,8 @@
 //! `membership_core::Event`, `next_state` is `membership_core::step`, and every property calls a
 //! predicate of `membership_core::invariants`. Nothing of the protocol is written here.
 
-use membership_core::invariants::Invariant;
-use membership_core::symmetry::canonical;
-use membership_core::{step, ActorId, Config, Event, State};
+use membership_core::checking::canonical;
+use membership_core::{step, ActorId, Config, Event, State, StateInvariant, TransitionInvariant};
 use stateright::{Model, Property};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -27,7 +26,7 @@ pub struct MembershipModel {
 impl MembershipModel {
     /// A model of `config` with actors `a1..=a{actors}`; with `symmetry`, every successor is
     /// replaced by the canonical representative of its class under node renaming
-    /// (`membership_core::symmetry`). Actor actions carry terms `1..=MaxView`.
+    /// (`membership_core::checking::canonical`). Actor actions carry terms `1..=MaxView`.
     pub fn new(config: Config, symmetry: bool, actors: u16) -> MembershipModel {
         let actors: Vec<ActorId> = (1..=u64::from(actors)).map(ActorId).collect();
         let mut events = Event::all(config.node_count());
@@ -79,10 +78,11 @@ impl MembershipModel {
     }
 
     /// The first enabled step from `state` that violates the transition invariant `invariant`.
-    pub fn violating_step(&self, state: &State, invariant: Invariant) -> Option<Event> {
-        self.events.iter().copied().find(|e| {
-            step(state, e).is_ok_and(|(next, _)| invariant.check_transition(state, &next).is_err())
-        })
+    pub fn violating_step(&self, state: &State, invariant: TransitionInvariant) -> Option<Event> {
+        self.events
+            .iter()
+            .copied()
+            .find(|e| step(state, e).is_ok_and(|(next, _)| invariant.check(state, &next).is_err()))
     }
 
     /// Whether no enabled step from `state` violates `invariant` (the action property
@@ -90,9 +90,9 @@ impl MembershipModel {
     /// once per state: one bit per transition invariant is cached for the other transition
     /// properties, and the successors themselves for `next_state`, which stateright calls for
     /// the same state right after its properties, on the same thread.
-    fn transition_holds(&self, state: &State, invariant: Invariant) -> bool {
-        let bit = |inv: Invariant| {
-            Invariant::TRANSITION
+    fn transition_holds(&self, state: &State, invariant: TransitionInvariant) -> bool {
+        let bit = |inv: TransitionInvariant| {
+            TransitionInvariant::ALL
                 .iter()
                 .position(|&t| t == inv)
                 .map_or(0u8, |i| 1u8 << i)
@@ -112,8 +112,8 @@ impl MembershipModel {
                 for e in &self.events {
                     let next = step(state, e).ok().map(|(next, _)| next);
                     if let Some(next) = &next {
-                        for inv in Invariant::TRANSITION {
-                            if inv.check_transition(state, next).is_err() {
+                        for inv in TransitionInvariant::ALL {
+                            if inv.check(state, next).is_err() {
                                 violated |= bit(inv);
                             }
                         }
@@ -216,23 +216,23 @@ impl Model for MembershipModel {
 
     fn properties(&self) -> Vec<Property<Self>> {
         let properties = vec![
-            state_property!(Invariant::TypeOK),
-            state_property!(Invariant::MembershipConsistency),
-            state_property!(Invariant::JoinAtomicity),
-            state_property!(Invariant::LeaveDetectionWeak),
-            state_property!(Invariant::NoSplitBrain),
-            state_property!(Invariant::AtMostOnePrimary),
-            state_property!(Invariant::SingleActivation),
-            state_property!(Invariant::MigrationQueueBounded),
-            transition_property!(Invariant::FencingTermMonotonic),
-            transition_property!(Invariant::MinorityCannotElect),
-            transition_property!(Invariant::FailureRequiresDetection),
-            transition_property!(Invariant::EpochMonotonic),
-            transition_property!(Invariant::MigrationByPrimary),
+            state_property!(StateInvariant::TypeOK),
+            state_property!(StateInvariant::MembershipConsistency),
+            state_property!(StateInvariant::JoinAtomicity),
+            state_property!(StateInvariant::LeaveDetectionWeak),
+            state_property!(StateInvariant::NoSplitBrain),
+            state_property!(StateInvariant::AtMostOnePrimary),
+            state_property!(StateInvariant::SingleActivation),
+            state_property!(StateInvariant::MigrationQueueBounded),
+            transition_property!(TransitionInvariant::FencingTermMonotonic),
+            transition_property!(TransitionInvariant::MinorityCannotElect),
+            transition_property!(TransitionInvariant::FailureRequiresDetection),
+            transition_property!(TransitionInvariant::EpochMonotonic),
+            transition_property!(TransitionInvariant::MigrationByPrimary),
         ];
         debug_assert_eq!(
             properties.len(),
-            Invariant::STATE.len() + Invariant::TRANSITION.len()
+            StateInvariant::ALL.len() + TransitionInvariant::ALL.len()
         );
         properties
     }

@@ -5,7 +5,8 @@
 // Test code: unwrap/expect are allowed here (clippy.toml allows them only inside #[test] fns).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use membership_core::{invariants, step, ActorId, Config, Event, Mode, Mutant, State};
+use membership_core::checking::{Mode, Mutant};
+use membership_core::{invariants, step, ActorId, Config, Event, State};
 use model_check::{run, Options, PropertyReport, Search, Summary};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

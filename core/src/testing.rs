@@ -1,12 +1,15 @@
-//! Helpers shared by the integration tests: short event constructors, configurations, and
-//! `run`, which builds a state by replaying events from `State::initial` through `step`.
-//! Each test file uses a different subset.
+//! The scenario kit (feature `testing`): short event constructors, configurations, and [`run`],
+//! which builds a state by replaying events from `State::initial` through `step`. The core's
+//! own tests, the drivers, the stores and the simulation build their scenarios with it.
+//!
+//! Everything here panics (naming the step) when a scenario does not go as written: it is for
+//! tests only.
 
-#![allow(dead_code)]
-
-use membership_core::{
-    step, step_with, ActionName, ActorId, Candidate, Config, Effect, Event, Guard, Mode, Mutant,
-    NodeId, NodeRecord, NodeSet, NodeStatus, PlacementStrategy, Refusal, State,
+#[cfg(feature = "checking")]
+use crate::checking::{Mode, Mutant};
+use crate::{
+    step, step_with, ActionName, ActorId, Candidate, Config, Effect, Event, Guard, NodeId,
+    NodeRecord, NodeSet, NodeStatus, PlacementStrategy, Refusal, State,
 };
 
 /// The refusal of `action` by `guard`.
@@ -42,66 +45,84 @@ pub fn nodes(ids: &[u16]) -> NodeSet {
     ids.iter().map(|&i| NodeId(i)).collect()
 }
 
+/// The event `join` of the spec, with short node/actor numbers.
 pub fn join(i: u16) -> Event {
     Event::NodeJoin { node: n(i) }
 }
+/// The event `join_complete` of the spec, with short node/actor numbers.
 pub fn join_complete(i: u16) -> Event {
     Event::NodeJoinComplete { node: n(i) }
 }
+/// The event `leave` of the spec, with short node/actor numbers.
 pub fn leave(i: u16) -> Event {
     Event::NodeLeave { node: n(i) }
 }
+/// The event `leave_complete` of the spec, with short node/actor numbers.
 pub fn leave_complete(i: u16) -> Event {
     Event::NodeLeaveComplete { node: n(i) }
 }
+/// The event `heartbeat` of the spec, with short node/actor numbers.
 pub fn heartbeat(i: u16) -> Event {
     Event::SendHeartbeat { node: n(i) }
 }
+/// The event `detect` of the spec, with short node/actor numbers.
 pub fn detect(d: u16, t: u16) -> Event {
     Event::DetectFailure {
         detector: n(d),
         target: n(t),
     }
 }
+/// The event `fail` of the spec, with short node/actor numbers.
 pub fn fail(i: u16) -> Event {
     Event::MarkNodeFailed { node: n(i) }
 }
+/// The event `recover` of the spec, with short node/actor numbers.
 pub fn recover(i: u16) -> Event {
     Event::NodeRecover { node: n(i) }
 }
+/// The event `elect` of the spec, with short node/actor numbers.
 pub fn elect(i: u16) -> Event {
     Event::ElectPrimary { node: n(i) }
 }
+/// The event `step_down` of the spec, with short node/actor numbers.
 pub fn step_down(i: u16) -> Event {
     Event::PrimaryStepDown { node: n(i) }
 }
+/// The event `partition` of the spec, with short node/actor numbers.
 pub fn partition(a: u16, b: u16) -> Event {
     Event::CreatePartition { a: n(a), b: n(b) }
 }
+/// The event `heal` of the spec, with short node/actor numbers.
 pub fn heal(a: u16, b: u16) -> Event {
     Event::HealPartition { a: n(a), b: n(b) }
 }
+/// The event `sync` of the spec, with short node/actor numbers.
 pub fn sync(a: u16, b: u16) -> Event {
     Event::SyncViews { a: n(a), b: n(b) }
 }
+/// `ResetHeartbeats`.
 pub const RESET: Event = Event::ResetHeartbeats;
 
 /// Actor `a{i}`.
 pub fn actor(i: u64) -> ActorId {
     ActorId(i)
 }
+/// The event `place` of the spec, with short node/actor numbers.
 pub fn place(i: u64) -> Event {
     Event::PlaceActor { actor: actor(i) }
 }
+/// The event `migrate` of the spec, with short node/actor numbers.
 pub fn migrate(i: u64, term: u64) -> Event {
     Event::MigrateActor {
         actor: actor(i),
         term,
     }
 }
+/// The event `rebalance` of the spec, with short node/actor numbers.
 pub fn rebalance(term: u64) -> Event {
     Event::RebalanceActors { term }
 }
+/// The event `remove` of the spec, with short node/actor numbers.
 pub fn remove(i: u64) -> Event {
     Event::RemoveActor { actor: actor(i) }
 }
@@ -148,45 +169,53 @@ pub fn apply(state: &State, events: &[Event]) -> State {
         .fold(state.clone(), |state, &event| accept(&state, event).0)
 }
 
+fn must<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| panic!("invalid test configuration: {e}"))
+}
+
 /// A configuration that must be valid.
+#[cfg(feature = "checking")]
 pub fn config(mode: Mode, count: u16, max_view: Option<u64>, m: Option<Mutant>) -> Config {
-    Config::new(mode, count, max_view, m).unwrap()
+    must(Config::new(mode, count, max_view, m))
 }
 /// The fixed protocol, unbounded.
 pub fn fixed(count: u16) -> Config {
-    Config::fixed(count).unwrap()
+    must(Config::fixed(count))
 }
 /// The fixed protocol with the checking bound `bound`.
+#[cfg(feature = "checking")]
 pub fn bounded(count: u16, bound: u64) -> Config {
-    Config::fixed(count)
-        .unwrap()
-        .with_max_view(Some(bound))
-        .unwrap()
+    must(fixed(count).with_max_view(Some(bound)))
 }
 /// The reference model.
+#[cfg(feature = "checking")]
 pub fn reference(count: u16, max_view: u64) -> Config {
-    Config::reference(count, max_view).unwrap()
+    must(Config::reference(count, max_view))
 }
 /// The reference model, BUGGY.
+#[cfg(feature = "checking")]
 pub fn buggy(count: u16, max_view: u64) -> Config {
-    Config::buggy(count, max_view).unwrap()
+    must(Config::buggy(count, max_view))
 }
 /// The fixed protocol running `m`.
+#[cfg(feature = "checking")]
 pub fn mutant(count: u16, m: Mutant) -> Config {
-    Config::fixed(count).unwrap().with_mutant(Some(m)).unwrap()
+    must(fixed(count).with_mutant(Some(m)))
 }
 
 /// `config` with the epoch bound `max_epoch` and, if given, room for `actors_max` actors.
+#[cfg(feature = "checking")]
 pub fn limited(config: Config, max_epoch: Option<u64>, actors_max: Option<u64>) -> Config {
-    let config = config.with_max_epoch(max_epoch).unwrap();
+    let config = must(config.with_max_epoch(max_epoch));
     match actors_max {
-        Some(m) => config.with_actors_max(m).unwrap(),
+        Some(m) => must(config.with_actors_max(m)),
         None => config,
     }
 }
 /// `config` (of the fixed protocol) running `m`.
+#[cfg(feature = "checking")]
 pub fn with_mutant(config: Config, m: Mutant) -> Config {
-    config.with_mutant(Some(m)).unwrap()
+    must(config.with_mutant(Some(m)))
 }
 
 /// Replays `events` from `State::initial(config)`, panicking (naming the step) on a refusal.
@@ -203,7 +232,10 @@ pub fn run(config: Config, events: &[Event]) -> State {
 
 /// The record of `n{i}`, which must exist.
 pub fn record(state: &State, i: u16) -> NodeRecord {
-    *state.node(n(i)).unwrap()
+    match state.node(n(i)) {
+        Some(r) => *r,
+        None => panic!("n{i} is not a node of this cluster"),
+    }
 }
 
 /// `events` followed by `more`.
@@ -247,7 +279,7 @@ pub const THREE_ACTIVE: [Event; 5] = [
     Event::NodeJoinComplete { node: NodeId(3) },
 ];
 
-/// PROTOCOL.md section 2: n1 bootstraps, n2 joins and completes, n3 joins, n1 and n3 are
+/// `core/spec/REFERENCE.md` section 2: n1 bootstraps, n2 joins and completes, n3 joins, n1 and n3 are
 /// partitioned, n3 completes through n2 (n1 keeps {n1, n2}#2).
 pub const N3_UNKNOWN_TO_N1: [Event; 6] = [
     Event::NodeJoin { node: NodeId(1) },

@@ -1,0 +1,118 @@
+//! The checker's switches (feature `checking`): the reference and buggy modes, the mutant
+//! catalogue, and symmetry reduction. None of it is part of the production protocol, and none of
+//! it is ever persisted: a production build of `membership-core` cannot construct a mutant.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub use crate::symmetry::{canonical, SYMMETRY_NODES_MAX};
+
+/// Which protocol the reducer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// The project's protocol (spec `Mode = "fixed"`): the only one a production user gets
+    /// without asking. Repairs the defects of the reference model (PROTOCOL.md section 2).
+    Fixed,
+    /// The reference model exactly as PROTOCOL.md section 1 describes it (spec `Mode =
+    /// "reference"`), kept so that its known defects can be reproduced.
+    Reference,
+    /// The reference model with `BUGGY = TRUE` (spec `Mode = "buggy"`): elections without the
+    /// majority and no-valid-primary guards and without a term increment, no step-down.
+    Buggy,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Fixed => "fixed",
+            Mode::Reference => "reference",
+            Mode::Buggy => "buggy",
+        })
+    }
+}
+
+/// A deliberately broken variant of the fixed protocol, used only by the model checker to show
+/// that its properties catch real mistakes. Each removes one guard or one effect of the fixed
+/// protocol; `None` in [`Config::mutant`] is the fixed protocol itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Mutant {
+    /// ElectPrimary without the `has_majority` guard.
+    ElectWithoutMajority,
+    /// ElectPrimary grants the current term again instead of a fresh one.
+    ElectWithoutTermIncrement,
+    /// PrimaryStepDown is never enabled.
+    NoStepDown,
+    /// MarkNodeFailed without the detection guard (any Active node may be declared failed).
+    FailWithoutDetection,
+    /// MarkNodeFailed's guard and view handling and NodeRecover's as in the reference model: a
+    /// peer that never heard of the node counts as its detector, the failed node stays in the
+    /// other views, and NodeRecover does not check them (the LeaveDetectionWeak defect of
+    /// PROTOCOL.md section 2). Fencing, detection records and actors stay as in the fixed
+    /// protocol.
+    FailKeepsViews,
+    /// SyncViews is never enabled: views never converge (a planted liveness bug).
+    NoSyncViews,
+    /// MigrateActor without the term check: any term is accepted, even with no valid primary.
+    MigrateWithoutTermCheck,
+    /// MigrateActor moves the actor but keeps its old epoch.
+    MigrateWithoutEpochIncrease,
+    /// NodeLeaveComplete while the node still holds actors.
+    LeaveCompleteWithActors,
+    /// MarkNodeFailed does not queue the failed node's actors.
+    FailForgetsActors,
+}
+
+impl Mutant {
+    /// Every mutant, in catalogue order.
+    pub const ALL: [Mutant; 10] = [
+        Mutant::ElectWithoutMajority,
+        Mutant::ElectWithoutTermIncrement,
+        Mutant::NoStepDown,
+        Mutant::FailWithoutDetection,
+        Mutant::FailKeepsViews,
+        Mutant::NoSyncViews,
+        Mutant::MigrateWithoutTermCheck,
+        Mutant::MigrateWithoutEpochIncrease,
+        Mutant::LeaveCompleteWithActors,
+        Mutant::FailForgetsActors,
+    ];
+
+    /// The mutant's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutant::ElectWithoutMajority => "elect-without-majority",
+            Mutant::ElectWithoutTermIncrement => "elect-without-term-increment",
+            Mutant::NoStepDown => "no-step-down",
+            Mutant::FailWithoutDetection => "fail-without-detection",
+            Mutant::FailKeepsViews => "fail-keeps-views",
+            Mutant::NoSyncViews => "no-sync-views",
+            Mutant::MigrateWithoutTermCheck => "migrate-without-term-check",
+            Mutant::MigrateWithoutEpochIncrease => "migrate-without-epoch-increase",
+            Mutant::LeaveCompleteWithActors => "leave-complete-with-actors",
+            Mutant::FailForgetsActors => "fail-forgets-actors",
+        }
+    }
+
+    /// The mutant with the given command-line name.
+    pub fn from_name(name: &str) -> Option<Mutant> {
+        Mutant::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// One sentence on what the mutant breaks.
+    pub fn description(self) -> &'static str {
+        match self {
+            Mutant::ElectWithoutMajority => "ElectPrimary without the majority guard",
+            Mutant::ElectWithoutTermIncrement => "ElectPrimary re-grants the current term",
+            Mutant::NoStepDown => "PrimaryStepDown never fires on majority loss",
+            Mutant::FailWithoutDetection => "MarkNodeFailed without the detection guard",
+            Mutant::FailKeepsViews => {
+                "MarkNodeFailed/NodeRecover as in the reference (LeaveDetectionWeak defect)"
+            }
+            Mutant::NoSyncViews => "SyncViews never fires (planted liveness bug)",
+            Mutant::MigrateWithoutTermCheck => "MigrateActor accepts any term",
+            Mutant::MigrateWithoutEpochIncrease => "MigrateActor keeps the actor's epoch",
+            Mutant::LeaveCompleteWithActors => "NodeLeaveComplete while holding actors",
+            Mutant::FailForgetsActors => "MarkNodeFailed does not queue the node's actors",
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Footprints: the registry keys each event reads and writes.
+//!
+//! A store runs an event as one serializable transaction that reads exactly the event's read
+//! footprint, runs [`crate::step`], and writes the event's write footprint; two transactions
+//! conflict only when one writes a key the other reads ([`Footprint::conflicts_with`]). The
+//! property tests (`core/tests/footprints.rs`) show that nothing outside the read footprint
+//! changes `step`'s outcome and that nothing outside the write footprint changes.
+//!
+//! Footprints are those of the fixed protocol (the only one a store runs). They are computed from
+//! the state, but only from keys in the read footprint (for example MarkNodeFailed(n) reads the
+//! actors hosted on `n`, then their queue entries).
+
+use crate::actor::{ActorId, MigrationEntry, Placement};
+use crate::event::Event;
+use crate::node::{NodeId, NodeStatus};
+use crate::refusal::Counter;
+use crate::state::{NodeRecord, State};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// One key of the registry, as a store lays it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Key {
+    /// A node's membership record ([`NodeRecord`]).
+    Node(NodeId),
+    /// A node's `heartbeat_received` flag (apart from its record, so that a heartbeat writes no
+    /// membership record).
+    Heartbeat(NodeId),
+    /// One of the registry-wide counters (term, view number, epoch).
+    Counter(Counter),
+    /// The number of placed actors (derived from the placements; a store keeps it as a key).
+    ActorCount,
+    /// An actor's placement.
+    Actor(ActorId),
+    /// An actor's migration queue entry.
+    Queue(ActorId),
+    /// The number of actors placed on a node (derived; a store keeps it as a key).
+    Load(NodeId),
+    /// The set of actors placed on a node (derived; a store keeps it as an index range).
+    Hosted(NodeId),
+}
+
+impl Key {
+    /// Whether the key's value is derived from the placements (a store maintains it from the
+    /// placement changes of a [`crate::Delta`]).
+    pub fn is_derived(&self) -> bool {
+        matches!(self, Key::ActorCount | Key::Load(_) | Key::Hosted(_))
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Node(n) => write!(f, "node/{n}"),
+            Key::Heartbeat(n) => write!(f, "heartbeat/{n}"),
+            Key::Counter(c) => write!(f, "counter/{c:?}"),
+            Key::ActorCount => write!(f, "counter/actors"),
+            Key::Actor(a) => write!(f, "actor/{a}"),
+            Key::Queue(a) => write!(f, "queue/{a}"),
+            Key::Load(n) => write!(f, "load/{n}"),
+            Key::Hosted(n) => write!(f, "hosted/{n}"),
+        }
+    }
+}
+
+/// The value of one [`Key`] in a state.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Value {
+    /// A node record (`None` for an id outside the cluster).
+    Node(Option<NodeRecord>),
+    /// A heartbeat flag.
+    Heartbeat(bool),
+    /// A counter, or the actor count, or a load.
+    Count(u64),
+    /// A placement.
+    Actor(Option<Placement>),
+    /// A queue entry.
+    Queue(Option<MigrationEntry>),
+    /// The actors placed on a node, in id order.
+    Hosted(Vec<ActorId>),
+}
+
+impl State {
+    /// The value of `key` in this state.
+    pub fn get(&self, key: &Key) -> Value {
+        match *key {
+            Key::Node(n) => Value::Node(self.node(n).copied()),
+            Key::Heartbeat(n) => Value::Heartbeat(self.heartbeat_received(n)),
+            Key::Counter(Counter::Term) => Value::Count(self.term_counter()),
+            Key::Counter(Counter::ViewNumber) => Value::Count(self.view_counter()),
+            Key::Counter(Counter::Epoch) => Value::Count(self.epoch_counter()),
+            Key::ActorCount => {
+                Value::Count(u64::try_from(self.placements().len()).unwrap_or(u64::MAX))
+            }
+            Key::Actor(a) => Value::Actor(self.placement(a)),
+            Key::Queue(a) => Value::Queue(self.queue().get(a)),
+            Key::Load(n) => Value::Count(self.load(n)),
+            Key::Hosted(n) => Value::Hosted(
+                self.hosted(n)
+                    .map(|set| set.iter().copied().collect())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+/// What one event reads and writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Footprint {
+    /// The keys the event's transaction reads (and conflicts on).
+    pub reads: BTreeSet<Key>,
+    /// The keys it may write.
+    pub writes: BTreeSet<Key>,
+}
+
+impl Footprint {
+    /// Whether two transactions with these footprints conflict: one writes a key the other
+    /// reads. (Two blind writes of the same key do not conflict: the later commit wins, which is
+    /// the serial order.)
+    pub fn conflicts_with(&self, other: &Footprint) -> bool {
+        !self.reads.is_disjoint(&other.writes) || !other.reads.is_disjoint(&self.writes)
+    }
+
+    /// Whether the footprint reads every node record of `state`'s cluster.
+    pub fn reads_every_node(&self, state: &State) -> bool {
+        state.node_ids().all(|n| self.reads.contains(&Key::Node(n)))
+    }
+
+    fn read(&mut self, keys: impl IntoIterator<Item = Key>) {
+        self.reads.extend(keys);
+    }
+
+    fn write(&mut self, keys: impl IntoIterator<Item = Key>) {
+        self.writes.extend(keys);
+    }
+
+    fn read_write(&mut self, keys: impl IntoIterator<Item = Key>) {
+        let keys: Vec<Key> = keys.into_iter().collect();
+        self.read(keys.iter().copied());
+        self.write(keys);
+    }
+}
+
+fn every_node(state: &State) -> impl Iterator<Item = Key> + '_ {
+    state.node_ids().map(Key::Node)
+}
+
+fn status(state: &State, n: NodeId) -> Option<NodeStatus> {
+    state.node(n).map(|r| r.status)
+}
+
+/// The actors hosted on `n`, in id order.
+fn hosted(state: &State, n: NodeId) -> Vec<ActorId> {
+    state
+        .hosted(n)
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default()
+}
+
+/// The nodes whose detection record names `n`.
+fn detectors_of(state: &State, n: NodeId) -> Vec<NodeId> {
+    state
+        .node_ids()
+        .filter(|&m| state.node(m).is_some_and(|r| r.detected.contains(n)))
+        .collect()
+}
+
+/// The footprint of `event` from `state` in the fixed protocol. Reads name the keys whose values
+/// the step's outcome depends on; writes every key the step may change (derived keys included).
+pub fn footprint(state: &State, event: &Event) -> Footprint {
+    let mut f = Footprint::default();
+    let view = Key::Counter(Counter::ViewNumber);
+    let term = Key::Counter(Counter::Term);
+    let epoch = Key::Counter(Counter::Epoch);
+    let active = state.active();
+    match *event {
+        Event::NodeJoin { node } => {
+            // Whether the node bootstraps depends on every node's status.
+            f.read(every_node(state));
+            f.read([view, term]);
+            f.write([Key::Node(node)]);
+            if active.is_empty() && status(state, node) == Some(NodeStatus::Left) {
+                f.write([view, term]);
+            }
+        }
+        Event::NodeJoinComplete { node } => {
+            f.read(every_node(state));
+            f.read_write([Key::Node(node), view]);
+            f.write(
+                active
+                    .iter()
+                    .filter(|&m| state.can_communicate(node, m))
+                    .map(Key::Node),
+            );
+        }
+        Event::NodeLeave { node } => {
+            let actors = hosted(state, node);
+            f.read_write([Key::Node(node)]);
+            f.read([Key::Hosted(node)]);
+            f.read_write(actors.iter().map(|&a| Key::Queue(a)));
+        }
+        Event::NodeLeaveComplete { node } => {
+            f.read(every_node(state));
+            f.read([Key::Load(node)]);
+            f.read_write([Key::Node(node), view]);
+            f.write(active.iter().map(Key::Node));
+            f.write(detectors_of(state, node).into_iter().map(Key::Node));
+        }
+        Event::SendHeartbeat { node } => {
+            f.read(every_node(state));
+            if status(state, node) == Some(NodeStatus::Active) {
+                f.write([Key::Heartbeat(node)]);
+                f.write(
+                    state
+                        .node_ids()
+                        .filter(|&m| {
+                            state.can_communicate(node, m)
+                                && matches!(
+                                    status(state, m),
+                                    Some(NodeStatus::Active | NodeStatus::Leaving)
+                                )
+                        })
+                        .map(Key::Heartbeat),
+                );
+            }
+        }
+        Event::DetectFailure { detector, target } => {
+            f.read([Key::Node(target), Key::Heartbeat(target)]);
+            f.read_write([Key::Node(detector), view]);
+        }
+        Event::MarkNodeFailed { node } => {
+            let actors = hosted(state, node);
+            f.read(every_node(state));
+            f.read([Key::Heartbeat(node), Key::Hosted(node)]);
+            f.read_write([Key::Node(node), view]);
+            f.read_write(actors.iter().map(|&a| Key::Queue(a)));
+            f.write(
+                active
+                    .iter()
+                    .filter(|&m| state.node(m).is_some_and(|r| r.view.contains(node)))
+                    .map(Key::Node),
+            );
+            f.write(detectors_of(state, node).into_iter().map(Key::Node));
+        }
+        Event::NodeRecover { node } => {
+            f.read(every_node(state));
+            f.write([Key::Node(node)]);
+        }
+        Event::ElectPrimary { node } => {
+            f.read(every_node(state));
+            f.read_write([Key::Node(node), term]);
+            f.write(state.believers().iter().map(Key::Node));
+        }
+        Event::PrimaryStepDown { node } => {
+            f.read(every_node(state));
+            f.write([Key::Node(node)]);
+        }
+        Event::CreatePartition { a, b } | Event::HealPartition { a, b } => {
+            f.read_write([Key::Node(a), Key::Node(b)]);
+        }
+        Event::ResetHeartbeats => {
+            f.write(state.node_ids().map(Key::Heartbeat));
+        }
+        Event::SyncViews { a, b } => {
+            f.read_write([Key::Node(a), Key::Node(b), view]);
+        }
+        Event::PlaceActor { actor } => {
+            f.read(every_node(state));
+            f.read_write([Key::Actor(actor), Key::ActorCount, epoch]);
+            f.read_write(active.iter().map(Key::Load));
+            f.write(active.iter().map(Key::Hosted));
+        }
+        Event::MigrateActor { actor, .. } => {
+            f.read_write([Key::Queue(actor)]);
+            if let Some(entry) = state.queue().get(actor) {
+                f.read(every_node(state));
+                f.read([term]);
+                f.read_write([Key::Actor(actor), epoch]);
+                f.read_write(active.with(entry.from).iter().map(Key::Load));
+                f.write(active.with(entry.from).iter().map(Key::Hosted));
+            }
+        }
+        Event::RebalanceActors { .. } => {
+            f.read(every_node(state));
+            f.read([term]);
+            f.read(active.iter().map(Key::Load));
+            f.read(active.iter().map(Key::Hosted));
+            f.read_write(active.iter().flat_map(|n| hosted(state, n)).map(Key::Queue));
+        }
+        Event::RemoveActor { actor } => {
+            f.read_write([Key::Actor(actor), Key::Queue(actor)]);
+            if let Some(p) = state.placement(actor) {
+                f.read_write([Key::ActorCount, Key::Load(p.node)]);
+                f.write([Key::Hosted(p.node)]);
+            }
+        }
+    }
+    debug_assert!(
+        f.reads.iter().all(|k| !matches!(k, Key::Heartbeat(_))) || {
+            matches!(
+                event,
+                Event::DetectFailure { .. } | Event::MarkNodeFailed { .. }
+            )
+        }
+    );
+    debug_assert!(!f.writes.contains(&Key::Counter(Counter::Term)) || f.reads.contains(&term));
+    f
+}

@@ -1,0 +1,210 @@
+//! The protocol's rules as named switches, computed once per step from the configuration.
+//!
+//! The actions in `step.rs` read like the fixed spec and consult these switches where the
+//! reference model, the buggy model or a mutant differ. The whole catalogue of differences lives
+//! here, in [`Rules::of`]; a production build (no `checking` feature) always gets
+//! [`Rules::FIXED`].
+
+use crate::config::Config;
+
+/// Where view numbers and terms come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// Without `checking`, only the fixed protocol's variant is ever constructed.
+#[cfg_attr(not(feature = "checking"), allow(dead_code))]
+pub(crate) enum Numbering {
+    /// Fixed: registry-wide counters; every new view and term draws the next value, and a term
+    /// is held only while primary.
+    Registry,
+    /// Reference: per node (`h + 1`), bootstrap at the constant 1, terms kept after stepping
+    /// down.
+    PerNode,
+}
+
+/// What MarkNodeFailed requires as evidence of a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// Without `checking`, only the fixed protocol's variant is ever constructed.
+#[cfg_attr(not(feature = "checking"), allow(dead_code))]
+pub(crate) enum FailureEvidence {
+    /// Fixed: a recorded detection by an Active peer that still cannot reach the node.
+    Recorded,
+    /// Reference: some Active peer lacks the node in its view (which a peer that never heard of
+    /// it also satisfies).
+    ViewLacks,
+    /// Mutant: no evidence at all.
+    Nothing,
+}
+
+/// Which term ElectPrimary grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// Without `checking`, only the fixed protocol's variant is ever constructed.
+#[cfg_attr(not(feature = "checking"), allow(dead_code))]
+pub(crate) enum ElectTerm {
+    /// Fixed: the next value of the registry's term counter.
+    Fresh,
+    /// Mutant: the registry's current term again.
+    Reuse,
+    /// Reference: `1 + max term over all nodes`, within the bound.
+    MaxPlusOne,
+    /// Buggy: `max term over all nodes`, within the bound.
+    Max,
+}
+
+/// Which of two primaries that meet at HealPartition steps down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// Without `checking`, only the fixed protocol's variant is ever constructed.
+#[cfg_attr(not(feature = "checking"), allow(dead_code))]
+pub(crate) enum HealRule {
+    /// Fixed: the lower term (ties, which never happen, by node id).
+    LowerTerm,
+    /// Reference: the lower node id.
+    LowerId,
+    /// Buggy: neither.
+    Neither,
+}
+
+/// The switches of one protocol variant. Field names say what the fixed protocol does when the
+/// switch is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rules {
+    /// Where view numbers and terms come from.
+    pub(crate) numbering: Numbering,
+    /// DetectFailure records the detection in the registry.
+    pub(crate) record_detections: bool,
+    /// What MarkNodeFailed requires.
+    pub(crate) failure_evidence: FailureEvidence,
+    /// MarkNodeFailed removes the node from every Active view, and NodeRecover checks it.
+    pub(crate) failure_cleans_views: bool,
+    /// MarkNodeFailed fences the node (an effect).
+    pub(crate) failure_fences: bool,
+    /// MarkNodeFailed queues the node's actors.
+    pub(crate) failure_queues_actors: bool,
+    /// The actor actions are enabled, and NodeLeave queues the leaver's actors.
+    pub(crate) actors: bool,
+    /// NodeLeaveComplete waits until the node holds no actors.
+    pub(crate) leave_needs_no_actors: bool,
+    /// ElectPrimary requires a majority.
+    pub(crate) elect_needs_majority: bool,
+    /// ElectPrimary requires that no node has a valid primary claim.
+    pub(crate) elect_needs_no_valid_primary: bool,
+    /// The term ElectPrimary grants.
+    pub(crate) elect_term: ElectTerm,
+    /// ElectPrimary demotes every other believer.
+    pub(crate) elect_demotes_others: bool,
+    /// PrimaryStepDown is enabled.
+    pub(crate) step_down: bool,
+    /// HealPartition's step-down rule.
+    pub(crate) heal: HealRule,
+    /// SyncViews is enabled.
+    pub(crate) sync_views: bool,
+    /// MigrateActor and RebalanceActors check the proposer's term.
+    pub(crate) migrate_checks_term: bool,
+    /// MigrateActor draws a fresh epoch.
+    pub(crate) migrate_fresh_epoch: bool,
+    /// The checking bound on view numbers and terms (`MaxView`).
+    pub(crate) max_view: Option<u64>,
+    /// The checking bound on actor epochs (`MaxEpoch`).
+    pub(crate) max_epoch: Option<u64>,
+}
+
+impl Rules {
+    /// The fixed protocol with no bound: the only rules a production build has.
+    pub(crate) const FIXED: Rules = Rules {
+        numbering: Numbering::Registry,
+        record_detections: true,
+        failure_evidence: FailureEvidence::Recorded,
+        failure_cleans_views: true,
+        failure_fences: true,
+        failure_queues_actors: true,
+        actors: true,
+        leave_needs_no_actors: true,
+        elect_needs_majority: true,
+        elect_needs_no_valid_primary: true,
+        elect_term: ElectTerm::Fresh,
+        elect_demotes_others: true,
+        step_down: true,
+        heal: HealRule::LowerTerm,
+        sync_views: true,
+        migrate_checks_term: true,
+        migrate_fresh_epoch: true,
+        max_view: None,
+        max_epoch: None,
+    };
+
+    /// The reference model of `core/spec/REFERENCE.md` section 1 (bounds added by `of`).
+    #[cfg(feature = "checking")]
+    const REFERENCE: Rules = Rules {
+        numbering: Numbering::PerNode,
+        record_detections: false,
+        failure_evidence: FailureEvidence::ViewLacks,
+        failure_cleans_views: false,
+        failure_fences: false,
+        failure_queues_actors: false,
+        actors: false,
+        leave_needs_no_actors: false,
+        elect_needs_majority: true,
+        elect_needs_no_valid_primary: true,
+        elect_term: ElectTerm::MaxPlusOne,
+        elect_demotes_others: false,
+        step_down: true,
+        heal: HealRule::LowerId,
+        sync_views: true,
+        migrate_checks_term: true,
+        migrate_fresh_epoch: true,
+        max_view: None,
+        max_epoch: None,
+    };
+
+    /// The rules of `config`: the mode's, then the mutant's change, then the bounds.
+    pub(crate) fn of(config: &Config) -> Rules {
+        #[cfg(feature = "checking")]
+        {
+            use crate::checking::{Mode, Mutant};
+            let mut rules = match config.mode() {
+                Mode::Fixed => Rules::FIXED,
+                Mode::Reference => Rules::REFERENCE,
+                Mode::Buggy => Rules {
+                    elect_needs_majority: false,
+                    elect_needs_no_valid_primary: false,
+                    elect_term: ElectTerm::Max,
+                    step_down: false,
+                    heal: HealRule::Neither,
+                    ..Rules::REFERENCE
+                },
+            };
+            match config.mutant() {
+                None => {}
+                Some(Mutant::ElectWithoutMajority) => rules.elect_needs_majority = false,
+                Some(Mutant::ElectWithoutTermIncrement) => rules.elect_term = ElectTerm::Reuse,
+                Some(Mutant::NoStepDown) => rules.step_down = false,
+                Some(Mutant::FailWithoutDetection) => {
+                    rules.failure_evidence = FailureEvidence::Nothing;
+                }
+                Some(Mutant::FailKeepsViews) => {
+                    rules.failure_evidence = FailureEvidence::ViewLacks;
+                    rules.failure_cleans_views = false;
+                }
+                Some(Mutant::NoSyncViews) => rules.sync_views = false,
+                Some(Mutant::MigrateWithoutTermCheck) => rules.migrate_checks_term = false,
+                Some(Mutant::MigrateWithoutEpochIncrease) => rules.migrate_fresh_epoch = false,
+                Some(Mutant::LeaveCompleteWithActors) => rules.leave_needs_no_actors = false,
+                Some(Mutant::FailForgetsActors) => rules.failure_queues_actors = false,
+            }
+            rules.max_view = config.max_view();
+            rules.max_epoch = config.max_epoch();
+            debug_assert!(config.mode() == Mode::Fixed || rules.max_view.is_some());
+            debug_assert!(config.mutant().is_none() || rules.numbering == Numbering::Registry);
+            rules
+        }
+        #[cfg(not(feature = "checking"))]
+        {
+            debug_assert!(config.is_production());
+            Rules::FIXED
+        }
+    }
+
+    /// Whether a failed node's term, view number and bookkeeping follow the fixed protocol
+    /// (registry counters).
+    pub(crate) fn registry_counters(&self) -> bool {
+        self.numbering == Numbering::Registry
+    }
+}
