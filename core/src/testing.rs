@@ -292,3 +292,126 @@ pub const N3_UNKNOWN_TO_N1: [Event; 6] = [
     },
     Event::NodeJoinComplete { node: NodeId(3) },
 ];
+
+/// A small deterministic generator (SplitMix64) for scenario walks: seeded explicitly, no global
+/// randomness, the same sequence on every machine.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator starting from `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        usize::try_from(self.next_u64() % u64::try_from(n).unwrap_or(u64::MAX)).unwrap_or(0)
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+}
+
+/// The events worth trying in `state`: every membership instance for its nodes, and for each of
+/// `actors` PlaceActor, RemoveActor and MigrateActor with the registry's current term, plus
+/// RebalanceActors with it.
+pub fn candidate_events(state: &State, actors: &[ActorId]) -> Vec<Event> {
+    let mut events = Event::all(state.config().node_count());
+    let term = state.term_counter();
+    for &actor in actors {
+        events.push(Event::PlaceActor { actor });
+        events.push(Event::RemoveActor { actor });
+        events.push(Event::MigrateActor { actor, term });
+    }
+    events.push(Event::RebalanceActors { term });
+    events
+}
+
+/// How often a random walk picks an enabled action, relative to the others: the deep actions
+/// (detection, failure, recovery, view synchronisation, election, migration) more often than
+/// partitions and heartbeats, leaves and removals rarely.
+fn walk_weight(action: ActionName) -> usize {
+    match action {
+        ActionName::NodeLeave | ActionName::RemoveActor | ActionName::RebalanceActors => 1,
+        ActionName::HealPartition | ActionName::ResetHeartbeats | ActionName::SendHeartbeat => 2,
+        ActionName::CreatePartition | ActionName::NodeLeaveComplete => 2,
+        ActionName::NodeRecover | ActionName::PrimaryStepDown | ActionName::PlaceActor => 3,
+        ActionName::NodeJoin | ActionName::NodeJoinComplete => 4,
+        ActionName::DetectFailure | ActionName::MarkNodeFailed | ActionName::SyncViews => 6,
+        ActionName::MigrateActor => 6,
+        ActionName::ElectPrimary => 10,
+    }
+}
+
+/// A random walk of at most `steps` enabled events from `start` (seeded, deterministic): a
+/// weighted choice among the enabled actions, then a uniform one among that action's enabled
+/// instances. Returns the events taken and the state reached.
+pub fn random_walk(
+    start: &State,
+    actors: &[ActorId],
+    seed: u64,
+    steps: usize,
+) -> (Vec<Event>, State) {
+    let mut rng = Rng::new(seed);
+    let mut state = start.clone();
+    let mut taken = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let enabled: Vec<(Event, State)> = candidate_events(&state, actors)
+            .into_iter()
+            .filter_map(|e| step(&state, &e).ok().map(|(next, _)| (e, next)))
+            .collect();
+        let mut names: Vec<ActionName> = enabled.iter().map(|(e, _)| e.name()).collect();
+        names.sort();
+        names.dedup();
+        let total: usize = names.iter().map(|&a| walk_weight(a)).sum();
+        if total == 0 {
+            break;
+        }
+        let mut ticket = rng.below(total);
+        let mut name = names[0];
+        for &candidate in &names {
+            if ticket < walk_weight(candidate) {
+                name = candidate;
+                break;
+            }
+            ticket -= walk_weight(candidate);
+        }
+        let mut instances: Vec<(Event, State)> = enabled
+            .into_iter()
+            .filter(|(e, _)| e.name() == name)
+            .collect();
+        let pick = rng.below(instances.len());
+        let (event, next) = instances.swap_remove(pick);
+        taken.push(event);
+        state = next;
+    }
+    (taken, state)
+}
+
+/// A reachable state of the fixed protocol with `count` nodes and actors `a1..=a{actors}`: half
+/// of the seeds start from the whole cluster up ([`all_active`]), then walk `steps` random
+/// enabled events.
+pub fn reachable(count: u16, actors: u64, seed: u64, steps: usize) -> State {
+    let ids: Vec<ActorId> = (1..=actors).map(ActorId).collect();
+    let start = if seed % 2 == 0 {
+        run(fixed(count), &all_active(count))
+    } else {
+        State::initial(fixed(count))
+    };
+    random_walk(&start, &ids, seed, steps).1
+}
