@@ -11,9 +11,9 @@ pub use crate::symmetry::{canonical, SYMMETRY_NODES_MAX};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Mode {
     /// The project's protocol (spec `Mode = "fixed"`): the only one a production user gets
-    /// without asking. Repairs the defects of the reference model (PROTOCOL.md section 2).
+    /// without asking. Repairs the defects of the reference model (core/spec/REFERENCE.md section 2).
     Fixed,
-    /// The reference model exactly as PROTOCOL.md section 1 describes it (spec `Mode =
+    /// The reference model exactly as core/spec/REFERENCE.md section 1 describes it (spec `Mode =
     /// "reference"`), kept so that its known defects can be reproduced.
     Reference,
     /// The reference model with `BUGGY = TRUE` (spec `Mode = "buggy"`): elections without the
@@ -33,7 +33,7 @@ impl fmt::Display for Mode {
 
 /// A deliberately broken variant of the fixed protocol, used only by the model checker to show
 /// that its properties catch real mistakes. Each removes one guard or one effect of the fixed
-/// protocol; `None` in [`Config::mutant`] is the fixed protocol itself.
+/// protocol; `None` in [`crate::Config::mutant`] is the fixed protocol itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Mutant {
     /// ElectPrimary without the `has_majority` guard.
@@ -47,7 +47,7 @@ pub enum Mutant {
     /// MarkNodeFailed's guard and view handling and NodeRecover's as in the reference model: a
     /// peer that never heard of the node counts as its detector, the failed node stays in the
     /// other views, and NodeRecover does not check them (the LeaveDetectionWeak defect of
-    /// PROTOCOL.md section 2). Fencing, detection records and actors stay as in the fixed
+    /// core/spec/REFERENCE.md section 2). Fencing, detection records and actors stay as in the fixed
     /// protocol.
     FailKeepsViews,
     /// SyncViews is never enabled: views never converge (a planted liveness bug).
@@ -114,5 +114,18 @@ impl Mutant {
             Mutant::LeaveCompleteWithActors => "NodeLeaveComplete while holding actors",
             Mutant::FailForgetsActors => "MarkNodeFailed does not queue the node's actors",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutant_names_round_trip() {
+        for m in Mutant::ALL {
+            assert_eq!(Mutant::from_name(m.name()), Some(m));
+        }
+        assert_eq!(Mutant::from_name("nope"), None);
     }
 }

@@ -15,7 +15,7 @@
 //! the [`Config`].
 //!
 //! Features: `checking` adds the checker's switches (the reference and buggy modes, the mutant
-//! catalogue, checking bounds, symmetry reduction) in [`checking`]; `testing` adds the scenario
+//! catalogue, checking bounds, symmetry reduction) in the module `checking`; `testing` adds the scenario
 //! kit in `testing`. Neither is part of a production build.
 
 #![forbid(unsafe_code)]

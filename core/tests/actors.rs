@@ -890,10 +890,7 @@ fn mark_node_failed_reports_only_the_actors_it_queues() {
     let before = apply(&s, &[partition(1, 3), detect(1, 3)]);
     let (after, effects) = accept(&before, fail(3));
     assert_eq!(queue(&after), vec![(1, 3, NodeFailed), (2, 3, NodeFailed)]);
-    assert_eq!(
-        before.queue().get(*&actor(1)),
-        after.queue().get(*&actor(1))
-    );
+    assert_eq!(before.queue().get(actor(1)), after.queue().get(actor(1)));
     assert!(
         effects.contains(&queued(3, NodeFailed, 1)),
         "only a2 was queued: {effects:?}"

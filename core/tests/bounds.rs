@@ -2,6 +2,9 @@
 //! checker's liveness pass relies on it): on random walks of bounded configurations in every
 //! mode, every step refused by the bound is accepted once the bound is lifted.
 
+// Test code (helpers of the property tests included): a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use membership_core::checking::Mode;
 use membership_core::testing::{candidate_events, config, Rng};
 use membership_core::{step, ActorId, Config, Event, Guard, State};

@@ -6,6 +6,9 @@
 //! successor. Also: the conflict relation the README promises (heartbeats of two nodes never
 //! conflict; placements share only what load-based placement reads).
 
+// Test code (helpers of the property tests included): a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use membership_core::testing::{
     accept, all_active, candidate_events, fixed, heartbeat, place_on, reachable, run, Rng,
 };

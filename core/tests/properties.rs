@@ -377,7 +377,7 @@ fn check_actor_effects(
         }
         prop_assert_eq!(&mine, &expected, "{}: {}", event, actor);
         placement_effects += mine.len();
-        let (qb, qa) = (before.queue().get(*&actor), after.queue().get(*&actor));
+        let (qb, qa) = (before.queue().get(actor), after.queue().get(actor));
         if qb.is_some() && qa.is_none() {
             prop_assert!(pb != pa, "{event}: {actor} left the queue without moving");
         }

@@ -3,6 +3,9 @@
 //! wrong, no decodable value that makes `step` panic (this test also runs in release builds in
 //! CI: `cargo test --release -p membership-core --test registry`), and the delta of every step.
 
+// Test code (helpers of the property tests included): a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use membership_core::testing::{
     accept, all_active, detect, fixed, partition, place_on, reachable, run, Rng, RESET,
     THREE_ACTIVE,

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 enum Spec {
     /// The project's fixed protocol (the default).
     Fixed,
-    /// The reference model of PROTOCOL.md section 1, exactly.
+    /// The reference model of core/spec/REFERENCE.md section 1, exactly.
     Reference,
     /// The reference model with BUGGY = TRUE.
     Buggy,

@@ -111,7 +111,7 @@ fn reference_model_exact_state_space_for_two_nodes() {
 #[test]
 fn reference_model_shows_the_protocol_md_leave_detection_counterexample() {
     // Without symmetry reduction (the reference model breaks ties by node id), up to 8 steps:
-    // breadth-first search finds exactly PROTOCOL.md's path.
+    // breadth-first search finds exactly core/spec/REFERENCE.md's path.
     let config = Config::reference(3, 3).unwrap();
     let mut opts = options(config, false, false);
     opts.depth = Some(8);
