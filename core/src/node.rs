@@ -17,8 +17,9 @@ pub struct NodeId(pub u16);
 
 impl NodeId {
     /// This node renamed by `perm` (node at index `i` becomes index `perm[i]`); unchanged when
-    /// outside the permutation.
-    pub fn permuted(self, perm: &[usize]) -> NodeId {
+    /// outside the permutation (symmetry reduction).
+    #[cfg(feature = "checking")]
+    pub(crate) fn permuted(self, perm: &[usize]) -> NodeId {
         self.index()
             .and_then(|i| perm.get(i))
             .map_or(self, |&j| NodeId::from_index(j))
@@ -142,8 +143,9 @@ impl NodeSet {
     }
 
     /// The set with every member renamed by `perm` (member at index `i` goes to `perm[i]`).
+    #[cfg(feature = "checking")]
     #[must_use]
-    pub fn permuted(self, perm: &[usize]) -> NodeSet {
+    pub(crate) fn permuted(self, perm: &[usize]) -> NodeSet {
         let mut bits = self.0;
         let mut out = 0u128;
         // One pass per member: bounded by NODES_MAX.
@@ -157,7 +159,7 @@ impl NodeSet {
         NodeSet(out)
     }
 
-    /// The set's raw bits (bit `i` is node `n{i+1}`); used by symmetry reduction.
+    /// The set's raw bits (bit `i` is node `n{i+1}`).
     pub fn bits(self) -> u128 {
         self.0
     }
