@@ -599,6 +599,19 @@ impl Agent {
         self.observed.as_ref().map(|o| &o.state)
     }
 
+    /// A fresh proposal id from this Agent's sequence, for a proposal the driver makes on the
+    /// application's behalf (outside the policy): ids never repeat within an incarnation.
+    pub fn allocate_id(&mut self) -> ProposalId {
+        self.seq += 1;
+        let id = ProposalId {
+            node: self.node,
+            incarnation: self.incarnation,
+            seq: self.seq,
+        };
+        debug_assert!(id.seq > 0);
+        id
+    }
+
     /// The application wants the node in the cluster: it proposes NodeJoin when it is Left.
     pub fn join(&mut self, now_ms: u64) {
         self.wants_member = true;

@@ -112,8 +112,9 @@ pub struct Meta {
     pub slots: BTreeMap<NodeId, Slot>,
     /// The heartbeat round: opened by every committed ResetHeartbeats.
     pub round: u64,
-    /// The recently applied proposals, at most [`PROPOSALS_REMEMBERED`] per incarnation.
-    pub applied: BTreeMap<ProposalId, Applied>,
+    /// The recently applied proposals, at most [`PROPOSALS_REMEMBERED`] per incarnation (a
+    /// persistent map: cloning the metadata is cheap).
+    pub applied: imbl::OrdMap<ProposalId, Applied>,
 }
 
 /// A metadata key, as a store lays it out.
@@ -214,7 +215,12 @@ impl Meta {
     /// stale from now on, so nothing needs them).
     pub fn with_claim(&self, node: NodeId, slot: Slot) -> Meta {
         let mut next = self.clone();
-        next.applied.retain(|id, _| id.node != node);
+        next.applied = self
+            .applied
+            .iter()
+            .filter(|(id, _)| id.node != node)
+            .map(|(id, a)| (*id, a.clone()))
+            .collect();
         next.slots.insert(node, slot);
         debug_assert!(next.applied.keys().all(|id| id.node != node));
         next
