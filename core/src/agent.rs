@@ -28,8 +28,8 @@
 //! - **Rounds and detection.** The store keeps a heartbeat round (metadata, opened by every
 //!   committed ResetHeartbeats). A node that has seen the same round open for
 //!   `failure_timeout_ms` (by its own clock) proposes ResetHeartbeats for that round (staggered
-//!   by its rank, so usually one node does) when it suspects a peer whose flag is still set. A
-//!   node `d` proposes DetectFailure(d, t) only when it
+//!   by its rank, so usually one node does) when a peer's flag is still set although every other
+//!   Active node reports it unreachable. A node `d` proposes DetectFailure(d, t) only when it
 //!   has seen the current round open for `failure_timeout_ms`, `t`'s heartbeat flag is still
 //!   clear, and it reported that it cannot reach `t`; the proposal carries the round and is
 //!   refused if another round was opened meanwhile. So `t` committed no heartbeat for at least
@@ -1133,10 +1133,15 @@ impl Agent {
                 // Open a new round when this node suspects a peer whose heartbeat flag is still
                 // set and the round is at least a failure timeout old; the suspecting nodes take
                 // turns by rank (a late one is refused: the round moved on).
+                // Only when every other Active node reports the peer unreachable too: a peer
+                // that still reaches it would set its flag again with its next heartbeat.
                 let suspects_flagged = record.view.without(me).iter().any(|t| {
-                    !s.can_communicate(me, t)
-                        && s.heartbeat_received(t)
+                    s.heartbeat_received(t)
                         && s.node(t).is_some_and(|r| r.status == NodeStatus::Active)
+                        && s.active()
+                            .without(t)
+                            .iter()
+                            .all(|m| !s.can_communicate(m, t))
                 });
                 let rank = s.active().iter().position(|n| n == me).unwrap_or(0);
                 let rank = u64::try_from(rank).unwrap_or(0);

@@ -11,7 +11,7 @@
 //! what to write. Stores wrap it in their engine's transaction (read the footprint, run
 //! `execute`, write, commit) and never decide anything themselves.
 
-use crate::actor::{LeastLoaded, MIGRATION_BATCH_MAX};
+use crate::actor::MIGRATION_BATCH_MAX;
 use crate::delta::Delta;
 use crate::effect::Effect;
 use crate::event::Event;
@@ -19,7 +19,7 @@ use crate::footprint::{footprint, Footprint, Key};
 use crate::node::NodeId;
 use crate::refusal::Refusal;
 use crate::state::State;
-use crate::step::{migrate_batch, step};
+use crate::step::step;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -260,6 +260,40 @@ pub fn action_footprint(state: &State, action: &Action) -> Footprint {
     }
 }
 
+/// A migration batch in one pass: each MigrateActor step's footprint on the state the previous
+/// step left, then the step; the same outcome as [`crate::migrate_batch`] (stops at the first
+/// refusal after at least one move; refused if the first move is).
+fn batch(
+    state: &State,
+    term: u64,
+    max: usize,
+) -> Result<(State, Vec<Effect>, Vec<Event>, Footprint), ProposalError> {
+    let limit = max.min(MIGRATION_BATCH_MAX);
+    let actors: Vec<_> = state.queue().actors().take(limit).collect();
+    let mut current = state.clone();
+    let mut effects = Vec::new();
+    let mut events = Vec::new();
+    let mut union = Footprint::default();
+    for actor in actors {
+        let event = Event::MigrateActor { actor, term };
+        match step(&current, &event) {
+            Ok((next, mut more)) => {
+                let f = footprint(&current, &event);
+                union.reads.extend(f.reads);
+                union.writes.extend(f.writes);
+                current = next;
+                effects.append(&mut more);
+                events.push(event);
+            }
+            Err(refusal) if events.is_empty() => return Err(ProposalError::Refused(refusal)),
+            Err(_) => break,
+        }
+    }
+    assert!(events.len() <= limit);
+    assert_eq!(effects.len(), 2 * events.len());
+    Ok((current, effects, events, union))
+}
+
 /// The whole transaction of one proposal, pure. `state` and `meta` are the store's view: exact
 /// on every key the transaction reads (the returned `reads` and `meta_reads`); the store commits
 /// the returned writes only if none of those keys changed meanwhile (else it retries).
@@ -316,15 +350,13 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
             });
         }
     }
-    let fp = action_footprint(state, &proposal.action);
-    let (next, effects, events) = match proposal.action {
+    let (next, effects, events, fp) = match proposal.action {
         Action::Step(event) => {
+            let fp = footprint(state, &event);
             let (next, effects) = step(state, &event).map_err(ProposalError::Refused)?;
-            (next, effects, vec![event])
+            (next, effects, vec![event], fp)
         }
-        Action::MigrateBatch { term, max } => {
-            migrate_batch(state, term, max, &LeastLoaded).map_err(ProposalError::Refused)?
-        }
+        Action::MigrateBatch { term, max } => batch(state, term, max)?,
     };
     let delta = state.delta_within(&next, &fp);
     let mut next_meta = meta.clone();

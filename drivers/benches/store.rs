@@ -43,7 +43,10 @@ async fn cluster(count: u16) -> Arc<MemoryStore> {
                 round: None,
             })
             .await;
-        assert!(matches!(outcome, Outcome::Committed { .. }), "{event}: {outcome:?}");
+        assert!(
+            matches!(outcome, Ok(Outcome::Committed { .. })),
+            "{event}: {outcome:?}"
+        );
     }
     store
 }
@@ -85,7 +88,7 @@ fn proposals(c: &mut Criterion) {
                                         round: None,
                                     };
                                     let outcome = store.propose(p).await;
-                                    assert!(matches!(outcome, Outcome::Committed { .. }));
+                                    assert!(matches!(outcome, Ok(Outcome::Committed { .. })));
                                 }
                             })
                         })
@@ -166,7 +169,10 @@ fn migrate(c: &mut Criterion) {
                                 round: None,
                             })
                             .await;
-                        assert!(matches!(outcome, Outcome::Committed { .. }), "{outcome:?}");
+                        assert!(
+                            matches!(outcome, Ok(Outcome::Committed { .. })),
+                            "{outcome:?}"
+                        );
                     }
                     let stats = store.stats();
                     (start.elapsed(), seq, stats.largest_write_bytes)

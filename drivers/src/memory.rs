@@ -11,7 +11,7 @@ use membership_core::{
     execute, Commit, Config, Event, Key, Meta, MetaKey, NodeId, Outcome, Proposal, ProposalId,
     Slot, State,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
@@ -75,7 +75,7 @@ struct Inner {
     meta: Meta,
     revision: u64,
     /// The revision that last wrote each key.
-    versions: BTreeMap<StoreKey, u64>,
+    versions: HashMap<StoreKey, u64>,
     /// Deleted keys, with the revision that deleted them, kept while a transaction that started
     /// before that revision may still commit.
     tombstones: BTreeMap<StoreKey, u64>,
@@ -191,7 +191,9 @@ impl MemoryStore {
         inner.corrupt.clear();
         inner.state = Some(state);
         // Every transaction that read before now conflicts.
-        inner.versions.insert(StoreKey::Meta(MetaKey::Round), revision);
+        inner
+            .versions
+            .insert(StoreKey::Meta(MetaKey::Round), revision);
         inner.floor = revision;
         drop(inner);
         self.changes.send_replace(revision);
@@ -419,9 +421,7 @@ impl Store for MemoryStore {
             return Err(StoreError::Uninitialised);
         };
         if state.node(node).is_none() {
-            return Err(StoreError::Unavailable(format!(
-                "{node} is not a node of this cluster"
-            )));
+            return Err(StoreError::UnknownNode { node });
         }
         let slot = inner.meta.claim(node, address);
         inner.meta = inner.meta.with_claim(node, slot.clone());
@@ -434,14 +434,8 @@ impl Store for MemoryStore {
         Ok(slot)
     }
 
-    async fn propose(&self, proposal: Proposal) -> Outcome {
-        match self.propose_checked(proposal) {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                tracing::warn!(%error, id = %proposal.id, "proposal not run");
-                Outcome::Unavailable
-            }
-        }
+    async fn propose(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
+        self.propose_checked(proposal)
     }
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
@@ -462,9 +456,9 @@ impl Store for MemoryStore {
 }
 
 impl MemoryStore {
-    /// [`Store::propose`] with the store's own errors kept apart: `Err` when the proposal could
-    /// not run at all (unreachable, an undecodable value among the keys it reads, conflicts
-    /// beyond [`CONFLICT_RETRIES_MAX`]); nothing was written then.
+    /// [`Store::propose`], synchronously: `Err` when the proposal could not run at all
+    /// (unreachable, an undecodable value among the keys it reads, conflicts beyond
+    /// [`CONFLICT_RETRIES_MAX`]); nothing was written then.
     pub fn propose_checked(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
         let fault = self.lock().faults.pop_front();
         match fault {

@@ -106,7 +106,7 @@ enum Message {
     Direct(
         Proposal,
         u32,
-        Outcome,
+        Result<Outcome, StoreError>,
         oneshot::Sender<Result<Vec<Effect>, Error>>,
     ),
 }
@@ -418,9 +418,10 @@ impl<S: Store> Runtime<S> {
         let span = tracing::info_span!("proposal", id = %proposal.id, action = %proposal.action);
         tokio::spawn(
             async move {
-                let outcome = tokio::time::timeout(timeout, store.propose(proposal))
-                    .await
-                    .unwrap_or(Outcome::Unknown);
+                let outcome = match tokio::time::timeout(timeout, store.propose(proposal)).await {
+                    Err(_) => Ok(Outcome::Unknown),
+                    Ok(result) => result,
+                };
                 tracing::debug!(?outcome, "outcome");
                 let _ = tx
                     .send(Message::Direct(proposal, attempt, outcome, reply))
@@ -460,14 +461,15 @@ impl<S: Store> Runtime<S> {
             }
             Message::Direct(proposal, attempt, outcome, reply) => {
                 let result = match outcome {
-                    Outcome::Committed { effects } => Ok(effects),
-                    Outcome::Refused(error) => Err(Error::Refused(error)),
-                    Outcome::Unavailable => Err(Error::Unavailable),
-                    Outcome::Unknown if attempt < DIRECT_RETRIES_MAX => {
+                    Ok(Outcome::Committed { effects }) => Ok(effects),
+                    Ok(Outcome::Refused(error)) => Err(Error::Refused(error)),
+                    Ok(Outcome::Unavailable) => Err(Error::Unavailable),
+                    Ok(Outcome::Unknown) if attempt < DIRECT_RETRIES_MAX => {
                         self.direct(proposal, attempt + 1, reply, tx);
                         return;
                     }
-                    Outcome::Unknown => Err(Error::Unknown),
+                    Ok(Outcome::Unknown) => Err(Error::Unknown),
+                    Err(error) => Err(Error::Store(error)),
                 };
                 let _ = reply.send(result);
                 self.read(tx);
@@ -502,9 +504,15 @@ impl<S: Store> Runtime<S> {
             let span = tracing::info_span!("proposal", id = %out.proposal.id, action = %out.proposal.action);
             tokio::spawn(
                 async move {
-                    let outcome = tokio::time::timeout(timeout, store.propose(out.proposal))
-                        .await
-                        .unwrap_or(Outcome::Unknown);
+                    let outcome =
+                        match tokio::time::timeout(timeout, store.propose(out.proposal)).await {
+                            Err(_) => Outcome::Unknown,
+                            Ok(Ok(outcome)) => outcome,
+                            Ok(Err(error)) => {
+                                tracing::warn!(%error, "proposal not run");
+                                Outcome::Unavailable
+                            }
+                        };
                     tracing::debug!(?outcome, "commit outcome");
                     let _ = tx.send(Message::Outcome(out.token, outcome)).await;
                 }

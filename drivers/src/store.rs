@@ -50,6 +50,12 @@ pub enum StoreError {
         /// The node count asked for.
         expected: u16,
     },
+    /// The node is not a node of the stored registry.
+    #[error("{node} is not a node of this cluster")]
+    UnknownNode {
+        /// The node.
+        node: NodeId,
+    },
     /// The store was not initialised with a registry.
     #[error("the store holds no registry: initialise it first")]
     Uninitialised,
@@ -112,10 +118,14 @@ pub trait Store: Send + Sync + 'static {
         address: &str,
     ) -> impl Future<Output = Result<Slot, StoreError>> + Send;
 
-    /// Runs `proposal` as one serializable transaction. `Committed` and `Refused` are final;
-    /// `Unavailable` means nothing was written; `Unknown` means it may have been (a retry with
-    /// the same proposal id is recognised and not applied twice).
-    fn propose(&self, proposal: Proposal) -> impl Future<Output = Outcome> + Send;
+    /// Runs `proposal` as one serializable transaction. `Ok(Committed)` and `Ok(Refused)` are
+    /// final; `Ok(Unknown)` means it may have been written (a retry with the same proposal id is
+    /// recognised and not applied twice); `Err` means it could not run and nothing was written
+    /// (the store is unreachable, or a key it reads holds an undecodable value, named).
+    fn propose(
+        &self,
+        proposal: Proposal,
+    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 
     /// A consistent snapshot of the registry and the metadata.
     fn snapshot(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
