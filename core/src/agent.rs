@@ -77,6 +77,13 @@ pub const RETRIES_MAX: u32 = 16;
 /// The most proposals in flight at once (one per kind, and kinds are bounded by the nodes).
 pub const IN_FLIGHT_MAX: usize = 1_024;
 
+/// The most peers a node probes per probe round (round-robin over its peers).
+pub const PROBES_PER_ROUND_MAX: usize = 8;
+
+/// How many consecutive probes must agree (fail, or answer) before a node reports a partition
+/// (or its heal), besides `suspect_after_ms` of them.
+pub const PROBE_STREAK_MIN: u32 = 3;
+
 /// A timing setting that was refused, naming both sides of the rule it breaks.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum TimingError {
@@ -469,6 +476,9 @@ struct Peer {
     probing: bool,
     failing_since_ms: Option<u64>,
     ok_since_ms: Option<u64>,
+    /// Consecutive probes with the same result (failed while `failing_since_ms` is set,
+    /// answered while `ok_since_ms` is).
+    streak: u32,
 }
 
 /// The latest snapshot and when it was asked for.
@@ -497,6 +507,7 @@ pub struct Agent {
     serving: BTreeMap<ActorId, u64>,
     pending: BTreeMap<ActorId, (u64, u64)>,
     peers: BTreeMap<NodeId, Peer>,
+    probe_cursor: usize,
     in_flight: BTreeMap<u64, InFlight>,
     /// When each kind last finished (committed or refused), by local time: the policy waits for
     /// a snapshot read after that before proposing the kind again.
@@ -530,6 +541,7 @@ impl Agent {
             serving: BTreeMap::new(),
             pending: BTreeMap::new(),
             peers: BTreeMap::new(),
+            probe_cursor: 0,
             in_flight: BTreeMap::new(),
             finished_ms: BTreeMap::new(),
             timers: BTreeMap::new(),
@@ -672,6 +684,12 @@ impl Agent {
     pub fn handle_probe(&mut self, now_ms: u64, peer: NodeId, sent_ms: u64, ok: bool) {
         let p = self.peers.entry(peer).or_default();
         p.probing = false;
+        let same = if ok {
+            p.ok_since_ms.is_some()
+        } else {
+            p.failing_since_ms.is_some()
+        };
+        p.streak = if same { p.streak.saturating_add(1) } else { 1 };
         if ok {
             p.failing_since_ms = None;
             p.ok_since_ms = Some(p.ok_since_ms.unwrap_or(sent_ms));
@@ -910,13 +928,29 @@ impl Agent {
                 }) || !o.state.can_communicate(self.node, n)
             })
             .collect();
-        for peer in peers {
+        // At most PROBES_PER_ROUND_MAX peers per round, round-robin: every peer is probed at
+        // least every ceil(peers / PROBES_PER_ROUND_MAX) rounds, and a node's probe traffic
+        // stays bounded however large the cluster.
+        let count = peers.len();
+        let mut sent = 0;
+        for k in 0..count {
+            if sent >= PROBES_PER_ROUND_MAX {
+                break;
+            }
+            let peer = peers[(self.probe_cursor + k) % count];
             let p = self.peers.entry(peer).or_default();
             if !p.probing {
                 p.probing = true;
                 self.out_probes.push_back(peer);
+                sent += 1;
             }
         }
+        self.probe_cursor = if count == 0 {
+            0
+        } else {
+            (self.probe_cursor + PROBES_PER_ROUND_MAX) % count
+        };
+        debug_assert!(sent <= PROBES_PER_ROUND_MAX);
     }
 
     /// How long a proposal may stay in flight without any outcome before the Agent gives up on
@@ -1230,12 +1264,13 @@ impl Agent {
                     NodeStatus::Active | NodeStatus::Leaving | NodeStatus::Joining
                 )
             });
-            let suspected = p
-                .failing_since_ms
-                .is_some_and(|since| now_ms.saturating_sub(since) >= after);
-            let trusted = p
-                .ok_since_ms
-                .is_some_and(|since| now_ms.saturating_sub(since) >= after);
+            let streak = p.streak >= PROBE_STREAK_MIN;
+            let suspected = streak
+                && p.failing_since_ms
+                    .is_some_and(|since| now_ms.saturating_sub(since) >= after);
+            let trusted = streak
+                && p.ok_since_ms
+                    .is_some_and(|since| now_ms.saturating_sub(since) >= after);
             if live && suspected && s.can_communicate(me, peer) {
                 self.propose_if_enabled(now_ms, Event::CreatePartition { a: me, b: peer }, None);
             } else if trusted && !s.can_communicate(me, peer) {

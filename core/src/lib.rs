@@ -50,7 +50,8 @@ pub use actor::{
 };
 pub use agent::{
     served_by, Agent, Decision, FenceReason, Notification, Outcome, Outgoing, Timer, Timing,
-    TimingError, TimingSettings, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, RETRIES_MAX,
+    TimingError, TimingSettings, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX,
+    PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN, RETRIES_MAX,
 };
 pub use config::{Config, ConfigError};
 pub use delta::{Delta, DeltaError};

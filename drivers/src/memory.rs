@@ -22,6 +22,9 @@ pub const CONFLICT_RETRIES_MAX: u32 = 256;
 /// How many committed transactions the store keeps in its log (for replay checks).
 pub const COMMIT_LOG_MAX: usize = 4_000_000;
 
+/// How many recent commits' actions the store remembers for its conflict statistics.
+pub(crate) const WRITERS_KEPT: usize = 4_096;
+
 /// The most faults that can be queued for injection.
 pub const FAULTS_MAX: usize = 1_024;
 
@@ -76,6 +79,8 @@ struct Inner {
     revision: u64,
     /// The revision that last wrote each key.
     versions: HashMap<StoreKey, u64>,
+    /// The action of the commit at each recent revision (for the conflict statistics).
+    writers: BTreeMap<u64, String>,
     /// Deleted keys, with the revision that deleted them, kept while a transaction that started
     /// before that revision may still commit.
     tombstones: BTreeMap<StoreKey, u64>,
@@ -254,7 +259,17 @@ impl MemoryStore {
                     inner.finish(read_revision);
                     return Err(Err(StoreError::Decode(error)));
                 }
-                if reads.iter().any(|k| inner.version(k) > read_revision) {
+                if let Some(key) = reads.iter().find(|k| inner.version(k) > read_revision) {
+                    let writer = inner
+                        .writers
+                        .get(&inner.version(key))
+                        .cloned()
+                        .unwrap_or_else(|| "claim".to_string());
+                    *inner
+                        .stats
+                        .conflict_pairs
+                        .entry((name.clone(), writer))
+                        .or_default() += 1;
                     *inner.stats.conflicts.entry(name).or_default() += 1;
                     Ok(None)
                 } else if commit.duplicate {
@@ -341,6 +356,10 @@ impl MemoryStore {
         inner.state = Some(next);
         inner.revision = revision;
         *inner.stats.commits.entry(name.to_string()).or_default() += 1;
+        inner.writers.insert(revision, name.to_string());
+        while inner.writers.len() > WRITERS_KEPT {
+            inner.writers.pop_first();
+        }
         if inner.log.len() < COMMIT_LOG_MAX {
             inner.log.push(Logged {
                 revision,

@@ -68,6 +68,8 @@ pub struct StoreStats {
     pub commits: BTreeMap<String, u64>,
     /// Transactions that conflicted with a concurrent commit, by action.
     pub conflicts: BTreeMap<String, u64>,
+    /// Conflicts by (the action that conflicted, the action whose commit it conflicted with).
+    pub conflict_pairs: BTreeMap<(String, String), u64>,
     /// Attempts run again after a conflict, by action.
     pub retries: BTreeMap<String, u64>,
     /// Proposals refused, by action.
