@@ -21,7 +21,7 @@ use crate::refusal::Refusal;
 use crate::state::State;
 use crate::step::step;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use thiserror::Error;
 
@@ -108,8 +108,8 @@ pub struct Applied {
 /// The drivers' metadata beside the registry. Store keys: `slot/n`, `round`, `proposal/n/seq`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
-    /// The node slots.
-    pub slots: BTreeMap<NodeId, Slot>,
+    /// The node slots (a persistent map: cloning the metadata is cheap).
+    pub slots: imbl::OrdMap<NodeId, Slot>,
     /// The heartbeat round: opened by every committed ResetHeartbeats.
     pub round: u64,
     /// The recently applied proposals, at most [`PROPOSALS_REMEMBERED`] per incarnation (a

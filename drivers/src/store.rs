@@ -16,7 +16,7 @@ pub struct Snapshot {
     /// The heartbeat round.
     pub round: u64,
     /// The node slots (incarnations and probe addresses).
-    pub slots: BTreeMap<NodeId, Slot>,
+    pub slots: imbl::OrdMap<NodeId, Slot>,
     /// The store's revision when read (grows with every commit).
     pub revision: u64,
 }
