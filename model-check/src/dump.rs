@@ -92,22 +92,29 @@ pub fn canonical_line(state: &State) -> String {
     Value::Object(line.into_iter().map(|(k, v)| (k.to_string(), v)).collect()).to_string()
 }
 
-/// Writes the canonical line of every state reachable in `model` to `path`, breadth-first.
-/// Returns the number of states written.
+/// Writes the canonical line of every state reachable in `model` to `path`, breadth-first, and
+/// beside it, to `path` + `.paths`, one line per state in the same order: the 1-based line of its
+/// breadth-first parent (0 for an initial state) and the action from the parent, separated by a
+/// tab (so a state's shortest path can be read back). Returns the number of states written.
 pub fn write_states(model: &MembershipModel, path: &Path) -> io::Result<usize> {
     let mut out = BufWriter::new(std::fs::File::create(path)?);
+    let mut paths_name = path.as_os_str().to_owned();
+    paths_name.push(".paths");
+    let mut paths = BufWriter::new(std::fs::File::create(paths_name)?);
     let mut seen: HashSet<State, ahash::RandomState> =
         HashSet::with_hasher(ahash::RandomState::new());
-    let mut frontier = VecDeque::new();
+    // (state, its parent's line, the action from the parent)
+    let mut frontier: VecDeque<(State, usize, String)> = VecDeque::new();
     for init in model.init_states() {
         if seen.insert(init.clone()) {
-            frontier.push_back(init);
+            frontier.push_back((init, 0, String::new()));
         }
     }
     let mut actions = Vec::new();
     let mut written = 0usize;
-    while let Some(state) = frontier.pop_front() {
+    while let Some((state, parent, action)) = frontier.pop_front() {
         writeln!(out, "{}", canonical_line(&state))?;
+        writeln!(paths, "{parent}\t{action}")?;
         written += 1;
         actions.clear();
         model.actions(&state, &mut actions);
@@ -115,12 +122,13 @@ pub fn write_states(model: &MembershipModel, path: &Path) -> io::Result<usize> {
             if let Some(next) = model.next_state(&state, action) {
                 if !seen.contains(&next) {
                     seen.insert(next.clone());
-                    frontier.push_back(next);
+                    frontier.push_back((next, written, model.format_action(&action)));
                 }
             }
         }
     }
     out.flush()?;
+    paths.flush()?;
     Ok(written)
 }
 
@@ -146,6 +154,13 @@ mod tests {
         let written = write_states(&model, &path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
+        let paths_file = format!("{}.paths", path.display());
+        let paths = std::fs::read_to_string(&paths_file).unwrap();
+        std::fs::remove_file(&paths_file).unwrap();
+        let parents: Vec<&str> = paths.lines().collect();
+        assert_eq!(parents.len(), written);
+        assert_eq!(parents[0], "0\t");
+        assert_eq!(parents[1], "1\tNodeJoin(n1)");
         let lines: std::collections::BTreeSet<&str> = text.lines().collect();
         // The pinned state space of 2 nodes, MaxView 3, no symmetry (tests/checker.rs).
         assert_eq!(written, 1_776);

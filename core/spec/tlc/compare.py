@@ -19,7 +19,8 @@ line per state (sorted-key compact JSON):
 and the two sets are compared. Exit status 0 when they are equal; 1 when they differ
 (the first state of each side, in that side's breadth-first order, that the other side
 lacks is printed, with the nearest state of the other side and the variables where they
-differ); 2 for unreadable input. Python 3 standard library only.
+differ, and, from RUST_DUMP.paths when model-check wrote it, the Rust checker's
+shortest path to each Rust state shown); 2 for unreadable input. Python 3 standard library only.
 """
 
 from __future__ import annotations
@@ -314,30 +315,71 @@ def read_rust(path: str) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-def nearest(line: str, others: list[str]) -> tuple[str, list[str]]:
-    """The state of `others` that differs from `line` in the fewest variables."""
+def read_paths(path: str) -> list[tuple[int, str]] | None:
+    """The Rust dump's sidecar (model-check writes RUST_DUMP.paths): per state, the line of its
+    breadth-first parent (0 for the initial state) and the action from it."""
+    try:
+        with open(path + ".paths", encoding="utf-8") as f:
+            rows = [line.rstrip("\n").split("\t", 1) for line in f]
+    except OSError:
+        return None
+    return [(int(parent), action) for parent, action in rows]
+
+
+def path_to(index: int, paths: list[tuple[int, str]]) -> list[str]:
+    """The actions of the Rust checker's shortest path to its state number `index` (1-based)."""
+    actions = []
+    while index > 0 and paths[index - 1][0] > 0:
+        parent, action = paths[index - 1]
+        actions.append(action)
+        index = parent
+    return actions[::-1]
+
+
+def nearest(line: str, others: list[str]) -> tuple[int, list[str]]:
+    """The (0-based) position of the state of `others` that differs from `line` in the fewest
+    variables, and those variables."""
     this = json.loads(line)
-    best, best_diff = None, None
-    for other in others:
+    best, best_diff = -1, None
+    for i, other in enumerate(others):
         o = json.loads(other)
         diff = [k for k in VARIABLES if this[k] != o[k]]
         if best_diff is None or len(diff) < len(best_diff):
-            best, best_diff = other, diff
+            best, best_diff = i, diff
             if len(diff) == 1:
                 break
     return best, best_diff or []
 
 
-def report_side(name: str, other_name: str, ordered: list[str], other: list[str],
-                extra: set[str]) -> None:
-    first = next(line for line in ordered if line in extra)
-    index = ordered.index(first) + 1
-    print(f"  first {name} state missing from {other_name} (#{index} in {name}'s BFS order):")
-    print(f"    {first}")
-    near, diff = nearest(first, other)
-    if near is not None:
-        print(f"  nearest {other_name} state (differs in {', '.join(diff)}):")
-        print(f"    {near}")
+def show_path(actions: list[str]) -> None:
+    print(f"      reached by ({len(actions)} steps): {', '.join(actions) or '(initial state)'}")
+
+
+def report(tlc: list[str], rust: list[str], only_tlc: set[str], only_rust: set[str],
+           paths: list[tuple[int, str]] | None) -> None:
+    if only_tlc:
+        first = next(line for line in tlc if line in only_tlc)
+        print(f"  first TLC state missing from Rust (#{tlc.index(first) + 1} in TLC's BFS order):")
+        print(f"    {first}")
+        i, diff = nearest(first, rust)
+        if i >= 0:
+            print(f"  nearest Rust state (differs in {', '.join(diff)}):")
+            print(f"    {rust[i]}")
+            if paths:
+                show_path(path_to(i + 1, paths))
+    if only_rust:
+        first = next(line for line in rust if line in only_rust)
+        index = rust.index(first) + 1
+        print(f"  first Rust state missing from TLC (#{index} in Rust's BFS order):")
+        print(f"    {first}")
+        if paths:
+            # Its breadth-first parent comes earlier, so TLC has it: the last step is where
+            # the two disagree.
+            show_path(path_to(index, paths))
+        i, diff = nearest(first, tlc)
+        if i >= 0:
+            print(f"  nearest TLC state (differs in {', '.join(diff)}):")
+            print(f"    {tlc[i]}")
 
 
 def main(argv: list[str]) -> int:
@@ -361,10 +403,7 @@ def main(argv: list[str]) -> int:
         f"{len(only_tlc)} only in TLC, {len(only_rust)} only in Rust"
         + (f"; duplicates: TLC {dup_tlc}, Rust {dup_rust}" if dup_tlc or dup_rust else "")
     )
-    if only_tlc:
-        report_side("TLC", "Rust", tlc, rust, only_tlc)
-    if only_rust:
-        report_side("Rust", "TLC", rust, tlc, only_rust)
+    report(tlc, rust, only_tlc, only_rust, read_paths(argv[2]))
     return 1
 
 

@@ -244,6 +244,7 @@ def check(cfg: Config, jar: str, model_check: str, work: Path) -> tuple[bool, st
         problems.append(diff.stdout.rstrip())
     (work / "tlc.dump").unlink()
     rust_dump.unlink()
+    Path(f"{rust_dump}.paths").unlink(missing_ok=True)
 
     # The safety verdicts.
     verdicts = {p["name"]: p for p in summary["properties"] if p["kind"] != "liveness"}
