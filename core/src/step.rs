@@ -676,7 +676,7 @@ fn elect_primary(state: &State, n: NodeId) -> Outcome {
         Mode::Fixed if config.is_mutant(Mutant::ElectWithoutTermIncrement) => state.term_counter(),
         Mode::Fixed => issue_term(state)?,
         Mode::Reference => successor(state, Counter::Term, state.max_term())?,
-        Mode::Buggy => within_bound(state, Counter::Term, state.max_term())?,
+        Mode::Buggy => r.term,
     };
     let mut next = state.clone();
     let mut effects = Vec::new();
