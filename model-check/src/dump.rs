@@ -10,13 +10,14 @@
 //!
 //! The states are enumerated breadth-first with the model's own `init_states`, `actions` and
 //! `next_state`, so the set is exactly the one the stateright checker explores (with symmetry
-//! off: every concrete state; with symmetry on: the representatives).
+//! off: every concrete state; with symmetry on: the representatives). The transitions go beside
+//! it (`FILE.edges`), so that the cross-check compares the transition relations too.
 
 use crate::model::MembershipModel;
 use membership_core::{NodeId, NodeRecord, NodeSet, State};
 use serde_json::{json, Value};
 use stateright::Model;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -93,42 +94,51 @@ pub fn canonical_line(state: &State) -> String {
 }
 
 /// Writes the canonical line of every state reachable in `model` to `path`, breadth-first, and
-/// beside it, to `path` + `.paths`, one line per state in the same order: the 1-based line of its
-/// breadth-first parent (0 for an initial state) and the action from the parent, separated by a
-/// tab (so a state's shortest path can be read back). Returns the number of states written.
+/// every transition to `path` + `.edges`, one line each: the 1-based lines of its source and
+/// target states and the action, separated by tabs, in breadth-first order of the source (so the
+/// first transition into a state comes from its breadth-first parent). Returns the number of
+/// states written.
 pub fn write_states(model: &MembershipModel, path: &Path) -> io::Result<usize> {
     let mut out = BufWriter::new(std::fs::File::create(path)?);
-    let mut paths_name = path.as_os_str().to_owned();
-    paths_name.push(".paths");
-    let mut paths = BufWriter::new(std::fs::File::create(paths_name)?);
-    let mut seen: HashSet<State, ahash::RandomState> =
-        HashSet::with_hasher(ahash::RandomState::new());
-    // (state, its parent's line, the action from the parent)
-    let mut frontier: VecDeque<(State, usize, String)> = VecDeque::new();
+    let mut edges_name = path.as_os_str().to_owned();
+    edges_name.push(".edges");
+    let mut edges = BufWriter::new(std::fs::File::create(edges_name)?);
+    // Every state found so far, with its 1-based line.
+    let mut lines: HashMap<State, usize, ahash::RandomState> =
+        HashMap::with_hasher(ahash::RandomState::new());
+    let mut frontier: VecDeque<(State, usize)> = VecDeque::new();
     for init in model.init_states() {
-        if seen.insert(init.clone()) {
-            frontier.push_back((init, 0, String::new()));
+        if !lines.contains_key(&init) {
+            lines.insert(init.clone(), lines.len() + 1);
+            frontier.push_back((init, lines.len()));
         }
     }
     let mut actions = Vec::new();
     let mut written = 0usize;
-    while let Some((state, parent, action)) = frontier.pop_front() {
+    while let Some((state, line)) = frontier.pop_front() {
         writeln!(out, "{}", canonical_line(&state))?;
-        writeln!(paths, "{parent}\t{action}")?;
         written += 1;
+        debug_assert_eq!(line, written);
         actions.clear();
         model.actions(&state, &mut actions);
         for action in actions.drain(..) {
-            if let Some(next) = model.next_state(&state, action) {
-                if !seen.contains(&next) {
-                    seen.insert(next.clone());
-                    frontier.push_back((next, written, model.format_action(&action)));
+            let Some(next) = model.next_state(&state, action) else {
+                continue;
+            };
+            let target = match lines.get(&next) {
+                Some(&target) => target,
+                None => {
+                    let target = lines.len() + 1;
+                    lines.insert(next.clone(), target);
+                    frontier.push_back((next, target));
+                    target
                 }
-            }
+            };
+            writeln!(edges, "{line}\t{target}\t{}", model.format_action(&action))?;
         }
     }
     out.flush()?;
-    paths.flush()?;
+    edges.flush()?;
     Ok(written)
 }
 
@@ -154,13 +164,13 @@ mod tests {
         let written = write_states(&model, &path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        let paths_file = format!("{}.paths", path.display());
-        let paths = std::fs::read_to_string(&paths_file).unwrap();
-        std::fs::remove_file(&paths_file).unwrap();
-        let parents: Vec<&str> = paths.lines().collect();
-        assert_eq!(parents.len(), written);
-        assert_eq!(parents[0], "0\t");
-        assert_eq!(parents[1], "1\tNodeJoin(n1)");
+        let edges_file = format!("{}.edges", path.display());
+        let edges = std::fs::read_to_string(&edges_file).unwrap();
+        std::fs::remove_file(&edges_file).unwrap();
+        let edges: Vec<&str> = edges.lines().collect();
+        // The checker's 8,161 generated states are the initial one and one per transition.
+        assert_eq!(edges.len(), 8_160);
+        assert_eq!(edges[0], "1\t2\tNodeJoin(n1)");
         let lines: std::collections::BTreeSet<&str> = text.lines().collect();
         // The pinned state space of 2 nodes, MaxView 3, no symmetry (tests/checker.rs).
         assert_eq!(written, 1_776);

@@ -80,8 +80,9 @@ struct Cli {
     /// Decide the liveness properties (on the explicit graph, without symmetry reduction).
     #[arg(long, value_enum, default_value = "on")]
     liveness: OnOff,
-    /// Also write every reachable state to FILE, one canonical JSON line each (for the TLC
-    /// cross-check, core/spec/tlc/run.sh; use with --symmetry off).
+    /// Also write every reachable state to FILE, one canonical JSON line each, and every
+    /// transition to FILE.edges (for the TLC cross-check, core/spec/tlc/run.sh; use with
+    /// --symmetry off).
     #[arg(long, value_name = "FILE", conflicts_with = "depth")]
     dump: Option<std::path::PathBuf>,
 }

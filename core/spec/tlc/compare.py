@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""Compare TLC's state set with the Rust checker's, state for state.
+"""Compare TLC's state graph with the Rust checker's, state for state and transition for
+transition.
 
     compare.py TLC_DUMP RUST_DUMP
 
-TLC_DUMP is what `tlc2.TLC -dump FILE` writes (FILE.dump: "State N:" blocks of
-`/\\ var = value` lines, values as TLA+ expressions). RUST_DUMP is what
-`model-check --symmetry off --dump FILE` writes: one JSON object per line with the
-spec's variables (see model-check/src/dump.rs). Both are normalised to one canonical
-line per state (sorted-key compact JSON):
+TLC_DUMP is what `tlc2.TLC -dump dot,actionlabels FILE` writes (FILE.dot: every state as a
+node labelled with its `/\\ var = value` lines, values as TLA+ expressions, and every
+transition as an edge labelled with its action's name), or what the plain `-dump FILE`
+writes (FILE.dump: the same "State N:" blocks, no transitions). RUST_DUMP is what
+`model-check --symmetry off --dump FILE` writes: one JSON object per line with the spec's
+variables (model-check/src/dump.rs), and FILE.edges beside it (source line, target line,
+event). Both sides' states are normalised to one canonical line each (sorted-key compact
+JSON):
 
     state, view, view_number, believes_primary, term, heartbeat_received, detected
         lists indexed by node (n1 first); sets as ascending lists of node numbers
@@ -16,11 +20,16 @@ line per state (sorted-key compact JSON):
     placements      ascending list of [actor, node, epoch]
     queue           ascending list of [actor, from, reason]
 
-and the two sets are compared. Exit status 0 when they are equal; 1 when they differ
-(the first state of each side, in that side's breadth-first order, that the other side
-lacks is printed, with the nearest state of the other side and the variables where they
-differ, and, from RUST_DUMP.paths when model-check wrote it, the Rust checker's
-shortest path to each Rust state shown); 2 for unreadable input. Python 3 standard library only.
+The two state SETS are compared; when they are equal and both dumps have transitions, the
+two sets of (source, target, action name) triples are compared too (a guard that changes
+only which transitions exist, not which states are reachable, shows only there).
+
+Exit status 0 when they are equal; 1 when they differ: the first state of each side (in that
+side's breadth-first order) that the other lacks is printed, with the nearest state of the
+other side, the variables where they differ and the breadth-first path to each (so the last
+step of the path to the first Rust-only state is where the two disagree), or the first
+transition of each side that the other lacks, with the path to its source; 2 for unreadable
+input. Python 3 standard library only.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import functools
 import json
 import re
 import sys
+from dataclasses import dataclass
 
 VARIABLES = (
     "state",
@@ -268,77 +278,142 @@ def tlc_canonical(values: dict) -> str:
     ) + "}"
 
 
-def read_tlc(path: str) -> list[str]:
-    """The canonical lines of TLC's dump, in its order."""
-    lines = []
-    values: dict[str, str] | None = None
-    current: str | None = None
+def block_values(lines: list[str], where: str) -> dict[str, str]:
+    """The variables of one state: `/\\ name = value` lines (a long value may continue on
+    the following, indented lines)."""
+    values: dict[str, str] = {}
+    current = None
+    for line in lines:
+        if line.startswith("/\\ "):
+            name, sep, value = line[3:].partition(" = ")
+            if not sep:
+                raise ParseError(f"{where}: unexpected line {line!r}")
+            current = name
+            values[name] = value
+        elif line.strip() and current is not None:
+            values[current] += " " + line.strip()
+        elif line.strip():
+            raise ParseError(f"{where}: unexpected line {line!r}")
+    return values
 
-    def finish():
-        if values is not None:
-            lines.append(tlc_canonical(values))
 
+@dataclass
+class Dump:
+    """One side's state graph: canonical lines in the side's (breadth-first) order, and, when
+    the dump has them, the transitions as (source, target, action) with 0-based positions in
+    `states` (action: the Rust event with its arguments, or TLC's action name)."""
+
+    states: list[str]
+    edges: list[tuple[int, int, str]] | None = None
+
+
+def read_tlc(path: str) -> Dump:
+    """TLC's `-dump FILE` (FILE.dump: states only) or `-dump dot,actionlabels FILE` (FILE.dot:
+    the same TLA+ expressions as node labels, and every transition with its action name)."""
+    if path.endswith(".dot"):
+        return read_tlc_dot(path)
+    states = []
+    block: list[str] | None = None
     with open(path, encoding="utf-8") as f:
         for raw in f:
             line = raw.rstrip("\n")
-            if line.startswith("/\\ "):
-                name, sep, value = line[3:].partition(" = ")
-                if not sep or values is None:
-                    raise ParseError(f"unexpected line {line!r}")
-                current = name
-                values[name] = value
-            elif line.startswith("State ") and line.endswith(":"):
-                finish()
-                values, current = {}, None
-            elif line.strip() == "":
-                current = None
-            elif current is not None and values is not None:
-                values[current] += " " + line.strip()  # a long value continues
-            else:
-                raise ParseError(f"unexpected line {line!r}")
-    finish()
-    return lines
+            if line.startswith("State ") and line.endswith(":"):
+                if block is not None:
+                    states.append(tlc_canonical(block_values(block, path)))
+                block = []
+            elif block is not None:
+                block.append(line)
+            elif line.strip():
+                raise ParseError(f"{path}: unexpected line {line!r}")
+    if block is not None:
+        states.append(tlc_canonical(block_values(block, path)))
+    return Dump(states)
 
 
-def read_rust(path: str) -> list[str]:
-    out = []
+DOT_ESCAPE = re.compile(r"\\(.)")
+
+
+def read_tlc_dot(path: str) -> Dump:
+    ids: dict[str, int] = {}  # TLC's state fingerprint -> position in `states`
+    states: list[str | None] = []
+    raw_edges: list[tuple[str, str, str]] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            first, _, rest = line.partition(" ")
+            if rest.startswith("-> "):
+                # 123 -> 456 [label="Action",color=...];
+                target, _, attrs = rest[3:].partition(" ")
+                start = attrs.find('label="') + 7
+                raw_edges.append((first, target, attrs[start : attrs.index('"', start)]))
+            elif rest.startswith('[label="'):
+                # 123 [label="/\\ x = 1\n/\\ y = ..."]: the closing quote is the last one.
+                label = rest[8 : rest.rindex('"')]
+                text = DOT_ESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), label)
+                if first not in ids:
+                    ids[first] = len(states)
+                    states.append(tlc_canonical(block_values(text.split("\n"), path)))
+    missing = {e for a, b, _ in raw_edges for e in (a, b) if e not in ids}
+    if missing:
+        raise ParseError(f"{path}: {len(missing)} transitions name states without a label")
+    edges = [(ids[a], ids[b], action) for a, b, action in raw_edges]
+    return Dump(states, edges)
+
+
+def read_rust(path: str) -> Dump:
+    """model-check's --dump FILE, and FILE.edges beside it when it exists."""
+    states = []
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 obj = json.loads(line)
                 if set(obj) != set(VARIABLES):
                     raise ParseError(f"Rust line has keys {sorted(obj)}")
-                out.append(canonical(obj))
-    return out
+                states.append(canonical(obj))
+    try:
+        f = open(path + ".edges", encoding="utf-8")
+    except FileNotFoundError:
+        return Dump(states)
+    edges = []
+    with f:
+        for line in f:
+            src, dst, action = line.rstrip("\n").split("\t")
+            edges.append((int(src) - 1, int(dst) - 1, action))
+    return Dump(states, edges)
 
 
 # ---------------------------------------------------------------------------
+# Reporting a difference.
 
 
-def read_paths(path: str) -> list[tuple[int, str]] | None:
-    """The Rust dump's sidecar (model-check writes RUST_DUMP.paths): per state, the line of its
-    breadth-first parent (0 for the initial state) and the action from it."""
-    try:
-        with open(path + ".paths", encoding="utf-8") as f:
-            rows = [line.rstrip("\n").split("\t", 1) for line in f]
-    except OSError:
-        return None
-    return [(int(parent), action) for parent, action in rows]
+def parents(dump: Dump) -> list[tuple[int, str] | None]:
+    """Per state, its breadth-first parent and the action from it: the first transition into
+    it (the dump lists transitions in breadth-first order of their source)."""
+    out: list[tuple[int, str] | None] = [None] * len(dump.states)
+    for src, dst, action in dump.edges or []:
+        if dst != 0 and out[dst] is None:
+            out[dst] = (src, action)
+    return out
 
 
-def path_to(index: int, paths: list[tuple[int, str]]) -> list[str]:
-    """The actions of the Rust checker's shortest path to its state number `index` (1-based)."""
+def path_to(index: int, parent: list[tuple[int, str] | None]) -> list[str]:
+    """The actions of the breadth-first path to state `index` (0-based)."""
     actions = []
-    while index > 0 and paths[index - 1][0] > 0:
-        parent, action = paths[index - 1]
+    while parent[index] is not None:
+        index, action = parent[index]
         actions.append(action)
-        index = parent
     return actions[::-1]
 
 
+def show_path(dump: Dump, index: int) -> None:
+    if dump.edges is not None:
+        actions = path_to(index, parents(dump))
+        text = ", ".join(actions) or "(the initial state)"
+        print(f"      reached by ({len(actions)} steps): {text}")
+
+
 def nearest(line: str, others: list[str]) -> tuple[int, list[str]]:
-    """The (0-based) position of the state of `others` that differs from `line` in the fewest
-    variables, and those variables."""
+    """The position of the state of `others` that differs from `line` in the fewest variables,
+    and those variables."""
     this = json.loads(line)
     best, best_diff = -1, None
     for i, other in enumerate(others):
@@ -351,35 +426,97 @@ def nearest(line: str, others: list[str]) -> tuple[int, list[str]]:
     return best, best_diff or []
 
 
-def show_path(actions: list[str]) -> None:
-    print(f"      reached by ({len(actions)} steps): {', '.join(actions) or '(initial state)'}")
-
-
-def report(tlc: list[str], rust: list[str], only_tlc: set[str], only_rust: set[str],
-           paths: list[tuple[int, str]] | None) -> None:
+def report_states(tlc: Dump, rust: Dump, only_tlc: set[str], only_rust: set[str]) -> None:
     if only_tlc:
-        first = next(line for line in tlc if line in only_tlc)
-        print(f"  first TLC state missing from Rust (#{tlc.index(first) + 1} in TLC's BFS order):")
-        print(f"    {first}")
-        i, diff = nearest(first, rust)
+        first = next(i for i, line in enumerate(tlc.states) if line in only_tlc)
+        print(f"  first TLC state missing from Rust (#{first + 1} in TLC's BFS order):")
+        print(f"    {tlc.states[first]}")
+        show_path(tlc, first)
+        i, diff = nearest(tlc.states[first], rust.states)
         if i >= 0:
             print(f"  nearest Rust state (differs in {', '.join(diff)}):")
-            print(f"    {rust[i]}")
-            if paths:
-                show_path(path_to(i + 1, paths))
+            print(f"    {rust.states[i]}")
+            show_path(rust, i)
     if only_rust:
-        first = next(line for line in rust if line in only_rust)
-        index = rust.index(first) + 1
-        print(f"  first Rust state missing from TLC (#{index} in Rust's BFS order):")
-        print(f"    {first}")
-        if paths:
-            # Its breadth-first parent comes earlier, so TLC has it: the last step is where
-            # the two disagree.
-            show_path(path_to(index, paths))
-        i, diff = nearest(first, tlc)
+        first = next(i for i, line in enumerate(rust.states) if line in only_rust)
+        print(f"  first Rust state missing from TLC (#{first + 1} in Rust's BFS order):")
+        print(f"    {rust.states[first]}")
+        # Its breadth-first parent comes earlier, so TLC has it: the last step is where the
+        # two disagree.
+        show_path(rust, first)
+        i, diff = nearest(rust.states[first], tlc.states)
         if i >= 0:
             print(f"  nearest TLC state (differs in {', '.join(diff)}):")
-            print(f"    {tlc[i]}")
+            print(f"    {tlc.states[i]}")
+            show_path(tlc, i)
+
+
+def action_name(action: str) -> str:
+    """`SyncViews(n1, n2)` -> `SyncViews`: TLC labels a transition with the action's name."""
+    return action.split("(", 1)[0]
+
+
+def compare_edges(tlc: Dump, rust: Dump) -> bool:
+    """The transition relations, as sets of (source, target, action name); the state sets are
+    equal. Prints the first difference on each side and returns False when they differ."""
+    assert tlc.edges is not None and rust.edges is not None
+    position = {line: i for i, line in enumerate(rust.states)}
+    to_rust = [position[line] for line in tlc.states]  # TLC position -> Rust position
+    names: dict[str, int] = {}
+    n = len(rust.states)
+
+    def key(src: int, dst: int, name: str) -> int:
+        return (src * n + dst) * 64 + names.setdefault(name, len(names))
+
+    tlc_keys = {key(to_rust[a], to_rust[b], name) for a, b, name in tlc.edges}
+    rust_keys = {key(a, b, action_name(action)) for a, b, action in rust.edges}
+    if tlc_keys == rust_keys:
+        print(f"same transitions: {len(rust_keys)} (source, target, action) triples")
+        return True
+    only_tlc, only_rust = tlc_keys - rust_keys, rust_keys - tlc_keys
+    print(
+        f"DIFFERENT transitions: TLC {len(tlc_keys)}, Rust {len(rust_keys)} (source, target, "
+        f"action) triples; {len(only_tlc)} only in TLC, {len(only_rust)} only in Rust"
+    )
+    # The first of each side in breadth-first order of the source (Rust's order).
+    if only_tlc:
+        src, dst, name = min(
+            ((to_rust[a], to_rust[b], name) for a, b, name in tlc.edges
+             if key(to_rust[a], to_rust[b], name) in only_tlc),
+            key=lambda e: (e[0], e[1]),
+        )  # fmt: skip
+        print(f"  a TLC transition that Rust lacks: {name}")
+        print(f"    from {rust.states[src]}")
+        show_path(rust, src)
+        print(f"    to   {rust.states[dst]}")
+    if only_rust:
+        src, dst, action = next(
+            (a, b, action) for a, b, action in rust.edges
+            if key(a, b, action_name(action)) in only_rust
+        )  # fmt: skip
+        print(f"  a Rust transition that TLC lacks: {action}")
+        print(f"    from {rust.states[src]}")
+        show_path(rust, src)
+        print(f"    to   {rust.states[dst]}")
+    return False
+
+
+def compare(tlc: Dump, rust: Dump) -> bool:
+    tlc_set, rust_set = set(tlc.states), set(rust.states)
+    dup_tlc, dup_rust = len(tlc.states) - len(tlc_set), len(rust.states) - len(rust_set)
+    only_tlc, only_rust = tlc_set - rust_set, rust_set - tlc_set
+    if only_tlc or only_rust or dup_tlc or dup_rust:
+        print(
+            f"DIFFERENT state sets: TLC {len(tlc_set)} states, Rust {len(rust_set)}; "
+            f"{len(only_tlc)} only in TLC, {len(only_rust)} only in Rust"
+            + (f"; duplicates: TLC {dup_tlc}, Rust {dup_rust}" if dup_tlc or dup_rust else "")
+        )
+        report_states(tlc, rust, only_tlc, only_rust)
+        return False
+    print(f"same state set: {len(tlc_set)} states")
+    if tlc.edges is None or rust.edges is None:
+        return True
+    return compare_edges(tlc, rust)
 
 
 def main(argv: list[str]) -> int:
@@ -392,19 +529,7 @@ def main(argv: list[str]) -> int:
     except (OSError, ParseError, ValueError) as err:
         print(f"compare: {err}", file=sys.stderr)
         return 2
-    tlc_set, rust_set = set(tlc), set(rust)
-    dup_tlc, dup_rust = len(tlc) - len(tlc_set), len(rust) - len(rust_set)
-    only_tlc, only_rust = tlc_set - rust_set, rust_set - tlc_set
-    if not only_tlc and not only_rust and not dup_tlc and not dup_rust:
-        print(f"same state set: {len(tlc_set)} states")
-        return 0
-    print(
-        f"DIFFERENT state sets: TLC {len(tlc_set)} states, Rust {len(rust_set)}; "
-        f"{len(only_tlc)} only in TLC, {len(only_rust)} only in Rust"
-        + (f"; duplicates: TLC {dup_tlc}, Rust {dup_rust}" if dup_tlc or dup_rust else "")
-    )
-    report(tlc, rust, only_tlc, only_rust, read_paths(argv[2]))
-    return 1
+    return 0 if compare(tlc, rust) else 1
 
 
 if __name__ == "__main__":

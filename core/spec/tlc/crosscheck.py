@@ -6,13 +6,14 @@
 Run by run.sh, which finds the jar and builds the checker. For each TLC configuration
 (default: every *.cfg beside this script, in name order):
 
-1. TLC checks Membership.tla with it (breadth-first, -workers 2) and dumps every
-   distinct state (-dump). Every property the configuration lists must hold.
+1. TLC checks Membership.tla with it (breadth-first, -workers 2) and dumps its state
+   graph (-dump dot,actionlabels). Every property the configuration lists must hold.
 2. The Rust checker (`model-check`) explores the same parameters, derived from the
    configuration's CONSTANTS, with --symmetry off --liveness off, and dumps its states
-   (--dump, model-check/src/dump.rs).
-3. compare.py's normalisation turns both dumps into canonical lines; the state SETS
-   must be equal (the first differing state of each side is printed otherwise).
+   and transitions (--dump, model-check/src/dump.rs).
+3. compare.py turns both dumps into canonical lines; the state SETS must be equal, and so
+   must the sets of (source, target, action name) transitions (the first difference of
+   each side is printed otherwise).
 4. The safety verdicts must agree: every property Rust finds holding is listed in the
    configuration (so TLC verified it), and every property Rust finds violated is
    violated in TLC too, with a shortest counterexample of the same length (TLC run
@@ -28,6 +29,8 @@ standard library only.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import re
@@ -181,7 +184,7 @@ def tlc(jar: str, cfg_text: str, work: Path, tag: str, workers: int, dump: bool)
     cmd = ["java", *JAVA_OPTS, "-cp", jar, "tlc2.TLC", "-workers", str(workers),
            "-metadir", str(work / f"states-{tag}"), "-config", f"{tag}.cfg"]  # fmt: skip
     if dump:
-        cmd += ["-dump", str(work / tag)]
+        cmd += ["-dump", "dot,actionlabels", str(work / tag)]
     cmd.append("Membership.tla")
     result = run(cmd, work, work / f"{tag}.tlc.log")
     shutil.rmtree(work / f"states-{tag}", ignore_errors=True)
@@ -232,19 +235,19 @@ def check(cfg: Config, jar: str, model_check: str, work: Path) -> tuple[bool, st
     # GNU time's figure (with the dump, as TLC's); else the checker's own, before the dump.
     rust_peak = r.peak_mib if r.peak_mib is not None else summary.get("peak_memory_mib")
 
-    # The state sets.
-    tlc_lines = compare.read_tlc(str(work / "tlc.dump"))
-    rust_lines = compare.read_rust(str(rust_dump))
-    if set(tlc_lines) != set(rust_lines) or tlc_states != rust_states:
+    # The state sets and the transition relations.
+    tlc_dump = work / "tlc.dot"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        same = compare.compare(compare.read_tlc(str(tlc_dump)), compare.read_rust(str(rust_dump)))
+    if tlc_states != rust_states:
         problems.append(f"TLC counted {tlc_states} states, Rust {rust_states}")
-        diff = subprocess.run(
-            [sys.executable, str(HERE / "compare.py"), str(work / "tlc.dump"), str(rust_dump)],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        problems.append(diff.stdout.rstrip())
-    (work / "tlc.dump").unlink()
-    rust_dump.unlink()
-    Path(f"{rust_dump}.paths").unlink(missing_ok=True)
+    if not same:
+        problems.append(out.getvalue().rstrip())
+    m = re.search(r"same transitions: (\d+)", out.getvalue())
+    transitions = m.group(1) if m else "-"
+    for f in (tlc_dump, rust_dump, Path(f"{rust_dump}.edges")):
+        f.unlink(missing_ok=True)
 
     # The safety verdicts.
     verdicts = {p["name"]: p for p in summary["properties"] if p["kind"] != "liveness"}
@@ -277,10 +280,10 @@ def check(cfg: Config, jar: str, model_check: str, work: Path) -> tuple[bool, st
                 violated.append(f"{name} {steps}")
     ok = not problems
     row = (
-        f"{cfg.name:<14} {tlc_states:>9} {rust_states:>9} {'same' if ok else 'DIFFER':>6} "
-        f"{t.seconds:>7.1f} {r.seconds:>7.2f} {tlc_states / t.seconds:>9.0f} "
-        f"{rust_states / r.seconds:>9.0f} {mib(t.peak_mib):>7} {mib(rust_peak):>7}  "
-        f"{', '.join(violated) if violated else '-'}"
+        f"{cfg.name:<14} {tlc_states:>8} {rust_states:>8} {transitions:>8} "
+        f"{'same' if ok else 'DIFFER':>6} {t.seconds:>6.1f} {r.seconds:>6.2f} "
+        f"{tlc_states / t.seconds:>8.0f} {rust_states / r.seconds:>8.0f} "
+        f"{mib(t.peak_mib):>7} {mib(rust_peak):>7}  {', '.join(violated) if violated else '-'}"
     )
     if problems:
         row += "\n" + "\n".join("  " + line for p in problems for line in p.splitlines())
@@ -288,9 +291,9 @@ def check(cfg: Config, jar: str, model_check: str, work: Path) -> tuple[bool, st
 
 
 HEADER = (
-    f"{'config':<14} {'TLC st':>9} {'Rust st':>9} {'sets':>6} {'TLC s':>7} {'Rust s':>7} "
-    f"{'TLC st/s':>9} {'Rust st/s':>9} {'TLC MiB':>7} {'RustMiB':>7}  "
-    "violated (same shortest length in both)"
+    f"{'config':<14} {'TLC st':>8} {'Rust st':>8} {'edges':>8} {'graphs':>6} {'TLC s':>6} "
+    f"{'Rust s':>6} {'TLC st/s':>8} {'Rust/s':>8} {'TLC MiB':>7} {'RustMiB':>7}  "
+    "violated: property and shortest counterexample, equal in both"
 )
 
 
@@ -318,9 +321,11 @@ def main() -> int:
             all_ok &= ok
             print(row, flush=True)
     print(
-        f"columns: distinct states; wall seconds of each process (TLC: JVM start, -workers 2,"
-        f" writing its dump; Rust: model-check with --dump); states per wall second;"
-        f" peak resident memory (MiB). Total {time.monotonic() - started:.0f} s."
+        "columns: distinct states of each side; distinct (source, target, action) transitions,"
+        " equal on both sides; whether the state sets and the transitions are the same;"
+        " wall seconds of each process (TLC: JVM start, -workers 2, writing its dump; Rust:"
+        " model-check writing its dump); distinct states per wall second; peak resident"
+        f" memory (MiB). Total {time.monotonic() - started:.0f} s."
     )
     print("result: " + ("TLC and Rust agree on every configuration" if all_ok else "MISMATCH"))
     return 0 if all_ok else 1
