@@ -330,7 +330,14 @@ def read_tlc(path: str) -> Dump:
     return Dump(states)
 
 
-DOT_ESCAPE = re.compile(r"\\(.)")
+def unescape(label: str) -> str:
+    """A DOT label's text: TLC escapes backslash, double quote and newline."""
+    return (
+        label.replace("\\\\", "\0")
+        .replace("\\n", "\n")
+        .replace('\\"', '"')
+        .replace("\0", "\\")
+    )
 
 
 def read_tlc_dot(path: str) -> Dump:
@@ -348,7 +355,7 @@ def read_tlc_dot(path: str) -> Dump:
             elif rest.startswith('[label="'):
                 # 123 [label="/\\ x = 1\n/\\ y = ..."]: the closing quote is the last one.
                 label = rest[8 : rest.rindex('"')]
-                text = DOT_ESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), label)
+                text = unescape(label)
                 if first not in ids:
                     ids[first] = len(states)
                     states.append(tlc_canonical(block_values(text.split("\n"), path)))
@@ -451,6 +458,7 @@ def report_states(tlc: Dump, rust: Dump, only_tlc: set[str], only_rust: set[str]
             show_path(tlc, i)
 
 
+@functools.lru_cache(maxsize=None)
 def action_name(action: str) -> str:
     """`SyncViews(n1, n2)` -> `SyncViews`: TLC labels a transition with the action's name."""
     return action.split("(", 1)[0]
@@ -462,14 +470,8 @@ def compare_edges(tlc: Dump, rust: Dump) -> bool:
     assert tlc.edges is not None and rust.edges is not None
     position = {line: i for i, line in enumerate(rust.states)}
     to_rust = [position[line] for line in tlc.states]  # TLC position -> Rust position
-    names: dict[str, int] = {}
-    n = len(rust.states)
-
-    def key(src: int, dst: int, name: str) -> int:
-        return (src * n + dst) * 64 + names.setdefault(name, len(names))
-
-    tlc_keys = {key(to_rust[a], to_rust[b], name) for a, b, name in tlc.edges}
-    rust_keys = {key(a, b, action_name(action)) for a, b, action in rust.edges}
+    tlc_keys = {(to_rust[a], to_rust[b], name) for a, b, name in tlc.edges}
+    rust_keys = {(a, b, action_name(action)) for a, b, action in rust.edges}
     if tlc_keys == rust_keys:
         print(f"same transitions: {len(rust_keys)} (source, target, action) triples")
         return True
@@ -480,11 +482,7 @@ def compare_edges(tlc: Dump, rust: Dump) -> bool:
     )
     # The first of each side in breadth-first order of the source (Rust's order).
     if only_tlc:
-        src, dst, name = min(
-            ((to_rust[a], to_rust[b], name) for a, b, name in tlc.edges
-             if key(to_rust[a], to_rust[b], name) in only_tlc),
-            key=lambda e: (e[0], e[1]),
-        )  # fmt: skip
+        src, dst, name = min(only_tlc)
         print(f"  a TLC transition that Rust lacks: {name}")
         print(f"    from {rust.states[src]}")
         show_path(rust, src)
@@ -492,7 +490,7 @@ def compare_edges(tlc: Dump, rust: Dump) -> bool:
     if only_rust:
         src, dst, action = next(
             (a, b, action) for a, b, action in rust.edges
-            if key(a, b, action_name(action)) in only_rust
+            if (a, b, action_name(action)) in only_rust
         )  # fmt: skip
         print(f"  a Rust transition that TLC lacks: {action}")
         print(f"    from {rust.states[src]}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """TLC against the Rust checker on the small configurations of this folder.
 
-    crosscheck.py --jar tla2tools.jar --model-check BIN [--keep DIR] [CFG ...]
+    crosscheck.py --jar tla2tools.jar --model-check BIN [--keep DIR] [--all | CFG ...]
 
 Run by run.sh, which finds the jar and builds the checker. For each TLC configuration
 (default: every *.cfg beside this script, in name order):
@@ -212,7 +212,7 @@ def tlc_violation(out: str) -> tuple[str, int] | None:
     return m.group(1), (int(states[-1]) - 1 if states else 0)
 
 
-def check(cfg: Config, jar: str, model_check: str, work: Path) -> tuple[bool, str]:
+def check(cfg: Config, jar: str, model_check: str, work: Path, keep: bool) -> tuple[bool, str]:
     """Cross-checks one configuration; returns (agrees, table row)."""
     problems = []
     flags = cfg.rust_flags()
@@ -246,8 +246,9 @@ def check(cfg: Config, jar: str, model_check: str, work: Path) -> tuple[bool, st
         problems.append(out.getvalue().rstrip())
     m = re.search(r"same transitions: (\d+)", out.getvalue())
     transitions = m.group(1) if m else "-"
-    for f in (tlc_dump, rust_dump, Path(f"{rust_dump}.edges")):
-        f.unlink(missing_ok=True)
+    if not keep:
+        for f in (tlc_dump, rust_dump, Path(f"{rust_dump}.edges")):
+            f.unlink(missing_ok=True)
 
     # The safety verdicts.
     verdicts = {p["name"]: p for p in summary["properties"] if p["kind"] != "liveness"}
@@ -301,10 +302,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jar", required=True, help="tla2tools.jar")
     ap.add_argument("--model-check", required=True, help="the model-check binary")
-    ap.add_argument("--keep", help="keep TLC's work files in this directory")
+    ap.add_argument("--keep", help="keep the work files (TLC's and Rust's dumps) in this directory")
+    ap.add_argument(
+        "--all", action="store_true", help="also the larger configurations of extended/"
+    )
     ap.add_argument("configs", nargs="*", help="TLC configurations (default: all here)")
     args = ap.parse_args()
     paths = [Path(c) for c in args.configs] or sorted(HERE.glob("*.cfg"))
+    if args.all and not args.configs:
+        paths += sorted((HERE / "extended").glob("*.cfg"))
     started = time.monotonic()
     all_ok = True
     print(HEADER, flush=True)
@@ -314,7 +320,13 @@ def main() -> int:
             work = base / path.stem
             work.mkdir(parents=True, exist_ok=True)
             try:
-                ok, row = check(read_config(path), args.jar, args.model_check, work)
+                ok, row = check(
+                    read_config(path),
+                    str(Path(args.jar).resolve()),
+                    str(Path(args.model_check).resolve()),
+                    work,
+                    bool(args.keep),
+                )
             except (Failure, compare.ParseError, OSError, ValueError) as err:
                 print(f"{path.stem}: ERROR {err}", flush=True)
                 return 2

