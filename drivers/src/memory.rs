@@ -72,13 +72,13 @@ pub struct Logged {
     pub events: Vec<Event>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     state: Option<State>,
     meta: Meta,
     revision: u64,
-    /// The revision that last wrote each key.
-    versions: HashMap<StoreKey, u64>,
+    /// The revision that last wrote each key (looked up, never iterated; a fixed-seed hasher).
+    versions: HashMap<StoreKey, u64, ahash::RandomState>,
     /// The action of the commit at each recent revision (for the conflict statistics).
     writers: BTreeMap<u64, String>,
     /// Deleted keys, with the revision that deleted them, kept while a transaction that started
@@ -94,6 +94,27 @@ struct Inner {
     log: Vec<Logged>,
     /// The version of every key never written since the registry was replaced.
     floor: u64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            state: None,
+            meta: Meta::default(),
+            revision: 0,
+            versions: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
+            writers: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            active: BTreeMap::new(),
+            stats: StoreStats::default(),
+            faults: VecDeque::new(),
+            unreachable: false,
+            account_sizes: false,
+            corrupt: BTreeMap::new(),
+            log: Vec::new(),
+            floor: 0,
+        }
+    }
 }
 
 impl Inner {
