@@ -1185,7 +1185,9 @@ impl Agent {
                     self.propose_if_enabled(now_ms, Event::ResetHeartbeats, Some(o.round));
                 }
                 if round_age >= settings.failure_timeout_ms {
-                    for t in record.view.without(me).iter() {
+                    // Every Active peer may be voted on (the reducer decides whether this node's
+                    // detection counts: it must not reach the peer, nor have voted already).
+                    for t in s.active().without(me).iter() {
                         self.propose_if_enabled(
                             now_ms,
                             Event::DetectFailure {
