@@ -38,8 +38,9 @@ fn apply(state: State, event: Event) -> State {
     }
 }
 
-/// A 5-node fixed cluster, all Active, n1 primary, with `ACTORS` actors on n1, and n2 having
-/// detected n1 behind a partition: the next event, MarkNodeFailed(n1), queues them all.
+/// A 5-node fixed cluster, all Active, n1 primary, with `ACTORS` actors on n1, and n2, n3 and n4
+/// (a majority) having detected n1 behind a partition: the next event, MarkNodeFailed(n1),
+/// queues them all.
 fn loaded_cluster() -> (State, u64) {
     let mut s = State::initial(Config::fixed(NODES).unwrap());
     s = apply(s, Event::NodeJoin { node: NodeId(1) });
@@ -52,20 +53,23 @@ fn loaded_cluster() -> (State, u64) {
         s = step_with(&s, &event, &FirstCandidate).unwrap().0;
     }
     assert_eq!(s.load(NodeId(1)), ACTORS);
-    s = apply(
-        s,
-        Event::CreatePartition {
-            a: NodeId(1),
-            b: NodeId(2),
-        },
-    );
-    s = apply(
-        s,
-        Event::DetectFailure {
-            detector: NodeId(2),
-            target: NodeId(1),
-        },
-    );
+    // A majority of the five nodes (n2, n3, n4) cannot reach n1 and vote; n5 still lists it.
+    for d in 2..=4 {
+        s = apply(
+            s,
+            Event::CreatePartition {
+                a: NodeId(1),
+                b: NodeId(d),
+            },
+        );
+        s = apply(
+            s,
+            Event::DetectFailure {
+                detector: NodeId(d),
+                target: NodeId(1),
+            },
+        );
+    }
     // n1 was primary (term 1); after it fails, n2 is elected with term 2.
     (s, 2)
 }

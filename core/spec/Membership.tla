@@ -35,7 +35,8 @@
 (*                                                                         *)
 (* Mutants (core/src/config.rs `Mutant`: elect-without-majority,           *)
 (* elect-without-term-increment, no-step-down, fail-without-detection,     *)
-(* fail-keeps-views, no-sync-views, migrate-without-term-check,            *)
+(* fail-on-single-detection, fail-keeps-views, no-sync-views,              *)
+(* migrate-without-term-check,                                             *)
 (* migrate-without-epoch-increase, leave-complete-with-actors,             *)
 (* fail-forgets-actors) are a device of the Rust model checker only: each  *)
 (* removes one guard or effect of the fixed protocol (or, for              *)
@@ -117,10 +118,11 @@ VARIABLES
     view_counter,
     \* DEVIATION (detection records): detected[n] is the set of nodes n has
     \* detected as failed with DetectFailure and not seen again in a view
-    \* since (Rust NodeRecord::detected). MarkNodeFailed requires such a
-    \* record: a peer that merely never heard of n has recorded nothing, so
-    \* it cannot get n declared failed. Always {} in the reference modes,
-    \* which keep no such record.
+    \* since (Rust NodeRecord::detected): n's votes. MarkNodeFailed(t)
+    \* requires the votes of a majority of all nodes (Votes, FailureQuorum
+    \* below): a peer that merely never heard of t has recorded nothing, and a
+    \* single detector cut off from its peers is one vote. Always {} in the
+    \* reference modes, which keep no such record.
     detected,
     \* EXTENSION (actors), fixed protocol only (the reference model has no
     \* actors; in the reference modes these stay empty and 0):
@@ -176,6 +178,17 @@ ReachableActive(n) == {m \in active : m = n \/ CanCommunicate(n, m)}
 
 \* State::has_majority: a strict majority of ALL nodes, not of a view.
 HasMajority(n) == 2 * Cardinality(ReachableActive(n)) > Cardinality(Nodes)
+
+\* State::majority: the fewest nodes that form a strict majority of all
+\* nodes (2 * Majority > Cardinality(Nodes), the count HasMajority needs).
+Majority == Cardinality(Nodes) \div 2 + 1
+
+\* State::failure_votes: the votes for declaring n failed, i.e. the Active
+\* peers that recorded a detection of n and still cannot communicate with it.
+Votes(n) == {d \in active \ {n} : n \in detected[d] /\ ~CanCommunicate(d, n)}
+
+\* State::has_failure_quorum (fixed MarkNodeFailed's guard, FailureNeedsQuorum).
+FailureQuorum(n) == ~heartbeat_received[n] /\ Cardinality(Votes(n)) >= Majority
 
 \* State::max_term: max term over all nodes.
 MaxTerm == MaxOf({term[m] : m \in Nodes})
@@ -505,34 +518,48 @@ SendHeartbeat(n) ==
 (* DEVIATION (view counter): fixed takes the next registry view number.    *)
 (* DEVIATION (detection records): fixed records the detection:             *)
 (* t \in detected'[d] (after d's adoption of its new view, which drops     *)
-(* that view's members from detected[d]). MarkNodeFailed(t) requires such  *)
-(* a record: a peer that merely never heard of t has recorded nothing, so  *)
-(* it cannot get t declared failed. This fixes the first half of           *)
-(* REFERENCE.md section 2's defect (the guard that confuses "never heard   *)
-(* of" with "detected as failed").                                         *)
+(* that view's members from detected[d]): d's vote for MarkNodeFailed(t).  *)
+(* A peer that merely never heard of t has recorded nothing, so it cannot  *)
+(* count as a detector. This fixes the first half of REFERENCE.md section  *)
+(* 2's defect (the guard that confuses "never heard of" with "detected as  *)
+(* failed").                                                               *)
+(* DEVIATION (votes without a view change): in the fixed protocol the      *)
+(* guard "t in d's view" is replaced by "d has not recorded t yet" (one    *)
+(* vote per detector; implied by t \in view[d], since TypeOK keeps         *)
+(* detected[d] and view[d] disjoint; Rust refusal Guard::AlreadyDetected). *)
+(* A detector whose view no longer lists t (it adopted, by SyncViews, the  *)
+(* view of a peer that had dropped t, or its view predates t's admission)  *)
+(* records its vote with no view change and no view number. Without this,  *)
+(* a peer that synchronised with the first detector could never vote, and  *)
+(* no majority of votes could form (EventualFailureDeclaration).           *)
 (***************************************************************************)
 DetectFailure(d, t) ==
     /\ d # t
     /\ state[d] = "Active"
     /\ state[t] = "Active"
-    /\ t \in view[d]
+    /\ IF Mode = "fixed" THEN t \notin detected[d] ELSE t \in view[d]
     /\ ~CanCommunicate(d, t)
     /\ ~heartbeat_received[t]
-    /\ LET vn == IF Mode = "fixed" THEN view_counter + 1 ELSE view_number[d] + 1
-           v  == (view[d] \ {t}) \cup {d}
-       IN  /\ vn <= MaxView
-           /\ view' = [view EXCEPT ![d] = v]
-           /\ view_number' = [view_number EXCEPT ![d] = vn]
-           /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
-           \* adopt_view, then (fixed only) the record of t.
-           /\ detected' = [detected EXCEPT ![d] =
-                              (@ \ v) \cup (IF Mode = "fixed" THEN {t} ELSE {})]
-           /\ UNCHANGED <<state, believes_primary, term, heartbeat_received,
-                          partitioned, term_counter>>
+    /\ IF t \in view[d]
+         THEN LET vn == IF Mode = "fixed" THEN view_counter + 1
+                                          ELSE view_number[d] + 1
+                  v  == (view[d] \ {t}) \cup {d}
+              IN  /\ vn <= MaxView
+                  /\ view' = [view EXCEPT ![d] = v]
+                  /\ view_number' = [view_number EXCEPT ![d] = vn]
+                  /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
+                  \* adopt_view, then (fixed only) the record of t.
+                  /\ detected' = [detected EXCEPT ![d] =
+                                     (@ \ v) \cup (IF Mode = "fixed" THEN {t} ELSE {})]
+         ELSE \* Fixed only (the guard above): the vote alone.
+              /\ detected' = [detected EXCEPT ![d] = @ \cup {t}]
+              /\ UNCHANGED <<view, view_number, view_counter>>
+    /\ UNCHANGED <<state, believes_primary, term, heartbeat_received,
+                   partitioned, term_counter>>
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* MarkNodeFailed(n) -- step.rs mark_node_failed (guard: detected_by).     *)
+(* MarkNodeFailed(n) -- step.rs mark_node_failed (guard: failure_quorum).  *)
 (* n is Active and detected; it becomes Failed: empty view, view number 0, *)
 (* no primary belief, term 0.                                              *)
 (* Reference: "detected" is merely "some Active d # n lacks n in its view" *)
@@ -544,9 +571,20 @@ DetectFailure(d, t) ==
 (* the cluster) and still cannot communicate with n. A peer that merely    *)
 (* never heard of n has recorded nothing, so it cannot get n declared      *)
 (* failed: this fixes the first half of REFERENCE.md section 2's defect.   *)
-(* Guards in detected_by's order: the heartbeat (Rust refusal              *)
+(* DEVIATION (failure quorum): and the votes, Votes(n), the Active peers   *)
+(* that recorded a detection of n and cannot communicate with it, are at   *)
+(* least Majority: a strict majority of ALL nodes, the majority of         *)
+(* HasMajority. One recorded detection is not enough: a degraded observer  *)
+(* (a node cut off from every peer but still reaching the registry) would  *)
+(* otherwise get healthy peers declared failed one by one, after which no  *)
+(* node has a majority and the cluster is unavailable. A node that reaches *)
+(* no majority, and the nodes of any minority, contribute fewer votes than *)
+(* Majority. With two nodes no declaration is possible (one peer, two      *)
+(* votes needed), as no election is after one of them is lost: CP.         *)
+(* Guards in failure_quorum's order: the heartbeat (Rust refusal           *)
 (* Guard::HeartbeatReceived), some detector at all (Guard::Undetected),    *)
-(* one of them cut off from n (Guard::CanCommunicate).                     *)
+(* one of them cut off from n (Guard::CanCommunicate), a majority of votes *)
+(* (Guard::NoFailureQuorum).                                               *)
 (* DEVIATION (atomic failure handling): fixed removes n, in the same       *)
 (* transition, from every Active view that still lists it: those nodes     *)
 (* (the "listers") adopt `active \ {n}` with one new registry number (the  *)
@@ -569,11 +607,12 @@ DetectFailure(d, t) ==
 MarkNodeFailed(n) ==
     /\ state[n] = "Active"
     /\ IF Mode = "fixed"
-         THEN \* detected_by(n)
+         THEN \* failure_quorum(n): detected_by(n), then the votes
               LET detectors == {d \in active \ {n} : n \in detected[d]}
               IN  /\ ~heartbeat_received[n]
                   /\ detectors # {}
                   /\ \E d \in detectors : ~CanCommunicate(d, n)
+                  /\ Cardinality(Votes(n)) >= Majority
          ELSE \E d \in active \ {n} : n \notin view[d]
     /\ LET remaining == active \ {n}
            listers   == {m \in remaining : n \in view[m]}
@@ -1037,6 +1076,18 @@ FailureRequiresDetectionStep ==
             => /\ ~heartbeat_received[n]
                /\ \E d \in active \ {n} : n \in detected[d] /\ ~CanCommunicate(d, n)
 
+\* failure_needs_quorum: a node going from Active to Failed had, before the
+\* step, an unreceived heartbeat and the votes of a majority of all nodes
+\* (FailureQuorum): Active peers that had recorded a detection of it and
+\* could not communicate with it. Stronger than FailureRequiresDetection
+\* (one such peer). Every vote comes from a node that cannot reach n, so no
+\* minority, and no single observer cut off from its peers, can get a node
+\* declared failed. The reference modes record no detection: there every
+\* MarkNodeFailed violates this property too.
+FailureNeedsQuorumStep ==
+    \A n \in Nodes :
+        (state[n] = "Active" /\ state'[n] = "Failed") => FailureQuorum(n)
+
 \* epoch_monotonic (EXTENSION): the epoch counter never decreases; an actor
 \* placed before and after the step keeps or raises its epoch, and raises it
 \* whenever it moves; a newly placed actor gets an epoch above every epoch
@@ -1061,6 +1112,7 @@ MigrationByPrimaryStep ==
 FencingTermMonotonic     == [][FencingTermMonotonicStep]_vars
 MinorityCannotElect      == [][MinorityCannotElectStep]_vars
 FailureRequiresDetection == [][FailureRequiresDetectionStep]_vars
+FailureNeedsQuorum       == [][FailureNeedsQuorumStep]_vars
 EpochMonotonic           == [][EpochMonotonicStep]_vars
 MigrationByPrimary       == [][MigrationByPrimaryStep]_vars
 
@@ -1068,7 +1120,9 @@ MigrationByPrimary       == [][MigrationByPrimaryStep]_vars
 (* Liveness (invariants.rs `Liveness`): no fair behaviour stays forever in *)
 (* the set Trapped, i.e. []<>~Trapped, under Fairness.                     *)
 (* NB: under a finite MaxView, a violation can be an artefact of the bound *)
-(* (SyncViews disabled because the next number would exceed MaxView).      *)
+(* (SyncViews disabled because the next number would exceed MaxView; for   *)
+(* EventualFailureDeclaration a DetectFailure or the MarkNodeFailed view   *)
+(* cleanup that would exceed it).                                          *)
 (* Likewise under a finite MaxEpoch (MigrateActor disabled because the     *)
 (* next epoch would exceed MaxEpoch).                                      *)
 (***************************************************************************)
@@ -1090,5 +1144,38 @@ NoPartition == partitioned = {}
 EventualPlacement ==
     \A a \in Actors :
         []<>~(NoPartition /\ PrimaryInOffice /\ a \in DOMAIN queue)
+
+\* State::looks_crashed: n is Active, silent (its heartbeat was not
+\* received) and cut off from every other Active node, while the other
+\* Active nodes are at least Majority, can all communicate with one another,
+\* and no node is Joining or Leaving.
+LooksCrashed(n) ==
+    LET others == active \ {n}
+    IN  /\ state[n] = "Active"
+        /\ ~heartbeat_received[n]
+        /\ Cardinality(others) >= Majority
+        /\ \A m \in others : ~CanCommunicate(m, n)
+        /\ \A a, b \in others : CanCommunicate(a, b)
+        /\ \A m \in Nodes : state[m] \notin {"Joining", "Leaving"}
+
+\* The failure detector's fairness, assumed by EventualFailureDeclaration
+\* only (invariants.rs Liveness::fairness): a detection of n that stays
+\* possible is eventually recorded, and a declaration of n that has its
+\* quorum is eventually proposed. It is not part of Fairness: with weak
+\* fairness of MarkNodeFailed, a reference-mode behaviour that stays Stable
+\* and unconverged would have to declare a node failed there (the weak
+\* reference guard is enabled) and so would no longer count against
+\* EventualMembershipConvergence.
+FailureFairness(n) ==
+    /\ \A d \in Nodes \ {n} : WF_vars(DetectFailure(d, n))
+    /\ WF_vars(MarkNodeFailed(n))
+
+\* Trapped = LooksCrashed(n), under FailureFairness(n): a node that looks
+\* crashed to a connected majority is eventually declared Failed (or stops
+\* looking crashed: it sends a heartbeat, a partition heals). CP: when no
+\* majority is connected, nothing is promised (and FailureNeedsQuorum forbids
+\* the declaration).
+EventualFailureDeclaration ==
+    \A n \in Nodes : FailureFairness(n) => []<>~LooksCrashed(n)
 
 =============================================================================

@@ -44,6 +44,9 @@ pub enum Mutant {
     NoStepDown,
     /// MarkNodeFailed without the detection guard (any Active node may be declared failed).
     FailWithoutDetection,
+    /// MarkNodeFailed on a single recorded detection instead of a majority of votes: one
+    /// degraded observer, cut off from its peers, can get healthy nodes declared failed.
+    FailOnSingleDetection,
     /// MarkNodeFailed's guard and view handling and NodeRecover's as in the reference model: a
     /// peer that never heard of the node counts as its detector, the failed node stays in the
     /// other views, and NodeRecover does not check them (the LeaveDetectionWeak defect of
@@ -64,11 +67,12 @@ pub enum Mutant {
 
 impl Mutant {
     /// Every mutant, in catalogue order.
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 11] = [
         Mutant::ElectWithoutMajority,
         Mutant::ElectWithoutTermIncrement,
         Mutant::NoStepDown,
         Mutant::FailWithoutDetection,
+        Mutant::FailOnSingleDetection,
         Mutant::FailKeepsViews,
         Mutant::NoSyncViews,
         Mutant::MigrateWithoutTermCheck,
@@ -84,6 +88,7 @@ impl Mutant {
             Mutant::ElectWithoutTermIncrement => "elect-without-term-increment",
             Mutant::NoStepDown => "no-step-down",
             Mutant::FailWithoutDetection => "fail-without-detection",
+            Mutant::FailOnSingleDetection => "fail-on-single-detection",
             Mutant::FailKeepsViews => "fail-keeps-views",
             Mutant::NoSyncViews => "no-sync-views",
             Mutant::MigrateWithoutTermCheck => "migrate-without-term-check",
@@ -105,6 +110,9 @@ impl Mutant {
             Mutant::ElectWithoutTermIncrement => "ElectPrimary re-grants the current term",
             Mutant::NoStepDown => "PrimaryStepDown never fires on majority loss",
             Mutant::FailWithoutDetection => "MarkNodeFailed without the detection guard",
+            Mutant::FailOnSingleDetection => {
+                "MarkNodeFailed on one recorded detection, without a majority of votes"
+            }
             Mutant::FailKeepsViews => {
                 "MarkNodeFailed/NodeRecover as in the reference (LeaveDetectionWeak defect)"
             }

@@ -248,7 +248,12 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
         }
         Event::DetectFailure { detector, target } => {
             f.read([Key::Node(target), Key::Heartbeat(target)]);
-            f.read_write([Key::Node(detector), view]);
+            f.read_write([Key::Node(detector)]);
+            // A detector whose view no longer lists the target records its vote without a new
+            // view number, so the vote does not conflict with view changes elsewhere.
+            if state.node(detector).is_none_or(|r| r.view.contains(target)) {
+                f.read_write([view]);
+            }
         }
         Event::MarkNodeFailed { node } => {
             let actors = hosted(state, node);

@@ -51,6 +51,11 @@ pub enum TransitionInvariant {
     /// A node is declared Failed only while an Active peer that recorded a detection of it cannot
     /// communicate with it and its heartbeat was not received.
     FailureRequiresDetection,
+    /// A node is declared Failed only with a quorum: its heartbeat was not received and a strict
+    /// majority of all nodes are Active peers that recorded a detection of it and cannot
+    /// communicate with it (so no minority, and no single degraded observer, can get a node
+    /// declared failed).
+    FailureNeedsQuorum,
     /// The epoch counter never decreases, an actor's epoch never decreases, a move always gives
     /// a new (larger) epoch, and a new placement an epoch never issued before.
     EpochMonotonic,
@@ -112,10 +117,11 @@ impl StateInvariant {
 
 impl TransitionInvariant {
     /// The transition invariants, in the order they are checked.
-    pub const ALL: [TransitionInvariant; 5] = [
+    pub const ALL: [TransitionInvariant; 6] = [
         TransitionInvariant::FencingTermMonotonic,
         TransitionInvariant::MinorityCannotElect,
         TransitionInvariant::FailureRequiresDetection,
+        TransitionInvariant::FailureNeedsQuorum,
         TransitionInvariant::EpochMonotonic,
         TransitionInvariant::MigrationByPrimary,
     ];
@@ -126,6 +132,7 @@ impl TransitionInvariant {
             TransitionInvariant::FencingTermMonotonic => "FencingTermMonotonic",
             TransitionInvariant::MinorityCannotElect => "MinorityCannotElect",
             TransitionInvariant::FailureRequiresDetection => "FailureRequiresDetection",
+            TransitionInvariant::FailureNeedsQuorum => "FailureNeedsQuorum",
             TransitionInvariant::EpochMonotonic => "EpochMonotonic",
             TransitionInvariant::MigrationByPrimary => "MigrationByPrimary",
         }
@@ -139,6 +146,7 @@ impl TransitionInvariant {
             TransitionInvariant::FailureRequiresDetection => {
                 failure_requires_detection(before, after)
             }
+            TransitionInvariant::FailureNeedsQuorum => failure_needs_quorum(before, after),
             TransitionInvariant::EpochMonotonic => epoch_monotonic(before, after),
             TransitionInvariant::MigrationByPrimary => migration_by_primary(before, after),
         }
@@ -518,6 +526,42 @@ pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), V
     Ok(())
 }
 
+/// FailureNeedsQuorum (transition): a node that goes from Active to Failed had, before the step,
+/// an unreceived heartbeat and the votes of a strict majority of all nodes: Active peers `d` that
+/// had recorded a detection of it (`n \in detected[d]`) and could not communicate with it
+/// ([`State::failure_votes`], the same majority as `has_majority`). Stronger than
+/// FailureRequiresDetection, which asks for one such peer. Since every vote comes from a node
+/// that cannot reach `n`, a node that reaches no majority, or the nodes of any minority, can
+/// never get a node declared failed on their own; in particular one observer cut off from every
+/// peer (a degraded observer) contributes one vote, never a majority.
+pub fn failure_needs_quorum(before: &State, after: &State) -> Result<(), Violation> {
+    for (n, (rb, ra)) in after
+        .node_ids()
+        .zip(before.nodes().iter().zip(after.nodes()))
+    {
+        if rb.status == NodeStatus::Active
+            && ra.status == NodeStatus::Failed
+            && !before.has_failure_quorum(n)
+        {
+            let votes = before.failure_votes(n);
+            let mut nodes: Vec<NodeId> = votes.iter().collect();
+            nodes.push(n);
+            return violation(
+                TransitionInvariant::FailureNeedsQuorum,
+                &nodes,
+                format!(
+                    "{n} was declared failed with the votes of {votes} (heartbeat received: {}); \
+                     a majority of {} nodes needs {}",
+                    before.heartbeat_received(n),
+                    before.config().node_count(),
+                    before.majority()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// SingleActivation: every placed actor is in the per-node index under its node and nowhere
 /// else, and its node is Active, or the actor is queued to leave that node: a Leaving node's
 /// actors for any reason, a Failed, Left or Joining node's actors only with reason NodeFailed
@@ -682,6 +726,13 @@ pub enum Liveness {
     /// application removes it).
     /// `Trapped = NoPartition /\ PrimaryInOffice /\ a \in DOMAIN queue`.
     EventualPlacement(ActorId),
+    /// EventualFailureDeclaration(n): a node that looks crashed to a connected majority (silent,
+    /// cut off from every other Active node, which are a strict majority of all nodes and can
+    /// all communicate with one another, no node Joining or Leaving) is eventually declared
+    /// Failed (or stops looking crashed: it sends a heartbeat, a partition heals).
+    /// `Trapped = LooksCrashed(n)`. Fairness: besides the spec's `Fairness`, weak fairness of
+    /// every DetectFailure(d, n) and of MarkNodeFailed(n) ([`Liveness::fairness`]).
+    EventualFailureDeclaration(NodeId),
 }
 
 impl Liveness {
@@ -689,6 +740,7 @@ impl Liveness {
     pub fn all(node_count: u16, actors: &[ActorId]) -> Vec<Liveness> {
         let mut all = vec![Liveness::EventualMembershipConvergence];
         all.extend((1..=node_count).map(|n| Liveness::EventualStepDown(NodeId(n))));
+        all.extend((1..=node_count).map(|n| Liveness::EventualFailureDeclaration(NodeId(n))));
         all.extend(actors.iter().map(|&a| Liveness::EventualPlacement(a)));
         all
     }
@@ -699,7 +751,30 @@ impl Liveness {
             Liveness::EventualMembershipConvergence => "EventualMembershipConvergence",
             Liveness::EventualStepDown(_) => "EventualStepDown",
             Liveness::EventualPlacement(_) => "EventualPlacement",
+            Liveness::EventualFailureDeclaration(_) => "EventualFailureDeclaration",
         }
+    }
+
+    /// The action instances the property assumes weakly fair: the spec's `Fairness`
+    /// ([`fair_events`]), and for EventualFailureDeclaration(n) also `FailureFairness(n)`: every
+    /// DetectFailure(d, n) and MarkNodeFailed(n) (a failure detector that can detect `n`
+    /// eventually does, and a declaration that has its quorum is eventually proposed). The spec
+    /// states that property as `FailureFairness(n) => []<>~LooksCrashed(n)`, so the other
+    /// properties do not rely on it: with weak fairness of MarkNodeFailed, a reference-model
+    /// behaviour that stays Stable and unconverged would have to declare a node failed (its weak
+    /// guard is enabled there) and would no longer count against EventualMembershipConvergence.
+    pub fn fairness(self, node_count: u16, actors: &[ActorId], max_term: u64) -> Vec<Event> {
+        let mut events = fair_events(node_count, actors, max_term);
+        if let Liveness::EventualFailureDeclaration(n) = self {
+            events.extend((1..=node_count).map(NodeId).filter(|&d| d != n).map(|d| {
+                Event::DetectFailure {
+                    detector: d,
+                    target: n,
+                }
+            }));
+            events.push(Event::MarkNodeFailed { node: n });
+        }
+        events
     }
 
     /// Whether `state` is in the set the property forbids a fair behaviour to stay in forever.
@@ -712,6 +787,7 @@ impl Liveness {
                     && state.is_unpartitioned()
                     && state.primary_in_office().is_some()
             }
+            Liveness::EventualFailureDeclaration(n) => state.looks_crashed(n),
         }
     }
 }
@@ -722,13 +798,15 @@ impl fmt::Display for Liveness {
             Liveness::EventualMembershipConvergence => f.write_str(self.name()),
             Liveness::EventualStepDown(n) => write!(f, "{}({n})", self.name()),
             Liveness::EventualPlacement(a) => write!(f, "{}({a})", self.name()),
+            Liveness::EventualFailureDeclaration(n) => write!(f, "{}({n})", self.name()),
         }
     }
 }
 
-/// The spec's fairness assumption: weak fairness of every instance of these actions
+/// The spec's fairness assumption `Fairness`: weak fairness of every instance of these actions
 /// (`WF_vars(SyncViews(a, b))` for all `a < b`, `WF_vars(PrimaryStepDown(n))` for all `n`,
 /// `WF_vars(MigrateActor(a, t))` for every actor `a` and term `t` in `1..=max_term`).
+/// EventualFailureDeclaration assumes more ([`Liveness::fairness`]).
 pub fn fair_events(node_count: u16, actors: &[ActorId], max_term: u64) -> Vec<Event> {
     let mut events = Vec::new();
     for a in 1..=node_count {

@@ -2,7 +2,7 @@
 
 use crate::actor::ActorId;
 use crate::event::ActionName;
-use crate::node::{NodeId, NodeStatus};
+use crate::node::{NodeId, NodeSet, NodeStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use thiserror::Error;
@@ -104,6 +104,32 @@ pub enum Guard {
     Undetected {
         /// The node.
         node: NodeId,
+    },
+    /// The detector has already recorded a detection of the target (fixed protocol: one vote
+    /// per detector).
+    #[error("{detector} has already recorded a detection of {target}")]
+    AlreadyDetected {
+        /// The detector.
+        detector: NodeId,
+        /// The target.
+        target: NodeId,
+    },
+    /// Fixed protocol: the recorded detections of the node by Active peers that cannot reach it
+    /// (its votes) are not a majority of all nodes.
+    #[error(
+        "{node} has {} by peers that cannot reach it ({}); a majority of {nodes} nodes needs {needed}",
+        detections(.votes.len()),
+        members(.votes)
+    )]
+    NoFailureQuorum {
+        /// The node to be declared failed.
+        node: NodeId,
+        /// The Active peers that recorded a detection of it and cannot reach it.
+        votes: NodeSet,
+        /// The votes a declaration needs: a strict majority of `nodes`.
+        needed: u16,
+        /// `|Nodes|`.
+        nodes: u16,
     },
     /// The node already believes it is primary.
     #[error("{node} already believes it is primary")]
@@ -246,6 +272,23 @@ pub enum Guard {
     /// production protocol.
     #[error("disabled in this checking configuration (mode or mutant)")]
     Disabled,
+}
+
+/// "1 recorded detection", "2 recorded detections".
+fn detections(count: u16) -> String {
+    if count == 1 {
+        "1 recorded detection".to_string()
+    } else {
+        format!("{count} recorded detections")
+    }
+}
+
+/// The members of `set` separated by commas, without braces ("n1, n3").
+fn members(set: &NodeSet) -> String {
+    set.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The reducer's refusal of an event: which action and which of its guards failed. Refusals are

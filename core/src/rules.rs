@@ -25,7 +25,11 @@ pub(crate) enum Numbering {
 // Without `checking`, only the fixed protocol's variant is ever constructed.
 #[cfg_attr(not(feature = "checking"), allow(dead_code))]
 pub(crate) enum FailureEvidence {
-    /// Fixed: a recorded detection by an Active peer that still cannot reach the node.
+    /// Fixed: a quorum of votes, i.e. recorded detections by Active peers that still cannot
+    /// reach the node, from a strict majority of all nodes (the majority of `has_majority`).
+    Quorum,
+    /// Mutant: a single recorded detection by an Active peer that still cannot reach the node
+    /// (the fixed protocol before the quorum rule).
     Recorded,
     /// Reference: some Active peer lacks the node in its view (which a peer that never heard of
     /// it also satisfies).
@@ -68,7 +72,9 @@ pub(crate) enum HealRule {
 pub(crate) struct Rules {
     /// Where view numbers and terms come from.
     pub(crate) numbering: Numbering,
-    /// DetectFailure records the detection in the registry.
+    /// DetectFailure records the detection in the registry (a vote for MarkNodeFailed), and any
+    /// Active peer that has not recorded one may detect, whether or not its view still lists the
+    /// node (reference: only a peer whose view lists it, and nothing is recorded).
     pub(crate) record_detections: bool,
     /// What MarkNodeFailed requires.
     pub(crate) failure_evidence: FailureEvidence,
@@ -111,7 +117,7 @@ impl Rules {
     pub(crate) const FIXED: Rules = Rules {
         numbering: Numbering::Registry,
         record_detections: true,
-        failure_evidence: FailureEvidence::Recorded,
+        failure_evidence: FailureEvidence::Quorum,
         failure_cleans_views: true,
         failure_fences: true,
         failure_queues_actors: true,
@@ -178,6 +184,9 @@ impl Rules {
                 Some(Mutant::NoStepDown) => rules.step_down = false,
                 Some(Mutant::FailWithoutDetection) => {
                     rules.failure_evidence = FailureEvidence::Nothing;
+                }
+                Some(Mutant::FailOnSingleDetection) => {
+                    rules.failure_evidence = FailureEvidence::Recorded;
                 }
                 Some(Mutant::FailKeepsViews) => {
                     rules.failure_evidence = FailureEvidence::ViewLacks;

@@ -734,6 +734,55 @@ impl State {
         2 * u32::from(self.reachable_active(node).len()) > u32::from(self.config.node_count())
     }
 
+    /// `Majority`: the fewest nodes that form a strict majority of all nodes, `|Nodes| / 2 + 1`
+    /// (the count `has_majority` needs).
+    pub fn majority(&self) -> u16 {
+        self.config.node_count() / 2 + 1
+    }
+
+    /// `Votes(n)`: the votes for declaring `n` failed, i.e. the Active nodes `d != n` that have
+    /// recorded a detection of `n` (`n \in detected[d]`) and still cannot communicate with it.
+    pub fn failure_votes(&self, node: NodeId) -> NodeSet {
+        self.active()
+            .without(node)
+            .iter()
+            .filter(|&d| {
+                self.node(d).is_some_and(|r| r.detected.contains(node))
+                    && !self.can_communicate(d, node)
+            })
+            .collect()
+    }
+
+    /// `FailureQuorum(n)`: `n`'s heartbeat was not received and its votes
+    /// ([`State::failure_votes`]) are a strict majority of all nodes.
+    pub fn has_failure_quorum(&self, node: NodeId) -> bool {
+        !self.heartbeat_received(node) && self.failure_votes(node).len() >= self.majority()
+    }
+
+    /// `LooksCrashed(n)` (the premise of EventualFailureDeclaration): `n` is Active, silent (its
+    /// heartbeat was not received) and cut off from every other Active node, while the other
+    /// Active nodes are a strict majority of all nodes and can all communicate with one another,
+    /// and no node is Joining or Leaving.
+    pub fn looks_crashed(&self, node: NodeId) -> bool {
+        let silent = self
+            .node(node)
+            .is_some_and(|r| r.status == NodeStatus::Active)
+            && !self.heartbeat_received(node);
+        let others = self.active().without(node);
+        silent
+            && others.len() >= self.majority()
+            && others.iter().all(|m| {
+                self.node(m).is_some_and(|r| {
+                    r.partitioned_from.contains(node)
+                        && r.partitioned_from.intersection(others).is_empty()
+                })
+            })
+            && self
+                .nodes
+                .iter()
+                .all(|r| !matches!(r.status, NodeStatus::Joining | NodeStatus::Leaving))
+    }
+
     /// The largest term held by any node that believes it is primary (0 when none does).
     pub fn max_believer_term(&self) -> u64 {
         self.nodes

@@ -527,15 +527,30 @@ fn send_heartbeat(state: &State, n: NodeId) -> Outcome {
 }
 
 /// DetectFailure(d, t): both Active, `t` in `d`'s view, they cannot communicate, and `t`'s
-/// heartbeat was not received. `d` drops `t` from its view with a new number. Fixed: the
-/// detection is also recorded (`t` joins `detected[d]`), which MarkNodeFailed requires.
+/// heartbeat was not received. `d` drops `t` from its view with a new number.
+///
+/// Fixed: the detection is also recorded (`t` joins `detected[d]`): it is `d`'s vote for
+/// MarkNodeFailed(t). Instead of "`t` in `d`'s view" the guard is "`d` has not recorded a
+/// detection of `t` yet" (one vote per detector; implied by `t` in `d`'s view, since a node never
+/// suspects a member of its own view). A detector whose view no longer lists `t` (it adopted a
+/// view from a peer that had dropped `t`, or its view predates `t`'s admission) records its vote
+/// without a view change: otherwise a peer that synchronised its view with the first detector
+/// could never vote, and no majority of votes could form.
 fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId) -> Outcome {
     record(state, d)?;
     record(state, t)?;
     distinct(d, t)?;
     let detector = require_status(state, d, NodeStatus::Active)?;
     require_status(state, t, NodeStatus::Active)?;
-    if !detector.view.contains(t) {
+    let listed = detector.view.contains(t);
+    if rules.record_detections {
+        if detector.detected.contains(t) {
+            return Err(Guard::AlreadyDetected {
+                detector: d,
+                target: t,
+            });
+        }
+    } else if !listed {
         return Err(Guard::NotInView {
             detector: d,
             target: t,
@@ -547,18 +562,21 @@ fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId) -> Outcome
     if state.heartbeat_received(t) {
         return Err(Guard::HeartbeatReceived { node: t });
     }
-    let view_number = next_view_number(rules, state, detector.view_number)?;
-    let view = detector.view.without(t).with(d);
     let mut next = state.clone();
     let mut effects = Vec::new();
-    adopt_view(&mut next, &mut effects, d, view, view_number);
-    record_view_number(rules, &mut next, view_number);
+    if listed {
+        let view_number = next_view_number(rules, state, detector.view_number)?;
+        let view = detector.view.without(t).with(d);
+        adopt_view(&mut next, &mut effects, d, view, view_number);
+        record_view_number(rules, &mut next, view_number);
+        assert!(!view.contains(t) && view.contains(d));
+    }
     if rules.record_detections {
-        // Fixed: the detection is recorded in the registry; MarkNodeFailed requires it.
+        // Fixed: the detection is recorded in the registry: d's vote for MarkNodeFailed(t).
         set(&mut next, d, |r| r.detected = r.detected.with(t));
     }
-    assert!(!view.contains(t) && view.contains(d));
-    assert_eq!(effects.len(), 1);
+    assert!(next.node(d).is_some_and(|r| !r.view.contains(t)));
+    assert_eq!(effects.len(), usize::from(listed));
     Ok((next, effects))
 }
 
@@ -585,17 +603,42 @@ fn detected_by(state: &State, n: NodeId) -> Result<NodeId, Guard> {
     }
 }
 
+/// The fixed protocol's quorum guard for MarkNodeFailed(n): the guard of [`detected_by`], and
+/// the votes ([`State::failure_votes`]: recorded detections by Active peers that still cannot
+/// reach `n`) are a strict majority of all nodes, the majority of `has_majority`. A detector cut
+/// off from the cluster (a degraded observer) is one vote, so it alone can never get a node
+/// declared failed, and neither can the nodes of any minority.
+fn failure_quorum(state: &State, n: NodeId) -> Result<NodeSet, Guard> {
+    detected_by(state, n)?;
+    let votes = state.failure_votes(n);
+    let needed = state.majority();
+    if votes.len() < needed {
+        return Err(Guard::NoFailureQuorum {
+            node: n,
+            votes,
+            needed,
+            nodes: state.config().node_count(),
+        });
+    }
+    debug_assert!(state.has_failure_quorum(n));
+    Ok(votes)
+}
+
 /// MarkNodeFailed(n): `n` is Active and was detected. It becomes Failed (empty view, number 0,
 /// no primary belief, term 0).
 ///
 /// Reference: detected means merely "some Active `d != n` lacks `n` in its view" (which also
-/// holds when `d` never heard of `n`: the LeaveDetectionWeak defect). Fixed: the detection
-/// guard of [`detected_by`], and in the same transition `n` is removed from every Active view
-/// that still lists it (those nodes adopt `active \ {n}` with one new number) and from every
-/// detection record, is fenced, and all its actors are queued with reason NodeFailed.
+/// holds when `d` never heard of `n`: the LeaveDetectionWeak defect). Fixed: the quorum guard
+/// of [`failure_quorum`] (a majority of all nodes voted), and in the same transition `n` is
+/// removed from every Active view that still lists it (those nodes adopt `active \ {n}` with
+/// one new number) and from every detection record, is fenced, and all its actors are queued
+/// with reason NodeFailed.
 fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Active)?;
     match rules.failure_evidence {
+        FailureEvidence::Quorum => {
+            failure_quorum(state, n)?;
+        }
         FailureEvidence::Recorded => {
             detected_by(state, n)?;
         }

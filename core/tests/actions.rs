@@ -615,8 +615,8 @@ fn detect_failure_refusals() {
     let can = refuse(&s, detect(1, 3));
     assert_eq!(can, refusal(a, Guard::CanCommunicate { a: n(1), b: n(3) }));
     assert_eq!(can.to_string(), "DetectFailure: n1 can communicate with n3");
-    // n1 never learned of n3.
-    let s3 = run(fixed(3), &N3_UNKNOWN_TO_N1);
+    // n1 never learned of n3: the reference model needs n3 in n1's view.
+    let s3 = run(reference(3, 3), &N3_UNKNOWN_TO_N1);
     let not_in_view = refuse(&s3, detect(1, 3));
     assert_eq!(
         not_in_view,
@@ -631,6 +631,73 @@ fn detect_failure_refusals() {
     assert_eq!(
         not_in_view.to_string(),
         "DetectFailure: n3 is not in n1's view"
+    );
+    // Fixed: one vote per detector. n1 has recorded its detection of n3 already.
+    let s4 = run(
+        fixed(3),
+        &then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]),
+    );
+    let again = refuse(&s4, detect(1, 3));
+    assert_eq!(
+        again,
+        refusal(
+            a,
+            Guard::AlreadyDetected {
+                detector: n(1),
+                target: n(3)
+            }
+        )
+    );
+    assert_eq!(
+        again.to_string(),
+        "DetectFailure: n1 has already recorded a detection of n3"
+    );
+}
+
+/// Fixed: a detector whose view no longer lists the target records its vote without a view
+/// change (no effect, no new view number). Here n2 adopted n1's view, which had dropped n3, so
+/// n3 is in no view of n2's any more; without this n2 could never vote, and n3 never get the
+/// two votes a majority of three nodes needs.
+#[test]
+fn detect_failure_fixed_records_a_vote_when_the_view_no_longer_lists_the_target() {
+    let before = run(
+        fixed(3),
+        &then(
+            &THREE_ACTIVE,
+            &[partition(1, 3), partition(2, 3), detect(1, 3), sync(1, 2)],
+        ),
+    );
+    assert_eq!(record(&before, 2).view, nodes(&[1, 2]));
+    assert!(record(&before, 2).detected.is_empty());
+    let (after, effects) = accept(&before, detect(2, 3));
+    assert_eq!(effects, vec![]);
+    assert_eq!(
+        record(&after, 2),
+        NodeRecord {
+            detected: nodes(&[3]),
+            ..record(&before, 2)
+        }
+    );
+    others_unchanged(&before, &after, &[2]);
+    assert_eq!(after.view_counter(), before.view_counter());
+    assert_eq!(after.failure_votes(n(3)), nodes(&[1, 2]));
+    // The same for a peer that never listed n3 (its view predates n3's admission): it observes
+    // n3 unreachable like any other peer. Its vote alone is no quorum (n2 still reaches n3).
+    let s = run(fixed(3), &N3_UNKNOWN_TO_N1);
+    let (voted, effects) = accept(&s, detect(1, 3));
+    assert_eq!(effects, vec![]);
+    assert_eq!(record(&voted, 1).detected, nodes(&[3]));
+    assert_eq!(
+        refuse(&voted, fail(3)),
+        refusal(
+            ActionName::MarkNodeFailed,
+            Guard::NoFailureQuorum {
+                node: n(3),
+                votes: nodes(&[1]),
+                needed: 2,
+                nodes: 3
+            }
+        )
     );
 }
 
@@ -670,11 +737,64 @@ fn detect_failure_is_refused_at_the_bound() {
 // ---------------------------------------------------------------------------------------------
 // 7. MarkNodeFailed
 
+/// Five nodes: n1, n2 and n3 (a majority) cannot reach n5 and vote; n4 still reaches it and
+/// still lists it, so the failing transition removes n5 from n4's view. (With three nodes the
+/// two votes a majority needs are both peers, and a voter never lists the node it voted
+/// against: nobody is left to clean up.)
 #[test]
 fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
     let before = run(
+        fixed(5),
+        &then(
+            &all_active(5),
+            &[
+                partition(1, 5),
+                partition(2, 5),
+                partition(3, 5),
+                detect(1, 5),
+                detect(2, 5),
+                detect(3, 5),
+            ],
+        ),
+    );
+    assert_eq!(before.failure_votes(n(5)), nodes(&[1, 2, 3]));
+    let (after, effects) = accept(&before, fail(5));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(5, Active, Failed),
+            Effect::Fenced { node: n(5) },
+            view_changed(4, &[1, 2, 3, 4], 9),
+        ]
+    );
+    assert_eq!(
+        record(&after, 5),
+        NodeRecord {
+            partitioned_from: nodes(&[1, 2, 3]),
+            ..member(Failed, &[], 0)
+        }
+    );
+    // The voters had already dropped n5 and keep their views; their records are consumed.
+    for i in 1..=3 {
+        assert_eq!(record(&before, i).detected, nodes(&[5]));
+        assert_eq!(
+            record(&after, i),
+            NodeRecord {
+                detected: NodeSet::EMPTY,
+                ..record(&before, i)
+            }
+        );
+    }
+    assert_eq!(record(&after, 4), member(Active, &[1, 2, 3, 4], 9));
+    assert_eq!(after.view_counter(), 9);
+
+    // Three nodes: both peers voted, neither lists n3 any more, so no view changes.
+    let before = run(
         fixed(3),
-        &then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]),
+        &then(
+            &THREE_ACTIVE,
+            &[partition(1, 3), partition(2, 3), detect(1, 3), detect(2, 3)],
+        ),
     );
     let (after, effects) = accept(&before, fail(3));
     assert_eq!(
@@ -682,26 +802,21 @@ fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
         vec![
             status_changed(3, Active, Failed),
             Effect::Fenced { node: n(3) },
-            view_changed(2, &[1, 2], 5),
         ]
     );
-    assert_eq!(
-        record(&after, 3),
-        NodeRecord {
-            partitioned_from: nodes(&[1]),
-            ..member(Failed, &[], 0)
-        }
-    );
-    // n1 had already dropped n3 and keeps its view; its detection record is consumed.
-    assert_eq!(record(&before, 1).detected, nodes(&[3]));
-    assert_eq!(
-        record(&after, 1),
-        NodeRecord {
-            detected: NodeSet::EMPTY,
-            ..record(&before, 1)
-        }
-    );
-    assert_eq!(record(&after, 2), member(Active, &[1, 2], 5));
+    for (i, view_number) in [(1, 4), (2, 5)] {
+        assert_eq!(
+            record(&after, i),
+            NodeRecord {
+                detected: NodeSet::EMPTY,
+                ..record(&before, i)
+            }
+        );
+        assert_eq!(
+            (record(&after, i).view, record(&after, i).view_number),
+            (nodes(&[1, 2]), view_number)
+        );
+    }
     assert_eq!(after.view_counter(), 5);
 }
 
@@ -709,7 +824,7 @@ fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
 fn mark_node_failed_of_the_primary() {
     let events = then(
         &THREE_ACTIVE,
-        &[partition(1, 2), partition(1, 3), detect(2, 1)],
+        &[partition(1, 2), partition(1, 3), detect(2, 1), detect(3, 1)],
     );
     let before = run(fixed(3), &events);
     let (after, effects) = accept(&before, fail(1));
@@ -719,7 +834,6 @@ fn mark_node_failed_of_the_primary() {
             status_changed(1, Active, Failed),
             Effect::Fenced { node: n(1) },
             stepped_down(1, 1, StepDownReason::Failed),
-            view_changed(3, &[2, 3], 5),
         ]
     );
     assert_eq!(
@@ -780,6 +894,57 @@ fn mark_node_failed_fixed_refusals() {
         refuse(&s, fail(3)),
         refusal(a, Guard::CanCommunicate { a: n(1), b: n(3) })
     );
+    // n1's vote alone: a majority of three nodes needs two.
+    let s = run(fixed(3), &dropped);
+    let single = refuse(&s, fail(3));
+    assert_eq!(
+        single,
+        refusal(
+            a,
+            Guard::NoFailureQuorum {
+                node: n(3),
+                votes: nodes(&[1]),
+                needed: 2,
+                nodes: 3
+            }
+        )
+    );
+    assert_eq!(
+        single.to_string(),
+        "MarkNodeFailed: n3 has 1 recorded detection by peers that cannot reach it (n1); \
+         a majority of 3 nodes needs 2"
+    );
+    // n2 recorded a detection too, but reaches n3 again: its record is no vote.
+    let s = run(
+        fixed(3),
+        &then(&dropped, &[partition(2, 3), detect(2, 3), heal(2, 3)]),
+    );
+    assert_eq!(record(&s, 2).detected, nodes(&[3]));
+    assert_eq!(
+        refuse(&s, fail(3)),
+        refusal(
+            a,
+            Guard::NoFailureQuorum {
+                node: n(3),
+                votes: nodes(&[1]),
+                needed: 2,
+                nodes: 3
+            }
+        )
+    );
+    // Five nodes need three votes.
+    let s = run(
+        fixed(5),
+        &then(
+            &all_active(5),
+            &[partition(1, 5), partition(2, 5), detect(1, 5), detect(2, 5)],
+        ),
+    );
+    assert_eq!(
+        refuse(&s, fail(5)).to_string(),
+        "MarkNodeFailed: n5 has 2 recorded detections by peers that cannot reach it (n1, n2); \
+         a majority of 5 nodes needs 3"
+    );
 }
 
 #[test]
@@ -804,13 +969,68 @@ fn mark_node_failed_reference_has_only_the_weak_guard() {
 
 #[test]
 fn mark_node_failed_cleanup_is_refused_at_the_bound() {
+    // n4 still lists n5 (see mark_node_failed_fixed_fences_and_removes_the_node_from_every_view):
+    // its new view would take number 9.
     let s = run(
-        bounded(3, 4),
-        &then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]),
+        bounded(5, 8),
+        &then(
+            &all_active(5),
+            &[
+                partition(1, 5),
+                partition(2, 5),
+                partition(3, 5),
+                detect(1, 5),
+                detect(2, 5),
+                detect(3, 5),
+            ],
+        ),
     );
     assert_eq!(
-        refuse(&s, fail(3)),
-        refusal(ActionName::MarkNodeFailed, view_bound(5, 4))
+        refuse(&s, fail(5)),
+        refusal(ActionName::MarkNodeFailed, view_bound(9, 8))
+    );
+}
+
+/// FailOnSingleDetection: one recorded detection suffices again (the fixed protocol before the
+/// quorum rule). The cleanup, fencing and records stay as in the fixed protocol;
+/// FailureNeedsQuorum catches the step, FailureRequiresDetection does not.
+#[test]
+fn mutant_fail_on_single_detection_accepts_one_vote() {
+    let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]);
+    let fixed_before = run(fixed(3), &events);
+    assert_eq!(
+        refuse(&fixed_before, fail(3)).guard,
+        Guard::NoFailureQuorum {
+            node: n(3),
+            votes: nodes(&[1]),
+            needed: 2,
+            nodes: 3
+        }
+    );
+    let before = run(mutant(3, Mutant::FailOnSingleDetection), &events);
+    let (after, effects) = accept(&before, fail(3));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(3, Active, Failed),
+            Effect::Fenced { node: n(3) },
+            view_changed(2, &[1, 2], 5),
+        ]
+    );
+    invariants::failure_requires_detection(&before, &after).unwrap();
+    let violation = invariants::failure_needs_quorum(&before, &after).unwrap_err();
+    assert_eq!(violation.invariant, TransitionInvariant::FailureNeedsQuorum);
+    assert_eq!(violation.nodes, vec![n(1), n(3)]);
+    // The other guards stay: without any record, or with n3's heartbeat received, refused.
+    let s = run(mutant(3, Mutant::FailOnSingleDetection), &THREE_ACTIVE);
+    assert_eq!(refuse(&s, fail(3)).guard, Guard::Undetected { node: n(3) });
+    let s = run(
+        mutant(3, Mutant::FailOnSingleDetection),
+        &then(&events, &[heartbeat(3)]),
+    );
+    assert_eq!(
+        refuse(&s, fail(3)).guard,
+        Guard::HeartbeatReceived { node: n(3) }
     );
 }
 
@@ -874,14 +1094,23 @@ fn mutant_fail_keeps_views_skips_the_cleanup_and_the_recover_check() {
 
 #[test]
 fn node_recover_makes_a_failed_node_left() {
-    let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3), fail(3)]);
+    let events = then(
+        &THREE_ACTIVE,
+        &[
+            partition(1, 3),
+            partition(2, 3),
+            detect(1, 3),
+            detect(2, 3),
+            fail(3),
+        ],
+    );
     let before = run(fixed(3), &events);
     let (after, effects) = accept(&before, recover(3));
     assert_eq!(effects, vec![status_changed(3, Failed, Left)]);
     assert_eq!(
         record(&after, 3),
         NodeRecord {
-            partitioned_from: nodes(&[1]),
+            partitioned_from: nodes(&[1, 2]),
             ..member(Left, &[], 0)
         }
     );
@@ -994,7 +1223,13 @@ fn elect_primary_term_fixed_counter_versus_reference_max_over_nodes() {
     // 1 + max term over all nodes = 1 again, the fixed protocol's is the counter's 2.
     let events = then(
         &THREE_ACTIVE,
-        &[partition(1, 2), partition(1, 3), detect(2, 1), fail(1)],
+        &[
+            partition(1, 2),
+            partition(1, 3),
+            detect(2, 1),
+            detect(3, 1),
+            fail(1),
+        ],
     );
     for (config, term) in [(fixed(3), 2), (reference(3, 5), 1)] {
         let before = run(config, &events);

@@ -575,7 +575,14 @@ fn remove_actor_needs_no_primary() {
     let s = place_on(&run(fixed(3), &THREE_ACTIVE), 3, [1]);
     let s = apply(
         &s,
-        &[partition(1, 3), detect(1, 3), fail(3), partition(1, 2)],
+        &[
+            partition(1, 3),
+            partition(2, 3),
+            detect(1, 3),
+            detect(2, 3),
+            fail(3),
+            partition(1, 2),
+        ],
     );
     assert!(s.valid_primaries().is_empty());
     assert_eq!(accept(&s, remove(1)).1, vec![deactivated(1, 3, 1)]);
@@ -746,44 +753,58 @@ fn node_leave_of_the_primary_queues_its_actors_after_stepping_down() {
 }
 
 /// MarkNodeFailed queues every actor of the failed node with NodeFailed in that one transition,
-/// reported by a single MigrationsQueued between the fencing and the view changes.
+/// reported by a single MigrationsQueued between the fencing and the view changes. (Five
+/// nodes: n1, n2 and n3 vote, and n4, which still reaches n5, still lists it.)
 #[test]
 fn mark_node_failed_queues_all_its_actors_in_one_transition() {
-    let s = place_on(&run(fixed(3), &THREE_ACTIVE), 3, [1, 2, 3]);
-    let before = apply(&s, &[partition(1, 3), detect(1, 3)]);
+    let s = place_on(&run(fixed(5), &all_active(5)), 5, [1, 2, 3]);
+    let before = apply(
+        &s,
+        &[
+            partition(1, 5),
+            partition(2, 5),
+            partition(3, 5),
+            detect(1, 5),
+            detect(2, 5),
+            detect(3, 5),
+        ],
+    );
     assert!(before.queue().is_empty());
-    let (after, effects) = accept(&before, fail(3));
+    let (after, effects) = accept(&before, fail(5));
     assert_eq!(
         effects,
         vec![
-            status_changed(3, Active, Failed),
-            Effect::Fenced { node: n(3) },
-            queued(3, NodeFailed, 3),
-            view_changed(2, &[1, 2], 5),
+            status_changed(5, Active, Failed),
+            Effect::Fenced { node: n(5) },
+            queued(5, NodeFailed, 3),
+            view_changed(4, &[1, 2, 3, 4], 9),
         ]
     );
     assert_eq!(
         queue(&after),
-        vec![(1, 3, NodeFailed), (2, 3, NodeFailed), (3, 3, NodeFailed)]
+        vec![(1, 5, NodeFailed), (2, 5, NodeFailed), (3, 5, NodeFailed)]
     );
-    // Still placed on n3 (with their old epochs) until migrated.
+    // Still placed on n5 (with their old epochs) until migrated.
     assert_eq!(placements(&after), placements(&before));
     assert_invariants(&before, &after);
     // The failed node may recover meanwhile; the queue entries stay.
-    let recovered = accept(&after, recover(3)).0;
-    assert_eq!(record(&recovered, 3).status, Left);
+    let recovered = accept(&after, recover(5)).0;
+    assert_eq!(record(&recovered, 5).status, Left);
     assert_eq!(queue(&recovered), queue(&after));
     invariants::check_state(&recovered).unwrap();
     let (done, _, applied) = migrate_batch(&recovered, 1, 10, &LeastLoaded).unwrap();
     assert_eq!(applied.len(), 3);
-    assert_eq!(done.load(n(3)), 0);
+    assert_eq!(done.load(n(5)), 0);
     assert_invariants(&recovered, &done);
 }
 
 #[test]
 fn mark_node_failed_of_the_primary_with_actors() {
     let s = place_on(&run(fixed(3), &THREE_ACTIVE), 1, [1, 2]);
-    let s = apply(&s, &[partition(1, 2), detect(2, 1)]);
+    let s = apply(
+        &s,
+        &[partition(1, 2), partition(1, 3), detect(2, 1), detect(3, 1)],
+    );
     let (after, effects) = accept(&s, fail(1));
     assert_eq!(
         effects,
@@ -796,7 +817,6 @@ fn mark_node_failed_of_the_primary_with_actors() {
                 reason: StepDownReason::Failed
             },
             queued(1, NodeFailed, 2),
-            view_changed(3, &[2, 3], 5),
         ]
     );
     assert_eq!(queue(&after), vec![(1, 1, NodeFailed), (2, 1, NodeFailed)]);
@@ -808,7 +828,10 @@ fn mark_node_failed_of_the_primary_with_actors() {
 fn a_load_balancing_entry_becomes_node_failed_when_its_node_fails() {
     let s = a1_queued_for_balance(fixed(3));
     assert_eq!(queue(&s), vec![(1, 3, LoadBalancing)]);
-    let before = apply(&s, &[partition(1, 3), detect(1, 3)]);
+    let before = apply(
+        &s,
+        &[partition(1, 3), partition(2, 3), detect(1, 3), detect(2, 3)],
+    );
     let (after, effects) = accept(&before, fail(3));
     assert!(effects.contains(&queued(3, NodeFailed, 2)), "{effects:?}");
     assert_eq!(queue(&after), vec![(1, 3, NodeFailed), (2, 3, NodeFailed)]);
@@ -852,10 +875,13 @@ fn n3_failed_and_rejoined_with_a1() -> State {
     let s = place_on(&run(fixed(3), &THREE_ACTIVE), 3, [1]);
     let events = [
         partition(1, 3),
+        partition(2, 3),
         detect(1, 3),
+        detect(2, 3),
         fail(3),
         recover(3),
         heal(1, 3),
+        heal(2, 3),
         join(3),
         join_complete(3),
     ];
@@ -887,7 +913,10 @@ fn a_rejoined_node_keeps_its_queued_actors_until_they_migrate() {
 #[test]
 fn mark_node_failed_reports_only_the_actors_it_queues() {
     let s = place_on(&n3_failed_and_rejoined_with_a1(), 3, [2]);
-    let before = apply(&s, &[partition(1, 3), detect(1, 3)]);
+    let before = apply(
+        &s,
+        &[partition(1, 3), partition(2, 3), detect(1, 3), detect(2, 3)],
+    );
     let (after, effects) = accept(&before, fail(3));
     assert_eq!(queue(&after), vec![(1, 3, NodeFailed), (2, 3, NodeFailed)]);
     assert_eq!(before.queue().get(actor(1)), after.queue().get(actor(1)));
@@ -998,7 +1027,13 @@ fn a_strategy_answering_a_non_candidate_is_refused_with_no_target() {
     // A Failed node is no candidate either.
     let failed = apply(
         &place_on(&run(fixed(3), &THREE_ACTIVE), 3, [1]),
-        &[partition(1, 3), detect(1, 3), fail(3)],
+        &[
+            partition(1, 3),
+            partition(2, 3),
+            detect(1, 3),
+            detect(2, 3),
+            fail(3),
+        ],
     );
     assert_eq!(
         step_with(&failed, &migrate(1, 1), &Always(n(3))).unwrap_err(),
@@ -1152,7 +1187,7 @@ fn mutant_leave_complete_with_actors() {
 /// entries, and SingleActivation flags the actors left on a Failed node with no entry.
 #[test]
 fn mutant_fail_forgets_actors() {
-    let events = [partition(1, 3), detect(1, 3)];
+    let events = [partition(1, 3), partition(2, 3), detect(1, 3), detect(2, 3)];
     let build = |config| apply(&place_on(&run(config, &THREE_ACTIVE), 3, [1, 2]), &events);
     let fixed_before = build(fixed(3));
     let before = build(mutant(3, Mutant::FailForgetsActors));
@@ -1279,7 +1314,18 @@ fn a_state_with_actors_and_every_queue_reason_round_trips() {
     let s = place_on(&s, 4, [4]);
     let s = accept(&s, leave(4)).0;
     let s = place_on(&s, 5, [5]);
-    let s = apply(&s, &[partition(1, 5), detect(1, 5), fail(5)]);
+    let s = apply(
+        &s,
+        &[
+            partition(1, 5),
+            partition(2, 5),
+            partition(3, 5),
+            detect(1, 5),
+            detect(2, 5),
+            detect(3, 5),
+            fail(5),
+        ],
+    );
     assert_eq!(
         queue(&s),
         vec![

@@ -285,3 +285,23 @@ fn the_events_that_read_every_node_are_the_global_guards() {
     // MigrateActor reads every node only when its actor is queued (none is here).
     assert_eq!(every, expected);
 }
+
+/// A vote recorded without a view change (the detector's view no longer lists the target) takes
+/// no view number: its transaction neither reads nor writes the view counter. A detection that
+/// drops the target from the detector's view does both.
+#[test]
+fn a_vote_without_a_view_change_leaves_the_view_counter_alone() {
+    use membership_core::testing::{detect, partition, sync, then, THREE_ACTIVE};
+    let view = Key::Counter(Counter::ViewNumber);
+    let cut_off = then(&THREE_ACTIVE, &[partition(1, 3), partition(2, 3)]);
+    let listed = footprint(&run(fixed(3), &cut_off), &detect(1, 3));
+    assert!(listed.reads.contains(&view) && listed.writes.contains(&view));
+    let s = run(fixed(3), &then(&cut_off, &[detect(1, 3), sync(1, 2)]));
+    assert!(!s.node(NodeId(2)).unwrap().view.contains(NodeId(3)));
+    let vote = footprint(&s, &detect(2, 3));
+    assert!(!vote.reads.contains(&view) && !vote.writes.contains(&view));
+    let (next, effects) = step(&s, &detect(2, 3)).unwrap();
+    assert!(effects.is_empty());
+    assert_eq!(next.view_counter(), s.view_counter());
+    assert_eq!(vote.writes, BTreeSet::from([Key::Node(NodeId(2))]));
+}

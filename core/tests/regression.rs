@@ -2,7 +2,8 @@
 //! reproduced step by step in the mode that has it, and the fixed protocol is shown not to
 //! have it.
 
-use membership_core::invariants::{self, StateInvariant, TransitionInvariant};
+use membership_core::checking::Mutant;
+use membership_core::invariants::{self, Liveness, StateInvariant, TransitionInvariant};
 #[cfg(test)]
 use membership_core::testing::*;
 use membership_core::{
@@ -118,16 +119,24 @@ fn fixed_protocol_refuses_failing_a_node_its_peer_never_heard_of() {
     );
 }
 
-/// In the counterexample's state, the fixed protocol's detection route: DetectFailure(n1, n3)
-/// is refused (n1 never listed n3) and DetectFailure(n2, n3) too while n2 can reach n3; once n2
-/// is cut off from n3 it detects and drops n3, n3 is declared failed and recovers, and no
-/// Active view lists it at any point after.
+/// In the counterexample's state, the fixed protocol's detection route. n1 never listed n3, but
+/// it does observe n3 unreachable: DetectFailure(n1, n3) records its vote without a view change.
+/// DetectFailure(n2, n3) is refused while n2 can reach n3, and one vote is no majority of three:
+/// MarkNodeFailed(n3) is refused. Once n2 is cut off from n3 too, it detects and drops n3, n3 is
+/// declared failed and recovers, and no Active view lists it at any point after.
 #[test]
 fn fixed_protocol_fails_n3_through_detect_failure_and_removes_it_from_every_view() {
     let prefix = run(fixed(3), &N3_UNKNOWN_TO_N1);
+    let (voted, effects) = step(&prefix, &detect(1, 3)).unwrap();
+    assert!(effects.is_empty());
     assert_eq!(
-        step(&prefix, &detect(1, 3)).unwrap_err().to_string(),
-        "DetectFailure: n3 is not in n1's view"
+        voted.node(n(1)).unwrap().view,
+        prefix.node(n(1)).unwrap().view
+    );
+    assert_eq!(
+        step(&voted, &fail(3)).unwrap_err().to_string(),
+        "MarkNodeFailed: n3 has 1 recorded detection by peers that cannot reach it (n1); \
+         a majority of 3 nodes needs 2"
     );
     assert_eq!(
         step(&prefix, &detect(2, 3)).unwrap_err(),
@@ -138,31 +147,249 @@ fn fixed_protocol_fails_n3_through_detect_failure_and_removes_it_from_every_view
     );
     let path = then(
         &N3_UNKNOWN_TO_N1,
-        &[partition(2, 3), detect(2, 3), fail(3), recover(3)],
+        &[
+            partition(2, 3),
+            detect(2, 3),
+            detect(1, 3),
+            fail(3),
+            recover(3),
+        ],
     );
     let states = run_checked(fixed(3), &path);
-    // states[8]: after DetectFailure(n2, n3); states[9]: n3 Failed; states[10]: n3 Left.
+    // states[8]: after DetectFailure(n2, n3); states[10]: n3 Failed; states[11]: n3 Left.
     assert_eq!(states[8].node(n(2)).unwrap().view, nodes(&[1, 2]));
-    assert_eq!(states[9].node(n(3)).unwrap().status, NodeStatus::Failed);
+    assert_eq!(states[9].failure_votes(n(3)), nodes(&[1, 2]));
+    assert_eq!(states[10].node(n(3)).unwrap().status, NodeStatus::Failed);
     for state in &states[8..] {
         for m in state.active().iter().filter(|&m| m != n(3)) {
             assert!(!state.node(m).unwrap().view.contains(n(3)), "{m} lists n3");
         }
     }
 
-    // With n3 in every view to begin with, the failing transition itself removes it from the
-    // views of the peers that had not detected anything.
+    // With n5 in every view to begin with, the failing transition itself removes it from the
+    // view of the peer that did not vote (n4, which still reaches n5).
     let path = then(
-        &THREE_ACTIVE,
-        &[partition(1, 3), detect(1, 3), fail(3), recover(3)],
+        &all_active(5),
+        &[
+            partition(1, 5),
+            partition(2, 5),
+            partition(3, 5),
+            detect(1, 5),
+            detect(2, 5),
+            detect(3, 5),
+            fail(5),
+            recover(5),
+        ],
     );
-    let states = run_checked(fixed(3), &path);
-    let failed = &states[8];
-    assert_eq!(failed.active(), nodes(&[1, 2]));
+    let states = run_checked(fixed(5), &path);
+    let failed = &states[16];
+    assert_eq!(failed.active(), nodes(&[1, 2, 3, 4]));
     for m in failed.active().iter() {
-        assert_eq!(failed.node(m).unwrap().view, nodes(&[1, 2]));
+        assert_eq!(failed.node(m).unwrap().view, nodes(&[1, 2, 3, 4]));
     }
-    assert_eq!(states[9].node(n(3)).unwrap().status, NodeStatus::Left);
+    assert_eq!(states[17].node(n(5)).unwrap().status, NodeStatus::Left);
+}
+
+/// Issue 12, the degraded observer: in a 3-node cluster split {n1} | {n2, n3}, n1 (cut off from
+/// every peer but still reaching the registry) detects n2 and n3, but cannot get either declared
+/// failed: its detection is one vote, and a majority of 3 nodes needs 2. n2 and n3 can declare
+/// n1 failed, and the cluster stays available (n2 is elected). Under the single-detection rule
+/// (the mutant `fail-on-single-detection`, the fixed protocol before this rule) the same path
+/// declares n2 failed, after which no node reaches a majority and no primary can be elected.
+#[test]
+fn a_degraded_observer_cannot_get_healthy_nodes_declared_failed() {
+    let split = then(&THREE_ACTIVE, &[partition(1, 2), partition(1, 3), RESET]);
+    let path = then(&split, &[detect(1, 2), detect(1, 3)]);
+    let states = run_checked(fixed(3), &path);
+    let observed = states.last().unwrap();
+    for (target, votes) in [(2, nodes(&[1])), (3, nodes(&[1]))] {
+        assert_eq!(
+            step(observed, &fail(target)).unwrap_err(),
+            Refusal {
+                action: ActionName::MarkNodeFailed,
+                guard: Guard::NoFailureQuorum {
+                    node: n(target),
+                    votes,
+                    needed: 2,
+                    nodes: 3
+                }
+            }
+        );
+    }
+    assert_eq!(
+        step(observed, &fail(2)).unwrap_err().to_string(),
+        "MarkNodeFailed: n2 has 1 recorded detection by peers that cannot reach it (n1); \
+         a majority of 3 nodes needs 2"
+    );
+    // n2 and n3 cannot vote against each other (they communicate).
+    for (d, t) in [(2, 3), (3, 2)] {
+        assert_eq!(
+            step(observed, &detect(d, t)).unwrap_err().guard,
+            Guard::CanCommunicate { a: n(d), b: n(t) }
+        );
+    }
+
+    // n2 and n3 declare n1 failed; n2 is elected.
+    let path = then(&path, &[detect(2, 1), detect(3, 1), fail(1), elect(2)]);
+    let states = run_checked(fixed(3), &path);
+    let last = states.last().unwrap();
+    assert_eq!(last.node(n(1)).unwrap().status, NodeStatus::Failed);
+    assert_eq!(last.active(), nodes(&[2, 3]));
+    assert_eq!(last.valid_primaries(), nodes(&[2]));
+
+    // The single-detection rule: MarkNodeFailed(n2) on n1's vote alone, flagged by
+    // FailureNeedsQuorum; afterwards nobody can be elected.
+    let single = mutant(3, Mutant::FailOnSingleDetection);
+    let before = run(single, &then(&split, &[detect(1, 2)]));
+    let (after, _) = step(&before, &fail(2)).unwrap();
+    let violation = invariants::check_transition(&before, &after).unwrap_err();
+    assert_eq!(violation.invariant, TransitionInvariant::FailureNeedsQuorum);
+    assert_eq!(violation.nodes, vec![n(1), n(2)]);
+    assert_eq!(
+        violation.detail,
+        "n2 was declared failed with the votes of {n1} (heartbeat received: false); \
+         a majority of 3 nodes needs 2"
+    );
+    let after = run(
+        single,
+        &then(&split, &[detect(1, 2), fail(2), step_down(1)]),
+    );
+    for i in [1, 3] {
+        assert!(!after.has_majority(n(i)));
+        assert_eq!(
+            step(&after, &elect(i)).unwrap_err().guard,
+            Guard::NoMajority {
+                node: n(i),
+                reachable: 1,
+                nodes: 3
+            }
+        );
+    }
+}
+
+/// The degraded observer, exhaustively: with the network fixed as {n1} | {n2, n3}, every state
+/// reachable by every other action (joins, leaves, heartbeats, detections, declarations,
+/// elections, view synchronisation; view numbers and terms up to 7: 116,422 states) keeps n2 and
+/// n3 out of Failed, and n1 is declared failed in some of them.
+#[test]
+fn with_n1_cut_off_no_behaviour_declares_n2_or_n3_failed() {
+    let start = run(
+        bounded(3, 7),
+        &then(&THREE_ACTIVE, &[partition(1, 2), partition(1, 3)]),
+    );
+    let events: Vec<Event> = Event::all(3)
+        .into_iter()
+        .filter(|e| {
+            !matches!(
+                e,
+                Event::CreatePartition { .. } | Event::HealPartition { .. }
+            )
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::from([start.clone()]);
+    let mut frontier = vec![start];
+    let mut n1_failed = 0;
+    while let Some(state) = frontier.pop() {
+        for event in &events {
+            let Ok((next, _)) = step(&state, event) else {
+                continue;
+            };
+            if let Err(v) = invariants::check_transition(&state, &next) {
+                panic!("{event}: {v}");
+            }
+            if let Err(v) = invariants::check_state(&next) {
+                panic!("after {event}: {v}");
+            }
+            if seen.insert(next.clone()) {
+                for i in [2, 3] {
+                    assert_ne!(
+                        next.node(n(i)).unwrap().status,
+                        NodeStatus::Failed,
+                        "{event} declared n{i} failed"
+                    );
+                }
+                if next.node(n(1)).unwrap().status == NodeStatus::Failed {
+                    n1_failed += 1;
+                }
+                frontier.push(next);
+            }
+        }
+    }
+    assert!(n1_failed > 0);
+    eprintln!("{} states, n1 Failed in {n1_failed}", seen.len());
+}
+
+/// EventualFailureDeclaration(n3)'s premise LooksCrashed(n3), and the fair steps that end it:
+/// n3 silent and cut off from n1 and n2, which reach each other. n1 detects n3 and n2 adopts
+/// n1's view (which no longer lists n3) before detecting: n2 still votes (without a view
+/// change), and the declaration is enabled. The model checker decides the property itself under
+/// weak fairness of DetectFailure and MarkNodeFailed (`fair_events`).
+#[test]
+fn a_node_that_looks_crashed_to_a_connected_majority_is_declared_failed() {
+    let trapped = |s: &State, i| Liveness::EventualFailureDeclaration(n(i)).trapped(s);
+    let cut_off = then(&THREE_ACTIVE, &[partition(1, 3), partition(2, 3), RESET]);
+    let states = run_checked(
+        fixed(3),
+        &then(&cut_off, &[detect(1, 3), sync(1, 2), detect(2, 3), fail(3)]),
+    );
+    let s = &states[THREE_ACTIVE.len() + 3];
+    assert!(s.looks_crashed(n(3)) && trapped(s, 3));
+    assert!(
+        !trapped(s, 1) && !trapped(s, 2),
+        "n1 and n2 reach each other"
+    );
+    // Still trapped while the votes come in; no longer once n3 is Failed.
+    for state in &states[THREE_ACTIVE.len() + 3..states.len() - 1] {
+        assert!(trapped(state, 3));
+    }
+    assert!(!trapped(states.last().unwrap(), 3));
+    // Not trapped: n3 sent a heartbeat (it is alive), or the majority is split, or n3 reaches a
+    // peer.
+    assert!(!trapped(&accept(s, heartbeat(3)).0, 3));
+    assert!(!trapped(&accept(s, partition(1, 2)).0, 3));
+    assert!(!trapped(&accept(s, heal(1, 3)).0, 3));
+    // A minority cut off is not the premise either: n1 and n2 cut off from each other and n3.
+    let s = run(fixed(3), &then(&cut_off, &[partition(1, 2)]));
+    assert!((1..=3).all(|i| !trapped(&s, i)));
+    // One instance per node, and the fairness it needs.
+    let all = Liveness::all(3, &[]);
+    for i in 1..=3 {
+        assert!(all.contains(&Liveness::EventualFailureDeclaration(n(i))));
+    }
+    let fair = Liveness::EventualFailureDeclaration(n(3)).fairness(3, &[], 3);
+    assert!(fair.contains(&detect(1, 3)) && fair.contains(&detect(2, 3)));
+    assert!(fair.contains(&fail(3)));
+    assert!(!fair.contains(&detect(3, 3)) && !fair.contains(&detect(3, 1)));
+    // The other properties keep the spec's Fairness, which has neither action.
+    let spec = invariants::fair_events(3, &[], 3);
+    assert_eq!(Liveness::EventualStepDown(n(3)).fairness(3, &[], 3), spec);
+    assert!(!spec.contains(&detect(2, 3)) && !spec.contains(&fail(3)));
+}
+
+/// Five nodes: no minority gets anyone declared failed. {n1, n2} | {n3, n4, n5}: n1 and n2 both
+/// detect n3 (two votes of the three needed); n3, n4 and n5 declare n1 failed.
+#[test]
+fn a_minority_cannot_declare_anyone_failed_but_a_majority_can() {
+    let mut split = all_active(5);
+    for a in [1, 2] {
+        for b in [3, 4, 5] {
+            split.push(partition(a, b));
+        }
+    }
+    let path = then(&split, &[detect(1, 3), detect(2, 3)]);
+    let states = run_checked(fixed(5), &path);
+    let s = states.last().unwrap();
+    assert_eq!(
+        step(s, &fail(3)).unwrap_err().to_string(),
+        "MarkNodeFailed: n3 has 2 recorded detections by peers that cannot reach it (n1, n2); \
+         a majority of 5 nodes needs 3"
+    );
+    let path = then(&path, &[detect(3, 1), detect(4, 1), detect(5, 1), fail(1)]);
+    let states = run_checked(fixed(5), &path);
+    assert_eq!(
+        states.last().unwrap().node(n(1)).unwrap().status,
+        NodeStatus::Failed
+    );
 }
 
 /// core/spec/REFERENCE.md section 2, "terms are not monotonic": n1 bootstraps with term 1 and leaves; n2

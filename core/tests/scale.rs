@@ -25,7 +25,18 @@ fn one_hundred_thousand_actors_fail_over_in_one_step_and_drain_in_batches() {
     eprintln!("placed {ACTORS} actors in {:?}", clock.elapsed());
 
     let clock = Instant::now();
-    let before = apply(&placed, &[partition(1, 5), detect(1, 5)]);
+    // n1, n2 and n3 (a majority of five) cannot reach n5 and vote; n4 still lists it.
+    let before = apply(
+        &placed,
+        &[
+            partition(1, 5),
+            partition(2, 5),
+            partition(3, 5),
+            detect(1, 5),
+            detect(2, 5),
+            detect(3, 5),
+        ],
+    );
     assert!(before.queue().is_empty());
     let (failed, effects) = accept(&before, fail(5));
     eprintln!("MarkNodeFailed(n5) in {:?}", clock.elapsed());
@@ -44,19 +55,9 @@ fn one_hundred_thousand_actors_fail_over_in_one_step_and_drain_in_batches() {
                 actors: ACTORS
             },
             Effect::ViewChanged {
-                node: n(2),
-                view: nodes(&[1, 2, 3, 4]),
-                view_number: 7
-            },
-            Effect::ViewChanged {
-                node: n(3),
-                view: nodes(&[1, 2, 3, 4]),
-                view_number: 7
-            },
-            Effect::ViewChanged {
                 node: n(4),
                 view: nodes(&[1, 2, 3, 4]),
-                view_number: 7
+                view_number: 9
             },
         ]
     );

@@ -5,8 +5,9 @@
 //! with its action; no symmetry reduction, so that action instances keep their names).
 //!
 //! Each property has the form `[]<>~Trapped` ("no fair behaviour stays in `Trapped` forever",
-//! see `membership_core::invariants::Liveness`) under the spec's fairness assumption: weak
-//! fairness of each action instance in `membership_core::invariants::fair_events`. A behaviour
+//! see `membership_core::invariants::Liveness`) under the property's fairness assumption: weak
+//! fairness of each action instance in `Liveness::fairness` (the spec's `Fairness`,
+//! `membership_core::invariants::fair_events`, plus what the property itself assumes). A behaviour
 //! violating it ends, from some point on, inside `Trapped` forever. In a finite graph such a
 //! behaviour either
 //! - stutters forever in a Trapped state `s`: fair only if every fair action is disabled at `s`;
@@ -22,7 +23,7 @@
 
 use crate::model::MembershipModel;
 use indexmap::IndexSet;
-use membership_core::invariants::{fair_events, Liveness};
+use membership_core::invariants::Liveness;
 use membership_core::{step, Config, Event, Guard, State};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -201,7 +202,7 @@ pub fn check_all(graph: &Graph, model: &MembershipModel) -> Vec<LivenessReport> 
 /// Checks one liveness property on the graph.
 pub fn check(graph: &Graph, model: &MembershipModel, property: Liveness) -> LivenessReport {
     let config: &Config = model.config();
-    let fair = fair_events(
+    let fair = property.fairness(
         config.node_count(),
         model.actors(),
         config.max_view().unwrap_or(0),

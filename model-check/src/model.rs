@@ -227,6 +227,7 @@ impl Model for MembershipModel {
             transition_property!(TransitionInvariant::FencingTermMonotonic),
             transition_property!(TransitionInvariant::MinorityCannotElect),
             transition_property!(TransitionInvariant::FailureRequiresDetection),
+            transition_property!(TransitionInvariant::FailureNeedsQuorum),
             transition_property!(TransitionInvariant::EpochMonotonic),
             transition_property!(TransitionInvariant::MigrationByPrimary),
         ];
