@@ -671,9 +671,9 @@ NodeRecover(n) ==
 (* n does not believe it is primary, is Active, has a majority, and no     *)
 (* node anywhere has a valid primary claim; n becomes primary.             *)
 (* Reference: term 1 + max term over all nodes.                            *)
-(* Buggy: the majority and no-valid-primary guards are dropped, and the    *)
-(* term is max term over all nodes, NOT incremented (still checked         *)
-(* against MaxView, as step.rs does; vacuous in TypeOK states).            *)
+(* Buggy (REFERENCE.md section 1, action 9): the majority and              *)
+(* no-valid-primary guards are dropped, and NO TERM IS GRANTED: n keeps    *)
+(* exactly the term it has (often 0), with no bound check.                 *)
 (* DEVIATION (registry term counter): fixed takes the next registry term,  *)
 (* never reused even after resets of node terms.                           *)
 (* DEVIATION (election demotes superseded primaries): fixed demotes, in    *)
@@ -688,8 +688,8 @@ ElectPrimary(n) ==
     /\ Mode # "buggy" => \A p \in Nodes : ~ValidPrimary(p)
     /\ LET t == CASE Mode = "fixed"     -> term_counter + 1
                   [] Mode = "reference" -> MaxTerm + 1
-                  [] Mode = "buggy"     -> MaxTerm
-       IN  /\ t <= MaxView
+                  [] Mode = "buggy"     -> term[n]
+       IN  /\ Mode # "buggy" => t <= MaxView
            /\ IF Mode = "fixed"
                 THEN /\ believes_primary' =
                             [BeliefsAfterStepDown(Believers) EXCEPT ![n] = TRUE]

@@ -3,7 +3,7 @@
 
 use crate::actor::{ActorId, MigrationEntry, MigrationQueue, Placement};
 use crate::footprint::{Footprint, Key, Value};
-use crate::node::NodeId;
+use crate::node::{NodeId, NodeSet};
 use crate::refusal::Counter;
 use crate::state::{NodeRecord, State};
 use serde::{Deserialize, Serialize};
@@ -111,10 +111,9 @@ impl State {
                 delta.nodes.insert(n, *b);
             }
         }
-        for n in self.node_ids() {
-            if self.heartbeat_received(n) != next.heartbeat_received(n) {
-                delta.heartbeats.insert(n, next.heartbeat_received(n));
-            }
+        let flipped = NodeSet::from_bits(self.heartbeats().bits() ^ next.heartbeats().bits());
+        for n in flipped.iter() {
+            delta.heartbeats.insert(n, next.heartbeat_received(n));
         }
         for (counter, a, b) in [
             (Counter::Term, self.term_counter(), next.term_counter()),
@@ -154,13 +153,15 @@ impl State {
     /// whether or not it changed; SendHeartbeat's and ResetHeartbeats' flags are the case).
     pub fn delta_within(&self, next: &State, footprint: &Footprint) -> Delta {
         let mut delta = self.delta(next);
-        for key in footprint.writes.difference(&footprint.reads) {
-            match (*key, next.get(key)) {
-                (Key::Heartbeat(n), Value::Heartbeat(flag)) => {
-                    delta.heartbeats.insert(n, flag);
+        for key in &footprint.writes {
+            match *key {
+                Key::Heartbeat(n) if !footprint.reads.contains(key) => {
+                    delta.heartbeats.insert(n, next.heartbeat_received(n));
                 }
-                (Key::Node(n), Value::Node(Some(record))) => {
-                    delta.nodes.insert(n, record);
+                Key::Node(n) if !footprint.reads.contains(key) => {
+                    if let Some(record) = next.node(n) {
+                        delta.nodes.insert(n, *record);
+                    }
                 }
                 _ => {}
             }

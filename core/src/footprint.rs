@@ -126,7 +126,17 @@ impl Footprint {
     pub fn reads_every_node(&self, state: &State) -> bool {
         state.node_ids().all(|n| self.reads.contains(&Key::Node(n)))
     }
+}
 
+/// Collects a footprint's keys in vectors, then builds the sets in bulk (sorted input makes
+/// `BTreeSet` construction linear).
+#[derive(Default)]
+struct Builder {
+    reads: Vec<Key>,
+    writes: Vec<Key>,
+}
+
+impl Builder {
     fn read(&mut self, keys: impl IntoIterator<Item = Key>) {
         self.reads.extend(keys);
     }
@@ -136,9 +146,20 @@ impl Footprint {
     }
 
     fn read_write(&mut self, keys: impl IntoIterator<Item = Key>) {
-        let keys: Vec<Key> = keys.into_iter().collect();
-        self.read(keys.iter().copied());
-        self.write(keys);
+        let start = self.writes.len();
+        self.writes.extend(keys);
+        self.reads.extend_from_slice(&self.writes[start..]);
+    }
+
+    fn finish(mut self) -> Footprint {
+        for keys in [&mut self.reads, &mut self.writes] {
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        Footprint {
+            reads: self.reads.into_iter().collect(),
+            writes: self.writes.into_iter().collect(),
+        }
     }
 }
 
@@ -169,7 +190,7 @@ fn detectors_of(state: &State, n: NodeId) -> Vec<NodeId> {
 /// The footprint of `event` from `state` in the fixed protocol. Reads name the keys whose values
 /// the step's outcome depends on; writes every key the step may change (derived keys included).
 pub fn footprint(state: &State, event: &Event) -> Footprint {
-    let mut f = Footprint::default();
+    let mut f = Builder::default();
     let view = Key::Counter(Counter::ViewNumber);
     let term = Key::Counter(Counter::Term);
     let epoch = Key::Counter(Counter::Epoch);
@@ -301,6 +322,7 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             }
         }
     }
+    let f = f.finish();
     debug_assert!(
         f.reads.iter().all(|k| !matches!(k, Key::Heartbeat(_))) || {
             matches!(

@@ -23,6 +23,7 @@
 #![warn(unreachable_pub)]
 
 mod actor;
+mod agent;
 #[cfg(feature = "checking")]
 pub mod checking;
 mod config;
@@ -32,6 +33,7 @@ mod event;
 mod footprint;
 pub mod invariants;
 mod node;
+mod proposal;
 mod refusal;
 mod rules;
 mod state;
@@ -46,6 +48,11 @@ pub use actor::{
     Placement, PlacementStrategy, ACTORS_MAX, MIGRATION_BATCH_MAX, MIGRATION_QUEUE_MAX,
     REBALANCE_BATCH_MAX,
 };
+pub use agent::{
+    served_by, Agent, Decision, FenceReason, Notification, Outcome, Outgoing, Timer, Timing,
+    TimingError, TimingSettings, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX,
+    PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN, RETRIES_MAX,
+};
 pub use config::{Config, ConfigError};
 pub use delta::{Delta, DeltaError};
 pub use effect::{Effect, StepDownReason};
@@ -53,6 +60,10 @@ pub use event::{ActionName, Event};
 pub use footprint::{footprint, Footprint, Key, Value};
 pub use invariants::{Invariant, Liveness, StateInvariant, TransitionInvariant, Violation};
 pub use node::{NodeId, NodeSet, NodeStatus, NODES_MAX};
+pub use proposal::{
+    action_footprint, execute, Action, Applied, Commit, Meta, MetaKey, Proposal, ProposalError,
+    ProposalId, Slot, ADDRESS_MAX_BYTES, PROPOSALS_REMEMBERED,
+};
 pub use refusal::{Counter, Guard, Refusal};
 pub use state::{NodeRecord, RegistryError, RegistryFields, State, REGISTRY_FORMAT_VERSION};
 pub use step::{migrate_batch, step, step_with};

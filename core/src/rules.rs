@@ -49,8 +49,8 @@ pub(crate) enum ElectTerm {
     Reuse,
     /// Reference: `1 + max term over all nodes`, within the bound.
     MaxPlusOne,
-    /// Buggy: `max term over all nodes`, within the bound.
-    Max,
+    /// Buggy: no term is granted: the node keeps its own term, with no bound check.
+    Own,
 }
 
 /// Which of two primaries that meet at HealPartition steps down.
@@ -171,7 +171,7 @@ impl Rules {
                 Mode::Buggy => Rules {
                     elect_needs_majority: false,
                     elect_needs_no_valid_primary: false,
-                    elect_term: ElectTerm::Max,
+                    elect_term: ElectTerm::Own,
                     step_down: false,
                     heal: HealRule::Neither,
                     ..Rules::REFERENCE

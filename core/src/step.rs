@@ -736,8 +736,8 @@ fn node_recover(rules: &Rules, state: &State, n: NodeId) -> Outcome {
 /// ElectPrimary(n): `n` is Active, does not believe it is primary, has a majority, and no node
 /// has a valid primary claim; it becomes primary with a term above every term so far.
 ///
-/// Reference: term `1 + max term over all nodes`. Buggy: only the first two guards, and the term
-/// `max term over all nodes` (not incremented). Fixed: the term comes from the registry-wide
+/// Reference: term `1 + max term over all nodes`. Buggy: only the first two guards, and no term
+/// is granted: the node keeps its own term, with no bound check. Fixed: the term comes from the registry-wide
 /// counter (never reused), and every other node that still believes it is primary is demoted in
 /// the same transition (it is superseded).
 fn elect_primary(rules: &Rules, state: &State, n: NodeId) -> Outcome {
@@ -762,7 +762,7 @@ fn elect_primary(rules: &Rules, state: &State, n: NodeId) -> Outcome {
         ElectTerm::Fresh => issue_term(rules, state)?,
         ElectTerm::Reuse => state.term_counter(),
         ElectTerm::MaxPlusOne => successor(rules, Counter::Term, state.max_term())?,
-        ElectTerm::Max => within_bound(rules, Counter::Term, state.max_term())?,
+        ElectTerm::Own => r.term,
     };
     let mut next = state.clone();
     let mut effects = Vec::new();

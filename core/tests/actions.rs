@@ -1239,11 +1239,14 @@ fn elect_primary_term_fixed_counter_versus_reference_max_over_nodes() {
 }
 
 #[test]
-fn elect_primary_buggy_drops_the_majority_and_valid_primary_guards_and_the_increment() {
+fn elect_primary_buggy_drops_the_majority_and_valid_primary_guards_and_grants_no_term() {
+    // core/spec/REFERENCE.md section 1, action 9: no term is granted; n keeps the term it has (here 0),
+    // with no bound check.
     let before = run(buggy(3, 3), &[join(1), join(2), join_complete(2)]);
     let (after, effects) = accept(&before, elect(2));
-    assert_eq!(effects, vec![became_primary(2, 1)]);
+    assert_eq!(effects, vec![became_primary(2, 0)]);
     assert_eq!(after.believers(), nodes(&[1, 2]));
+    assert_eq!(record(&after, 2).term, 0);
     // A minority of one elects itself too.
     let before = run(
         buggy(3, 3),
@@ -1251,7 +1254,24 @@ fn elect_primary_buggy_drops_the_majority_and_valid_primary_guards_and_the_incre
     );
     assert!(!before.has_majority(n(2)));
     let (_, effects) = accept(&before, elect(2));
-    assert_eq!(effects, vec![became_primary(2, 1)]);
+    assert_eq!(effects, vec![became_primary(2, 0)]);
+    // A node that kept a term from an earlier primacy (the reference modes keep it on leaving)
+    // is elected with that same term.
+    let before = run(
+        buggy(3, 3),
+        &[
+            join(1),
+            leave(1),
+            leave_complete(1),
+            join(2),
+            join(1),
+            join_complete(1),
+        ],
+    );
+    assert_eq!(record(&before, 1).term, 1);
+    let (after, effects) = accept(&before, elect(1));
+    assert_eq!(effects, vec![became_primary(1, 1)]);
+    assert_eq!(after.valid_primaries(), nodes(&[1, 2]));
 }
 
 #[test]

@@ -431,10 +431,19 @@ fn reference_model_regrants_term_one_on_a_second_bootstrap() {
     }));
 }
 
-/// BUGGY mode: n2 elects itself while n1 is a valid primary, with the same term 1: split brain.
+/// BUGGY mode: n1 elects itself while n2 is a valid primary, keeping the term 1 it held from its
+/// own bootstrap, which n2's bootstrap granted again: split brain (the checker's shortest path).
 #[test]
 fn buggy_mode_violates_no_split_brain() {
-    let path = [join(1), join(2), join_complete(2), elect(2)];
+    let path = [
+        join(1),
+        leave(1),
+        leave_complete(1),
+        join(2),
+        join(1),
+        join_complete(1),
+        elect(1),
+    ];
     let state = run(buggy(3, 3), &path);
     let violation = invariants::check_state(&state).unwrap_err();
     assert_eq!(violation.invariant, StateInvariant::NoSplitBrain);

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod dump;
 pub mod liveness;
 pub mod model;
 

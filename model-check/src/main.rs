@@ -81,6 +81,11 @@ struct Cli {
     /// Decide the liveness properties (on the explicit graph, without symmetry reduction).
     #[arg(long, value_enum, default_value = "on")]
     liveness: OnOff,
+    /// Also write every reachable state to FILE, one canonical JSON line each, and every
+    /// transition to FILE.edges (for the TLC cross-check, core/spec/tlc/run.sh; use with
+    /// --symmetry off).
+    #[arg(long, value_name = "FILE", conflicts_with = "depth")]
+    dump: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -155,6 +160,25 @@ fn main() -> ExitCode {
         }
     } else {
         print!("{}", print_summary(&summary));
+    }
+    if let Some(path) = &cli.dump {
+        let model = MembershipModel::new(config, symmetry, actors);
+        match model_check::dump::write_states(&model, path) {
+            Ok(n) if n == summary.distinct_states => {
+                eprintln!("dump: {n} states written to {}", path.display());
+            }
+            Ok(n) => {
+                eprintln!(
+                    "error: dumped {n} states but the checker counted {}",
+                    summary.distinct_states
+                );
+                return ExitCode::from(1);
+            }
+            Err(err) => {
+                eprintln!("error: writing {}: {err}", path.display());
+                return ExitCode::from(2);
+            }
+        }
     }
     if summary.all_hold {
         ExitCode::SUCCESS

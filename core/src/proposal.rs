@@ -1,0 +1,396 @@
+//! Proposals: what a node asks a store to commit, and the transaction logic every store shares.
+//!
+//! A store keeps the registry ([`State`]) and, beside it, the drivers' metadata ([`Meta`]): the
+//! node slots (who holds each node id, under which incarnation), the heartbeat round, and the
+//! ids of recently applied proposals. None of the metadata is a spec variable; it only decides
+//! whether a proposal may run, so every committed change to the registry is still exactly one
+//! legal `step` (or, for a migration batch, a sequence of them).
+//!
+//! [`execute`] is the whole transaction, pure: check the proposer's incarnation, recognise a
+//! retried proposal, check the expected round, run the action through [`crate::step`], and say
+//! what to write. Stores wrap it in their engine's transaction (read the footprint, run
+//! `execute`, write, commit) and never decide anything themselves.
+
+use crate::actor::MIGRATION_BATCH_MAX;
+use crate::delta::Delta;
+use crate::effect::Effect;
+use crate::event::Event;
+use crate::footprint::{footprint, Footprint, Key};
+use crate::node::NodeId;
+use crate::refusal::Refusal;
+use crate::state::State;
+use crate::step::step;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use thiserror::Error;
+
+/// How many of each node's most recent proposals a store remembers, so that a retry after a
+/// commit-unknown result is recognised. A retry of an older proposal is refused
+/// ([`ProposalError::Forgotten`]), never applied twice.
+pub const PROPOSALS_REMEMBERED: u64 = 256;
+
+/// The longest probe address a slot may hold, in bytes.
+pub const ADDRESS_MAX_BYTES: usize = 256;
+
+/// A proposal's identity: the proposing node, its incarnation, and a sequence number the
+/// incarnation never reuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProposalId {
+    /// The proposing node.
+    pub node: NodeId,
+    /// Its incarnation (from [`Meta::claim`]).
+    pub incarnation: u64,
+    /// The proposal's number within the incarnation.
+    pub seq: u64,
+}
+
+impl fmt::Display for ProposalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}#{}", self.node, self.incarnation, self.seq)
+    }
+}
+
+/// What a proposal asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// One spec action.
+    Step(Event),
+    /// Up to `max` (at most [`MIGRATION_BATCH_MAX`]) MigrateActor steps under `term`, lowest
+    /// actor ids first, in one transaction ([`crate::migrate_batch`]).
+    MigrateBatch {
+        /// The primary's term (fencing token).
+        term: u64,
+        /// The most moves.
+        max: usize,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Step(e) => write!(f, "{e}"),
+            Action::MigrateBatch { term, max } => write!(f, "MigrateBatch(term {term}, max {max})"),
+        }
+    }
+}
+
+/// One proposal: an action, who proposes it, and (for the actions whose safety depends on how
+/// long a heartbeat round has been open) the round the proposer observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The proposal's identity (and so the proposer and its incarnation).
+    pub id: ProposalId,
+    /// What to do.
+    pub action: Action,
+    /// The heartbeat round the proposer waited on; the proposal is refused if another round has
+    /// been opened since ([`ProposalError::StaleRound`]). DetectFailure and ResetHeartbeats carry
+    /// it.
+    pub round: Option<u64>,
+}
+
+/// A node slot: the incarnation that holds the node id now, and where it answers probes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Slot {
+    /// The holder's incarnation (grows with every claim).
+    pub incarnation: u64,
+    /// The holder's probe address (`host:port`).
+    pub address: String,
+}
+
+/// The outcome a store remembers for an applied proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The effects the commit produced.
+    pub effects: Vec<Effect>,
+}
+
+/// The drivers' metadata beside the registry. Store keys: `slot/n`, `round`, `proposal/n/seq`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The node slots (a persistent map: cloning the metadata is cheap).
+    pub slots: imbl::OrdMap<NodeId, Slot>,
+    /// The heartbeat round: opened by every committed ResetHeartbeats.
+    pub round: u64,
+    /// The recently applied proposals, at most [`PROPOSALS_REMEMBERED`] per incarnation (a
+    /// persistent map: cloning the metadata is cheap).
+    pub applied: imbl::OrdMap<ProposalId, Applied>,
+}
+
+/// A metadata key, as a store lays it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MetaKey {
+    /// A node slot.
+    Slot(NodeId),
+    /// The heartbeat round.
+    Round,
+    /// An applied proposal's record.
+    Applied(ProposalId),
+}
+
+/// Why a store refused a proposal without running it, or why the reducer refused it.
+#[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
+pub enum ProposalError {
+    /// The proposer names a node the registry does not have.
+    #[error("{node} is not a node of this cluster")]
+    UnknownNode {
+        /// The node.
+        node: NodeId,
+    },
+    /// The node slot is held by another incarnation (the proposer is a paused or zombie
+    /// process, or its slot was never claimed).
+    #[error(
+        "{node} incarnation {incarnation} is stale: the slot is held by incarnation {current}"
+    )]
+    StaleIncarnation {
+        /// The node.
+        node: NodeId,
+        /// The proposer's incarnation.
+        incarnation: u64,
+        /// The slot's incarnation (0: never claimed).
+        current: u64,
+    },
+    /// Another heartbeat round was opened since the one the proposer waited on.
+    #[error("heartbeat round {round} is stale: round {current} is open")]
+    StaleRound {
+        /// The round the proposer expected.
+        round: u64,
+        /// The open round.
+        current: u64,
+    },
+    /// The proposal is older than what the store remembers, so a retry cannot be told apart
+    /// from a first attempt; it is refused rather than risk applying it twice.
+    #[error("proposal {id} is older than the {remembered} proposals remembered per node")]
+    Forgotten {
+        /// The proposal.
+        id: ProposalId,
+        /// [`PROPOSALS_REMEMBERED`].
+        remembered: u64,
+    },
+    /// The reducer refused the action.
+    #[error("{0}")]
+    Refused(Refusal),
+}
+
+/// What one committed proposal writes, and what it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    /// The registry after the proposal.
+    pub next: State,
+    /// The registry keys written (blind writes included).
+    pub delta: Delta,
+    /// The registry keys the transaction read.
+    pub reads: BTreeSet<Key>,
+    /// The metadata keys the transaction read.
+    pub meta_reads: BTreeSet<MetaKey>,
+    /// The metadata after the proposal.
+    pub meta: Meta,
+    /// The metadata keys written.
+    pub meta_writes: BTreeSet<MetaKey>,
+    /// The effects, to execute after the commit.
+    pub effects: Vec<Effect>,
+    /// The spec actions applied, in order (one, or a batch of MigrateActor).
+    pub events: Vec<Event>,
+    /// Whether this is a retry of an already applied proposal: nothing is written and the
+    /// recorded effects are returned.
+    pub duplicate: bool,
+}
+
+impl Meta {
+    /// A new claim of `node`'s slot at `address`: the next incarnation. Written by a store in one
+    /// transaction (read `slot/n`, write it).
+    pub fn claim(&self, node: NodeId, address: &str) -> Slot {
+        let incarnation = self.slots.get(&node).map_or(0, |s| s.incarnation) + 1;
+        let mut address = address.to_string();
+        address.truncate(ADDRESS_MAX_BYTES);
+        debug_assert!(incarnation > 0);
+        Slot {
+            incarnation,
+            address,
+        }
+    }
+
+    /// The metadata after `node`'s slot is claimed by `slot` (from [`Meta::claim`]): the
+    /// records of the node's earlier incarnations are dropped (their proposals are refused as
+    /// stale from now on, so nothing needs them).
+    pub fn with_claim(&self, node: NodeId, slot: Slot) -> Meta {
+        let mut next = self.clone();
+        next.applied = self
+            .applied
+            .iter()
+            .filter(|(id, _)| id.node != node)
+            .map(|(id, a)| (*id, a.clone()))
+            .collect();
+        next.slots.insert(node, slot);
+        debug_assert!(next.applied.keys().all(|id| id.node != node));
+        next
+    }
+
+    /// The incarnation holding `node` (0 when never claimed).
+    pub fn incarnation(&self, node: NodeId) -> u64 {
+        self.slots.get(&node).map_or(0, |s| s.incarnation)
+    }
+}
+
+/// The footprint of `action` from `state`: one event's, or the union of a migration batch's
+/// steps (each on the state the previous one left).
+pub fn action_footprint(state: &State, action: &Action) -> Footprint {
+    match *action {
+        Action::Step(event) => footprint(state, &event),
+        Action::MigrateBatch { term, max } => {
+            let mut union = Footprint::default();
+            let mut current = state.clone();
+            let actors: Vec<_> = state
+                .queue()
+                .actors()
+                .take(max.min(MIGRATION_BATCH_MAX))
+                .collect();
+            for actor in actors {
+                let event = Event::MigrateActor { actor, term };
+                let f = footprint(&current, &event);
+                union.reads.extend(f.reads);
+                union.writes.extend(f.writes);
+                match step(&current, &event) {
+                    Ok((next, _)) => current = next,
+                    Err(_) => break,
+                }
+            }
+            union
+        }
+    }
+}
+
+/// A migration batch in one pass: each MigrateActor step's footprint on the state the previous
+/// step left, then the step; the same outcome as [`crate::migrate_batch`] (stops at the first
+/// refusal after at least one move; refused if the first move is).
+fn batch(
+    state: &State,
+    term: u64,
+    max: usize,
+) -> Result<(State, Vec<Effect>, Vec<Event>, Footprint), ProposalError> {
+    let limit = max.min(MIGRATION_BATCH_MAX);
+    let actors: Vec<_> = state.queue().actors().take(limit).collect();
+    let mut current = state.clone();
+    let mut effects = Vec::new();
+    let mut events = Vec::new();
+    let mut union = Footprint::default();
+    for actor in actors {
+        let event = Event::MigrateActor { actor, term };
+        match step(&current, &event) {
+            Ok((next, mut more)) => {
+                let f = footprint(&current, &event);
+                union.reads.extend(f.reads);
+                union.writes.extend(f.writes);
+                current = next;
+                effects.append(&mut more);
+                events.push(event);
+            }
+            Err(refusal) if events.is_empty() => return Err(ProposalError::Refused(refusal)),
+            Err(_) => break,
+        }
+    }
+    assert!(events.len() <= limit);
+    assert_eq!(effects.len(), 2 * events.len());
+    Ok((current, effects, events, union))
+}
+
+/// The whole transaction of one proposal, pure. `state` and `meta` are the store's view: exact
+/// on every key the transaction reads (the returned `reads` and `meta_reads`); the store commits
+/// the returned writes only if none of those keys changed meanwhile (else it retries).
+pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit, ProposalError> {
+    let id = proposal.id;
+    let mut meta_reads = BTreeSet::from([MetaKey::Slot(id.node), MetaKey::Applied(id)]);
+    if state.node(id.node).is_none() {
+        return Err(ProposalError::UnknownNode { node: id.node });
+    }
+    let current = meta.incarnation(id.node);
+    if current != id.incarnation {
+        return Err(ProposalError::StaleIncarnation {
+            node: id.node,
+            incarnation: id.incarnation,
+            current,
+        });
+    }
+    if let Some(applied) = meta.applied.get(&id) {
+        // A retry of a proposal that did commit: recognised, not applied twice.
+        return Ok(Commit {
+            next: state.clone(),
+            delta: Delta::default(),
+            reads: BTreeSet::new(),
+            meta_reads,
+            meta: meta.clone(),
+            meta_writes: BTreeSet::new(),
+            effects: applied.effects.clone(),
+            events: Vec::new(),
+            duplicate: true,
+        });
+    }
+    let newest = meta
+        .applied
+        .range(
+            ProposalId { seq: 0, ..id }..=ProposalId {
+                seq: u64::MAX,
+                ..id
+            },
+        )
+        .next_back()
+        .map(|(k, _)| k.seq);
+    if newest.is_some_and(|n| id.seq.saturating_add(PROPOSALS_REMEMBERED) <= n) {
+        return Err(ProposalError::Forgotten {
+            id,
+            remembered: PROPOSALS_REMEMBERED,
+        });
+    }
+    if let Some(round) = proposal.round {
+        meta_reads.insert(MetaKey::Round);
+        if round != meta.round {
+            return Err(ProposalError::StaleRound {
+                round,
+                current: meta.round,
+            });
+        }
+    }
+    let (next, effects, events, fp) = match proposal.action {
+        Action::Step(event) => {
+            let fp = footprint(state, &event);
+            let (next, effects) = step(state, &event).map_err(ProposalError::Refused)?;
+            (next, effects, vec![event], fp)
+        }
+        Action::MigrateBatch { term, max } => batch(state, term, max)?,
+    };
+    let delta = state.delta_within(&next, &fp);
+    let mut next_meta = meta.clone();
+    let mut meta_writes = BTreeSet::from([MetaKey::Applied(id)]);
+    next_meta.applied.insert(
+        id,
+        Applied {
+            effects: effects.clone(),
+        },
+    );
+    // Forget this incarnation's proposal that falls out of the window (one per commit, so the
+    // window never grows).
+    if let Some(old) = id.seq.checked_sub(PROPOSALS_REMEMBERED) {
+        let forgotten = ProposalId { seq: old, ..id };
+        if next_meta.applied.remove(&forgotten).is_some() {
+            meta_writes.insert(MetaKey::Applied(forgotten));
+        }
+    }
+    if events.contains(&Event::ResetHeartbeats) {
+        next_meta.round = meta.round + 1;
+        meta_reads.insert(MetaKey::Round);
+        meta_writes.insert(MetaKey::Round);
+    }
+    assert!(!events.is_empty());
+    debug_assert!(delta.keys(state).iter().all(|k| fp.writes.contains(k)));
+    Ok(Commit {
+        next,
+        delta,
+        reads: fp.reads,
+        meta_reads,
+        meta: next_meta,
+        meta_writes,
+        effects,
+        events,
+        duplicate: false,
+    })
+}

@@ -1,0 +1,618 @@
+//! The Agent, driven in simulated time: several agents against one registry (the production
+//! transaction logic, `membership_core::execute`) with a bounded, time-jumping loop in the style
+//! of quinn-proto's test driver. No real time, no threads. The world here is small (instant
+//! store with a fixed latency, probes that succeed unless a node is down or cut off); the
+//! whole-cluster simulation with faults is `tests/`.
+
+#![allow(clippy::unwrap_used)]
+
+use membership_core::testing::actor;
+use membership_core::{
+    execute, served_by, Agent, Decision, Event, FenceReason, Meta, NodeId, NodeStatus,
+    Notification, Outcome, ProposalError, State, Timing, TimingError, TimingSettings,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Store round-trip latency in the simulated world (ms).
+const STORE_LATENCY_MS: u64 = 2;
+/// Probe round trip (ms).
+const PROBE_LATENCY_MS: u64 = 1;
+/// The loop's bound on iterations per `run_for`.
+const ITERATIONS_MAX: usize = 2_000_000;
+
+#[derive(Clone, Debug)]
+enum Delivery {
+    Outcome(u64, Outcome),
+    Probe(NodeId, u64, bool),
+    Snapshot(u64, State, u64),
+}
+
+/// A process: a node id and the incarnation it holds.
+type Pid = (NodeId, u64);
+
+struct World {
+    now: u64,
+    state: State,
+    meta: Meta,
+    agents: BTreeMap<Pid, Agent>,
+    /// Processes that are frozen (no input reaches them, they act on nothing).
+    paused: BTreeSet<Pid>,
+    /// Nodes that cannot reach the store.
+    no_store: BTreeSet<NodeId>,
+    /// Processes that are gone.
+    dead: BTreeSet<Pid>,
+    /// Cut network links (probes fail both ways).
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// Deliveries by due time, to one process.
+    queue: BTreeMap<(u64, u64), (Pid, Delivery)>,
+    /// Deliveries held for frozen processes (they get them when they resume).
+    held: Vec<(Pid, Delivery)>,
+    seq: u64,
+    committed: Vec<Event>,
+    notifications: Vec<(u64, NodeId, Notification)>,
+    /// Activations of an actor while another live process served it.
+    dual_activations: usize,
+}
+
+impl World {
+    fn new(count: u16, timing: Timing) -> World {
+        let state = State::initial(membership_core::Config::fixed(count).unwrap());
+        let mut world = World {
+            now: 0,
+            state,
+            meta: Meta::default(),
+            agents: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            no_store: BTreeSet::new(),
+            dead: BTreeSet::new(),
+            cut: BTreeSet::new(),
+            queue: BTreeMap::new(),
+            held: Vec::new(),
+            seq: 0,
+            committed: Vec::new(),
+            notifications: Vec::new(),
+            dual_activations: 0,
+        };
+        for i in 1..=count {
+            world.start(NodeId(i), timing);
+        }
+        world
+    }
+
+    /// A process takes `node`'s slot with a fresh incarnation and starts its Agent.
+    fn start(&mut self, node: NodeId, timing: Timing) -> u64 {
+        let slot = self
+            .meta
+            .claim(node, &format!("127.0.0.1:{}", 7000 + node.0));
+        let incarnation = slot.incarnation;
+        self.meta = self.meta.with_claim(node, slot);
+        let mut agent = Agent::new(node, incarnation, timing, self.now);
+        agent.join(self.now);
+        self.agents.insert((node, incarnation), agent);
+        self.drain((node, incarnation));
+        incarnation
+    }
+
+    /// The newest process of `node`.
+    fn current(&self, node: NodeId) -> Pid {
+        *self
+            .agents
+            .keys()
+            .filter(|(n, _)| *n == node)
+            .max()
+            .unwrap()
+    }
+
+    fn live(&self, pid: &Pid) -> bool {
+        !self.dead.contains(pid) && !self.paused.contains(pid)
+    }
+
+    fn deliver_later(&mut self, at: u64, pid: Pid, d: Delivery) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), (pid, d));
+    }
+
+    /// A frozen process resumes: it gets what was held for it.
+    fn resume(&mut self, pid: Pid) {
+        self.paused.remove(&pid);
+        let held = std::mem::take(&mut self.held);
+        for (p, d) in held {
+            if p == pid {
+                self.seq += 1;
+                self.queue.insert((self.now, self.seq), (p, d));
+            } else {
+                self.held.push((p, d));
+            }
+        }
+    }
+
+    /// Whether a probe from `a` to `b` is answered: some live process of `b`, no cut link.
+    fn reachable(&self, a: NodeId, b: NodeId) -> bool {
+        let answered = self.agents.keys().any(|pid| pid.0 == b && self.live(pid));
+        answered && !self.cut.contains(&(a, b)) && !self.cut.contains(&(b, a))
+    }
+
+    /// Drains every output of process `pid` and executes it.
+    fn drain(&mut self, pid: Pid) {
+        let node = pid.0;
+        let Some(agent) = self.agents.get_mut(&pid) else {
+            return;
+        };
+        let mut proposals = Vec::new();
+        while let Some(p) = agent.poll_proposal() {
+            proposals.push(p);
+        }
+        let mut probes = Vec::new();
+        while let Some(p) = agent.poll_probe() {
+            probes.push(p);
+        }
+        let read = agent.poll_read();
+        let mut decisions = Vec::new();
+        while let Some(d) = agent.poll_decision() {
+            decisions.push(d);
+        }
+        let mut notes = Vec::new();
+        while let Some(n) = agent.poll_notification() {
+            notes.push(n);
+        }
+        let timeout_ms = agent.timing().settings().probe_timeout_ms;
+        for out in proposals {
+            let outcome = if self.no_store.contains(&node) {
+                Outcome::Unavailable
+            } else {
+                match execute(&self.state, &self.meta, &out.proposal) {
+                    Ok(commit) => {
+                        if !commit.duplicate {
+                            assert_eq!(self.state.apply(&commit.delta).unwrap(), commit.next);
+                            self.state = commit.next;
+                            self.meta = commit.meta;
+                            self.committed.extend(commit.events);
+                            membership_core::invariants::check_state(&self.state).unwrap();
+                        }
+                        Outcome::Committed {
+                            effects: commit.effects,
+                        }
+                    }
+                    Err(e) => Outcome::Refused(e),
+                }
+            };
+            self.deliver_later(
+                self.now + STORE_LATENCY_MS,
+                pid,
+                Delivery::Outcome(out.token, outcome),
+            );
+        }
+        for peer in probes {
+            let ok = self.reachable(node, peer);
+            let at = self.now + if ok { PROBE_LATENCY_MS } else { timeout_ms };
+            self.deliver_later(at, pid, Delivery::Probe(peer, self.now, ok));
+        }
+        if read && !self.no_store.contains(&node) {
+            self.deliver_later(
+                self.now + STORE_LATENCY_MS,
+                pid,
+                Delivery::Snapshot(self.now, self.state.clone(), self.meta.round),
+            );
+        }
+        for n in notes {
+            self.notifications.push((self.now, node, n));
+        }
+        for d in decisions {
+            if let Decision::Activate { actor, .. } = d {
+                let now = self.now;
+                let others = served_by(
+                    self.agents
+                        .iter()
+                        .filter(|(p, _)| **p != pid && !self.dead.contains(p))
+                        .map(|(_, a)| (a, now)),
+                );
+                if others.get(&actor).is_some_and(|s| !s.is_empty()) {
+                    self.dual_activations += 1;
+                }
+            }
+        }
+    }
+
+    /// Runs the world for `ms` of simulated time, jumping from one deadline to the next.
+    fn run_for(&mut self, ms: u64) {
+        let end = self.now + ms;
+        for _ in 0..ITERATIONS_MAX {
+            let active: Vec<Pid> = self
+                .agents
+                .keys()
+                .copied()
+                .filter(|p| self.live(p))
+                .collect();
+            let timer = active
+                .iter()
+                .filter_map(|p| self.agents[p].poll_timeout())
+                .min();
+            let delivery = self.queue.keys().next().map(|&(at, _)| at);
+            let next = [timer, delivery].into_iter().flatten().min().unwrap_or(end);
+            if next > end {
+                self.now = end;
+                return;
+            }
+            self.now = self.now.max(next);
+            while let Some((&(at, seq), _)) = self.queue.iter().next() {
+                if at > self.now {
+                    break;
+                }
+                let (pid, d) = self.queue.remove(&(at, seq)).unwrap();
+                if self.dead.contains(&pid) {
+                    continue; // a dead process hears nothing
+                }
+                if self.paused.contains(&pid) {
+                    self.held.push((pid, d));
+                    continue;
+                }
+                let now = self.now;
+                let agent = self.agents.get_mut(&pid).unwrap();
+                match d {
+                    Delivery::Outcome(token, outcome) => agent.handle_outcome(now, token, outcome),
+                    Delivery::Probe(peer, sent, ok) => agent.handle_probe(now, peer, sent, ok),
+                    Delivery::Snapshot(read_at, state, round) => {
+                        agent.handle_snapshot(now, read_at, state, round)
+                    }
+                }
+                self.drain(pid);
+            }
+            for pid in active {
+                let now = self.now;
+                let agent = self.agents.get_mut(&pid).unwrap();
+                if agent.poll_timeout().is_some_and(|t| t <= now) {
+                    agent.handle_timeout(now);
+                }
+                self.drain(pid);
+            }
+        }
+        panic!("the world did not reach {end} ms within {ITERATIONS_MAX} iterations");
+    }
+
+    /// The newest process of `n{i}`.
+    fn agent(&mut self, i: u16) -> &mut Agent {
+        let pid = self.current(NodeId(i));
+        self.agents.get_mut(&pid).unwrap()
+    }
+
+    fn agent_of(&self, node: NodeId) -> &Agent {
+        &self.agents[&self.current(node)]
+    }
+
+    /// The live processes' agents, with the time (every clock here is the world's).
+    fn live_agents(&self) -> impl Iterator<Item = (&Agent, u64)> {
+        self.agents
+            .iter()
+            .filter(|(p, _)| !self.dead.contains(p))
+            .map(|(_, a)| (a, self.now))
+    }
+
+    fn status(&self, i: u16) -> NodeStatus {
+        self.state.node(NodeId(i)).unwrap().status
+    }
+
+    fn primary(&self) -> Option<NodeId> {
+        self.state.primary_in_office()
+    }
+}
+
+fn timing() -> Timing {
+    Timing::fast()
+}
+
+fn converged(world: &World) -> bool {
+    let active = world.state.active();
+    world.primary().is_some()
+        && world.state.is_converged()
+        && active
+            .iter()
+            .all(|n| world.state.node(n).is_some_and(|r| r.view == active))
+}
+
+#[test]
+fn timing_rejects_a_failure_timeout_that_does_not_cover_the_lease() {
+    let bad = TimingSettings {
+        failure_timeout_ms: 100,
+        ..Timing::FAST_SETTINGS
+    };
+    let err = Timing::new(bad).unwrap_err();
+    assert_eq!(
+        err,
+        TimingError::FailureTimeout {
+            failure_timeout_ms: 100,
+            lease_ms: 75,
+            max_clock_rate_error_ppm: 200,
+            heartbeat_interval_ms: 25,
+            bound: 101
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "failure_timeout_ms 100 must exceed lease_ms 75 x (1 + 200 ppm) + heartbeat_interval_ms 25 = 101"
+    );
+    assert!(Timing::new(TimingSettings {
+        failure_timeout_ms: 102,
+        ..Timing::FAST_SETTINGS
+    })
+    .is_ok());
+    assert_eq!(
+        Timing::new(TimingSettings {
+            lease_ms: 25,
+            ..Timing::FAST_SETTINGS
+        })
+        .unwrap_err()
+        .to_string(),
+        "lease_ms 25 must exceed heartbeat_interval_ms 25"
+    );
+    assert_eq!(
+        Timing::new(TimingSettings {
+            probe_interval_ms: 0,
+            ..Timing::FAST_SETTINGS
+        })
+        .unwrap_err(),
+        TimingError::Zero {
+            name: "probe_interval_ms"
+        }
+    );
+    assert!(Timing::new(Timing::DEFAULT_SETTINGS).is_ok());
+    assert!(Timing::new(Timing::FAST_SETTINGS).is_ok());
+}
+
+#[test]
+fn three_agents_form_a_cluster_with_one_primary_and_serve_their_actors() {
+    let mut w = World::new(3, timing());
+    w.run_for(2_000);
+    assert!(converged(&w), "{:?}", w.state);
+    assert_eq!(
+        (1..=3).map(|i| w.status(i)).collect::<Vec<_>>(),
+        vec![NodeStatus::Active; 3]
+    );
+    for a in 1..=30 {
+        let now = w.now;
+        w.agent(1 + u16::try_from(a % 3).unwrap())
+            .place(actor(a), now);
+    }
+    w.run_for(2_000);
+    assert_eq!(w.state.placements().len(), 30);
+    let served = served_by(w.live_agents());
+    assert_eq!(served.len(), 30, "every actor is served");
+    for (a, nodes) in &served {
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(
+            Some(*nodes.iter().next().unwrap()),
+            w.state.placement(*a).map(|p| p.node)
+        );
+    }
+    assert!(w.live_agents().all(|(a, _)| !a.is_fenced()));
+    assert_eq!(w.dual_activations, 0);
+    // Heartbeats keep flowing and nobody was declared failed.
+    assert!(
+        w.committed
+            .iter()
+            .filter(|e| matches!(e, Event::SendHeartbeat { .. }))
+            .count()
+            > 100
+    );
+    assert!(!w
+        .committed
+        .iter()
+        .any(|e| matches!(e, Event::MarkNodeFailed { .. })));
+}
+
+#[test]
+fn a_dead_primary_is_declared_failed_and_its_actors_move_without_dual_activation() {
+    let mut w = World::new(5, timing());
+    w.run_for(1_500);
+    for a in 1..=50 {
+        let now = w.now;
+        w.agent(2).place(actor(a), now);
+    }
+    w.run_for(1_500);
+    assert!(converged(&w));
+    let old = w.primary().unwrap();
+    let held: Vec<_> = w
+        .state
+        .hosted(old)
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default();
+    assert!(!held.is_empty());
+    let killed_at = w.now;
+    let pid = w.current(old);
+    w.dead.insert(pid);
+    w.run_for(3_000);
+    assert_eq!(w.status(old.0), NodeStatus::Failed);
+    let new = w.primary().unwrap();
+    assert_ne!(new, old);
+    assert!(w.state.queue().is_empty());
+    assert!(held
+        .iter()
+        .all(|&a| w.state.placement(a).is_some_and(|p| p.node != old)));
+    let served = served_by(w.live_agents());
+    assert_eq!(served.len(), 50);
+    assert_eq!(w.dual_activations, 0);
+    // Failover in simulated time: from the kill to the last re-activation.
+    let last = w
+        .notifications
+        .iter()
+        .filter(|(t, n, note)| {
+            *t > killed_at && *n != old && matches!(note, Notification::ActorActivated { .. })
+        })
+        .map(|(t, _, _)| *t)
+        .max()
+        .unwrap();
+    assert!(
+        last - killed_at < 1_000,
+        "failover took {} ms",
+        last - killed_at
+    );
+}
+
+#[test]
+fn a_node_cut_off_from_the_store_fences_itself_before_it_is_declared_failed() {
+    let mut w = World::new(3, timing());
+    w.run_for(1_500);
+    for a in 1..=9 {
+        let now = w.now;
+        w.agent(1).place(actor(a), now);
+    }
+    w.run_for(1_000);
+    let victim = NodeId(3);
+    assert!(!w.agent_of(victim).serving().is_empty());
+    let cut_at = w.now;
+    w.no_store.insert(victim);
+    for i in 1..=2 {
+        w.cut.insert((NodeId(i), victim));
+    }
+    w.run_for(3_000);
+    let fenced_at = w
+        .notifications
+        .iter()
+        .find(|(t, n, note)| {
+            *t >= cut_at && *n == victim && matches!(note, Notification::Fenced { .. })
+        })
+        .map(|(t, _, _)| *t)
+        .unwrap();
+    assert!(w.agent_of(victim).serving().is_empty());
+    assert_eq!(w.status(3), NodeStatus::Failed);
+    let failed_at = w
+        .notifications
+        .iter()
+        .find(|(_, n, note)| {
+            *n != victim && matches!(note, Notification::NodeFailed { node } if *node == victim)
+        })
+        .map(|(t, _, _)| *t)
+        .unwrap();
+    assert!(
+        fenced_at < failed_at,
+        "fenced {fenced_at}, declared failed {failed_at}"
+    );
+    assert_eq!(w.dual_activations, 0);
+    // The store comes back: the node learns it was declared failed, recovers and rejoins.
+    w.no_store.clear();
+    w.cut.clear();
+    w.run_for(3_000);
+    assert_eq!(w.status(3), NodeStatus::Active);
+    assert!(converged(&w));
+    assert_eq!(w.dual_activations, 0);
+}
+
+#[test]
+fn a_paused_process_cannot_act_after_its_successor_took_the_slot() {
+    let mut w = World::new(3, timing());
+    w.run_for(1_500);
+    for a in 1..=6 {
+        let now = w.now;
+        w.agent(1).place(actor(a), now);
+    }
+    w.run_for(1_000);
+    let node = NodeId(2);
+    let zombie = w.current(node);
+    assert!(!w.agents[&zombie].serving().is_empty());
+    w.paused.insert(zombie);
+    w.run_for(1_000);
+    // A new process takes the slot (a restart) while the old one is frozen.
+    let new_incarnation = w.start(node, timing());
+    assert_eq!(new_incarnation, zombie.1 + 1);
+    w.run_for(1_500);
+    // The old process resumes and acts on what it believed: it may not heartbeat, vote,
+    // migrate or serve.
+    let resumed_at = w.now;
+    w.resume(zombie);
+    w.run_for(1_000);
+    let old = &w.agents[&zombie];
+    assert!(old.is_fenced());
+    assert!(old.serving().is_empty());
+    assert!(w.notifications.iter().any(|(t, n, note)| *t >= resumed_at
+        && *n == node
+        && matches!(
+            note,
+            Notification::Fenced {
+                reason: FenceReason::Superseded
+            }
+        )));
+    let refused = execute(
+        &w.state,
+        &w.meta,
+        &membership_core::Proposal {
+            id: membership_core::ProposalId {
+                node,
+                incarnation: zombie.1,
+                seq: 1_000_000,
+            },
+            action: membership_core::Action::Step(Event::SendHeartbeat { node }),
+            round: None,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        refused,
+        ProposalError::StaleIncarnation {
+            node,
+            incarnation: zombie.1,
+            current: new_incarnation
+        }
+    );
+    // (The frozen node was declared failed meanwhile: its actors moved.) Every actor is served
+    // by exactly one live process, and none was ever served twice.
+    let served = served_by(w.live_agents());
+    assert_eq!(served.len(), 6);
+    assert!(served.values().all(|nodes| nodes.len() == 1));
+    assert_eq!(w.dual_activations, 0);
+}
+
+#[test]
+fn a_graceful_leave_hands_every_actor_over_before_it_completes() {
+    let mut w = World::new(3, timing());
+    w.run_for(1_500);
+    for a in 1..=12 {
+        let now = w.now;
+        w.agent(1).place(actor(a), now);
+    }
+    w.run_for(1_000);
+    let leaver = NodeId(3);
+    let held = w.state.load(leaver);
+    assert!(held > 0);
+    let now = w.now;
+    w.agent(3).leave(now);
+    w.run_for(3_000);
+    assert_eq!(w.status(3), NodeStatus::Left);
+    assert_eq!(w.state.load(leaver), 0);
+    assert!(w.agent_of(leaver).serving().is_empty());
+    assert_eq!(served_by(w.live_agents()).len(), 12);
+    assert_eq!(w.dual_activations, 0);
+    assert!(w
+        .notifications
+        .iter()
+        .any(|(_, n, note)| *n == leaver && *note == Notification::Left));
+}
+
+#[test]
+fn a_degraded_observer_gets_no_healthy_node_declared_failed() {
+    let mut w = World::new(3, timing());
+    w.run_for(1_500);
+    // n1 loses every path to its peers but keeps the store.
+    for i in 2..=3 {
+        w.cut.insert((NodeId(1), NodeId(i)));
+    }
+    w.run_for(5_000);
+    assert!(!w
+        .committed
+        .iter()
+        .any(|e| matches!(e, Event::MarkNodeFailed { .. })));
+    assert_eq!(
+        (1..=3).map(|i| w.status(i)).collect::<Vec<_>>(),
+        vec![NodeStatus::Active; 3]
+    );
+    assert!(w.primary().is_some());
+    assert!(w.primary() != Some(NodeId(1)));
+}
+
+#[test]
+fn stale_outcomes_are_dropped() {
+    let timing = timing();
+    let mut agent = Agent::new(NodeId(1), 1, timing, 0);
+    agent.join(0);
+    let before = format!("{agent:?}");
+    agent.handle_outcome(5, 999, Outcome::Unknown);
+    assert_eq!(format!("{agent:?}"), before);
+}

@@ -1,0 +1,404 @@
+//! A cluster you can run: `cargo run --release --example cluster`.
+//!
+//! Starts N nodes in one process on the embedded in-memory store (real time, TCP probes on
+//! 127.0.0.1), places actors, kills the primary's task, and prints a timeline: when the failure
+//! was detected, the new primary and its term, how many actors moved and how long it took. It
+//! ends with a check computed from the nodes' own activate/deactivate notifications (not from the
+//! registry): no actor was ever served by two nodes at once. It exits 0 only if that holds.
+//! With `--runs N` it repeats the whole run and prints the failover distribution.
+
+#![allow(clippy::print_stdout)]
+
+use clap::Parser;
+use membership::core::{ActorId, Config, NodeId, Notification, Timing, TimingSettings};
+use membership::{MemoryStore, NodeHandle, NodeNotification, NodeOptions, Store};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any phase of a run may take before the run counts as failed.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Run a cluster in one process: place actors, kill the primary, watch the failover",
+    long_about = "Starts --nodes nodes on the embedded in-memory store (real time, TCP probes on \
+                  127.0.0.1), places --actors actors, kills the primary's task, and prints a \
+                  timeline of the failover. It ends with a single-activation check computed from \
+                  the nodes' own activate/deactivate notifications and exits 0 only if no actor \
+                  was ever served by two nodes at once."
+)]
+struct Cli {
+    /// Nodes in the cluster.
+    #[arg(long, default_value_t = 5)]
+    nodes: u16,
+    /// Actors to place before killing the primary.
+    #[arg(long, default_value_t = 1_000)]
+    actors: u64,
+    /// Timing preset: `default` (heartbeat 100 ms, lease 300 ms, failure timeout 500 ms) or
+    /// `fast` (25 / 75 / 125 ms). The flags below override single settings.
+    #[arg(long, default_value = "default")]
+    timing: String,
+    /// How often a node heartbeats, in ms.
+    #[arg(long)]
+    heartbeat_interval_ms: Option<u64>,
+    /// How long a heartbeat round must be open before a silent node may be detected, in ms.
+    #[arg(long)]
+    failure_timeout_ms: Option<u64>,
+    /// How long a committed heartbeat lets a node serve, in ms.
+    #[arg(long)]
+    lease_ms: Option<u64>,
+    /// The bound on clock rate error, in parts per million.
+    #[arg(long)]
+    max_clock_rate_error_ppm: Option<u64>,
+    /// How many times to run the whole scenario (the failover figures are over all runs).
+    #[arg(long, default_value_t = 1)]
+    runs: u32,
+    /// Print every notification as it happens.
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn timing(cli: &Cli) -> Result<Timing, String> {
+    let mut settings: TimingSettings = match cli.timing.as_str() {
+        "default" => Timing::DEFAULT_SETTINGS,
+        "fast" => Timing::FAST_SETTINGS,
+        other => return Err(format!("unknown timing preset {other:?} (default or fast)")),
+    };
+    if let Some(v) = cli.heartbeat_interval_ms {
+        settings.heartbeat_interval_ms = v;
+    }
+    if let Some(v) = cli.failure_timeout_ms {
+        settings.failure_timeout_ms = v;
+    }
+    if let Some(v) = cli.lease_ms {
+        settings.lease_ms = v;
+    }
+    if let Some(v) = cli.max_clock_rate_error_ppm {
+        settings.max_clock_rate_error_ppm = v;
+    }
+    Timing::new(settings).map_err(|e| e.to_string())
+}
+
+/// What one run measured.
+struct RunReport {
+    to_detected_ms: f64,
+    to_primary_ms: f64,
+    to_actors_ms: f64,
+    moved: usize,
+    single_activation: bool,
+}
+
+type Log = Arc<Mutex<Vec<NodeNotification>>>;
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Result<(), String> {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > PHASE_TIMEOUT {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1_000.0
+}
+
+async fn run_once(cli: &Cli, timing: Timing, run: u32) -> Result<RunReport, String> {
+    let store = Arc::new(MemoryStore::new());
+    let config = Config::fixed(cli.nodes).map_err(|e| e.to_string())?;
+    store.init(config).await.map_err(|e| e.to_string())?;
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let mut nodes = Vec::new();
+    for i in 1..=cli.nodes {
+        let mut options = NodeOptions::new(NodeId(i));
+        options.timing = timing;
+        let node = NodeHandle::start(store.clone(), options)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut rx = node.notifications();
+        let log = log.clone();
+        let verbose = cli.verbose;
+        tokio::spawn(async move {
+            while let Ok(n) = rx.recv().await {
+                if verbose {
+                    println!("  [{}] {:?}", n.node, n.notification);
+                }
+                log.lock().unwrap_or_else(|p| p.into_inner()).push(n);
+            }
+        });
+        nodes.push(node);
+    }
+    let started = Instant::now();
+    for node in &nodes {
+        node.join().await.map_err(|e| e.to_string())?;
+    }
+    wait_until("every node Active with one primary and one view", || {
+        nodes.iter().all(|n| {
+            n.snapshot().is_some_and(|s| {
+                s.state.active().len() == cli.nodes
+                    && s.state.is_converged()
+                    && s.state.primary_in_office().is_some()
+            })
+        })
+    })
+    .await?;
+    if run == 1 {
+        println!(
+            "{:>8.0} ms  {} nodes Active, primary {:?}",
+            ms(started.elapsed()),
+            cli.nodes,
+            nodes[0].primary()
+        );
+    }
+    // Place the actors from every node at once (each node proposes its share).
+    let mut placing = Vec::new();
+    let handles: Vec<Arc<NodeHandle>> = nodes.into_iter().map(Arc::new).collect();
+    for a in 1..=cli.actors {
+        let node = handles[usize::try_from(a % u64::from(cli.nodes)).unwrap_or(0)].clone();
+        placing.push(tokio::spawn(
+            async move { node.place_actor(ActorId(a)).await },
+        ));
+    }
+    for p in placing {
+        p.await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    wait_until("every actor served", || {
+        handles.iter().map(|n| n.serving().len()).sum::<usize>()
+            == usize::try_from(cli.actors).unwrap_or(0)
+    })
+    .await?;
+    let primary = handles[0].primary().ok_or("no primary")?;
+    let victim = handles
+        .iter()
+        .find(|n| n.node() == primary.0)
+        .ok_or("primary not found")?
+        .clone();
+    let held: BTreeSet<ActorId> = victim.serving().keys().copied().collect();
+    if run == 1 {
+        println!(
+            "{:>8.0} ms  {} actors placed and served; primary {} (term {}) serves {}",
+            ms(started.elapsed()),
+            cli.actors,
+            primary.0,
+            primary.1,
+            held.len()
+        );
+    }
+    let killed_at = Instant::now();
+    victim.kill();
+    if run == 1 {
+        println!(
+            "{:>8.0} ms  killed {}'s task",
+            ms(started.elapsed()),
+            primary.0
+        );
+    }
+    let survivors: Vec<Arc<NodeHandle>> = handles
+        .iter()
+        .filter(|n| n.node() != primary.0)
+        .cloned()
+        .collect();
+    wait_until("the failover", || {
+        let served: usize = survivors.iter().map(|n| n.serving().len()).sum();
+        survivors.iter().all(|n| {
+            n.snapshot().is_some_and(|s| {
+                s.state.primary_in_office().is_some_and(|p| p != primary.0)
+                    && s.state.queue().is_empty()
+            })
+        }) && served == usize::try_from(cli.actors).unwrap_or(0)
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let log = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let after = |n: &&NodeNotification| n.at >= killed_at && n.node != primary.0;
+    let detected = log
+        .iter()
+        .filter(after)
+        .find(|n| matches!(n.notification, Notification::NodeFailed { node } if node == primary.0))
+        .map(|n| n.at);
+    let new_primary = log.iter().filter(after).find_map(|n| match n.notification {
+        Notification::BecamePrimary { term } => Some((n.at, n.node, term)),
+        _ => None,
+    });
+    let last_moved = log
+        .iter()
+        .filter(after)
+        .filter(|n| {
+            matches!(n.notification, Notification::ActorActivated { actor, .. } if held.contains(&actor))
+        })
+        .map(|n| n.at)
+        .max();
+    let (Some(detected), Some((primary_at, new, term)), Some(last_moved)) =
+        (detected, new_primary, last_moved)
+    else {
+        return Err("the failover left no trace in the notifications".into());
+    };
+    let single = single_activation(&log, primary.0, killed_at);
+    let report = RunReport {
+        to_detected_ms: ms(detected - killed_at),
+        to_primary_ms: ms(primary_at - killed_at),
+        to_actors_ms: ms(last_moved - killed_at),
+        moved: held.len(),
+        single_activation: single.is_ok(),
+    };
+    if run == 1 {
+        let base = killed_at
+            - started
+                .elapsed()
+                .min(killed_at.elapsed() + started.elapsed());
+        let _ = base;
+        println!(
+            "{:>8.0} ms  after the kill: {} declared failed (the first survivor saw it)",
+            report.to_detected_ms, primary.0
+        );
+        println!(
+            "{:>8.0} ms  after the kill: {new} became primary with term {term}",
+            report.to_primary_ms
+        );
+        println!(
+            "{:>8.0} ms  after the kill: all {} actors of {} active again elsewhere",
+            report.to_actors_ms, report.moved, primary.0
+        );
+        match &single {
+            Ok(checked) => println!(
+                "single activation: held ({checked} activations checked from the nodes' notifications)"
+            ),
+            Err(e) => println!("single activation: VIOLATED: {e}"),
+        }
+    }
+    for n in &handles {
+        n.kill();
+    }
+    Ok(report)
+}
+
+/// From the nodes' own notifications: no actor was active on two nodes at once. The killed
+/// node's activations end when it was killed. Returns the number of activations checked.
+fn single_activation(
+    log: &[NodeNotification],
+    killed: NodeId,
+    killed_at: Instant,
+) -> Result<usize, String> {
+    let mut events: Vec<&NodeNotification> = log.iter().collect();
+    events.sort_by_key(|n| n.at);
+    let mut active: BTreeMap<ActorId, BTreeMap<NodeId, u64>> = BTreeMap::new();
+    let mut checked = 0;
+    let mut killed_done = false;
+    for n in events {
+        if !killed_done && n.at >= killed_at {
+            for holders in active.values_mut() {
+                holders.remove(&killed);
+            }
+            killed_done = true;
+        }
+        if n.node == killed && n.at >= killed_at {
+            continue;
+        }
+        match n.notification {
+            Notification::ActorActivated { actor, epoch } => {
+                checked += 1;
+                let holders = active.entry(actor).or_default();
+                if let Some((other, e)) = holders.iter().find(|(o, _)| **o != n.node) {
+                    return Err(format!(
+                        "{actor} activated on {} (epoch {epoch}) while active on {other} (epoch {e})",
+                        n.node
+                    ));
+                }
+                holders.insert(n.node, epoch);
+            }
+            Notification::ActorDeactivated { actor, .. } => {
+                if let Some(holders) = active.get_mut(&actor) {
+                    holders.remove(&n.node);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(checked)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p * (sorted.len() as f64 - 1.0)).round();
+    sorted[usize::try_from(rank as i64)
+        .unwrap_or(0)
+        .min(sorted.len() - 1)]
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let timing = match timing(&cli) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let s = timing.settings();
+    println!(
+        "cluster: {} nodes, {} actors, heartbeat {} ms, lease {} ms, failure timeout {} ms, {} run(s)",
+        cli.nodes, cli.actors, s.heartbeat_interval_ms, s.lease_ms, s.failure_timeout_ms, cli.runs
+    );
+    let mut reports = Vec::new();
+    for run in 1..=cli.runs.max(1) {
+        match runtime.block_on(run_once(&cli, timing, run)) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("run {run} failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let ok = reports.iter().all(|r| r.single_activation);
+    if reports.len() > 1 {
+        for (name, pick) in [
+            (
+                "to detection",
+                (|r: &RunReport| r.to_detected_ms) as fn(&RunReport) -> f64,
+            ),
+            ("to new primary", |r: &RunReport| r.to_primary_ms),
+            ("to every actor active again", |r: &RunReport| {
+                r.to_actors_ms
+            }),
+        ] {
+            let mut v: Vec<f64> = reports.iter().map(pick).collect();
+            v.sort_by(f64::total_cmp);
+            println!(
+                "failover {name} over {} runs: median {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                v.len(),
+                percentile(&v, 0.5),
+                percentile(&v, 0.99),
+                v.last().copied().unwrap_or(0.0)
+            );
+        }
+        let violated = reports.iter().filter(|r| !r.single_activation).count();
+        println!(
+            "single activation: held in {} of {} runs",
+            reports.len() - violated,
+            reports.len()
+        );
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

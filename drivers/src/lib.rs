@@ -1,0 +1,69 @@
+//! A verified cluster-membership registry for virtual-actor runtimes.
+//!
+//! Nodes join and leave, failed nodes are detected and declared, one primary is elected with a
+//! fencing term, and every actor lives on exactly one live node. The protocol is one pure
+//! reducer (`membership_core::step`), checked exhaustively by a model checker; this crate runs it:
+//! a [`Store`] executes every proposal as one serializable transaction, and a tokio task per node
+//! runs the node's `Agent` (the per-node policy, also pure, in `membership_core`).
+//!
+//! Embedding it: start nodes on a store, join them, place actors, and listen to the
+//! notifications.
+//!
+//! ```
+//! use membership::{MemoryStore, NodeHandle, NodeOptions, Store};
+//! use membership::core::{ActorId, Config, NodeId, Notification};
+//! use std::sync::Arc;
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), membership::Error> {
+//! let store = Arc::new(MemoryStore::new());
+//! store.init(Config::fixed(3).expect("3 nodes")).await?;
+//! let mut nodes = Vec::new();
+//! for i in 1..=3 {
+//!     let node = NodeHandle::start(store.clone(), NodeOptions::new(NodeId(i))).await?;
+//!     node.join().await?;
+//!     nodes.push(node);
+//! }
+//! let mut events = nodes[0].notifications();
+//! let placement = nodes[0].place_actor(ActorId(42)).await?;
+//! assert!(placement.node.0 >= 1 && placement.node.0 <= 3);
+//! assert_eq!(nodes[0].lookup_actor(ActorId(42)), Some(placement));
+//! let (primary, term) = nodes[0].primary().expect("a primary is elected");
+//! assert!(term >= 1 && primary.0 >= 1);
+//! // Notifications say what happened on the node: became primary, views, activations...
+//! while let Ok(n) = events.try_recv() {
+//!     if let Notification::ActorActivated { actor, epoch } = n.notification {
+//!         assert_eq!((actor, epoch), (ActorId(42), placement.epoch));
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The embedded [`MemoryStore`] needs no setup; production clusters use a replicated store
+//! implementing [`Store`] (etcd, FoundationDB).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+
+mod codec;
+mod memory;
+mod node;
+mod probe;
+mod store;
+
+/// The protocol core, re-exported: events, effects, the registry, the Agent.
+pub use membership_core as core;
+
+pub use codec::{decode, decode_meta, decode_registry, encode, meta_key_name, DecodeError, Stored};
+pub use memory::{
+    encoded_size, Fault, Logged, MemoryStore, StoreKey, COMMIT_LOG_MAX, CONFLICT_RETRIES_MAX,
+    FAULTS_MAX,
+};
+pub use node::{
+    Error, NodeHandle, NodeNotification, NodeOptions, COMMANDS_MAX, DIRECT_RETRIES_MAX, INBOX_MAX,
+    NOTIFICATION_BUFFER,
+};
+pub use probe::{probe, serve, PROBE_CONNECTIONS_MAX};
+pub use store::{Snapshot, Store, StoreError, StoreStats};

@@ -1,0 +1,542 @@
+//! The embedded in-memory store: zero setup, shared safely between tasks, and with a real
+//! engine's semantics. A transaction reads a consistent view at one revision, runs
+//! [`membership_core::execute`] without holding any lock, then commits only if no key it read was
+//! written since (optimistic concurrency, as FoundationDB and etcd do); otherwise it conflicts
+//! and runs again. So concurrent proposals with overlapping footprints really conflict, and two
+//! nodes' heartbeats never do.
+
+use crate::codec::{decode_meta, decode_registry, encode, meta_key_name, DecodeError};
+use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
+use membership_core::{
+    execute, Commit, Config, Event, Key, Meta, MetaKey, NodeId, Outcome, Proposal, ProposalId,
+    Slot, State,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::watch;
+
+/// How many times a conflicting transaction is run again before the store reports the proposal
+/// as unavailable (nothing written).
+pub const CONFLICT_RETRIES_MAX: u32 = 256;
+
+/// How many committed transactions the store keeps in its log (for replay checks).
+pub const COMMIT_LOG_MAX: usize = 4_000_000;
+
+/// How many recent commits' actions the store remembers for its conflict statistics.
+pub(crate) const WRITERS_KEPT: usize = 4_096;
+
+/// The most faults that can be queued for injection.
+pub const FAULTS_MAX: usize = 1_024;
+
+/// A fault to inject into the next proposal (tests and the conformance suite).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The commit applies, but the proposer is told `Unknown`.
+    UnknownAfterCommit,
+    /// Nothing is applied, and the proposer is told `Unknown`.
+    UnknownBeforeCommit,
+    /// Nothing is applied, and the proposer is told the store is unavailable.
+    Unavailable,
+    /// A commit applies a second time on retry: a broken store, to show that the replay check
+    /// catches double application (never used but by that test).
+    ApplyTwice,
+}
+
+/// A key of the store: a registry key or a metadata key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StoreKey {
+    /// A registry key.
+    Registry(Key),
+    /// A metadata key.
+    Meta(MetaKey),
+}
+
+impl StoreKey {
+    /// The key's name (`node/n1`, `slot/n2`, ...).
+    pub fn name(&self) -> String {
+        match self {
+            StoreKey::Registry(k) => k.to_string(),
+            StoreKey::Meta(k) => meta_key_name(k),
+        }
+    }
+}
+
+/// One committed transaction, as logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged {
+    /// The store revision it created.
+    pub revision: u64,
+    /// The proposal.
+    pub id: ProposalId,
+    /// The spec actions applied, in order.
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Option<State>,
+    meta: Meta,
+    revision: u64,
+    /// The revision that last wrote each key (looked up, never iterated; a fixed-seed hasher).
+    versions: HashMap<StoreKey, u64, ahash::RandomState>,
+    /// The action of the commit at each recent revision (for the conflict statistics).
+    writers: BTreeMap<u64, String>,
+    /// Deleted keys, with the revision that deleted them, kept while a transaction that started
+    /// before that revision may still commit.
+    tombstones: BTreeMap<StoreKey, u64>,
+    /// The read revisions of the transactions running now.
+    active: BTreeMap<u64, usize>,
+    stats: StoreStats,
+    faults: VecDeque<Fault>,
+    unreachable: bool,
+    account_sizes: bool,
+    corrupt: BTreeMap<StoreKey, Vec<u8>>,
+    log: Vec<Logged>,
+    /// The version of every key never written since the registry was replaced.
+    floor: u64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            state: None,
+            meta: Meta::default(),
+            revision: 0,
+            versions: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
+            writers: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            active: BTreeMap::new(),
+            stats: StoreStats::default(),
+            faults: VecDeque::new(),
+            unreachable: false,
+            account_sizes: false,
+            corrupt: BTreeMap::new(),
+            log: Vec::new(),
+            floor: 0,
+        }
+    }
+}
+
+impl Inner {
+    fn version(&self, key: &StoreKey) -> u64 {
+        self.versions
+            .get(key)
+            .or_else(|| self.tombstones.get(key))
+            .copied()
+            .unwrap_or(self.floor)
+    }
+
+    fn finish(&mut self, read_revision: u64) {
+        if let Some(count) = self.active.get_mut(&read_revision) {
+            *count -= 1;
+            if *count == 0 {
+                self.active.remove(&read_revision);
+            }
+        }
+        let oldest = self.active.keys().next().copied().unwrap_or(self.revision);
+        self.tombstones.retain(|_, &mut deleted| deleted > oldest);
+    }
+
+    /// The first corrupt key among `keys`, decoded to name what is wrong.
+    fn undecodable<'k>(&self, keys: impl IntoIterator<Item = &'k StoreKey>) -> Option<DecodeError> {
+        keys.into_iter().find_map(|k| {
+            let bytes = self.corrupt.get(k)?;
+            let result = match k {
+                StoreKey::Registry(key) => decode_registry(key, bytes).map(|_| ()),
+                StoreKey::Meta(key) => decode_meta(key, bytes).map(|_| ()),
+            };
+            Some(result.err().unwrap_or_else(|| DecodeError {
+                key: k.name(),
+                reason: "value of the wrong kind".to_string(),
+            }))
+        })
+    }
+}
+
+/// The embedded in-memory store (the default: `cargo run` and the tests use it).
+#[derive(Debug)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    changes: watch::Sender<u64>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store (initialise it with [`Store::init`]).
+    pub fn new() -> MemoryStore {
+        let (changes, _) = watch::channel(0);
+        MemoryStore {
+            inner: Mutex::new(Inner::default()),
+            changes,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a fault for the next proposals (at most [`FAULTS_MAX`]).
+    pub fn inject(&self, fault: Fault) {
+        let mut inner = self.lock();
+        if inner.faults.len() < FAULTS_MAX {
+            inner.faults.push_back(fault);
+        }
+    }
+
+    /// Makes the store unreachable (every operation fails as unavailable) or reachable again.
+    pub fn set_unreachable(&self, unreachable: bool) {
+        self.lock().unreachable = unreachable;
+    }
+
+    /// Stores `bytes` under `key` as they are, undecoded: a corrupted value. Reads and proposals
+    /// that touch the key fail with a [`DecodeError`] naming it; a commit that writes the key
+    /// replaces it.
+    pub fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) {
+        self.lock().corrupt.insert(key, bytes);
+    }
+
+    /// Turns on measuring the encoded size of every transaction's writes
+    /// ([`StoreStats::largest_write_bytes`]).
+    pub fn account_sizes(&self, on: bool) {
+        self.lock().account_sizes = on;
+    }
+
+    /// Replaces the registry with `state` (an import or a restore from a backup; tests build
+    /// large registries this way). Every key counts as written now.
+    pub fn replace_state(&self, state: State) {
+        let mut inner = self.lock();
+        let revision = inner.revision + 1;
+        inner.revision = revision;
+        inner.versions.clear();
+        inner.tombstones.clear();
+        inner.corrupt.clear();
+        inner.state = Some(state);
+        // Every transaction that read before now conflicts.
+        inner
+            .versions
+            .insert(StoreKey::Meta(MetaKey::Round), revision);
+        inner.floor = revision;
+        drop(inner);
+        self.changes.send_replace(revision);
+    }
+
+    /// The transaction statistics so far.
+    pub fn stats(&self) -> StoreStats {
+        self.lock().stats.clone()
+    }
+
+    /// The committed transactions, in commit order (at most [`COMMIT_LOG_MAX`]).
+    pub fn log(&self) -> Vec<Logged> {
+        self.lock().log.clone()
+    }
+
+    /// The registry now (None before `init`).
+    pub fn state(&self) -> Option<State> {
+        self.lock().state.clone()
+    }
+
+    /// Runs `proposal` once: Ok(Some(commit)) committed, Ok(None) conflicted, Err refused or
+    /// failed.
+    fn attempt(
+        &self,
+        proposal: &Proposal,
+    ) -> Result<Option<(Commit, u64)>, Result<Outcome, StoreError>> {
+        let (state, meta, read_revision) = {
+            let mut inner = self.lock();
+            if inner.unreachable {
+                return Err(Err(StoreError::Unavailable(
+                    "the store is unreachable".into(),
+                )));
+            }
+            let Some(state) = inner.state.clone() else {
+                return Err(Err(StoreError::Uninitialised));
+            };
+            let revision = inner.revision;
+            *inner.active.entry(revision).or_default() += 1;
+            (state, inner.meta.clone(), revision)
+        };
+        // The transaction logic runs outside the lock: other transactions commit meanwhile.
+        let result = execute(&state, &meta, proposal);
+        let mut inner = self.lock();
+        let name = action_name(proposal);
+        let outcome = match result {
+            Err(error) => {
+                *inner.stats.refusals.entry(name).or_default() += 1;
+                Err(Ok(Outcome::Refused(error)))
+            }
+            Ok(commit) => {
+                let reads: Vec<StoreKey> = commit
+                    .reads
+                    .iter()
+                    .map(|k| StoreKey::Registry(*k))
+                    .chain(commit.meta_reads.iter().map(|k| StoreKey::Meta(*k)))
+                    .collect();
+                if let Some(error) = inner.undecodable(reads.iter()) {
+                    inner.finish(read_revision);
+                    return Err(Err(StoreError::Decode(error)));
+                }
+                if let Some(key) = reads.iter().find(|k| inner.version(k) > read_revision) {
+                    let writer = inner
+                        .writers
+                        .get(&inner.version(key))
+                        .cloned()
+                        .unwrap_or_else(|| "claim".to_string());
+                    *inner
+                        .stats
+                        .conflict_pairs
+                        .entry((name.clone(), writer))
+                        .or_default() += 1;
+                    *inner.stats.conflicts.entry(name).or_default() += 1;
+                    Ok(None)
+                } else if commit.duplicate {
+                    Ok(Some((commit, inner.revision)))
+                } else {
+                    let revision = self.write(&mut inner, &state, &commit, &name)?;
+                    Ok(Some((commit, revision)))
+                }
+            }
+        };
+        inner.finish(read_revision);
+        outcome
+    }
+
+    /// Writes a commit onto the current registry (not onto the transaction's view: only the
+    /// keys it wrote change). Called with the lock held, after the conflict check.
+    fn write(
+        &self,
+        inner: &mut Inner,
+        view: &State,
+        commit: &Commit,
+        name: &str,
+    ) -> Result<u64, Result<Outcome, StoreError>> {
+        let Some(current) = inner.state.as_ref() else {
+            return Err(Err(StoreError::Uninitialised));
+        };
+        let next = match current.apply(&commit.delta) {
+            Ok(next) => next,
+            Err(e) => {
+                // Cannot happen after a clean conflict check; refuse rather than write half.
+                tracing::error!(error = %e, "delta does not apply: nothing written");
+                return Err(Err(StoreError::Unavailable(e.to_string())));
+            }
+        };
+        let revision = inner.revision + 1;
+        let mut written: Vec<StoreKey> = commit
+            .delta
+            .keys(view)
+            .into_iter()
+            .map(StoreKey::Registry)
+            .collect();
+        written.extend(commit.meta_writes.iter().map(|k| StoreKey::Meta(*k)));
+        for key in &commit.meta_writes {
+            match *key {
+                MetaKey::Slot(n) => match commit.meta.slots.get(&n) {
+                    Some(slot) => {
+                        inner.meta.slots.insert(n, slot.clone());
+                    }
+                    None => {
+                        inner.meta.slots.remove(&n);
+                    }
+                },
+                MetaKey::Round => inner.meta.round = commit.meta.round,
+                MetaKey::Applied(id) => match commit.meta.applied.get(&id) {
+                    Some(applied) => {
+                        inner.meta.applied.insert(id, applied.clone());
+                    }
+                    None => {
+                        inner.meta.applied.remove(&id);
+                    }
+                },
+            }
+        }
+        for key in written {
+            inner.corrupt.remove(&key);
+            let deleted = match key {
+                StoreKey::Meta(MetaKey::Applied(id)) => !inner.meta.applied.contains_key(&id),
+                StoreKey::Registry(Key::Actor(a)) => next.placement(a).is_none(),
+                StoreKey::Registry(Key::Queue(a)) => !next.queue().contains(a),
+                _ => false,
+            };
+            if deleted {
+                inner.versions.remove(&key);
+                inner.tombstones.insert(key, revision);
+            } else {
+                inner.tombstones.remove(&key);
+                inner.versions.insert(key, revision);
+            }
+        }
+        if inner.account_sizes {
+            let bytes = encoded_size(&commit.delta);
+            inner.stats.largest_write_bytes = inner.stats.largest_write_bytes.max(bytes);
+        }
+        inner.state = Some(next);
+        inner.revision = revision;
+        *inner.stats.commits.entry(name.to_string()).or_default() += 1;
+        inner.writers.insert(revision, name.to_string());
+        while inner.writers.len() > WRITERS_KEPT {
+            inner.writers.pop_first();
+        }
+        if inner.log.len() < COMMIT_LOG_MAX {
+            inner.log.push(Logged {
+                revision,
+                id: commit_id(commit),
+                events: commit.events.clone(),
+            });
+        }
+        self.changes.send_replace(revision);
+        debug_assert_eq!(inner.revision, revision);
+        Ok(revision)
+    }
+}
+
+fn commit_id(commit: &Commit) -> ProposalId {
+    commit
+        .meta_writes
+        .iter()
+        .find_map(|k| match k {
+            MetaKey::Applied(id) if commit.meta.applied.contains_key(id) => Some(*id),
+            _ => None,
+        })
+        .unwrap_or(ProposalId {
+            node: NodeId(0),
+            incarnation: 0,
+            seq: 0,
+        })
+}
+
+/// The encoded size of a delta's writes: one key-value pair per entry.
+pub fn encoded_size(delta: &membership_core::Delta) -> u64 {
+    let mut bytes = 0usize;
+    for (n, r) in &delta.nodes {
+        bytes += Key::Node(*n).to_string().len() + encode(r).len();
+    }
+    for (n, f) in &delta.heartbeats {
+        bytes += Key::Heartbeat(*n).to_string().len() + encode(f).len();
+    }
+    for v in delta.counters.values() {
+        bytes += 16 + encode(v).len();
+    }
+    for (a, p) in &delta.placements {
+        bytes += Key::Actor(*a).to_string().len() + encode(p).len();
+    }
+    for (a, e) in &delta.queue {
+        bytes += Key::Queue(*a).to_string().len() + encode(e).len();
+    }
+    for (n, l) in &delta.loads {
+        bytes += Key::Load(*n).to_string().len() + encode(l).len();
+    }
+    u64::try_from(bytes).unwrap_or(u64::MAX)
+}
+
+impl Store for MemoryStore {
+    async fn init(&self, config: Config) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.unreachable {
+            return Err(StoreError::Unavailable("the store is unreachable".into()));
+        }
+        match &inner.state {
+            Some(s) if s.config().node_count() == config.node_count() => Ok(()),
+            Some(s) => Err(StoreError::Shape {
+                found: s.config().node_count(),
+                expected: config.node_count(),
+            }),
+            None => {
+                inner.state = Some(State::initial(config));
+                Ok(())
+            }
+        }
+    }
+
+    async fn claim(&self, node: NodeId, address: &str) -> Result<Slot, StoreError> {
+        let mut inner = self.lock();
+        if inner.unreachable {
+            return Err(StoreError::Unavailable("the store is unreachable".into()));
+        }
+        let Some(state) = &inner.state else {
+            return Err(StoreError::Uninitialised);
+        };
+        if state.node(node).is_none() {
+            return Err(StoreError::UnknownNode { node });
+        }
+        let slot = inner.meta.claim(node, address);
+        inner.meta = inner.meta.with_claim(node, slot.clone());
+        let revision = inner.revision + 1;
+        inner.revision = revision;
+        inner
+            .versions
+            .insert(StoreKey::Meta(MetaKey::Slot(node)), revision);
+        self.changes.send_replace(revision);
+        Ok(slot)
+    }
+
+    async fn propose(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
+        self.propose_checked(proposal)
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let inner = self.lock();
+        if inner.unreachable {
+            return Err(StoreError::Unavailable("the store is unreachable".into()));
+        }
+        if let Some(error) = inner.undecodable(inner.corrupt.keys()) {
+            return Err(StoreError::Decode(error));
+        }
+        let state = inner.state.clone().ok_or(StoreError::Uninitialised)?;
+        Ok(Snapshot::of(state, &inner.meta, inner.revision))
+    }
+
+    fn watch(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+impl MemoryStore {
+    /// [`Store::propose`], synchronously: `Err` when the proposal could not run at all
+    /// (unreachable, an undecodable value among the keys it reads, conflicts beyond
+    /// [`CONFLICT_RETRIES_MAX`]); nothing was written then.
+    pub fn propose_checked(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
+        let fault = self.lock().faults.pop_front();
+        match fault {
+            Some(Fault::Unavailable) => {
+                return Err(StoreError::Unavailable("injected fault".into()))
+            }
+            Some(Fault::UnknownBeforeCommit) => return Ok(Outcome::Unknown),
+            _ => {}
+        }
+        let name = action_name(&proposal);
+        for attempt in 0..CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                *self.lock().stats.retries.entry(name.clone()).or_default() += 1;
+            }
+            match self.attempt(&proposal) {
+                Ok(Some((commit, _revision))) => {
+                    if fault == Some(Fault::ApplyTwice) && !commit.duplicate {
+                        // The broken store: forget that the proposal was applied, so that its
+                        // retry applies it again.
+                        let mut inner = self.lock();
+                        inner.meta.applied.remove(&proposal.id);
+                        return Ok(Outcome::Unknown);
+                    }
+                    return Ok(match fault {
+                        Some(Fault::UnknownAfterCommit) => Outcome::Unknown,
+                        _ => Outcome::Committed {
+                            effects: commit.effects,
+                        },
+                    });
+                }
+                Ok(None) => continue,
+                Err(Ok(outcome)) => return Ok(outcome),
+                Err(Err(error)) => return Err(error),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "{} conflicted {CONFLICT_RETRIES_MAX} times",
+            proposal.action
+        )))
+    }
+}

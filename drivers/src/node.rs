@@ -1,0 +1,564 @@
+//! The tokio runtime: one task per node feeds its [`Agent`] (ticks, store change notifications,
+//! probe results, commit outcomes) and executes its outputs; the application holds a
+//! [`NodeHandle`].
+
+use crate::probe;
+use crate::store::{Snapshot, Store, StoreError};
+use membership_core::{
+    Action, ActorId, Agent, Decision, Effect, Event, NodeId, NodeSet, NodeStatus, Notification,
+    Outcome, Placement, Proposal, ProposalError, Timing,
+};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+/// The most messages (outcomes, probe results, snapshots) waiting for a node's task.
+pub const INBOX_MAX: usize = 65_536;
+/// The most commands waiting for a node's task.
+pub const COMMANDS_MAX: usize = 1_024;
+/// The most notifications a slow subscriber may lag behind before it misses some.
+pub const NOTIFICATION_BUFFER: usize = 65_536;
+/// How many times a direct proposal with an unknown outcome is sent again (same id).
+pub const DIRECT_RETRIES_MAX: u32 = 8;
+
+/// Why a handle operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum Error {
+    /// The store failed (unreachable, or an undecodable value naming its key).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The proposal was refused: a stale incarnation, an unknown node, a stale round, or the
+    /// reducer's refusal (a stale term, a failed guard), with the reason.
+    #[error("refused: {0}")]
+    Refused(ProposalError),
+    /// The store did not answer.
+    #[error("the store is unavailable")]
+    Unavailable,
+    /// The store did not say whether the proposal committed, after every retry.
+    #[error("the outcome is unknown after {DIRECT_RETRIES_MAX} retries")]
+    Unknown,
+    /// Waiting for the registry took longer than allowed.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The node's task has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// The probe address could not be bound.
+    #[error("probe address: {0}")]
+    Io(String),
+}
+
+/// How to start a node.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// The node id (`n1` ... up to the registry's node count).
+    pub node: NodeId,
+    /// Where to answer probes (`127.0.0.1:0` picks a free port).
+    pub probe_address: SocketAddr,
+    /// The timing settings.
+    pub timing: Timing,
+    /// How long one store operation may take before its outcome counts as unknown.
+    pub store_timeout_ms: u64,
+    /// How long `join`, `leave` and `place_actor` wait for the registry.
+    pub wait_timeout_ms: u64,
+}
+
+impl NodeOptions {
+    /// Options for `node` with the default timing, probing on a free loopback port.
+    pub fn new(node: NodeId) -> NodeOptions {
+        NodeOptions {
+            node,
+            probe_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            timing: Timing::default_timing(),
+            store_timeout_ms: 1_000,
+            wait_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// A notification with the node and the instant it was made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeNotification {
+    /// When (the runtime's monotonic clock).
+    pub at: Instant,
+    /// Which node.
+    pub node: NodeId,
+    /// What.
+    pub notification: Notification,
+}
+
+enum Command {
+    Join,
+    Leave,
+    Place(ActorId),
+    Propose(Event, oneshot::Sender<Result<Vec<Effect>, Error>>),
+}
+
+enum Message {
+    Outcome(u64, Outcome),
+    Probe(NodeId, u64, bool),
+    Snapshot(u64, Result<Snapshot, StoreError>),
+    Direct(
+        Proposal,
+        u32,
+        Result<Outcome, StoreError>,
+        oneshot::Sender<Result<Vec<Effect>, Error>>,
+    ),
+}
+
+struct Shared {
+    snapshot: watch::Sender<Option<Arc<Snapshot>>>,
+    serving: Mutex<BTreeMap<ActorId, u64>>,
+}
+
+/// The application's handle on one running node.
+pub struct NodeHandle {
+    node: NodeId,
+    incarnation: u64,
+    probe_address: SocketAddr,
+    wait_timeout: Duration,
+    commands: mpsc::Sender<Command>,
+    notifications: broadcast::Sender<NodeNotification>,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+    probe_task: JoinHandle<()>,
+}
+
+impl NodeHandle {
+    /// Starts a node on `store`: binds the probe address, claims the node's slot (a fresh
+    /// incarnation: an older process of the same node can no longer act), and runs its task.
+    /// The node is not a member until [`NodeHandle::join`].
+    pub async fn start<S: Store>(store: Arc<S>, options: NodeOptions) -> Result<NodeHandle, Error> {
+        let (probe_address, probe_task) = probe::serve(options.probe_address)
+            .await
+            .map_err(|e| Error::Io(e.to_string()))?;
+        let slot = match store.claim(options.node, &probe_address.to_string()).await {
+            Ok(slot) => slot,
+            Err(e) => {
+                probe_task.abort();
+                return Err(Error::Store(e));
+            }
+        };
+        let origin = Instant::now();
+        let agent = Agent::new(options.node, slot.incarnation, options.timing, 0);
+        let (commands, command_rx) = mpsc::channel(COMMANDS_MAX);
+        let (notifications, _) = broadcast::channel(NOTIFICATION_BUFFER);
+        let (snapshot, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            snapshot,
+            serving: Mutex::new(BTreeMap::new()),
+        });
+        let runtime = Runtime {
+            store,
+            agent,
+            origin,
+            store_timeout: Duration::from_millis(options.store_timeout_ms),
+            commands: command_rx,
+            notifications: notifications.clone(),
+            shared: shared.clone(),
+            addresses: BTreeMap::new(),
+            reading: false,
+            read_again: false,
+        };
+        let span =
+            tracing::info_span!("node", node = %options.node, incarnation = slot.incarnation);
+        let task = tokio::spawn(runtime.run().instrument(span));
+        Ok(NodeHandle {
+            node: options.node,
+            incarnation: slot.incarnation,
+            probe_address,
+            wait_timeout: Duration::from_millis(options.wait_timeout_ms),
+            commands,
+            notifications,
+            shared,
+            task,
+            probe_task,
+        })
+    }
+
+    /// The node's id.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The incarnation this process holds.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The address the node answers probes on.
+    pub fn probe_address(&self) -> SocketAddr {
+        self.probe_address
+    }
+
+    /// Subscribes to the node's notifications (became primary, stepped down, view changed, node
+    /// failed, fenced / unfenced, actor activated / deactivated with its epoch, ...).
+    pub fn notifications(&self) -> broadcast::Receiver<NodeNotification> {
+        self.notifications.subscribe()
+    }
+
+    async fn send(&self, command: Command) -> Result<(), Error> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// Waits until the latest snapshot satisfies `done`.
+    async fn wait_for(
+        &self,
+        what: &'static str,
+        done: impl Fn(&Snapshot) -> bool,
+    ) -> Result<Snapshot, Error> {
+        let mut rx = self.shared.snapshot.subscribe();
+        let wait = async {
+            loop {
+                if let Some(s) = rx.borrow_and_update().as_ref() {
+                    if done(s) {
+                        return Ok(Snapshot::clone(s));
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::Stopped);
+                }
+            }
+        };
+        tokio::time::timeout(self.wait_timeout, wait)
+            .await
+            .unwrap_or(Err(Error::Timeout(what)))
+    }
+
+    fn status_in(&self, s: &Snapshot) -> Option<NodeStatus> {
+        s.state.node(self.node).map(|r| r.status)
+    }
+
+    /// Joins the cluster (bootstrapping it if no node is Active) and waits until the node is
+    /// Active.
+    pub async fn join(&self) -> Result<(), Error> {
+        self.send(Command::Join).await?;
+        self.wait_for("the node to be Active", |s| {
+            self.status_in(s) == Some(NodeStatus::Active)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Leaves gracefully and waits until the node is Left: its actors are migrated to other
+    /// nodes before the leave completes.
+    pub async fn leave(&self) -> Result<(), Error> {
+        self.send(Command::Leave).await?;
+        self.wait_for("the node to be Left", |s| {
+            self.status_in(s) == Some(NodeStatus::Left)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Asks for `actor` to be placed (on the least-loaded Active node) and waits until the
+    /// registry places it.
+    pub async fn place_actor(&self, actor: ActorId) -> Result<Placement, Error> {
+        self.send(Command::Place(actor)).await?;
+        let s = self
+            .wait_for("the actor to be placed", |s| {
+                s.state.placement(actor).is_some()
+            })
+            .await?;
+        s.state
+            .placement(actor)
+            .ok_or(Error::Timeout("the actor to be placed"))
+    }
+
+    /// Proposes one spec action as this node (outside the Agent's policy): for administration
+    /// and tests. Returns the effects once committed, or the typed reason it was refused.
+    pub async fn propose(&self, event: Event) -> Result<Vec<Effect>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Propose(event, tx)).await?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Where `actor` lives, as of the node's latest snapshot.
+    pub fn lookup_actor(&self, actor: ActorId) -> Option<Placement> {
+        self.snapshot()?.state.placement(actor)
+    }
+
+    /// The node's view and its number, as of its latest snapshot.
+    pub fn view(&self) -> Option<(NodeSet, u64)> {
+        let s = self.snapshot()?;
+        s.state.node(self.node).map(|r| (r.view, r.view_number))
+    }
+
+    /// The primary in office and its term, as of the node's latest snapshot.
+    pub fn primary(&self) -> Option<(NodeId, u64)> {
+        let s = self.snapshot()?;
+        let p = s.state.primary_in_office()?;
+        Some((p, s.state.node(p).map_or(0, |r| r.term)))
+    }
+
+    /// The node's latest snapshot of the registry.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.shared.snapshot.borrow().clone()
+    }
+
+    /// The actors this node serves now, with their epochs.
+    pub fn serving(&self) -> BTreeMap<ActorId, u64> {
+        self.shared
+            .serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Stops the node at once, as a crash would: its task and its probe listener end; it leaves
+    /// nothing behind but what it had committed.
+    pub fn kill(&self) {
+        self.task.abort();
+        self.probe_task.abort();
+    }
+
+    /// Whether the node's task has ended.
+    pub fn is_stopped(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Runtime<S: Store> {
+    store: Arc<S>,
+    agent: Agent,
+    origin: Instant,
+    store_timeout: Duration,
+    commands: mpsc::Receiver<Command>,
+    notifications: broadcast::Sender<NodeNotification>,
+    shared: Arc<Shared>,
+    addresses: BTreeMap<NodeId, String>,
+    reading: bool,
+    read_again: bool,
+}
+
+impl<S: Store> Runtime<S> {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn run(mut self) {
+        let (tx, mut inbox) = mpsc::channel::<Message>(INBOX_MAX);
+        let mut changes = self.store.watch();
+        loop {
+            self.flush(&tx);
+            let deadline = self
+                .agent
+                .poll_timeout()
+                .map(|at| self.origin + Duration::from_millis(at));
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = sleep => {
+                    let now = self.now_ms();
+                    self.agent.handle_timeout(now);
+                }
+                Some(message) = inbox.recv() => self.handle(message, &tx),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.command(command, &tx),
+                    None => return,
+                },
+                changed = changes.changed() => {
+                    if changed.is_ok() {
+                        self.read(&tx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command, tx: &mpsc::Sender<Message>) {
+        let now = self.now_ms();
+        match command {
+            Command::Join => self.agent.join(now),
+            Command::Leave => self.agent.leave(now),
+            Command::Place(actor) => {
+                if !self.agent.place(actor, now) {
+                    tracing::warn!(%actor, "place queue full: request dropped");
+                }
+            }
+            Command::Propose(event, reply) => {
+                let proposal = Proposal {
+                    id: self.agent.allocate_id(),
+                    action: Action::Step(event),
+                    round: None,
+                };
+                self.direct(proposal, 0, reply, tx);
+            }
+        }
+    }
+
+    fn direct(
+        &self,
+        proposal: Proposal,
+        attempt: u32,
+        reply: oneshot::Sender<Result<Vec<Effect>, Error>>,
+        tx: &mpsc::Sender<Message>,
+    ) {
+        let store = self.store.clone();
+        let timeout = self.store_timeout;
+        let tx = tx.clone();
+        let span = tracing::info_span!("proposal", id = %proposal.id, action = %proposal.action);
+        tokio::spawn(
+            async move {
+                let outcome = match tokio::time::timeout(timeout, store.propose(proposal)).await {
+                    Err(_) => Ok(Outcome::Unknown),
+                    Ok(result) => result,
+                };
+                tracing::debug!(?outcome, "outcome");
+                let _ = tx
+                    .send(Message::Direct(proposal, attempt, outcome, reply))
+                    .await;
+            }
+            .instrument(span),
+        );
+    }
+
+    fn handle(&mut self, message: Message, tx: &mpsc::Sender<Message>) {
+        let now = self.now_ms();
+        match message {
+            Message::Outcome(token, outcome) => self.agent.handle_outcome(now, token, outcome),
+            Message::Probe(peer, sent, ok) => self.agent.handle_probe(now, peer, sent, ok),
+            Message::Snapshot(read_at, result) => {
+                self.reading = false;
+                match result {
+                    Ok(snapshot) => {
+                        self.addresses = snapshot
+                            .slots
+                            .iter()
+                            .map(|(&n, slot)| (n, slot.address.clone()))
+                            .collect();
+                        self.agent.handle_snapshot(
+                            now,
+                            read_at,
+                            snapshot.state.clone(),
+                            snapshot.round,
+                        );
+                        self.shared.snapshot.send_replace(Some(Arc::new(snapshot)));
+                    }
+                    Err(error) => tracing::warn!(%error, "snapshot failed"),
+                }
+                if std::mem::take(&mut self.read_again) {
+                    self.read(tx);
+                }
+            }
+            Message::Direct(proposal, attempt, outcome, reply) => {
+                let result = match outcome {
+                    Ok(Outcome::Committed { effects }) => Ok(effects),
+                    Ok(Outcome::Refused(error)) => Err(Error::Refused(error)),
+                    Ok(Outcome::Unavailable) => Err(Error::Unavailable),
+                    Ok(Outcome::Unknown) if attempt < DIRECT_RETRIES_MAX => {
+                        self.direct(proposal, attempt + 1, reply, tx);
+                        return;
+                    }
+                    Ok(Outcome::Unknown) => Err(Error::Unknown),
+                    Err(error) => Err(Error::Store(error)),
+                };
+                let _ = reply.send(result);
+                self.read(tx);
+            }
+        }
+    }
+
+    fn read(&mut self, tx: &mpsc::Sender<Message>) {
+        if self.reading {
+            self.read_again = true;
+            return;
+        }
+        self.reading = true;
+        let read_at = self.now_ms();
+        let store = self.store.clone();
+        let timeout = self.store_timeout;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let result = tokio::time::timeout(timeout, store.snapshot())
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("snapshot timed out".into())));
+            let _ = tx.send(Message::Snapshot(read_at, result)).await;
+        });
+    }
+
+    /// Executes everything the Agent asks for, in its documented order.
+    fn flush(&mut self, tx: &mpsc::Sender<Message>) {
+        while let Some(out) = self.agent.poll_proposal() {
+            let store = self.store.clone();
+            let timeout = self.store_timeout;
+            let tx = tx.clone();
+            let span = tracing::info_span!("proposal", id = %out.proposal.id, action = %out.proposal.action);
+            tokio::spawn(
+                async move {
+                    let outcome =
+                        match tokio::time::timeout(timeout, store.propose(out.proposal)).await {
+                            Err(_) => Outcome::Unknown,
+                            Ok(Ok(outcome)) => outcome,
+                            Ok(Err(error)) => {
+                                tracing::warn!(%error, "proposal not run");
+                                Outcome::Unavailable
+                            }
+                        };
+                    tracing::debug!(?outcome, "commit outcome");
+                    let _ = tx.send(Message::Outcome(out.token, outcome)).await;
+                }
+                .instrument(span),
+            );
+        }
+        while let Some(peer) = self.agent.poll_probe() {
+            let sent = self.now_ms();
+            let tx = tx.clone();
+            let address = self.addresses.get(&peer).cloned();
+            let timeout = Duration::from_millis(self.agent.timing().settings().probe_timeout_ms);
+            tokio::spawn(async move {
+                let ok = match address {
+                    Some(address) => probe::probe(&address, timeout).await,
+                    None => false,
+                };
+                let _ = tx.send(Message::Probe(peer, sent, ok)).await;
+            });
+        }
+        if self.agent.poll_read() {
+            self.read(tx);
+        }
+        while let Some(decision) = self.agent.poll_decision() {
+            let mut serving = self
+                .shared
+                .serving
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match decision {
+                Decision::Fence => serving.clear(),
+                Decision::Unfence => {}
+                Decision::Activate { actor, epoch } => {
+                    serving.insert(actor, epoch);
+                }
+                Decision::Deactivate { actor, .. } => {
+                    serving.remove(&actor);
+                }
+            }
+        }
+        while let Some(notification) = self.agent.poll_notification() {
+            tracing::debug!(?notification, "notification");
+            let _ = self.notifications.send(NodeNotification {
+                at: Instant::now(),
+                node: self.agent.node(),
+                notification,
+            });
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The one `Store` trait: run a proposal as one serializable transaction, read a snapshot,
+//! claim a node slot, and wake waiting nodes after a commit.
+
+use crate::codec::DecodeError;
+use membership_core::{Config, Event, Meta, NodeId, Outcome, Proposal, Slot, State};
+use std::collections::BTreeMap;
+use std::future::Future;
+use thiserror::Error;
+use tokio::sync::watch;
+
+/// A consistent read of the whole registry and the drivers' metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The registry.
+    pub state: State,
+    /// The heartbeat round.
+    pub round: u64,
+    /// The node slots (incarnations and probe addresses).
+    pub slots: imbl::OrdMap<NodeId, Slot>,
+    /// The store's revision when read (grows with every commit).
+    pub revision: u64,
+}
+
+impl Snapshot {
+    /// The snapshot of a registry and its metadata at `revision`.
+    pub fn of(state: State, meta: &Meta, revision: u64) -> Snapshot {
+        Snapshot {
+            state,
+            round: meta.round,
+            slots: meta.slots.clone(),
+            revision,
+        }
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum StoreError {
+    /// The store could not be reached (nothing was written).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded; it names the key. Nothing was written.
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    /// The store holds a registry of another shape than asked for.
+    #[error("the store holds a registry for {found} nodes, not {expected}")]
+    Shape {
+        /// The node count stored.
+        found: u16,
+        /// The node count asked for.
+        expected: u16,
+    },
+    /// The node is not a node of the stored registry.
+    #[error("{node} is not a node of this cluster")]
+    UnknownNode {
+        /// The node.
+        node: NodeId,
+    },
+    /// The store was not initialised with a registry.
+    #[error("the store holds no registry: initialise it first")]
+    Uninitialised,
+}
+
+/// Transaction counts by spec action, for the performance figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Committed transactions by action (a migration batch counts under MigrateActor).
+    pub commits: BTreeMap<String, u64>,
+    /// Transactions that conflicted with a concurrent commit, by action.
+    pub conflicts: BTreeMap<String, u64>,
+    /// Conflicts by (the action that conflicted, the action whose commit it conflicted with).
+    pub conflict_pairs: BTreeMap<(String, String), u64>,
+    /// Attempts run again after a conflict, by action.
+    pub retries: BTreeMap<String, u64>,
+    /// Proposals refused, by action.
+    pub refusals: BTreeMap<String, u64>,
+    /// The largest transaction written, in encoded bytes.
+    pub largest_write_bytes: u64,
+}
+
+impl StoreStats {
+    /// Total committed transactions.
+    pub fn total_commits(&self) -> u64 {
+        self.commits.values().sum()
+    }
+
+    /// Total conflicts.
+    pub fn total_conflicts(&self) -> u64 {
+        self.conflicts.values().sum()
+    }
+}
+
+/// The name under which a proposal's action is counted.
+pub(crate) fn action_name(proposal: &Proposal) -> String {
+    match proposal.action {
+        membership_core::Action::Step(e) => e.name().to_string(),
+        membership_core::Action::MigrateBatch { .. } => Event::MigrateActor {
+            actor: membership_core::ActorId(0),
+            term: 0,
+        }
+        .name()
+        .to_string(),
+    }
+}
+
+/// A serializable store of the registry. Every implementation runs [`membership_core::execute`]
+/// inside its engine's transaction: it reads the proposal's footprint (and the metadata keys
+/// `execute` reads), runs it, writes the returned delta and metadata, and commits; a conflict with
+/// a concurrent commit runs it again. The effects reach the proposer only after the commit.
+pub trait Store: Send + Sync + 'static {
+    /// Writes the initial registry for `config` if the store holds none; accepts an existing
+    /// registry of the same node count (a restart), and refuses another shape.
+    fn init(&self, config: Config) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Claims `node`'s slot for a new process answering probes at `address`: the next
+    /// incarnation. Every earlier incarnation's proposals are refused from now on.
+    fn claim(
+        &self,
+        node: NodeId,
+        address: &str,
+    ) -> impl Future<Output = Result<Slot, StoreError>> + Send;
+
+    /// Runs `proposal` as one serializable transaction. `Ok(Committed)` and `Ok(Refused)` are
+    /// final; `Ok(Unknown)` means it may have been written (a retry with the same proposal id is
+    /// recognised and not applied twice); `Err` means it could not run and nothing was written
+    /// (the store is unreachable, or a key it reads holds an undecodable value, named).
+    fn propose(
+        &self,
+        proposal: Proposal,
+    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
+
+    /// A consistent snapshot of the registry and the metadata.
+    fn snapshot(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
+
+    /// A receiver whose value changes after every commit (the Agent's wake-up).
+    fn watch(&self) -> watch::Receiver<u64>;
+}

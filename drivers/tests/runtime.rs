@@ -1,0 +1,257 @@
+//! The tokio runtime on the in-memory store, in real time with the fast timing and TCP probes on
+//! loopback: node identity (a superseded process cannot act), self-fencing when the store is
+//! unreachable, and bad input that gets a clear, typed error and loses nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use membership::core::{
+    ActorId, Config, Event, Guard, Key, NodeId, NodeStatus, Notification, ProposalError, Refusal,
+    Timing,
+};
+use membership::{
+    encode, Error, MemoryStore, NodeHandle, NodeNotification, NodeOptions, Store, StoreError,
+    StoreKey,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+fn options(i: u16) -> NodeOptions {
+    let mut o = NodeOptions::new(NodeId(i));
+    o.timing = Timing::fast();
+    o.wait_timeout_ms = 10_000;
+    o
+}
+
+async fn cluster(count: u16) -> (Arc<MemoryStore>, Vec<NodeHandle>) {
+    let store = Arc::new(MemoryStore::new());
+    store.init(Config::fixed(count).unwrap()).await.unwrap();
+    let mut nodes = Vec::new();
+    for i in 1..=count {
+        let node = NodeHandle::start(store.clone(), options(i)).await.unwrap();
+        node.join().await.unwrap();
+        nodes.push(node);
+    }
+    (store, nodes)
+}
+
+/// Waits (at most 10 s) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The next notification matching `pred` (at most 10 s).
+async fn notified(
+    rx: &mut broadcast::Receiver<NodeNotification>,
+    pred: impl Fn(&Notification) -> bool,
+) -> NodeNotification {
+    let wait = async {
+        loop {
+            if let Ok(n) = rx.recv().await {
+                if pred(&n.notification) {
+                    return n;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .expect("notification")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superseded_process_cannot_heartbeat_vote_migrate_or_serve() {
+    let (store, nodes) = cluster(3).await;
+    for a in 1..=9 {
+        nodes[0].place_actor(ActorId(a)).await.unwrap();
+    }
+    let old = &nodes[1];
+    eventually("n2 serves its actors", || !old.serving().is_empty()).await;
+    let mut rx = old.notifications();
+    // A new process takes n2's slot (the old one was, say, paused and is still running).
+    let new = NodeHandle::start(store.clone(), options(2)).await.unwrap();
+    assert_eq!(new.incarnation(), old.incarnation() + 1);
+    notified(&mut rx, |n| {
+        matches!(
+            n,
+            Notification::Fenced {
+                reason: membership::core::FenceReason::Superseded
+            }
+        )
+    })
+    .await;
+    eventually("the old process serves nothing", || {
+        old.serving().is_empty()
+    })
+    .await;
+    let stale = ProposalError::StaleIncarnation {
+        node: NodeId(2),
+        incarnation: old.incarnation(),
+        current: new.incarnation(),
+    };
+    for event in [
+        Event::SendHeartbeat { node: NodeId(2) },
+        Event::ElectPrimary { node: NodeId(2) },
+        Event::MigrateActor {
+            actor: ActorId(1),
+            term: 1,
+        },
+        Event::DetectFailure {
+            detector: NodeId(2),
+            target: NodeId(3),
+        },
+    ] {
+        assert_eq!(
+            old.propose(event).await,
+            Err(Error::Refused(stale.clone())),
+            "{event}"
+        );
+    }
+    // It stays fenced and serves nothing while the new process takes over.
+    new.join().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(old.serving().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_makes_every_node_fence_itself_within_its_lease() {
+    let (store, nodes) = cluster(3).await;
+    for a in 1..=6 {
+        nodes[0].place_actor(ActorId(a)).await.unwrap();
+    }
+    eventually("every actor served", || {
+        nodes.iter().map(|n| n.serving().len()).sum::<usize>() == 6
+    })
+    .await;
+    let mut rx = nodes[2].notifications();
+    let cut = std::time::Instant::now();
+    store.set_unreachable(true);
+    let fenced = notified(&mut rx, |n| matches!(n, Notification::Fenced { .. })).await;
+    let lease = Duration::from_millis(Timing::fast().settings().lease_ms);
+    assert!(
+        fenced.at.duration_since(cut) <= lease * 2,
+        "fenced after {:?}",
+        fenced.at - cut
+    );
+    eventually("nobody serves anything", || {
+        nodes.iter().all(|n| n.serving().is_empty())
+    })
+    .await;
+    // The store comes back: nobody could declare anybody failed meanwhile; the nodes commit
+    // again, learn their standing, and serve again.
+    store.set_unreachable(false);
+    notified(&mut rx, |n| matches!(n, Notification::Unfenced)).await;
+    eventually("every actor served again", || {
+        nodes.iter().map(|n| n.serving().len()).sum::<usize>() == 6
+    })
+    .await;
+    let s = store.state().unwrap();
+    assert_eq!(s.active().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_typed_error_and_loses_nothing() {
+    let (store, nodes) = cluster(3).await;
+    let placement = nodes[0].place_actor(ActorId(7)).await.unwrap();
+    // An unknown node cannot take a slot.
+    let err = NodeHandle::start(store.clone(), options(9))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        err,
+        Error::Store(StoreError::UnknownNode { node: NodeId(9) })
+    );
+    assert_eq!(err.to_string(), "n9 is not a node of this cluster");
+    // A stale term is refused with the reducer's reason.
+    let stale = nodes[0]
+        .propose(Event::RebalanceActors { term: 0 })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            stale,
+            Error::Refused(ProposalError::Refused(Refusal {
+                guard: Guard::StaleTerm { term: 0, .. },
+                ..
+            }))
+        ),
+        "{stale}"
+    );
+    assert!(stale
+        .to_string()
+        .starts_with("refused: RebalanceActors: term 0 is stale"));
+    // An event naming an unknown node is refused, naming it.
+    let unknown = nodes[0]
+        .propose(Event::MarkNodeFailed { node: NodeId(9) })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unknown.to_string(),
+        "refused: MarkNodeFailed: n9 is not a node of this cluster"
+    );
+    // A refused event (n1 is already Active) says which guard failed.
+    let refused = nodes[0]
+        .propose(Event::NodeJoin { node: NodeId(1) })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "refused: NodeJoin: n1 is Active, not Left"
+    );
+    // An undecodable stored value is named; nothing else is lost and nothing panics.
+    let key = StoreKey::Registry(Key::Node(NodeId(3)));
+    store.corrupt(key, b"\x01{\"status\":".to_vec());
+    let snapshot = store.snapshot().await.unwrap_err();
+    assert!(
+        matches!(&snapshot, StoreError::Decode(e) if e.key == "node/n3"),
+        "{snapshot}"
+    );
+    let err = nodes[0]
+        .propose(Event::CreatePartition {
+            a: NodeId(1),
+            b: NodeId(3),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("node/n3"), "{err}");
+    // A proposal that does not read the key still commits.
+    nodes[0]
+        .propose(Event::CreatePartition {
+            a: NodeId(1),
+            b: NodeId(2),
+        })
+        .await
+        .unwrap();
+    // Writing the key again repairs it (here: a valid record, as an operator's restore would).
+    let good = store.state().unwrap();
+    store.corrupt(key, encode(good.node(NodeId(3)).unwrap()));
+    store.replace_state(good);
+    let s = store.snapshot().await.unwrap();
+    assert_eq!(s.state.placement(ActorId(7)), Some(placement));
+    assert_eq!(s.state.node(NodeId(3)).unwrap().status, NodeStatus::Active);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_leave_migrates_the_actors_before_it_completes() {
+    let (store, nodes) = cluster(3).await;
+    for a in 1..=12 {
+        nodes[0].place_actor(ActorId(a)).await.unwrap();
+    }
+    eventually("n3 serves actors", || !nodes[2].serving().is_empty()).await;
+    nodes[2].leave().await.unwrap();
+    let s = store.state().unwrap();
+    assert_eq!(s.node(NodeId(3)).unwrap().status, NodeStatus::Left);
+    assert_eq!(s.load(NodeId(3)), 0);
+    assert!(nodes[2].serving().is_empty());
+    eventually("the others serve all 12", || {
+        nodes[..2].iter().map(|n| n.serving().len()).sum::<usize>() == 12
+    })
+    .await;
+}
