@@ -64,6 +64,7 @@ ACTION_PROPERTIES = [
     "FencingTermMonotonic",
     "MinorityCannotElect",
     "FailureRequiresDetection",
+    "FailureNeedsQuorum",
     "EpochMonotonic",
     "MigrationByPrimary",
 ]
