@@ -415,3 +415,11 @@ pub fn reachable(count: u16, actors: u64, seed: u64, steps: usize) -> State {
     };
     random_walk(&start, &ids, seed, steps).1
 }
+
+/// `n{target}` cut off from each of `voters`, then each of them records its detection (its vote):
+/// the events that give a failure quorum against `target` when the voters are a majority.
+pub fn voted_out(target: u16, voters: &[u16]) -> Vec<Event> {
+    let mut events: Vec<Event> = voters.iter().map(|&v| partition(v, target)).collect();
+    events.extend(voters.iter().map(|&v| detect(v, target)));
+    events
+}

@@ -743,20 +743,7 @@ fn detect_failure_is_refused_at_the_bound() {
 /// against: nobody is left to clean up.)
 #[test]
 fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
-    let before = run(
-        fixed(5),
-        &then(
-            &all_active(5),
-            &[
-                partition(1, 5),
-                partition(2, 5),
-                partition(3, 5),
-                detect(1, 5),
-                detect(2, 5),
-                detect(3, 5),
-            ],
-        ),
-    );
+    let before = run(fixed(5), &then(&all_active(5), &voted_out(5, &[1, 2, 3])));
     assert_eq!(before.failure_votes(n(5)), nodes(&[1, 2, 3]));
     let (after, effects) = accept(&before, fail(5));
     assert_eq!(
@@ -973,17 +960,7 @@ fn mark_node_failed_cleanup_is_refused_at_the_bound() {
     // its new view would take number 9.
     let s = run(
         bounded(5, 8),
-        &then(
-            &all_active(5),
-            &[
-                partition(1, 5),
-                partition(2, 5),
-                partition(3, 5),
-                detect(1, 5),
-                detect(2, 5),
-                detect(3, 5),
-            ],
-        ),
+        &then(&all_active(5), &voted_out(5, &[1, 2, 3])),
     );
     assert_eq!(
         refuse(&s, fail(5)),

@@ -758,17 +758,7 @@ fn node_leave_of_the_primary_queues_its_actors_after_stepping_down() {
 #[test]
 fn mark_node_failed_queues_all_its_actors_in_one_transition() {
     let s = place_on(&run(fixed(5), &all_active(5)), 5, [1, 2, 3]);
-    let before = apply(
-        &s,
-        &[
-            partition(1, 5),
-            partition(2, 5),
-            partition(3, 5),
-            detect(1, 5),
-            detect(2, 5),
-            detect(3, 5),
-        ],
-    );
+    let before = apply(&s, &voted_out(5, &[1, 2, 3]));
     assert!(before.queue().is_empty());
     let (after, effects) = accept(&before, fail(5));
     assert_eq!(

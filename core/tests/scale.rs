@@ -26,17 +26,7 @@ fn one_hundred_thousand_actors_fail_over_in_one_step_and_drain_in_batches() {
 
     let clock = Instant::now();
     // n1, n2 and n3 (a majority of five) cannot reach n5 and vote; n4 still lists it.
-    let before = apply(
-        &placed,
-        &[
-            partition(1, 5),
-            partition(2, 5),
-            partition(3, 5),
-            detect(1, 5),
-            detect(2, 5),
-            detect(3, 5),
-        ],
-    );
+    let before = apply(&placed, &voted_out(5, &[1, 2, 3]));
     assert!(before.queue().is_empty());
     let (failed, effects) = accept(&before, fail(5));
     eprintln!("MarkNodeFailed(n5) in {:?}", clock.elapsed());
