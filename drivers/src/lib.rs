@@ -47,7 +47,14 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod audit;
 mod codec;
+#[cfg(feature = "etcd")]
+mod etcd;
+#[cfg(feature = "fdb")]
+mod fdb;
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+mod kv;
 mod memory;
 mod node;
 mod probe;
@@ -56,7 +63,19 @@ mod store;
 /// The protocol core, re-exported: events, effects, the registry, the Agent.
 pub use membership_core as core;
 
+pub use audit::{Audit, Limits, MEMORY_LIMITS};
 pub use codec::{decode, decode_meta, decode_registry, encode, meta_key_name, DecodeError, Stored};
+#[cfg(feature = "etcd")]
+pub use etcd::{
+    EtcdOptions, EtcdStore, ETCD_CONFLICT_RETRIES_MAX, ETCD_FAMILY_KEYS_MAX, ETCD_LOG_READ_MAX,
+    ETCD_REQUEST_BYTES_MAX, ETCD_REQUEST_MARGIN_BYTES, ETCD_REQUEST_TIMEOUT_MS,
+    ETCD_RESPONSE_BYTES_MAX, ETCD_RETRY_BACKOFF_MS, ETCD_TXN_OPS_MAX, ETCD_UNAVAILABLE_RETRIES_MAX,
+    ETCD_WATCH_BACKOFF_MAX_MS,
+};
+#[cfg(feature = "fdb")]
+pub use fdb::{FdbStore, FDB_BATCH_BYTES_MAX, FDB_RETRY_LIMIT, FDB_TRANSACTION_TIMEOUT_MS};
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+pub use kv::{registry_key_name, QUEUE_CHUNK_ACTORS};
 pub use memory::{
     encoded_size, Fault, Logged, MemoryStore, StoreKey, COMMIT_LOG_MAX, CONFLICT_RETRIES_MAX,
     FAULTS_MAX,

@@ -59,6 +59,24 @@ pub enum StoreError {
     /// The store was not initialised with a registry.
     #[error("the store holds no registry: initialise it first")]
     Uninitialised,
+    /// The transaction does not fit the engine's limits (nothing was written).
+    #[error("{action} needs {ops} operations and {bytes} bytes in one transaction: more than the engine allows")]
+    TooLarge {
+        /// The action.
+        action: String,
+        /// The operations (compares or writes, whichever is more).
+        ops: u64,
+        /// The bytes written.
+        bytes: u64,
+    },
+    /// A store URL that cannot be used.
+    #[error("store URL {url}: {reason}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Transaction counts by spec action, for the performance figures.
@@ -76,6 +94,9 @@ pub struct StoreStats {
     pub refusals: BTreeMap<String, u64>,
     /// The largest transaction written, in encoded bytes.
     pub largest_write_bytes: u64,
+    /// The most operations (compares or writes) of one transaction (0 when the store does not
+    /// count them, as the in-memory store).
+    pub largest_write_ops: u64,
 }
 
 impl StoreStats {

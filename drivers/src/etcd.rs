@@ -1,0 +1,722 @@
+//! The etcd store (cargo feature `etcd`): the registry on a replicated etcd cluster (v3 API,
+//! etcd 3.4 or later), laid out as in [`crate::kv`] under a configurable prefix.
+//!
+//! **One optimistic transaction per attempt.** An attempt reads the registry and metadata at one
+//! revision (one read-only etcd transaction; only the proposer's own proposal records are read,
+//! not every node's), runs [`membership_core::execute`], and commits with one etcd transaction
+//! that compares the `mod_revision` of every key in the read footprint with what it read (0 for
+//! an absent key, so a key created meanwhile is caught too), and writes the delta, the metadata
+//! and (optionally) the log record. When the compares fail, another commit changed what it read:
+//! a conflict, and the attempt runs again (at most [`ETCD_CONFLICT_RETRIES_MAX`] times).
+//!
+//! **Within etcd's default limits**: at most [`ETCD_TXN_OPS_MAX`] compares and as many writes
+//! per transaction, at most [`ETCD_REQUEST_BYTES_MAX`] per request (less
+//! [`ETCD_REQUEST_MARGIN_BYTES`] for framing). A footprint that reads more keys of one family
+//! that is never deleted (node records, heartbeat flags, loads, hosted markers) than
+//! [`ETCD_FAMILY_KEYS_MAX`] is compared as one range (`mod_revision < read revision + 1` over
+//! the family): a little coarser, never weaker. A migration batch that does not fit is run with
+//! half as many moves until it does (the next batch moves the rest); any other action that does
+//! not fit is refused with [`StoreError::TooLarge`] and nothing is written.
+//!
+//! **Faults**: a read that fails is retried ([`ETCD_UNAVAILABLE_RETRIES_MAX`] times, backoff
+//! from [`ETCD_RETRY_BACKOFF_MS`], doubling); so is a commit whose outcome is not known (a timeout,
+//! a lost connection, a leader change): the retry reads again, and if the first commit did apply,
+//! `execute` recognises the proposal id and returns its recorded effects (exactly once). If the
+//! retries run out after a commit was sent, the outcome is `Unknown`; etcd can apply a timed-out
+//! write later, and the proposer's retry with the same id is still recognised.
+
+use crate::audit::{Audit, Limits};
+use crate::codec::encode;
+use crate::kv::{
+    export, load, logged, plan, proposals_of, proposals_of_node, store_key_name, value_of, Entry,
+    Loaded, StoredConfig, Write, CONFIG_KEY,
+};
+use crate::memory::{Fault, Logged, StoreKey, FAULTS_MAX};
+use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
+};
+use membership_core::{execute, Action, Config, MetaKey, NodeId, Outcome, Proposal, Slot};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// etcd's default `--max-txn-ops`: compares, and writes, per transaction.
+pub const ETCD_TXN_OPS_MAX: usize = 128;
+
+/// etcd's default `--max-request-bytes` (1.5 MiB).
+pub const ETCD_REQUEST_BYTES_MAX: usize = 1_572_864;
+
+/// Bytes of a request kept free for framing and compares' keys.
+pub const ETCD_REQUEST_MARGIN_BYTES: usize = 131_072;
+
+/// More keys than this of one never-deleted family read by one transaction are compared as a
+/// range.
+pub const ETCD_FAMILY_KEYS_MAX: usize = 16;
+
+/// How many times an attempt that conflicted runs again.
+pub const ETCD_CONFLICT_RETRIES_MAX: u32 = 64;
+
+/// How many times a failed request (unavailable, leader change, timeout) is retried.
+pub const ETCD_UNAVAILABLE_RETRIES_MAX: u32 = 4;
+
+/// The first retry's backoff; each further retry waits twice as long.
+pub const ETCD_RETRY_BACKOFF_MS: u64 = 25;
+
+/// The default timeout of one request, after which a commit's outcome is unknown.
+pub const ETCD_REQUEST_TIMEOUT_MS: u64 = 400;
+
+/// The largest response the client accepts (a whole-registry read), in bytes.
+pub const ETCD_RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// The most committed-log records read back at once.
+pub const ETCD_LOG_READ_MAX: i64 = 4_000_000;
+
+/// The watcher's longest backoff before it watches again after an error.
+pub const ETCD_WATCH_BACKOFF_MAX_MS: u64 = 1_000;
+
+/// How to reach an etcd cluster and where the registry lives in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdOptions {
+    /// Client endpoints (`http://127.0.0.1:2379`).
+    pub endpoints: Vec<String>,
+    /// The key prefix of every key of this registry (`/membership/`).
+    pub prefix: String,
+    /// One request's timeout, in ms.
+    pub request_timeout_ms: u64,
+    /// Whether every commit also writes its spec actions under `log/...` (the committed log for
+    /// audits and the conformance suite; it grows with every commit).
+    pub record_log: bool,
+}
+
+impl EtcdOptions {
+    /// Parses a store URL: `etcd://host:port[,host:port...][/prefix]`. The prefix defaults to
+    /// `/membership/`.
+    pub fn from_url(url: &str) -> Result<EtcdOptions, StoreError> {
+        let bad = |why: &str| StoreError::Url {
+            url: url.to_string(),
+            reason: why.to_string(),
+        };
+        let rest = url
+            .strip_prefix("etcd://")
+            .ok_or_else(|| bad("an etcd store URL starts with etcd://"))?;
+        let (hosts, path) = match rest.split_once('/') {
+            Some((hosts, path)) => (hosts, path),
+            None => (rest, ""),
+        };
+        let endpoints: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("http://{h}"))
+            .collect();
+        if endpoints.is_empty() {
+            return Err(bad("no endpoint (etcd://127.0.0.1:2379)"));
+        }
+        let prefix = if path.is_empty() {
+            "/membership/".to_string()
+        } else {
+            format!("/{}/", path.trim_matches('/'))
+        };
+        Ok(EtcdOptions {
+            endpoints,
+            prefix,
+            request_timeout_ms: ETCD_REQUEST_TIMEOUT_MS,
+            record_log: false,
+        })
+    }
+}
+
+/// The registry on an etcd cluster.
+pub struct EtcdStore {
+    client: Client,
+    prefix: String,
+    options: EtcdOptions,
+    changes: watch::Sender<u64>,
+    watcher: tokio::task::JoinHandle<()>,
+    stats: Arc<Mutex<StoreStats>>,
+    faults: Mutex<VecDeque<Fault>>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl Drop for EtcdStore {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+fn unavailable(e: etcd_client::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Whether etcd refused a request for its size or operation count (nothing was applied).
+fn too_large(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            let m = s.message();
+            m.contains("too many operations") || m.contains("too large")
+        }
+        _ => false,
+    }
+}
+
+/// The end of the range of every key starting with `prefix`.
+fn range_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What one commit attempt came to.
+enum Attempt {
+    Done(Outcome),
+    Conflict,
+}
+
+impl EtcdStore {
+    /// Connects to the cluster and starts watching the prefix.
+    pub async fn connect(options: EtcdOptions) -> Result<EtcdStore, StoreError> {
+        let connect = ConnectOptions::new()
+            .with_timeout(Duration::from_millis(options.request_timeout_ms))
+            .with_connect_timeout(Duration::from_millis(options.request_timeout_ms))
+            .with_keep_alive(Duration::from_millis(500), Duration::from_millis(500));
+        let client = Client::connect(&options.endpoints, Some(connect))
+            .await
+            .map_err(unavailable)?;
+        let (changes, _) = watch::channel(0);
+        let watcher = tokio::spawn(watch_prefix(
+            client.clone(),
+            options.prefix.clone(),
+            changes.clone(),
+        ));
+        Ok(EtcdStore {
+            client,
+            prefix: options.prefix.clone(),
+            options,
+            changes,
+            watcher,
+            stats: Arc::new(Mutex::new(StoreStats::default())),
+            faults: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Connects with a store URL (`etcd://127.0.0.1:2379,127.0.0.1:22379/membership`).
+    pub async fn connect_url(url: &str) -> Result<EtcdStore, StoreError> {
+        EtcdStore::connect(EtcdOptions::from_url(url)?).await
+    }
+
+    /// The options it was connected with.
+    pub fn options(&self) -> &EtcdOptions {
+        &self.options
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+
+    fn kv(&self) -> etcd_client::KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(ETCD_RESPONSE_BYTES_MAX)
+    }
+
+    /// Runs a request, retrying failures with backoff.
+    async fn retrying<T, F, Fut>(&self, mut request: F) -> Result<T, etcd_client::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let mut backoff_ms = ETCD_RETRY_BACKOFF_MS;
+        let mut attempt = 0;
+        loop {
+            match request().await {
+                Ok(v) => return Ok(v),
+                Err(e) if too_large(&e) || attempt >= ETCD_UNAVAILABLE_RETRIES_MAX => {
+                    return Err(e)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, attempt, "etcd request failed: retrying");
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    backoff_ms *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Reads the registry and metadata at one revision (and, with `proposals`, the records of
+    /// that incarnation's proposals). Returns the revision read.
+    async fn read(&self, proposals: Option<(NodeId, u64)>) -> Result<(Loaded, i64), StoreError> {
+        let p = &self.prefix;
+        // Everything but the log and the proposal records: [p, p/log/), [p/node/, p/proposal/),
+        // [p/queue/, end of p).
+        let mut ops = vec![
+            TxnOp::get(
+                p.as_bytes().to_vec(),
+                Some(GetOptions::new().with_range(self.key("log/"))),
+            ),
+            TxnOp::get(
+                self.key("node/"),
+                Some(GetOptions::new().with_range(self.key("proposal/"))),
+            ),
+            TxnOp::get(
+                self.key("queue/"),
+                Some(GetOptions::new().with_range(range_end(p))),
+            ),
+        ];
+        if let Some((node, incarnation)) = proposals {
+            ops.push(TxnOp::get(
+                self.key(&proposals_of(node, incarnation)),
+                Some(GetOptions::new().with_prefix()),
+            ));
+        }
+        let response = self
+            .retrying(|| {
+                let mut kv = self.kv();
+                let txn = Txn::new().and_then(ops.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await
+            .map_err(unavailable)?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        let mut entries = Vec::new();
+        for op in response.op_responses() {
+            if let TxnOpResponse::Get(get) = op {
+                for kv in get.kvs() {
+                    let key = String::from_utf8_lossy(kv.key());
+                    let Some(name) = key.strip_prefix(p.as_str()) else {
+                        continue;
+                    };
+                    entries.push(Entry {
+                        key: name.to_string(),
+                        value: kv.value().to_vec(),
+                        version: kv.mod_revision(),
+                    });
+                }
+            }
+        }
+        Ok((load(entries)?, revision))
+    }
+
+    /// The compares of a plan: one per key, or one per family range where a family read has
+    /// more than [`ETCD_FAMILY_KEYS_MAX`] keys.
+    fn compares(
+        &self,
+        reads: &std::collections::BTreeMap<String, i64>,
+        revision: i64,
+    ) -> Vec<Compare> {
+        const FAMILIES: [&str; 4] = ["node/", "heartbeat/", "load/", "hosted/"];
+        let mut compares = Vec::new();
+        let mut collapsed = Vec::new();
+        for family in FAMILIES {
+            let count = reads.keys().filter(|k| k.starts_with(family)).count();
+            if count > ETCD_FAMILY_KEYS_MAX {
+                collapsed.push(family);
+                let start = self.key(family);
+                let end = range_end(&start);
+                compares.push(
+                    Compare::mod_revision(start, CompareOp::Less, revision + 1).with_range(end),
+                );
+            }
+        }
+        for (name, &version) in reads {
+            if collapsed.iter().any(|f| name.starts_with(f)) {
+                continue;
+            }
+            compares.push(Compare::mod_revision(
+                self.key(name),
+                CompareOp::Equal,
+                version,
+            ));
+        }
+        compares
+    }
+
+    /// One attempt: read, execute, commit. `Err` when it could not run.
+    async fn attempt(&self, proposal: &Proposal, sent: &mut bool) -> Result<Attempt, StoreError> {
+        let id = proposal.id;
+        let (loaded, revision) = self.read(Some((id.node, id.incarnation))).await?;
+        let name = action_name(proposal);
+        let mut proposal = *proposal;
+        loop {
+            let commit = match execute(&loaded.state, &loaded.meta, &proposal) {
+                Err(error) => {
+                    *lock(&self.stats).refusals.entry(name).or_default() += 1;
+                    return Ok(Attempt::Done(Outcome::Refused(error)));
+                }
+                Ok(commit) if commit.duplicate => {
+                    return Ok(Attempt::Done(Outcome::Committed {
+                        effects: commit.effects,
+                    }))
+                }
+                Ok(commit) => commit,
+            };
+            let plan = plan(&loaded, &commit, id, self.options.record_log);
+            let compares = self.compares(&plan.reads, revision);
+            let bytes = plan.write_bytes()
+                + compares.len() * 64
+                + plan.reads.keys().map(String::len).sum::<usize>();
+            let ops = plan.writes.len().max(compares.len());
+            if ops > ETCD_TXN_OPS_MAX || bytes > ETCD_REQUEST_BYTES_MAX - ETCD_REQUEST_MARGIN_BYTES
+            {
+                if let Action::MigrateBatch { term, max } = proposal.action {
+                    if max > 1 {
+                        proposal.action = Action::MigrateBatch { term, max: max / 2 };
+                        continue;
+                    }
+                }
+                return Err(StoreError::TooLarge {
+                    action: name,
+                    ops: ops as u64,
+                    bytes: bytes as u64,
+                });
+            }
+            let writes: Vec<TxnOp> = plan
+                .writes
+                .iter()
+                .map(|w| match w {
+                    Write::Put(k, v) => TxnOp::put(self.key(k), v.clone(), None),
+                    Write::Delete(k) => TxnOp::delete(self.key(k), None),
+                })
+                .collect();
+            let txn = Txn::new().when(compares).and_then(writes);
+            *sent = true;
+            let response = self.kv().txn(txn).await;
+            let response = match response {
+                Ok(r) => r,
+                Err(e) if too_large(&e) => {
+                    return Err(StoreError::TooLarge {
+                        action: name,
+                        ops: ops as u64,
+                        bytes: bytes as u64,
+                    })
+                }
+                Err(e) => return Err(unavailable(e)),
+            };
+            let mut stats = lock(&self.stats);
+            if !response.succeeded() {
+                *stats.conflicts.entry(name).or_default() += 1;
+                return Ok(Attempt::Conflict);
+            }
+            *stats.commits.entry(name).or_default() += 1;
+            stats.largest_write_bytes = stats.largest_write_bytes.max(bytes as u64);
+            stats.largest_write_ops = stats.largest_write_ops.max(ops as u64);
+            return Ok(Attempt::Done(Outcome::Committed {
+                effects: commit.effects,
+            }));
+        }
+    }
+
+    async fn put_raw(&self, name: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let key = self.key(name);
+        self.retrying(|| {
+            let mut kv = self.kv();
+            let key = key.clone();
+            let value = value.clone();
+            async move {
+                match value {
+                    Some(v) => kv.put(key, v, None).await.map(|_| ()),
+                    None => kv.delete(key, None).await.map(|_| ()),
+                }
+            }
+        })
+        .await
+        .map_err(unavailable)
+    }
+
+    /// Deletes every key under the prefix (tests; a cluster no node uses).
+    pub async fn clear(&self) -> Result<(), StoreError> {
+        let start = self.prefix.clone();
+        self.retrying(|| {
+            let mut kv = self.kv();
+            let start = start.clone();
+            async move {
+                kv.delete(start, Some(DeleteOptions::new().with_prefix()))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await
+        .map_err(unavailable)
+    }
+}
+
+/// Watches every key under the prefix and bumps `changes` to each new revision; watches again
+/// (from the next revision) after an error, with a bounded backoff, until the store is dropped.
+async fn watch_prefix(client: Client, prefix: String, changes: watch::Sender<u64>) {
+    let mut next_revision: i64 = 0;
+    let mut backoff_ms = ETCD_RETRY_BACKOFF_MS;
+    loop {
+        let mut options = WatchOptions::new().with_prefix();
+        if next_revision > 0 {
+            options = options.with_start_revision(next_revision);
+        }
+        match client
+            .watch_client()
+            .watch(prefix.clone(), Some(options))
+            .await
+        {
+            Ok(mut stream) => {
+                while let Ok(Some(response)) = stream.message().await {
+                    backoff_ms = ETCD_RETRY_BACKOFF_MS;
+                    if response.events().is_empty() {
+                        continue;
+                    }
+                    if let Some(header) = response.header() {
+                        next_revision = header.revision() + 1;
+                        changes.send_replace(u64::try_from(header.revision()).unwrap_or(0));
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "etcd watch failed: watching again"),
+        }
+        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+        backoff_ms = (backoff_ms * 2).min(ETCD_WATCH_BACKOFF_MAX_MS);
+    }
+}
+
+impl Store for EtcdStore {
+    async fn init(&self, config: Config) -> Result<(), StoreError> {
+        let key = self.key(CONFIG_KEY);
+        let value = encode(&StoredConfig::of(&config));
+        let response = self
+            .retrying(|| {
+                let mut kv = self.kv();
+                let txn = Txn::new()
+                    .when(vec![Compare::create_revision(
+                        key.clone(),
+                        CompareOp::Equal,
+                        0,
+                    )])
+                    .and_then(vec![TxnOp::put(key.clone(), value.clone(), None)])
+                    .or_else(vec![TxnOp::get(key.clone(), None)]);
+                async move { kv.txn(txn).await }
+            })
+            .await
+            .map_err(unavailable)?;
+        if response.succeeded() {
+            return Ok(());
+        }
+        let stored = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        });
+        let stored: StoredConfig = crate::codec::decode(CONFIG_KEY, &stored.unwrap_or_default())?;
+        if stored.node_count != config.node_count() {
+            return Err(StoreError::Shape {
+                found: stored.node_count,
+                expected: config.node_count(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn claim(&self, node: NodeId, address: &str) -> Result<Slot, StoreError> {
+        let slot_name = crate::codec::meta_key_name(&MetaKey::Slot(node));
+        for _ in 0..ETCD_CONFLICT_RETRIES_MAX {
+            let (loaded, _) = self.read(None).await?;
+            if loaded.state.node(node).is_none() {
+                return Err(StoreError::UnknownNode { node });
+            }
+            let slot = loaded.meta.claim(node, address);
+            let txn = Txn::new()
+                .when(vec![Compare::mod_revision(
+                    self.key(&slot_name),
+                    CompareOp::Equal,
+                    loaded.version(&slot_name),
+                )])
+                .and_then(vec![
+                    TxnOp::put(self.key(&slot_name), encode(&slot), None),
+                    TxnOp::delete(
+                        self.key(&proposals_of_node(node)),
+                        Some(DeleteOptions::new().with_prefix()),
+                    ),
+                ]);
+            let response = self.kv().txn(txn).await.map_err(unavailable)?;
+            if response.succeeded() {
+                return Ok(slot);
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "claiming {node} conflicted {ETCD_CONFLICT_RETRIES_MAX} times"
+        )))
+    }
+
+    async fn propose(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
+        let fault = lock(&self.faults).pop_front();
+        match fault {
+            Some(Fault::Unavailable) => {
+                return Err(StoreError::Unavailable("injected fault".into()))
+            }
+            Some(Fault::UnknownBeforeCommit) => return Ok(Outcome::Unknown),
+            _ => {}
+        }
+        let name = action_name(&proposal);
+        let mut sent = false;
+        let mut failures = 0;
+        let mut backoff_ms = ETCD_RETRY_BACKOFF_MS;
+        for attempt in 0..ETCD_CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                *lock(&self.stats).retries.entry(name.clone()).or_default() += 1;
+            }
+            match self.attempt(&proposal, &mut sent).await {
+                Ok(Attempt::Done(outcome)) => {
+                    return Ok(match (fault, outcome) {
+                        (Some(Fault::UnknownAfterCommit), Outcome::Committed { .. }) => {
+                            Outcome::Unknown
+                        }
+                        (_, outcome) => outcome,
+                    })
+                }
+                Ok(Attempt::Conflict) => continue,
+                Err(StoreError::Unavailable(why)) if failures < ETCD_UNAVAILABLE_RETRIES_MAX => {
+                    // A failed commit may have applied: the next attempt reads again and
+                    // recognises it by its id.
+                    tracing::debug!(%why, "etcd attempt failed: retrying");
+                    failures += 1;
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    backoff_ms *= 2;
+                }
+                Err(StoreError::Unavailable(_)) if sent => return Ok(Outcome::Unknown),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "{} conflicted {ETCD_CONFLICT_RETRIES_MAX} times",
+            proposal.action
+        )))
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let (loaded, revision) = self.read(None).await?;
+        Ok(Snapshot::of(
+            loaded.state,
+            &loaded.meta,
+            u64::try_from(revision).unwrap_or(0),
+        ))
+    }
+
+    fn watch(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+impl Audit for EtcdStore {
+    fn stats(&self) -> StoreStats {
+        lock(&self.stats).clone()
+    }
+
+    async fn committed_log(&self) -> Result<Vec<Logged>, StoreError> {
+        let start = self.key("log/");
+        let response = self
+            .retrying(|| {
+                let mut kv = self.kv();
+                let start = start.clone();
+                async move {
+                    kv.get(
+                        start,
+                        Some(
+                            GetOptions::new()
+                                .with_prefix()
+                                .with_limit(ETCD_LOG_READ_MAX),
+                        ),
+                    )
+                    .await
+                }
+            })
+            .await
+            .map_err(unavailable)?;
+        let mut log = Vec::new();
+        for kv in response.kvs() {
+            let key = String::from_utf8_lossy(kv.key());
+            let name = key.strip_prefix(self.prefix.as_str()).unwrap_or(&key);
+            let order = u64::try_from(kv.create_revision()).unwrap_or(0);
+            log.push(logged(name, kv.value(), order)?);
+        }
+        log.sort_by_key(|l| l.revision);
+        Ok(log)
+    }
+
+    fn inject(&self, fault: Fault) {
+        let mut faults = lock(&self.faults);
+        if faults.len() < FAULTS_MAX {
+            faults.push_back(fault);
+        }
+    }
+
+    async fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.put_raw(&store_key_name(&key), Some(bytes)).await
+    }
+
+    async fn repair(&self, key: StoreKey, before: &Snapshot) -> Result<(), StoreError> {
+        let value = value_of(&key, &before.state, &before.slots_meta());
+        self.put_raw(&store_key_name(&key), value).await
+    }
+
+    async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {
+        let pairs = export(&state);
+        // Keep the metadata (slots, round); replace the registry's keys.
+        for prefix in [
+            "actor/",
+            "queue/",
+            "node/",
+            "heartbeat/",
+            "counter/",
+            "load/",
+            "hosted/",
+            "log/",
+        ] {
+            let start = self.key(prefix);
+            self.retrying(|| {
+                let mut kv = self.kv();
+                let start = start.clone();
+                async move {
+                    kv.delete(start, Some(DeleteOptions::new().with_prefix()))
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await
+            .map_err(unavailable)?;
+        }
+        for batch in pairs.chunks(ETCD_TXN_OPS_MAX) {
+            let ops: Vec<TxnOp> = batch
+                .iter()
+                .map(|(k, v)| TxnOp::put(self.key(k), v.clone(), None))
+                .collect();
+            self.retrying(|| {
+                let mut kv = self.kv();
+                let txn = Txn::new().and_then(ops.clone());
+                async move { kv.txn(txn).await.map(|_| ()) }
+            })
+            .await
+            .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            ops_max: Some(ETCD_TXN_OPS_MAX as u64),
+            write_bytes_max: (ETCD_REQUEST_BYTES_MAX - ETCD_REQUEST_MARGIN_BYTES) as u64,
+            moves_max: ETCD_TXN_OPS_MAX as u64,
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! The key-value layout shared by the stores on a real engine (etcd, FoundationDB): which key
+//! holds what, how the registry and the metadata are rebuilt from the stored values, and what a
+//! commit writes. The engine adapters only read, compare and write what this module names.
+//!
+//! Key names (relative to the store's prefix or subspace), each value versioned
+//! ([`crate::codec`]: a version byte, then JSON):
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `config` | the node count and the actor limit (written once by `init`) |
+//! | `node/n3` | the node record of `n3` |
+//! | `heartbeat/n3` | `n3`'s `heartbeat_received` flag |
+//! | `counter/Term`, `counter/ViewNumber`, `counter/Epoch` | the registry counters |
+//! | `actor/a7` | the placement of `a7` (absent: not placed) |
+//! | `queue/c0` | the queue entries of the actors `a0..a255` (absent: none queued), see below |
+//! | `load/n3`, `hosted/n3`, `counter/actors` | derived: version markers written whenever the placements on `n3` (the actor count) change; never read back |
+//! | `slot/n3`, `round`, `proposal/n3/2/17` | metadata: `n3`'s slot, the heartbeat round, an applied proposal's record |
+//! | `log/n3/2/17` | the committed log (optional, for audits and the conformance suite): the spec actions a proposal applied |
+//!
+//! A key that is absent holds its initial value (a node record of a Left node, a clear flag, a
+//! zero counter), so `init` writes `config` only.
+//!
+//! **Queue entries are grouped** by actor id, [`QUEUE_CHUNK_ACTORS`] per key: MarkNodeFailed and
+//! NodeLeave queue every actor of a node in one step (one atomic transition), which with one key
+//! per entry would need one write per actor in one transaction; etcd allows 128. A chunk written
+//! is always compared too (read-modify-write), so no concurrent change to another entry of the
+//! chunk is lost.
+
+use crate::codec::{decode, encode, meta_key_name, DecodeError};
+use crate::memory::Logged;
+use crate::store::StoreError;
+use membership_core::{
+    ActorId, Applied, Commit, Config, Counter, Event, Key, Meta, MetaKey, MigrationEntry, NodeId,
+    NodeRecord, NodeSet, Placement, ProposalId, RegistryFields, Slot, State,
+    REGISTRY_FORMAT_VERSION,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How many actors' queue entries share one `queue/c<i>` key.
+pub const QUEUE_CHUNK_ACTORS: u64 = 256;
+
+/// The stored configuration (`config`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoredConfig {
+    /// `|Nodes|`.
+    pub(crate) node_count: u16,
+    /// The most actors that may be placed at once.
+    pub(crate) actors_max: u64,
+}
+
+impl StoredConfig {
+    pub(crate) fn of(config: &Config) -> StoredConfig {
+        StoredConfig {
+            node_count: config.node_count(),
+            actors_max: config.actors_max(),
+        }
+    }
+}
+
+/// The name of the configuration key.
+pub(crate) const CONFIG_KEY: &str = "config";
+
+/// The name of the key holding registry key `key` (queue entries: their chunk).
+pub fn registry_key_name(key: &Key) -> String {
+    match key {
+        Key::Queue(a) => queue_chunk_name(a.0 / QUEUE_CHUNK_ACTORS),
+        other => other.to_string(),
+    }
+}
+
+fn queue_chunk_name(chunk: u64) -> String {
+    format!("queue/c{chunk}")
+}
+
+/// The name of the committed-log key of proposal `id`.
+pub(crate) fn log_key_name(id: &ProposalId) -> String {
+    format!("log/{}/{}/{}", id.node, id.incarnation, id.seq)
+}
+
+/// The key prefix holding the records of `node`'s proposals (all incarnations).
+pub(crate) fn proposals_of_node(node: NodeId) -> String {
+    format!("proposal/{node}/")
+}
+
+/// The key prefix holding the records of one incarnation's proposals.
+pub(crate) fn proposals_of(node: NodeId, incarnation: u64) -> String {
+    format!("proposal/{node}/{incarnation}/")
+}
+
+/// One stored key-value pair, as read: the key relative to the prefix, the bytes, and the
+/// engine's version of the key (etcd: its `mod_revision`).
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub(crate) key: String,
+    pub(crate) value: Vec<u8>,
+    pub(crate) version: i64,
+}
+
+/// The registry and metadata rebuilt from stored entries, with each key's version.
+#[derive(Clone, Debug)]
+pub(crate) struct Loaded {
+    pub(crate) state: State,
+    pub(crate) meta: Meta,
+    pub(crate) versions: BTreeMap<String, i64>,
+}
+
+impl Loaded {
+    /// The version read for `key` (0: absent).
+    pub(crate) fn version(&self, key: &str) -> i64 {
+        self.versions.get(key).copied().unwrap_or(0)
+    }
+}
+
+fn number<T: std::str::FromStr>(key: &str, text: &str) -> Result<T, DecodeError> {
+    text.parse().map_err(|_| DecodeError {
+        key: key.to_string(),
+        reason: "not a key of this layout".to_string(),
+    })
+}
+
+fn node_of(key: &str, text: &str, count: u16) -> Result<NodeId, DecodeError> {
+    let id: u16 = number(key, text.strip_prefix('n').unwrap_or("x"))?;
+    if id == 0 || id > count {
+        return Err(DecodeError {
+            key: key.to_string(),
+            reason: format!("n{id} is not a node of this cluster ({count} nodes)"),
+        });
+    }
+    Ok(NodeId(id))
+}
+
+fn actor_of(key: &str, text: &str) -> Result<ActorId, DecodeError> {
+    Ok(ActorId(number(key, text.strip_prefix('a').unwrap_or("x"))?))
+}
+
+/// Rebuilds the registry and metadata from `entries` (any order). The `config` key must be
+/// among them. Every value is decoded; the first undecodable one is the error, naming its key.
+pub(crate) fn load(entries: Vec<Entry>) -> Result<Loaded, StoreError> {
+    let config_entry = entries
+        .iter()
+        .find(|e| e.key == CONFIG_KEY)
+        .ok_or(StoreError::Uninitialised)?;
+    let config: StoredConfig = decode(CONFIG_KEY, &config_entry.value)?;
+    let count = config.node_count;
+    let mut fields = RegistryFields {
+        format_version: REGISTRY_FORMAT_VERSION,
+        node_count: count,
+        actors_max: config.actors_max,
+        nodes: vec![NodeRecord::INITIAL; usize::from(count)],
+        heartbeats: NodeSet::default(),
+        term_counter: 0,
+        view_counter: 0,
+        epoch_counter: 0,
+        placements: BTreeMap::new(),
+        queue: BTreeMap::new(),
+    };
+    let mut meta = Meta::default();
+    let mut versions = BTreeMap::new();
+    for entry in entries {
+        let key = entry.key.as_str();
+        let bytes = &entry.value;
+        let parts: Vec<&str> = key.split('/').collect();
+        match parts.as_slice() {
+            ["config"] => {}
+            ["node", n] => {
+                let node = node_of(key, n, count)?;
+                let record: NodeRecord = decode(key, bytes)?;
+                if let Some(slot) = node.index().and_then(|i| fields.nodes.get_mut(i)) {
+                    *slot = record;
+                }
+            }
+            ["heartbeat", n] => {
+                let node = node_of(key, n, count)?;
+                if decode::<bool>(key, bytes)? {
+                    fields.heartbeats = fields.heartbeats.with(node);
+                }
+            }
+            ["counter", "Term"] => fields.term_counter = decode(key, bytes)?,
+            ["counter", "ViewNumber"] => fields.view_counter = decode(key, bytes)?,
+            ["counter", "Epoch"] => fields.epoch_counter = decode(key, bytes)?,
+            ["counter", "actors"] | ["load", _] | ["hosted", _] | ["log", ..] => {
+                // Version markers and the log: never read back into the registry.
+            }
+            ["actor", a] => {
+                let actor = actor_of(key, a)?;
+                let placement: Placement = decode(key, bytes)?;
+                fields.placements.insert(actor, placement);
+            }
+            ["queue", c] => {
+                let chunk: u64 = number(key, c.strip_prefix('c').unwrap_or("x"))?;
+                let chunk_entries: Vec<(ActorId, MigrationEntry)> = decode(key, bytes)?;
+                for (actor, queued) in chunk_entries {
+                    if actor.0 / QUEUE_CHUNK_ACTORS != chunk {
+                        return Err(DecodeError {
+                            key: key.to_string(),
+                            reason: format!("{actor} does not belong to this chunk"),
+                        }
+                        .into());
+                    }
+                    fields.queue.insert(actor, queued);
+                }
+            }
+            ["slot", n] => {
+                let node = node_of(key, n, count)?;
+                let slot: Slot = decode(key, bytes)?;
+                meta.slots.insert(node, slot);
+            }
+            ["round"] => meta.round = decode(key, bytes)?,
+            ["proposal", n, incarnation, seq] => {
+                let id = ProposalId {
+                    node: node_of(key, n, count)?,
+                    incarnation: number(key, incarnation)?,
+                    seq: number(key, seq)?,
+                };
+                let applied: Applied = decode(key, bytes)?;
+                meta.applied.insert(id, applied);
+            }
+            _ => {
+                return Err(DecodeError {
+                    key: key.to_string(),
+                    reason: "not a key of this layout".to_string(),
+                }
+                .into())
+            }
+        }
+        versions.insert(entry.key, entry.version);
+    }
+    let state = State::try_from(fields).map_err(|e| DecodeError {
+        key: "registry".to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Loaded {
+        state,
+        meta,
+        versions,
+    })
+}
+
+/// One write of a commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// Store the bytes under the key.
+    Put(String, Vec<u8>),
+    /// Remove the key.
+    Delete(String),
+}
+
+impl Write {
+    /// The key and value bytes this write sends.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Write::Put(k, v) => k.len() + v.len(),
+            Write::Delete(k) => k.len(),
+        }
+    }
+}
+
+/// What one commit compares and writes, in key names.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Plan {
+    /// Every key read (and every chunk written), with the version read (0: absent).
+    pub(crate) reads: BTreeMap<String, i64>,
+    /// The writes, in key order.
+    pub(crate) writes: Vec<Write>,
+}
+
+impl Plan {
+    /// The bytes of keys and values the writes send.
+    pub(crate) fn write_bytes(&self) -> usize {
+        self.writes.iter().map(Write::bytes).sum()
+    }
+}
+
+/// The keys a commit must compare and the writes it makes, from the registry `view` it ran on.
+/// With `log`, the commit also records its spec actions under `log/...`.
+pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) -> Plan {
+    let view = &loaded.state;
+    let next = &commit.next;
+    let mut reads = BTreeMap::new();
+    for key in &commit.reads {
+        let name = registry_key_name(key);
+        let version = loaded.version(&name);
+        reads.insert(name, version);
+    }
+    for key in &commit.meta_reads {
+        let name = meta_key_name(key);
+        let version = loaded.version(&name);
+        reads.insert(name, version);
+    }
+    let mut writes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    let mut chunks = BTreeSet::new();
+    for key in commit.delta.keys(view) {
+        let name = registry_key_name(&key);
+        let value = match key {
+            Key::Node(n) => next.node(n).map(encode),
+            Key::Heartbeat(n) => Some(encode(&next.heartbeat_received(n))),
+            Key::Counter(Counter::Term) => Some(encode(&next.term_counter())),
+            Key::Counter(Counter::ViewNumber) => Some(encode(&next.view_counter())),
+            Key::Counter(Counter::Epoch) => Some(encode(&next.epoch_counter())),
+            Key::ActorCount => Some(encode(&(next.placements().len() as u64))),
+            Key::Actor(a) => next.placement(a).map(|p| encode(&p)),
+            Key::Load(n) | Key::Hosted(n) => Some(encode(&next.load(n))),
+            Key::Queue(a) => {
+                chunks.insert(a.0 / QUEUE_CHUNK_ACTORS);
+                continue;
+            }
+        };
+        writes.insert(name, value);
+    }
+    if !chunks.is_empty() {
+        let mut contents: BTreeMap<u64, Vec<(ActorId, MigrationEntry)>> =
+            chunks.iter().map(|&c| (c, Vec::new())).collect();
+        for (&actor, &entry) in next.queue().iter() {
+            if let Some(list) = contents.get_mut(&(actor.0 / QUEUE_CHUNK_ACTORS)) {
+                list.push((actor, entry));
+            }
+        }
+        for (chunk, list) in contents {
+            let name = queue_chunk_name(chunk);
+            // Read-modify-write: the chunk holds other actors' entries too.
+            let version = loaded.version(&name);
+            reads.insert(name.clone(), version);
+            writes.insert(name, (!list.is_empty()).then(|| encode(&list)));
+        }
+    }
+    for key in &commit.meta_writes {
+        let name = meta_key_name(key);
+        let value = match key {
+            MetaKey::Slot(n) => commit.meta.slots.get(n).map(encode),
+            MetaKey::Round => Some(encode(&commit.meta.round)),
+            MetaKey::Applied(pid) => commit.meta.applied.get(pid).map(encode),
+        };
+        writes.insert(name, value);
+    }
+    if log {
+        writes.insert(log_key_name(&id), Some(encode(&commit.events)));
+    }
+    let writes = writes
+        .into_iter()
+        .map(|(k, v)| match v {
+            Some(bytes) => Write::Put(k, bytes),
+            None => Write::Delete(k),
+        })
+        .collect();
+    Plan { reads, writes }
+}
+
+/// Every key-value pair of `state` (the registry part), for an import into an empty prefix.
+pub(crate) fn export(state: &State) -> Vec<(String, Vec<u8>)> {
+    let mut out = vec![(
+        CONFIG_KEY.to_string(),
+        encode(&StoredConfig::of(state.config())),
+    )];
+    for (n, record) in state.node_ids().zip(state.nodes()) {
+        out.push((Key::Node(n).to_string(), encode(record)));
+        out.push((
+            Key::Heartbeat(n).to_string(),
+            encode(&state.heartbeat_received(n)),
+        ));
+        out.push((Key::Load(n).to_string(), encode(&state.load(n))));
+        out.push((Key::Hosted(n).to_string(), encode(&state.load(n))));
+    }
+    out.push((
+        Key::Counter(Counter::Term).to_string(),
+        encode(&state.term_counter()),
+    ));
+    out.push((
+        Key::Counter(Counter::ViewNumber).to_string(),
+        encode(&state.view_counter()),
+    ));
+    out.push((
+        Key::Counter(Counter::Epoch).to_string(),
+        encode(&state.epoch_counter()),
+    ));
+    out.push((
+        Key::ActorCount.to_string(),
+        encode(&(state.placements().len() as u64)),
+    ));
+    for (a, p) in state.placements().iter() {
+        out.push((Key::Actor(*a).to_string(), encode(p)));
+    }
+    let mut chunks: BTreeMap<u64, Vec<(ActorId, MigrationEntry)>> = BTreeMap::new();
+    for (&actor, &entry) in state.queue().iter() {
+        chunks
+            .entry(actor.0 / QUEUE_CHUNK_ACTORS)
+            .or_default()
+            .push((actor, entry));
+    }
+    for (chunk, list) in chunks {
+        out.push((queue_chunk_name(chunk), encode(&list)));
+    }
+    out
+}
+
+/// A committed-log record read back: the key's name, its value, and the engine's order of the
+/// commit that wrote it (etcd: the key's `create_revision`).
+pub(crate) fn logged(key: &str, bytes: &[u8], order: u64) -> Result<Logged, StoreError> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let ["log", n, incarnation, seq] = parts.as_slice() else {
+        return Err(DecodeError {
+            key: key.to_string(),
+            reason: "not a log key".to_string(),
+        }
+        .into());
+    };
+    let node: u16 = number(key, n.strip_prefix('n').unwrap_or("x"))?;
+    let events: Vec<Event> = decode(key, bytes)?;
+    Ok(Logged {
+        revision: order,
+        id: ProposalId {
+            node: NodeId(node),
+            incarnation: number(key, incarnation)?,
+            seq: number(key, seq)?,
+        },
+        events,
+    })
+}
+
+/// The name of a store key (registry or metadata).
+pub(crate) fn store_key_name(key: &crate::memory::StoreKey) -> String {
+    match key {
+        crate::memory::StoreKey::Registry(k) => registry_key_name(k),
+        crate::memory::StoreKey::Meta(k) => meta_key_name(k),
+    }
+}
+
+/// The stored bytes of `key` in a snapshot's registry and metadata (None: absent).
+pub(crate) fn value_of(
+    key: &crate::memory::StoreKey,
+    state: &State,
+    meta: &Meta,
+) -> Option<Vec<u8>> {
+    use crate::memory::StoreKey;
+    match key {
+        StoreKey::Registry(Key::Queue(a)) => {
+            let chunk = a.0 / QUEUE_CHUNK_ACTORS;
+            let list: Vec<(ActorId, MigrationEntry)> = state
+                .queue()
+                .iter()
+                .filter(|(x, _)| x.0 / QUEUE_CHUNK_ACTORS == chunk)
+                .map(|(&x, &e)| (x, e))
+                .collect();
+            (!list.is_empty()).then(|| encode(&list))
+        }
+        StoreKey::Registry(Key::Node(n)) => state.node(*n).map(encode),
+        StoreKey::Registry(Key::Heartbeat(n)) => Some(encode(&state.heartbeat_received(*n))),
+        StoreKey::Registry(Key::Actor(a)) => state.placement(*a).map(|p| encode(&p)),
+        StoreKey::Registry(Key::Counter(Counter::Term)) => Some(encode(&state.term_counter())),
+        StoreKey::Registry(Key::Counter(Counter::ViewNumber)) => {
+            Some(encode(&state.view_counter()))
+        }
+        StoreKey::Registry(Key::Counter(Counter::Epoch)) => Some(encode(&state.epoch_counter())),
+        StoreKey::Registry(Key::ActorCount) => Some(encode(&(state.placements().len() as u64))),
+        StoreKey::Registry(Key::Load(n) | Key::Hosted(n)) => Some(encode(&state.load(*n))),
+        StoreKey::Meta(MetaKey::Slot(n)) => meta.slots.get(n).map(encode),
+        StoreKey::Meta(MetaKey::Round) => Some(encode(&meta.round)),
+        StoreKey::Meta(MetaKey::Applied(id)) => meta.applied.get(id).map(encode),
+    }
+}

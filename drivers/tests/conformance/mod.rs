@@ -1,0 +1,486 @@
+//! The store conformance suite: one set of cases, generic over [`Audit`] (a [`Store`] the suite
+//! can inspect), run on every store by `drivers/tests/store_conformance.rs`. Each case takes a
+//! fresh, empty store.
+//!
+//! The committed log each case replays is the store's own ([`Audit::committed_log`]): every
+//! committed proposal with the spec actions it applied, in commit order. Replaying it through
+//! `step` from the initial registry must accept every action and give the stored registry, and
+//! no proposal id may appear twice (exactly-once).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use membership::core::testing::all_active;
+use membership::core::{
+    footprint, step, Action, ActorId, Config, Event, Key, NodeId, NodeStatus, Outcome, Proposal,
+    ProposalId, State, MIGRATION_BATCH_MAX,
+};
+use membership::{encode, Audit, Fault, Snapshot, Store, StoreError, StoreKey};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One node's proposer: its claimed incarnation and its next sequence number.
+pub struct Proposer {
+    pub node: NodeId,
+    pub incarnation: u64,
+    seq: AtomicU64,
+}
+
+impl Proposer {
+    pub async fn claim<S: Store>(store: &S, node: u16) -> Proposer {
+        let slot = store
+            .claim(NodeId(node), &format!("127.0.0.1:{}", 40_000 + node))
+            .await
+            .unwrap();
+        Proposer {
+            node: NodeId(node),
+            incarnation: slot.incarnation,
+            seq: AtomicU64::new(1),
+        }
+    }
+
+    pub fn proposal(&self, action: Action) -> Proposal {
+        Proposal {
+            id: ProposalId {
+                node: self.node,
+                incarnation: self.incarnation,
+                seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            },
+            action,
+            round: None,
+        }
+    }
+
+    pub fn step(&self, event: Event) -> Proposal {
+        self.proposal(Action::Step(event))
+    }
+}
+
+/// Proposes until the outcome is final: `Unknown` is retried with the same proposal.
+pub async fn settle<S: Store>(store: &S, proposal: Proposal) -> Result<Outcome, StoreError> {
+    for _ in 0..20 {
+        match store.propose(proposal).await? {
+            Outcome::Unknown => tokio::time::sleep(Duration::from_millis(20)).await,
+            outcome => return Ok(outcome),
+        }
+    }
+    panic!("{} stayed unknown", proposal.id);
+}
+
+pub fn committed(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Committed { .. })
+}
+
+/// Initialises `count` nodes, claims every slot, and makes them all Active (n1 primary, term 1).
+pub async fn active<S: Store>(store: &S, count: u16) -> Vec<Arc<Proposer>> {
+    store.init(Config::fixed(count).unwrap()).await.unwrap();
+    let mut proposers = Vec::new();
+    for i in 1..=count {
+        proposers.push(Arc::new(Proposer::claim(store, i).await));
+    }
+    for event in all_active(count) {
+        let node = match event {
+            Event::NodeJoin { node } | Event::NodeJoinComplete { node } => node,
+            _ => NodeId(1),
+        };
+        let p = &proposers[usize::from(node.0 - 1)];
+        let outcome = settle(store, p.step(event)).await.unwrap();
+        assert!(committed(&outcome), "{event}: {outcome:?}");
+    }
+    proposers
+}
+
+/// Replays the store's committed log from the initial registry of `count` nodes: every action
+/// must be a legal step, no proposal may appear twice, and the result must be the stored
+/// registry. Returns the number of commits replayed.
+pub async fn replay_matches<S: Audit>(store: &S, count: u16) -> usize {
+    let log = store.committed_log().await.unwrap();
+    let mut state = State::initial(Config::fixed(count).unwrap());
+    let mut ids = BTreeSet::new();
+    for logged in &log {
+        assert!(ids.insert(logged.id), "{} was applied twice", logged.id);
+        assert!(!logged.events.is_empty(), "{} committed nothing", logged.id);
+        for event in &logged.events {
+            state = match step(&state, event) {
+                Ok((next, _)) => next,
+                Err(refusal) => panic!("committed {event} of {} is illegal: {refusal}", logged.id),
+            };
+        }
+    }
+    let stored = store.snapshot().await.unwrap();
+    assert_eq!(
+        stored.state, state,
+        "the stored registry differs from the replay of the committed log"
+    );
+    log.len()
+}
+
+/// Serializability under contention: every node's task proposes heartbeats (never conflicting),
+/// placements and removals (conflicting on loads and the epoch counter), and partition reports
+/// (conflicting with every heartbeat) at once. Afterwards the replay of the committed log is
+/// the stored registry and every committed step was legal.
+pub async fn serializability<S: Audit>(store: Arc<S>) {
+    const NODES: u16 = 5;
+    const ROUNDS: u64 = 24;
+    let proposers = active(&*store, NODES).await;
+    let mut tasks = Vec::new();
+    for p in proposers.iter().cloned() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let me = p.node;
+            let peer = NodeId(me.0 % NODES + 1);
+            let mut committed_count = 0u64;
+            for r in 0..ROUNDS {
+                let actor = ActorId(u64::from(me.0) * 1_000 + r);
+                let event = match r % 6 {
+                    0 | 3 => Event::SendHeartbeat { node: me },
+                    1 | 4 => Event::PlaceActor { actor },
+                    2 => Event::CreatePartition { a: me, b: peer },
+                    _ => Event::HealPartition { a: me, b: peer },
+                };
+                let outcome = settle(&*store, p.step(event)).await.unwrap();
+                committed_count += u64::from(committed(&outcome));
+                if r % 6 == 4 {
+                    let outcome = settle(&*store, p.step(Event::RemoveActor { actor }))
+                        .await
+                        .unwrap();
+                    committed_count += u64::from(committed(&outcome));
+                }
+            }
+            committed_count
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert!(
+        total > u64::from(NODES) * ROUNDS / 2,
+        "only {total} commits"
+    );
+    let replayed = replay_matches(&*store, NODES).await;
+    // The setup's commits and every committed proposal of the tasks.
+    assert_eq!(replayed as u64, total + all_active(NODES).len() as u64);
+}
+
+/// Commit-unknown both ways: a commit that applied but was reported unknown, and one that did
+/// not apply; retrying each with the same proposal applies it exactly once, and a further retry
+/// returns the recorded effects without applying anything.
+pub async fn commit_unknown<S: Audit>(store: Arc<S>) {
+    let proposers = active(&*store, 3).await;
+    let p = &proposers[0];
+    for (fault, actor) in [
+        (Fault::UnknownAfterCommit, ActorId(1)),
+        (Fault::UnknownBeforeCommit, ActorId(2)),
+    ] {
+        let proposal = p.step(Event::PlaceActor { actor });
+        store.inject(fault);
+        assert_eq!(store.propose(proposal).await.unwrap(), Outcome::Unknown);
+        let applied = store
+            .snapshot()
+            .await
+            .unwrap()
+            .state
+            .placement(actor)
+            .is_some();
+        assert_eq!(applied, fault == Fault::UnknownAfterCommit, "{fault:?}");
+        let first = store.propose(proposal).await.unwrap();
+        let Outcome::Committed { effects } = &first else {
+            panic!("retry after {fault:?}: {first:?}");
+        };
+        assert!(!effects.is_empty());
+        assert_eq!(
+            store.propose(proposal).await.unwrap(),
+            first,
+            "a further retry"
+        );
+        let log = store.committed_log().await.unwrap();
+        assert_eq!(
+            log.iter().filter(|l| l.id == proposal.id).count(),
+            1,
+            "{fault:?}: applied exactly once"
+        );
+    }
+    assert_eq!(store.snapshot().await.unwrap().state.placements().len(), 2);
+    replay_matches(&*store, 3).await;
+}
+
+/// Footprints: heartbeats of different nodes never conflict (each node's task heartbeats at
+/// once); placements of different actors do (they read the loads and the epoch counter that
+/// the other writes), and the store sees those conflicts.
+pub async fn footprints<S: Audit>(store: Arc<S>) {
+    const NODES: u16 = 5;
+    let proposers = active(&*store, NODES).await;
+    let state = store.snapshot().await.unwrap().state;
+    let a = footprint(&state, &Event::SendHeartbeat { node: NodeId(1) });
+    let b = footprint(&state, &Event::SendHeartbeat { node: NodeId(2) });
+    assert!(!a.conflicts_with(&b));
+    let before = store.stats();
+    let mut tasks = Vec::new();
+    for p in proposers.iter().cloned() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                let outcome = settle(&*store, p.step(Event::SendHeartbeat { node: p.node }))
+                    .await
+                    .unwrap();
+                assert!(committed(&outcome), "{outcome:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let after = store.stats();
+    assert_eq!(
+        after.total_conflicts(),
+        before.total_conflicts(),
+        "heartbeats conflicted: {:?}",
+        after.conflict_pairs
+    );
+    assert_eq!(
+        after.commits.get("SendHeartbeat").copied().unwrap_or(0)
+            - before.commits.get("SendHeartbeat").copied().unwrap_or(0),
+        20 * u64::from(NODES)
+    );
+    let x = footprint(&state, &Event::PlaceActor { actor: ActorId(1) });
+    let y = footprint(&state, &Event::PlaceActor { actor: ActorId(2) });
+    assert!(x.conflicts_with(&y));
+    // Overlapping footprints: a migration batch reads every node record, which partition
+    // reports of n1 and n2 write. While one task reports and heals that partition, the primary
+    // runs migration batches (long transactions: as many moves as the engine allows): the store
+    // must see the batches conflict and run them again.
+    let rounds = 4;
+    let queued = queue_actors(&*store, &proposers, rounds * store.limits().moves_max).await;
+    assert!(queued > 0);
+    let state = store.snapshot().await.unwrap().state;
+    let actor = state.queue().actors().next().unwrap();
+    let flip = footprint(
+        &state,
+        &Event::CreatePartition {
+            a: NodeId(1),
+            b: NodeId(2),
+        },
+    );
+    let migrate = footprint(&state, &Event::MigrateActor { actor, term: 1 });
+    assert!(migrate.conflicts_with(&flip));
+    for round in 0..rounds {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flipper = {
+            let store = store.clone();
+            let p = proposers[1].clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                for i in 0..400u32 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let (a, b) = (NodeId(1), NodeId(2));
+                    let event = if i % 2 == 0 {
+                        Event::CreatePartition { a, b }
+                    } else {
+                        Event::HealPartition { a, b }
+                    };
+                    settle(&*store, p.step(event)).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let batch = proposers[0].proposal(Action::MigrateBatch {
+            term: 1,
+            max: MIGRATION_BATCH_MAX,
+        });
+        let outcome = settle(&*store, batch).await.unwrap();
+        stop.store(true, Ordering::Relaxed);
+        flipper.await.unwrap();
+        // A batch refused because the partition took n1's majority is fine; it runs again.
+        let _ = outcome;
+        let stats = store.stats();
+        if stats.conflicts.get("MigrateActor").copied().unwrap_or(0) > 0 {
+            assert!(stats.retries.get("MigrateActor").copied().unwrap_or(0) > 0);
+            return;
+        }
+        assert!(
+            round + 1 < rounds,
+            "no migration batch ever conflicted: {stats:?}"
+        );
+    }
+}
+
+/// Places `per_node` actors on each of n1..n3 (an import), then n3 leaves: its actors are
+/// queued. Returns how many.
+pub async fn queue_actors<S: Audit>(store: &S, proposers: &[Arc<Proposer>], per_node: u64) -> u64 {
+    let mut state = store.snapshot().await.unwrap().state;
+    for (i, node) in [(0u64, 1u16), (1, 2), (2, 3)] {
+        state = membership::core::testing::place_on(
+            &state,
+            node,
+            (0..per_node).map(|k| i * per_node + k + 1),
+        );
+    }
+    store.import(state).await.unwrap();
+    let leave = settle(
+        store,
+        proposers[2].step(Event::NodeLeave { node: NodeId(3) }),
+    )
+    .await
+    .unwrap();
+    assert!(committed(&leave), "{leave:?}");
+    store.snapshot().await.unwrap().state.queue().len() as u64
+}
+
+/// A watcher waiting for a change wakes after a relevant commit, and a snapshot read then shows
+/// the change.
+pub async fn watches<S: Audit>(store: Arc<S>) {
+    let proposers = active(&*store, 3).await;
+    let mut rx = store.watch();
+    rx.borrow_and_update();
+    let waiter = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_secs(10), rx.changed())
+                .await
+                .expect("the watch woke")
+                .unwrap();
+            store.snapshot().await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished(), "woke without a commit");
+    let outcome = settle(
+        &*store,
+        proposers[1].step(Event::PlaceActor { actor: ActorId(7) }),
+    )
+    .await
+    .unwrap();
+    assert!(committed(&outcome));
+    let seen = waiter.await.unwrap();
+    assert!(seen.state.placement(ActorId(7)).is_some());
+}
+
+/// A large migration: a node leaves holding more actors than one transaction may move; the
+/// primary's migration batches drain the queue in several transactions, each within the
+/// engine's limits.
+pub async fn large_migration<S: Audit>(store: Arc<S>) {
+    let proposers = active(&*store, 3).await;
+    let limits = store.limits();
+    let per_node = 2 * limits.moves_max + 10;
+    let before = store.stats();
+    let queued = queue_actors(&*store, &proposers, per_node).await;
+    assert_eq!(queued, per_node);
+    let primary = &proposers[0];
+    for _ in 0..(queued + 1) {
+        if store.snapshot().await.unwrap().state.queue().is_empty() {
+            break;
+        }
+        let outcome = settle(
+            &*store,
+            primary.proposal(Action::MigrateBatch {
+                term: 1,
+                max: MIGRATION_BATCH_MAX,
+            }),
+        )
+        .await
+        .unwrap();
+        assert!(committed(&outcome), "{outcome:?}");
+    }
+    let after = store.snapshot().await.unwrap().state;
+    assert!(after.queue().is_empty());
+    assert_eq!(after.load(NodeId(3)), 0);
+    assert_eq!(after.placements().len() as u64, 3 * per_node);
+    let stats = store.stats();
+    let batches = stats.commits.get("MigrateActor").copied().unwrap_or(0)
+        - before.commits.get("MigrateActor").copied().unwrap_or(0);
+    assert!(batches >= 2, "{queued} moves in {batches} transaction(s)");
+    assert!(stats.largest_write_bytes <= limits.write_bytes_max);
+    if let Some(ops) = limits.ops_max {
+        assert!(
+            stats.largest_write_ops <= ops,
+            "{} ops",
+            stats.largest_write_ops
+        );
+    }
+    let log = store.committed_log().await.unwrap();
+    let moves: Vec<usize> = log
+        .iter()
+        .filter(|l| matches!(l.events.first(), Some(Event::MigrateActor { .. })))
+        .map(|l| l.events.len())
+        .collect();
+    assert_eq!(moves.iter().sum::<usize>() as u64, queued);
+    assert!(
+        moves.iter().all(|&m| m as u64 <= limits.moves_max),
+        "{moves:?}"
+    );
+}
+
+/// A corrupted stored value (truncated, of another format version, garbage) gives a typed error
+/// naming the key, for a snapshot and for a proposal that reads it; nothing is written, and once
+/// the value is repaired everything else is as it was.
+pub async fn corruption<S: Audit>(store: Arc<S>) {
+    let proposers = active(&*store, 3).await;
+    let before: Snapshot = store.snapshot().await.unwrap();
+    let record = before.state.node(NodeId(2)).unwrap();
+    assert_eq!(record.status, NodeStatus::Active);
+    let good = encode(&record);
+    let mut wrong_version = good.clone();
+    wrong_version[0] = 9;
+    let key = StoreKey::Registry(Key::Node(NodeId(2)));
+    for bytes in [
+        good[..good.len() / 2].to_vec(),
+        wrong_version,
+        b"\x01garbage".to_vec(),
+    ] {
+        store.corrupt(key, bytes).await.unwrap();
+        match store.snapshot().await {
+            Err(StoreError::Decode(e)) => assert_eq!(e.key, "node/n2", "{e}"),
+            other => panic!("snapshot of a corrupt store: {other:?}"),
+        }
+        let heartbeat = proposers[0].step(Event::SendHeartbeat { node: NodeId(1) });
+        match store.propose(heartbeat).await {
+            Err(StoreError::Decode(e)) => {
+                assert_eq!(e.key, "node/n2");
+                assert!(e
+                    .to_string()
+                    .starts_with("stored value of node/n2 cannot be decoded"));
+            }
+            other => panic!("proposal reading a corrupt value: {other:?}"),
+        }
+        store.repair(key, &before).await.unwrap();
+        let now = store.snapshot().await.unwrap();
+        assert_eq!(now.state, before.state, "nothing else lost");
+        assert_eq!((now.round, &now.slots), (before.round, &before.slots));
+    }
+    let outcome = settle(
+        &*store,
+        proposers[0].step(Event::SendHeartbeat { node: NodeId(1) }),
+    )
+    .await
+    .unwrap();
+    assert!(committed(&outcome), "{outcome:?}");
+}
+
+/// Bad input: an unknown node, a stale incarnation, a store that refuses another shape.
+pub async fn bad_input<S: Audit>(store: Arc<S>) {
+    let proposers = active(&*store, 3).await;
+    assert!(matches!(
+        store.claim(NodeId(9), "127.0.0.1:1").await,
+        Err(StoreError::UnknownNode { .. })
+    ));
+    assert!(matches!(
+        store.init(Config::fixed(4).unwrap()).await,
+        Err(StoreError::Shape {
+            found: 3,
+            expected: 4
+        })
+    ));
+    store.init(Config::fixed(3).unwrap()).await.unwrap();
+    let again = Proposer::claim(&*store, 2).await;
+    assert_eq!(again.incarnation, proposers[1].incarnation + 1);
+    let stale = proposers[1].step(Event::SendHeartbeat { node: NodeId(2) });
+    match store.propose(stale).await.unwrap() {
+        Outcome::Refused(e) => assert!(e.to_string().contains("is stale"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
