@@ -31,7 +31,13 @@ endpoints() {
   (IFS=,; echo "${parts[*]}")
 }
 
-alive() { [ -f "$DIR/m$1.pid" ] && kill -0 "$(cat "$DIR/m$1.pid")" 2>/dev/null; }
+# Running, and not a zombie (a killed member's parent may not reap it at once).
+alive() {
+  [ -f "$DIR/m$1.pid" ] || return 1
+  local pid; pid=$(cat "$DIR/m$1.pid")
+  kill -0 "$pid" 2>/dev/null || return 1
+  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]
+}
 
 start_member() {
   local i=$1 state=$2 c=${CLIENT[$(($1 - 1))]} p=${PEER[$(($1 - 1))]}
@@ -84,6 +90,7 @@ case "${1:-}" in
   kill)
     i=${2:?member number 1..3}
     if alive "$i"; then kill -9 "$(cat "$DIR/m$i.pid")"; fi
+    for _ in $(seq 50); do alive "$i" || break; sleep 0.1; done
     ;;
   restart)
     i=${2:?member number 1..3}
@@ -91,13 +98,10 @@ case "${1:-}" in
     ;;
   leader)
     for i in 1 2 3; do
-      if etcdctl --endpoints="127.0.0.1:${CLIENT[$((i - 1))]}" --command-timeout=1s endpoint status -w json 2>/dev/null |
-        grep -q '"leader":\([0-9]*\),.*' ; then
-        status=$(etcdctl --endpoints="127.0.0.1:${CLIENT[$((i - 1))]}" --command-timeout=1s endpoint status -w json 2>/dev/null)
-        member=$(echo "$status" | sed -n 's/.*"member_id":\([0-9]*\).*/\1/p')
-        leader=$(echo "$status" | sed -n 's/.*"leader":\([0-9]*\).*/\1/p')
-        if [ -n "$member" ] && [ "$member" = "$leader" ]; then echo "$i"; exit 0; fi
-      fi
+      status=$(etcdctl --endpoints="127.0.0.1:${CLIENT[$((i - 1))]}" --command-timeout=1s endpoint status -w json 2>/dev/null) || continue
+      member=$(echo "$status" | sed -n 's/.*"member_id":\([0-9]*\).*/\1/p')
+      leader=$(echo "$status" | sed -n 's/.*"leader":\([0-9]*\).*/\1/p')
+      if [ -n "$member" ] && [ "$member" = "$leader" ]; then echo "$i"; exit 0; fi
     done
     echo "no leader" >&2
     exit 1

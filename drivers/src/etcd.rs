@@ -350,7 +350,11 @@ impl EtcdStore {
     }
 
     /// One attempt: read, execute, commit. `Err` when it could not run.
-    async fn attempt(&self, proposal: &Proposal, sent: &mut bool) -> Result<Attempt, StoreError> {
+    async fn attempt(
+        &self,
+        proposal: &Proposal,
+        uncertain: &mut bool,
+    ) -> Result<Attempt, StoreError> {
         let id = proposal.id;
         let (loaded, revision) = self.read(Some((id.node, id.incarnation))).await?;
         let name = action_name(proposal);
@@ -397,7 +401,6 @@ impl EtcdStore {
                 })
                 .collect();
             let txn = Txn::new().when(compares).and_then(writes);
-            *sent = true;
             let response = self.kv().txn(txn).await;
             let response = match response {
                 Ok(r) => r,
@@ -408,7 +411,11 @@ impl EtcdStore {
                         bytes: bytes as u64,
                     })
                 }
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => {
+                    // The commit may or may not have been applied (or may be applied later).
+                    *uncertain = true;
+                    return Err(unavailable(e));
+                }
             };
             let mut stats = lock(&self.stats);
             if !response.succeeded() {
@@ -565,25 +572,32 @@ impl Store for EtcdStore {
             Some(Fault::Unavailable) => {
                 return Err(StoreError::Unavailable("injected fault".into()))
             }
-            Some(Fault::UnknownBeforeCommit) => return Ok(Outcome::Unknown),
+            Some(Fault::UnknownBeforeCommit) => {
+                lock(&self.stats).unknown_outcomes += 1;
+                return Ok(Outcome::Unknown);
+            }
             _ => {}
         }
         let name = action_name(&proposal);
-        let mut sent = false;
+        let mut uncertain = false;
         let mut failures = 0;
         let mut backoff_ms = ETCD_RETRY_BACKOFF_MS;
         for attempt in 0..ETCD_CONFLICT_RETRIES_MAX {
             if attempt > 0 {
                 *lock(&self.stats).retries.entry(name.clone()).or_default() += 1;
             }
-            match self.attempt(&proposal, &mut sent).await {
+            match self.attempt(&proposal, &mut uncertain).await {
                 Ok(Attempt::Done(outcome)) => {
-                    return Ok(match (fault, outcome) {
+                    let outcome = match (fault, outcome) {
                         (Some(Fault::UnknownAfterCommit), Outcome::Committed { .. }) => {
                             Outcome::Unknown
                         }
                         (_, outcome) => outcome,
-                    })
+                    };
+                    let mut stats = lock(&self.stats);
+                    stats.uncertain_resolved += u64::from(uncertain);
+                    stats.unknown_outcomes += u64::from(outcome == Outcome::Unknown);
+                    return Ok(outcome);
                 }
                 Ok(Attempt::Conflict) => continue,
                 Err(StoreError::Unavailable(why)) if failures < ETCD_UNAVAILABLE_RETRIES_MAX => {
@@ -594,7 +608,10 @@ impl Store for EtcdStore {
                     tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                     backoff_ms *= 2;
                 }
-                Err(StoreError::Unavailable(_)) if sent => return Ok(Outcome::Unknown),
+                Err(StoreError::Unavailable(_)) if uncertain => {
+                    lock(&self.stats).unknown_outcomes += 1;
+                    return Ok(Outcome::Unknown);
+                }
                 Err(error) => return Err(error),
             }
         }

@@ -97,6 +97,12 @@ pub struct StoreStats {
     /// The most operations (compares or writes) of one transaction (0 when the store does not
     /// count them, as the in-memory store).
     pub largest_write_ops: u64,
+    /// Commit requests whose outcome the store could not learn (a timeout, a lost connection, a
+    /// leader change) and that it resolved itself by running the proposal again: it found the
+    /// proposal applied (recognised by its id) or applied it once.
+    pub uncertain_resolved: u64,
+    /// Proposals the store answered `Unknown` (injected faults included).
+    pub unknown_outcomes: u64,
 }
 
 impl StoreStats {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The etcd store's tests against a real 3-member etcd cluster on 127.0.0.1: starts the cluster
+# (scripts/etcd-cluster.sh), runs the store conformance suite, the fault tests (members killed
+# and restarted under 5 running nodes) and the one-process-per-node test on it, and stops the
+# cluster on exit, also when a test fails. Needs Debian's etcd-server, etcd-client and
+# protobuf-compiler. Extra arguments go to every cargo command (e.g. --locked).
+#
+#   scripts/etcd-tests.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cluster=scripts/etcd-cluster.sh
+export ETCD_CLUSTER_DIR=${ETCD_CLUSTER_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/membership-etcd.XXXXXX")}
+trap '"$cluster" stop' EXIT
+"$cluster" start
+url=$("$cluster" url)
+export ETCD_ENDPOINTS=${url#etcd://}
+export ETCD_CLUSTER_SCRIPT="$PWD/$cluster"
+
+echo "== etcd: the store conformance suite"
+cargo test -p membership --features etcd "$@" --test store_conformance -- --test-threads 2
+
+echo "== etcd: fault tests (5 nodes on the runtime; members killed and restarted)"
+cargo test -p membership --features etcd "$@" --test etcd_faults -- --test-threads 1
+
+echo "== etcd: one node per OS process (kill -9 the primary, SIGSTOP past the lease)"
+cargo build -p membership --features etcd "$@" --example node
+cargo test -p membership --features etcd "$@" --test processes -- --test-threads 1
