@@ -28,8 +28,8 @@
 use crate::audit::{Audit, Limits};
 use crate::codec::encode;
 use crate::kv::{
-    export, load, logged, plan, proposals_of, proposals_of_node, store_key_name, value_of, Entry,
-    Loaded, StoredConfig, Write, CONFIG_KEY,
+    export, load, logged, plan_fitting, proposals_of, proposals_of_node, store_key_name, value_of,
+    Entry, Loaded, Planned, StoredConfig, Write, CONFIG_KEY,
 };
 use crate::memory::{Fault, Logged, StoreKey, FAULTS_MAX};
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
@@ -37,7 +37,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
-use membership_core::{execute, Action, Config, MetaKey, NodeId, Outcome, Proposal, Slot};
+use membership_core::{Config, MetaKey, NodeId, Outcome, Proposal, Slot};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -358,77 +358,75 @@ impl EtcdStore {
         let id = proposal.id;
         let (loaded, revision) = self.read(Some((id.node, id.incarnation))).await?;
         let name = action_name(proposal);
-        let mut proposal = *proposal;
-        loop {
-            let commit = match execute(&loaded.state, &loaded.meta, &proposal) {
-                Err(error) => {
-                    *lock(&self.stats).refusals.entry(name).or_default() += 1;
-                    return Ok(Attempt::Done(Outcome::Refused(error)));
-                }
-                Ok(commit) if commit.duplicate => {
-                    return Ok(Attempt::Done(Outcome::Committed {
-                        effects: commit.effects,
-                    }))
-                }
-                Ok(commit) => commit,
-            };
-            let plan = plan(&loaded, &commit, id, self.options.record_log);
-            let compares = self.compares(&plan.reads, revision);
-            let bytes = plan.write_bytes()
-                + compares.len() * 64
-                + plan.reads.keys().map(String::len).sum::<usize>();
-            let ops = plan.writes.len().max(compares.len());
+        let fits = |plan: &crate::kv::Plan| {
+            let (ops, bytes) = self.cost(plan, revision);
             if ops > ETCD_TXN_OPS_MAX || bytes > ETCD_REQUEST_BYTES_MAX - ETCD_REQUEST_MARGIN_BYTES
             {
-                if let Action::MigrateBatch { term, max } = proposal.action {
-                    if max > 1 {
-                        proposal.action = Action::MigrateBatch { term, max: max / 2 };
-                        continue;
-                    }
-                }
+                Err((ops as u64, bytes as u64))
+            } else {
+                Ok(())
+            }
+        };
+        let (commit, plan) = match plan_fitting(&loaded, proposal, self.options.record_log, fits)? {
+            Planned::Refused(error) => {
+                *lock(&self.stats).refusals.entry(name).or_default() += 1;
+                return Ok(Attempt::Done(Outcome::Refused(error)));
+            }
+            Planned::Duplicate(effects) => {
+                return Ok(Attempt::Done(Outcome::Committed { effects }))
+            }
+            Planned::Commit(commit, plan) => (commit, plan),
+        };
+        let (ops, bytes) = self.cost(&plan, revision);
+        let compares = self.compares(&plan.reads, revision);
+        let writes: Vec<TxnOp> = plan
+            .writes
+            .iter()
+            .map(|w| match w {
+                Write::Put(k, v) => TxnOp::put(self.key(k), v.clone(), None),
+                Write::Delete(k) => TxnOp::delete(self.key(k), None),
+            })
+            .collect();
+        let txn = Txn::new().when(compares).and_then(writes);
+        let response = match self.kv().txn(txn).await {
+            Ok(r) => r,
+            Err(e) if too_large(&e) => {
                 return Err(StoreError::TooLarge {
                     action: name,
                     ops: ops as u64,
                     bytes: bytes as u64,
-                });
-            }
-            let writes: Vec<TxnOp> = plan
-                .writes
-                .iter()
-                .map(|w| match w {
-                    Write::Put(k, v) => TxnOp::put(self.key(k), v.clone(), None),
-                    Write::Delete(k) => TxnOp::delete(self.key(k), None),
                 })
-                .collect();
-            let txn = Txn::new().when(compares).and_then(writes);
-            let response = self.kv().txn(txn).await;
-            let response = match response {
-                Ok(r) => r,
-                Err(e) if too_large(&e) => {
-                    return Err(StoreError::TooLarge {
-                        action: name,
-                        ops: ops as u64,
-                        bytes: bytes as u64,
-                    })
-                }
-                Err(e) => {
-                    // The commit may or may not have been applied (or may be applied later).
-                    *uncertain = true;
-                    return Err(unavailable(e));
-                }
-            };
-            let mut stats = lock(&self.stats);
-            if !response.succeeded() {
-                *stats.conflicts.entry(name).or_default() += 1;
-                return Ok(Attempt::Conflict);
             }
-            *stats.commits.entry(name).or_default() += 1;
-            stats.largest_write_bytes = stats.largest_write_bytes.max(bytes as u64);
-            stats.largest_write_ops = stats.largest_write_ops.max(ops as u64);
-            return Ok(Attempt::Done(Outcome::Committed {
-                effects: commit.effects,
-            }));
+            Err(e) => {
+                // The commit may or may not have been applied (or may be applied later).
+                *uncertain = true;
+                return Err(unavailable(e));
+            }
+        };
+        let mut stats = lock(&self.stats);
+        if !response.succeeded() {
+            *stats.conflicts.entry(name).or_default() += 1;
+            return Ok(Attempt::Conflict);
         }
+        *stats.commits.entry(name).or_default() += 1;
+        stats.largest_write_bytes = stats.largest_write_bytes.max(bytes as u64);
+        stats.largest_write_ops = stats.largest_write_ops.max(ops as u64);
+        Ok(Attempt::Done(Outcome::Committed {
+            effects: commit.effects,
+        }))
+    }
+
+    /// The operations (compares or writes, whichever is more) and request bytes of a plan.
+    fn cost(&self, plan: &crate::kv::Plan, revision: i64) -> (usize, usize) {
+        let compares = self.compares(&plan.reads, revision);
+        let bytes = plan.write_bytes()
+            + plan.writes.len() * self.prefix.len()
+            + plan
+                .reads
+                .keys()
+                .map(|k| k.len() + self.prefix.len() + 16)
+                .sum::<usize>();
+        (plan.writes.len().max(compares.len()), bytes)
     }
 
     async fn put_raw(&self, name: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {

@@ -180,7 +180,11 @@ pub(crate) fn load(entries: Vec<Entry>) -> Result<Loaded, StoreError> {
             ["counter", "Term"] => fields.term_counter = decode(key, bytes)?,
             ["counter", "ViewNumber"] => fields.view_counter = decode(key, bytes)?,
             ["counter", "Epoch"] => fields.epoch_counter = decode(key, bytes)?,
-            ["counter", "actors"] | ["load", _] | ["hosted", _] | ["log", ..] => {
+            ["counter", "actors"]
+            | ["load", _]
+            | ["hosted", _]
+            | ["log", ..]
+            | ["logorder", ..] => {
                 // Version markers and the log: never read back into the registry.
             }
             ["actor", a] => {
@@ -458,4 +462,56 @@ pub(crate) fn value_of(
         StoreKey::Meta(MetaKey::Round) => Some(encode(&meta.round)),
         StoreKey::Meta(MetaKey::Applied(id)) => meta.applied.get(id).map(encode),
     }
+}
+
+/// What a proposal comes to on a loaded registry, before the engine commits it.
+pub(crate) enum Planned {
+    /// Refused by `execute` (nothing to write).
+    Refused(membership_core::ProposalError),
+    /// Already applied (recognised by its id): its recorded effects.
+    Duplicate(Vec<membership_core::Effect>),
+    /// To commit: the commit and what it compares and writes.
+    Commit(Box<Commit>, Plan),
+}
+
+/// Runs `proposal` on `loaded` and plans its commit. A plan that does not fit the engine
+/// (`fits` gives the operations and bytes it needs when it does not) is refused with
+/// [`StoreError::TooLarge`], except a migration batch, which runs again with half as many moves
+/// (the next batch moves the rest).
+pub(crate) fn plan_fitting(
+    loaded: &Loaded,
+    proposal: &membership_core::Proposal,
+    log: bool,
+    fits: impl Fn(&Plan) -> Result<(), (u64, u64)>,
+) -> Result<Planned, StoreError> {
+    let mut proposal = *proposal;
+    // Halving from any batch size reaches one move within 64 rounds.
+    for _ in 0..64 {
+        let commit = match membership_core::execute(&loaded.state, &loaded.meta, &proposal) {
+            Err(error) => return Ok(Planned::Refused(error)),
+            Ok(commit) if commit.duplicate => return Ok(Planned::Duplicate(commit.effects)),
+            Ok(commit) => commit,
+        };
+        let plan = plan(loaded, &commit, proposal.id, log);
+        match fits(&plan) {
+            Ok(()) => return Ok(Planned::Commit(Box::new(commit), plan)),
+            Err((ops, bytes)) => match proposal.action {
+                membership_core::Action::MigrateBatch { term, max } if max > 1 => {
+                    proposal.action = membership_core::Action::MigrateBatch { term, max: max / 2 };
+                }
+                _ => {
+                    return Err(StoreError::TooLarge {
+                        action: crate::store::action_name(&proposal),
+                        ops,
+                        bytes,
+                    })
+                }
+            },
+        }
+    }
+    Err(StoreError::TooLarge {
+        action: crate::store::action_name(&proposal),
+        ops: 0,
+        bytes: 0,
+    })
 }
