@@ -1,7 +1,7 @@
 //! A cluster you can run: `cargo run --release --example cluster`.
 //!
-//! Starts N nodes in one process on the embedded in-memory store (real time, TCP probes on
-//! 127.0.0.1), places actors, kills the primary's task, and prints a timeline: when the failure
+//! Starts N nodes in one process on the embedded in-memory store, or with `--store etcd://...`
+//! (cargo feature `etcd`) on an etcd cluster (real time, TCP probes on 127.0.0.1), places actors, kills the primary's task, and prints a timeline: when the failure
 //! was detected, the new primary and its term, how many actors moved and how long it took. It
 //! ends with a check computed from the nodes' own activate/deactivate notifications (not from the
 //! registry): no actor was ever served by two nodes at once. It exits 0 only if that holds.
@@ -23,8 +23,8 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Parser, Debug)]
 #[command(
     about = "Run a cluster in one process: place actors, kill the primary, watch the failover",
-    long_about = "Starts --nodes nodes on the embedded in-memory store (real time, TCP probes on \
-                  127.0.0.1), places --actors actors, kills the primary's task, and prints a \
+    long_about = "Starts --nodes nodes on the embedded in-memory store or on --store (real time, \
+                  TCP probes on 127.0.0.1), places --actors actors, kills the primary's task, and prints a \
                   timeline of the failover. It ends with a single-activation check computed from \
                   the nodes' own activate/deactivate notifications and exits 0 only if no actor \
                   was ever served by two nodes at once."
@@ -58,6 +58,11 @@ struct Cli {
     /// Print every notification as it happens.
     #[arg(long)]
     verbose: bool,
+    /// The store: `memory` (the embedded in-memory store) or an etcd cluster,
+    /// `etcd://host:port[,host:port...][/prefix]` (needs `--features etcd`). Each run uses a
+    /// fresh prefix below the given one, deleted afterwards.
+    #[arg(long, default_value = "memory")]
+    store: String,
 }
 
 fn timing(cli: &Cli) -> Result<Timing, String> {
@@ -108,7 +113,40 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn run_once(cli: &Cli, timing: Timing, run: u32) -> Result<RunReport, String> {
-    let store = Arc::new(MemoryStore::new());
+    if cli.store == "memory" {
+        return run_on(cli, timing, run, Arc::new(MemoryStore::new())).await;
+    }
+    #[cfg(feature = "etcd")]
+    if cli.store.starts_with("etcd://") {
+        let mut options =
+            membership::EtcdOptions::from_url(&cli.store).map_err(|e| e.to_string())?;
+        options.prefix = format!(
+            "{}cluster-example-{}-{run}/",
+            options.prefix,
+            std::process::id()
+        );
+        let store = Arc::new(
+            membership::EtcdStore::connect(options)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        store.clear().await.map_err(|e| e.to_string())?;
+        let report = run_on(cli, timing, run, store.clone()).await;
+        store.clear().await.map_err(|e| e.to_string())?;
+        return report;
+    }
+    Err(format!(
+        "unknown store {:?}: memory, or etcd://host:port,... (built with --features etcd)",
+        cli.store
+    ))
+}
+
+async fn run_on<S: Store>(
+    cli: &Cli,
+    timing: Timing,
+    run: u32,
+    store: Arc<S>,
+) -> Result<RunReport, String> {
     let config = Config::fixed(cli.nodes).map_err(|e| e.to_string())?;
     store.init(config).await.map_err(|e| e.to_string())?;
     let log: Log = Arc::new(Mutex::new(Vec::new()));
@@ -354,8 +392,8 @@ fn main() -> ExitCode {
     };
     let s = timing.settings();
     println!(
-        "cluster: {} nodes, {} actors, heartbeat {} ms, lease {} ms, failure timeout {} ms, {} run(s)",
-        cli.nodes, cli.actors, s.heartbeat_interval_ms, s.lease_ms, s.failure_timeout_ms, cli.runs
+        "cluster: {} nodes, {} actors, heartbeat {} ms, lease {} ms, failure timeout {} ms, {} run(s), store {}",
+        cli.nodes, cli.actors, s.heartbeat_interval_ms, s.lease_ms, s.failure_timeout_ms, cli.runs, cli.store
     );
     let mut reports = Vec::new();
     for run in 1..=cli.runs.max(1) {
