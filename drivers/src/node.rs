@@ -97,6 +97,7 @@ enum Command {
     Leave,
     Place(ActorId),
     Propose(Event, oneshot::Sender<Result<Vec<Effect>, Error>>),
+    Servable(oneshot::Sender<BTreeMap<ActorId, u64>>),
 }
 
 enum Message {
@@ -313,6 +314,16 @@ impl NodeHandle {
             .clone()
     }
 
+    /// The actors this node may serve right now, with their epochs: those it serves for which
+    /// the Agent's `may_serve` holds at this instant (not fenced, lease and snapshot fresh). A
+    /// driver asks before serving requests: a process frozen past its lease gets nothing here
+    /// when it resumes, even before its timers have run.
+    pub async fn servable(&self) -> Result<BTreeMap<ActorId, u64>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Servable(tx)).await?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
     /// Stops the node at once, as a crash would: its task and its probe listener end; it leaves
     /// nothing behind but what it had committed.
     pub fn kill(&self) {
@@ -387,6 +398,16 @@ impl<S: Store> Runtime<S> {
     fn command(&mut self, command: Command, tx: &mpsc::Sender<Message>) {
         let now = self.now_ms();
         match command {
+            Command::Servable(reply) => {
+                let servable = self
+                    .agent
+                    .serving()
+                    .iter()
+                    .filter(|(&actor, _)| self.agent.may_serve(actor, now))
+                    .map(|(&a, &e)| (a, e))
+                    .collect();
+                let _ = reply.send(servable);
+            }
             Command::Join => self.agent.join(now),
             Command::Leave => self.agent.leave(now),
             Command::Place(actor) => {
