@@ -336,7 +336,20 @@ pub async fn queue_actors<S: Audit>(store: &S, proposers: &[Arc<Proposer>], per_
 pub async fn watches<S: Audit>(store: Arc<S>) {
     let proposers = active(&*store, 3).await;
     let mut rx = store.watch();
-    rx.borrow_and_update();
+    // Let the watch deliver the setup's commits (a real engine delivers them late): wait until
+    // it has been quiet for 300 ms.
+    let mut quiet = false;
+    for _ in 0..100 {
+        rx.borrow_and_update();
+        if tokio::time::timeout(Duration::from_millis(300), rx.changed())
+            .await
+            .is_err()
+        {
+            quiet = true;
+            break;
+        }
+    }
+    assert!(quiet, "the watch never went quiet");
     let waiter = {
         let store = store.clone();
         tokio::spawn(async move {
