@@ -4,9 +4,12 @@
 //! **One optimistic transaction per attempt.** An attempt reads the registry and metadata at one
 //! revision (one read-only etcd transaction; only the proposer's own proposal records are read,
 //! not every node's), runs [`membership_core::execute`], and commits with one etcd transaction
-//! that compares the `mod_revision` of every key in the read footprint with what it read (0 for
-//! an absent key, so a key created meanwhile is caught too), and writes the delta, the metadata
-//! and (optionally) the log record. When the compares fail, another commit changed what it read:
+//! that compares the `mod_revision` of every key in the read footprint and writes the delta, the
+//! metadata and (optionally) the log record. A key that can be deleted (a placement, a queue
+//! chunk, a proposal record) must still have the `mod_revision` read (0 for an absent key, so a
+//! key created meanwhile is caught too); a key that is never deleted (node records, flags,
+//! counters, slots, the round, the version markers) must have a `mod_revision` at most the read
+//! revision, which needs no read of the key (the markers are not read). When the compares fail, another commit changed what it read:
 //! a conflict, and the attempt runs again (at most [`ETCD_CONFLICT_RETRIES_MAX`] times).
 //!
 //! **Within etcd's default limits**: at most [`ETCD_TXN_OPS_MAX`] compares and as many writes
@@ -184,6 +187,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Whether keys named so are never deleted (compared by "not modified since the read", which
+/// needs no read of their version). Placements, queue chunks and proposal records can be deleted:
+/// they are compared with the version read.
+fn never_deleted(name: &str) -> bool {
+    [
+        "node/",
+        "heartbeat/",
+        "load/",
+        "hosted/",
+        "counter/",
+        "slot/",
+    ]
+    .iter()
+    .any(|family| name.starts_with(family))
+        || name == "round"
+        || name == "config"
+}
+
 /// What one commit attempt came to.
 enum Attempt {
     Done(Outcome),
@@ -265,12 +286,13 @@ impl EtcdStore {
     /// that incarnation's proposals). Returns the revision read.
     async fn read(&self, proposals: Option<(NodeId, u64)>) -> Result<(Loaded, i64), StoreError> {
         let p = &self.prefix;
-        // Everything but the log and the proposal records: [p, p/log/), [p/node/, p/proposal/),
-        // [p/queue/, end of p).
+        // Everything but the version markers, the log and the proposal records: [p, p/hosted/),
+        // [p/node/, p/proposal/), [p/queue/, end of p). (Markers are compared without being
+        // read: they are never deleted.)
         let mut ops = vec![
             TxnOp::get(
                 p.as_bytes().to_vec(),
-                Some(GetOptions::new().with_range(self.key("log/"))),
+                Some(GetOptions::new().with_range(self.key("hosted/"))),
             ),
             TxnOp::get(
                 self.key("node/"),
@@ -340,11 +362,13 @@ impl EtcdStore {
             if collapsed.iter().any(|f| name.starts_with(f)) {
                 continue;
             }
-            compares.push(Compare::mod_revision(
-                self.key(name),
-                CompareOp::Equal,
-                version,
-            ));
+            let compare = if never_deleted(name) {
+                // Unchanged since the read (or still absent) iff not modified after it.
+                Compare::mod_revision(self.key(name), CompareOp::Less, revision + 1)
+            } else {
+                Compare::mod_revision(self.key(name), CompareOp::Equal, version)
+            };
+            compares.push(compare);
         }
         compares
     }

@@ -421,6 +421,12 @@ pub async fn large_migration<S: Audit>(store: Arc<S>) {
         .filter(|l| matches!(l.events.first(), Some(Event::MigrateActor { .. })))
         .map(|l| l.events.len())
         .collect();
+    println!(
+        "{queued} moves in {} transactions of {moves:?} moves; largest {} bytes, {} operations",
+        moves.len(),
+        stats.largest_write_bytes,
+        stats.largest_write_ops
+    );
     assert_eq!(moves.iter().sum::<usize>() as u64, queued);
     assert!(
         moves.iter().all(|&m| m as u64 <= limits.moves_max),
