@@ -8,7 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 use clap::Parser;
-use membership::core::{Config, NodeId, Timing};
+use membership::core::{Config, NodeId, Notification, Timing};
 use membership::{Audit, MemoryStore, NodeHandle, NodeOptions};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -98,6 +98,35 @@ async fn run_on<S: Audit>(cli: &Cli, timing: Timing, store: Arc<S>) -> Result<()
             .map_err(|e| e.to_string())?;
         nodes.push(node);
     }
+    // Count the nodes' fences, and whether each is fenced now.
+    let fences = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let fenced = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    let mut counters = Vec::new();
+    for node in &nodes {
+        let mut rx = node.notifications();
+        let fences = fences.clone();
+        let fenced = fenced.clone();
+        counters.push(tokio::spawn(async move {
+            loop {
+                let n = match rx.recv().await {
+                    Ok(n) => n,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let now_fenced = match n.notification {
+                    Notification::Fenced { .. } => {
+                        fences.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        true
+                    }
+                    Notification::Unfenced => false,
+                    _ => continue,
+                };
+                if let Ok(mut f) = fenced.lock() {
+                    f.insert(n.node, now_fenced);
+                }
+            }
+        }));
+    }
     let started = Instant::now();
     for node in &nodes {
         node.join().await.map_err(|e| e.to_string())?;
@@ -108,9 +137,23 @@ async fn run_on<S: Audit>(cli: &Cli, timing: Timing, store: Arc<S>) -> Result<()
         started.elapsed().as_secs_f64(),
         cli.seconds
     );
+    let fences_before = fences.load(std::sync::atomic::Ordering::Relaxed);
     let before = store.stats();
     tokio::time::sleep(Duration::from_secs(cli.seconds)).await;
     let after = store.stats();
+    let fenced_now = fenced
+        .lock()
+        .map(|f| f.values().filter(|&&x| x).count())
+        .unwrap_or(0);
+    println!(
+        "fences while observing: {}; nodes fenced at the end: {fenced_now} of {} (a node fences \
+         when no heartbeat of it commits within its lease, and unfences after one does)",
+        fences.load(std::sync::atomic::Ordering::Relaxed) - fences_before,
+        cli.nodes
+    );
+    for c in &counters {
+        c.abort();
+    }
     let state = store.snapshot().await.map_err(|e| e.to_string())?.state;
     println!(
         "after {} s: {} Active, primary {:?}, converged {}",
