@@ -7,7 +7,7 @@
 //! and does not depend on what the proposers heard: the in-memory store logs every commit
 //! ([`MemoryStore::log`]); the etcd store writes each committed proposal's spec actions under
 //! `log/<node>/<incarnation>/<seq>` in the same transaction (when
-//! [`crate::EtcdOptions::record_log`] is on) and orders them by the revision that created the key.
+//! `EtcdOptions::record_log` is on) and orders them by the revision that created the key.
 //! Replaying it through `step` from the initial registry must give the stored registry.
 
 use crate::memory::{Fault, Logged, MemoryStore, StoreKey};
