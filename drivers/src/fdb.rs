@@ -116,11 +116,12 @@ impl FdbStore {
         record_log: bool,
     ) -> Result<FdbStore, StoreError> {
         let db = Database::from_path(cluster_file).map_err(unavailable)?;
-        Ok(FdbStore::new(db, subspace, record_log))
+        Ok(FdbStore::new(db, subspace, record_log).await)
     }
 
-    /// A store on an open database, under the subspace `(subspace,)`.
-    pub fn new(db: Database, subspace: &str, record_log: bool) -> FdbStore {
+    /// A store on an open database, under the subspace `(subspace,)`. Its watch task runs on
+    /// the calling tokio runtime.
+    pub async fn new(db: Database, subspace: &str, record_log: bool) -> FdbStore {
         let db = Arc::new(db);
         let subspace = Subspace::from(subspace);
         let (changes, _) = watch::channel(0);

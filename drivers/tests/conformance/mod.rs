@@ -273,7 +273,16 @@ pub async fn footprints<S: Audit>(store: Arc<S>) {
             let stop = stop.clone();
             tokio::spawn(async move {
                 for i in 0..400u32 {
-                    if stop.load(Ordering::Relaxed) {
+                    // Stop once a batch has conflicted: it must then commit (an optimistic
+                    // engine can starve a long transaction under endless conflicting writes).
+                    let conflicted = store
+                        .stats()
+                        .conflicts
+                        .get("MigrateActor")
+                        .copied()
+                        .unwrap_or(0)
+                        > 0;
+                    if stop.load(Ordering::Relaxed) || conflicted {
                         break;
                     }
                     let (a, b) = (NodeId(1), NodeId(2));
