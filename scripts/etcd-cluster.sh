@@ -95,6 +95,12 @@ case "${1:-}" in
   restart)
     i=${2:?member number 1..3}
     start_member "$i" existing
+    # Wait (bounded) until the member answers on its client port.
+    deadline=$((SECONDS + HEALTH_WAIT_S))
+    until etcdctl --endpoints="127.0.0.1:${CLIENT[$((i - 1))]}" --command-timeout=1s endpoint status >/dev/null 2>&1; do
+      if [ $SECONDS -ge $deadline ]; then echo "m$i did not come back within ${HEALTH_WAIT_S}s" >&2; exit 1; fi
+      sleep 0.1
+    done
     ;;
   leader)
     for i in 1 2 3; do

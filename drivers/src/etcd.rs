@@ -578,7 +578,16 @@ impl Store for EtcdStore {
                         Some(DeleteOptions::new().with_prefix()),
                     ),
                 ]);
-            let response = self.kv().txn(txn).await.map_err(unavailable)?;
+            // A claim whose outcome is unknown is claimed again: at worst the slot skips an
+            // incarnation nobody used.
+            let response = self
+                .retrying(|| {
+                    let mut kv = self.kv();
+                    let txn = txn.clone();
+                    async move { kv.txn(txn).await }
+                })
+                .await
+                .map_err(unavailable)?;
             if response.succeeded() {
                 return Ok(slot);
             }
