@@ -101,6 +101,29 @@ fn store_error(e: FdbBindingError) -> StoreError {
     }
 }
 
+/// FoundationDB's error code for a commit that conflicted (`not_committed`).
+const FDB_NOT_COMMITTED: i32 = 1020;
+
+/// Counts a proposal's failed commits: conflicts (`not_committed`) and every retry.
+struct Counting<'a> {
+    stats: &'a Mutex<StoreStats>,
+    name: &'a str,
+}
+
+impl foundationdb::RunnerHooks for Counting<'_> {
+    fn on_commit_error(
+        &self,
+        err: &foundationdb::TransactionCommitError,
+    ) -> impl std::future::Future<Output = foundationdb::FdbResult<()>> + Send {
+        let mut stats = lock(self.stats);
+        if err.code() == FDB_NOT_COMMITTED {
+            *stats.conflicts.entry(self.name.to_string()).or_default() += 1;
+        }
+        *stats.retries.entry(self.name.to_string()).or_default() += 1;
+        async { Ok(()) }
+    }
+}
+
 /// What the transaction closure decided.
 enum Decided {
     Refused(membership_core::ProposalError),
@@ -354,9 +377,13 @@ impl Store for FdbStore {
         let name = action_name(&proposal);
         let id = proposal.id;
         let uncertain = Arc::new(Mutex::new(false));
+        let hooks = Counting {
+            stats: &self.stats,
+            name: &name,
+        };
         let result = self
             .db
-            .run(|trx, maybe_committed| {
+            .run_with_hooks(&hooks, |trx, maybe_committed| {
                 let uncertain = uncertain.clone();
                 async move {
                     if bool::from(maybe_committed) {
