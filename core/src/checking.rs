@@ -7,6 +7,31 @@ use std::fmt;
 
 pub use crate::symmetry::{canonical, SYMMETRY_NODES_MAX};
 
+use crate::config::Config;
+use crate::rules::Rules;
+use crate::state::State;
+
+/// `state` with its view numbers, terms and epochs renumbered by rank (see
+/// [`State::renumbered`]): the checker's finite representative of an unbounded state.
+pub fn renumbered(state: &State) -> State {
+    state.renumbered()
+}
+
+/// Whether renumbering by rank is a bisimulation for `config`: the protocol draws view numbers,
+/// terms and epochs from the registry counters and only compares them for order and equality
+/// (the fixed protocol and all its mutants, without checking bounds). The reference and buggy
+/// modes number per node (`h + 1`, the constant 1), and a bound compares values with a constant.
+pub fn renumbering_sound(config: &Config) -> bool {
+    config.mode() == Mode::Fixed && config.max_view().is_none() && config.max_epoch().is_none()
+}
+
+/// Whether MigrateActor and RebalanceActors are fenced by the term: enabled only with the
+/// registry's current term (`term_counter`). The checker's renumbered fairness relies on it (an
+/// instance `MigrateActor(a, t)` can then be enabled only while `t` is current).
+pub fn fenced_by_term(config: &Config) -> bool {
+    Rules::of(config).migrate_checks_term
+}
+
 /// Which protocol the reducer runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Mode {
@@ -63,11 +88,23 @@ pub enum Mutant {
     LeaveCompleteWithActors,
     /// MarkNodeFailed does not queue the failed node's actors.
     FailForgetsActors,
+    /// MigrateActor moves the actor but queues it again at its new node (with the same
+    /// reason): it migrates forever and is never placed for good (a planted livelock: every
+    /// move draws a fresh epoch, so it shows only as a cycle of the renumbered graph).
+    MigrateRequeues,
+    /// SyncViews merges wrongly: the node with the higher view number takes the new number but
+    /// keeps its old view, so the two nodes can end with different views of the same number and
+    /// SyncViews is never enabled between them again (a planted liveness bug that needs more
+    /// than three view numbers to show).
+    SyncViewsKeepsView,
+    /// PrimaryStepDown is never enabled, and its refusal is mislabelled as the checking bound
+    /// (`Guard::BoundReached`): a real blocking guard disguised as a model artefact.
+    StepDownBlockedAsBound,
 }
 
 impl Mutant {
     /// Every mutant, in catalogue order.
-    pub const ALL: [Mutant; 11] = [
+    pub const ALL: [Mutant; 14] = [
         Mutant::ElectWithoutMajority,
         Mutant::ElectWithoutTermIncrement,
         Mutant::NoStepDown,
@@ -79,6 +116,9 @@ impl Mutant {
         Mutant::MigrateWithoutEpochIncrease,
         Mutant::LeaveCompleteWithActors,
         Mutant::FailForgetsActors,
+        Mutant::MigrateRequeues,
+        Mutant::SyncViewsKeepsView,
+        Mutant::StepDownBlockedAsBound,
     ];
 
     /// The mutant's command-line name.
@@ -95,6 +135,9 @@ impl Mutant {
             Mutant::MigrateWithoutEpochIncrease => "migrate-without-epoch-increase",
             Mutant::LeaveCompleteWithActors => "leave-complete-with-actors",
             Mutant::FailForgetsActors => "fail-forgets-actors",
+            Mutant::MigrateRequeues => "migrate-requeues",
+            Mutant::SyncViewsKeepsView => "sync-views-keeps-view",
+            Mutant::StepDownBlockedAsBound => "step-down-blocked-as-bound",
         }
     }
 
@@ -121,6 +164,11 @@ impl Mutant {
             Mutant::MigrateWithoutEpochIncrease => "MigrateActor keeps the actor's epoch",
             Mutant::LeaveCompleteWithActors => "NodeLeaveComplete while holding actors",
             Mutant::FailForgetsActors => "MarkNodeFailed does not queue the node's actors",
+            Mutant::MigrateRequeues => "MigrateActor queues the actor again at its new node",
+            Mutant::SyncViewsKeepsView => "SyncViews: the newer node keeps its old view",
+            Mutant::StepDownBlockedAsBound => {
+                "PrimaryStepDown never fires, its refusal mislabelled BoundReached"
+            }
         }
     }
 }
