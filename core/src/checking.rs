@@ -11,8 +11,13 @@ use crate::config::Config;
 use crate::rules::Rules;
 use crate::state::State;
 
-/// `state` with its view numbers, terms and epochs renumbered by rank (see
-/// [`State::renumbered`]): the checker's finite representative of an unbounded state.
+/// `state` with its view numbers, terms and epochs renumbered by rank: the checker's finite
+/// representative of an unbounded state. Within each kind, the values the state holds (every
+/// node's view number, every node's term, every placement's epoch, and the term counter) are
+/// replaced by their rank among them, 0 staying 0; the view and epoch counters become the
+/// largest rank held. The fixed protocol only compares these values for order and equality and
+/// draws new ones above the counters, so this is a bisimulation (`core/tests/renumber.rs`).
+/// Idempotent.
 pub fn renumbered(state: &State) -> State {
     state.renumbered()
 }

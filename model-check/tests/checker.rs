@@ -92,14 +92,14 @@ fn fixed_protocol_state_spaces_are_pinned_and_every_property_holds() {
     // through stateright (which counts the initial state as depth 1); without, through the
     // explicit graph (depth = the longest shortest path, in steps).
     let pins = [
-        (fixed(2), true, 922, 1_776, 17),
-        (fixed(2), false, 1_776, 1_776, 16),
-        (fixed(3), true, 17_326, 99_520, 20),
-        (fixed(3), false, 99_520, 99_520, 19),
+        (fixed(2), true, 874, 1_680, 16),
+        (fixed(2), false, 1_680, 1_680, 15),
+        (fixed(3), true, 20_724, 119_944, 19),
+        (fixed(3), false, 119_944, 119_944, 18),
         // Unbounded: renumbered by rank (the default run's membership configuration is
         // `unbounded(3)`).
-        (unbounded(2), false, 586, 586, 10),
-        (unbounded(3), false, 2_167_208, 2_167_208, 24),
+        (unbounded(2), false, 554, 554, 10),
+        (unbounded(3), false, 2_144_744, 2_144_744, 27),
     ];
     for (config, symmetry, distinct, graph, depth) in pins {
         let summary = run(&options(config, symmetry, true));
@@ -132,10 +132,12 @@ fn fixed_protocol_state_spaces_are_pinned_and_every_property_holds() {
 #[test]
 fn the_actor_configuration_of_the_default_run_is_pinned() {
     let summary = run(&suite_job(2, None));
-    assert_eq!(summary.distinct_states, 19_114);
+    assert_eq!(summary.distinct_states, 7_594);
     assert!(summary.renumbered);
     assert!(summary.all_hold, "{:?}", violated(&summary));
-    assert_eq!(summary.properties.len(), 14 + 2 + 2);
+    // 15 as above, EventualStepDown and EventualFailureDeclaration per node, EventualPlacement
+    // per actor.
+    assert_eq!(summary.properties.len(), 15 + 2 * 2 + 2);
 }
 
 #[test]
@@ -249,14 +251,14 @@ fn fixed_protocol_with_an_actor_holds_everything_including_eventual_placement() 
     // Bounded (MaxView 3, MaxEpoch 3): the third configuration of the default run. Symmetry
     // reduction is refused with actors, so the whole graph is explored.
     let summary = run(&with_actors(fixed(3), 1, true));
-    assert_eq!(summary.distinct_states, 1_007_152);
-    assert_eq!(summary.liveness_graph_states, Some(1_007_152));
+    assert_eq!(summary.distinct_states, 1_228_792);
+    assert_eq!(summary.liveness_graph_states, Some(1_228_792));
     assert!(summary.all_hold, "{:?}", violated(&summary));
     let placement = property(&summary, "EventualPlacement(a1)");
     assert_eq!(placement.verdict, "holds");
     // What the bound keeps from being judged is counted, states and sets apart.
-    assert_eq!(placement.not_judged_states, Some(960));
-    assert_eq!(placement.not_judged_sets, Some(120));
+    assert_eq!(placement.not_judged_states, Some(1_488));
+    assert_eq!(placement.not_judged_sets, Some(186));
     for name in [
         "SingleActivation",
         "MigrationQueueBounded",
@@ -289,18 +291,21 @@ fn suite_job(number: usize, mutant: Option<Mutant>) -> Options {
 #[test]
 fn every_mutant_is_caught_by_the_default_run_with_its_shortest_counterexample() {
     // The default run's second configuration (2 nodes, 2 actors, unbounded) catches every
-    // mutant: (mutant, property, counterexample length).
+    // mutant but one: (mutant, property, counterexample length). The exception,
+    // fail-forgets-actors, needs a node declared failed while it hosts an actor, and with two
+    // nodes no failure is ever declared (the quorum needs a vote the failed node cannot give):
+    // see `fail_forgets_actors_is_caught_with_three_nodes_and_a_fourth_view_number`.
     let expected = [
         (Mutant::ElectWithoutMajority, "MinorityCannotElect", 3),
         (Mutant::ElectWithoutTermIncrement, "FencingTermMonotonic", 5),
         (Mutant::NoStepDown, "EventualStepDown(n1)", 1),
         (Mutant::FailWithoutDetection, "FailureRequiresDetection", 2),
+        (Mutant::FailOnSingleDetection, "FailureNeedsQuorum", 6),
         (Mutant::FailKeepsViews, "FailureRequiresDetection", 7),
         (Mutant::NoSyncViews, "EventualMembershipConvergence", 6),
         (Mutant::MigrateWithoutTermCheck, "MigrationByPrimary", 5),
         (Mutant::MigrateWithoutEpochIncrease, "EpochMonotonic", 7),
         (Mutant::LeaveCompleteWithActors, "SingleActivation", 4),
-        (Mutant::FailForgetsActors, "SingleActivation", 7),
         (Mutant::MigrateRequeues, "EventualPlacement(a1)", 8),
         (
             Mutant::SyncViewsKeepsView,
@@ -309,7 +314,17 @@ fn every_mutant_is_caught_by_the_default_run_with_its_shortest_counterexample() 
         ),
         (Mutant::StepDownBlockedAsBound, "EventualStepDown(n1)", 1),
     ];
-    assert_eq!(expected.len(), Mutant::ALL.len(), "every mutant has a row");
+    let rows: Vec<Mutant> = expected.iter().map(|row| row.0).collect();
+    let without_row: Vec<Mutant> = Mutant::ALL
+        .into_iter()
+        .filter(|m| !rows.contains(m))
+        .collect();
+    assert_eq!(
+        without_row,
+        [Mutant::FailForgetsActors],
+        "every other mutant has a row"
+    );
+    assert!(!run(&suite_job(2, Some(Mutant::FailForgetsActors))).violated);
     for (mutant, name, length) in expected {
         let options = suite_job(2, Some(mutant));
         let summary = run(&options);
@@ -331,7 +346,8 @@ fn every_mutant_is_caught_by_the_default_run_with_its_shortest_counterexample() 
 #[test]
 fn the_mutants_are_caught_with_three_nodes_too() {
     // The default run's third configuration (3 nodes, 1 actor, MaxView 3, MaxEpoch 3): every
-    // mutant but the two livelocks, which need more numbers than the bound allows (below).
+    // mutant but the two livelocks, which need more numbers than the bound allows (below), and
+    // fail-forgets-actors, which needs a fourth view number (below).
     // (mutant, liveness needed, property, counterexample length)
     let expected = [
         (
@@ -384,7 +400,6 @@ fn the_mutants_are_caught_with_three_nodes_too() {
             "SingleActivation",
             4,
         ),
-        (Mutant::FailForgetsActors, false, "SingleActivation", 7),
         // A refusal labelled BoundReached counts as the bound's only if the step succeeds
         // with the bound lifted: this one does not, so the real deadlock is reported.
         (
@@ -474,6 +489,39 @@ fn failure_declarations_need_a_fourth_view_number() {
             Some(6)
         );
     }
+}
+
+/// fail-forgets-actors is caught by `--nodes 3 --actors 1 --max-view 4 --max-epoch 1` (the
+/// documented flags; 4,217,432 states): the first configuration where a node hosting an actor
+/// can be declared failed. Here only paths of at most 11 steps (`--depth 11`) are explored,
+/// which is where the shortest counterexample ends, to keep the test fast; the fixed protocol
+/// holds on the same paths.
+#[test]
+fn fail_forgets_actors_is_caught_with_three_nodes_and_a_fourth_view_number() {
+    let config = fixed(3)
+        .with_max_view(Some(4))
+        .unwrap()
+        .with_max_epoch(Some(1))
+        .unwrap();
+    let depth = |config: Config| Options {
+        depth: Some(11),
+        actors: 1,
+        ..options(config, false, false)
+    };
+    let mutant = config.with_mutant(Some(Mutant::FailForgetsActors)).unwrap();
+    let summary = run(&depth(mutant));
+    let p = property(&summary, "SingleActivation");
+    assert_eq!(p.verdict, "violated");
+    assert_eq!(p.counterexample_length, Some(11));
+    let actions = p.counterexample_actions.as_ref().unwrap();
+    assert!(actions.last().unwrap().starts_with("MarkNodeFailed("));
+    let states = replay(mutant, actions, 1);
+    assert_eq!(states.len(), 12);
+    assert!(invariants::single_activation(states.last().unwrap()).is_err());
+    // The same paths in the fixed protocol: no violation.
+    let summary = run(&depth(config));
+    assert!(!summary.violated, "{:?}", violated(&summary));
+    assert_eq!(summary.distinct_states, 357_593);
 }
 
 #[test]
@@ -611,8 +659,8 @@ fn symmetry_reduction_covers_every_state_where_it_is_allowed() {
     // Every configuration of the default size where symmetry reduction is allowed (no actors):
     // every state of the whole graph has its canonical form among the reduced search's states.
     for (config, states) in [
-        (unbounded(3), 2_167_208),
-        (fixed(3), 99_520),
+        (unbounded(3), 2_144_744),
+        (fixed(3), 119_944),
         (Config::buggy(3, 3).unwrap(), 1_756_680),
     ] {
         assert_eq!(orbits_missed(config, 0), (0, states), "{config:?}");
@@ -624,7 +672,7 @@ fn symmetry_reduction_would_miss_states_with_actors() {
     // Why it is refused with actors: LeastLoaded breaks ties by a hash of node ids, so renaming
     // nodes is not a symmetry once actors are placed, and the reduced search misses states.
     let (missed, states) = orbits_missed(fixed(3).with_max_epoch(Some(3)).unwrap(), 1);
-    assert_eq!(states, 1_007_152);
+    assert_eq!(states, 1_228_792);
     assert!(missed > 0);
 }
 
@@ -640,7 +688,7 @@ fn exit_status_says_whether_every_property_holds() {
         .unwrap();
     assert_eq!(ok.status.code(), Some(0));
     let text = String::from_utf8_lossy(&ok.stdout);
-    assert!(text.contains("distinct states    586"), "{text}");
+    assert!(text.contains("distinct states    554"), "{text}");
     assert!(text.contains("bounds: none"), "{text}");
     assert!(text.contains("result: every property holds"), "{text}");
     // No progress lines when stderr is not a terminal.
@@ -673,7 +721,7 @@ fn exit_status_says_whether_every_property_holds() {
         .output()
         .unwrap();
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(value["distinct_states"], 586);
+    assert_eq!(value["distinct_states"], 554);
     assert_eq!(value["all_hold"], true);
     assert_eq!(value["renumbered"], true);
 }
