@@ -159,6 +159,12 @@ fn print_measurements(reports: &[Report]) {
         of(Scenario::Degraded).count()
     );
     println!(
+        "  Agent deadlines still in the past right after firing (driver busy loops): {} in {} of {} runs",
+        reports.iter().map(|r| r.measurements.past_deadlines).sum::<u64>(),
+        reports.iter().filter(|r| r.measurements.past_deadlines > 0).count(),
+        reports.len()
+    );
+    println!(
         "  convergence after the faults stop (swarm): {}",
         percentiles(
             of(Scenario::Swarm)

@@ -115,6 +115,9 @@ pub struct Measurements {
     pub degraded_observer_declared: bool,
     /// From the end of the faults to convergence.
     pub converged_after_ms: Option<u64>,
+    /// Times an Agent asked, right after its deadline fired, for a deadline still in the past
+    /// (a busy loop in the tokio driver until the time passes; see the README).
+    pub past_deadlines: u64,
 }
 
 /// The result of one run.
@@ -346,6 +349,7 @@ struct Proc {
     read_again: bool,
     timer_generation: u64,
     timer_at_us: Option<u64>,
+    timer_fired_us: Option<u64>,
     probes: BTreeMap<u64, (NodeId, u64)>,
     serving: BTreeMap<ActorId, u64>,
 }
@@ -704,6 +708,7 @@ impl Sim {
                 if due {
                     if let Some(p) = self.procs.get_mut(&pid) {
                         p.timer_at_us = None;
+                        p.timer_fired_us = Some(self.now_us);
                     }
                     self.with_agent(pid, |agent, now| agent.handle_timeout(now));
                 }
@@ -891,8 +896,16 @@ impl Sim {
             }
         }
         if let Some(at_ms) = deadline {
-            let at = self.clock(node).true_at(at_ms, self.now_us);
+            let mut at = self.clock(node).true_at(at_ms, self.now_us);
             if let Some(p) = self.procs.get_mut(&pid) {
+                if at <= self.now_us && p.timer_fired_us == Some(self.now_us) {
+                    // A deadline still in the past right after it fired: tokio's
+                    // `sleep_until` would fire again at once, over and over, as real time
+                    // passes; simulated time passes only between events, so wait one tick
+                    // (tokio's timer resolution, 1 ms) and count it.
+                    at = self.now_us + 1_000;
+                    self.measurements.past_deadlines += 1;
+                }
                 if p.timer_at_us != Some(at) {
                     p.timer_at_us = Some(at);
                     p.timer_generation += 1;
@@ -1262,6 +1275,7 @@ impl Sim {
                 read_again: false,
                 timer_generation: 0,
                 timer_at_us: None,
+                timer_fired_us: None,
                 probes: BTreeMap::new(),
                 serving: BTreeMap::new(),
             },
@@ -1444,7 +1458,8 @@ impl Sim {
     }
 
     /// The application proposes one spec action directly, as `NodeHandle::propose` does: a
-    /// placement, a removal, a rebalance or one migration, with the term it last saw.
+    /// placement, a removal, a rebalance or one migration (with the term it last saw), or the
+    /// completion of its own leave.
     fn direct(&mut self) {
         let Some(node) = self.pick_node() else {
             return;
@@ -1454,7 +1469,7 @@ impl Sim {
         };
         let actors = self.params.actors.max(1);
         let actor = ActorId(self.rng.range(1, actors));
-        let kind = self.rng.range(0, 3);
+        let kind = self.rng.range(0, 4);
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
@@ -1464,6 +1479,7 @@ impl Sim {
             0 => Event::PlaceActor { actor },
             1 => Event::RemoveActor { actor },
             2 => Event::RebalanceActors { term },
+            3 => Event::NodeLeaveComplete { node },
             _ => Event::MigrateActor {
                 actor: queued.unwrap_or(actor),
                 term,
