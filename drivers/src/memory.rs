@@ -67,7 +67,7 @@ impl Transaction {
 pub enum Attempt {
     /// Committed at this revision (or recognised as a retry of an applied proposal:
     /// `commit.duplicate`, nothing written).
-    Committed(Commit, u64),
+    Committed(Box<Commit>, u64),
     /// A key it read was written since its read revision: nothing written; begin again.
     Conflict,
     /// Final without a commit: refused (`Ok`), or it could not run (`Err`, nothing written).
@@ -361,7 +361,7 @@ impl MemoryStore {
                     Attempt::Conflict
                 } else if commit.duplicate {
                     let revision = inner.revision;
-                    Attempt::Committed(commit, revision)
+                    Attempt::Committed(Box::new(commit), revision)
                 } else {
                     match self.write(&mut inner, &state, &commit, &name) {
                         Ok(revision) => {
@@ -370,7 +370,7 @@ impl MemoryStore {
                                 // that its retry applies it again.
                                 inner.meta.applied.remove(&proposal.id);
                             }
-                            Attempt::Committed(commit, revision)
+                            Attempt::Committed(Box::new(commit), revision)
                         }
                         Err(done) => Attempt::Done(done),
                     }

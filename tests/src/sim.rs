@@ -587,7 +587,20 @@ impl Sim {
                 ms_f(entry.at_us),
                 brief(&entry.ev)
             ));
-            self.handle(entry.ev);
+            // A panic in the production code under test (an assertion of the Agent, the
+            // reducer or the transaction) is a failure of this seed, reported like any other.
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.handle(entry.ev);
+            }));
+            if let Err(panic) = handled {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(ToString::to_string)
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_string());
+                self.fail(format!("the production code panicked: {what}"));
+                break;
+            }
             self.check_serving();
             if self.faults_on
                 && self.options.scenario == Scenario::Swarm

@@ -154,7 +154,7 @@ pub struct Params {
 impl Params {
     /// The world of `seed` for `scenario`.
     pub fn draw(seed: u64, scenario: Scenario) -> Params {
-        let mut rng = Rng::new(seed ^ 0x5EED_0F_BA5E);
+        let mut rng = Rng::new(seed ^ 0x005E_ED0F_BA5E);
         let nodes = u16::try_from(rng.range(u64::from(NODES_MIN), u64::from(NODES_MAX_DRAWN)))
             .unwrap_or(NODES_MIN);
         match scenario {
