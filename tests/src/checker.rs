@@ -48,7 +48,8 @@ impl Replay {
         store: &MemoryStore,
         mut on_event: impl FnMut(&Logged, &Event),
     ) -> Result<(), String> {
-        let entries = store.log_from(self.position);
+        let start = self.position;
+        let entries = store.log_from(start);
         assert!(entries.len() <= REPLAY_BATCH_MAX);
         for entry in &entries {
             if !self.applied.insert(entry.id) {
@@ -77,6 +78,7 @@ impl Replay {
             }
             self.position += 1;
         }
+        assert_eq!(self.position, start + entries.len());
         if !entries.is_empty() {
             let stored = store.state().ok_or("the store holds no registry")?;
             if stored != self.state {

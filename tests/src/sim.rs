@@ -189,10 +189,15 @@ impl Clock {
             t += 10;
             nudges += 1;
         }
-        while self.local_ms(t) < local_ms {
-            t += 1_000;
+        let mut jumps = 0;
+        while self.local_ms(t) < local_ms && jumps < CLOCK_NUDGES_MAX {
+            t += 1_000 << jumps.min(20);
+            jumps += 1;
         }
-        debug_assert!(self.local_ms(t) >= local_ms || t == not_before);
+        assert!(
+            self.local_ms(t) >= local_ms,
+            "the clock reaches every local time"
+        );
         t
     }
 }
@@ -377,7 +382,7 @@ pub struct Sim {
     hash: TraceHash,
     coverage: Coverage,
     measurements: Measurements,
-    tail: VecDeque<String>,
+    tail: VecDeque<(u64, Ev)>,
     commits_tail: VecDeque<String>,
     commits: u64,
     failure: Option<String>,
@@ -499,6 +504,7 @@ impl Sim {
             seq: self.seq,
             ev,
         });
+        debug_assert!(self.queue.len() <= QUEUE_MAX);
     }
 
     fn fail(&mut self, what: String) {
@@ -582,11 +588,8 @@ impl Sim {
             if self.tail.len() >= TAIL_MAX {
                 self.tail.pop_front();
             }
-            self.tail.push_back(format!(
-                "{:>10.3} ms  {}",
-                ms_f(entry.at_us),
-                brief(&entry.ev)
-            ));
+            // Kept as events, formatted only if the run fails.
+            self.tail.push_back((entry.at_us, entry.ev.clone()));
             // A panic in the production code under test (an assertion of the Agent, the
             // reducer or the transaction) is a failure of this seed, reported like any other.
             let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -670,8 +673,8 @@ impl Sim {
             let _ = writeln!(out, "  {line}");
         }
         let _ = writeln!(out, "last simulation steps:");
-        for line in &self.tail {
-            let _ = writeln!(out, "  {line}");
+        for (at_us, ev) in &self.tail {
+            let _ = writeln!(out, "  {:>10.3} ms  {}", ms_f(*at_us), brief(ev));
         }
         let _ = writeln!(
             out,
@@ -1055,6 +1058,7 @@ impl Sim {
     }
 
     fn txn_commit(&mut self, mut request: Request, txn: Transaction) {
+        assert!(request.conflicts < CONFLICT_RETRIES_MAX);
         let after = request.fault == Some(FaultKind::UnknownAfterCommit);
         let store_fault = match self.options.planted {
             Some(Planted::ApplyTwice) if after => Some(Fault::ApplyTwice),
@@ -1269,6 +1273,7 @@ impl Sim {
             Ok(slot) => slot,
             Err(e) => return self.fail(format!("claim of {node} failed: {e}")),
         };
+        assert!(slot.incarnation >= 1, "a claim grants a fresh incarnation");
         let now = self.local_ms(node);
         let mut agent = Agent::new(node, slot.incarnation, self.timing, now);
         agent.join(now);
@@ -1296,6 +1301,7 @@ impl Sim {
         self.hash.u64(pid);
         self.hash.u64(slot.incarnation);
         self.flush(pid);
+        debug_assert_eq!(self.current.get(&node), Some(&pid));
     }
 
     fn live_nodes(&self) -> Vec<NodeId> {
