@@ -20,6 +20,9 @@ pub enum FaultKind {
     StoreCut,
     /// A request or reply lost on a node's cut store link (its outcome timed out as unknown).
     StoreTimeout,
+    /// A request that waited at the store past the driver's timeout (reported unknown) and
+    /// still ran later, possibly after the proposer's retry.
+    LateApply,
     /// A symmetric partition between two groups of nodes.
     PartitionSymmetric,
     /// A one-way partition (packets from one group to the other are dropped).
@@ -52,13 +55,14 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every fault type.
-    pub const ALL: [FaultKind; 20] = [
+    pub const ALL: [FaultKind; 21] = [
         FaultKind::UnknownBeforeCommit,
         FaultKind::UnknownAfterCommit,
         FaultKind::StoreUnavailable,
         FaultKind::Conflict,
         FaultKind::StoreCut,
         FaultKind::StoreTimeout,
+        FaultKind::LateApply,
         FaultKind::PartitionSymmetric,
         FaultKind::PartitionOneWay,
         FaultKind::Heal,

@@ -357,6 +357,11 @@ struct Proc {
     timer_fired_us: Option<u64>,
     probes: BTreeMap<u64, (NodeId, u64)>,
     serving: BTreeMap<ActorId, u64>,
+    /// When (true time) each actor was last activated, and the last fence and unfence: shown
+    /// in failure reports.
+    activated_at_us: BTreeMap<ActorId, u64>,
+    fenced_at_us: Option<u64>,
+    unfenced_at_us: Option<u64>,
 }
 
 /// The world.
@@ -365,6 +370,7 @@ pub struct Sim {
     params: Params,
     timing: Timing,
     rng: Rng,
+    late_rng: Rng,
     store: MemoryStore,
     replay: Replay,
     queue: BinaryHeap<Entry>,
@@ -377,6 +383,8 @@ pub struct Sim {
     next_pid: u64,
     down: BTreeSet<NodeId>,
     cuts: BTreeMap<(NodeId, NodeId), u32>,
+    /// Nodes the application asked to leave and has not asked to join again.
+    leaving: BTreeSet<NodeId>,
     store_cut_until_us: BTreeMap<NodeId, u64>,
     faults_on: bool,
     hash: TraceHash,
@@ -417,6 +425,7 @@ impl Sim {
             .collect();
         let mut sim = Sim {
             rng: Rng::new(options.seed),
+            late_rng: Rng::new(options.seed ^ 0x00A7_E0A7_E0A7),
             replay: Replay::new(config),
             options,
             timing,
@@ -431,6 +440,7 @@ impl Sim {
             next_pid: 1,
             down: BTreeSet::new(),
             cuts: BTreeMap::new(),
+            leaving: BTreeSet::new(),
             store_cut_until_us: BTreeMap::new(),
             faults_on: options.scenario == Scenario::Swarm,
             hash: TraceHash::new(),
@@ -688,7 +698,8 @@ impl Sim {
                 .and_then(|s| s.node(p.node).map(|r| r.status));
             let _ = writeln!(
                 out,
-                "  p{pid} {} inc {} at {now} ms{}{}, its snapshot says {:?}, serving {:?}",
+                "  p{pid} {} inc {} at {now} ms{}{}, its snapshot says {:?}, serving {:?}; \
+                 last fenced at {:?} us, unfenced at {:?} us (true time); activated at (us) {:?}",
                 p.node,
                 p.agent.incarnation(),
                 if p.paused_until_us > self.now_us {
@@ -698,7 +709,10 @@ impl Sim {
                 },
                 if p.agent.is_fenced() { ", fenced" } else { "" },
                 status,
-                p.agent.serving()
+                p.agent.serving(),
+                p.fenced_at_us,
+                p.unfenced_at_us,
+                p.activated_at_us
             );
         }
         if let Some(s) = self.store.state() {
@@ -823,6 +837,7 @@ impl Sim {
                 }
             }
             Ev::Rejoin(node) => {
+                self.leaving.remove(&node);
                 if let Some(&pid) = self.current.get(&node) {
                     self.with_agent(pid, |agent, now| agent.join(now));
                 }
@@ -873,10 +888,14 @@ impl Sim {
         let mut decisions = Vec::new();
         while let Some(d) = p.agent.poll_decision() {
             match d {
-                Decision::Fence => p.serving.clear(),
-                Decision::Unfence => {}
+                Decision::Fence => {
+                    p.serving.clear();
+                    p.fenced_at_us = Some(self.now_us);
+                }
+                Decision::Unfence => p.unfenced_at_us = Some(self.now_us),
                 Decision::Activate { actor, epoch } => {
                     p.serving.insert(actor, epoch);
+                    p.activated_at_us.insert(actor, self.now_us);
                 }
                 Decision::Deactivate { actor, .. } => {
                     p.serving.remove(&actor);
@@ -995,6 +1014,14 @@ impl Sim {
                 None
             }
         };
+        // Drawn from a stream of its own, so that adding this fault left the other draws alone.
+        let late =
+            self.faults_on && fault.is_none() && self.late_rng.chance(self.params.late_apply);
+        let fault = if late {
+            Some(FaultKind::LateApply)
+        } else {
+            fault
+        };
         let request = Request {
             pid,
             node,
@@ -1003,11 +1030,31 @@ impl Sim {
             conflicts: 0,
             fault,
         };
-        let at = self.now_us + self.store_latency();
+        let at = if late {
+            // The request waits at the store past the driver's timeout: the driver reports
+            // unknown, and the transaction still runs (and may commit) later.
+            self.coverage.fault(FaultKind::LateApply);
+            let timeout_us = self.params.store_timeout_ms * 1_000;
+            self.push(
+                self.now_us + timeout_us,
+                Ev::Outcome {
+                    pid,
+                    reply,
+                    proposal,
+                    outcome: Outcome::Unknown,
+                },
+            );
+            self.now_us + timeout_us + self.late_rng.range(1, timeout_us)
+        } else {
+            self.now_us + self.store_latency()
+        };
         self.push(at, Ev::TxnBegin(Box::new(request)));
     }
 
     fn respond(&mut self, request: &Request, outcome: Outcome) {
+        if request.fault == Some(FaultKind::LateApply) {
+            return; // the driver gave up on it long ago
+        }
         let delay = if self.store_cut(request.node) {
             self.coverage.fault(FaultKind::StoreTimeout);
             return self.push(
@@ -1296,6 +1343,9 @@ impl Sim {
                 timer_fired_us: None,
                 probes: BTreeMap::new(),
                 serving: BTreeMap::new(),
+                activated_at_us: BTreeMap::new(),
+                fenced_at_us: None,
+                unfenced_at_us: None,
             },
         );
         self.hash.u64(pid);
@@ -1442,12 +1492,14 @@ impl Sim {
                 // At most a minority leaves at once (with every node gone, actors have nowhere
                 // to go); and not a node with a zombie process unless the run exposes the known
                 // bug (see `Options::known_bugs`).
-                let away = self.store.state().map_or(0, |s| {
-                    s.nodes()
-                        .iter()
-                        .filter(|r| r.status != NodeStatus::Active)
-                        .count()
-                });
+                let mut away = self.leaving.clone();
+                if let Some(s) = self.store.state() {
+                    away.extend(
+                        s.node_ids()
+                            .filter(|&n| s.node(n).is_some_and(|r| r.status != NodeStatus::Active)),
+                    );
+                }
+                let away = away.len();
                 let node = self.pick_node().filter(|&n| {
                     self.options.known_bugs
                         || self.procs.values().filter(|p| p.node == n).count() == 1
@@ -1455,6 +1507,7 @@ impl Sim {
                 if let Some(node) = node.filter(|_| away + self.disabled() < minority) {
                     if let Some(&pid) = self.current.get(&node) {
                         self.coverage.fault(FaultKind::GracefulLeave);
+                        self.leaving.insert(node);
                         self.with_agent(pid, |agent, now| agent.leave(now));
                         let back = self.now_us + self.rng.range(ft, 8 * ft);
                         self.push(back, Ev::Rejoin(node));

@@ -149,6 +149,9 @@ pub struct Params {
     pub leave_every_ms: u64,
     /// Mean gap between direct proposals by the application (ms; 0: never).
     pub direct_every_ms: u64,
+    /// Per request: it waits at the store past the driver's timeout (reported unknown) and
+    /// still runs later.
+    pub late_apply: PerMille,
 }
 
 impl Params {
@@ -217,6 +220,8 @@ impl Params {
             store_cut_every_ms: every(rng, 3, 12),
             leave_every_ms: every(rng, 4, 16),
             direct_every_ms: every(rng, 1, 3),
+            // Drawn last, so that adding it left the other draws alone.
+            late_apply: rng.range(0, 20),
             timing,
         }
     }
@@ -249,6 +254,7 @@ impl Params {
             store_cut_every_ms: 0,
             leave_every_ms: 0,
             direct_every_ms: 0,
+            late_apply: 0,
             timing,
         }
         .with_nodes_fixed()
