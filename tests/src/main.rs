@@ -162,7 +162,7 @@ fn print_measurements(reports: &[Report]) {
         of(Scenario::Degraded).count()
     );
     println!(
-        "  Agent deadlines still in the past right after firing (driver busy loops): {} in {} of {} runs",
+        "  Agent deadlines still due right after handle_timeout (driver busy loops): {} ticks of 1 ms in {} of {} runs",
         reports.iter().map(|r| r.measurements.past_deadlines).sum::<u64>(),
         reports.iter().filter(|r| r.measurements.past_deadlines > 0).count(),
         reports.len()

@@ -115,8 +115,8 @@ pub struct Measurements {
     pub degraded_observer_declared: bool,
     /// From the end of the faults to convergence.
     pub converged_after_ms: Option<u64>,
-    /// Times an Agent asked, right after its deadline fired, for a deadline still in the past
-    /// (a busy loop in the tokio driver until the time passes; see the README).
+    /// Times an Agent, right after `handle_timeout`, still asked for a deadline at or before
+    /// now (a busy loop in the tokio driver until the time passes; see the README).
     pub past_deadlines: u64,
 }
 
@@ -354,7 +354,6 @@ struct Proc {
     read_again: bool,
     timer_generation: u64,
     timer_at_us: Option<u64>,
-    timer_fired_us: Option<u64>,
     probes: BTreeMap<u64, (NodeId, u64)>,
     serving: BTreeMap<ActorId, u64>,
     /// When (true time) each actor was last activated, and the last fence and unfence: shown
@@ -387,6 +386,8 @@ pub struct Sim {
     leaving: BTreeSet<NodeId>,
     store_cut_until_us: BTreeMap<NodeId, u64>,
     faults_on: bool,
+    /// Whether the Agent being fed is handling its deadline (`handle_timeout`).
+    in_timeout: bool,
     hash: TraceHash,
     coverage: Coverage,
     measurements: Measurements,
@@ -443,6 +444,7 @@ impl Sim {
             leaving: BTreeSet::new(),
             store_cut_until_us: BTreeMap::new(),
             faults_on: options.scenario == Scenario::Swarm,
+            in_timeout: false,
             hash: TraceHash::new(),
             coverage: Coverage {
                 runs: 1,
@@ -738,9 +740,10 @@ impl Sim {
                 if due {
                     if let Some(p) = self.procs.get_mut(&pid) {
                         p.timer_at_us = None;
-                        p.timer_fired_us = Some(self.now_us);
                     }
+                    self.in_timeout = true;
                     self.with_agent(pid, |agent, now| agent.handle_timeout(now));
+                    self.in_timeout = false;
                 }
             }
             Ev::ReadAtStore { pid, read_at_ms } => {
@@ -933,11 +936,11 @@ impl Sim {
         if let Some(at_ms) = deadline {
             let mut at = self.clock(node).true_at(at_ms, self.now_us);
             if let Some(p) = self.procs.get_mut(&pid) {
-                if at <= self.now_us && p.timer_fired_us == Some(self.now_us) {
-                    // A deadline still in the past right after it fired: tokio's
+                if at <= self.now_us && self.in_timeout {
+                    // A deadline still due right after `handle_timeout` ran: tokio's
                     // `sleep_until` would fire again at once, over and over, as real time
-                    // passes; simulated time passes only between events, so wait one tick
-                    // (tokio's timer resolution, 1 ms) and count it.
+                    // passes (a busy loop); simulated time passes only between events, so wait
+                    // one tick (tokio's timer resolution, 1 ms) and count it.
                     at = self.now_us + 1_000;
                     self.measurements.past_deadlines += 1;
                 }
@@ -1340,7 +1343,6 @@ impl Sim {
                 read_again: false,
                 timer_generation: 0,
                 timer_at_us: None,
-                timer_fired_us: None,
                 probes: BTreeMap::new(),
                 serving: BTreeMap::new(),
                 activated_at_us: BTreeMap::new(),
