@@ -1875,3 +1875,55 @@ pub fn run(options: Options) -> Report {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_reaches_every_local_time_first_at_the_instant_it_computes() {
+        for (offset_us, rate_ppm) in [
+            (0, 0),
+            (7_500_123, 200),
+            (3_000, -200),
+            (10_000_000, -99_999),
+            (1, 100_000),
+        ] {
+            let clock = Clock {
+                offset_us,
+                rate_ppm,
+            };
+            for local_ms in [0u64, 1, 999, 10_000, 123_456] {
+                let t = clock.true_at(local_ms, 0);
+                assert!(clock.local_ms(t) >= local_ms);
+                if t > 0 && local_ms > clock.local_ms(0) {
+                    assert!(clock.local_ms(t - 1) < local_ms || clock.local_ms(t - 10) < local_ms);
+                }
+            }
+            // Monotonic, and the rate is what was asked (within rounding) over 100 s.
+            let a = clock.local_us(0);
+            let b = clock.local_us(100_000_000);
+            assert!(b > a);
+            let expected = 100_000_000 + 100 * rate_ppm;
+            let measured = i64::try_from(b - a).unwrap();
+            assert!((measured - expected).abs() <= 1, "{measured} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn a_run_that_the_world_cannot_finish_fails_instead_of_hanging() {
+        // After the fault phase the cluster must converge within the liveness bound; with the
+        // no-sync-views mutant some seed cannot, and the run fails saying so.
+        let failed = (0..20).find_map(|seed| {
+            let report = run(Options {
+                planted: Some(Planted::Reducer(
+                    membership::core::checking::Mutant::NoSyncViews,
+                )),
+                ..Options::swarm(seed, 10_000)
+            });
+            report.failure
+        });
+        let failure = failed.unwrap_or_default();
+        assert!(failure.contains("liveness: no convergence"), "{failure}");
+    }
+}
