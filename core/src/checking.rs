@@ -178,6 +178,38 @@ impl Mutant {
     }
 }
 
+/// A deliberately broken variant of the code around the reducer (the per-node `Agent` and the
+/// shared transaction `execute`), used only by the simulation (crate `membership-sim`) to show
+/// that its checks catch such mistakes. Kept apart from [`Mutant`] (the reducer's catalogue,
+/// which the model checker explores) because the reducer alone cannot exhibit them: they need
+/// clocks, processes and a store. `None` in [`crate::Config::driver_mutant`] is the production
+/// code itself; a production build (no `checking` feature) cannot construct one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DriverMutant {
+    /// The Agent never fences itself when its lease runs out or its snapshot grows stale, and
+    /// `Agent::may_serve` ignores the lease and the snapshot's age.
+    NoSelfFence,
+    /// `execute` accepts a proposal from an older incarnation than the one holding the slot (a
+    /// paused or zombie process acts for its successor).
+    AcceptStaleIncarnation,
+}
+
+impl DriverMutant {
+    /// Every driver mutant.
+    pub const ALL: [DriverMutant; 2] = [
+        DriverMutant::NoSelfFence,
+        DriverMutant::AcceptStaleIncarnation,
+    ];
+
+    /// The mutant's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverMutant::NoSelfFence => "no-self-fence",
+            DriverMutant::AcceptStaleIncarnation => "accept-stale-incarnation",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

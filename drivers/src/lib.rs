@@ -58,8 +58,8 @@ pub use membership_core as core;
 
 pub use codec::{decode, decode_meta, decode_registry, encode, meta_key_name, DecodeError, Stored};
 pub use memory::{
-    encoded_size, Fault, Logged, MemoryStore, StoreKey, COMMIT_LOG_MAX, CONFLICT_RETRIES_MAX,
-    FAULTS_MAX,
+    encoded_size, Attempt, Fault, Logged, MemoryStore, StoreKey, Transaction, COMMIT_LOG_MAX,
+    CONFLICT_RETRIES_MAX, FAULTS_MAX,
 };
 pub use node::{
     Error, NodeHandle, NodeNotification, NodeOptions, COMMANDS_MAX, DIRECT_RETRIES_MAX, INBOX_MAX,
