@@ -88,7 +88,10 @@ fn the_same_seed_gives_the_same_trace_byte_for_byte() {
 #[test]
 fn every_planted_bug_is_caught_within_40_seeds_and_its_printed_seed_fails_again() {
     let mut table = Vec::new();
-    for planted in Planted::safety_catalogue() {
+    let catalogue = Planted::safety_catalogue()
+        .into_iter()
+        .chain(Planted::liveness_catalogue());
+    for planted in catalogue {
         let Some(report) = catch(planted, 0, MUTANT_SEEDS_BOUND, MUTANT_STEPS) else {
             panic!("{planted} survived {MUTANT_SEEDS_BOUND} seeds");
         };
