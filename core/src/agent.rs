@@ -603,7 +603,25 @@ impl Agent {
             Some(NodeStatus::Leaving) => true,
             _ => false,
         };
+        if self.never_fences(&o.state) {
+            // The simulation's planted bug (feature `checking` only): lease and age ignored.
+            return self.fenced.is_none() && self.serving.contains_key(&actor);
+        }
         self.fenced.is_none() && self.serving.contains_key(&actor) && fresh && leased
+    }
+
+    /// Whether the simulation's planted bug `DriverMutant::NoSelfFence` (feature `checking`)
+    /// is in force in `state`'s configuration. Always false in a production build.
+    fn never_fences(&self, state: &State) -> bool {
+        #[cfg(feature = "checking")]
+        {
+            state.config().driver_mutant() == Some(crate::checking::DriverMutant::NoSelfFence)
+        }
+        #[cfg(not(feature = "checking"))]
+        {
+            let _ = state;
+            false
+        }
     }
 
     /// The latest snapshot of the registry, if any.
@@ -1090,8 +1108,9 @@ impl Agent {
             return;
         };
         let status = o.state.node(self.node).map(|r| r.status);
-        let fresh = now_ms < o.read_at_ms + self.timing.settings.lease_ms;
-        let leased = self.lease_until_ms.is_some_and(|until| now_ms < until);
+        let never_fences = self.never_fences(&o.state);
+        let fresh = never_fences || now_ms < o.read_at_ms + self.timing.settings.lease_ms;
+        let leased = never_fences || self.lease_until_ms.is_some_and(|until| now_ms < until);
         match status {
             Some(NodeStatus::Failed) => self.fence(FenceReason::DeclaredFailed),
             Some(NodeStatus::Active) if !leased => self.fence(FenceReason::LeaseExpired),

@@ -7,6 +7,36 @@ use std::fmt;
 
 pub use crate::symmetry::{canonical, SYMMETRY_NODES_MAX};
 
+use crate::config::Config;
+use crate::rules::Rules;
+use crate::state::State;
+
+/// `state` with its view numbers, terms and epochs renumbered by rank: the checker's finite
+/// representative of an unbounded state. Within each kind, the values the state holds (every
+/// node's view number, every node's term, every placement's epoch, and the term counter) are
+/// replaced by their rank among them, 0 staying 0; the view and epoch counters become the
+/// largest rank held. The fixed protocol only compares these values for order and equality and
+/// draws new ones above the counters, so this is a bisimulation (`core/tests/renumber.rs`).
+/// Idempotent.
+pub fn renumbered(state: &State) -> State {
+    state.renumbered()
+}
+
+/// Whether renumbering by rank is a bisimulation for `config`: the protocol draws view numbers,
+/// terms and epochs from the registry counters and only compares them for order and equality
+/// (the fixed protocol and all its mutants, without checking bounds). The reference and buggy
+/// modes number per node (`h + 1`, the constant 1), and a bound compares values with a constant.
+pub fn renumbering_sound(config: &Config) -> bool {
+    config.mode() == Mode::Fixed && config.max_view().is_none() && config.max_epoch().is_none()
+}
+
+/// Whether MigrateActor and RebalanceActors are fenced by the term: enabled only with the
+/// registry's current term (`term_counter`). The checker's renumbered fairness relies on it (an
+/// instance `MigrateActor(a, t)` can then be enabled only while `t` is current).
+pub fn fenced_by_term(config: &Config) -> bool {
+    Rules::of(config).migrate_checks_term
+}
+
 /// Which protocol the reducer runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Mode {
@@ -63,11 +93,23 @@ pub enum Mutant {
     LeaveCompleteWithActors,
     /// MarkNodeFailed does not queue the failed node's actors.
     FailForgetsActors,
+    /// MigrateActor moves the actor but queues it again at its new node (with the same
+    /// reason): it migrates forever and is never placed for good (a planted livelock: every
+    /// move draws a fresh epoch, so it shows only as a cycle of the renumbered graph).
+    MigrateRequeues,
+    /// SyncViews merges wrongly: the node with the higher view number takes the new number but
+    /// keeps its old view, so the two nodes can end with different views of the same number and
+    /// SyncViews is never enabled between them again (a planted liveness bug that needs more
+    /// than three view numbers to show).
+    SyncViewsKeepsView,
+    /// PrimaryStepDown is never enabled, and its refusal is mislabelled as the checking bound
+    /// (`Guard::BoundReached`): a real blocking guard disguised as a model artefact.
+    StepDownBlockedAsBound,
 }
 
 impl Mutant {
     /// Every mutant, in catalogue order.
-    pub const ALL: [Mutant; 11] = [
+    pub const ALL: [Mutant; 14] = [
         Mutant::ElectWithoutMajority,
         Mutant::ElectWithoutTermIncrement,
         Mutant::NoStepDown,
@@ -79,6 +121,9 @@ impl Mutant {
         Mutant::MigrateWithoutEpochIncrease,
         Mutant::LeaveCompleteWithActors,
         Mutant::FailForgetsActors,
+        Mutant::MigrateRequeues,
+        Mutant::SyncViewsKeepsView,
+        Mutant::StepDownBlockedAsBound,
     ];
 
     /// The mutant's command-line name.
@@ -95,6 +140,9 @@ impl Mutant {
             Mutant::MigrateWithoutEpochIncrease => "migrate-without-epoch-increase",
             Mutant::LeaveCompleteWithActors => "leave-complete-with-actors",
             Mutant::FailForgetsActors => "fail-forgets-actors",
+            Mutant::MigrateRequeues => "migrate-requeues",
+            Mutant::SyncViewsKeepsView => "sync-views-keeps-view",
+            Mutant::StepDownBlockedAsBound => "step-down-blocked-as-bound",
         }
     }
 
@@ -121,6 +169,43 @@ impl Mutant {
             Mutant::MigrateWithoutEpochIncrease => "MigrateActor keeps the actor's epoch",
             Mutant::LeaveCompleteWithActors => "NodeLeaveComplete while holding actors",
             Mutant::FailForgetsActors => "MarkNodeFailed does not queue the node's actors",
+            Mutant::MigrateRequeues => "MigrateActor queues the actor again at its new node",
+            Mutant::SyncViewsKeepsView => "SyncViews: the newer node keeps its old view",
+            Mutant::StepDownBlockedAsBound => {
+                "PrimaryStepDown never fires, its refusal mislabelled BoundReached"
+            }
+        }
+    }
+}
+
+/// A deliberately broken variant of the code around the reducer (the per-node `Agent` and the
+/// shared transaction `execute`), used only by the simulation (crate `membership-sim`) to show
+/// that its checks catch such mistakes. Kept apart from [`Mutant`] (the reducer's catalogue,
+/// which the model checker explores) because the reducer alone cannot exhibit them: they need
+/// clocks, processes and a store. `None` in [`crate::Config::driver_mutant`] is the production
+/// code itself; a production build (no `checking` feature) cannot construct one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DriverMutant {
+    /// The Agent never fences itself when its lease runs out or its snapshot grows stale, and
+    /// `Agent::may_serve` ignores the lease and the snapshot's age.
+    NoSelfFence,
+    /// `execute` accepts a proposal from an older incarnation than the one holding the slot (a
+    /// paused or zombie process acts for its successor).
+    AcceptStaleIncarnation,
+}
+
+impl DriverMutant {
+    /// Every driver mutant.
+    pub const ALL: [DriverMutant; 2] = [
+        DriverMutant::NoSelfFence,
+        DriverMutant::AcceptStaleIncarnation,
+    ];
+
+    /// The mutant's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverMutant::NoSelfFence => "no-self-fence",
+            DriverMutant::AcceptStaleIncarnation => "accept-stale-incarnation",
         }
     }
 }

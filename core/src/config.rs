@@ -6,7 +6,7 @@ use crate::node::NODES_MAX;
 use thiserror::Error;
 
 #[cfg(feature = "checking")]
-use crate::checking::{Mode, Mutant};
+use crate::checking::{DriverMutant, Mode, Mutant};
 
 /// A configuration that was refused, naming what was wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -60,6 +60,7 @@ struct Checking {
     max_view: Option<u64>,
     max_epoch: Option<u64>,
     mutant: Option<Mutant>,
+    driver_mutant: Option<DriverMutant>,
 }
 
 #[cfg(feature = "checking")]
@@ -69,6 +70,7 @@ impl Checking {
         max_view: None,
         max_epoch: None,
         mutant: None,
+        driver_mutant: None,
     };
 }
 
@@ -167,6 +169,7 @@ impl Config {
                 max_view,
                 max_epoch: None,
                 mutant,
+                driver_mutant: None,
             },
             ..base
         };
@@ -193,6 +196,7 @@ impl Config {
         Ok(Config {
             checking: Checking {
                 max_epoch: c.max_epoch,
+                driver_mutant: c.driver_mutant,
                 ..checked.checking
             },
             ..self
@@ -247,6 +251,23 @@ impl Config {
     /// Whether `m` is the mutant in force.
     pub fn is_mutant(&self, m: Mutant) -> bool {
         self.checking.mutant == Some(m)
+    }
+
+    /// The same configuration with the Agent or the shared transaction broken by `mutant` (the
+    /// simulation's planted bugs; `None`: the production code).
+    pub fn with_driver_mutant(self, mutant: Option<DriverMutant>) -> Config {
+        Config {
+            checking: Checking {
+                driver_mutant: mutant,
+                ..self.checking
+            },
+            ..self
+        }
+    }
+
+    /// The driver mutant in force, if any.
+    pub fn driver_mutant(&self) -> Option<DriverMutant> {
+        self.checking.driver_mutant
     }
 }
 

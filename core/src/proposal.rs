@@ -294,6 +294,23 @@ fn batch(
     Ok((current, effects, events, union))
 }
 
+/// Whether the simulation's planted bug `DriverMutant::AcceptStaleIncarnation` (feature
+/// `checking`) lets an older incarnation's proposal through. Always false in a production build.
+fn accepts_stale_incarnation(state: &State, incarnation: u64, current: u64) -> bool {
+    #[cfg(feature = "checking")]
+    {
+        state.config().driver_mutant()
+            == Some(crate::checking::DriverMutant::AcceptStaleIncarnation)
+            && incarnation > 0
+            && incarnation < current
+    }
+    #[cfg(not(feature = "checking"))]
+    {
+        let _ = (state, incarnation, current);
+        false
+    }
+}
+
 /// The whole transaction of one proposal, pure. `state` and `meta` are the store's view: exact
 /// on every key the transaction reads (the returned `reads` and `meta_reads`); the store commits
 /// the returned writes only if none of those keys changed meanwhile (else it retries).
@@ -304,7 +321,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
         return Err(ProposalError::UnknownNode { node: id.node });
     }
     let current = meta.incarnation(id.node);
-    if current != id.incarnation {
+    if current != id.incarnation && !accepts_stale_incarnation(state, id.incarnation, current) {
         return Err(ProposalError::StaleIncarnation {
             node: id.node,
             incarnation: id.incarnation,

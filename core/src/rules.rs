@@ -106,6 +106,13 @@ pub(crate) struct Rules {
     pub(crate) migrate_checks_term: bool,
     /// MigrateActor draws a fresh epoch.
     pub(crate) migrate_fresh_epoch: bool,
+    /// MigrateActor takes the actor out of the queue (off: it queues it again at its new node).
+    pub(crate) migrate_dequeues: bool,
+    /// SyncViews gives both nodes the merged view (off: the newer node keeps its own).
+    pub(crate) sync_merges_both: bool,
+    /// PrimaryStepDown's refusals name their real guard (off: the step-down is refused always,
+    /// labelled `BoundReached`).
+    pub(crate) step_down_labels_truthfully: bool,
     /// The checking bound on view numbers and terms (`MaxView`).
     pub(crate) max_view: Option<u64>,
     /// The checking bound on actor epochs (`MaxEpoch`).
@@ -132,6 +139,9 @@ impl Rules {
         sync_views: true,
         migrate_checks_term: true,
         migrate_fresh_epoch: true,
+        migrate_dequeues: true,
+        sync_merges_both: true,
+        step_down_labels_truthfully: true,
         max_view: None,
         max_epoch: None,
     };
@@ -156,6 +166,9 @@ impl Rules {
         sync_views: true,
         migrate_checks_term: true,
         migrate_fresh_epoch: true,
+        migrate_dequeues: true,
+        sync_merges_both: true,
+        step_down_labels_truthfully: true,
         max_view: None,
         max_epoch: None,
     };
@@ -197,6 +210,9 @@ impl Rules {
                 Some(Mutant::MigrateWithoutEpochIncrease) => rules.migrate_fresh_epoch = false,
                 Some(Mutant::LeaveCompleteWithActors) => rules.leave_needs_no_actors = false,
                 Some(Mutant::FailForgetsActors) => rules.failure_queues_actors = false,
+                Some(Mutant::MigrateRequeues) => rules.migrate_dequeues = false,
+                Some(Mutant::SyncViewsKeepsView) => rules.sync_merges_both = false,
+                Some(Mutant::StepDownBlockedAsBound) => rules.step_down_labels_truthfully = false,
             }
             rules.max_view = config.max_view();
             rules.max_epoch = config.max_epoch();

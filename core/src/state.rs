@@ -680,6 +680,90 @@ impl State {
         result
     }
 
+    /// This state with its view numbers, terms and epochs renumbered by rank (feature
+    /// `checking`): within each of the three kinds, the values the state holds (every node's
+    /// view number, every node's term, every placement's epoch) together with 0 (and the term
+    /// counter) are replaced by their rank among those values, so 0 stays 0 and order and
+    /// equality are kept; the term counter keeps its rank (the largest), and the view and epoch
+    /// counters become the largest rank held. The fixed protocol only compares
+    /// these values for order and equality and draws new ones above the counter, so a state and
+    /// its renumbering have the same future up to renumbering (the checker's finite graph of
+    /// the unbounded protocol; `core/tests/renumber.rs` tests it). Idempotent.
+    #[cfg(feature = "checking")]
+    pub(crate) fn renumbered(&self) -> State {
+        fn table(values: impl Iterator<Item = u64>) -> Vec<u64> {
+            let mut table: Vec<u64> = std::iter::once(0).chain(values).collect();
+            table.sort_unstable();
+            table.dedup();
+            table
+        }
+        fn identity(table: &[u64]) -> bool {
+            table
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| u64::try_from(i).is_ok_and(|i| i == v))
+        }
+        fn rank(table: &[u64], value: u64) -> u64 {
+            let i = table.binary_search(&value).unwrap_or(0);
+            u64::try_from(i).unwrap_or(u64::MAX)
+        }
+        // The view and epoch counters are only ever used to draw a value above every value
+        // held (and TypeOK bounds values by them), so they become the largest rank held: a
+        // counter above every held value and one equal to the largest behave alike. The term
+        // counter is also compared for equality with held terms (the primary in office holds
+        // it), so it keeps its own rank.
+        let views = table(self.nodes.iter().map(|r| r.view_number));
+        let terms = table(self.nodes.iter().map(|r| r.term).chain([self.term_counter]));
+        let epochs = table(self.placements.values().map(|p| p.epoch));
+        let top = |table: &[u64]| u64::try_from(table.len() - 1).unwrap_or(u64::MAX);
+        let mut next = self.clone();
+        if !identity(&views) || !identity(&terms) {
+            for r in &mut next.nodes {
+                r.view_number = rank(&views, r.view_number);
+                r.term = rank(&terms, r.term);
+            }
+            next.term_counter = rank(&terms, self.term_counter);
+        }
+        next.view_counter = top(&views);
+        next.epoch_counter = top(&epochs);
+        if !identity(&epochs) {
+            next.placements = self
+                .placements
+                .iter()
+                .map(|(&a, p)| {
+                    (
+                        a,
+                        Placement {
+                            epoch: rank(&epochs, p.epoch),
+                            ..*p
+                        },
+                    )
+                })
+                .collect();
+        }
+        debug_assert_eq!(next.nodes.len(), self.nodes.len());
+        debug_assert!(next.view_counter <= self.view_counter);
+        next
+    }
+
+    /// Builds a state of any configuration from its fields, checking their structure (table
+    /// sizes, node ids, symmetric partitions, placements and queue entries that agree) but not
+    /// the protocol's invariants (feature `checking`): the checker stores states compactly and
+    /// rebuilds them with it. The format version is not checked.
+    #[cfg(feature = "checking")]
+    pub fn from_fields_unvalidated(
+        config: Config,
+        fields: RegistryFields,
+    ) -> Result<State, RegistryError> {
+        if fields.node_count != config.node_count() {
+            return Err(RegistryError::NodeTable {
+                records: fields.nodes.len(),
+                node_count: config.node_count(),
+            });
+        }
+        State::assemble(config, fields)
+    }
+
     /// This state under another configuration of the same node count (feature `checking`): the
     /// checker uses it to lift a bound, tests to run a state reached under one variant through
     /// another.

@@ -799,6 +799,14 @@ fn primary_step_down(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     if state.has_majority(n) {
         return Err(Guard::HasMajority { node: n });
     }
+    if !rules.step_down_labels_truthfully {
+        // Mutant: a real refusal disguised as the checking bound.
+        return Err(Guard::BoundReached {
+            counter: Counter::Term,
+            value: state.term_counter().saturating_add(1),
+            bound: rules.max_view.unwrap_or_else(|| state.term_counter()),
+        });
+    }
     let mut next = state.clone();
     let mut effects = Vec::new();
     step_down(
@@ -919,10 +927,35 @@ fn sync_views(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Outcome {
     };
     let view_number = next_view_number(rules, state, newer.view_number)?;
     let view = newer.view.with(a).with(b);
+    let newer_id = if ra.view_number > rb.view_number {
+        a
+    } else {
+        b
+    };
+    // Mutant: the newer node keeps its own view under the new number.
+    let view_of = |m: NodeId| {
+        if rules.sync_merges_both || m != newer_id {
+            view
+        } else {
+            newer.view
+        }
+    };
     let mut next = state.clone();
     let mut effects = Vec::new();
-    adopt_view(&mut next, &mut effects, a.min(b), view, view_number);
-    adopt_view(&mut next, &mut effects, a.max(b), view, view_number);
+    adopt_view(
+        &mut next,
+        &mut effects,
+        a.min(b),
+        view_of(a.min(b)),
+        view_number,
+    );
+    adopt_view(
+        &mut next,
+        &mut effects,
+        a.max(b),
+        view_of(a.max(b)),
+        view_number,
+    );
     record_view_number(rules, &mut next, view_number);
     assert!(view_number > ra.view_number.max(rb.view_number));
     assert_eq!(effects.len(), 2);
@@ -999,7 +1032,7 @@ fn migrate_actor(
     let mut next = state.clone();
     next.put_actor(actor, Placement { node, epoch });
     next.set_epoch_counter(state.epoch_counter().max(epoch));
-    let effects = vec![
+    let mut effects = vec![
         Effect::ActorDeactivated {
             actor,
             node: old.node,
@@ -1007,7 +1040,19 @@ fn migrate_actor(
         },
         Effect::ActorActivated { actor, node, epoch },
     ];
-    assert!(!next.queue().contains(actor));
+    if !rules.migrate_dequeues {
+        // Mutant: queued again at its new node.
+        next.enqueue(actor, node, entry.reason);
+        effects.insert(
+            0,
+            Effect::MigrationsQueued {
+                from: node,
+                reason: entry.reason,
+                actors: 1,
+            },
+        );
+    }
+    assert!(!rules.migrate_dequeues || !next.queue().contains(actor));
     assert_ne!(node, entry.from);
     Ok((next, effects))
 }
@@ -1107,6 +1152,6 @@ pub fn migrate_batch(
         }
     }
     assert!(applied.len() <= limit);
-    assert_eq!(effects.len(), 2 * applied.len());
+    assert!(effects.len() >= 2 * applied.len());
     Ok((current, effects, applied))
 }

@@ -77,8 +77,8 @@ pub use fdb::{FdbStore, FDB_BATCH_BYTES_MAX, FDB_RETRY_LIMIT, FDB_TRANSACTION_TI
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 pub use kv::{registry_key_name, QUEUE_CHUNK_ACTORS};
 pub use memory::{
-    encoded_size, Fault, Logged, MemoryStore, StoreKey, COMMIT_LOG_MAX, CONFLICT_RETRIES_MAX,
-    FAULTS_MAX,
+    encoded_size, Attempt, Fault, Logged, MemoryStore, StoreKey, Transaction, COMMIT_LOG_MAX,
+    CONFLICT_RETRIES_MAX, FAULTS_MAX,
 };
 pub use node::{
     Error, NodeHandle, NodeNotification, NodeOptions, COMMANDS_MAX, DIRECT_RETRIES_MAX, INBOX_MAX,

@@ -11,7 +11,7 @@ use membership_core::{
     execute, Commit, Config, Event, Key, Meta, MetaKey, NodeId, Outcome, Proposal, ProposalId,
     Slot, State,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
@@ -40,6 +40,38 @@ pub enum Fault {
     /// A commit applies a second time on retry: a broken store, to show that the replay check
     /// catches double application (never used but by that test).
     ApplyTwice,
+    /// A broken store that validates only the keys a commit writes, not the rest of what the
+    /// transaction read (it reads less than the event's footprint): concurrent commits are lost
+    /// updates. Only the simulation's mutant test uses it, to show that its replay check
+    /// catches it.
+    ValidatesOnlyWrites,
+}
+
+/// A transaction begun by [`MemoryStore::begin`]: the read view at one revision.
+#[derive(Clone, Debug)]
+pub struct Transaction {
+    state: State,
+    meta: Meta,
+    read_revision: u64,
+}
+
+impl Transaction {
+    /// The store revision the view was read at.
+    pub fn read_revision(&self) -> u64 {
+        self.read_revision
+    }
+}
+
+/// What one attempt of a transaction did ([`MemoryStore::try_commit`]).
+#[derive(Clone, Debug)]
+pub enum Attempt {
+    /// Committed at this revision (or recognised as a retry of an applied proposal:
+    /// `commit.duplicate`, nothing written).
+    Committed(Box<Commit>, u64),
+    /// A key it read was written since its read revision: nothing written; begin again.
+    Conflict,
+    /// Final without a commit: refused (`Ok`), or it could not run (`Err`, nothing written).
+    Done(Result<Outcome, StoreError>),
 }
 
 /// A key of the store: a registry key or a metadata key.
@@ -235,31 +267,59 @@ impl MemoryStore {
         self.lock().log.clone()
     }
 
+    /// The committed transactions from the `start`-th on (a replay checker reads the log
+    /// incrementally with it).
+    pub fn log_from(&self, start: usize) -> Vec<Logged> {
+        let inner = self.lock();
+        inner
+            .log
+            .get(start..)
+            .map(<[Logged]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// The registry now (None before `init`).
     pub fn state(&self) -> Option<State> {
         self.lock().state.clone()
     }
 
-    /// Runs `proposal` once: Ok(Some(commit)) committed, Ok(None) conflicted, Err refused or
-    /// failed.
-    fn attempt(
-        &self,
-        proposal: &Proposal,
-    ) -> Result<Option<(Commit, u64)>, Result<Outcome, StoreError>> {
-        let (state, meta, read_revision) = {
-            let mut inner = self.lock();
-            if inner.unreachable {
-                return Err(Err(StoreError::Unavailable(
-                    "the store is unreachable".into(),
-                )));
-            }
-            let Some(state) = inner.state.clone() else {
-                return Err(Err(StoreError::Uninitialised));
-            };
-            let revision = inner.revision;
-            *inner.active.entry(revision).or_default() += 1;
-            (state, inner.meta.clone(), revision)
+    /// Begins a transaction: a consistent read view of the registry and the metadata at the
+    /// current revision. Finish it with [`MemoryStore::try_commit`] (which every proposal goes
+    /// through, [`MemoryStore::propose_checked`] included); other transactions may commit in
+    /// between, exactly as with an engine's optimistic transactions.
+    pub fn begin(&self) -> Result<Transaction, StoreError> {
+        let mut inner = self.lock();
+        if inner.unreachable {
+            return Err(StoreError::Unavailable("the store is unreachable".into()));
+        }
+        let Some(state) = inner.state.clone() else {
+            return Err(StoreError::Uninitialised);
         };
+        let revision = inner.revision;
+        *inner.active.entry(revision).or_default() += 1;
+        Ok(Transaction {
+            state,
+            meta: inner.meta.clone(),
+            read_revision: revision,
+        })
+    }
+
+    /// Finishes `transaction` for `proposal`: runs [`membership_core::execute`] on its view
+    /// (outside the lock), then commits if no key it read was written since its read revision,
+    /// else reports [`Attempt::Conflict`] (run it again from [`MemoryStore::begin`]). `fault`
+    /// is a broken store's defect for this one attempt (only [`Fault::ApplyTwice`] and
+    /// [`Fault::ValidatesOnlyWrites`] act here; the others are the caller's).
+    pub fn try_commit(
+        &self,
+        transaction: Transaction,
+        proposal: &Proposal,
+        fault: Option<Fault>,
+    ) -> Attempt {
+        let Transaction {
+            state,
+            meta,
+            read_revision,
+        } = transaction;
         // The transaction logic runs outside the lock: other transactions commit meanwhile.
         let result = execute(&state, &meta, proposal);
         let mut inner = self.lock();
@@ -267,18 +327,24 @@ impl MemoryStore {
         let outcome = match result {
             Err(error) => {
                 *inner.stats.refusals.entry(name).or_default() += 1;
-                Err(Ok(Outcome::Refused(error)))
+                Attempt::Done(Ok(Outcome::Refused(error)))
             }
             Ok(commit) => {
+                let written: BTreeSet<Key> = if fault == Some(Fault::ValidatesOnlyWrites) {
+                    commit.delta.keys(&state).into_iter().collect()
+                } else {
+                    BTreeSet::new()
+                };
                 let reads: Vec<StoreKey> = commit
                     .reads
                     .iter()
+                    .filter(|k| fault != Some(Fault::ValidatesOnlyWrites) || written.contains(k))
                     .map(|k| StoreKey::Registry(*k))
                     .chain(commit.meta_reads.iter().map(|k| StoreKey::Meta(*k)))
                     .collect();
                 if let Some(error) = inner.undecodable(reads.iter()) {
                     inner.finish(read_revision);
-                    return Err(Err(StoreError::Decode(error)));
+                    return Attempt::Done(Err(StoreError::Decode(error)));
                 }
                 if let Some(key) = reads.iter().find(|k| inner.version(k) > read_revision) {
                     let writer = inner
@@ -292,12 +358,22 @@ impl MemoryStore {
                         .entry((name.clone(), writer))
                         .or_default() += 1;
                     *inner.stats.conflicts.entry(name).or_default() += 1;
-                    Ok(None)
+                    Attempt::Conflict
                 } else if commit.duplicate {
-                    Ok(Some((commit, inner.revision)))
+                    let revision = inner.revision;
+                    Attempt::Committed(Box::new(commit), revision)
                 } else {
-                    let revision = self.write(&mut inner, &state, &commit, &name)?;
-                    Ok(Some((commit, revision)))
+                    match self.write(&mut inner, &state, &commit, &name) {
+                        Ok(revision) => {
+                            if fault == Some(Fault::ApplyTwice) {
+                                // The broken store: forget that the proposal was applied, so
+                                // that its retry applies it again.
+                                inner.meta.applied.remove(&proposal.id);
+                            }
+                            Attempt::Committed(Box::new(commit), revision)
+                        }
+                        Err(done) => Attempt::Done(done),
+                    }
                 }
             }
         };
@@ -513,13 +589,10 @@ impl MemoryStore {
             if attempt > 0 {
                 *self.lock().stats.retries.entry(name.clone()).or_default() += 1;
             }
-            match self.attempt(&proposal) {
-                Ok(Some((commit, _revision))) => {
+            let transaction = self.begin()?;
+            match self.try_commit(transaction, &proposal, fault) {
+                Attempt::Committed(commit, _revision) => {
                     if fault == Some(Fault::ApplyTwice) && !commit.duplicate {
-                        // The broken store: forget that the proposal was applied, so that its
-                        // retry applies it again.
-                        let mut inner = self.lock();
-                        inner.meta.applied.remove(&proposal.id);
                         return Ok(Outcome::Unknown);
                     }
                     return Ok(match fault {
@@ -529,9 +602,9 @@ impl MemoryStore {
                         },
                     });
                 }
-                Ok(None) => continue,
-                Err(Ok(outcome)) => return Ok(outcome),
-                Err(Err(error)) => return Err(error),
+                Attempt::Conflict => continue,
+                Attempt::Done(Ok(outcome)) => return Ok(outcome),
+                Attempt::Done(Err(error)) => return Err(error),
             }
         }
         Err(StoreError::Unavailable(format!(

@@ -8,13 +8,16 @@
 #![deny(missing_docs)]
 
 pub mod dump;
+pub mod graph;
 pub mod liveness;
 pub mod model;
 
-use liveness::{Graph, GraphTooLarge, Lasso, LivenessReport, GRAPH_STATES_MAX};
+use graph::{Explore, Fairness, Graph, Progress, GRAPH_STATES_MAX};
+use liveness::{Lasso, LivenessReport, NotJudged};
 use membership_core::checking::{Mode, Mutant};
 use membership_core::{
-    step, ActorId, Config, Counter, Event, NodeRecord, State, StateInvariant, TransitionInvariant,
+    step, ActorId, Config, ConfigError, Counter, Event, NodeRecord, State, StateInvariant,
+    TransitionInvariant,
 };
 use model::MembershipModel;
 use serde::Serialize;
@@ -34,13 +37,15 @@ pub enum Search {
 /// What to check and how.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The protocol configuration (mode, nodes, bound, mutant).
+    /// The protocol configuration (mode, nodes, bounds, mutant). Without bounds (the fixed
+    /// protocol), states are renumbered by rank: the unbounded protocol's finite graph.
     pub config: Config,
-    /// Symmetry reduction over node ids.
+    /// Symmetry reduction over node ids (safety only, through stateright; refused with actors,
+    /// where it is not sound).
     pub symmetry: bool,
-    /// Checker threads.
+    /// Threads (the explicit graph is expanded on all of them).
     pub threads: usize,
-    /// Search order.
+    /// Search order (depth-first goes through stateright).
     pub search: Search,
     /// Explore only paths of at most this many steps, if set.
     pub depth: Option<usize>,
@@ -48,6 +53,144 @@ pub struct Options {
     pub liveness: bool,
     /// Actors in the model (`a1..`).
     pub actors: u16,
+    /// Progress lines on stderr every few seconds.
+    pub progress: bool,
+}
+
+impl Options {
+    /// The default options for `config`: no symmetry, breadth-first, liveness on, both cores,
+    /// no depth limit, no actors, no progress lines.
+    pub fn new(config: Config) -> Options {
+        Options {
+            config,
+            symmetry: false,
+            threads: default_threads(),
+            search: Search::Bfs,
+            depth: None,
+            liveness: true,
+            actors: 0,
+            progress: false,
+        }
+    }
+}
+
+/// One configuration of the default run.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// What it checks, for people.
+    pub name: &'static str,
+    /// How.
+    pub options: Options,
+}
+
+/// The default run (`cargo run -p model-check` without configuration flags), with `mutant` if
+/// given:
+/// 1. membership: the fixed protocol with 3 nodes and no actors, unbounded (renumbered);
+/// 2. actors: 2 nodes and 2 actors, unbounded (renumbered);
+/// 3. actors with 3 nodes: 3 nodes and 1 actor, bounded by MaxView 3 and MaxEpoch 3 (the
+///    unbounded graph of 3 nodes with an actor has about 15 million states; `--nodes 3 --actors 1`
+///    checks it).
+pub fn default_suite(mutant: Option<Mutant>) -> Result<Vec<Job>, ConfigError> {
+    let unbounded = |nodes| Config::new(Mode::Fixed, nodes, None, mutant);
+    let bounded = Config::new(Mode::Fixed, 3, Some(3), mutant)?.with_max_epoch(Some(3))?;
+    Ok(vec![
+        Job {
+            name: "membership: 3 nodes, no actors, unbounded (--nodes 3)",
+            options: Options::new(unbounded(3)?),
+        },
+        Job {
+            name: "actors: 2 nodes, 2 actors, unbounded (--nodes 2 --actors 2)",
+            options: Options {
+                actors: 2,
+                ..Options::new(unbounded(2)?)
+            },
+        },
+        Job {
+            name: "actors with 3 nodes: 3 nodes, 1 actor, MaxView 3, MaxEpoch 3 \
+                   (--nodes 3 --actors 1 --max-view 3 --max-epoch 3)",
+            options: Options {
+                actors: 1,
+                ..Options::new(bounded)
+            },
+        },
+    ])
+}
+
+/// The default run's summary: one [`Summary`] per configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct SuiteSummary {
+    /// Each configuration's name and summary.
+    pub runs: Vec<(String, Summary)>,
+    /// Whether every property of every configuration was checked and holds.
+    pub all_hold: bool,
+    /// Whether some property is violated.
+    pub violated: bool,
+    /// What was not checked, per configuration.
+    pub not_checked: Vec<String>,
+    /// Wall time of all configurations.
+    pub wall_seconds: f64,
+    /// Peak resident memory of the process, in MiB.
+    pub peak_memory_mib: Option<f64>,
+}
+
+impl SuiteSummary {
+    /// The suite's summary from its jobs' summaries.
+    pub fn of(jobs: &[Job], summaries: Vec<Summary>) -> SuiteSummary {
+        let not_checked = jobs
+            .iter()
+            .zip(&summaries)
+            .flat_map(|(j, s)| {
+                s.not_checked
+                    .iter()
+                    .map(move |n| format!("{}: {n}", j.name))
+            })
+            .collect();
+        SuiteSummary {
+            all_hold: summaries.iter().all(|s| s.all_hold),
+            violated: summaries.iter().any(|s| s.violated),
+            not_checked,
+            wall_seconds: summaries.iter().map(|s| s.wall_seconds).sum(),
+            peak_memory_mib: peak_memory_mib(),
+            runs: jobs
+                .iter()
+                .map(|j| j.name.to_string())
+                .zip(summaries)
+                .collect(),
+        }
+    }
+
+    /// The one-line verdict over every configuration.
+    pub fn result_line(&self) -> String {
+        let mut violated = Vec::new();
+        for (name, s) in &self.runs {
+            for p in s.properties.iter().filter(|p| p.verdict == "violated") {
+                violated.push(format!("{} ({name})", p.name));
+            }
+        }
+        let mut line = format!(
+            "result of the default run ({} configurations, {:.1} s{}): ",
+            self.runs.len(),
+            self.wall_seconds,
+            self.peak_memory_mib
+                .map_or(String::new(), |m| format!(", peak {m:.0} MiB"))
+        );
+        if !violated.is_empty() {
+            let _ = write!(line, "VIOLATED: {}", violated.join(", "));
+        } else if self.not_checked.is_empty() {
+            line.push_str("every property holds");
+        } else {
+            line.push_str("no violation found, but NOT everything was checked");
+        }
+        for what in &self.not_checked {
+            let _ = write!(line, "; not checked: {what}");
+        }
+        line
+    }
+}
+
+/// The machine's cores (at least 1).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// One property's verdict.
@@ -68,8 +211,14 @@ pub struct PropertyReport {
     pub counterexample_actions: Option<Vec<String>>,
     /// For a liveness counterexample: the step number where the repeated cycle starts.
     pub cycle_starts_at: Option<usize>,
-    /// Liveness only: lassos not reported because the bound alone disabled a fair action.
-    pub bound_limited: Option<usize>,
+    /// Liveness of a bounded model: Trapped states where stuttering would be fair only because
+    /// a bound disables a fair action (not judged).
+    pub not_judged_states: Option<usize>,
+    /// Liveness of a bounded model: strongly connected sets of Trapped states whose cycles
+    /// would be fair only because a bound disables a fair action (not judged).
+    pub not_judged_sets: Option<usize>,
+    /// One example of each kind not judged, as text (`--verbose` prints them).
+    pub not_judged_examples: Option<String>,
 }
 
 /// The whole run's summary.
@@ -81,15 +230,17 @@ pub struct Summary {
     pub mutant: Option<&'static str>,
     /// `|Nodes|`.
     pub nodes: u16,
-    /// The view/term bound `MaxView`.
+    /// The view/term bound `MaxView` (none: unbounded, renumbered).
     pub max_view: Option<u64>,
-    /// The actor epoch bound.
+    /// The actor epoch bound (none: unbounded, renumbered).
     pub max_epoch: Option<u64>,
+    /// Whether states are renumbered by rank (no bound at all).
+    pub renumbered: bool,
     /// Actors in the model.
     pub actors: u16,
     /// Symmetry reduction on.
     pub symmetry: bool,
-    /// Checker threads.
+    /// Threads.
     pub threads: usize,
     /// Search order.
     pub search: Search,
@@ -97,21 +248,26 @@ pub struct Summary {
     pub depth_limit: Option<usize>,
     /// Distinct states found by the safety check (symmetry classes when reduced).
     pub distinct_states: usize,
-    /// States generated (with duplicates).
+    /// States generated (the initial state and one per transition).
     pub generated_states: usize,
     /// Distinct states per second of the safety check.
     pub states_per_second: f64,
     /// Maximum depth reached.
     pub max_depth: usize,
-    /// States of the liveness graph (no symmetry reduction), if built.
+    /// States of the explicit graph (no symmetry reduction), if built.
     pub liveness_graph_states: Option<usize>,
-    /// Edges of the liveness graph.
+    /// Transitions of the explicit graph.
     pub liveness_graph_edges: Option<usize>,
+    /// Of which kept for liveness (between states Trapped for a common property).
+    pub liveness_graph_kept_edges: Option<usize>,
+    /// An upper bound on the probability that two states of the graph share a 64-bit
+    /// fingerprint (and were merged).
+    pub fingerprint_collision_bound: Option<f64>,
     /// Seconds for the safety check.
     pub safety_seconds: f64,
     /// Seconds for the liveness check.
     pub liveness_seconds: f64,
-    /// Of which: seconds to build the liveness graph.
+    /// Of which: seconds to build the explicit graph.
     pub liveness_graph_seconds: f64,
     /// Wall time of the whole run.
     pub wall_seconds: f64,
@@ -119,9 +275,13 @@ pub struct Summary {
     pub peak_memory_mib: Option<f64>,
     /// One entry per property.
     pub properties: Vec<PropertyReport>,
-    /// Whether every checked property holds.
+    /// Whether every property was checked and holds.
     pub all_hold: bool,
-    /// Notes for people (unsound reductions, skipped checks).
+    /// Whether some property is violated.
+    pub violated: bool,
+    /// What was not checked, and why (empty when everything was).
+    pub not_checked: Vec<String>,
+    /// Notes for people (reductions refused, skipped checks).
     pub notes: Vec<String>,
 }
 
@@ -129,113 +289,226 @@ pub struct Summary {
 pub fn run(options: &Options) -> Summary {
     let started = Instant::now();
     let config = options.config;
-    let model = MembershipModel::new(config, options.symmetry, options.actors);
     let mut notes = Vec::new();
-    if options.symmetry && config.mode() == Mode::Reference {
+    let mut symmetry = options.symmetry;
+    if symmetry && options.actors > 0 {
+        notes.push(
+            "symmetry reduction is not sound with actors (LeastLoaded breaks ties by a hash of \
+             node ids, so renaming nodes changes where actors go): checked without it"
+                .to_string(),
+        );
+        symmetry = false;
+    }
+    if symmetry && config.mode() == Mode::Reference {
         notes.push(
             "the reference model is not symmetric (HealPartition breaks ties by node id): \
              symmetry reduction may miss states; use --symmetry off for its exact state space"
                 .to_string(),
         );
     }
-    let mut builder = model.clone().checker().threads(options.threads.max(1));
-    if let Some(steps) = options.depth {
-        // stateright counts the initial state as depth 1 and skips states at the target depth,
-        // so "at most `steps` steps" is a target of `steps + 2`.
-        builder = builder.target_max_depth(steps.saturating_add(2));
-    }
-    let outcome = match options.search {
-        Search::Bfs => Outcome::of(builder.spawn_bfs().join()),
-        Search::Dfs => Outcome::of(builder.spawn_dfs().join()),
-    };
-    let safety_seconds = started.elapsed().as_secs_f64();
-    let distinct_states = outcome.unique;
+    let threads = options.threads.max(1);
+    let model = MembershipModel::new(config, symmetry, options.actors);
+    let full = MembershipModel::new(config, false, options.actors);
+    let fairness = Fairness::of(&full);
+    let want_liveness = options.liveness && options.depth.is_none();
+    let through_stateright = symmetry || options.search == Search::Dfs;
+    let graph = (want_liveness || !through_stateright).then(|| {
+        Graph::explore(
+            &full,
+            Some(&fairness),
+            Explore {
+                threads,
+                depth: options.depth,
+                liveness: want_liveness,
+                states_max: GRAPH_STATES_MAX,
+                progress: options.progress,
+            },
+        )
+    });
     let mut properties = Vec::new();
-    for property in model.properties() {
-        let kind = if TransitionInvariant::ALL
+    let (distinct_states, generated_states, max_depth, safety_seconds);
+    if through_stateright {
+        let mut builder = model.clone().checker().threads(threads);
+        if let Some(steps) = options.depth {
+            // stateright counts the initial state as depth 1 and skips states at the target
+            // depth, so "at most `steps` steps" is a target of `steps + 2`.
+            builder = builder.target_max_depth(steps.saturating_add(2));
+        }
+        let safety_started = Instant::now();
+        let outcome = match options.search {
+            Search::Bfs => Outcome::of(builder.spawn_bfs().join()),
+            Search::Dfs => Outcome::of(builder.spawn_dfs().join()),
+        };
+        safety_seconds = safety_started.elapsed().as_secs_f64();
+        distinct_states = outcome.unique;
+        generated_states = outcome.generated;
+        max_depth = outcome.max_depth;
+        for property in model.properties() {
+            let path = outcome.discoveries.get(property.name).cloned();
+            let events = path.map(|path| counterexample_events(&model, path, property.name));
+            properties.push(safety_property(&model, property.name, events));
+        }
+    } else {
+        let g = graph
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("built above"));
+        safety_seconds = g.seconds;
+        distinct_states = g.state_count();
+        generated_states = g.generated;
+        max_depth = g.max_depth;
+        for (inv, found) in StateInvariant::ALL.iter().zip(&g.state_violations) {
+            let events = found.map(|i| g.path(i as usize));
+            properties.push(safety_property(&full, inv.name(), events));
+        }
+        for (inv, found) in TransitionInvariant::ALL
             .iter()
-            .any(|i| i.name() == property.name)
+            .zip(&g.transition_violations)
         {
-            "transition"
-        } else {
-            "state"
-        };
-        let discovery = outcome.discoveries.get(property.name).cloned();
-        let (verdict, length, text, actions) = match discovery {
-            None => ("holds", None, None, None),
-            Some(path) => {
-                let events = counterexample_events(&model, path, property.name);
-                let (text, concrete) = render(&config, &events, None);
-                (
-                    "violated",
-                    Some(concrete.len()),
-                    Some(text),
-                    Some(concrete.iter().map(Event::to_string).collect()),
-                )
-            }
-        };
-        properties.push(PropertyReport {
-            name: property.name.to_string(),
-            kind,
-            verdict,
-            counterexample_length: length,
-            counterexample: text,
-            counterexample_actions: actions,
-            cycle_starts_at: None,
-            bound_limited: None,
-        });
+            let events = found.map(|(i, label)| {
+                let mut events = g.path(i as usize);
+                events.push(g.event(label));
+                events
+            });
+            properties.push(safety_property(&full, inv.name(), events));
+        }
     }
 
+    let mut not_checked = Vec::new();
     let liveness_started = Instant::now();
-    let mut graph_states = None;
-    let mut graph_edges = None;
-    let mut graph_seconds = 0.0;
-    if options.liveness && options.depth.is_none() {
-        match Graph::explore(&model, GRAPH_STATES_MAX) {
-            Ok(graph) => {
-                graph_seconds = liveness_started.elapsed().as_secs_f64();
-                graph_states = Some(graph.state_count());
-                graph_edges = Some(graph.edge_count());
-                for report in liveness::check_all(&graph, &model) {
-                    properties.push(liveness_property(&config, report));
-                }
-            }
-            Err(GraphTooLarge { states_max }) => {
-                notes.push(format!(
-                    "liveness not checked: the reachable graph has more than {states_max} states"
-                ));
-            }
+    let liveness_names: Vec<String> = fairness.properties.iter().map(|p| p.to_string()).collect();
+    let mut liveness_skipped = |reason: String, properties: &mut Vec<PropertyReport>| {
+        not_checked.push(format!(
+            "liveness ({reason}): {}",
+            liveness_names.join(", ")
+        ));
+        for name in &liveness_names {
+            properties.push(PropertyReport {
+                name: name.clone(),
+                kind: "liveness",
+                verdict: "not checked",
+                counterexample_length: None,
+                counterexample: None,
+                counterexample_actions: None,
+                cycle_starts_at: None,
+                not_judged_states: None,
+                not_judged_sets: None,
+                not_judged_examples: None,
+            });
         }
-    } else if options.liveness {
-        notes.push("liveness not checked: it needs the whole graph (no --depth limit)".to_string());
+    };
+    if !options.liveness {
+        liveness_skipped("--liveness off".to_string(), &mut properties);
+    } else if let Some(steps) = options.depth {
+        liveness_skipped(
+            format!("it needs the whole graph, and --depth {steps} limits it"),
+            &mut properties,
+        );
+    } else if let Some(g) = graph.as_ref().filter(|g| g.too_large) {
+        liveness_skipped(
+            format!(
+                "the graph has more than {} states; safety was checked on those",
+                g.state_count()
+            ),
+            &mut properties,
+        );
+    } else if let Some(g) = &graph {
+        let mut progress = Progress::new(options.progress);
+        let count = fairness.properties.len();
+        for report in liveness::check_all(g, &fairness, |p| {
+            progress.tick(|_| format!("liveness: property {} of {count}", p + 1));
+        }) {
+            properties.push(liveness_property(&full, report));
+        }
     }
-    let liveness_seconds = liveness_started.elapsed().as_secs_f64();
-    let all_hold = properties.iter().all(|p| p.verdict == "holds");
+    if let Some(steps) = options.depth {
+        not_checked.push(format!(
+            "safety beyond depth {steps}: only paths of at most {steps} steps were explored"
+        ));
+    }
+    if graph.as_ref().is_some_and(|g| g.too_large) && !through_stateright {
+        not_checked.push(format!(
+            "states beyond the first {}: the graph was cut there",
+            GRAPH_STATES_MAX
+        ));
+    }
+    let liveness_seconds = if want_liveness {
+        liveness_started.elapsed().as_secs_f64() + graph.as_ref().map_or(0.0, |g| g.seconds)
+    } else {
+        0.0
+    };
+    let violated = properties.iter().any(|p| p.verdict == "violated");
+    let all_hold = properties.iter().all(|p| p.verdict == "holds") && not_checked.is_empty();
+    let graph_states = graph.as_ref().map(Graph::state_count);
     Summary {
         spec: config.mode().to_string(),
         mutant: config.mutant().map(Mutant::name),
         nodes: config.node_count(),
         max_view: config.max_view(),
         max_epoch: config.max_epoch(),
+        renumbered: full.renumbers(),
         actors: options.actors,
-        symmetry: options.symmetry,
-        threads: options.threads.max(1),
+        symmetry,
+        threads,
         search: options.search,
         depth_limit: options.depth,
         distinct_states,
-        generated_states: outcome.generated,
+        generated_states,
         states_per_second: distinct_states as f64 / safety_seconds.max(1e-9),
-        max_depth: outcome.max_depth,
+        max_depth,
         liveness_graph_states: graph_states,
-        liveness_graph_edges: graph_edges,
+        liveness_graph_edges: graph.as_ref().map(|g| g.generated - 1),
+        liveness_graph_kept_edges: graph
+            .as_ref()
+            .filter(|_| want_liveness)
+            .map(Graph::kept_edge_count),
+        fingerprint_collision_bound: graph_states.map(|n| (n as f64).powi(2) / 2f64.powi(65)),
         safety_seconds,
         liveness_seconds,
-        liveness_graph_seconds: graph_seconds,
+        liveness_graph_seconds: graph.as_ref().map_or(0.0, |g| g.seconds),
         wall_seconds: started.elapsed().as_secs_f64(),
         peak_memory_mib: peak_memory_mib(),
         properties,
         all_hold,
+        violated,
+        not_checked,
         notes,
+    }
+}
+
+/// The report of safety property `name`, with its counterexample's events if it was violated.
+fn safety_property(
+    model: &MembershipModel,
+    name: &'static str,
+    events: Option<Vec<Event>>,
+) -> PropertyReport {
+    let kind = if TransitionInvariant::ALL.iter().any(|i| i.name() == name) {
+        "transition"
+    } else {
+        "state"
+    };
+    let (verdict, length, text, actions) = match events {
+        None => ("holds", None, None, None),
+        Some(events) => {
+            let (text, concrete) = render(model, &events, None);
+            (
+                "violated",
+                Some(concrete.len()),
+                Some(text),
+                Some(concrete.iter().map(Event::to_string).collect()),
+            )
+        }
+    };
+    PropertyReport {
+        name: name.to_string(),
+        kind,
+        verdict,
+        counterexample_length: length,
+        counterexample: text,
+        counterexample_actions: actions,
+        cycle_starts_at: None,
+        not_judged_states: None,
+        not_judged_sets: None,
+        not_judged_examples: None,
     }
 }
 
@@ -258,14 +531,14 @@ impl Outcome {
     }
 }
 
-fn liveness_property(config: &Config, report: LivenessReport) -> PropertyReport {
+fn liveness_property(model: &MembershipModel, report: LivenessReport) -> PropertyReport {
     let (verdict, length, text, actions, cycle_at) = match &report.counterexample {
         None => ("holds", None, None, None, None),
         Some(lasso) => {
             let Lasso { prefix, cycle } = lasso;
             let mut events = prefix.clone();
             events.extend(cycle.iter().copied());
-            let (text, concrete) = render(config, &events, Some(prefix.len()));
+            let (text, concrete) = render(model, &events, Some(prefix.len()));
             (
                 "violated",
                 Some(lasso.len()),
@@ -275,6 +548,26 @@ fn liveness_property(config: &Config, report: LivenessReport) -> PropertyReport 
             )
         }
     };
+    let bounded = !model.renumbers();
+    let mut examples = String::new();
+    for (kind, example) in [
+        ("a Trapped state", &report.example_state),
+        (
+            "a strongly connected set of Trapped states",
+            &report.example_set,
+        ),
+    ] {
+        if let Some(NotJudged { path, only_bound }) = example {
+            let names: Vec<String> = only_bound.iter().map(Event::to_string).collect();
+            let _ = writeln!(
+                examples,
+                "  not judged, {kind} where {} is refused only by the bound, reached by:",
+                names.join(", ")
+            );
+            let (text, _) = render(model, path, None);
+            examples.push_str(&text);
+        }
+    }
     PropertyReport {
         name: report.property,
         kind: "liveness",
@@ -283,7 +576,9 @@ fn liveness_property(config: &Config, report: LivenessReport) -> PropertyReport 
         counterexample: text,
         counterexample_actions: actions,
         cycle_starts_at: cycle_at,
-        bound_limited: Some(report.bound_limited),
+        not_judged_states: bounded.then_some(report.not_judged_states),
+        not_judged_sets: bounded.then_some(report.not_judged_sets),
+        not_judged_examples: (!examples.is_empty()).then_some(examples),
     }
 }
 
@@ -302,6 +597,7 @@ fn counterexample_events(
     for window in representatives.windows(2) {
         let target = &window[1];
         let found = model.events().iter().copied().find_map(|e| {
+            let e = model.concrete(&concrete, e);
             let (next, _) = step(&concrete, &e).ok()?;
             (model.representative(&next) == *target).then_some((e, next))
         });
@@ -326,14 +622,25 @@ fn counterexample_events(
 
 /// Renders events from the initial state as numbered spec actions with what each changed.
 /// Returns the text and the events actually replayed.
-fn render(config: &Config, events: &[Event], cycle_start: Option<usize>) -> (String, Vec<Event>) {
+fn render(
+    model: &MembershipModel,
+    events: &[Event],
+    cycle_start: Option<usize>,
+) -> (String, Vec<Event>) {
     let mut out = String::new();
-    let mut state = State::initial(*config);
+    let mut state = State::initial(*model.config());
     let mut replayed = Vec::new();
-    for (i, event) in events.iter().enumerate() {
+    for (i, &event) in events.iter().enumerate() {
         if cycle_start == Some(i) {
-            let _ = writeln!(out, "   -- the cycle below repeats forever --");
+            let repeats = if model.renumbers() {
+                "repeats forever (it returns to the same state up to renumbering: view \
+                 numbers, terms and epochs keep growing)"
+            } else {
+                "repeats forever"
+            };
+            let _ = writeln!(out, "   -- the cycle below {repeats} --");
         }
+        let event = &model.concrete(&state, event);
         match step(&state, event) {
             Ok((next, effects)) => {
                 let _ = writeln!(out, "{:>3}. {event}", i + 1);
@@ -444,28 +751,37 @@ pub fn changes(before: &State, after: &State) -> Vec<String> {
 
 /// The process's peak resident memory in MiB, where the OS reports it.
 pub fn peak_memory_mib() -> Option<f64> {
+    status_mib("VmHWM:")
+}
+
+/// The process's current resident memory in MiB, where the OS reports it.
+pub fn current_memory_mib() -> Option<f64> {
+    status_mib("VmRSS:")
+}
+
+fn status_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
 
-/// Prints the summary for people.
-pub fn print_summary(summary: &Summary) -> String {
+/// The summary for people; with `verbose`, also an example of each kind of behaviour liveness
+/// did not judge.
+pub fn print_summary(summary: &Summary, verbose: bool) -> String {
     let mut out = String::new();
+    let none = |b: Option<u64>| b.map_or("none".to_string(), |b| b.to_string());
     let _ = writeln!(out, "model-check: membership protocol");
     let _ = writeln!(
         out,
-        "  spec {}{} | nodes {} | MaxView {} | symmetry {} | {} | threads {}{}",
+        "  spec {}{} | nodes {} | actors {} | symmetry {} | {} | threads {}{}",
         summary.spec,
         summary
             .mutant
             .map(|m| format!(" (mutant {m})"))
             .unwrap_or_default(),
         summary.nodes,
-        summary
-            .max_view
-            .map_or("none".to_string(), |b| b.to_string()),
+        summary.actors,
         if summary.symmetry { "on" } else { "off" },
         match summary.search {
             Search::Bfs => "bfs",
@@ -477,27 +793,53 @@ pub fn print_summary(summary: &Summary) -> String {
             .map(|d| format!(" | depth limit {d}"))
             .unwrap_or_default(),
     );
-    let _ = writeln!(
-        out,
-        "  bounds: view numbers and terms <= {}, actor epochs <= {} (checking bounds only: the implementation's counters are unbounded u64)",
-        summary.max_view.map_or("none".to_string(), |b| b.to_string()),
-        summary.max_epoch.map_or("none".to_string(), |b| b.to_string())
-    );
-    let _ = writeln!(out, "safety (stateright):");
+    if summary.renumbered {
+        let _ = writeln!(
+            out,
+            "  bounds: none (view numbers, terms and epochs renumbered by rank in every state: \
+             the finite graph of the unbounded protocol)"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  bounds: view numbers and terms <= {}, actor epochs <= {} (checking bounds: the \
+             implementation's counters are unbounded u64)",
+            none(summary.max_view),
+            none(summary.max_epoch)
+        );
+    }
+    let engine = if summary.symmetry || summary.search == Search::Dfs {
+        "stateright"
+    } else {
+        "explicit graph"
+    };
+    let _ = writeln!(out, "safety ({engine}):");
     let _ = writeln!(out, "  distinct states    {}", summary.distinct_states);
     let _ = writeln!(out, "  generated states   {}", summary.generated_states);
     let _ = writeln!(out, "  states per second  {:.0}", summary.states_per_second);
     let _ = writeln!(out, "  maximum depth      {}", summary.max_depth);
     let _ = writeln!(out, "  time               {:.2} s", summary.safety_seconds);
-    if let (Some(states), Some(edges)) =
-        (summary.liveness_graph_states, summary.liveness_graph_edges)
-    {
+    if let (Some(states), Some(edges), Some(kept)) = (
+        summary.liveness_graph_states,
+        summary.liveness_graph_edges,
+        summary.liveness_graph_kept_edges,
+    ) {
         let _ = writeln!(out, "liveness (explicit graph, no symmetry reduction):");
-        let _ = writeln!(out, "  graph              {states} states, {edges} edges");
         let _ = writeln!(
             out,
-            "  time               {:.2} s ({:.2} s building the graph)",
+            "  graph              {states} states, {edges} transitions ({kept} kept: between \
+             states Trapped for a common property)"
+        );
+        let _ = writeln!(
+            out,
+            "  time               {:.2} s ({:.2} s exploring the graph)",
             summary.liveness_seconds, summary.liveness_graph_seconds
+        );
+    }
+    if let Some(p) = summary.fingerprint_collision_bound {
+        let _ = writeln!(
+            out,
+            "fingerprints         64-bit; probability of a collision at most {p:.1e}"
         );
     }
     let _ = writeln!(out, "wall time            {:.2} s", summary.wall_seconds);
@@ -509,12 +851,26 @@ pub fn print_summary(summary: &Summary) -> String {
     }
     let _ = writeln!(out, "properties:");
     for p in &summary.properties {
-        let extra = match (p.counterexample_length, p.bound_limited) {
-            (Some(len), _) => format!(" (counterexample: {len} steps)"),
-            (None, Some(b)) if b > 0 => format!(" ({b} lassos beyond the bound not judged)"),
-            _ => String::new(),
-        };
+        let mut extra = String::new();
+        if let Some(len) = p.counterexample_length {
+            extra = format!(" (counterexample: {len} steps)");
+        } else if let (Some(states), Some(sets)) = (p.not_judged_states, p.not_judged_sets) {
+            if states + sets > 0 {
+                extra = format!(
+                    " (not judged, a bound disables a fair action: {states} trapped states, \
+                     {sets} trapped cycles)"
+                );
+            }
+        }
         let _ = writeln!(out, "  {:<34} {:<11} {}{extra}", p.name, p.kind, p.verdict);
+    }
+    if verbose {
+        for p in &summary.properties {
+            if let Some(examples) = &p.not_judged_examples {
+                let _ = writeln!(out, "\n{}:", p.name);
+                out.push_str(examples);
+            }
+        }
     }
     for p in summary
         .properties
@@ -529,14 +885,27 @@ pub fn print_summary(summary: &Summary) -> String {
         );
         let _ = write!(out, "{}", p.counterexample.as_deref().unwrap_or(""));
     }
-    let _ = writeln!(
-        out,
-        "\nresult: {}",
-        if summary.all_hold {
-            "every property holds"
-        } else {
-            "VIOLATED"
-        }
-    );
+    let _ = writeln!(out, "\nresult: {}", result_line(summary));
     out
+}
+
+/// The one-line verdict: every property holds, which are violated, or what was not checked.
+pub fn result_line(summary: &Summary) -> String {
+    let violated: Vec<&str> = summary
+        .properties
+        .iter()
+        .filter(|p| p.verdict == "violated")
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut line = if !violated.is_empty() {
+        format!("VIOLATED: {}", violated.join(", "))
+    } else if summary.not_checked.is_empty() {
+        "every property holds".to_string()
+    } else {
+        "no violation found, but NOT everything was checked".to_string()
+    };
+    for what in &summary.not_checked {
+        let _ = write!(line, "; not checked: {what}");
+    }
+    line
 }

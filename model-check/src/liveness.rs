@@ -1,137 +1,45 @@
-//! Liveness, decided soundly on the reachable state graph.
+//! Liveness, decided soundly on the explicit reachable graph ([`crate::graph::Graph`]).
 //!
 //! stateright's `eventually` only looks at terminal states and is not sound on cyclic graphs, so
 //! liveness is decided here on the explicit reachable graph (every state, every edge labelled
 //! with its action; no symmetry reduction, so that action instances keep their names).
 //!
 //! Each property has the form `[]<>~Trapped` ("no fair behaviour stays in `Trapped` forever",
-//! see `membership_core::invariants::Liveness`) under the property's fairness assumption: weak
-//! fairness of each action instance in `Liveness::fairness` (the spec's `Fairness`,
-//! `membership_core::invariants::fair_events`, plus what the property itself assumes). A behaviour
-//! violating it ends, from some point on, inside `Trapped` forever. In a finite graph such a
-//! behaviour either
+//! see `membership_core::invariants::Liveness`) under the spec's fairness assumption: weak
+//! fairness of each action instance ([`crate::graph::Fairness`]). A behaviour violating it ends,
+//! from some point on, inside `Trapped` forever. In a finite graph such a behaviour either
 //! - stutters forever in a Trapped state `s`: fair only if every fair action is disabled at `s`;
 //! - or cycles through a strongly connected set `C` of Trapped states: such a cycle can be made
 //!   weakly fair iff every fair action is either disabled at some state of `C` or taken by some
 //!   edge inside `C` (a cycle visiting every state and edge of `C` then satisfies weak fairness).
 //!
 //! Both are checked exhaustively, so "holds" means no fair violating behaviour exists in the
-//! bounded graph. The bound `MaxView` is a model artefact: a fair action refused only because a
-//! counter would pass `MaxView` is treated as enabled (the unbounded protocol could take it), so
-//! a lasso that is fair only thanks to the bound is not reported as a violation but counted as
-//! `bound_limited`.
+//! graph.
+//!
+//! **The renumbered graph** (the default: the fixed protocol without bounds) is finite without
+//! any bound, and its cycles are the protocol's infinite behaviours (a cycle returns to the same
+//! state up to renumbering of view numbers, terms and epochs: the concrete behaviour keeps
+//! drawing fresh numbers). There every action instance is judged on what the protocol does;
+//! nothing is disabled by a bound. One subtlety: `MigrateActor(a, t)` is one fair instance per
+//! term `t`, and in the renumbered graph all of them are the one instance
+//! `MigrateActor(a, current)`. The protocol enables `MigrateActor(a, t)` only while `t` is the
+//! registry's current term (`membership_core::checking::fenced_by_term`), and terms are never
+//! granted twice, so on a cycle that grants a term (an edge flagged
+//! [`crate::graph::TERM_CHANGED`]) no instance `MigrateActor(a, t)` stays enabled forever: weak
+//! fairness asks nothing of them there. On a cycle that grants no term, `t` is fixed and
+//! `MigrateActor(a, current)` is exactly `MigrateActor(a, t)`.
+//!
+//! **Bounded graphs** (the reference and buggy modes, or `--max-view`/`--max-epoch`): a fair action
+//! refused only because a counter would pass its bound is a model artefact, not a property of
+//! the protocol. It counts as "disabled only by the bound" only if the same step succeeds once
+//! the bound is lifted (the refusal's label is not trusted); a lasso that is fair only thanks to
+//! such refusals is not reported as a violation but counted as not judged (stuttering states
+//! and strongly connected sets apart).
 
-use crate::model::MembershipModel;
-use indexmap::IndexSet;
-use membership_core::invariants::Liveness;
-use membership_core::{step, Config, Event, Guard, State};
+use crate::graph::{Fairness, Graph, TERM_CHANGED};
+use membership_core::Event;
 use serde::Serialize;
-use std::collections::VecDeque;
-
-/// The largest graph the liveness pass builds (states); beyond it the pass stops and says so.
-pub const GRAPH_STATES_MAX: usize = 20_000_000;
-
-/// The explicit reachable graph of a configuration.
-pub struct Graph {
-    events: Vec<Event>,
-    /// The states, numbered in insertion (BFS) order; the hasher only speeds up lookups and
-    /// does not affect the numbering.
-    states: IndexSet<State, ahash::RandomState>,
-    /// Edges of state `i` are `edges[offsets[i]..offsets[i + 1]]`: (target, event index).
-    offsets: Vec<usize>,
-    edges: Vec<(u32, u16)>,
-    /// BFS tree: (parent, event index) for every state but the initial one.
-    parent: Vec<Option<(u32, u16)>>,
-}
-
-/// The graph did not fit in [`GRAPH_STATES_MAX`] states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GraphTooLarge {
-    /// The limit that was reached.
-    pub states_max: usize,
-}
-
-impl Graph {
-    /// Builds the reachable graph of the model's configuration and events breadth-first (no
-    /// symmetry reduction).
-    pub fn explore(model: &MembershipModel, states_max: usize) -> Result<Graph, GraphTooLarge> {
-        let config = *model.config();
-        let events = model.events().to_vec();
-        let mut states = IndexSet::with_hasher(ahash::RandomState::new());
-        states.insert(State::initial(config));
-        let mut offsets = vec![0usize];
-        let mut edges = Vec::new();
-        let mut parent = vec![None];
-        let mut next = 0usize;
-        while next < states.len() {
-            let Some(state) = states.get_index(next).cloned() else {
-                break;
-            };
-            for (label, event) in events.iter().enumerate() {
-                let Ok((succ, _)) = step(&state, event) else {
-                    continue;
-                };
-                let (target, inserted) = states.insert_full(succ);
-                if inserted {
-                    if states.len() > states_max {
-                        return Err(GraphTooLarge { states_max });
-                    }
-                    parent.push(Some((to_u32(next), to_u16(label))));
-                }
-                edges.push((to_u32(target), to_u16(label)));
-            }
-            offsets.push(edges.len());
-            next += 1;
-        }
-        debug_assert_eq!(offsets.len(), states.len() + 1);
-        debug_assert_eq!(parent.len(), states.len());
-        Ok(Graph {
-            events,
-            states,
-            offsets,
-            edges,
-            parent,
-        })
-    }
-
-    /// The number of reachable states.
-    pub fn state_count(&self) -> usize {
-        self.states.len()
-    }
-
-    /// The number of edges (enabled action instances summed over states).
-    pub fn edge_count(&self) -> usize {
-        self.edges.len()
-    }
-
-    fn state(&self, i: usize) -> &State {
-        // Indices come from the graph itself; an out-of-range index is a bug in this module.
-        &self.states[i]
-    }
-
-    fn out(&self, i: usize) -> &[(u32, u16)] {
-        &self.edges[self.offsets[i]..self.offsets[i + 1]]
-    }
-
-    /// The events of the BFS-tree path from the initial state to state `i` (shortest).
-    fn prefix(&self, mut i: usize) -> Vec<Event> {
-        let mut path = Vec::new();
-        while let Some((p, label)) = self.parent[i] {
-            path.push(self.events[usize::from(label)]);
-            i = p as usize;
-        }
-        path.reverse();
-        path
-    }
-}
-
-fn to_u32(i: usize) -> u32 {
-    u32::try_from(i).unwrap_or(u32::MAX)
-}
-
-fn to_u16(i: usize) -> u16 {
-    u16::try_from(i).unwrap_or(u16::MAX)
-}
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A lasso: a path from the initial state, then a cycle repeated forever (an empty cycle means
 /// the behaviour stutters forever at the end of the prefix).
@@ -155,6 +63,15 @@ impl Lasso {
     }
 }
 
+/// An example of a behaviour not judged because a bound disabled a fair action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotJudged {
+    /// A shortest path to the state (for a set: to its first state).
+    pub path: Vec<Event>,
+    /// The fair action instances refused there only by the bound.
+    pub only_bound: Vec<Event>,
+}
+
 /// The verdict on one liveness property.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LivenessReport {
@@ -164,274 +81,357 @@ pub struct LivenessReport {
     pub name: &'static str,
     /// A fair violating behaviour, if one exists.
     pub counterexample: Option<Lasso>,
-    /// Trapped states and strongly connected sets that would be fair violations only because the
-    /// bound `MaxView` disables a fair action there (not reported as violations).
-    pub bound_limited: usize,
+    /// Trapped states where stuttering would be fair only because a bound disables a fair
+    /// action (not judged).
+    pub not_judged_states: usize,
+    /// Strongly connected sets of Trapped states whose cycles would be fair only because a
+    /// bound disables a fair action (not judged).
+    pub not_judged_sets: usize,
+    /// One not-judged state, if any.
+    pub example_state: Option<NotJudged>,
+    /// One not-judged set, if any.
+    pub example_set: Option<NotJudged>,
     /// Trapped states (states in which the behaviour must not stay forever).
     pub trapped_states: usize,
 }
 
-/// How a fair action stands at one state.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Enabled {
-    Yes,
-    No,
-    OnlyBound,
-}
-
-fn enabled(state: &State, event: &Event) -> Enabled {
-    match step(state, event) {
-        Ok(_) => Enabled::Yes,
-        Err(refusal) => match refusal.guard {
-            // Bound checks are the last guard of every action: this refusal means "enabled but
-            // for MaxView".
-            Guard::BoundReached { .. } => Enabled::OnlyBound,
-            _ => Enabled::No,
-        },
-    }
-}
-
-/// Checks every liveness property of `membership_core::invariants::Liveness::all`.
-pub fn check_all(graph: &Graph, model: &MembershipModel) -> Vec<LivenessReport> {
-    Liveness::all(model.config().node_count(), model.actors())
-        .into_iter()
-        .map(|property| check(graph, model, property))
+/// Checks every liveness property of the graph's fairness.
+pub fn check_all(
+    graph: &Graph,
+    fairness: &Fairness,
+    mut progress: impl FnMut(usize),
+) -> Vec<LivenessReport> {
+    let mut scratch = Scratch::new(graph.expanded_count());
+    (0..fairness.properties.len())
+        .map(|p| {
+            progress(p);
+            check(graph, fairness, p, &mut scratch)
+        })
         .collect()
 }
 
-/// Checks one liveness property on the graph.
-pub fn check(graph: &Graph, model: &MembershipModel, property: Liveness) -> LivenessReport {
-    let config: &Config = model.config();
-    let fair = property.fairness(
-        config.node_count(),
-        model.actors(),
-        config.max_view().unwrap_or(0),
-    );
-    let fair_labels: Vec<Option<u16>> = fair
-        .iter()
-        .map(|f| graph.events.iter().position(|e| e == f).map(to_u16))
-        .collect();
-    let n = graph.state_count();
-    let trapped: Vec<bool> = (0..n).map(|i| property.trapped(graph.state(i))).collect();
-    let trapped_states = trapped.iter().filter(|&&t| t).count();
-    let mut bound_limited = 0usize;
-    let mut best: Option<Lasso> = None;
-    let consider = |lasso: Lasso, best: &mut Option<Lasso>| {
-        if best.as_ref().is_none_or(|b| lasso.len() < b.len()) {
-            *best = Some(lasso);
+/// Tarjan's arrays, reused from property to property.
+struct Scratch {
+    index: Vec<u32>,
+    low: Vec<u32>,
+    comp: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Scratch {
+    fn new(n: usize) -> Scratch {
+        Scratch {
+            index: vec![NONE; n],
+            low: vec![0; n],
+            comp: vec![NONE; n],
+        }
+    }
+
+    fn reset(&mut self) {
+        self.index.fill(NONE);
+        self.comp.fill(NONE);
+    }
+}
+
+fn bits(mask: u64) -> impl Iterator<Item = usize> {
+    (0..64).filter(move |b| mask & (1u64 << b) != 0)
+}
+
+fn instances(fairness: &Fairness, mask: u64) -> Vec<Event> {
+    bits(mask).map(|b| fairness.instances[b]).collect()
+}
+
+/// Checks property number `p` on the graph.
+fn check(graph: &Graph, fairness: &Fairness, p: usize, scratch: &mut Scratch) -> LivenessReport {
+    let property = fairness.properties[p];
+    let assumed = fairness.assumed[p];
+    let n = graph.expanded_count();
+    let bit = 1u64 << p;
+    let trapped = |i: usize| i < n && graph.trapped[i] & bit != 0;
+    let only_bound = |i: usize| {
+        if graph.has_bound_info() {
+            graph.only_bound[i]
+        } else {
+            0
         }
     };
+    let mut report = LivenessReport {
+        property: property.to_string(),
+        name: property.name(),
+        counterexample: None,
+        not_judged_states: 0,
+        not_judged_sets: 0,
+        example_state: None,
+        example_set: None,
+        trapped_states: 0,
+    };
+    let mut best: Option<Lasso> = None;
 
-    // Stuttering forever in one trapped state.
-    for i in (0..n).filter(|&i| trapped[i]) {
-        let status: Vec<Enabled> = fair.iter().map(|f| enabled(graph.state(i), f)).collect();
-        if status.iter().all(|&s| s == Enabled::No) {
-            consider(
-                Lasso {
-                    prefix: graph.prefix(i),
+    // Stuttering forever in one trapped state (states in breadth-first order: the first one
+    // found has the shortest prefix).
+    for i in (0..n).filter(|&i| trapped(i)) {
+        report.trapped_states += 1;
+        let enabled = graph.enabled[i] & assumed;
+        let bound = only_bound(i) & assumed;
+        if enabled == 0 && bound == 0 {
+            if best.is_none() {
+                best = Some(Lasso {
+                    prefix: graph.path(i),
                     cycle: Vec::new(),
-                },
-                &mut best,
-            );
-        } else if status.iter().all(|&s| s != Enabled::Yes) {
-            bound_limited += 1;
+                });
+            }
+        } else if enabled == 0 {
+            report.not_judged_states += 1;
+            if report.example_state.is_none() {
+                report.example_state = Some(NotJudged {
+                    path: graph.path(i),
+                    only_bound: instances(fairness, bound),
+                });
+            }
         }
     }
 
     // Cycling forever through a strongly connected set of trapped states.
-    for component in trapped_components(graph, &trapped) {
-        let members: std::collections::BTreeSet<usize> = component.iter().copied().collect();
-        let internal = |i: usize| {
-            graph
-                .out(i)
-                .iter()
-                .filter(|(t, _)| members.contains(&(*t as usize)))
-                .copied()
-                .collect::<Vec<_>>()
-        };
-        if component.len() == 1 && internal(component[0]).is_empty() {
-            continue; // no cycle here; stuttering was handled above
-        }
-        let mut verdict_fair = true;
-        let mut verdict_fair_with_bound = true;
-        let mut required = Vec::new();
-        for (f, label) in fair.iter().zip(&fair_labels) {
-            let taken = label.is_some_and(|l| {
-                component
-                    .iter()
-                    .any(|&i| internal(i).iter().any(|&(_, el)| el == l))
-            });
-            if taken {
-                required.extend(*label);
-                continue;
-            }
-            let statuses: Vec<Enabled> = component
-                .iter()
-                .map(|&i| enabled(graph.state(i), f))
-                .collect();
-            if !statuses.contains(&Enabled::No) {
-                verdict_fair = false;
-                if !statuses.contains(&Enabled::OnlyBound) {
-                    verdict_fair_with_bound = false;
-                }
-            }
-        }
-        if verdict_fair {
-            let entry = component.iter().copied().min().unwrap_or(0);
-            let cycle = fair_cycle(graph, &members, entry, &required);
-            consider(
-                Lasso {
-                    prefix: graph.prefix(entry),
-                    cycle,
-                },
-                &mut best,
-            );
-        } else if verdict_fair_with_bound {
-            bound_limited += 1;
-        }
-    }
-
-    LivenessReport {
-        property: property.to_string(),
-        name: property.name(),
-        counterexample: best,
-        bound_limited,
-        trapped_states,
-    }
-}
-
-/// The strongly connected components of the subgraph induced by trapped states (iterative
-/// Tarjan; bounded by the number of states and edges).
-fn trapped_components(graph: &Graph, trapped: &[bool]) -> Vec<Vec<usize>> {
-    const UNVISITED: usize = usize::MAX;
-    let n = graph.state_count();
-    let mut index = vec![UNVISITED; n];
-    let mut low = vec![0usize; n];
-    let mut on_stack = vec![false; n];
-    let mut stack = Vec::new();
-    let mut components = Vec::new();
-    let mut counter = 0usize;
-    for root in (0..n).filter(|&i| trapped[i]) {
-        if index[root] != UNVISITED {
+    scratch.reset();
+    let mut counter = 0u32;
+    let mut components = 0u32;
+    let mut stack: Vec<usize> = Vec::new();
+    for root in (0..n).filter(|&i| trapped(i)) {
+        if scratch.index[root] != NONE {
             continue;
         }
         // Call stack of (state, next edge position).
         let mut calls: Vec<(usize, usize)> = vec![(root, 0)];
-        index[root] = counter;
-        low[root] = counter;
+        scratch.index[root] = counter;
+        scratch.low[root] = counter;
         counter += 1;
         stack.push(root);
-        on_stack[root] = true;
         while let Some(&mut (v, ref mut pos)) = calls.last_mut() {
-            let out = graph.out(v);
-            if *pos < out.len() {
-                let w = out[*pos].0 as usize;
+            let next = graph.edge(v, *pos);
+            if let Some((w, _)) = next {
                 *pos += 1;
-                if !trapped[w] {
+                if !trapped(w) {
                     continue;
                 }
-                if index[w] == UNVISITED {
-                    index[w] = counter;
-                    low[w] = counter;
+                if scratch.index[w] == NONE {
+                    scratch.index[w] = counter;
+                    scratch.low[w] = counter;
                     counter += 1;
                     stack.push(w);
-                    on_stack[w] = true;
                     calls.push((w, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
+                } else if scratch.comp[w] == NONE {
+                    // On the stack.
+                    scratch.low[v] = scratch.low[v].min(scratch.index[w]);
                 }
             } else {
                 calls.pop();
                 if let Some(&(u, _)) = calls.last() {
-                    low[u] = low[u].min(low[v]);
+                    scratch.low[u] = scratch.low[u].min(scratch.low[v]);
                 }
-                if low[v] == index[v] {
-                    let mut component = Vec::new();
+                if scratch.low[v] == scratch.index[v] {
+                    let mut members = Vec::new();
                     while let Some(w) = stack.pop() {
-                        on_stack[w] = false;
-                        component.push(w);
+                        scratch.comp[w] = components;
+                        members.push(w);
                         if w == v {
                             break;
                         }
                     }
-                    components.push(component);
+                    judge_component(
+                        graph,
+                        fairness,
+                        assumed,
+                        &members,
+                        components,
+                        &scratch.comp,
+                        &only_bound,
+                        &mut report,
+                        &mut best,
+                    );
+                    components += 1;
                 }
             }
         }
     }
-    components
+    report.counterexample = best;
+    report
 }
 
-/// A cycle from `entry` back to `entry` inside `members` that takes an edge of every label in
-/// `required` (the fair actions enabled throughout the component), built from shortest walks.
+/// What one strongly connected set of trapped states says.
+#[allow(clippy::too_many_arguments)]
+fn judge_component(
+    graph: &Graph,
+    fairness: &Fairness,
+    assumed: u64,
+    members: &[usize],
+    id: u32,
+    comp: &[u32],
+    only_bound: &dyn Fn(usize) -> u64,
+    report: &mut LivenessReport,
+    best: &mut Option<Lasso>,
+) {
+    let internal = |i: usize| graph.out(i).filter(move |&(t, _)| comp[t] == id);
+    let mut has_edge = false;
+    let mut taken = 0u64;
+    let mut term_change = false;
+    let mut disabled = 0u64; // really disabled at some member
+    let mut disabled_or_bound = 0u64; // disabled or refused only by the bound at some member
+    for &m in members {
+        for (_, label) in internal(m) {
+            has_edge = true;
+            term_change |= label & TERM_CHANGED != 0;
+            if let Some(b) = fairness.bit_of_event[usize::from(label & !TERM_CHANGED)] {
+                taken |= 1 << b;
+            }
+        }
+        disabled |= assumed & !graph.enabled[m] & !only_bound(m);
+        disabled_or_bound |= assumed & !graph.enabled[m];
+    }
+    if !has_edge {
+        return; // a single state without a self-loop: stuttering was handled apart
+    }
+    let vacuous = if term_change {
+        fairness.vacuous_on_term_change
+    } else {
+        0
+    };
+    let fair = assumed & !(taken | disabled | vacuous) == 0;
+    let fair_with_bound = assumed & !(taken | disabled_or_bound | vacuous) == 0;
+    let entry = members.iter().copied().min().unwrap_or(0);
+    if fair {
+        if best.as_ref().is_some_and(|b| graph.depth(entry) >= b.len()) {
+            return; // cannot be shorter
+        }
+        let mut goals = Vec::new();
+        let mut need_term_change = false;
+        for b in bits(assumed) {
+            if disabled & (1 << b) != 0 {
+                goals.push(Goal::Disabled(b));
+            } else if taken & (1 << b) != 0 {
+                goals.push(Goal::Take(b));
+            } else {
+                need_term_change = true;
+            }
+        }
+        if need_term_change {
+            goals.push(Goal::TermChange);
+        }
+        let cycle = fair_cycle(
+            graph, fairness, members, id, comp, entry, &goals, only_bound,
+        );
+        let lasso = Lasso {
+            prefix: graph.path(entry),
+            cycle,
+        };
+        if best.as_ref().is_none_or(|b| lasso.len() < b.len()) {
+            *best = Some(lasso);
+        }
+    } else if fair_with_bound {
+        report.not_judged_sets += 1;
+        if report.example_set.is_none() {
+            let bound = members
+                .iter()
+                .fold(0u64, |mask, &m| mask | (only_bound(m) & assumed));
+            report.example_set = Some(NotJudged {
+                path: graph.path(entry),
+                only_bound: instances(fairness, bound),
+            });
+        }
+    }
+}
+
+/// What a fair cycle must do for one fair instance (or for the term-fenced instances).
+#[derive(Clone, Copy, Debug)]
+enum Goal {
+    /// Visit a state where instance `b` is disabled.
+    Disabled(usize),
+    /// Take an edge of instance `b`.
+    Take(usize),
+    /// Take an edge that grants a term.
+    TermChange,
+}
+
+/// A cycle from `entry` back to `entry` inside the component that meets every goal, built from
+/// shortest walks.
+#[allow(clippy::too_many_arguments)]
 fn fair_cycle(
     graph: &Graph,
-    members: &std::collections::BTreeSet<usize>,
+    fairness: &Fairness,
+    members: &[usize],
+    id: u32,
+    comp: &[u32],
     entry: usize,
-    required: &[u16],
+    goals: &[Goal],
+    only_bound: &dyn Fn(usize) -> u64,
 ) -> Vec<Event> {
+    let members: BTreeSet<usize> = members.iter().copied().collect();
+    let internal = |i: usize| graph.out(i).filter(move |&(t, _)| comp[t] == id);
+    let edge_for = |i: usize, goal: Goal| {
+        internal(i).find(|&(_, label)| match goal {
+            Goal::Take(b) => {
+                fairness.bit_of_event[usize::from(label & !TERM_CHANGED)] == Some(b as u8)
+            }
+            Goal::TermChange => label & TERM_CHANGED != 0,
+            Goal::Disabled(_) => false,
+        })
+    };
     let mut cycle = Vec::new();
     let mut at = entry;
-    for &label in required {
-        // Walk to a state with an internal edge labelled `label`, then take it.
-        let has_edge = |i: usize| {
-            graph
-                .out(i)
-                .iter()
-                .find(|&&(t, l)| l == label && members.contains(&(t as usize)))
-                .copied()
+    for &goal in goals {
+        let reached = |i: usize| match goal {
+            Goal::Disabled(b) => (graph.enabled[i] | only_bound(i)) & (1 << b) == 0,
+            Goal::Take(_) | Goal::TermChange => edge_for(i, goal).is_some(),
         };
-        if let Some((walk, end)) = walk_to(graph, members, at, |i| has_edge(i).is_some()) {
+        if let Some((walk, end)) = walk_to(graph, &members, id, comp, at, reached) {
             cycle.extend(walk);
-            if let Some((t, l)) = has_edge(end) {
-                cycle.push(graph.events[usize::from(l)]);
-                at = t as usize;
+            at = end;
+            if let Some((t, label)) = edge_for(end, goal) {
+                cycle.push(graph.event(label));
+                at = t;
             }
         }
     }
     // Close the cycle: at least one step, back to the entry.
     if at == entry && cycle.is_empty() {
-        if let Some(&(t, l)) = graph
-            .out(entry)
-            .iter()
-            .find(|(t, _)| members.contains(&(*t as usize)))
-        {
-            cycle.push(graph.events[usize::from(l)]);
-            at = t as usize;
+        if let Some((t, label)) = internal(entry).next() {
+            cycle.push(graph.event(label));
+            at = t;
         }
     }
-    if let Some((walk, _)) = walk_to(graph, members, at, |i| i == entry) {
+    if let Some((walk, _)) = walk_to(graph, &members, id, comp, at, |i| i == entry) {
         cycle.extend(walk);
     }
     cycle
 }
 
-/// The shortest walk inside `members` from `from` to a state satisfying `goal`.
+/// The shortest walk inside the component from `from` to a state satisfying `goal`.
 fn walk_to(
     graph: &Graph,
-    members: &std::collections::BTreeSet<usize>,
+    members: &BTreeSet<usize>,
+    id: u32,
+    comp: &[u32],
     from: usize,
     goal: impl Fn(usize) -> bool,
 ) -> Option<(Vec<Event>, usize)> {
-    let mut parent: std::collections::BTreeMap<usize, (usize, u16)> = Default::default();
+    let mut parent: BTreeMap<usize, (usize, u16)> = BTreeMap::new();
     let mut queue = VecDeque::from([from]);
-    let mut seen = std::collections::BTreeSet::from([from]);
+    let mut seen = BTreeSet::from([from]);
     while let Some(v) = queue.pop_front() {
         if goal(v) {
             let mut walk = Vec::new();
             let mut cur = v;
             while cur != from {
-                let (p, l) = parent[&cur];
-                walk.push(graph.events[usize::from(l)]);
+                let (p, label) = parent[&cur];
+                walk.push(graph.event(label));
                 cur = p;
             }
             walk.reverse();
             return Some((walk, v));
         }
-        for &(t, l) in graph.out(v) {
-            let t = t as usize;
-            if members.contains(&t) && seen.insert(t) {
-                parent.insert(t, (v, l));
+        for (t, label) in graph.out(v) {
+            if comp[t] == id && members.contains(&t) && seen.insert(t) {
+                parent.insert(t, (v, label));
                 queue.push_back(t);
             }
         }

@@ -6,8 +6,11 @@ use clap::{Parser, ValueEnum};
 use membership_core::checking::{Mode, Mutant};
 use membership_core::Config;
 use model_check::model::MembershipModel;
-use model_check::{print_summary, run, Options, Search};
+use model_check::{
+    default_suite, default_threads, print_summary, run, Options, Search, SuiteSummary,
+};
 use stateright::Model;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -31,34 +34,41 @@ enum OnOff {
 /// stateright: every safety invariant on every reachable state and transition, and the liveness
 /// properties on the explicit reachable graph under the spec's weak fairness.
 ///
-/// Exit status: 0 when every property holds, 1 when one is violated (its counterexample is
-/// printed), 2 for a usage error.
+/// Exit status: 0 when no property is violated (the result line says whether every property
+/// was checked), 1 when one is violated (its counterexample is printed), 2 for a usage error.
 #[derive(Debug, Parser)]
 #[command(name = "model-check", version)]
 struct Cli {
-    /// Number of nodes (|Nodes|).
-    #[arg(long, default_value_t = 3)]
-    nodes: u16,
-    /// Bound on view numbers and terms (the spec's MaxView; a checking bound only).
-    #[arg(long = "max-view", default_value_t = 3)]
-    max_view: u64,
-    /// Number of actors (a1, a2, ...; fixed protocol only: the reference model has none).
-    #[arg(long, default_value_t = 2)]
-    actors: u16,
-    /// Bound on actor activation epochs (the spec's MaxEpoch; a checking bound only).
-    #[arg(long = "max-epoch", default_value_t = 3)]
-    max_epoch: u64,
+    /// Number of nodes (|Nodes|; default 3). Giving any of --nodes, --actors, --spec,
+    /// --max-view, --max-epoch checks that one configuration instead of the default run.
+    #[arg(long)]
+    nodes: Option<u16>,
+    /// Bound on view numbers and terms (the spec's MaxView). Without it (and without
+    /// --max-epoch) the fixed protocol is checked unbounded: states are renumbered by rank. The
+    /// reference and buggy modes need a bound (default 3).
+    #[arg(long = "max-view")]
+    max_view: Option<u64>,
+    /// Number of actors (a1, a2, ...; default 0; fixed protocol only: the reference model has
+    /// none).
+    #[arg(long)]
+    actors: Option<u16>,
+    /// Bound on actor activation epochs (the spec's MaxEpoch). Giving either bound checks the
+    /// bounded model (the other bound then defaults to 3).
+    #[arg(long = "max-epoch")]
+    max_epoch: Option<u64>,
     /// Which protocol: the fixed one, the reference model, or the reference model's buggy mode.
-    #[arg(long, value_enum, default_value = "fixed")]
-    spec: Spec,
-    /// Symmetry reduction over node ids (sound for fixed and buggy; the reference model breaks
-    /// ties by node id, so use `off` for its exact state space).
-    #[arg(long, value_enum, default_value = "on")]
+    #[arg(long, value_enum)]
+    spec: Option<Spec>,
+    /// Symmetry reduction over node ids, for safety (through stateright). Sound for the fixed
+    /// protocol and buggy mode without actors; refused with actors (placement breaks ties by a
+    /// hash of node ids); the reference model breaks ties by node id.
+    #[arg(long, value_enum, default_value = "off")]
     symmetry: OnOff,
-    /// Checker threads. With more than 1, BFS counterexamples may be a step or two longer than
-    /// the shortest.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Threads (default: every core). The explicit graph's numbering, and so its
+    /// counterexamples, do not depend on it; with stateright (--symmetry on, --dfs) and more than
+    /// 1, BFS counterexamples may be a step or two longer than the shortest.
+    #[arg(long)]
+    threads: Option<usize>,
     /// Breadth-first search: shortest counterexamples first (the default).
     #[arg(long, conflicts_with = "dfs")]
     bfs: bool,
@@ -71,6 +81,9 @@ struct Cli {
     /// Print the summary as JSON (for scripts).
     #[arg(long)]
     json: bool,
+    /// Also print an example of each kind of behaviour liveness did not judge (bounded models).
+    #[arg(long)]
+    verbose: bool,
     /// Serve stateright's web explorer on this loopback address (e.g. 127.0.0.1:3000) instead
     /// of checking; click through the state space in a browser.
     #[arg(long, value_name = "ADDR")]
@@ -108,13 +121,82 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mode = match cli.spec {
+    let threads = cli.threads.unwrap_or_else(default_threads);
+    let progress = !cli.json && std::io::stderr().is_terminal();
+    let single = cli.nodes.is_some()
+        || cli.actors.is_some()
+        || cli.spec.is_some()
+        || cli.max_view.is_some()
+        || cli.max_epoch.is_some()
+        || cli.explore.is_some()
+        || cli.dump.is_some();
+    if !single {
+        // The default run: the configurations of `default_suite`, one after the other.
+        let jobs = match default_suite(mutant) {
+            Ok(jobs) => jobs,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(2);
+            }
+        };
+        let mut summaries = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            let options = Options {
+                symmetry: matches!(cli.symmetry, OnOff::On),
+                threads,
+                search: if cli.dfs { Search::Dfs } else { Search::Bfs },
+                depth: cli.depth,
+                liveness: matches!(cli.liveness, OnOff::On),
+                progress,
+                ..job.options.clone()
+            };
+            if progress {
+                eprintln!("model-check: [{}/{}] {}", i + 1, jobs.len(), job.name);
+            }
+            let summary = run(&options);
+            if !cli.json {
+                println!("== [{}/{}] {}", i + 1, jobs.len(), job.name);
+                println!("{}", print_summary(&summary, cli.verbose));
+            }
+            summaries.push(summary);
+        }
+        let suite = SuiteSummary::of(&jobs, summaries);
+        if cli.json {
+            match serde_json::to_string_pretty(&suite) {
+                Ok(json) => println!("{json}"),
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            println!("{}", suite.result_line());
+        }
+        return if suite.violated {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let mode = match cli.spec.unwrap_or(Spec::Fixed) {
         Spec::Fixed => Mode::Fixed,
         Spec::Reference => Mode::Reference,
         Spec::Buggy => Mode::Buggy,
     };
-    let config = match Config::new(mode, cli.nodes, Some(cli.max_view), mutant)
-        .and_then(|c| c.with_max_epoch(Some(cli.max_epoch)))
+    let nodes = cli.nodes.unwrap_or(3);
+    // Bounds: none for the fixed protocol unless one is given (then the other defaults to 3);
+    // the reference modes always have MaxView (default 3).
+    let bounded = mode != Mode::Fixed || cli.max_view.is_some() || cli.max_epoch.is_some();
+    let (max_view, max_epoch) = if bounded {
+        (
+            Some(cli.max_view.unwrap_or(3)),
+            Some(cli.max_epoch.unwrap_or(3)),
+        )
+    } else {
+        (None, None)
+    };
+    let config = match Config::new(mode, nodes, max_view, mutant)
+        .and_then(|c| c.with_max_epoch(max_epoch))
     {
         Ok(config) => config,
         Err(err) => {
@@ -124,30 +206,35 @@ fn main() -> ExitCode {
     };
     let symmetry = matches!(cli.symmetry, OnOff::On);
     // The reference model has no actors.
-    let actors = if mode == Mode::Fixed { cli.actors } else { 0 };
+    let actors = if mode == Mode::Fixed {
+        cli.actors.unwrap_or(0)
+    } else {
+        0
+    };
     if let Some(addr) = cli.explore {
         if !addr.ip().is_loopback() {
             eprintln!("error: --explore serves only on a loopback address (127.0.0.1 or [::1]), not {addr}");
             return ExitCode::from(2);
         }
         println!(
-            "serving the state space of {mode} ({} nodes, MaxView {}) on http://{addr}",
-            cli.nodes, cli.max_view
+            "serving the state space of {mode} ({nodes} nodes, MaxView {}) on http://{addr}",
+            max_view.map_or("none (renumbered)".to_string(), |b| b.to_string())
         );
-        MembershipModel::new(config, symmetry, actors)
+        MembershipModel::new(config, symmetry && actors == 0, actors)
             .checker()
-            .threads(cli.threads.max(1))
+            .threads(cli.threads.unwrap_or(1).max(1))
             .serve(addr);
         return ExitCode::SUCCESS;
     }
     let options = Options {
         config,
         symmetry,
-        threads: cli.threads,
+        threads,
         search: if cli.dfs { Search::Dfs } else { Search::Bfs },
         depth: cli.depth,
         liveness: matches!(cli.liveness, OnOff::On),
         actors,
+        progress,
     };
     let summary = run(&options);
     if cli.json {
@@ -159,7 +246,7 @@ fn main() -> ExitCode {
             }
         }
     } else {
-        print!("{}", print_summary(&summary));
+        print!("{}", print_summary(&summary, cli.verbose));
     }
     if let Some(path) = &cli.dump {
         let model = MembershipModel::new(config, symmetry, actors);
@@ -180,9 +267,9 @@ fn main() -> ExitCode {
             }
         }
     }
-    if summary.all_hold {
-        ExitCode::SUCCESS
-    } else {
+    if summary.violated {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -2,18 +2,27 @@
 //! `membership_core::Event`, `next_state` is `membership_core::step`, and every property calls a
 //! predicate of `membership_core::invariants`. Nothing of the protocol is written here.
 
-use membership_core::checking::canonical;
+use membership_core::checking::{canonical, renumbered, renumbering_sound};
 use membership_core::{step, ActorId, Config, Event, State, StateInvariant, TransitionInvariant};
 use stateright::{Model, Property};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+/// The term parameter of MigrateActor and RebalanceActors in a renumbered model: "the current
+/// term" (the state's `term_counter`), substituted when the event is applied
+/// ([`MembershipModel::concrete`]).
+pub const CURRENT_TERM: u64 = u64::MAX;
+
 /// The reducer as a stateright model.
 #[derive(Clone, Debug)]
 pub struct MembershipModel {
     config: Config,
     symmetry: bool,
+    /// States are renumbered by rank (`membership_core::checking::renumbered`): the finite
+    /// graph of the unbounded fixed protocol. Chosen when the configuration has no bound and
+    /// renumbering is sound for it.
+    renumber: bool,
     actors: Vec<ActorId>,
     events: Vec<Event>,
     /// Properties already violated in this run. stateright keeps evaluating an `always`
@@ -26,14 +35,26 @@ pub struct MembershipModel {
 impl MembershipModel {
     /// A model of `config` with actors `a1..=a{actors}`; with `symmetry`, every successor is
     /// replaced by the canonical representative of its class under node renaming
-    /// (`membership_core::checking::canonical`). Actor actions carry terms `1..=MaxView`.
+    /// (`membership_core::checking::canonical`). Without bounds (the fixed protocol), every
+    /// successor is renumbered by rank and the actor actions carry [`CURRENT_TERM`]; with a bound
+    /// they carry every term `1..=MaxView`.
     pub fn new(config: Config, symmetry: bool, actors: u16) -> MembershipModel {
         let actors: Vec<ActorId> = (1..=u64::from(actors)).map(ActorId).collect();
+        let renumber = renumbering_sound(&config);
         let mut events = Event::all(config.node_count());
-        events.extend(Event::actor_events(&actors, config.max_view().unwrap_or(0)));
+        if renumber {
+            events.extend(
+                Event::actor_events(&actors, 1)
+                    .into_iter()
+                    .map(|e| with_term(e, CURRENT_TERM)),
+            );
+        } else {
+            events.extend(Event::actor_events(&actors, config.max_view().unwrap_or(0)));
+        }
         MembershipModel {
             config,
             symmetry,
+            renumber,
             actors,
             events,
             violated: Arc::default(),
@@ -68,12 +89,40 @@ impl MembershipModel {
         &self.events
     }
 
-    /// The representative the model stores for `state`.
+    /// Whether states are renumbered by rank (no bound: the unbounded fixed protocol).
+    pub fn renumbers(&self) -> bool {
+        self.renumber
+    }
+
+    /// Whether states are replaced by their symmetry class's representative.
+    pub fn symmetric(&self) -> bool {
+        self.symmetry
+    }
+
+    /// The representative the model stores for `state` (renumbered, then the symmetry class's
+    /// canonical member, as configured).
     pub fn representative(&self, state: &State) -> State {
-        if self.symmetry {
-            canonical(state)
+        let state = if self.renumber {
+            renumbered(state)
         } else {
             state.clone()
+        };
+        if self.symmetry {
+            canonical(&state)
+        } else {
+            state
+        }
+    }
+
+    /// `event` as applied in `state`: [`CURRENT_TERM`] becomes the state's `term_counter`.
+    pub fn concrete(&self, state: &State, event: Event) -> Event {
+        match event {
+            Event::MigrateActor { term, .. } | Event::RebalanceActors { term }
+                if term == CURRENT_TERM =>
+            {
+                with_term(event, state.term_counter())
+            }
+            other => other,
         }
     }
 
@@ -81,7 +130,7 @@ impl MembershipModel {
     pub fn violating_step(&self, state: &State, invariant: TransitionInvariant) -> Option<Event> {
         self.events
             .iter()
-            .copied()
+            .map(|&e| self.concrete(state, e))
             .find(|e| step(state, e).is_ok_and(|(next, _)| invariant.check(state, &next).is_err()))
     }
 
@@ -109,8 +158,10 @@ impl MembershipModel {
             None => {
                 let mut violated = 0u8;
                 let mut successors = Vec::with_capacity(self.events.len());
-                for e in &self.events {
-                    let next = step(state, e).ok().map(|(next, _)| next);
+                for &e in &self.events {
+                    let next = step(state, &self.concrete(state, e))
+                        .ok()
+                        .map(|(next, _)| next);
                     if let Some(next) = &next {
                         for inv in TransitionInvariant::ALL {
                             if inv.check(state, next).is_err() {
@@ -145,8 +196,19 @@ impl MembershipModel {
         });
         match cached {
             Some(next) => next,
-            None => step(state, &event).ok().map(|(next, _)| next),
+            None => step(state, &self.concrete(state, event))
+                .ok()
+                .map(|(next, _)| next),
         }
+    }
+}
+
+/// `event` with term parameter `term` (MigrateActor, RebalanceActors; others unchanged).
+fn with_term(event: Event, term: u64) -> Event {
+    match event {
+        Event::MigrateActor { actor, .. } => Event::MigrateActor { actor, term },
+        Event::RebalanceActors { .. } => Event::RebalanceActors { term },
+        other => other,
     }
 }
 
@@ -192,19 +254,23 @@ impl Model for MembershipModel {
 
     fn next_state(&self, state: &State, event: Event) -> Option<State> {
         let next = self.successor(state, event)?;
-        Some(if self.symmetry {
-            canonical(&next)
-        } else {
-            next
-        })
+        Some(self.representative(&next))
     }
 
     fn format_action(&self, event: &Event) -> String {
-        event.to_string()
+        match event {
+            Event::MigrateActor { actor, term } if *term == CURRENT_TERM => {
+                format!("MigrateActor({actor}, current)")
+            }
+            Event::RebalanceActors { term } if *term == CURRENT_TERM => {
+                "RebalanceActors(current)".to_string()
+            }
+            other => other.to_string(),
+        }
     }
 
     fn format_step(&self, state: &State, event: Event) -> Option<String> {
-        let (_, effects) = step(state, &event).ok()?;
+        let (_, effects) = step(state, &self.concrete(state, event)).ok()?;
         Some(
             effects
                 .iter()

@@ -1,0 +1,178 @@
+//! The long campaign: `cargo run --release -p membership-sim -- --seeds 1000`.
+//!
+//! Runs swarm seeds (every fault), failover seeds and degraded-observer seeds, prints a progress
+//! line on stderr, then the coverage report and the measurements. Exits 1 if any check failed
+//! (printing each failure's report and reproduce command).
+
+use membership_sim::{run, Coverage, Options, Planted, Report, Scenario};
+use std::process::ExitCode;
+use std::time::Instant;
+
+const USAGE: &str = "usage: membership-sim [--seeds N] [--first SEED] [--steps N] [--scenario swarm|failover|degraded|all] [--planted NAME] [--known-bugs]";
+
+fn main() -> ExitCode {
+    let mut seeds = 100u64;
+    let mut first = 0u64;
+    let mut steps = 10_000u64;
+    let mut scenarios = vec![Scenario::Swarm, Scenario::Failover, Scenario::Degraded];
+    let mut planted = None;
+    let mut known_bugs = false;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--seeds" => seeds = value.parse().unwrap_or(seeds),
+            "--first" => first = value.parse().unwrap_or(first),
+            "--steps" => steps = value.parse().unwrap_or(steps),
+            "--scenario" => {
+                scenarios = match Scenario::from_name(&value) {
+                    Some(s) => vec![s],
+                    None => scenarios,
+                }
+            }
+            "--planted" => planted = Planted::from_name(&value),
+            "--known-bugs" => {
+                known_bugs = true;
+                i += 1;
+                continue;
+            }
+            _ => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+        i += 2;
+    }
+    let started = Instant::now();
+    let mut total = Coverage::default();
+    let mut reports: Vec<Report> = Vec::new();
+    let mut failures = 0u64;
+    let mut steps_total = 0u64;
+    let mut sim_ms_total = 0u64;
+    for (k, seed) in (first..first + seeds).enumerate() {
+        for &scenario in &scenarios {
+            let report = run(Options {
+                seed,
+                scenario,
+                steps,
+                planted,
+                known_bugs,
+            });
+            total.add(&report.coverage);
+            steps_total += report.steps;
+            sim_ms_total += report.sim_ms;
+            if let Some(f) = &report.failure {
+                failures += 1;
+                println!("{f}");
+            }
+            reports.push(report);
+        }
+        if (k + 1) % 10 != 0 && k + 1 != usize::try_from(seeds).unwrap_or(usize::MAX) {
+            continue;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        eprint!(
+            "\r{}/{} seeds, {} runs failed, {} steps, {:.0} steps/s   ",
+            k + 1,
+            seeds,
+            failures,
+            steps_total,
+            steps_total as f64 / wall.max(1e-9)
+        );
+    }
+    eprintln!();
+    let wall = started.elapsed().as_secs_f64();
+    println!("{}", total.report());
+    print_measurements(&reports);
+    println!(
+        "speed: {steps_total} steps in {wall:.1} s wall on one core = {:.0} steps/s; {:.1} s simulated ({:.0}x real time)",
+        steps_total as f64 / wall.max(1e-9),
+        sim_ms_total as f64 / 1_000.0,
+        sim_ms_total as f64 / 1_000.0 / wall.max(1e-9)
+    );
+    println!("runs: {}, failed: {failures}", reports.len());
+    if failures > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn percentiles(mut xs: Vec<u64>) -> String {
+    if xs.is_empty() {
+        return "no samples".to_string();
+    }
+    xs.sort_unstable();
+    let at = |q: f64| {
+        let i = ((xs.len() as f64 - 1.0) * q).round() as usize;
+        xs[i.min(xs.len() - 1)]
+    };
+    format!(
+        "median {} ms, p99 {} ms, max {} ms ({} samples)",
+        at(0.5),
+        at(0.99),
+        xs[xs.len() - 1],
+        xs.len()
+    )
+}
+
+fn print_measurements(reports: &[Report]) {
+    let of = |s: Scenario| reports.iter().filter(move |r| r.options.scenario == s);
+    println!("measurements (simulated time):");
+    println!(
+        "  failover, default timing: crash to declared failed: {}",
+        percentiles(
+            of(Scenario::Failover)
+                .filter_map(|r| r.measurements.failover_declared_ms)
+                .collect()
+        )
+    );
+    println!(
+        "  failover: crash to every actor of the failed node served again: {}",
+        percentiles(
+            of(Scenario::Failover)
+                .filter_map(|r| r.measurements.failover_served_ms)
+                .collect()
+        )
+    );
+    println!(
+        "  failover: primary crashed to a new primary in office: {}",
+        percentiles(
+            of(Scenario::Failover)
+                .filter_map(|r| r.measurements.failover_primary_ms)
+                .collect()
+        )
+    );
+    let false_declared: u64 = of(Scenario::Failover)
+        .map(|r| r.measurements.false_declarations)
+        .sum();
+    println!(
+        "  false failure declarations without partition, crash or pause (jitter up to half a heartbeat interval, clocks at the rate error bound), over {} runs: {false_declared} (goal 0)",
+        of(Scenario::Failover).count()
+    );
+    let healthy: u64 = of(Scenario::Degraded)
+        .map(|r| r.measurements.degraded_healthy_declared)
+        .sum();
+    let observer = of(Scenario::Degraded)
+        .filter(|r| r.measurements.degraded_observer_declared)
+        .count();
+    println!(
+        "  healthy nodes declared failed because of a degraded observer, over {} runs: {healthy} (goal 0); the observer itself declared failed in {observer} runs",
+        of(Scenario::Degraded).count()
+    );
+    println!(
+        "  Agent deadlines still due right after handle_timeout (driver busy loops): {} ticks of 1 ms in {} of {} runs",
+        reports.iter().map(|r| r.measurements.past_deadlines).sum::<u64>(),
+        reports.iter().filter(|r| r.measurements.past_deadlines > 0).count(),
+        reports.len()
+    );
+    println!(
+        "  convergence after the faults stop (swarm): {}",
+        percentiles(
+            of(Scenario::Swarm)
+                .filter_map(|r| r.measurements.converged_after_ms)
+                .collect()
+        )
+    );
+}
