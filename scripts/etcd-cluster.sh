@@ -81,6 +81,15 @@ case "${1:-}" in
     mkdir -p "$DIR"
     for i in 1 2 3; do start_member "$i" new; done
     wait_healthy
+    # A port taken by another etcd would let the health check pass against it: every member
+    # of ours must be running.
+    for i in 1 2 3; do
+      if ! alive "$i"; then
+        echo "m$i exited (port taken? set ETCD_CLIENT_PORTS / ETCD_PEER_PORTS); log: $DIR/m$i.log" >&2
+        tail -n 3 "$DIR/m$i.log" >&2 || true
+        exit 1
+      fi
+    done
     echo "etcd cluster up: $(endpoints) (data, logs and PIDs in $DIR)"
     ;;
   stop)
