@@ -131,6 +131,11 @@ mod fdb {
             println!("SKIPPED: FDB_CLUSTER_FILE not set (FoundationDB conformance suite)");
             return;
         };
+        // SAFETY: `boot` must run once per process, before any database is opened, and its
+        // guard must be dropped before the process exits: this test is the only one of this
+        // binary that touches FoundationDB, and `_network` lives until its end.
+        #[allow(unsafe_code)]
+        let _network = unsafe { foundationdb::boot() };
         let f = cluster_file.as_str();
         crate::conformance::serializability(store(f, "serializability").await).await;
         crate::conformance::commit_unknown(store(f, "commit_unknown").await).await;
