@@ -45,12 +45,22 @@
 //!   asks), NodeLeaveComplete (once the node holds no actor), and, for the primary in office,
 //!   the migration queue in batches. The Agent never re-implements a guard.
 //! - **Serving.** A node serves the actors the registry places on it, while it is not fenced and
-//!   its latest snapshot was read less than `lease_ms` ago. An actor that arrives from a node
-//!   that is now Failed is activated at once (that node fenced itself before it was declared
-//!   failed); from anywhere else (a live move, a new placement, or the node's own previous
-//!   incarnation) only after a hand-off wait of `lease_ms` (scaled by the rate error), by which
-//!   time the previous holder has stopped serving because it could no longer confirm its
-//!   ownership.
+//!   its latest snapshot was read less than `lease_ms` ago (by its clock, counted from when the
+//!   read was asked for). An actor it is not serving yet (a live move, a move off a Failed or
+//!   Leaving node, a new placement, an actor this node held before a fence or in its previous
+//!   incarnation) it activates only after the hand-off wait ([`Timing::handoff_wait_ms`]: the
+//!   lease scaled up by the rate error), counted from the first snapshot that places it here
+//!   while the node is not fenced; only what the node is serving, under the same epoch, goes on
+//!   without a wait. Why no two processes serve an actor at once: any process serving it holds
+//!   a snapshot placing the actor on itself, read before the commit that moved the actor away
+//!   (a snapshot read after it places the actor elsewhere, and the process deactivates it), and
+//!   stops within `lease_ms` of its clock after asking for that read; the new holder first sees
+//!   the placement in a snapshot read after that commit, and then waits `lease_ms` scaled by
+//!   the rate error of both clocks, so it starts after the old holder stopped. This holds
+//!   whoever the previous holder was and however many moves came in between (the last serving
+//!   process read its snapshot before the first of them), which is why a Failed previous holder
+//!   is not a reason to skip the wait: it may never have served the actor, while the node
+//!   before it still does.
 
 use crate::actor::{ActorId, MIGRATION_BATCH_MAX};
 use crate::effect::Effect;
@@ -466,6 +476,9 @@ struct InFlight {
     proposal: Proposal,
     kind: Kind,
     sent_ms: u64,
+    /// When the latest attempt was sent (the first, or a retry): the abandon deadline counts
+    /// from it.
+    attempt_sent_ms: u64,
     attempts: u32,
     /// Retry due at (set while waiting to send again).
     retry_at_ms: Option<u64>,
@@ -499,7 +512,6 @@ pub struct Agent {
     seq: u64,
     next_token: u64,
     observed: Option<Observed>,
-    previous: Option<State>,
     round_seen: Option<(u64, u64)>,
     lease_until_ms: Option<u64>,
     last_heartbeat_commit_ms: Option<u64>,
@@ -533,7 +545,6 @@ impl Agent {
             seq: 0,
             next_token: 1,
             observed: None,
-            previous: None,
             round_seen: None,
             lease_until_ms: None,
             last_heartbeat_commit_ms: None,
@@ -667,8 +678,21 @@ impl Agent {
     }
 
     /// A snapshot of the registry read from the store, asked for at local time `read_at_ms`
-    /// (before the read started), with the store's heartbeat round.
-    pub fn handle_snapshot(&mut self, now_ms: u64, read_at_ms: u64, state: State, round: u64) {
+    /// (before the read started), with the store's heartbeat round and the incarnation holding
+    /// this node's slot in the same read (`None`: the store has no slot record for it).
+    ///
+    /// A slot held by a newer incarnation means another process took this node's place (this
+    /// one was frozen, or presumed dead): the Agent fences itself for good
+    /// ([`FenceReason::Superseded`]), whatever the registry says. Without this a process that
+    /// proposes nothing (a Leaving node with actors needs no heartbeat) would never learn it.
+    pub fn handle_snapshot(
+        &mut self,
+        now_ms: u64,
+        read_at_ms: u64,
+        state: State,
+        round: u64,
+        slot_incarnation: Option<u64>,
+    ) {
         assert!(read_at_ms <= now_ms, "a snapshot is read before it arrives");
         if self
             .observed
@@ -677,8 +701,10 @@ impl Agent {
         {
             return; // an older read overtaken by a newer one
         }
-        if state.node(self.node).is_none() {
+        let superseded = slot_incarnation.is_some_and(|held| held > self.incarnation);
+        if superseded || state.node(self.node).is_none() {
             self.fence(FenceReason::Superseded);
+            debug_assert!(self.serving.is_empty() && self.pending.is_empty());
             return;
         }
         match self.round_seen {
@@ -686,8 +712,6 @@ impl Agent {
             _ => self.round_seen = Some((round, now_ms)),
         }
         self.notify_changes(&state);
-        let previous = self.observed.take().map(|o| o.state);
-        self.previous = previous;
         self.observed = Some(Observed {
             state,
             round,
@@ -741,10 +765,16 @@ impl Agent {
                 if matches!(error, ProposalError::StaleIncarnation { .. }) {
                     self.fence(FenceReason::Superseded);
                 }
-                self.notify(Notification::ProposalFailed {
-                    action: flight.proposal.action.to_string(),
-                    reason: error.to_string(),
-                });
+                // A migration batch that found the queue already drained did not fail: the
+                // moves it was for were made (or the actors removed) meanwhile. Like any
+                // refusal it is not sent again: the kind waits for a snapshot read after this
+                // outcome, which shows whether anything is still queued.
+                if !matches!(error, ProposalError::NothingToMigrate { .. }) {
+                    self.notify(Notification::ProposalFailed {
+                        action: flight.proposal.action.to_string(),
+                        reason: error.to_string(),
+                    });
+                }
                 self.out_read = true;
             }
             Outcome::Unavailable | Outcome::Unknown => {
@@ -809,6 +839,13 @@ impl Agent {
         self.evaluate(now_ms);
         debug_assert!(self.timers.contains_key(&Timer::Heartbeat));
         debug_assert!(self.timers.contains_key(&Timer::Probe));
+        // Every due timer ran: no deadline at or before `now_ms` is left, so a driver that
+        // sleeps until `poll_timeout` never spins.
+        debug_assert!(
+            self.timers.values().all(|&at| at > now_ms),
+            "a deadline is still due after handle_timeout({now_ms}): {:?}",
+            self.timers
+        );
     }
 
     /// The next proposal to run as one store transaction; its outcome goes to
@@ -982,7 +1019,9 @@ impl Agent {
         let silent: Vec<u64> = self
             .in_flight
             .iter()
-            .filter(|(_, f)| f.retry_at_ms.is_none() && now_ms.saturating_sub(f.sent_ms) >= limit)
+            .filter(|(_, f)| {
+                f.retry_at_ms.is_none() && now_ms.saturating_sub(f.attempt_sent_ms) >= limit
+            })
             .map(|(&t, _)| t)
             .collect();
         for token in silent {
@@ -995,11 +1034,25 @@ impl Agent {
             }
         }
         self.arm_abandon();
+        debug_assert!(self
+            .timers
+            .get(&Timer::Abandon)
+            .is_none_or(|&at| at > now_ms));
     }
 
+    /// Arms the abandon deadline for the proposals that wait for an outcome. A proposal waiting
+    /// to be sent again is not counted (`abandon_silent` skips it, so a deadline of its would
+    /// stay due, and a driver would be asked for a past deadline again and again until the
+    /// retry); its deadline counts from the retry's send.
     fn arm_abandon(&mut self) {
         let limit = self.abandon_after_ms();
-        match self.in_flight.values().map(|f| f.sent_ms + limit).min() {
+        let next = self
+            .in_flight
+            .values()
+            .filter(|f| f.retry_at_ms.is_none())
+            .map(|f| f.attempt_sent_ms + limit)
+            .min();
+        match next {
             Some(at) => {
                 self.timers.insert(Timer::Abandon, at);
             }
@@ -1031,6 +1084,7 @@ impl Agent {
         for token in due {
             if let Some(f) = self.in_flight.get_mut(&token) {
                 f.retry_at_ms = None;
+                f.attempt_sent_ms = now_ms;
                 self.out_proposals.push_back(Outgoing {
                     token,
                     proposal: f.proposal,
@@ -1038,6 +1092,7 @@ impl Agent {
             }
         }
         self.arm_retry();
+        self.arm_abandon();
     }
 
     /// Whether a proposal of `kind` may be made now: none in flight, and the snapshot was read
@@ -1072,6 +1127,7 @@ impl Agent {
                 proposal,
                 kind,
                 sent_ms: now_ms,
+                attempt_sent_ms: now_ms,
                 attempts: 0,
                 retry_at_ms: None,
             },
@@ -1300,8 +1356,9 @@ impl Agent {
         }
     }
 
-    /// Serving: stop what the registry no longer places here, start what it does (at once when
-    /// the previous holder is Failed or was this node, after the hand-off wait otherwise).
+    /// Serving: stop what the registry no longer places here, start what it does after the
+    /// hand-off wait (see the module documentation); only what this process is serving, with
+    /// the same epoch, goes on without one.
     fn reconcile(&mut self, now_ms: u64) {
         let Some(o) = self.observed.clone() else {
             return;
@@ -1345,18 +1402,10 @@ impl Agent {
             let at = match self.pending.get(&actor) {
                 Some(&(_, at)) => at,
                 None => {
-                    let immediate =
-                        self.previous
-                            .as_ref()
-                            .is_some_and(|prev| match prev.placement(actor) {
-                                Some(p) if p.node == me && p.epoch == epoch => true,
-                                Some(p) => o
-                                    .state
-                                    .node(p.node)
-                                    .is_some_and(|r| r.status == NodeStatus::Failed),
-                                None => false,
-                            });
-                    let at = if immediate { now_ms } else { now_ms + wait };
+                    // Whoever held the actor before (a live node, a Failed one, this node's
+                    // previous incarnation, this very process before a fence) may still serve
+                    // it for up to a lease after its last snapshot read before the move: wait.
+                    let at = now_ms + wait;
                     self.pending.insert(actor, (epoch, at));
                     at
                 }

@@ -167,6 +167,15 @@ pub enum ProposalError {
         /// [`PROPOSALS_REMEMBERED`].
         remembered: u64,
     },
+    /// A migration batch found no queued actor to move when it ran (the queue was drained, or
+    /// its actors removed, after the proposer read its snapshot; or `max` is 0): nothing written.
+    #[error("MigrateBatch(term {term}, max {max}) has no queued actor to move")]
+    NothingToMigrate {
+        /// The batch's term.
+        term: u64,
+        /// The batch's most moves.
+        max: usize,
+    },
     /// The reducer refused the action.
     #[error("{0}")]
     Refused(Refusal),
@@ -262,7 +271,8 @@ pub fn action_footprint(state: &State, action: &Action) -> Footprint {
 
 /// A migration batch in one pass: each MigrateActor step's footprint on the state the previous
 /// step left, then the step; the same outcome as [`crate::migrate_batch`] (stops at the first
-/// refusal after at least one move; refused if the first move is).
+/// refusal after at least one move; refused if the first move is), except that an empty queue
+/// is refused ([`ProposalError::NothingToMigrate`]): a commit applies at least one event.
 fn batch(
     state: &State,
     term: u64,
@@ -270,6 +280,11 @@ fn batch(
 ) -> Result<(State, Vec<Effect>, Vec<Event>, Footprint), ProposalError> {
     let limit = max.min(MIGRATION_BATCH_MAX);
     let actors: Vec<_> = state.queue().actors().take(limit).collect();
+    if actors.is_empty() {
+        // The proposer saw a queued actor; by the time the transaction runs the queue may be
+        // empty. The outside world can do that, so it is a refusal, not an assertion.
+        return Err(ProposalError::NothingToMigrate { term, max });
+    }
     let mut current = state.clone();
     let mut effects = Vec::new();
     let mut events = Vec::new();
@@ -289,7 +304,7 @@ fn batch(
             Err(_) => break,
         }
     }
-    assert!(events.len() <= limit);
+    assert!(!events.is_empty() && events.len() <= limit);
     assert_eq!(effects.len(), 2 * events.len());
     Ok((current, effects, events, union))
 }

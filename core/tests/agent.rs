@@ -24,7 +24,8 @@ const ITERATIONS_MAX: usize = 2_000_000;
 enum Delivery {
     Outcome(u64, Outcome),
     Probe(NodeId, u64, bool),
-    Snapshot(u64, State, u64),
+    /// Read at, registry, round, the incarnation holding the reader's slot.
+    Snapshot(u64, State, u64, Option<u64>),
 }
 
 /// A process: a node id and the incarnation it holds.
@@ -191,7 +192,12 @@ impl World {
             self.deliver_later(
                 self.now + STORE_LATENCY_MS,
                 pid,
-                Delivery::Snapshot(self.now, self.state.clone(), self.meta.round),
+                Delivery::Snapshot(
+                    self.now,
+                    self.state.clone(),
+                    self.meta.round,
+                    self.meta.slots.get(&node).map(|s| s.incarnation),
+                ),
             );
         }
         for n in notes {
@@ -251,8 +257,8 @@ impl World {
                 match d {
                     Delivery::Outcome(token, outcome) => agent.handle_outcome(now, token, outcome),
                     Delivery::Probe(peer, sent, ok) => agent.handle_probe(now, peer, sent, ok),
-                    Delivery::Snapshot(read_at, state, round) => {
-                        agent.handle_snapshot(now, read_at, state, round)
+                    Delivery::Snapshot(read_at, state, round, slot) => {
+                        agent.handle_snapshot(now, read_at, state, round, slot)
                     }
                 }
                 self.drain(pid);
@@ -615,4 +621,356 @@ fn stale_outcomes_are_dropped() {
     let before = format!("{agent:?}");
     agent.handle_outcome(5, 999, Outcome::Unknown);
     assert_eq!(format!("{agent:?}"), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regressions of the bugs the whole-cluster simulation found (tests/tests/sim.rs has the seeds).
+
+/// The fast timing's hand-off wait: 75 ms x (1 + 600 ppm), rounded up, plus 1 ms.
+const FAST_HANDOFF_MS: u64 = 77;
+
+/// One millisecond of a single Agent's life against a fixed registry `state` (slot held by
+/// `slot`): due timers run, heartbeats commit (or find the store unavailable when
+/// `heartbeats_commit` is false), other proposals stay in flight, and a snapshot read at `t`
+/// is delivered at `t`. Returns the decisions taken at `t`.
+fn tick(
+    agent: &mut Agent,
+    t: u64,
+    state: &State,
+    slot: Option<u64>,
+    heartbeats_commit: bool,
+) -> Vec<Decision> {
+    agent.handle_timeout(t);
+    assert!(agent.poll_timeout().is_none_or(|at| at > t));
+    while let Some(out) = agent.poll_proposal() {
+        if matches!(
+            out.proposal.action,
+            membership_core::Action::Step(Event::SendHeartbeat { .. })
+        ) {
+            let outcome = if heartbeats_commit {
+                Outcome::Committed { effects: vec![] }
+            } else {
+                Outcome::Unavailable
+            };
+            agent.handle_outcome(t, out.token, outcome);
+        }
+    }
+    agent.poll_read();
+    agent.handle_snapshot(t, t, state.clone(), 0, slot);
+    while agent.poll_proposal().is_some() {}
+    let mut decisions = Vec::new();
+    while let Some(d) = agent.poll_decision() {
+        decisions.push(d);
+    }
+    decisions
+}
+
+/// The decisions taken from `from` to `to` (inclusive), with their times.
+fn live(
+    agent: &mut Agent,
+    (from, to): (u64, u64),
+    state: &State,
+    slot: Option<u64>,
+    heartbeats_commit: bool,
+) -> Vec<(u64, Decision)> {
+    (from..=to)
+        .flat_map(|t| {
+            tick(agent, t, state, slot, heartbeats_commit)
+                .into_iter()
+                .map(move |d| (t, d))
+        })
+        .collect()
+}
+
+fn three_active() -> State {
+    membership_core::testing::run(
+        membership_core::Config::fixed(3).unwrap(),
+        &membership_core::testing::THREE_ACTIVE,
+    )
+}
+
+#[test]
+fn the_handoff_wait_of_the_fast_timing_is_77_ms() {
+    assert_eq!(Timing::fast().handoff_wait_ms(), FAST_HANDOFF_MS);
+}
+
+#[test]
+fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_again() {
+    use membership_core::testing::{accept, leave, migrate, place_on};
+    use membership_core::{Action, Proposal, ProposalId};
+    // n3 leaves with a1 and a2: both queued; n1 is the primary (term 1).
+    let queued = accept(&place_on(&three_active(), 3, [1, 2]), leave(3)).0;
+    assert_eq!(queued.queue().len(), 2);
+    let drained = accept(&accept(&queued, migrate(1, 1)).0, migrate(2, 1)).0;
+    assert!(drained.queue().is_empty());
+    let mut meta = Meta::default();
+    meta = meta.with_claim(NodeId(1), meta.claim(NodeId(1), "n1"));
+    let batch = Proposal {
+        id: ProposalId {
+            node: NodeId(1),
+            incarnation: 1,
+            seq: 7,
+        },
+        action: Action::MigrateBatch { term: 1, max: 4 },
+        round: None,
+    };
+    // `execute` refuses (it panicked on its assertion `!events.is_empty()` before).
+    let refused = execute(&drained, &meta, &batch).unwrap_err();
+    assert_eq!(refused, ProposalError::NothingToMigrate { term: 1, max: 4 });
+    assert_eq!(
+        refused.to_string(),
+        "MigrateBatch(term 1, max 4) has no queued actor to move"
+    );
+    // With a queued actor it commits both moves.
+    assert_eq!(execute(&queued, &meta, &batch).unwrap().events.len(), 2);
+
+    // The primary's Agent proposes a batch on the snapshot with the queue...
+    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
+    agent.join(0);
+    let mut batches = Vec::new();
+    for t in 0..=30 {
+        agent.handle_timeout(t);
+        while let Some(out) = agent.poll_proposal() {
+            match out.proposal.action {
+                Action::Step(Event::SendHeartbeat { .. }) => {
+                    agent.handle_outcome(t, out.token, Outcome::Committed { effects: vec![] })
+                }
+                Action::MigrateBatch { .. } => batches.push((t, out)),
+                Action::Step(_) => {}
+            }
+        }
+        agent.handle_snapshot(t, t, queued.clone(), 0, Some(1));
+        while let Some(out) = agent.poll_proposal() {
+            if matches!(out.proposal.action, Action::MigrateBatch { .. }) {
+                batches.push((t, out));
+            }
+        }
+    }
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    let (_, out) = batches[0];
+    assert_eq!(
+        out.proposal.action,
+        Action::MigrateBatch {
+            term: 1,
+            max: 1_024
+        }
+    );
+    while agent.poll_notification().is_some() {}
+    // ...which finds the queue drained: the refusal is not sent again, not reported as a failed
+    // proposal, and a fresh snapshot is asked for.
+    agent.handle_outcome(
+        31,
+        out.token,
+        Outcome::Refused(ProposalError::NothingToMigrate {
+            term: 1,
+            max: 1_024,
+        }),
+    );
+    let mut proposed = Vec::new();
+    while let Some(out) = agent.poll_proposal() {
+        proposed.push(out.proposal.action);
+    }
+    assert_eq!(proposed, vec![]);
+    assert!(agent.poll_read());
+    let mut notes = Vec::new();
+    while let Some(n) = agent.poll_notification() {
+        notes.push(n);
+    }
+    assert_eq!(notes, vec![]);
+    // The fresh snapshot shows nothing queued: no batch follows.
+    agent.handle_snapshot(32, 32, drained, 0, Some(1));
+    let mut proposed = Vec::new();
+    while let Some(out) = agent.poll_proposal() {
+        proposed.push(out.proposal.action);
+    }
+    assert_eq!(proposed, vec![]);
+}
+
+#[test]
+fn a_zombie_of_a_leaving_node_fences_for_good_when_its_slot_has_a_newer_incarnation() {
+    use membership_core::testing::{accept, actor, leave, place_on};
+    // n3 (incarnation 2) is Leaving with a1 (epoch 1) and a2 (epoch 2) still placed on it: it
+    // needs no lease, a fresh snapshot is enough, and it proposes nothing.
+    let state = accept(&place_on(&three_active(), 3, [1, 2]), leave(3)).0;
+    let mut agent = Agent::new(NodeId(3), 2, Timing::fast(), 0);
+    agent.join(0);
+    let started = live(&mut agent, (0, 100), &state, Some(2), true);
+    assert_eq!(
+        started,
+        vec![
+            (0, Decision::Unfence),
+            (
+                FAST_HANDOFF_MS,
+                Decision::Activate {
+                    actor: actor(1),
+                    epoch: 1
+                }
+            ),
+            (
+                FAST_HANDOFF_MS,
+                Decision::Activate {
+                    actor: actor(2),
+                    epoch: 2
+                }
+            ),
+        ]
+    );
+    // A replacement claimed the slot (incarnation 3): the first snapshot that shows it fences
+    // this process and stops everything...
+    while agent.poll_notification().is_some() {}
+    let fenced = live(&mut agent, (101, 101), &state, Some(3), true);
+    assert_eq!(
+        fenced,
+        vec![
+            (101, Decision::Fence),
+            (
+                101,
+                Decision::Deactivate {
+                    actor: actor(1),
+                    epoch: 1
+                }
+            ),
+            (
+                101,
+                Decision::Deactivate {
+                    actor: actor(2),
+                    epoch: 2
+                }
+            ),
+        ]
+    );
+    assert_eq!(
+        agent.poll_notification(),
+        Some(Notification::Fenced {
+            reason: FenceReason::Superseded
+        })
+    );
+    // ...for good: fresh snapshots (even one without the slot) never unfence it.
+    assert_eq!(live(&mut agent, (102, 400), &state, Some(3), true), vec![]);
+    assert_eq!(live(&mut agent, (401, 500), &state, None, true), vec![]);
+    assert!(agent.is_fenced());
+    assert!(!agent.may_serve(actor(1), 500));
+    // The slot's own or an older incarnation is no reason to fence.
+    let mut own = Agent::new(NodeId(3), 2, Timing::fast(), 0);
+    own.join(0);
+    assert_eq!(live(&mut own, (0, 100), &state, Some(2), true), started);
+    assert_eq!(live(&mut own, (101, 200), &state, Some(1), true), vec![]);
+    assert!(own.may_serve(actor(1), 200));
+}
+
+#[test]
+fn an_actor_that_comes_from_a_failed_node_waits_the_handoff() {
+    use membership_core::testing::{actor, apply, fail, migrate, place_on, voted_out};
+    // a1 on n3; n3 is voted out by n1 and n2, declared failed, and a1 migrates.
+    let before = apply(&place_on(&three_active(), 3, [1]), &voted_out(3, &[1, 2]));
+    let after = apply(&before, &[fail(3), migrate(1, 1)]);
+    assert_eq!(
+        after.node(NodeId(3)).map(|r| r.status),
+        Some(NodeStatus::Failed)
+    );
+    let placement = after.placement(actor(1)).unwrap();
+    let target = placement.node;
+    assert_ne!(target, NodeId(3));
+    let mut agent = Agent::new(target, 1, Timing::fast(), 0);
+    agent.join(0);
+    // (An Active node unfences once its first heartbeat, at 25 ms, committed.)
+    assert_eq!(
+        live(&mut agent, (0, 50), &before, Some(1), true),
+        vec![(25, Decision::Unfence)]
+    );
+    // The node before n3 may still serve a1 (a chain of moves), so a Failed previous holder is
+    // no reason to activate at once: the wait counts from the first snapshot placing it here.
+    assert_eq!(
+        live(&mut agent, (51, 300), &after, Some(1), true),
+        vec![(
+            51 + FAST_HANDOFF_MS,
+            Decision::Activate {
+                actor: actor(1),
+                epoch: placement.epoch
+            }
+        )]
+    );
+}
+
+#[test]
+fn an_actor_placed_here_while_fenced_waits_the_handoff_after_the_unfence() {
+    use membership_core::testing::{actor, place_on};
+    let state = place_on(&three_active(), 2, [1]);
+    let mut agent = Agent::new(NodeId(2), 1, Timing::fast(), 0);
+    agent.join(0);
+    let a1 = Decision::Activate {
+        actor: actor(1),
+        epoch: 1,
+    };
+    assert_eq!(
+        live(&mut agent, (0, 150), &state, Some(1), true),
+        vec![(25, Decision::Unfence), (25 + FAST_HANDOFF_MS, a1)]
+    );
+    // The store refuses heartbeats from 301: the lease (75 ms from the last heartbeat that
+    // committed, sent at 300) runs out and the node fences itself.
+    assert_eq!(
+        live(&mut agent, (151, 300), &state, Some(1), true)
+            .into_iter()
+            .chain(live(&mut agent, (301, 500), &state, Some(1), false))
+            .collect::<Vec<_>>(),
+        vec![
+            (375, Decision::Fence),
+            (
+                375,
+                Decision::Deactivate {
+                    actor: actor(1),
+                    epoch: 1
+                }
+            ),
+        ]
+    );
+    // Heartbeats commit again: the node unfences, and a1, still placed here with the same
+    // epoch, is activated only after a whole hand-off wait (not at the unfence).
+    let resumed = live(&mut agent, (501, 700), &state, Some(1), true);
+    let unfenced_at = resumed[0].0;
+    assert_eq!(
+        resumed,
+        vec![
+            (unfenced_at, Decision::Unfence),
+            (unfenced_at + FAST_HANDOFF_MS, a1)
+        ]
+    );
+}
+
+#[test]
+fn no_deadline_is_due_after_handle_timeout_while_a_retry_waits() {
+    use membership_core::{Action, Config};
+    // n1 proposes NodeJoin (it bootstraps) at 1; its outcome, unknown, arrives at 600, after
+    // the abandon deadline (1 + 4 x 125 ms = 501): a retry waits until 610.
+    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
+    agent.join(0);
+    agent.handle_snapshot(1, 0, State::initial(Config::fixed(3).unwrap()), 0, Some(1));
+    let first = agent.poll_proposal().unwrap();
+    assert_eq!(
+        first.proposal.action,
+        Action::Step(Event::NodeJoin { node: NodeId(1) })
+    );
+    assert_eq!(agent.poll_proposal(), None);
+    agent.handle_outcome(600, first.token, Outcome::Unknown);
+    agent.handle_timeout(600);
+    // Before the fix the abandon deadline, 501, was asked for again and again.
+    assert_eq!(agent.poll_timeout(), Some(610));
+    assert_eq!(agent.poll_proposal(), None);
+    agent.handle_timeout(610);
+    assert_eq!(agent.poll_proposal(), Some(first));
+    // The retry gets no outcome either: it is given up 500 ms after the retry was sent.
+    while agent.poll_notification().is_some() {}
+    for t in 611..1_110 {
+        agent.handle_timeout(t);
+        assert!(agent.poll_timeout().is_some_and(|at| at > t));
+    }
+    assert_eq!(agent.poll_notification(), None);
+    agent.handle_timeout(1_110);
+    assert_eq!(
+        agent.poll_notification(),
+        Some(Notification::ProposalFailed {
+            action: "NodeJoin(n1)".to_string(),
+            reason: "gave up: no outcome".to_string()
+        })
+    );
 }

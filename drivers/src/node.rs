@@ -466,11 +466,16 @@ impl<S: Store> Runtime<S> {
                             .iter()
                             .map(|(&n, slot)| (n, slot.address.clone()))
                             .collect();
+                        let slot = snapshot
+                            .slots
+                            .get(&self.agent.node())
+                            .map(|s| s.incarnation);
                         self.agent.handle_snapshot(
                             now,
                             read_at,
                             snapshot.state.clone(),
                             snapshot.round,
+                            slot,
                         );
                         self.shared.snapshot.send_replace(Some(Arc::new(snapshot)));
                     }

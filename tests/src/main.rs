@@ -8,7 +8,7 @@ use membership_sim::{run, Coverage, Options, Planted, Report, Scenario};
 use std::process::ExitCode;
 use std::time::Instant;
 
-const USAGE: &str = "usage: membership-sim [--seeds N] [--first SEED] [--steps N] [--scenario swarm|failover|degraded|all] [--planted NAME] [--known-bugs]";
+const USAGE: &str = "usage: membership-sim [--seeds N] [--first SEED] [--steps N] [--scenario swarm|failover|degraded|all] [--planted NAME] [--leaving-zombies]";
 
 fn main() -> ExitCode {
     let mut seeds = 100u64;
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let mut steps = 10_000u64;
     let mut scenarios = vec![Scenario::Swarm, Scenario::Failover, Scenario::Degraded];
     let mut planted = None;
-    let mut known_bugs = false;
+    let mut leaving_zombies = false;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -32,8 +32,8 @@ fn main() -> ExitCode {
                 }
             }
             "--planted" => planted = Planted::from_name(&value),
-            "--known-bugs" => {
-                known_bugs = true;
+            "--leaving-zombies" => {
+                leaving_zombies = true;
                 i += 1;
                 continue;
             }
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
                 scenario,
                 steps,
                 planted,
-                known_bugs,
+                leaving_zombies,
             });
             total.add(&report.coverage);
             steps_total += report.steps;
@@ -165,6 +165,12 @@ fn print_measurements(reports: &[Report]) {
         "  Agent deadlines still due right after handle_timeout (driver busy loops): {} ticks of 1 ms in {} of {} runs",
         reports.iter().map(|r| r.measurements.past_deadlines).sum::<u64>(),
         reports.iter().filter(|r| r.measurements.past_deadlines > 0).count(),
+        reports.len()
+    );
+    println!(
+        "  processes of a Leaving node fenced as superseded (zombies of a Leaving node): {} in {} of {} runs",
+        reports.iter().map(|r| r.measurements.superseded_while_leaving).sum::<u64>(),
+        reports.iter().filter(|r| r.measurements.superseded_while_leaving > 0).count(),
         reports.len()
     );
     println!(

@@ -14,8 +14,8 @@ use crate::coverage::{Coverage, FaultKind};
 use crate::rng::{Rng, TraceHash};
 use crate::world::{Params, Planted, Scenario};
 use membership::core::{
-    Action, ActorId, Agent, Config, Decision, Event, NodeId, NodeStatus, Notification, Outcome,
-    Proposal, ProposalError, State, Timing,
+    Action, ActorId, Agent, Config, Decision, Event, FenceReason, NodeId, NodeStatus, Notification,
+    Outcome, Proposal, ProposalError, State, Timing,
 };
 use membership::{Attempt, Fault, MemoryStore, Snapshot, Store, StoreError, Transaction};
 use membership::{CONFLICT_RETRIES_MAX, DIRECT_RETRIES_MAX};
@@ -56,13 +56,13 @@ pub struct Options {
     pub steps: u64,
     /// A planted bug, if any.
     pub planted: Option<Planted>,
-    /// Whether the world may create the situation of the known Agent bug this simulation
-    /// found: a zombie process (frozen, its slot claimed by a new incarnation meanwhile) of a
-    /// Leaving node unfences on its first fresh snapshot (a Leaving node needs no lease, and the
-    /// Agent learns that it was superseded only from a refused proposal, which a Leaving node
-    /// with actors never makes), so it serves alongside its successor. Off by default: the
-    /// world then neither replaces a frozen Leaving node nor lets a node with a zombie leave.
-    pub known_bugs: bool,
+    /// A harder world: it may replace a frozen Leaving node (and let a node with a zombie
+    /// process leave), so a zombie of a Leaving node resumes while its successor holds the
+    /// slot. A Leaving node needs no lease and a Leaving node with actors proposes nothing, so
+    /// only the slot's incarnation in its snapshots tells the zombie it was superseded (the
+    /// Agent's fix of the first bug this simulation found; before it, the zombie served beside
+    /// its successor). Off by default, so that the default world's seeds stay as pinned.
+    pub leaving_zombies: bool,
 }
 
 impl Options {
@@ -73,7 +73,7 @@ impl Options {
             scenario: Scenario::Swarm,
             steps,
             planted: None,
-            known_bugs: false,
+            leaving_zombies: false,
         }
     }
 
@@ -83,8 +83,8 @@ impl Options {
             .planted
             .map(|p| format!("DST_PLANTED={} ", p.name()))
             .unwrap_or_default();
-        if self.known_bugs {
-            planted.push_str("DST_KNOWN_BUGS=1 ");
+        if self.leaving_zombies {
+            planted.push_str("DST_LEAVING_ZOMBIES=1 ");
         }
         format!(
             "DST_SEED={} DST_SCENARIO={} DST_STEPS={} {planted}cargo test -p membership-sim --test sim reproduce -- --nocapture",
@@ -116,8 +116,13 @@ pub struct Measurements {
     /// From the end of the faults to convergence.
     pub converged_after_ms: Option<u64>,
     /// Times an Agent, right after `handle_timeout`, still asked for a deadline at or before
-    /// now (a busy loop in the tokio driver until the time passes; see the README).
+    /// now (a busy loop in the tokio driver until the time passes). Expected 0: the Agent
+    /// asserts it in debug builds; a release campaign counts it here.
     pub past_deadlines: u64,
+    /// Processes that fenced themselves as superseded while their last snapshot showed their
+    /// node Leaving: zombies of a Leaving node stopped by the slot incarnation in a snapshot
+    /// (the harder world, `Options::leaving_zombies`; the first bug this simulation found).
+    pub superseded_while_leaving: u64,
 }
 
 /// The result of one run.
@@ -784,7 +789,8 @@ impl Sim {
                 if let Some(s) = snapshot {
                     let s = *s;
                     self.with_agent(pid, |agent, now| {
-                        agent.handle_snapshot(now, read_at_ms, s.state, s.round)
+                        let slot = s.slots.get(&agent.node()).map(|slot| slot.incarnation);
+                        agent.handle_snapshot(now, read_at_ms, s.state, s.round, slot)
                     });
                 }
                 if again {
@@ -910,6 +916,11 @@ impl Sim {
         while let Some(n) = p.agent.poll_notification() {
             notifications.push(n);
         }
+        let was_leaving = p
+            .agent
+            .snapshot()
+            .and_then(|s| s.node(node))
+            .is_some_and(|r| r.status == NodeStatus::Leaving);
         let deadline = p.agent.poll_timeout();
         for out in proposals {
             self.send(pid, Reply::Agent(out.token), out.proposal);
@@ -929,15 +940,20 @@ impl Sim {
             });
         }
         for n in &notifications {
-            if let Notification::NodeFailed { .. } = n {
-                self.hash.u64(5);
+            match n {
+                Notification::NodeFailed { .. } => self.hash.u64(5),
+                Notification::Fenced {
+                    reason: FenceReason::Superseded,
+                } if was_leaving => self.measurements.superseded_while_leaving += 1,
+                _ => {}
             }
         }
         if let Some(at_ms) = deadline {
             let mut at = self.clock(node).true_at(at_ms, self.now_us);
             if let Some(p) = self.procs.get_mut(&pid) {
                 if at <= self.now_us && self.in_timeout {
-                    // A deadline still due right after `handle_timeout` ran: tokio's
+                    // A deadline still due right after `handle_timeout` ran (the Agent's
+                    // postcondition forbids it; its debug assertion is off in release): tokio's
                     // `sleep_until` would fire again at once, over and over, as real time
                     // passes (a busy loop); simulated time passes only between events, so wait
                     // one tick (tokio's timer resolution, 1 ms) and count it.
@@ -1300,14 +1316,14 @@ impl Sim {
     // Processes
 
     fn start_process(&mut self, node: NodeId, replacement: bool) {
-        if replacement && !self.options.known_bugs {
+        if replacement && !self.options.leaving_zombies {
             let leaving = self
                 .store
                 .state()
                 .and_then(|s| s.node(node).map(|r| r.status == NodeStatus::Leaving))
                 .unwrap_or(false);
             if leaving {
-                return; // the known bug: see `Options::known_bugs`
+                return; // only in the harder world: see `Options::leaving_zombies`
             }
         }
         if !replacement && !self.down.contains(&node) && self.current.contains_key(&node) {
@@ -1492,8 +1508,8 @@ impl Sim {
             }
             Chaos::Leave => {
                 // At most a minority leaves at once (with every node gone, actors have nowhere
-                // to go); and not a node with a zombie process unless the run exposes the known
-                // bug (see `Options::known_bugs`).
+                // to go); and not a node with a zombie process, except in the harder world
+                // (see `Options::leaving_zombies`).
                 let mut away = self.leaving.clone();
                 if let Some(s) = self.store.state() {
                     away.extend(
@@ -1503,7 +1519,7 @@ impl Sim {
                 }
                 let away = away.len();
                 let node = self.pick_node().filter(|&n| {
-                    self.options.known_bugs
+                    self.options.leaving_zombies
                         || self.procs.values().filter(|p| p.node == n).count() == 1
                 });
                 if let Some(node) = node.filter(|_| away + self.disabled() < minority) {

@@ -72,8 +72,11 @@ pub const LIVENESS_MUTANTS: [Mutant; 5] = [
 ];
 
 impl Planted {
-    /// Every planted bug the mutant test runs: the reducer's safety mutants, the driver mutants
-    /// and the two broken stores.
+    /// Every planted bug the mutant test runs: the reducer's mutants but three liveness ones
+    /// (no-sync-views, which the liveness phase catches when run on its own; no-step-down and
+    /// step-down-blocked-as-bound, which it does not: it heals every partition, so a stale
+    /// primary is valid again and nothing is left to step down), the driver mutants and the
+    /// two broken stores.
     pub fn safety_catalogue() -> Vec<Planted> {
         let mut all: Vec<Planted> = Mutant::ALL
             .into_iter()

@@ -3,7 +3,8 @@
 //!
 //! Reproduce a failing seed exactly (the failure report prints this line):
 //! `DST_SEED=<seed> DST_SCENARIO=swarm DST_STEPS=<steps> cargo test -p membership-sim --test sim reproduce -- --nocapture`
-//! (add `DST_PLANTED=<name>` for a planted bug, `DST_KNOWN_BUGS=1` for the known-bug world).
+//! (add `DST_PLANTED=<name>` for a planted bug, `DST_LEAVING_ZOMBIES=1` for the harder world that
+//! may replace a frozen Leaving node).
 
 use membership::core::ActionName;
 use membership_sim::{catch, run, Coverage, FaultKind, Options, Planted, Scenario};
@@ -27,6 +28,7 @@ fn ci_campaign_64_seeds_of_20000_steps_every_check_holds_and_everything_is_exerc
         let report = run(Options::swarm(seed, CI_STEPS));
         assert!(report.passed(), "{}", report.failure.unwrap_or_default());
         assert!(report.steps >= CI_STEPS);
+        assert_eq!(report.measurements.past_deadlines, 0, "seed {seed}");
         assert!(
             report.measurements.converged_after_ms.is_some(),
             "seed {seed} finished without converging"
@@ -88,9 +90,11 @@ fn the_same_seed_gives_the_same_trace_byte_for_byte() {
 #[test]
 fn every_planted_bug_is_caught_within_40_seeds_and_its_printed_seed_fails_again() {
     let mut table = Vec::new();
+    let late = Planted::from_name(STALE_INCARNATION);
     let catalogue = Planted::safety_catalogue()
         .into_iter()
-        .chain(Planted::liveness_catalogue());
+        .chain(Planted::liveness_catalogue())
+        .filter(|&p| Some(p) != late);
     for planted in catalogue {
         let Some(report) = catch(planted, 0, MUTANT_SEEDS_BOUND, MUTANT_STEPS) else {
             panic!("{planted} survived {MUTANT_SEEDS_BOUND} seeds");
@@ -118,71 +122,95 @@ fn every_planted_bug_is_caught_within_40_seeds_and_its_printed_seed_fails_again(
     }
 }
 
+/// The planted bug that is caught later than the others: `execute` accepting an older
+/// incarnation's proposal. Its zombie no longer serves (the Agent fences itself on the slot
+/// incarnation in its snapshots, the first bug's fix, which masks it there), so what shows is a
+/// proposal committed twice: the claim forgets the older incarnation's applied proposals, so its
+/// retry is applied again.
+const STALE_INCARNATION: &str = "driver:accept-stale-incarnation";
+
 #[test]
-fn known_bug_a_zombie_of_a_leaving_node_serves_beside_its_successor() {
-    // Found by this simulation (see `Options::known_bugs`): in the world that may replace a
-    // frozen Leaving node, seed 190 shows the frozen process (n3, incarnation 2, Leaving) unfence
-    // on its first fresh snapshot after it resumes and serve a17 beside its successor
-    // (incarnation 3). The default world avoids the situation, and the same seed passes there.
-    // When the Agent is fixed, this test fails: delete it and the world's restriction.
-    let failure = run(Options {
-        known_bugs: true,
-        ..Options::swarm(190, 30_000)
-    })
-    .failure
-    .unwrap_or_default();
+fn a_store_that_accepts_a_stale_incarnation_is_caught_at_seed_134() {
+    let planted = Planted::from_name(STALE_INCARNATION);
+    assert!(planted.is_some());
+    let caught = run(Options {
+        planted,
+        ..Options::swarm(134, MUTANT_STEPS)
+    });
+    let failure = caught.failure.unwrap_or_default();
     assert!(
-        failure.contains("a17 is served by n3 (incarnation 2) and n3 (incarnation 3) at once"),
+        failure.starts_with("SIMULATION FAILED: proposal n2.1#69 committed twice"),
         "{failure}"
     );
+    assert!(run(Options::swarm(134, MUTANT_STEPS)).passed());
+}
+
+#[test]
+fn regression_a_zombie_of_a_leaving_node_learns_from_its_snapshot_that_it_was_superseded() {
+    // Found by this simulation (seed 190 of the harder world, 30,000 steps): the frozen process
+    // of n3 (incarnation 2, Leaving) unfenced on its first fresh snapshot after it resumed and
+    // served a17 beside its successor (incarnation 3). The Agent now gets the slot's
+    // incarnation with every snapshot and fences itself for good (Superseded) when a newer one
+    // holds the slot.
+    let report = run(Options {
+        leaving_zombies: true,
+        ..Options::swarm(190, 30_000)
+    });
+    assert!(
+        report.failure.is_none(),
+        "{}",
+        report.failure.unwrap_or_default()
+    );
+    // The situation is reached: one process of a Leaving node resumed as a zombie and fenced
+    // itself as superseded.
+    assert_eq!(report.measurements.superseded_while_leaving, 1);
     assert!(run(Options::swarm(190, 30_000)).passed());
 }
 
 #[test]
-fn known_bug_an_actor_is_activated_without_the_handoff_wait_while_its_leaving_holder_serves() {
-    // Found by this simulation. `reconcile` activates an actor at once, skipping the hand-off
-    // wait, in two cases that do not prove the previous holder has stopped:
-    // (a) the previous snapshot already placed it on this node with this epoch, but the node was
-    //     fenced then (nothing is desired while fenced, so no wait started): seed 312, a2 moved
-    //     from Leaving n2 to n5, activated by n5 the moment it unfenced;
-    // (b) the previous snapshot placed it on a node now Failed, but that node never served it:
-    //     it was still in hand-off from a live Leaving node, which still serves it under a fresh
-    //     snapshot: seed 230, a10 moved n4 (Leaving) -> n1 (frozen, then declared Failed) -> n5.
-    // When the Agent is fixed, this test fails: delete it.
-    for (seed, dual) in [
-        (
-            312,
-            "a2 is served by n2 (incarnation 2) and n5 (incarnation 2) at once",
-        ),
-        (
-            230,
-            "a10 is served by n4 (incarnation 1) and n5 (incarnation 1) at once",
-        ),
-    ] {
-        let failure = run(Options::swarm(seed, 10_000))
-            .failure
-            .unwrap_or_default();
-        assert!(failure.contains(dual), "seed {seed}: {failure}");
+fn regression_an_actor_is_activated_only_after_the_handoff_wait() {
+    // Found by this simulation: `reconcile` activated an actor at once in two cases that do
+    // not prove the previous holder had stopped: (a) the previous snapshot placed it on this
+    // node with this epoch while the node was fenced (seeds 312, 345, 631, 815: a2 moved from
+    // Leaving n2 to n5 and was activated the moment n5 unfenced); (b) the previous holder was
+    // now Failed but had never served it, while the node before it (Leaving) still did (seed
+    // 230: a10 moved n4 -> n1 -> n5). The Agent now waits the hand-off for every actor it is
+    // not serving yet.
+    for seed in [312, 230, 345, 631, 815] {
+        let report = run(Options::swarm(seed, 10_000));
+        assert!(
+            report.failure.is_none(),
+            "seed {seed}: {}",
+            report.failure.unwrap_or_default()
+        );
     }
 }
 
 #[test]
-fn known_bug_a_migration_batch_that_finds_the_queue_empty_panics_in_execute() {
-    // Found by this simulation (seeds 91 and 942): the primary proposes a MigrateBatch on a
-    // snapshot with a queued actor; by the time the transaction runs, the queue is empty,
-    // `batch` moves nothing and `execute` fails its assertion `!events.is_empty()` instead of
-    // refusing. When fixed, this test fails: delete it.
-    let report = run(Options::swarm(91, 10_000));
-    let failure = report.failure.unwrap_or_default();
-    assert!(
-        failure.contains("panicked: assertion failed: !events.is_empty()"),
-        "{failure}"
-    );
+fn regression_a_migration_batch_that_finds_the_queue_empty_is_refused_not_a_panic() {
+    // Found by this simulation (seeds 91 and 942): the primary proposed a MigrateBatch on a
+    // snapshot with a queued actor; by the time the transaction ran the queue was empty and
+    // `execute` failed its assertion `!events.is_empty()`. It now refuses with
+    // `NothingToMigrate`, which these seeds reach.
+    for (seed, refused) in [(91, 1), (942, 2)] {
+        let report = run(Options::swarm(seed, 10_000));
+        assert!(
+            report.failure.is_none(),
+            "seed {seed}: {}",
+            report.failure.unwrap_or_default()
+        );
+        assert_eq!(
+            report.coverage.refusals.get("NothingToMigrate"),
+            Some(&refused),
+            "seed {seed}"
+        );
+        assert_eq!(report.measurements.past_deadlines, 0, "seed {seed}");
+    }
 }
 
 #[test]
 fn reproduce() {
-    // `DST_SEED=<seed> [DST_SCENARIO=..] [DST_STEPS=..] [DST_PLANTED=..] [DST_KNOWN_BUGS=1]`;
+    // `DST_SEED=<seed> [DST_SCENARIO=..] [DST_STEPS=..] [DST_PLANTED=..] [DST_LEAVING_ZOMBIES=1]`;
     // without DST_SEED it runs seed 0 of the swarm.
     let var = |name: &str| std::env::var(name).ok();
     let seed = var("DST_SEED").and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -193,13 +221,13 @@ fn reproduce() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
     let planted = var("DST_PLANTED").and_then(|s| Planted::from_name(&s));
-    let known_bugs = var("DST_KNOWN_BUGS").is_some_and(|v| v == "1");
+    let leaving_zombies = var("DST_LEAVING_ZOMBIES").is_some_and(|v| v == "1");
     let options = Options {
         seed,
         scenario,
         steps,
         planted,
-        known_bugs,
+        leaving_zombies,
     };
     let report = run(options);
     println!(
