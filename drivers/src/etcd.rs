@@ -32,7 +32,7 @@ use crate::audit::{Audit, Limits};
 use crate::codec::encode;
 use crate::kv::{
     export, load, logged, plan_fitting, proposals_of, proposals_of_node, store_key_name, value_of,
-    Entry, Loaded, Planned, StoredConfig, Write, CONFIG_KEY,
+    Entry, Loaded, Planned, StoredConfig, Write, CONFIG_KEY, REGISTRY_PREFIXES,
 };
 use crate::memory::{Fault, Logged, StoreKey, FAULTS_MAX};
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
@@ -721,16 +721,7 @@ impl Audit for EtcdStore {
     async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {
         let pairs = export(&state);
         // Keep the metadata (slots, round); replace the registry's keys.
-        for prefix in [
-            "actor/",
-            "queue/",
-            "node/",
-            "heartbeat/",
-            "counter/",
-            "load/",
-            "hosted/",
-            "log/",
-        ] {
+        for prefix in REGISTRY_PREFIXES {
             let start = self.key(prefix);
             self.retrying(|| {
                 let mut kv = self.kv();

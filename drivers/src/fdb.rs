@@ -25,6 +25,7 @@ use crate::codec::encode;
 use crate::kv::{
     export, load, log_key_name, logged, plan_fitting, proposals_of, proposals_of_node,
     store_key_name, value_of, Entry, Loaded, Planned, StoredConfig, Write, CONFIG_KEY,
+    REGISTRY_PREFIXES,
 };
 use crate::memory::{Fault, Logged, StoreKey, FAULTS_MAX};
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
@@ -540,16 +541,7 @@ impl Audit for FdbStore {
 
     async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {
         let pairs = export(&state);
-        for prefix in [
-            "actor/",
-            "queue/",
-            "node/",
-            "heartbeat/",
-            "counter/",
-            "load/",
-            "hosted/",
-            "log/",
-        ] {
+        for prefix in REGISTRY_PREFIXES {
             let (begin, end) = self.prefix_range(prefix);
             self.db
                 .run(|trx, _| {

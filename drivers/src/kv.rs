@@ -62,6 +62,19 @@ impl StoredConfig {
 /// The name of the configuration key.
 pub(crate) const CONFIG_KEY: &str = "config";
 
+/// The key families of the registry itself (not the metadata: slots, round, config), as
+/// prefixes: what `import` replaces when a test installs another registry.
+pub(crate) const REGISTRY_PREFIXES: [&str; 8] = [
+    "actor/",
+    "queue/",
+    "node/",
+    "heartbeat/",
+    "counter/",
+    "load/",
+    "hosted/",
+    "log/",
+];
+
 /// The name of the key holding registry key `key` (queue entries: their chunk).
 pub fn registry_key_name(key: &Key) -> String {
     match key {
