@@ -34,7 +34,7 @@ use crate::kv::{
     export, load, logged, plan_fitting, proposals_of, proposals_of_node, store_key_name, value_of,
     Entry, Loaded, Planned, StoredConfig, Write, CONFIG_KEY, REGISTRY_PREFIXES,
 };
-use crate::memory::{Fault, Logged, StoreKey, FAULTS_MAX};
+use crate::memory::{Fault, Logged, StoreKey};
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
@@ -472,7 +472,11 @@ impl EtcdStore {
 
     /// Deletes every key under the prefix (tests; a cluster no node uses).
     pub async fn clear(&self) -> Result<(), StoreError> {
-        let start = self.prefix.clone();
+        self.delete_prefix(self.prefix.clone()).await
+    }
+
+    /// Deletes every key that starts with `start` (a full key name).
+    async fn delete_prefix(&self, start: String) -> Result<(), StoreError> {
         self.retrying(|| {
             let mut kv = self.kv();
             let start = start.clone();
@@ -599,15 +603,9 @@ impl Store for EtcdStore {
 
     async fn propose(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
         let fault = lock(&self.faults).pop_front();
-        match fault {
-            Some(Fault::Unavailable) => {
-                return Err(StoreError::Unavailable("injected fault".into()))
-            }
-            Some(Fault::UnknownBeforeCommit) => {
-                lock(&self.stats).unknown_outcomes += 1;
-                return Ok(Outcome::Unknown);
-            }
-            _ => {}
+        if let Some(answer) = Fault::answer_before_running(fault) {
+            lock(&self.stats).unknown_outcomes += u64::from(answer == Ok(Outcome::Unknown));
+            return answer;
         }
         let name = action_name(&proposal);
         let mut uncertain = false;
@@ -703,10 +701,7 @@ impl Audit for EtcdStore {
     }
 
     fn inject(&self, fault: Fault) {
-        let mut faults = lock(&self.faults);
-        if faults.len() < FAULTS_MAX {
-            faults.push_back(fault);
-        }
+        Fault::enqueue(&mut lock(&self.faults), fault);
     }
 
     async fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) -> Result<(), StoreError> {
@@ -722,18 +717,7 @@ impl Audit for EtcdStore {
         let pairs = export(&state);
         // Keep the metadata (slots, round); replace the registry's keys.
         for prefix in REGISTRY_PREFIXES {
-            let start = self.key(prefix);
-            self.retrying(|| {
-                let mut kv = self.kv();
-                let start = start.clone();
-                async move {
-                    kv.delete(start, Some(DeleteOptions::new().with_prefix()))
-                        .await
-                        .map(|_| ())
-                }
-            })
-            .await
-            .map_err(unavailable)?;
+            self.delete_prefix(self.key(prefix)).await?;
         }
         for batch in pairs.chunks(ETCD_TXN_OPS_MAX) {
             let ops: Vec<TxnOp> = batch

@@ -27,7 +27,7 @@ use crate::kv::{
     store_key_name, value_of, Entry, Loaded, Planned, StoredConfig, Write, CONFIG_KEY,
     REGISTRY_PREFIXES,
 };
-use crate::memory::{Fault, Logged, StoreKey, FAULTS_MAX};
+use crate::memory::{Fault, Logged, StoreKey};
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 use foundationdb::options::{ConflictRangeType, MutationType, StreamingMode, TransactionOption};
 use foundationdb::tuple::Subspace;
@@ -368,12 +368,8 @@ impl Store for FdbStore {
 
     async fn propose(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
         let fault = lock(&self.faults).pop_front();
-        match fault {
-            Some(Fault::Unavailable) => {
-                return Err(StoreError::Unavailable("injected fault".into()))
-            }
-            Some(Fault::UnknownBeforeCommit) => return Ok(Outcome::Unknown),
-            _ => {}
+        if let Some(answer) = Fault::answer_before_running(fault) {
+            return answer;
         }
         let name = action_name(&proposal);
         let id = proposal.id;
@@ -524,10 +520,7 @@ impl Audit for FdbStore {
     }
 
     fn inject(&self, fault: Fault) {
-        let mut faults = lock(&self.faults);
-        if faults.len() < FAULTS_MAX {
-            faults.push_back(fault);
-        }
+        Fault::enqueue(&mut lock(&self.faults), fault);
     }
 
     async fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) -> Result<(), StoreError> {

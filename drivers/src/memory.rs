@@ -47,6 +47,29 @@ pub enum Fault {
     ValidatesOnlyWrites,
 }
 
+impl Fault {
+    /// Queues `fault` for the next proposals of a store, at most [`FAULTS_MAX`] (the rest are
+    /// dropped): the one injection queue every store shares.
+    pub(crate) fn enqueue(queue: &mut VecDeque<Fault>, fault: Fault) {
+        if queue.len() < FAULTS_MAX {
+            queue.push_back(fault);
+        }
+        debug_assert!(queue.len() <= FAULTS_MAX);
+    }
+
+    /// What a proposal is answered without running when `fault` is its injected fault
+    /// (`None`: it runs, and the fault, if any, acts during or after its commit).
+    pub(crate) fn answer_before_running(
+        fault: Option<Fault>,
+    ) -> Option<Result<Outcome, StoreError>> {
+        match fault {
+            Some(Fault::Unavailable) => Some(Err(StoreError::Unavailable("injected fault".into()))),
+            Some(Fault::UnknownBeforeCommit) => Some(Ok(Outcome::Unknown)),
+            _ => None,
+        }
+    }
+}
+
 /// A transaction begun by [`MemoryStore::begin`]: the read view at one revision.
 #[derive(Clone, Debug)]
 pub struct Transaction {
@@ -214,10 +237,7 @@ impl MemoryStore {
 
     /// Queues a fault for the next proposals (at most [`FAULTS_MAX`]).
     pub fn inject(&self, fault: Fault) {
-        let mut inner = self.lock();
-        if inner.faults.len() < FAULTS_MAX {
-            inner.faults.push_back(fault);
-        }
+        Fault::enqueue(&mut self.lock().faults, fault);
     }
 
     /// Makes the store unreachable (every operation fails as unavailable) or reachable again.
@@ -577,12 +597,8 @@ impl MemoryStore {
     /// [`CONFLICT_RETRIES_MAX`]); nothing was written then.
     pub fn propose_checked(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
         let fault = self.lock().faults.pop_front();
-        match fault {
-            Some(Fault::Unavailable) => {
-                return Err(StoreError::Unavailable("injected fault".into()))
-            }
-            Some(Fault::UnknownBeforeCommit) => return Ok(Outcome::Unknown),
-            _ => {}
+        if let Some(answer) = Fault::answer_before_running(fault) {
+            return answer;
         }
         let name = action_name(&proposal);
         for attempt in 0..CONFLICT_RETRIES_MAX {
