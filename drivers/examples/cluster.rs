@@ -11,8 +11,10 @@
 
 use clap::Parser;
 use membership::core::{ActorId, Config, NodeId, Notification, Timing, TimingSettings};
-use membership::{MemoryStore, NodeHandle, NodeNotification, NodeOptions, Store};
-use std::collections::{BTreeMap, BTreeSet};
+use membership::{
+    check_single_activation, MemoryStore, NodeHandle, NodeNotification, NodeOptions, Store,
+};
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -277,7 +279,7 @@ async fn run_on<S: Store>(
     else {
         return Err("the failover left no trace in the notifications".into());
     };
-    let single = single_activation(&log, primary.0, killed_at);
+    let single = check_single_activation(&log, &[(primary.0, killed_at)]);
     let report = RunReport {
         to_detected_ms: ms(detected - killed_at),
         to_primary_ms: ms(primary_at - killed_at),
@@ -286,11 +288,6 @@ async fn run_on<S: Store>(
         single_activation: single.is_ok(),
     };
     if run == 1 {
-        let base = killed_at
-            - started
-                .elapsed()
-                .min(killed_at.elapsed() + started.elapsed());
-        let _ = base;
         println!(
             "{:>8.0} ms  after the kill: {} declared failed (the first survivor saw it)",
             report.to_detected_ms, primary.0
@@ -314,51 +311,6 @@ async fn run_on<S: Store>(
         n.kill();
     }
     Ok(report)
-}
-
-/// From the nodes' own notifications: no actor was active on two nodes at once. The killed
-/// node's activations end when it was killed. Returns the number of activations checked.
-fn single_activation(
-    log: &[NodeNotification],
-    killed: NodeId,
-    killed_at: Instant,
-) -> Result<usize, String> {
-    let mut events: Vec<&NodeNotification> = log.iter().collect();
-    events.sort_by_key(|n| n.at);
-    let mut active: BTreeMap<ActorId, BTreeMap<NodeId, u64>> = BTreeMap::new();
-    let mut checked = 0;
-    let mut killed_done = false;
-    for n in events {
-        if !killed_done && n.at >= killed_at {
-            for holders in active.values_mut() {
-                holders.remove(&killed);
-            }
-            killed_done = true;
-        }
-        if n.node == killed && n.at >= killed_at {
-            continue;
-        }
-        match n.notification {
-            Notification::ActorActivated { actor, epoch } => {
-                checked += 1;
-                let holders = active.entry(actor).or_default();
-                if let Some((other, e)) = holders.iter().find(|(o, _)| **o != n.node) {
-                    return Err(format!(
-                        "{actor} activated on {} (epoch {epoch}) while active on {other} (epoch {e})",
-                        n.node
-                    ));
-                }
-                holders.insert(n.node, epoch);
-            }
-            Notification::ActorDeactivated { actor, .. } => {
-                if let Some(holders) = active.get_mut(&actor) {
-                    holders.remove(&n.node);
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(checked)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

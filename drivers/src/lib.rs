@@ -47,6 +47,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod activation;
 mod audit;
 mod codec;
 #[cfg(feature = "etcd")]
@@ -63,6 +64,7 @@ mod store;
 /// The protocol core, re-exported: events, effects, the registry, the Agent.
 pub use membership_core as core;
 
+pub use activation::{check_single_activation, DoubleActivation};
 pub use audit::{Audit, Limits, MEMORY_LIMITS};
 pub use codec::{decode, decode_meta, decode_registry, encode, meta_key_name, DecodeError, Stored};
 #[cfg(feature = "etcd")]

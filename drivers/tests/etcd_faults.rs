@@ -12,8 +12,10 @@
 mod conformance;
 
 use membership::core::{ActorId, Config, Event, NodeId, Notification, Timing};
-use membership::{Audit, EtcdOptions, EtcdStore, NodeHandle, NodeNotification, NodeOptions, Store};
-use std::collections::BTreeMap;
+use membership::{
+    check_single_activation, Audit, EtcdOptions, EtcdStore, NodeHandle, NodeNotification,
+    NodeOptions, Store,
+};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -172,46 +174,10 @@ async fn converged(cluster: &Cluster, actors: u64) {
     .await;
 }
 
-/// From the nodes' own notifications: no actor active on two nodes at once (a fence ends every
-/// activation of its node). Returns the activations checked.
-fn single_activation(log: &[NodeNotification]) -> usize {
-    let mut events: Vec<&NodeNotification> = log.iter().collect();
-    events.sort_by_key(|n| n.at);
-    let mut active: BTreeMap<ActorId, BTreeMap<NodeId, u64>> = BTreeMap::new();
-    let mut checked = 0;
-    for n in events {
-        match n.notification {
-            Notification::ActorActivated { actor, epoch } => {
-                checked += 1;
-                let holders = active.entry(actor).or_default();
-                if let Some((other, e)) = holders.iter().find(|(o, _)| **o != n.node) {
-                    panic!(
-                        "{actor} activated on {} (epoch {epoch}) while active on {other} (epoch {e})",
-                        n.node
-                    );
-                }
-                holders.insert(n.node, epoch);
-            }
-            Notification::ActorDeactivated { actor, .. } => {
-                if let Some(h) = active.get_mut(&actor) {
-                    h.remove(&n.node);
-                }
-            }
-            Notification::Fenced { .. } => {
-                for h in active.values_mut() {
-                    h.remove(&n.node);
-                }
-            }
-            _ => {}
-        }
-    }
-    checked
-}
-
 async fn finish(cluster: Cluster, actors: u64) {
     converged(&cluster, actors).await;
     let replayed = conformance::replay_matches(&*cluster.store, NODES).await;
-    let checked = single_activation(&cluster.log.lock().unwrap());
+    let checked = check_single_activation(&cluster.log.lock().unwrap(), &[]).unwrap();
     let stats = cluster.store.stats();
     println!(
         "{replayed} commits replayed; {checked} activations checked; {} conflicts; {} uncertain commits resolved; {} unknown outcomes",
