@@ -1360,7 +1360,7 @@ impl Agent {
     /// hand-off wait (see the module documentation); only what this process is serving, with
     /// the same epoch, goes on without one.
     fn reconcile(&mut self, now_ms: u64) {
-        let Some(o) = self.observed.clone() else {
+        let Some(o) = &self.observed else {
             return;
         };
         let me = self.node;
