@@ -228,6 +228,22 @@ impl Config {
         })
     }
 
+    /// The same configuration with its checking bounds lifted: none in the fixed protocol, an
+    /// unreachable `MaxView` in the reference modes (which need one). A step refused by a bound
+    /// counts as refused *only* by the bound if it succeeds under this configuration.
+    pub fn lifted(self) -> Config {
+        let max_view = match self.mode() {
+            Mode::Fixed => None,
+            Mode::Reference | Mode::Buggy => Some(u64::MAX),
+        };
+        let lifted = self
+            .with_max_view(max_view)
+            .and_then(|c| c.with_max_epoch(None))
+            .unwrap_or(self);
+        debug_assert!(lifted.max_epoch().is_none());
+        lifted
+    }
+
     /// Which protocol runs.
     pub fn mode(&self) -> Mode {
         self.checking.mode

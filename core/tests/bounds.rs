@@ -10,19 +10,6 @@ use membership_core::testing::{candidate_events, config, Rng};
 use membership_core::{step, ActorId, Config, Event, Guard, State};
 use proptest::prelude::*;
 
-/// `config` with its bounds lifted: no bound in the fixed protocol, an unreachable one in the
-/// reference modes (which need one).
-fn lifted(config: Config) -> Config {
-    let max_view = match config.mode() {
-        Mode::Fixed => None,
-        Mode::Reference | Mode::Buggy => Some(u64::MAX),
-    };
-    config
-        .with_max_view(max_view)
-        .and_then(|c| c.with_max_epoch(None))
-        .unwrap()
-}
-
 fn bounded_config() -> impl Strategy<Value = Config> {
     (
         prop_oneof![Just(Mode::Fixed), Just(Mode::Reference), Just(Mode::Buggy)],
@@ -56,7 +43,7 @@ proptest! {
                 if let Err(refusal) = step(&state, event) {
                     if matches!(refusal.guard, Guard::BoundReached { .. }) {
                         refused_by_bound += 1;
-                        let unbounded = state.with_config(lifted(config));
+                        let unbounded = state.with_config(config.lifted());
                         prop_assert!(
                             step(&unbounded, event).is_ok(),
                             "{} refused by the bound ({}) but refused otherwise without it: {:?}",

@@ -22,7 +22,7 @@
 //! 6 million states); the summary prints the bound, as TLC does.
 
 use crate::model::MembershipModel;
-use membership_core::checking::{fenced_by_term, Mode};
+use membership_core::checking::fenced_by_term;
 use membership_core::invariants::Liveness;
 use membership_core::{
     step, ActorId, Config, Event, Guard, MigrationEntry, MigrationReason, NodeId, NodeRecord,
@@ -557,19 +557,6 @@ fn trapped_mask(properties: &[Liveness], state: &State) -> u64 {
         .fold(0u64, |mask, (i, _)| mask | 1 << i)
 }
 
-/// The configuration with its bounds lifted (none for the fixed protocol; an unreachable one for
-/// the reference modes, which need one).
-pub fn lifted(config: &Config) -> Config {
-    let max_view = match config.mode() {
-        Mode::Fixed => None,
-        Mode::Reference | Mode::Buggy => Some(u64::MAX),
-    };
-    config
-        .with_max_view(max_view)
-        .and_then(|c| c.with_max_epoch(None))
-        .unwrap_or(*config)
-}
-
 struct Context<'a> {
     model: &'a MembershipModel,
     codec: &'a Codec,
@@ -706,7 +693,7 @@ impl Graph {
             model,
             codec: &codec,
             fairness: if how.liveness { fairness } else { None },
-            lifted: lifted(&config),
+            lifted: config.lifted(),
             bounded,
         };
         let graph = Graph {
@@ -973,6 +960,7 @@ fn to_u32(i: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use membership_core::checking::Mode;
     use membership_core::testing::reachable;
 
     #[test]
