@@ -63,10 +63,9 @@
 //!   before it still does.
 
 use crate::actor::{ActorId, MIGRATION_BATCH_MAX};
-use crate::effect::Effect;
 use crate::event::Event;
 use crate::node::{NodeId, NodeSet, NodeStatus};
-use crate::proposal::{Action, Proposal, ProposalError, ProposalId};
+use crate::proposal::{Action, Proposal, ProposalError, ProposalId, ProposalOutcome};
 use crate::state::State;
 use crate::step::step;
 use serde::{Deserialize, Serialize};
@@ -312,22 +311,6 @@ pub struct Outgoing {
     pub token: u64,
     /// The proposal.
     pub proposal: Proposal,
-}
-
-/// What a store said about a proposal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// It committed, with these effects.
-    Committed {
-        /// The commit's effects.
-        effects: Vec<Effect>,
-    },
-    /// It was refused, and nothing was written.
-    Refused(ProposalError),
-    /// The store could not be reached, or gave up (nothing was written).
-    Unavailable,
-    /// The commit may or may not have happened.
-    Unknown,
 }
 
 /// A local decision, to execute at once and in order.
@@ -745,12 +728,12 @@ impl Agent {
 
     /// The outcome of the proposal sent with `token`. Outcomes for tokens not in flight (stale,
     /// or from before a restart) are dropped.
-    pub fn handle_outcome(&mut self, now_ms: u64, token: u64, outcome: Outcome) {
+    pub fn handle_outcome(&mut self, now_ms: u64, token: u64, outcome: ProposalOutcome) {
         let Some(mut flight) = self.in_flight.remove(&token) else {
             return;
         };
         match outcome {
-            Outcome::Committed { .. } => {
+            ProposalOutcome::Committed { .. } => {
                 self.finished_ms.insert(flight.kind, now_ms);
                 if flight.kind == Kind::Heartbeat {
                     let until = flight.sent_ms + self.timing.settings.lease_ms;
@@ -760,7 +743,7 @@ impl Agent {
                 }
                 self.out_read = true;
             }
-            Outcome::Refused(error) => {
+            ProposalOutcome::Refused(error) => {
                 self.finished_ms.insert(flight.kind, now_ms);
                 if matches!(error, ProposalError::StaleIncarnation { .. }) {
                     self.fence(FenceReason::Superseded);
@@ -777,7 +760,7 @@ impl Agent {
                 }
                 self.out_read = true;
             }
-            Outcome::Unavailable | Outcome::Unknown => {
+            ProposalOutcome::Unavailable | ProposalOutcome::Unknown => {
                 if flight.attempts < RETRIES_MAX && flight.kind != Kind::Heartbeat {
                     // Send the same proposal again (same id: a store recognises a retry of a
                     // proposal that did commit).

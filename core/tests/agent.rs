@@ -9,7 +9,7 @@
 use membership_core::testing::actor;
 use membership_core::{
     execute, served_by, Agent, Decision, Event, FenceReason, Meta, NodeId, NodeStatus,
-    Notification, Outcome, ProposalError, State, Timing, TimingError, TimingSettings,
+    Notification, ProposalError, ProposalOutcome, State, Timing, TimingError, TimingSettings,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,7 +22,7 @@ const ITERATIONS_MAX: usize = 2_000_000;
 
 #[derive(Clone, Debug)]
 enum Delivery {
-    Outcome(u64, Outcome),
+    Outcome(u64, ProposalOutcome),
     Probe(NodeId, u64, bool),
     /// Read at, registry, round, the incarnation holding the reader's slot.
     Snapshot(u64, State, u64, Option<u64>),
@@ -159,7 +159,7 @@ impl World {
         let timeout_ms = agent.timing().settings().probe_timeout_ms;
         for out in proposals {
             let outcome = if self.no_store.contains(&node) {
-                Outcome::Unavailable
+                ProposalOutcome::Unavailable
             } else {
                 match execute(&self.state, &self.meta, &out.proposal) {
                     Ok(commit) => {
@@ -170,11 +170,11 @@ impl World {
                             self.committed.extend(commit.events);
                             membership_core::invariants::check_state(&self.state).unwrap();
                         }
-                        Outcome::Committed {
+                        ProposalOutcome::Committed {
                             effects: commit.effects,
                         }
                     }
-                    Err(e) => Outcome::Refused(e),
+                    Err(e) => ProposalOutcome::Refused(e),
                 }
             };
             self.deliver_later(
@@ -619,7 +619,7 @@ fn stale_outcomes_are_dropped() {
     let mut agent = Agent::new(NodeId(1), 1, timing, 0);
     agent.join(0);
     let before = format!("{agent:?}");
-    agent.handle_outcome(5, 999, Outcome::Unknown);
+    agent.handle_outcome(5, 999, ProposalOutcome::Unknown);
     assert_eq!(format!("{agent:?}"), before);
 }
 
@@ -648,9 +648,9 @@ fn tick(
             membership_core::Action::Step(Event::SendHeartbeat { .. })
         ) {
             let outcome = if heartbeats_commit {
-                Outcome::Committed { effects: vec![] }
+                ProposalOutcome::Committed { effects: vec![] }
             } else {
-                Outcome::Unavailable
+                ProposalOutcome::Unavailable
             };
             agent.handle_outcome(t, out.token, outcome);
         }
@@ -732,9 +732,11 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
         agent.handle_timeout(t);
         while let Some(out) = agent.poll_proposal() {
             match out.proposal.action {
-                Action::Step(Event::SendHeartbeat { .. }) => {
-                    agent.handle_outcome(t, out.token, Outcome::Committed { effects: vec![] })
-                }
+                Action::Step(Event::SendHeartbeat { .. }) => agent.handle_outcome(
+                    t,
+                    out.token,
+                    ProposalOutcome::Committed { effects: vec![] },
+                ),
                 Action::MigrateBatch { .. } => batches.push((t, out)),
                 Action::Step(_) => {}
             }
@@ -761,7 +763,7 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
     agent.handle_outcome(
         31,
         out.token,
-        Outcome::Refused(ProposalError::NothingToMigrate {
+        ProposalOutcome::Refused(ProposalError::NothingToMigrate {
             term: 1,
             max: 1_024,
         }),
@@ -951,7 +953,7 @@ fn no_deadline_is_due_after_handle_timeout_while_a_retry_waits() {
         Action::Step(Event::NodeJoin { node: NodeId(1) })
     );
     assert_eq!(agent.poll_proposal(), None);
-    agent.handle_outcome(600, first.token, Outcome::Unknown);
+    agent.handle_outcome(600, first.token, ProposalOutcome::Unknown);
     agent.handle_timeout(600);
     // Before the fix the abandon deadline, 501, was asked for again and again.
     assert_eq!(agent.poll_timeout(), Some(610));

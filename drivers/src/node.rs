@@ -6,7 +6,7 @@ use crate::probe;
 use crate::store::{Snapshot, Store, StoreError};
 use membership_core::{
     Action, ActorId, Agent, Decision, Effect, Event, NodeId, NodeSet, NodeStatus, Notification,
-    Outcome, Placement, Proposal, ProposalError, Timing,
+    Placement, Proposal, ProposalError, ProposalOutcome, Timing,
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -101,13 +101,13 @@ enum Command {
 }
 
 enum Message {
-    Outcome(u64, Outcome),
+    Outcome(u64, ProposalOutcome),
     Probe(NodeId, u64, bool),
     Snapshot(u64, Result<Snapshot, StoreError>),
     Direct(
         Proposal,
         u32,
-        Result<Outcome, StoreError>,
+        Result<ProposalOutcome, StoreError>,
         oneshot::Sender<Result<Vec<Effect>, Error>>,
     ),
 }
@@ -440,7 +440,7 @@ impl<S: Store> Runtime<S> {
         tokio::spawn(
             async move {
                 let outcome = match tokio::time::timeout(timeout, store.propose(proposal)).await {
-                    Err(_) => Ok(Outcome::Unknown),
+                    Err(_) => Ok(ProposalOutcome::Unknown),
                     Ok(result) => result,
                 };
                 tracing::debug!(?outcome, "outcome");
@@ -487,14 +487,14 @@ impl<S: Store> Runtime<S> {
             }
             Message::Direct(proposal, attempt, outcome, reply) => {
                 let result = match outcome {
-                    Ok(Outcome::Committed { effects }) => Ok(effects),
-                    Ok(Outcome::Refused(error)) => Err(Error::Refused(error)),
-                    Ok(Outcome::Unavailable) => Err(Error::Unavailable),
-                    Ok(Outcome::Unknown) if attempt < DIRECT_RETRIES_MAX => {
+                    Ok(ProposalOutcome::Committed { effects }) => Ok(effects),
+                    Ok(ProposalOutcome::Refused(error)) => Err(Error::Refused(error)),
+                    Ok(ProposalOutcome::Unavailable) => Err(Error::Unavailable),
+                    Ok(ProposalOutcome::Unknown) if attempt < DIRECT_RETRIES_MAX => {
                         self.direct(proposal, attempt + 1, reply, tx);
                         return;
                     }
-                    Ok(Outcome::Unknown) => Err(Error::Unknown),
+                    Ok(ProposalOutcome::Unknown) => Err(Error::Unknown),
                     Err(error) => Err(Error::Store(error)),
                 };
                 let _ = reply.send(result);
@@ -532,11 +532,11 @@ impl<S: Store> Runtime<S> {
                 async move {
                     let outcome =
                         match tokio::time::timeout(timeout, store.propose(out.proposal)).await {
-                            Err(_) => Outcome::Unknown,
+                            Err(_) => ProposalOutcome::Unknown,
                             Ok(Ok(outcome)) => outcome,
                             Ok(Err(error)) => {
                                 tracing::warn!(%error, "proposal not run");
-                                Outcome::Unavailable
+                                ProposalOutcome::Unavailable
                             }
                         };
                     tracing::debug!(?outcome, "commit outcome");

@@ -15,7 +15,7 @@ use crate::rng::{Rng, TraceHash};
 use crate::world::{Params, Planted, Scenario};
 use membership::core::{
     Action, ActorId, Agent, Config, Decision, Event, FenceReason, NodeId, NodeStatus, Notification,
-    Outcome, Proposal, ProposalError, State, Timing,
+    Proposal, ProposalError, ProposalOutcome, State, Timing,
 };
 use membership::{Attempt, Fault, MemoryStore, Snapshot, Store, StoreError, Transaction};
 use membership::{CONFLICT_RETRIES_MAX, DIRECT_RETRIES_MAX};
@@ -261,7 +261,7 @@ enum Ev {
         pid: u64,
         reply: Reply,
         proposal: Proposal,
-        outcome: Outcome,
+        outcome: ProposalOutcome,
     },
     ProbeArrive {
         from_pid: u64,
@@ -809,7 +809,7 @@ impl Sim {
                     self.with_agent(pid, |agent, now| agent.handle_outcome(now, token, outcome))
                 }
                 Reply::Direct(attempt) => {
-                    if outcome == Outcome::Unknown && attempt < DIRECT_RETRIES_MAX {
+                    if outcome == ProposalOutcome::Unknown && attempt < DIRECT_RETRIES_MAX {
                         self.send(pid, Reply::Direct(attempt + 1), proposal);
                     } else {
                         self.read(pid);
@@ -1012,7 +1012,7 @@ impl Sim {
                     pid,
                     reply,
                     proposal,
-                    outcome: Outcome::Unknown,
+                    outcome: ProposalOutcome::Unknown,
                 },
             );
             return;
@@ -1060,7 +1060,7 @@ impl Sim {
                     pid,
                     reply,
                     proposal,
-                    outcome: Outcome::Unknown,
+                    outcome: ProposalOutcome::Unknown,
                 },
             );
             self.now_us + timeout_us + self.late_rng.range(1, timeout_us)
@@ -1070,7 +1070,7 @@ impl Sim {
         self.push(at, Ev::TxnBegin(Box::new(request)));
     }
 
-    fn respond(&mut self, request: &Request, outcome: Outcome) {
+    fn respond(&mut self, request: &Request, outcome: ProposalOutcome) {
         if request.fault == Some(FaultKind::LateApply) {
             return; // the driver gave up on it long ago
         }
@@ -1082,7 +1082,7 @@ impl Sim {
                     pid: request.pid,
                     reply: request.reply,
                     proposal: request.proposal,
-                    outcome: Outcome::Unknown,
+                    outcome: ProposalOutcome::Unknown,
                 },
             );
         } else {
@@ -1103,11 +1103,11 @@ impl Sim {
         match request.fault {
             Some(FaultKind::UnknownBeforeCommit) if request.conflicts == 0 => {
                 self.coverage.fault(FaultKind::UnknownBeforeCommit);
-                return self.respond(&request, Outcome::Unknown);
+                return self.respond(&request, ProposalOutcome::Unknown);
             }
             Some(FaultKind::StoreUnavailable) if request.conflicts == 0 => {
                 self.coverage.fault(FaultKind::StoreUnavailable);
-                return self.respond(&request, Outcome::Unavailable);
+                return self.respond(&request, ProposalOutcome::Unavailable);
             }
             _ => {}
         }
@@ -1119,7 +1119,7 @@ impl Sim {
                     Ev::TxnCommit(Box::new(request), Box::new(txn)),
                 );
             }
-            Err(_) => self.respond(&request, Outcome::Unavailable),
+            Err(_) => self.respond(&request, ProposalOutcome::Unavailable),
         }
     }
 
@@ -1150,9 +1150,9 @@ impl Sim {
                 }
                 let outcome = if after {
                     self.coverage.fault(FaultKind::UnknownAfterCommit);
-                    Outcome::Unknown
+                    ProposalOutcome::Unknown
                 } else {
-                    Outcome::Committed {
+                    ProposalOutcome::Committed {
                         effects: commit.effects,
                     }
                 };
@@ -1162,19 +1162,19 @@ impl Sim {
                 self.coverage.fault(FaultKind::Conflict);
                 request.conflicts += 1;
                 if request.conflicts >= CONFLICT_RETRIES_MAX {
-                    self.respond(&request, Outcome::Unavailable);
+                    self.respond(&request, ProposalOutcome::Unavailable);
                 } else {
                     let at = self.now_us + self.store_latency() / 4;
                     self.push(at, Ev::TxnBegin(Box::new(request)));
                 }
             }
             Attempt::Done(Ok(outcome)) => {
-                if let Outcome::Refused(error) = &outcome {
+                if let ProposalOutcome::Refused(error) = &outcome {
                     self.coverage.refusal(error);
                 }
                 self.respond(&request, outcome);
             }
-            Attempt::Done(Err(_)) => self.respond(&request, Outcome::Unavailable),
+            Attempt::Done(Err(_)) => self.respond(&request, ProposalOutcome::Unavailable),
         }
     }
 
@@ -1860,12 +1860,12 @@ fn brief(ev: &Ev) -> String {
     }
 }
 
-fn outcome_text(outcome: &Outcome) -> String {
+fn outcome_text(outcome: &ProposalOutcome) -> String {
     match outcome {
-        Outcome::Committed { .. } => "committed".to_string(),
-        Outcome::Refused(e) => format!("refused: {}", refusal_text(e)),
-        Outcome::Unavailable => "unavailable".to_string(),
-        Outcome::Unknown => "unknown".to_string(),
+        ProposalOutcome::Committed { .. } => "committed".to_string(),
+        ProposalOutcome::Refused(e) => format!("refused: {}", refusal_text(e)),
+        ProposalOutcome::Unavailable => "unavailable".to_string(),
+        ProposalOutcome::Unknown => "unknown".to_string(),
     }
 }
 
