@@ -49,9 +49,10 @@ pub use actor::{
     REBALANCE_BATCH_MAX,
 };
 pub use agent::{
-    served_by, Agent, Decision, FenceReason, Notification, Outgoing, Timer, Timing, TimingError,
-    TimingSettings, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX,
-    PROBE_STREAK_MIN, RETRIES_MAX,
+    drain, served_by, Agent, Decision, FenceReason, Io, Notification, Outgoing, Output,
+    RequestError, Timing, TimingError, TimingSettings, TooManyRequests, DRAIN_OUTPUTS_MAX,
+    IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN,
+    REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
 };
 pub use config::{Config, ConfigError};
 pub use delta::{Delta, DeltaError};

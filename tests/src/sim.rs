@@ -14,11 +14,11 @@ use crate::coverage::{Coverage, FaultKind};
 use crate::rng::{Rng, TraceHash};
 use crate::world::{Params, Planted, Scenario};
 use membership::core::{
-    Action, ActorId, Agent, Config, Decision, Event, FenceReason, NodeId, NodeStatus, Notification,
-    Proposal, ProposalError, ProposalOutcome, State, Timing,
+    drain, ActorId, Agent, Config, Decision, Event, FenceReason, NodeId, NodeStatus, Notification,
+    Output, Proposal, ProposalError, ProposalOutcome, State, Timing,
 };
+use membership::CONFLICT_RETRIES_MAX;
 use membership::{Attempt, Fault, MemoryStore, Snapshot, Store, StoreError, Transaction};
-use membership::{CONFLICT_RETRIES_MAX, DIRECT_RETRIES_MAX};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
@@ -207,13 +207,14 @@ impl Clock {
     }
 }
 
-/// Where a proposal's outcome goes.
+/// Where a proposal's outcome goes: to the Agent, with its token, for its policy or for the
+/// application's direct proposal (`Agent::submit`, as `NodeHandle::propose`).
 #[derive(Clone, Copy, Debug)]
 enum Reply {
-    /// To the Agent, with its token.
+    /// A proposal of the Agent's policy.
     Agent(u64),
-    /// To the application's direct proposal (as `NodeHandle::propose`), at this attempt.
-    Direct(u32),
+    /// A request of the application.
+    Direct(u64),
 }
 
 /// A proposal on its way through the store.
@@ -808,12 +809,9 @@ impl Sim {
                 Reply::Agent(token) => {
                     self.with_agent(pid, |agent, now| agent.handle_outcome(now, token, outcome))
                 }
-                Reply::Direct(attempt) => {
-                    if outcome == ProposalOutcome::Unknown && attempt < DIRECT_RETRIES_MAX {
-                        self.send(pid, Reply::Direct(attempt + 1), proposal);
-                    } else {
-                        self.read(pid);
-                    }
+                Reply::Direct(token) => {
+                    let _ = proposal;
+                    self.with_request(pid, |agent, now| agent.handle_outcome(now, token, outcome))
                 }
             },
             Ev::ProbeArrive {
@@ -875,78 +873,59 @@ impl Sim {
             .get(p.node.index().unwrap_or(0))
             .map_or(0, |c| c.local_ms(self.now_us));
         input(&mut p.agent, now);
-        self.flush(pid);
+        self.flush(pid, Reply::Agent);
     }
 
-    /// The driver's glue, as `drivers/src/node.rs` does it: proposals, probes, reads, decisions,
-    /// notifications, then the next deadline.
-    fn flush(&mut self, pid: u64) {
+    /// Feeds a request of the application (`Agent::submit`, or its outcome) to a process's
+    /// Agent and executes its outputs. A request leaves the Agent's timers alone (asserted), so
+    /// its deadline is not armed again (arming recomputes the true time from now, which would
+    /// move a timer held back by a pause).
+    fn with_request(&mut self, pid: u64, input: impl FnOnce(&mut Agent, u64)) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        let now = self
+            .clocks
+            .get(p.node.index().unwrap_or(0))
+            .map_or(0, |c| c.local_ms(self.now_us));
+        let deadline = p.agent.poll_timeout();
+        input(&mut p.agent, now);
+        debug_assert_eq!(p.agent.poll_timeout(), deadline);
+        self.flush(pid, Reply::Direct);
+    }
+
+    /// The driver's glue, as `drivers/src/node.rs` does it: the Agent's outputs from the shared
+    /// `drain` (recorded, then executed in its order: this world holds the Agent), then the
+    /// next deadline (not for a request's input: see `with_request`). `reply` says whose
+    /// proposals these are.
+    fn flush(&mut self, pid: u64, reply: fn(u64) -> Reply) {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
         let node = p.node;
-        let mut proposals = Vec::new();
-        while let Some(out) = p.agent.poll_proposal() {
-            proposals.push(out);
-        }
-        let mut probes = Vec::new();
-        while let Some(peer) = p.agent.poll_probe() {
-            probes.push(peer);
-        }
-        let read = p.agent.poll_read();
-        let mut decisions = Vec::new();
-        while let Some(d) = p.agent.poll_decision() {
-            match d {
-                Decision::Fence => {
-                    p.serving.clear();
-                    p.fenced_at_us = Some(self.now_us);
-                }
-                Decision::Unfence => p.unfenced_at_us = Some(self.now_us),
-                Decision::Activate { actor, epoch } => {
-                    p.serving.insert(actor, epoch);
-                    p.activated_at_us.insert(actor, self.now_us);
-                }
-                Decision::Deactivate { actor, .. } => {
-                    p.serving.remove(&actor);
-                }
-            }
-            decisions.push(d);
-        }
-        let mut notifications = Vec::new();
-        while let Some(n) = p.agent.poll_notification() {
-            notifications.push(n);
-        }
+        let mut outputs: Vec<Output> = Vec::new();
+        drain(&mut p.agent, &mut outputs);
         let was_leaving = p
             .agent
             .snapshot()
             .and_then(|s| s.node(node))
             .is_some_and(|r| r.status == NodeStatus::Leaving);
         let deadline = p.agent.poll_timeout();
-        for out in proposals {
-            self.send(pid, Reply::Agent(out.token), out.proposal);
-        }
-        for peer in probes {
-            self.send_probe(pid, node, peer);
-        }
-        if read {
-            self.read(pid);
-        }
-        for d in &decisions {
-            self.hash.u64(match d {
-                Decision::Fence => 1,
-                Decision::Unfence => 2,
-                Decision::Activate { actor, epoch } => 3 ^ (actor.0 << 8) ^ (epoch << 40),
-                Decision::Deactivate { actor, epoch } => 4 ^ (actor.0 << 8) ^ (epoch << 40),
-            });
-        }
-        for n in &notifications {
-            match n {
-                Notification::NodeFailed { .. } => self.hash.u64(5),
-                Notification::Fenced {
+        for output in outputs {
+            match output {
+                Output::Propose(out) => self.send(pid, reply(out.token), out.proposal),
+                Output::Probe(peer) => self.send_probe(pid, node, peer),
+                Output::Read => self.read(pid),
+                Output::Decide(d) => self.decide(pid, d),
+                Output::Notify(Notification::NodeFailed { .. }) => self.hash.u64(5),
+                Output::Notify(Notification::Fenced {
                     reason: FenceReason::Superseded,
-                } if was_leaving => self.measurements.superseded_while_leaving += 1,
-                _ => {}
+                }) if was_leaving => self.measurements.superseded_while_leaving += 1,
+                Output::Notify(_) | Output::Reply { .. } => {}
             }
+        }
+        if matches!(reply(0), Reply::Direct(_)) {
+            return;
         }
         if let Some(at_ms) = deadline {
             let mut at = self.clock(node).true_at(at_ms, self.now_us);
@@ -968,6 +947,32 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// Executes a local decision of process `pid` (and hashes it).
+    fn decide(&mut self, pid: u64, d: Decision) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            match d {
+                Decision::Fence => {
+                    p.serving.clear();
+                    p.fenced_at_us = Some(self.now_us);
+                }
+                Decision::Unfence => p.unfenced_at_us = Some(self.now_us),
+                Decision::Activate { actor, epoch } => {
+                    p.serving.insert(actor, epoch);
+                    p.activated_at_us.insert(actor, self.now_us);
+                }
+                Decision::Deactivate { actor, .. } => {
+                    p.serving.remove(&actor);
+                }
+            }
+        }
+        self.hash.u64(match d {
+            Decision::Fence => 1,
+            Decision::Unfence => 2,
+            Decision::Activate { actor, epoch } => 3 ^ (actor.0 << 8) ^ (epoch << 40),
+            Decision::Deactivate { actor, epoch } => 4 ^ (actor.0 << 8) ^ (epoch << 40),
+        });
     }
 
     fn read(&mut self, pid: u64) {
@@ -1368,7 +1373,7 @@ impl Sim {
         );
         self.hash.u64(pid);
         self.hash.u64(slot.incarnation);
-        self.flush(pid);
+        self.flush(pid, Reply::Agent);
         debug_assert_eq!(self.current.get(&node), Some(&pid));
     }
 
@@ -1575,12 +1580,10 @@ impl Sim {
                 term,
             },
         };
-        let proposal = Proposal {
-            id: p.agent.allocate_id(),
-            action: Action::Step(event),
-            round: None,
-        };
-        self.send(pid, Reply::Direct(0), proposal);
+        self.with_request(pid, |agent, _| {
+            // At most one request per chaos step is waiting at a time far below the bound.
+            let _ = agent.submit(event);
+        });
     }
 
     // ---------------------------------------------------------------------------------------
