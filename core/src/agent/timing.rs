@@ -68,7 +68,7 @@ pub struct TimingSettings {
     /// How long to wait before sending again a proposal whose outcome was unknown or whose store
     /// was unavailable.
     pub retry_backoff_ms: u64,
-    /// The most actors one migration batch moves (at most [`MIGRATION_BATCH_MAX`]).
+    /// The most actors one migration batch moves (at most [`MIGRATION_BATCH_MAX`](crate::MIGRATION_BATCH_MAX)).
     pub migration_batch: u64,
 }
 
