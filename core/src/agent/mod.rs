@@ -253,6 +253,8 @@ impl Agent {
         }
         self.place_requests.push_back(actor);
         self.evaluate(now_ms);
+        debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
+        debug_assert!(self.fenced.is_none() || self.serving.is_empty());
         true
     }
 
@@ -320,6 +322,7 @@ impl Agent {
         self.record_probe(peer, sent_ms, ok);
         self.evaluate(now_ms);
         debug_assert!(self.peers.contains_key(&peer));
+        debug_assert!(self.fenced.is_none() || self.serving.is_empty());
     }
 
     /// The outcome of the proposal sent with `token`. Outcomes for tokens not in flight (stale,

@@ -316,7 +316,11 @@ impl Outputs {
         if let Some(n) = self.notifications.pop_front() {
             return Some(Output::Notify(n));
         }
-        let (id, result) = self.replies.pop_front()?;
+        let Some((id, result)) = self.replies.pop_front() else {
+            debug_assert!(self.is_empty());
+            return None;
+        };
+        debug_assert!(self.proposals.is_empty() && self.decisions.is_empty());
         Some(Output::Reply { id, result })
     }
 }

@@ -39,10 +39,17 @@ impl Agent {
         let Some(o) = &self.observed else {
             return false;
         };
-        if !self.settled(Kind::of(&Action::Step(event))) || step(&o.state, &event).is_err() {
+        let kind = Kind::of(&Action::Step(event));
+        if !self.settled(kind) || step(&o.state, &event).is_err() {
             return false;
         }
-        self.propose(now_ms, Action::Step(event), round)
+        let proposed = self.propose(now_ms, Action::Step(event), round);
+        debug_assert!(
+            !proposed || !self.settled(kind),
+            "a proposed kind is in flight"
+        );
+        debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
+        proposed
     }
 
     /// What to propose next, by this node's status in its snapshot.
@@ -263,5 +270,6 @@ impl Agent {
         }
         self.timers.set_or_stop(Timer::Evaluate, next);
         debug_assert!(next.is_none_or(|at| at > now_ms));
+        debug_assert!(self.timers.get(Timer::Evaluate) == next);
     }
 }

@@ -14,6 +14,7 @@ impl Agent {
     /// driver asks this before serving each request, so a process that was frozen past its lease
     /// serves nothing when it resumes, even before its timers have run.
     pub fn may_serve(&self, actor: ActorId, now_ms: u64) -> bool {
+        debug_assert!(self.fenced.is_none() || self.serving.is_empty());
         let Some(o) = &self.observed else {
             return false;
         };
@@ -27,7 +28,9 @@ impl Agent {
             // The simulation's planted bug (feature `checking` only): lease and age ignored.
             return self.fenced.is_none() && self.serving.contains_key(&actor);
         }
-        self.fenced.is_none() && self.serving.contains_key(&actor) && fresh && leased
+        let may = self.fenced.is_none() && self.serving.contains_key(&actor) && fresh && leased;
+        debug_assert!(!may || self.serving.contains_key(&actor));
+        may
     }
 
     /// Serving: stop what the registry no longer places here, start what it does after the
@@ -116,5 +119,6 @@ pub fn served_by<'a>(
             }
         }
     }
+    debug_assert!(served.values().all(|nodes| !nodes.is_empty()));
     served
 }

@@ -179,18 +179,24 @@ impl Timing {
     /// serving it: the lease, scaled up by three times the rate error (the holder's clock may be
     /// slow, this node's fast), plus one millisecond.
     pub fn handoff_wait_ms(&self) -> u64 {
-        scaled_up(
+        let wait = scaled_up(
             self.settings.lease_ms,
             self.settings.max_clock_rate_error_ppm.saturating_mul(3),
         )
-        .saturating_add(1)
+        .saturating_add(1);
+        debug_assert!(wait > self.settings.lease_ms);
+        debug_assert!(self.settings.lease_ms > 0);
+        wait
     }
 }
 
 /// `value * (1 + ppm / 10^6)`, rounded up.
 fn scaled_up(value: u64, ppm: u64) -> u64 {
     let scaled = u128::from(value) * (1_000_000 + u128::from(ppm));
-    u64::try_from(scaled.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    let result = u64::try_from(scaled.div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    debug_assert!(result >= value);
+    debug_assert!(ppm > 0 || result == value);
+    result
 }
 
 /// How many timers the Agent has (the variants of [`Timer`]).
@@ -278,6 +284,7 @@ impl TimerTable {
             .filter(|&t| self.get(t).is_some_and(|at| at <= now_ms))
             .collect();
         debug_assert!(due.len() <= TIMERS);
+        debug_assert!(due.windows(2).all(|w| w[0] < w[1]), "in timer order");
         due
     }
 
