@@ -3,8 +3,10 @@
 //! One seed drives everything. Simulated time (microseconds) jumps from one event to the next
 //! through a priority queue keyed by (time, sequence number); there are no threads and no real
 //! time. Each node runs the production `Agent` exactly as the tokio runtime
-//! (`drivers/src/node.rs`) glues it: after every input, the outputs are drained in the documented
-//! order (proposals, probes, reads, decisions, notifications, then the next deadline). Proposals
+//! (`drivers/src/node.rs`) glues it: after every input, the outputs are drained by the shared
+//! `membership_core::drain`, in its order (proposals, probes, reads, decisions, notifications,
+//! replies), then the next deadline; the application's direct proposals go through
+//! `Agent::submit` as `NodeHandle::propose` does. Proposals
 //! run through the production `MemoryStore`'s optimistic transactions (`begin` at one instant,
 //! `try_commit` later, so that interleaved transactions really conflict), snapshots and slot
 //! claims through its `Store` trait implementation.
@@ -1581,7 +1583,9 @@ impl Sim {
             },
         };
         self.with_request(pid, |agent, _| {
-            // At most one request per chaos step is waiting at a time far below the bound.
+            // Refused only with `REQUESTS_MAX` requests waiting, which no world's rate of direct
+            // proposals reaches; a refused one is not proposed (the runtime answers
+            // `Error::TooManyRequests`).
             let _ = agent.submit(event);
         });
     }
