@@ -49,9 +49,10 @@ pub use actor::{
     REBALANCE_BATCH_MAX,
 };
 pub use agent::{
-    served_by, Agent, Decision, FenceReason, Notification, Outcome, Outgoing, Timer, Timing,
-    TimingError, TimingSettings, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX,
-    PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN, RETRIES_MAX,
+    drain, served_by, Agent, Decision, FenceReason, Io, Notification, Outgoing, Output,
+    RequestError, Timing, TimingError, TimingSettings, TooManyRequests, DRAIN_OUTPUTS_MAX,
+    IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN,
+    REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
 };
 pub use config::{Config, ConfigError};
 pub use delta::{Delta, DeltaError};
@@ -62,7 +63,7 @@ pub use invariants::{Invariant, Liveness, StateInvariant, TransitionInvariant, V
 pub use node::{NodeId, NodeSet, NodeStatus, NODES_MAX};
 pub use proposal::{
     action_footprint, execute, Action, Applied, Commit, Meta, MetaKey, Proposal, ProposalError,
-    ProposalId, Slot, ADDRESS_MAX_BYTES, PROPOSALS_REMEMBERED,
+    ProposalId, ProposalOutcome, Slot, ADDRESS_MAX_BYTES, PROPOSALS_REMEMBERED,
 };
 pub use refusal::{Counter, Guard, Refusal};
 pub use state::{NodeRecord, RegistryError, RegistryFields, State, REGISTRY_FORMAT_VERSION};

@@ -181,6 +181,23 @@ pub enum ProposalError {
     Refused(Refusal),
 }
 
+/// What a store answered to a proposal: the stores produce it (`Store::propose` in the
+/// drivers), the Agent consumes it (`Agent::handle_outcome`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposalOutcome {
+    /// It committed, with these effects.
+    Committed {
+        /// The commit's effects.
+        effects: Vec<Effect>,
+    },
+    /// It was refused, and nothing was written.
+    Refused(ProposalError),
+    /// The store could not be reached, or gave up (nothing was written).
+    Unavailable,
+    /// The commit may or may not have happened.
+    Unknown,
+}
+
 /// What one committed proposal writes, and what it did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commit {

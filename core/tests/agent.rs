@@ -8,10 +8,11 @@
 
 use membership_core::testing::actor;
 use membership_core::{
-    execute, served_by, Agent, Decision, Event, FenceReason, Meta, NodeId, NodeStatus,
-    Notification, Outcome, ProposalError, State, Timing, TimingError, TimingSettings,
+    drain, execute, served_by, Agent, Decision, Event, FenceReason, Meta, NodeId, NodeStatus,
+    Notification, Outgoing, Output, ProposalError, ProposalOutcome, State, Timing, TimingError,
+    TimingSettings,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Store round-trip latency in the simulated world (ms).
 const STORE_LATENCY_MS: u64 = 2;
@@ -22,7 +23,7 @@ const ITERATIONS_MAX: usize = 2_000_000;
 
 #[derive(Clone, Debug)]
 enum Delivery {
-    Outcome(u64, Outcome),
+    Outcome(u64, ProposalOutcome),
     Probe(NodeId, u64, bool),
     /// Read at, registry, round, the incarnation holding the reader's slot.
     Snapshot(u64, State, u64, Option<u64>),
@@ -139,84 +140,75 @@ impl World {
         let Some(agent) = self.agents.get_mut(&pid) else {
             return;
         };
-        let mut proposals = Vec::new();
-        while let Some(p) = agent.poll_proposal() {
-            proposals.push(p);
-        }
-        let mut probes = Vec::new();
-        while let Some(p) = agent.poll_probe() {
-            probes.push(p);
-        }
-        let read = agent.poll_read();
-        let mut decisions = Vec::new();
-        while let Some(d) = agent.poll_decision() {
-            decisions.push(d);
-        }
-        let mut notes = Vec::new();
-        while let Some(n) = agent.poll_notification() {
-            notes.push(n);
-        }
         let timeout_ms = agent.timing().settings().probe_timeout_ms;
-        for out in proposals {
-            let outcome = if self.no_store.contains(&node) {
-                Outcome::Unavailable
-            } else {
-                match execute(&self.state, &self.meta, &out.proposal) {
-                    Ok(commit) => {
-                        if !commit.duplicate {
-                            assert_eq!(self.state.apply(&commit.delta).unwrap(), commit.next);
-                            self.state = commit.next;
-                            self.meta = commit.meta;
-                            self.committed.extend(commit.events);
-                            membership_core::invariants::check_state(&self.state).unwrap();
-                        }
-                        Outcome::Committed {
-                            effects: commit.effects,
-                        }
+        // The shared drain, recorded (this world holds the agents), then executed in its order.
+        let mut outputs: Vec<Output> = Vec::new();
+        drain(agent, &mut outputs);
+        for output in outputs {
+            match output {
+                Output::Propose(out) => self.store(pid, out),
+                Output::Probe(peer) => {
+                    let ok = self.reachable(node, peer);
+                    let at = self.now + if ok { PROBE_LATENCY_MS } else { timeout_ms };
+                    self.deliver_later(at, pid, Delivery::Probe(peer, self.now, ok));
+                }
+                Output::Read if !self.no_store.contains(&node) => {
+                    self.deliver_later(
+                        self.now + STORE_LATENCY_MS,
+                        pid,
+                        Delivery::Snapshot(
+                            self.now,
+                            self.state.clone(),
+                            self.meta.round,
+                            self.meta.slots.get(&node).map(|s| s.incarnation),
+                        ),
+                    );
+                }
+                Output::Read | Output::Reply { .. } => {}
+                Output::Notify(n) => self.notifications.push((self.now, node, n)),
+                Output::Decide(Decision::Activate { actor, .. }) => {
+                    let now = self.now;
+                    let others = served_by(
+                        self.agents
+                            .iter()
+                            .filter(|(p, _)| **p != pid && !self.dead.contains(p))
+                            .map(|(_, a)| (a, now)),
+                    );
+                    if others.get(&actor).is_some_and(|s| !s.is_empty()) {
+                        self.dual_activations += 1;
                     }
-                    Err(e) => Outcome::Refused(e),
                 }
-            };
-            self.deliver_later(
-                self.now + STORE_LATENCY_MS,
-                pid,
-                Delivery::Outcome(out.token, outcome),
-            );
-        }
-        for peer in probes {
-            let ok = self.reachable(node, peer);
-            let at = self.now + if ok { PROBE_LATENCY_MS } else { timeout_ms };
-            self.deliver_later(at, pid, Delivery::Probe(peer, self.now, ok));
-        }
-        if read && !self.no_store.contains(&node) {
-            self.deliver_later(
-                self.now + STORE_LATENCY_MS,
-                pid,
-                Delivery::Snapshot(
-                    self.now,
-                    self.state.clone(),
-                    self.meta.round,
-                    self.meta.slots.get(&node).map(|s| s.incarnation),
-                ),
-            );
-        }
-        for n in notes {
-            self.notifications.push((self.now, node, n));
-        }
-        for d in decisions {
-            if let Decision::Activate { actor, .. } = d {
-                let now = self.now;
-                let others = served_by(
-                    self.agents
-                        .iter()
-                        .filter(|(p, _)| **p != pid && !self.dead.contains(p))
-                        .map(|(_, a)| (a, now)),
-                );
-                if others.get(&actor).is_some_and(|s| !s.is_empty()) {
-                    self.dual_activations += 1;
-                }
+                Output::Decide(_) => {}
             }
         }
+    }
+
+    /// Runs `out` against the registry at once; its outcome arrives a store latency later.
+    fn store(&mut self, pid: Pid, out: Outgoing) {
+        let outcome = if self.no_store.contains(&pid.0) {
+            ProposalOutcome::Unavailable
+        } else {
+            match execute(&self.state, &self.meta, &out.proposal) {
+                Ok(commit) => {
+                    if !commit.duplicate {
+                        assert_eq!(self.state.apply(&commit.delta).unwrap(), commit.next);
+                        self.state = commit.next;
+                        self.meta = commit.meta;
+                        self.committed.extend(commit.events);
+                        membership_core::invariants::check_state(&self.state).unwrap();
+                    }
+                    ProposalOutcome::Committed {
+                        effects: commit.effects,
+                    }
+                }
+                Err(e) => ProposalOutcome::Refused(e),
+            }
+        };
+        self.deliver_later(
+            self.now + STORE_LATENCY_MS,
+            pid,
+            Delivery::Outcome(out.token, outcome),
+        );
     }
 
     /// Runs the world for `ms` of simulated time, jumping from one deadline to the next.
@@ -619,12 +611,82 @@ fn stale_outcomes_are_dropped() {
     let mut agent = Agent::new(NodeId(1), 1, timing, 0);
     agent.join(0);
     let before = format!("{agent:?}");
-    agent.handle_outcome(5, 999, Outcome::Unknown);
+    agent.handle_outcome(5, 999, ProposalOutcome::Unknown);
     assert_eq!(format!("{agent:?}"), before);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Regressions of the bugs the whole-cluster simulation found (tests/tests/sim.rs has the seeds).
+
+/// An Agent whose outputs are drained with the shared drain and kept by kind, for the tests
+/// below that look at one kind at a time (each `poll_*` drains first, then takes the oldest
+/// output of its kind).
+struct Driven {
+    agent: Agent,
+    proposals: VecDeque<Outgoing>,
+    read: bool,
+    decisions: VecDeque<Decision>,
+    notifications: VecDeque<Notification>,
+}
+
+impl Driven {
+    fn new(agent: Agent) -> Driven {
+        Driven {
+            agent,
+            proposals: VecDeque::new(),
+            read: false,
+            decisions: VecDeque::new(),
+            notifications: VecDeque::new(),
+        }
+    }
+
+    fn fill(&mut self) {
+        let mut outputs: Vec<Output> = Vec::new();
+        drain(&mut self.agent, &mut outputs);
+        for output in outputs {
+            match output {
+                Output::Propose(out) => self.proposals.push_back(out),
+                Output::Probe(_) | Output::Reply { .. } => {}
+                Output::Read => self.read = true,
+                Output::Decide(d) => self.decisions.push_back(d),
+                Output::Notify(n) => self.notifications.push_back(n),
+            }
+        }
+    }
+
+    fn poll_proposal(&mut self) -> Option<Outgoing> {
+        self.fill();
+        self.proposals.pop_front()
+    }
+
+    fn poll_read(&mut self) -> bool {
+        self.fill();
+        std::mem::take(&mut self.read)
+    }
+
+    fn poll_decision(&mut self) -> Option<Decision> {
+        self.fill();
+        self.decisions.pop_front()
+    }
+
+    fn poll_notification(&mut self) -> Option<Notification> {
+        self.fill();
+        self.notifications.pop_front()
+    }
+}
+
+impl std::ops::Deref for Driven {
+    type Target = Agent;
+    fn deref(&self) -> &Agent {
+        &self.agent
+    }
+}
+
+impl std::ops::DerefMut for Driven {
+    fn deref_mut(&mut self) -> &mut Agent {
+        &mut self.agent
+    }
+}
 
 /// The fast timing's hand-off wait: 75 ms x (1 + 600 ppm), rounded up, plus 1 ms.
 const FAST_HANDOFF_MS: u64 = 77;
@@ -634,7 +696,7 @@ const FAST_HANDOFF_MS: u64 = 77;
 /// `heartbeats_commit` is false), other proposals stay in flight, and a snapshot read at `t`
 /// is delivered at `t`. Returns the decisions taken at `t`.
 fn tick(
-    agent: &mut Agent,
+    agent: &mut Driven,
     t: u64,
     state: &State,
     slot: Option<u64>,
@@ -648,9 +710,9 @@ fn tick(
             membership_core::Action::Step(Event::SendHeartbeat { .. })
         ) {
             let outcome = if heartbeats_commit {
-                Outcome::Committed { effects: vec![] }
+                ProposalOutcome::Committed { effects: vec![] }
             } else {
-                Outcome::Unavailable
+                ProposalOutcome::Unavailable
             };
             agent.handle_outcome(t, out.token, outcome);
         }
@@ -667,7 +729,7 @@ fn tick(
 
 /// The decisions taken from `from` to `to` (inclusive), with their times.
 fn live(
-    agent: &mut Agent,
+    agent: &mut Driven,
     (from, to): (u64, u64),
     state: &State,
     slot: Option<u64>,
@@ -725,16 +787,18 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
     assert_eq!(execute(&queued, &meta, &batch).unwrap().events.len(), 2);
 
     // The primary's Agent proposes a batch on the snapshot with the queue...
-    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
+    let mut agent = Driven::new(Agent::new(NodeId(1), 1, Timing::fast(), 0));
     agent.join(0);
     let mut batches = Vec::new();
     for t in 0..=30 {
         agent.handle_timeout(t);
         while let Some(out) = agent.poll_proposal() {
             match out.proposal.action {
-                Action::Step(Event::SendHeartbeat { .. }) => {
-                    agent.handle_outcome(t, out.token, Outcome::Committed { effects: vec![] })
-                }
+                Action::Step(Event::SendHeartbeat { .. }) => agent.handle_outcome(
+                    t,
+                    out.token,
+                    ProposalOutcome::Committed { effects: vec![] },
+                ),
                 Action::MigrateBatch { .. } => batches.push((t, out)),
                 Action::Step(_) => {}
             }
@@ -761,7 +825,7 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
     agent.handle_outcome(
         31,
         out.token,
-        Outcome::Refused(ProposalError::NothingToMigrate {
+        ProposalOutcome::Refused(ProposalError::NothingToMigrate {
             term: 1,
             max: 1_024,
         }),
@@ -792,7 +856,7 @@ fn a_zombie_of_a_leaving_node_fences_for_good_when_its_slot_has_a_newer_incarnat
     // n3 (incarnation 2) is Leaving with a1 (epoch 1) and a2 (epoch 2) still placed on it: it
     // needs no lease, a fresh snapshot is enough, and it proposes nothing.
     let state = accept(&place_on(&three_active(), 3, [1, 2]), leave(3)).0;
-    let mut agent = Agent::new(NodeId(3), 2, Timing::fast(), 0);
+    let mut agent = Driven::new(Agent::new(NodeId(3), 2, Timing::fast(), 0));
     agent.join(0);
     let started = live(&mut agent, (0, 100), &state, Some(2), true);
     assert_eq!(
@@ -851,7 +915,7 @@ fn a_zombie_of_a_leaving_node_fences_for_good_when_its_slot_has_a_newer_incarnat
     assert!(agent.is_fenced());
     assert!(!agent.may_serve(actor(1), 500));
     // The slot's own or an older incarnation is no reason to fence.
-    let mut own = Agent::new(NodeId(3), 2, Timing::fast(), 0);
+    let mut own = Driven::new(Agent::new(NodeId(3), 2, Timing::fast(), 0));
     own.join(0);
     assert_eq!(live(&mut own, (0, 100), &state, Some(2), true), started);
     assert_eq!(live(&mut own, (101, 200), &state, Some(1), true), vec![]);
@@ -871,7 +935,7 @@ fn an_actor_that_comes_from_a_failed_node_waits_the_handoff() {
     let placement = after.placement(actor(1)).unwrap();
     let target = placement.node;
     assert_ne!(target, NodeId(3));
-    let mut agent = Agent::new(target, 1, Timing::fast(), 0);
+    let mut agent = Driven::new(Agent::new(target, 1, Timing::fast(), 0));
     agent.join(0);
     // (An Active node unfences once its first heartbeat, at 25 ms, committed.)
     assert_eq!(
@@ -896,7 +960,7 @@ fn an_actor_that_comes_from_a_failed_node_waits_the_handoff() {
 fn an_actor_placed_here_while_fenced_waits_the_handoff_after_the_unfence() {
     use membership_core::testing::{actor, place_on};
     let state = place_on(&three_active(), 2, [1]);
-    let mut agent = Agent::new(NodeId(2), 1, Timing::fast(), 0);
+    let mut agent = Driven::new(Agent::new(NodeId(2), 1, Timing::fast(), 0));
     agent.join(0);
     let a1 = Decision::Activate {
         actor: actor(1),
@@ -942,7 +1006,7 @@ fn no_deadline_is_due_after_handle_timeout_while_a_retry_waits() {
     use membership_core::{Action, Config};
     // n1 proposes NodeJoin (it bootstraps) at 1; its outcome, unknown, arrives at 600, after
     // the abandon deadline (1 + 4 x 125 ms = 501): a retry waits until 610.
-    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
+    let mut agent = Driven::new(Agent::new(NodeId(1), 1, Timing::fast(), 0));
     agent.join(0);
     agent.handle_snapshot(1, 0, State::initial(Config::fixed(3).unwrap()), 0, Some(1));
     let first = agent.poll_proposal().unwrap();
@@ -951,7 +1015,7 @@ fn no_deadline_is_due_after_handle_timeout_while_a_retry_waits() {
         Action::Step(Event::NodeJoin { node: NodeId(1) })
     );
     assert_eq!(agent.poll_proposal(), None);
-    agent.handle_outcome(600, first.token, Outcome::Unknown);
+    agent.handle_outcome(600, first.token, ProposalOutcome::Unknown);
     agent.handle_timeout(600);
     // Before the fix the abandon deadline, 501, was asked for again and again.
     assert_eq!(agent.poll_timeout(), Some(610));
@@ -973,4 +1037,77 @@ fn no_deadline_is_due_after_handle_timeout_while_a_retry_waits() {
             reason: "gave up: no outcome".to_string()
         })
     );
+}
+
+#[test]
+fn a_submitted_proposal_is_sent_again_while_unknown_and_its_result_is_replied_once() {
+    use membership_core::{RequestError, REQUESTS_MAX, REQUEST_RETRIES_MAX};
+    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    assert_eq!(outputs, vec![Output::Read]);
+    let deadline = agent.poll_timeout();
+    let event = Event::NodeJoin { node: NodeId(1) };
+    let id = agent.submit(event).unwrap();
+    let mut sent = Vec::new();
+    drain(&mut agent, &mut sent);
+    let [Output::Propose(first)] = sent.as_slice() else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(first.proposal.id, id);
+    // Every unknown outcome sends the same proposal again at once, up to the bound...
+    for _ in 0..REQUEST_RETRIES_MAX {
+        agent.handle_outcome(5, first.token, ProposalOutcome::Unknown);
+        let mut again = Vec::new();
+        drain(&mut agent, &mut again);
+        assert_eq!(again, vec![Output::Propose(*first)]);
+    }
+    // ...then the result is replied, and a snapshot is asked for; the timers never moved.
+    agent.handle_outcome(6, first.token, ProposalOutcome::Unknown);
+    let mut last = Vec::new();
+    drain(&mut agent, &mut last);
+    assert_eq!(
+        last,
+        vec![
+            Output::Read,
+            Output::Reply {
+                id,
+                result: Err(RequestError::Unknown)
+            }
+        ]
+    );
+    assert_eq!(agent.poll_timeout(), deadline);
+    // A late outcome for it is stale.
+    agent.handle_outcome(7, first.token, ProposalOutcome::Unknown);
+    assert_eq!(agent.poll_output(), None);
+    // The requests waiting are bounded.
+    for _ in 0..REQUESTS_MAX {
+        agent.submit(event).unwrap();
+    }
+    assert!(agent.submit(event).is_err());
+}
+
+#[test]
+fn the_drain_runs_proposals_probes_the_read_decisions_then_notifications() {
+    let state = three_active();
+    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
+    agent.join(0);
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    agent.handle_snapshot(0, 0, state.clone(), 0, Some(1));
+    agent.handle_timeout(0);
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    let rank = |o: &Output| match o {
+        Output::Propose(_) => 0,
+        Output::Probe(_) => 1,
+        Output::Read => 2,
+        Output::Decide(_) => 3,
+        Output::Notify(_) => 4,
+        Output::Reply { .. } => 5,
+    };
+    let ranks: Vec<u8> = outputs.iter().map(rank).collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{outputs:?}");
+    assert!(ranks.contains(&0) && ranks.contains(&1), "{outputs:?}");
+    assert_eq!(agent.poll_output(), None);
 }

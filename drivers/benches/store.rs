@@ -11,7 +11,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use membership::core::testing::{all_active, fixed, run};
 use membership::core::{
-    Action, ActorId, Config, Event, NodeId, Outcome, Proposal, ProposalId, State,
+    Action, ActorId, Config, Event, NodeId, Proposal, ProposalId, ProposalOutcome, State,
     MIGRATION_BATCH_MAX,
 };
 use membership::{MemoryStore, Store};
@@ -44,7 +44,7 @@ async fn cluster(count: u16) -> Arc<MemoryStore> {
             })
             .await;
         assert!(
-            matches!(outcome, Ok(Outcome::Committed { .. })),
+            matches!(outcome, Ok(ProposalOutcome::Committed { .. })),
             "{event}: {outcome:?}"
         );
     }
@@ -88,7 +88,10 @@ fn proposals(c: &mut Criterion) {
                                         round: None,
                                     };
                                     let outcome = store.propose(p).await;
-                                    assert!(matches!(outcome, Ok(Outcome::Committed { .. })));
+                                    assert!(matches!(
+                                        outcome,
+                                        Ok(ProposalOutcome::Committed { .. })
+                                    ));
                                 }
                             })
                         })
@@ -170,7 +173,7 @@ fn migrate(c: &mut Criterion) {
                             })
                             .await;
                         assert!(
-                            matches!(outcome, Ok(Outcome::Committed { .. })),
+                            matches!(outcome, Ok(ProposalOutcome::Committed { .. })),
                             "{outcome:?}"
                         );
                     }

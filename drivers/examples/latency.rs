@@ -11,7 +11,9 @@
 
 use clap::Parser;
 use membership::core::testing::{all_active, apply, place_on, voted_out};
-use membership::core::{Action, Config, Event, NodeId, Outcome, Proposal, ProposalId, State};
+use membership::core::{
+    Action, Config, Event, NodeId, Proposal, ProposalId, ProposalOutcome, State,
+};
 use membership::{Audit, MemoryStore, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,7 +60,7 @@ fn report(what: &str, mut ms: Vec<f64>) {
 async fn timed<S: Store>(store: &S, proposal: Proposal) -> Result<f64, String> {
     let start = Instant::now();
     match store.propose(proposal).await.map_err(|e| e.to_string())? {
-        Outcome::Committed { .. } => Ok(start.elapsed().as_secs_f64() * 1_000.0),
+        ProposalOutcome::Committed { .. } => Ok(start.elapsed().as_secs_f64() * 1_000.0),
         other => Err(format!("{}: {other:?}", proposal.action)),
     }
 }

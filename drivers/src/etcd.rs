@@ -40,7 +40,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
-use membership_core::{Config, MetaKey, NodeId, Outcome, Proposal, Slot};
+use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -207,7 +207,7 @@ fn never_deleted(name: &str) -> bool {
 
 /// What one commit attempt came to.
 enum Attempt {
-    Done(Outcome),
+    Done(ProposalOutcome),
     Conflict,
 }
 
@@ -394,10 +394,10 @@ impl EtcdStore {
         let (commit, plan) = match plan_fitting(&loaded, proposal, self.options.record_log, fits)? {
             Planned::Refused(error) => {
                 *lock(&self.stats).refusals.entry(name).or_default() += 1;
-                return Ok(Attempt::Done(Outcome::Refused(error)));
+                return Ok(Attempt::Done(ProposalOutcome::Refused(error)));
             }
             Planned::Duplicate(effects) => {
-                return Ok(Attempt::Done(Outcome::Committed { effects }))
+                return Ok(Attempt::Done(ProposalOutcome::Committed { effects }))
             }
             Planned::Commit(commit, plan) => (commit, plan),
         };
@@ -435,7 +435,7 @@ impl EtcdStore {
         *stats.commits.entry(name).or_default() += 1;
         stats.largest_write_bytes = stats.largest_write_bytes.max(bytes as u64);
         stats.largest_write_ops = stats.largest_write_ops.max(ops as u64);
-        Ok(Attempt::Done(Outcome::Committed {
+        Ok(Attempt::Done(ProposalOutcome::Committed {
             effects: commit.effects,
         }))
     }
@@ -601,10 +601,10 @@ impl Store for EtcdStore {
         )))
     }
 
-    async fn propose(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
+    async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, StoreError> {
         let fault = lock(&self.faults).pop_front();
         if let Some(answer) = Fault::answer_before_running(fault) {
-            lock(&self.stats).unknown_outcomes += u64::from(answer == Ok(Outcome::Unknown));
+            lock(&self.stats).unknown_outcomes += u64::from(answer == Ok(ProposalOutcome::Unknown));
             return answer;
         }
         let name = action_name(&proposal);
@@ -618,14 +618,14 @@ impl Store for EtcdStore {
             match self.attempt(&proposal, &mut uncertain).await {
                 Ok(Attempt::Done(outcome)) => {
                     let outcome = match (fault, outcome) {
-                        (Some(Fault::UnknownAfterCommit), Outcome::Committed { .. }) => {
-                            Outcome::Unknown
+                        (Some(Fault::UnknownAfterCommit), ProposalOutcome::Committed { .. }) => {
+                            ProposalOutcome::Unknown
                         }
                         (_, outcome) => outcome,
                     };
                     let mut stats = lock(&self.stats);
                     stats.uncertain_resolved += u64::from(uncertain);
-                    stats.unknown_outcomes += u64::from(outcome == Outcome::Unknown);
+                    stats.unknown_outcomes += u64::from(outcome == ProposalOutcome::Unknown);
                     return Ok(outcome);
                 }
                 Ok(Attempt::Conflict) => continue,
@@ -639,7 +639,7 @@ impl Store for EtcdStore {
                 }
                 Err(StoreError::Unavailable(_)) if uncertain => {
                     lock(&self.stats).unknown_outcomes += 1;
-                    return Ok(Outcome::Unknown);
+                    return Ok(ProposalOutcome::Unknown);
                 }
                 Err(error) => return Err(error),
             }

@@ -32,7 +32,7 @@ use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 use foundationdb::options::{ConflictRangeType, MutationType, StreamingMode, TransactionOption};
 use foundationdb::tuple::Subspace;
 use foundationdb::{Database, FdbBindingError, RangeOption, Transaction};
-use membership_core::{Config, MetaKey, NodeId, Outcome, Proposal, Slot};
+use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -366,7 +366,7 @@ impl Store for FdbStore {
             .map_err(store_error)
     }
 
-    async fn propose(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
+    async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, StoreError> {
         let fault = lock(&self.faults).pop_front();
         if let Some(answer) = Fault::answer_before_running(fault) {
             return answer;
@@ -443,7 +443,7 @@ impl Store for FdbStore {
         match result {
             Ok(Decided::Refused(error)) => {
                 *stats.refusals.entry(name).or_default() += 1;
-                Ok(Outcome::Refused(error))
+                Ok(ProposalOutcome::Refused(error))
             }
             Ok(Decided::Committed(effects, bytes, duplicate)) => {
                 if !duplicate {
@@ -453,16 +453,16 @@ impl Store for FdbStore {
                 stats.uncertain_resolved += u64::from(uncertain);
                 if fault == Some(Fault::UnknownAfterCommit) {
                     stats.unknown_outcomes += 1;
-                    return Ok(Outcome::Unknown);
+                    return Ok(ProposalOutcome::Unknown);
                 }
-                Ok(Outcome::Committed { effects })
+                Ok(ProposalOutcome::Committed { effects })
             }
             Err(FdbBindingError::CustomError(e)) => {
                 Err(store_error(FdbBindingError::CustomError(e)))
             }
             Err(_) if uncertain => {
                 stats.unknown_outcomes += 1;
-                Ok(Outcome::Unknown)
+                Ok(ProposalOutcome::Unknown)
             }
             Err(e) => Err(unavailable(e)),
         }

@@ -83,8 +83,7 @@ pub use memory::{
     CONFLICT_RETRIES_MAX, FAULTS_MAX,
 };
 pub use node::{
-    Error, NodeHandle, NodeNotification, NodeOptions, COMMANDS_MAX, DIRECT_RETRIES_MAX, INBOX_MAX,
-    NOTIFICATION_BUFFER,
+    Error, NodeHandle, NodeNotification, NodeOptions, COMMANDS_MAX, INBOX_MAX, NOTIFICATION_BUFFER,
 };
 pub use probe::{probe, serve, PROBE_CONNECTIONS_MAX};
 pub use store::{Snapshot, Store, StoreError, StoreStats};

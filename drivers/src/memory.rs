@@ -8,8 +8,8 @@
 use crate::codec::{decode_meta, decode_registry, encode, meta_key_name, DecodeError};
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 use membership_core::{
-    execute, Commit, Config, Event, Key, Meta, MetaKey, NodeId, Outcome, Proposal, ProposalId,
-    Slot, State,
+    execute, Commit, Config, Event, Key, Meta, MetaKey, NodeId, Proposal, ProposalId,
+    ProposalOutcome, Slot, State,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -61,10 +61,10 @@ impl Fault {
     /// (`None`: it runs, and the fault, if any, acts during or after its commit).
     pub(crate) fn answer_before_running(
         fault: Option<Fault>,
-    ) -> Option<Result<Outcome, StoreError>> {
+    ) -> Option<Result<ProposalOutcome, StoreError>> {
         match fault {
             Some(Fault::Unavailable) => Some(Err(StoreError::Unavailable("injected fault".into()))),
-            Some(Fault::UnknownBeforeCommit) => Some(Ok(Outcome::Unknown)),
+            Some(Fault::UnknownBeforeCommit) => Some(Ok(ProposalOutcome::Unknown)),
             _ => None,
         }
     }
@@ -94,7 +94,7 @@ pub enum Attempt {
     /// A key it read was written since its read revision: nothing written; begin again.
     Conflict,
     /// Final without a commit: refused (`Ok`), or it could not run (`Err`, nothing written).
-    Done(Result<Outcome, StoreError>),
+    Done(Result<ProposalOutcome, StoreError>),
 }
 
 /// A key of the store: a registry key or a metadata key.
@@ -347,7 +347,7 @@ impl MemoryStore {
         let outcome = match result {
             Err(error) => {
                 *inner.stats.refusals.entry(name).or_default() += 1;
-                Attempt::Done(Ok(Outcome::Refused(error)))
+                Attempt::Done(Ok(ProposalOutcome::Refused(error)))
             }
             Ok(commit) => {
                 let written: BTreeSet<Key> = if fault == Some(Fault::ValidatesOnlyWrites) {
@@ -409,7 +409,7 @@ impl MemoryStore {
         view: &State,
         commit: &Commit,
         name: &str,
-    ) -> Result<u64, Result<Outcome, StoreError>> {
+    ) -> Result<u64, Result<ProposalOutcome, StoreError>> {
         let Some(current) = inner.state.as_ref() else {
             return Err(Err(StoreError::Uninitialised));
         };
@@ -570,7 +570,7 @@ impl Store for MemoryStore {
         Ok(slot)
     }
 
-    async fn propose(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
+    async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, StoreError> {
         self.propose_checked(proposal)
     }
 
@@ -595,7 +595,7 @@ impl MemoryStore {
     /// [`Store::propose`], synchronously: `Err` when the proposal could not run at all
     /// (unreachable, an undecodable value among the keys it reads, conflicts beyond
     /// [`CONFLICT_RETRIES_MAX`]); nothing was written then.
-    pub fn propose_checked(&self, proposal: Proposal) -> Result<Outcome, StoreError> {
+    pub fn propose_checked(&self, proposal: Proposal) -> Result<ProposalOutcome, StoreError> {
         let fault = self.lock().faults.pop_front();
         if let Some(answer) = Fault::answer_before_running(fault) {
             return answer;
@@ -609,11 +609,11 @@ impl MemoryStore {
             match self.try_commit(transaction, &proposal, fault) {
                 Attempt::Committed(commit, _revision) => {
                     if fault == Some(Fault::ApplyTwice) && !commit.duplicate {
-                        return Ok(Outcome::Unknown);
+                        return Ok(ProposalOutcome::Unknown);
                     }
                     return Ok(match fault {
-                        Some(Fault::UnknownAfterCommit) => Outcome::Unknown,
-                        _ => Outcome::Committed {
+                        Some(Fault::UnknownAfterCommit) => ProposalOutcome::Unknown,
+                        _ => ProposalOutcome::Committed {
                             effects: commit.effects,
                         },
                     });

@@ -5,8 +5,9 @@
 use crate::probe;
 use crate::store::{Snapshot, Store, StoreError};
 use membership_core::{
-    Action, ActorId, Agent, Decision, Effect, Event, NodeId, NodeSet, NodeStatus, Notification,
-    Outcome, Placement, Proposal, ProposalError, Timing,
+    drain, ActorId, Agent, Decision, Effect, Event, Io, NodeId, NodeSet, NodeStatus, Notification,
+    Outgoing, Placement, ProposalError, ProposalId, ProposalOutcome, RequestError, Timing,
+    REQUEST_RETRIES_MAX,
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,8 +24,6 @@ pub const INBOX_MAX: usize = 65_536;
 pub const COMMANDS_MAX: usize = 1_024;
 /// The most notifications a slow subscriber may lag behind before it misses some.
 pub const NOTIFICATION_BUFFER: usize = 65_536;
-/// How many times a direct proposal with an unknown outcome is sent again (same id).
-pub const DIRECT_RETRIES_MAX: u32 = 8;
 
 /// Why a handle operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -40,8 +39,11 @@ pub enum Error {
     #[error("the store is unavailable")]
     Unavailable,
     /// The store did not say whether the proposal committed, after every retry.
-    #[error("the outcome is unknown after {DIRECT_RETRIES_MAX} retries")]
+    #[error("the outcome is unknown after {REQUEST_RETRIES_MAX} retries")]
     Unknown,
+    /// Too many proposals of the application are waiting for their outcome.
+    #[error("too many proposals are waiting")]
+    TooManyRequests,
     /// Waiting for the registry took longer than allowed.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
@@ -101,15 +103,17 @@ enum Command {
 }
 
 enum Message {
-    Outcome(u64, Outcome),
+    /// A proposal's token, its id, and what the store said (or why it could not run).
+    Outcome(u64, ProposalId, Result<ProposalOutcome, StoreError>),
     Probe(NodeId, u64, bool),
     Snapshot(u64, Result<Snapshot, StoreError>),
-    Direct(
-        Proposal,
-        u32,
-        Result<Outcome, StoreError>,
-        oneshot::Sender<Result<Vec<Effect>, Error>>,
-    ),
+}
+
+/// An application's proposal waiting for its result: where to send it, and the store error of
+/// its latest attempt (reported as such rather than as unavailable).
+struct Pending {
+    reply: oneshot::Sender<Result<Vec<Effect>, Error>>,
+    store_error: Option<StoreError>,
 }
 
 struct Shared {
@@ -154,17 +158,26 @@ impl NodeHandle {
             snapshot,
             serving: Mutex::new(BTreeMap::new()),
         });
+        let (tx, inbox) = mpsc::channel::<Message>(INBOX_MAX);
+        let probe_timeout = Duration::from_millis(options.timing.settings().probe_timeout_ms);
         let runtime = Runtime {
-            store,
             agent,
-            origin,
-            store_timeout: Duration::from_millis(options.store_timeout_ms),
             commands: command_rx,
-            notifications: notifications.clone(),
-            shared: shared.clone(),
-            addresses: BTreeMap::new(),
-            reading: false,
-            read_again: false,
+            inbox,
+            glue: Glue {
+                node: options.node,
+                store,
+                origin,
+                store_timeout: Duration::from_millis(options.store_timeout_ms),
+                probe_timeout,
+                tx,
+                notifications: notifications.clone(),
+                shared: shared.clone(),
+                addresses: BTreeMap::new(),
+                reading: false,
+                read_again: false,
+                requests: BTreeMap::new(),
+            },
         };
         let span =
             tracing::info_span!("node", node = %options.node, incarnation = slot.incarnation);
@@ -274,8 +287,9 @@ impl NodeHandle {
             .ok_or(Error::Timeout("the actor to be placed"))
     }
 
-    /// Proposes one spec action as this node (outside the Agent's policy): for administration
-    /// and tests. Returns the effects once committed, or the typed reason it was refused.
+    /// Proposes one spec action as this node (outside the Agent's policy, through
+    /// `Agent::submit`): for administration and tests. Returns the effects once committed, or
+    /// the typed reason it was refused.
     pub async fn propose(&self, event: Event) -> Result<Vec<Effect>, Error> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Propose(event, tx)).await?;
@@ -343,33 +357,40 @@ impl Drop for NodeHandle {
     }
 }
 
+/// A node's task: its Agent, and the glue that executes the Agent's outputs.
 struct Runtime<S: Store> {
-    store: Arc<S>,
     agent: Agent,
+    commands: mpsc::Receiver<Command>,
+    inbox: mpsc::Receiver<Message>,
+    glue: Glue<S>,
+}
+
+/// Everything of a node's task but the Agent: what executes its outputs ([`Io`]).
+struct Glue<S: Store> {
+    node: NodeId,
+    store: Arc<S>,
     origin: Instant,
     store_timeout: Duration,
-    commands: mpsc::Receiver<Command>,
+    probe_timeout: Duration,
+    tx: mpsc::Sender<Message>,
     notifications: broadcast::Sender<NodeNotification>,
     shared: Arc<Shared>,
     addresses: BTreeMap<NodeId, String>,
     reading: bool,
     read_again: bool,
+    /// The application's proposals waiting for their result, by id.
+    requests: BTreeMap<ProposalId, Pending>,
 }
 
 impl<S: Store> Runtime<S> {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
     async fn run(mut self) {
-        let (tx, mut inbox) = mpsc::channel::<Message>(INBOX_MAX);
-        let mut changes = self.store.watch();
+        let mut changes = self.glue.store.watch();
         loop {
-            self.flush(&tx);
+            drain(&mut self.agent, &mut self.glue);
             let deadline = self
                 .agent
                 .poll_timeout()
-                .map(|at| self.origin + Duration::from_millis(at));
+                .map(|at| self.glue.origin + Duration::from_millis(at));
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -378,25 +399,25 @@ impl<S: Store> Runtime<S> {
             };
             tokio::select! {
                 () = sleep => {
-                    let now = self.now_ms();
+                    let now = self.glue.now_ms();
                     self.agent.handle_timeout(now);
                 }
-                Some(message) = inbox.recv() => self.handle(message, &tx),
+                Some(message) = self.inbox.recv() => self.handle(message),
                 command = self.commands.recv() => match command {
-                    Some(command) => self.command(command, &tx),
+                    Some(command) => self.command(command),
                     None => return,
                 },
                 changed = changes.changed() => {
                     if changed.is_ok() {
-                        self.read(&tx);
+                        self.glue.read();
                     }
                 }
             }
         }
     }
 
-    fn command(&mut self, command: Command, tx: &mpsc::Sender<Message>) {
-        let now = self.now_ms();
+    fn command(&mut self, command: Command) {
+        let now = self.glue.now_ms();
         match command {
             Command::Servable(reply) => {
                 let servable = self
@@ -415,53 +436,49 @@ impl<S: Store> Runtime<S> {
                     tracing::warn!(%actor, "place queue full: request dropped");
                 }
             }
-            Command::Propose(event, reply) => {
-                let proposal = Proposal {
-                    id: self.agent.allocate_id(),
-                    action: Action::Step(event),
-                    round: None,
-                };
-                self.direct(proposal, 0, reply, tx);
-            }
+            Command::Propose(event, reply) => match self.agent.submit(event) {
+                Ok(id) => {
+                    let pending = Pending {
+                        reply,
+                        store_error: None,
+                    };
+                    self.glue.requests.insert(id, pending);
+                }
+                Err(_) => {
+                    let _ = reply.send(Err(Error::TooManyRequests));
+                }
+            },
         }
     }
 
-    fn direct(
-        &self,
-        proposal: Proposal,
-        attempt: u32,
-        reply: oneshot::Sender<Result<Vec<Effect>, Error>>,
-        tx: &mpsc::Sender<Message>,
-    ) {
-        let store = self.store.clone();
-        let timeout = self.store_timeout;
-        let tx = tx.clone();
-        let span = tracing::info_span!("proposal", id = %proposal.id, action = %proposal.action);
-        tokio::spawn(
-            async move {
-                let outcome = match tokio::time::timeout(timeout, store.propose(proposal)).await {
-                    Err(_) => Ok(Outcome::Unknown),
-                    Ok(result) => result,
-                };
-                tracing::debug!(?outcome, "outcome");
-                let _ = tx
-                    .send(Message::Direct(proposal, attempt, outcome, reply))
-                    .await;
-            }
-            .instrument(span),
-        );
-    }
-
-    fn handle(&mut self, message: Message, tx: &mpsc::Sender<Message>) {
-        let now = self.now_ms();
+    fn handle(&mut self, message: Message) {
+        let now = self.glue.now_ms();
         match message {
-            Message::Outcome(token, outcome) => self.agent.handle_outcome(now, token, outcome),
+            Message::Outcome(token, id, result) => {
+                let request = self.glue.requests.get_mut(&id);
+                let outcome = match result {
+                    Ok(outcome) => {
+                        if let Some(pending) = request {
+                            pending.store_error = None;
+                        }
+                        outcome
+                    }
+                    Err(error) => {
+                        match request {
+                            Some(pending) => pending.store_error = Some(error),
+                            None => tracing::warn!(%error, "proposal not run"),
+                        }
+                        ProposalOutcome::Unavailable
+                    }
+                };
+                self.agent.handle_outcome(now, token, outcome);
+            }
             Message::Probe(peer, sent, ok) => self.agent.handle_probe(now, peer, sent, ok),
             Message::Snapshot(read_at, result) => {
-                self.reading = false;
+                self.glue.reading = false;
                 match result {
                     Ok(snapshot) => {
-                        self.addresses = snapshot
+                        self.glue.addresses = snapshot
                             .slots
                             .iter()
                             .map(|(&n, slot)| (n, slot.address.clone()))
@@ -477,33 +494,66 @@ impl<S: Store> Runtime<S> {
                             snapshot.round,
                             slot,
                         );
-                        self.shared.snapshot.send_replace(Some(Arc::new(snapshot)));
+                        self.glue
+                            .shared
+                            .snapshot
+                            .send_replace(Some(Arc::new(snapshot)));
                     }
                     Err(error) => tracing::warn!(%error, "snapshot failed"),
                 }
-                if std::mem::take(&mut self.read_again) {
-                    self.read(tx);
+                if std::mem::take(&mut self.glue.read_again) {
+                    self.glue.read();
                 }
-            }
-            Message::Direct(proposal, attempt, outcome, reply) => {
-                let result = match outcome {
-                    Ok(Outcome::Committed { effects }) => Ok(effects),
-                    Ok(Outcome::Refused(error)) => Err(Error::Refused(error)),
-                    Ok(Outcome::Unavailable) => Err(Error::Unavailable),
-                    Ok(Outcome::Unknown) if attempt < DIRECT_RETRIES_MAX => {
-                        self.direct(proposal, attempt + 1, reply, tx);
-                        return;
-                    }
-                    Ok(Outcome::Unknown) => Err(Error::Unknown),
-                    Err(error) => Err(Error::Store(error)),
-                };
-                let _ = reply.send(result);
-                self.read(tx);
             }
         }
     }
+}
 
-    fn read(&mut self, tx: &mpsc::Sender<Message>) {
+impl<S: Store> Glue<S> {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Executes the Agent's outputs (the runtime's half of [`drain`]).
+impl<S: Store> Io for Glue<S> {
+    fn propose(&mut self, out: Outgoing) {
+        let store = self.store.clone();
+        let timeout = self.store_timeout;
+        let tx = self.tx.clone();
+        let span =
+            tracing::info_span!("proposal", id = %out.proposal.id, action = %out.proposal.action);
+        tokio::spawn(
+            async move {
+                let outcome = match tokio::time::timeout(timeout, store.propose(out.proposal)).await
+                {
+                    Err(_) => Ok(ProposalOutcome::Unknown),
+                    Ok(result) => result,
+                };
+                tracing::debug!(?outcome, "commit outcome");
+                let _ = tx
+                    .send(Message::Outcome(out.token, out.proposal.id, outcome))
+                    .await;
+            }
+            .instrument(span),
+        );
+    }
+
+    fn probe(&mut self, peer: NodeId) {
+        let sent = self.now_ms();
+        let tx = self.tx.clone();
+        let address = self.addresses.get(&peer).cloned();
+        let timeout = self.probe_timeout;
+        tokio::spawn(async move {
+            let ok = match address {
+                Some(address) => probe::probe(&address, timeout).await,
+                None => false,
+            };
+            let _ = tx.send(Message::Probe(peer, sent, ok)).await;
+        });
+    }
+
+    fn read(&mut self) {
         if self.reading {
             self.read_again = true;
             return;
@@ -512,7 +562,7 @@ impl<S: Store> Runtime<S> {
         let read_at = self.now_ms();
         let store = self.store.clone();
         let timeout = self.store_timeout;
-        let tx = tx.clone();
+        let tx = self.tx.clone();
         tokio::spawn(async move {
             let result = tokio::time::timeout(timeout, store.snapshot())
                 .await
@@ -521,70 +571,43 @@ impl<S: Store> Runtime<S> {
         });
     }
 
-    /// Executes everything the Agent asks for, in its documented order.
-    fn flush(&mut self, tx: &mpsc::Sender<Message>) {
-        while let Some(out) = self.agent.poll_proposal() {
-            let store = self.store.clone();
-            let timeout = self.store_timeout;
-            let tx = tx.clone();
-            let span = tracing::info_span!("proposal", id = %out.proposal.id, action = %out.proposal.action);
-            tokio::spawn(
-                async move {
-                    let outcome =
-                        match tokio::time::timeout(timeout, store.propose(out.proposal)).await {
-                            Err(_) => Outcome::Unknown,
-                            Ok(Ok(outcome)) => outcome,
-                            Ok(Err(error)) => {
-                                tracing::warn!(%error, "proposal not run");
-                                Outcome::Unavailable
-                            }
-                        };
-                    tracing::debug!(?outcome, "commit outcome");
-                    let _ = tx.send(Message::Outcome(out.token, outcome)).await;
-                }
-                .instrument(span),
-            );
-        }
-        while let Some(peer) = self.agent.poll_probe() {
-            let sent = self.now_ms();
-            let tx = tx.clone();
-            let address = self.addresses.get(&peer).cloned();
-            let timeout = Duration::from_millis(self.agent.timing().settings().probe_timeout_ms);
-            tokio::spawn(async move {
-                let ok = match address {
-                    Some(address) => probe::probe(&address, timeout).await,
-                    None => false,
-                };
-                let _ = tx.send(Message::Probe(peer, sent, ok)).await;
-            });
-        }
-        if self.agent.poll_read() {
-            self.read(tx);
-        }
-        while let Some(decision) = self.agent.poll_decision() {
-            let mut serving = self
-                .shared
-                .serving
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            match decision {
-                Decision::Fence => serving.clear(),
-                Decision::Unfence => {}
-                Decision::Activate { actor, epoch } => {
-                    serving.insert(actor, epoch);
-                }
-                Decision::Deactivate { actor, .. } => {
-                    serving.remove(&actor);
-                }
+    fn decide(&mut self, decision: Decision) {
+        let mut serving = self
+            .shared
+            .serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match decision {
+            Decision::Fence => serving.clear(),
+            Decision::Unfence => {}
+            Decision::Activate { actor, epoch } => {
+                serving.insert(actor, epoch);
+            }
+            Decision::Deactivate { actor, .. } => {
+                serving.remove(&actor);
             }
         }
-        while let Some(notification) = self.agent.poll_notification() {
-            tracing::debug!(?notification, "notification");
-            let _ = self.notifications.send(NodeNotification {
-                at: Instant::now(),
-                node: self.agent.node(),
-                notification,
-            });
-        }
+    }
+
+    fn notify(&mut self, notification: Notification) {
+        tracing::debug!(?notification, "notification");
+        let _ = self.notifications.send(NodeNotification {
+            at: Instant::now(),
+            node: self.node,
+            notification,
+        });
+    }
+
+    fn reply(&mut self, id: ProposalId, result: Result<Vec<Effect>, RequestError>) {
+        let Some(pending) = self.requests.remove(&id) else {
+            return;
+        };
+        let result = result.map_err(|error| match (error, pending.store_error) {
+            (RequestError::Unavailable, Some(store)) => Error::Store(store),
+            (RequestError::Refused(error), _) => Error::Refused(error),
+            (RequestError::Unavailable, None) => Error::Unavailable,
+            (RequestError::Unknown, _) => Error::Unknown,
+        });
+        let _ = pending.reply.send(result);
     }
 }

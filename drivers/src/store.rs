@@ -2,7 +2,7 @@
 //! claim a node slot, and wake waiting nodes after a commit.
 
 use crate::codec::DecodeError;
-use membership_core::{Config, Event, Meta, NodeId, Outcome, Proposal, Slot, State};
+use membership_core::{Config, Event, Meta, NodeId, Proposal, ProposalOutcome, Slot, State};
 use std::collections::BTreeMap;
 use std::future::Future;
 use thiserror::Error;
@@ -154,7 +154,7 @@ pub trait Store: Send + Sync + 'static {
     fn propose(
         &self,
         proposal: Proposal,
-    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<ProposalOutcome, StoreError>> + Send;
 
     /// A consistent snapshot of the registry and the metadata.
     fn snapshot(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;

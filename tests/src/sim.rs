@@ -3,8 +3,10 @@
 //! One seed drives everything. Simulated time (microseconds) jumps from one event to the next
 //! through a priority queue keyed by (time, sequence number); there are no threads and no real
 //! time. Each node runs the production `Agent` exactly as the tokio runtime
-//! (`drivers/src/node.rs`) glues it: after every input, the outputs are drained in the documented
-//! order (proposals, probes, reads, decisions, notifications, then the next deadline). Proposals
+//! (`drivers/src/node.rs`) glues it: after every input, the outputs are drained by the shared
+//! `membership_core::drain`, in its order (proposals, probes, reads, decisions, notifications,
+//! replies), then the next deadline; the application's direct proposals go through
+//! `Agent::submit` as `NodeHandle::propose` does. Proposals
 //! run through the production `MemoryStore`'s optimistic transactions (`begin` at one instant,
 //! `try_commit` later, so that interleaved transactions really conflict), snapshots and slot
 //! claims through its `Store` trait implementation.
@@ -14,11 +16,11 @@ use crate::coverage::{Coverage, FaultKind};
 use crate::rng::{Rng, TraceHash};
 use crate::world::{Params, Planted, Scenario};
 use membership::core::{
-    Action, ActorId, Agent, Config, Decision, Event, FenceReason, NodeId, NodeStatus, Notification,
-    Outcome, Proposal, ProposalError, State, Timing,
+    drain, ActorId, Agent, Config, Decision, Event, FenceReason, NodeId, NodeStatus, Notification,
+    Output, Proposal, ProposalError, ProposalOutcome, State, Timing,
 };
+use membership::CONFLICT_RETRIES_MAX;
 use membership::{Attempt, Fault, MemoryStore, Snapshot, Store, StoreError, Transaction};
-use membership::{CONFLICT_RETRIES_MAX, DIRECT_RETRIES_MAX};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
@@ -207,13 +209,14 @@ impl Clock {
     }
 }
 
-/// Where a proposal's outcome goes.
+/// Where a proposal's outcome goes: to the Agent, with its token, for its policy or for the
+/// application's direct proposal (`Agent::submit`, as `NodeHandle::propose`).
 #[derive(Clone, Copy, Debug)]
 enum Reply {
-    /// To the Agent, with its token.
+    /// A proposal of the Agent's policy.
     Agent(u64),
-    /// To the application's direct proposal (as `NodeHandle::propose`), at this attempt.
-    Direct(u32),
+    /// A request of the application.
+    Direct(u64),
 }
 
 /// A proposal on its way through the store.
@@ -261,7 +264,7 @@ enum Ev {
         pid: u64,
         reply: Reply,
         proposal: Proposal,
-        outcome: Outcome,
+        outcome: ProposalOutcome,
     },
     ProbeArrive {
         from_pid: u64,
@@ -808,12 +811,9 @@ impl Sim {
                 Reply::Agent(token) => {
                     self.with_agent(pid, |agent, now| agent.handle_outcome(now, token, outcome))
                 }
-                Reply::Direct(attempt) => {
-                    if outcome == Outcome::Unknown && attempt < DIRECT_RETRIES_MAX {
-                        self.send(pid, Reply::Direct(attempt + 1), proposal);
-                    } else {
-                        self.read(pid);
-                    }
+                Reply::Direct(token) => {
+                    let _ = proposal;
+                    self.with_request(pid, |agent, now| agent.handle_outcome(now, token, outcome))
                 }
             },
             Ev::ProbeArrive {
@@ -875,78 +875,59 @@ impl Sim {
             .get(p.node.index().unwrap_or(0))
             .map_or(0, |c| c.local_ms(self.now_us));
         input(&mut p.agent, now);
-        self.flush(pid);
+        self.flush(pid, Reply::Agent);
     }
 
-    /// The driver's glue, as `drivers/src/node.rs` does it: proposals, probes, reads, decisions,
-    /// notifications, then the next deadline.
-    fn flush(&mut self, pid: u64) {
+    /// Feeds a request of the application (`Agent::submit`, or its outcome) to a process's
+    /// Agent and executes its outputs. A request leaves the Agent's timers alone (asserted), so
+    /// its deadline is not armed again (arming recomputes the true time from now, which would
+    /// move a timer held back by a pause).
+    fn with_request(&mut self, pid: u64, input: impl FnOnce(&mut Agent, u64)) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        let now = self
+            .clocks
+            .get(p.node.index().unwrap_or(0))
+            .map_or(0, |c| c.local_ms(self.now_us));
+        let deadline = p.agent.poll_timeout();
+        input(&mut p.agent, now);
+        debug_assert_eq!(p.agent.poll_timeout(), deadline);
+        self.flush(pid, Reply::Direct);
+    }
+
+    /// The driver's glue, as `drivers/src/node.rs` does it: the Agent's outputs from the shared
+    /// `drain` (recorded, then executed in its order: this world holds the Agent), then the
+    /// next deadline (not for a request's input: see `with_request`). `reply` says whose
+    /// proposals these are.
+    fn flush(&mut self, pid: u64, reply: fn(u64) -> Reply) {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
         let node = p.node;
-        let mut proposals = Vec::new();
-        while let Some(out) = p.agent.poll_proposal() {
-            proposals.push(out);
-        }
-        let mut probes = Vec::new();
-        while let Some(peer) = p.agent.poll_probe() {
-            probes.push(peer);
-        }
-        let read = p.agent.poll_read();
-        let mut decisions = Vec::new();
-        while let Some(d) = p.agent.poll_decision() {
-            match d {
-                Decision::Fence => {
-                    p.serving.clear();
-                    p.fenced_at_us = Some(self.now_us);
-                }
-                Decision::Unfence => p.unfenced_at_us = Some(self.now_us),
-                Decision::Activate { actor, epoch } => {
-                    p.serving.insert(actor, epoch);
-                    p.activated_at_us.insert(actor, self.now_us);
-                }
-                Decision::Deactivate { actor, .. } => {
-                    p.serving.remove(&actor);
-                }
-            }
-            decisions.push(d);
-        }
-        let mut notifications = Vec::new();
-        while let Some(n) = p.agent.poll_notification() {
-            notifications.push(n);
-        }
+        let mut outputs: Vec<Output> = Vec::new();
+        drain(&mut p.agent, &mut outputs);
         let was_leaving = p
             .agent
             .snapshot()
             .and_then(|s| s.node(node))
             .is_some_and(|r| r.status == NodeStatus::Leaving);
         let deadline = p.agent.poll_timeout();
-        for out in proposals {
-            self.send(pid, Reply::Agent(out.token), out.proposal);
-        }
-        for peer in probes {
-            self.send_probe(pid, node, peer);
-        }
-        if read {
-            self.read(pid);
-        }
-        for d in &decisions {
-            self.hash.u64(match d {
-                Decision::Fence => 1,
-                Decision::Unfence => 2,
-                Decision::Activate { actor, epoch } => 3 ^ (actor.0 << 8) ^ (epoch << 40),
-                Decision::Deactivate { actor, epoch } => 4 ^ (actor.0 << 8) ^ (epoch << 40),
-            });
-        }
-        for n in &notifications {
-            match n {
-                Notification::NodeFailed { .. } => self.hash.u64(5),
-                Notification::Fenced {
+        for output in outputs {
+            match output {
+                Output::Propose(out) => self.send(pid, reply(out.token), out.proposal),
+                Output::Probe(peer) => self.send_probe(pid, node, peer),
+                Output::Read => self.read(pid),
+                Output::Decide(d) => self.decide(pid, d),
+                Output::Notify(Notification::NodeFailed { .. }) => self.hash.u64(5),
+                Output::Notify(Notification::Fenced {
                     reason: FenceReason::Superseded,
-                } if was_leaving => self.measurements.superseded_while_leaving += 1,
-                _ => {}
+                }) if was_leaving => self.measurements.superseded_while_leaving += 1,
+                Output::Notify(_) | Output::Reply { .. } => {}
             }
+        }
+        if matches!(reply(0), Reply::Direct(_)) {
+            return;
         }
         if let Some(at_ms) = deadline {
             let mut at = self.clock(node).true_at(at_ms, self.now_us);
@@ -968,6 +949,32 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// Executes a local decision of process `pid` (and hashes it).
+    fn decide(&mut self, pid: u64, d: Decision) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            match d {
+                Decision::Fence => {
+                    p.serving.clear();
+                    p.fenced_at_us = Some(self.now_us);
+                }
+                Decision::Unfence => p.unfenced_at_us = Some(self.now_us),
+                Decision::Activate { actor, epoch } => {
+                    p.serving.insert(actor, epoch);
+                    p.activated_at_us.insert(actor, self.now_us);
+                }
+                Decision::Deactivate { actor, .. } => {
+                    p.serving.remove(&actor);
+                }
+            }
+        }
+        self.hash.u64(match d {
+            Decision::Fence => 1,
+            Decision::Unfence => 2,
+            Decision::Activate { actor, epoch } => 3 ^ (actor.0 << 8) ^ (epoch << 40),
+            Decision::Deactivate { actor, epoch } => 4 ^ (actor.0 << 8) ^ (epoch << 40),
+        });
     }
 
     fn read(&mut self, pid: u64) {
@@ -1012,7 +1019,7 @@ impl Sim {
                     pid,
                     reply,
                     proposal,
-                    outcome: Outcome::Unknown,
+                    outcome: ProposalOutcome::Unknown,
                 },
             );
             return;
@@ -1060,7 +1067,7 @@ impl Sim {
                     pid,
                     reply,
                     proposal,
-                    outcome: Outcome::Unknown,
+                    outcome: ProposalOutcome::Unknown,
                 },
             );
             self.now_us + timeout_us + self.late_rng.range(1, timeout_us)
@@ -1070,7 +1077,7 @@ impl Sim {
         self.push(at, Ev::TxnBegin(Box::new(request)));
     }
 
-    fn respond(&mut self, request: &Request, outcome: Outcome) {
+    fn respond(&mut self, request: &Request, outcome: ProposalOutcome) {
         if request.fault == Some(FaultKind::LateApply) {
             return; // the driver gave up on it long ago
         }
@@ -1082,7 +1089,7 @@ impl Sim {
                     pid: request.pid,
                     reply: request.reply,
                     proposal: request.proposal,
-                    outcome: Outcome::Unknown,
+                    outcome: ProposalOutcome::Unknown,
                 },
             );
         } else {
@@ -1103,11 +1110,11 @@ impl Sim {
         match request.fault {
             Some(FaultKind::UnknownBeforeCommit) if request.conflicts == 0 => {
                 self.coverage.fault(FaultKind::UnknownBeforeCommit);
-                return self.respond(&request, Outcome::Unknown);
+                return self.respond(&request, ProposalOutcome::Unknown);
             }
             Some(FaultKind::StoreUnavailable) if request.conflicts == 0 => {
                 self.coverage.fault(FaultKind::StoreUnavailable);
-                return self.respond(&request, Outcome::Unavailable);
+                return self.respond(&request, ProposalOutcome::Unavailable);
             }
             _ => {}
         }
@@ -1119,7 +1126,7 @@ impl Sim {
                     Ev::TxnCommit(Box::new(request), Box::new(txn)),
                 );
             }
-            Err(_) => self.respond(&request, Outcome::Unavailable),
+            Err(_) => self.respond(&request, ProposalOutcome::Unavailable),
         }
     }
 
@@ -1150,9 +1157,9 @@ impl Sim {
                 }
                 let outcome = if after {
                     self.coverage.fault(FaultKind::UnknownAfterCommit);
-                    Outcome::Unknown
+                    ProposalOutcome::Unknown
                 } else {
-                    Outcome::Committed {
+                    ProposalOutcome::Committed {
                         effects: commit.effects,
                     }
                 };
@@ -1162,19 +1169,19 @@ impl Sim {
                 self.coverage.fault(FaultKind::Conflict);
                 request.conflicts += 1;
                 if request.conflicts >= CONFLICT_RETRIES_MAX {
-                    self.respond(&request, Outcome::Unavailable);
+                    self.respond(&request, ProposalOutcome::Unavailable);
                 } else {
                     let at = self.now_us + self.store_latency() / 4;
                     self.push(at, Ev::TxnBegin(Box::new(request)));
                 }
             }
             Attempt::Done(Ok(outcome)) => {
-                if let Outcome::Refused(error) = &outcome {
+                if let ProposalOutcome::Refused(error) = &outcome {
                     self.coverage.refusal(error);
                 }
                 self.respond(&request, outcome);
             }
-            Attempt::Done(Err(_)) => self.respond(&request, Outcome::Unavailable),
+            Attempt::Done(Err(_)) => self.respond(&request, ProposalOutcome::Unavailable),
         }
     }
 
@@ -1368,7 +1375,7 @@ impl Sim {
         );
         self.hash.u64(pid);
         self.hash.u64(slot.incarnation);
-        self.flush(pid);
+        self.flush(pid, Reply::Agent);
         debug_assert_eq!(self.current.get(&node), Some(&pid));
     }
 
@@ -1575,12 +1582,12 @@ impl Sim {
                 term,
             },
         };
-        let proposal = Proposal {
-            id: p.agent.allocate_id(),
-            action: Action::Step(event),
-            round: None,
-        };
-        self.send(pid, Reply::Direct(0), proposal);
+        self.with_request(pid, |agent, _| {
+            // Refused only with `REQUESTS_MAX` requests waiting, which no world's rate of direct
+            // proposals reaches; a refused one is not proposed (the runtime answers
+            // `Error::TooManyRequests`).
+            let _ = agent.submit(event);
+        });
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1860,12 +1867,12 @@ fn brief(ev: &Ev) -> String {
     }
 }
 
-fn outcome_text(outcome: &Outcome) -> String {
+fn outcome_text(outcome: &ProposalOutcome) -> String {
     match outcome {
-        Outcome::Committed { .. } => "committed".to_string(),
-        Outcome::Refused(e) => format!("refused: {}", refusal_text(e)),
-        Outcome::Unavailable => "unavailable".to_string(),
-        Outcome::Unknown => "unknown".to_string(),
+        ProposalOutcome::Committed { .. } => "committed".to_string(),
+        ProposalOutcome::Refused(e) => format!("refused: {}", refusal_text(e)),
+        ProposalOutcome::Unavailable => "unavailable".to_string(),
+        ProposalOutcome::Unknown => "unknown".to_string(),
     }
 }
 

@@ -11,8 +11,8 @@
 
 use membership::core::testing::all_active;
 use membership::core::{
-    footprint, step, Action, ActorId, Config, Event, Key, NodeId, NodeStatus, Outcome, Proposal,
-    ProposalId, State, MIGRATION_BATCH_MAX,
+    footprint, step, Action, ActorId, Config, Event, Key, NodeId, NodeStatus, Proposal, ProposalId,
+    ProposalOutcome, State, MIGRATION_BATCH_MAX,
 };
 use membership::{encode, Audit, Fault, Snapshot, Store, StoreError, StoreKey};
 use std::collections::BTreeSet;
@@ -58,18 +58,21 @@ impl Proposer {
 }
 
 /// Proposes until the outcome is final: `Unknown` is retried with the same proposal.
-pub async fn settle<S: Store>(store: &S, proposal: Proposal) -> Result<Outcome, StoreError> {
+pub async fn settle<S: Store>(
+    store: &S,
+    proposal: Proposal,
+) -> Result<ProposalOutcome, StoreError> {
     for _ in 0..20 {
         match store.propose(proposal).await? {
-            Outcome::Unknown => tokio::time::sleep(Duration::from_millis(20)).await,
+            ProposalOutcome::Unknown => tokio::time::sleep(Duration::from_millis(20)).await,
             outcome => return Ok(outcome),
         }
     }
     panic!("{} stayed unknown", proposal.id);
 }
 
-pub fn committed(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Committed { .. })
+pub fn committed(outcome: &ProposalOutcome) -> bool {
+    matches!(outcome, ProposalOutcome::Committed { .. })
 }
 
 /// Initialises `count` nodes, claims every slot, and makes them all Active (n1 primary, term 1).
@@ -176,7 +179,10 @@ pub async fn commit_unknown<S: Audit>(store: Arc<S>) {
     ] {
         let proposal = p.step(Event::PlaceActor { actor });
         store.inject(fault);
-        assert_eq!(store.propose(proposal).await.unwrap(), Outcome::Unknown);
+        assert_eq!(
+            store.propose(proposal).await.unwrap(),
+            ProposalOutcome::Unknown
+        );
         let applied = store
             .snapshot()
             .await
@@ -186,7 +192,7 @@ pub async fn commit_unknown<S: Audit>(store: Arc<S>) {
             .is_some();
         assert_eq!(applied, fault == Fault::UnknownAfterCommit, "{fault:?}");
         let first = store.propose(proposal).await.unwrap();
-        let Outcome::Committed { effects } = &first else {
+        let ProposalOutcome::Committed { effects } = &first else {
             panic!("retry after {fault:?}: {first:?}");
         };
         assert!(!effects.is_empty());
@@ -508,7 +514,7 @@ pub async fn bad_input<S: Audit>(store: Arc<S>) {
     assert_eq!(again.incarnation, proposers[1].incarnation + 1);
     let stale = proposers[1].step(Event::SendHeartbeat { node: NodeId(2) });
     match store.propose(stale).await.unwrap() {
-        Outcome::Refused(e) => assert!(e.to_string().contains("is stale"), "{e}"),
+        ProposalOutcome::Refused(e) => assert!(e.to_string().contains("is stale"), "{e}"),
         other => panic!("{other:?}"),
     }
 }

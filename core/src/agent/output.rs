@@ -1,0 +1,382 @@
+//! What the Agent asks its driver to do: the outputs, their queue (drained in one documented
+//! order by [`Agent::poll_output`]), the [`Io`] a driver executes them with, and the one
+//! [`drain`] loop the runtime, the simulation and the tests share.
+
+use super::{
+    Agent, DECISIONS_MAX, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, REQUESTS_MAX, REQUEST_RETRIES_MAX,
+};
+use crate::actor::ActorId;
+use crate::effect::Effect;
+use crate::node::{NodeId, NodeSet, NodeStatus, NODES_MAX};
+use crate::proposal::{Proposal, ProposalError, ProposalId};
+use crate::state::State;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use thiserror::Error;
+
+/// The most outputs one [`drain`] executes: every output queue's bound added up (proposals in
+/// flight and requests, one probe per peer, one read, two decisions per actor and two more,
+/// notifications, replies). Outputs beyond it wait for the next drain.
+pub const DRAIN_OUTPUTS_MAX: usize = IN_FLIGHT_MAX
+    + REQUESTS_MAX
+    + NODES_MAX as usize
+    + 1
+    + DECISIONS_MAX
+    + NOTIFICATIONS_MAX
+    + REQUESTS_MAX;
+
+/// A proposal to run, with the token its outcome must carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Identifies the outcome ([`Agent::handle_outcome`]).
+    pub token: u64,
+    /// The proposal.
+    pub proposal: Proposal,
+}
+
+/// A local decision, to execute at once and in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Decision {
+    /// Stop serving everything and stop acting as primary.
+    Fence,
+    /// Serving may resume.
+    Unfence,
+    /// Start serving `actor` under `epoch`.
+    Activate {
+        /// The actor.
+        actor: ActorId,
+        /// The registry epoch of this activation.
+        epoch: u64,
+    },
+    /// Stop serving `actor` (activation `epoch`).
+    Deactivate {
+        /// The actor.
+        actor: ActorId,
+        /// The epoch of the ended activation.
+        epoch: u64,
+    },
+}
+
+/// Why a node fenced itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FenceReason {
+    /// No heartbeat committed for `lease_ms`.
+    LeaseExpired,
+    /// No snapshot could be read for `lease_ms`.
+    RegistryUnreachable,
+    /// The registry declared this node failed.
+    DeclaredFailed,
+    /// Another incarnation holds this node's slot.
+    Superseded,
+}
+
+/// What the application is told.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notification {
+    /// This node became Active.
+    Joined {
+        /// Its view.
+        view: NodeSet,
+    },
+    /// This node completed its leave (it is Left).
+    Left,
+    /// This node became the primary.
+    BecamePrimary {
+        /// Its fencing term.
+        term: u64,
+    },
+    /// This node is no longer primary.
+    SteppedDown {
+        /// The term it held.
+        term: u64,
+    },
+    /// This node's view changed.
+    ViewChanged {
+        /// The members.
+        view: NodeSet,
+        /// The view's number.
+        view_number: u64,
+    },
+    /// A node was declared failed (possibly this one).
+    NodeFailed {
+        /// The node.
+        node: NodeId,
+    },
+    /// This node stopped serving everything.
+    Fenced {
+        /// Why.
+        reason: FenceReason,
+    },
+    /// This node may serve again.
+    Unfenced,
+    /// This node started serving an actor.
+    ActorActivated {
+        /// The actor.
+        actor: ActorId,
+        /// Its epoch.
+        epoch: u64,
+    },
+    /// This node stopped serving an actor.
+    ActorDeactivated {
+        /// The actor.
+        actor: ActorId,
+        /// The ended activation's epoch.
+        epoch: u64,
+    },
+    /// A proposal of this node was refused or given up (for people and logs).
+    ProposalFailed {
+        /// The action.
+        action: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a proposal the application submitted ([`Agent::submit`]) did not commit.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum RequestError {
+    /// The store refused it (nothing was written).
+    #[error("refused: {0}")]
+    Refused(ProposalError),
+    /// The store did not answer (nothing was written).
+    #[error("the store is unavailable")]
+    Unavailable,
+    /// The store did not say whether it committed, after every retry.
+    #[error("the outcome is unknown after {REQUEST_RETRIES_MAX} retries")]
+    Unknown,
+}
+
+/// A proposal the application submitted was refused before it was sent: [`REQUESTS_MAX`]
+/// requests are already waiting for their outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("{REQUESTS_MAX} requests are already waiting")]
+pub struct TooManyRequests;
+
+/// One thing the Agent asks its driver to do, from [`Agent::poll_output`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Output {
+    /// Run this proposal as one store transaction; its outcome goes to
+    /// [`Agent::handle_outcome`] with the token.
+    Propose(Outgoing),
+    /// Probe this peer; the result goes to [`Agent::handle_probe`].
+    Probe(NodeId),
+    /// Read a fresh snapshot (answered with [`Agent::handle_snapshot`]).
+    Read,
+    /// Execute this local decision at once.
+    Decide(Decision),
+    /// Tell the application.
+    Notify(Notification),
+    /// The final result of the request [`Agent::submit`] answered with `id`.
+    Reply {
+        /// The request (its proposal's id).
+        id: ProposalId,
+        /// The effects once committed, or why not.
+        result: Result<Vec<Effect>, RequestError>,
+    },
+}
+
+/// What a driver does with each [`Output`] ([`drain`] calls it in the documented order).
+pub trait Io {
+    /// Runs `out.proposal` as one store transaction; its outcome goes to
+    /// [`Agent::handle_outcome`] with `out.token`.
+    fn propose(&mut self, out: Outgoing);
+    /// Probes `peer`; the result goes to [`Agent::handle_probe`].
+    fn probe(&mut self, peer: NodeId);
+    /// Reads a fresh snapshot; it goes to [`Agent::handle_snapshot`].
+    fn read(&mut self);
+    /// Executes a local decision at once.
+    fn decide(&mut self, decision: Decision);
+    /// Tells the application.
+    fn notify(&mut self, notification: Notification);
+    /// Hands the application the final result of its request `id`.
+    fn reply(&mut self, id: ProposalId, result: Result<Vec<Effect>, RequestError>);
+}
+
+/// Records the outputs in order, for a driver that executes them afterwards (the simulation,
+/// whose world also holds the Agent) and for tests.
+impl Io for Vec<Output> {
+    fn propose(&mut self, out: Outgoing) {
+        self.push(Output::Propose(out));
+    }
+    fn probe(&mut self, peer: NodeId) {
+        self.push(Output::Probe(peer));
+    }
+    fn read(&mut self) {
+        self.push(Output::Read);
+    }
+    fn decide(&mut self, decision: Decision) {
+        self.push(Output::Decide(decision));
+    }
+    fn notify(&mut self, notification: Notification) {
+        self.push(Output::Notify(notification));
+    }
+    fn reply(&mut self, id: ProposalId, result: Result<Vec<Effect>, RequestError>) {
+        self.push(Output::Reply { id, result });
+    }
+}
+
+/// Executes everything `agent` asks for, in [`Agent::poll_output`]'s order, with `io`: the one
+/// loop every driver runs after each input. Returns how many outputs it executed (at most
+/// [`DRAIN_OUTPUTS_MAX`]; any beyond wait for the next drain).
+pub fn drain(agent: &mut Agent, io: &mut impl Io) -> usize {
+    let mut executed = 0;
+    while executed < DRAIN_OUTPUTS_MAX {
+        let Some(output) = agent.poll_output() else {
+            break;
+        };
+        executed += 1;
+        match output {
+            Output::Propose(out) => io.propose(out),
+            Output::Probe(peer) => io.probe(peer),
+            Output::Read => io.read(),
+            Output::Decide(decision) => io.decide(decision),
+            Output::Notify(notification) => io.notify(notification),
+            Output::Reply { id, result } => io.reply(id, result),
+        }
+    }
+    debug_assert!(executed <= DRAIN_OUTPUTS_MAX);
+    debug_assert!(executed == DRAIN_OUTPUTS_MAX || agent.outputs.is_empty());
+    executed
+}
+
+/// The Agent's output queues. [`Outputs::pop`] empties them in the documented order: every
+/// proposal, then every probe, the read, every decision, every notification, every reply.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Outputs {
+    proposals: VecDeque<Outgoing>,
+    probes: VecDeque<NodeId>,
+    read: bool,
+    decisions: VecDeque<Decision>,
+    notifications: VecDeque<Notification>,
+    replies: VecDeque<(ProposalId, Result<Vec<Effect>, RequestError>)>,
+}
+
+impl Outputs {
+    /// Queues a proposal to run.
+    pub(super) fn propose(&mut self, out: Outgoing) {
+        self.proposals.push_back(out);
+        debug_assert!(self.proposals.len() <= IN_FLIGHT_MAX + REQUESTS_MAX);
+    }
+
+    /// Queues a probe of `peer`.
+    pub(super) fn probe(&mut self, peer: NodeId) {
+        self.probes.push_back(peer);
+    }
+
+    /// Asks for a snapshot read (once, however often asked before it is polled).
+    pub(super) fn read(&mut self) {
+        self.read = true;
+    }
+
+    /// Queues a local decision (never dropped: bounded by the actors placed on the node).
+    pub(super) fn decide(&mut self, decision: Decision) {
+        self.decisions.push_back(decision);
+    }
+
+    /// Queues a notification; the oldest is dropped beyond [`NOTIFICATIONS_MAX`].
+    pub(super) fn notify(&mut self, n: Notification) {
+        if self.notifications.len() >= NOTIFICATIONS_MAX {
+            self.notifications.pop_front();
+        }
+        self.notifications.push_back(n);
+        debug_assert!(self.notifications.len() <= NOTIFICATIONS_MAX);
+    }
+
+    /// Queues the final result of request `id`.
+    pub(super) fn reply(&mut self, id: ProposalId, result: Result<Vec<Effect>, RequestError>) {
+        self.replies.push_back((id, result));
+        debug_assert!(self.replies.len() <= REQUESTS_MAX);
+    }
+
+    /// Whether nothing is queued.
+    pub(super) fn is_empty(&self) -> bool {
+        self.proposals.is_empty()
+            && self.probes.is_empty()
+            && !self.read
+            && self.decisions.is_empty()
+            && self.notifications.is_empty()
+            && self.replies.is_empty()
+    }
+
+    /// The next output in the documented order.
+    pub(super) fn pop(&mut self) -> Option<Output> {
+        if let Some(out) = self.proposals.pop_front() {
+            return Some(Output::Propose(out));
+        }
+        if let Some(peer) = self.probes.pop_front() {
+            return Some(Output::Probe(peer));
+        }
+        if std::mem::take(&mut self.read) {
+            return Some(Output::Read);
+        }
+        if let Some(decision) = self.decisions.pop_front() {
+            return Some(Output::Decide(decision));
+        }
+        if let Some(n) = self.notifications.pop_front() {
+            return Some(Output::Notify(n));
+        }
+        let Some((id, result)) = self.replies.pop_front() else {
+            debug_assert!(self.is_empty());
+            return None;
+        };
+        debug_assert!(self.proposals.is_empty() && self.decisions.is_empty());
+        Some(Output::Reply { id, result })
+    }
+}
+
+impl Agent {
+    /// Notifications from what changed between the last snapshot and `next`.
+    pub(super) fn notify_changes(&mut self, next: &State) {
+        let me = self.node;
+        debug_assert!(
+            next.node(me).is_some(),
+            "the caller fences a node missing from `next`"
+        );
+        let Some(after) = next.node(me).copied() else {
+            return;
+        };
+        let before = self
+            .observed
+            .as_ref()
+            .and_then(|o| o.state.node(me).copied());
+        let was = before.map(|r| r.status);
+        if after.status == NodeStatus::Active && was != Some(NodeStatus::Active) {
+            self.outputs
+                .notify(Notification::Joined { view: after.view });
+        }
+        if after.status == NodeStatus::Left && was == Some(NodeStatus::Leaving) {
+            self.outputs.notify(Notification::Left);
+        }
+        let was_primary = before.is_some_and(|r| r.believes_primary);
+        if after.believes_primary && !was_primary {
+            self.outputs
+                .notify(Notification::BecamePrimary { term: after.term });
+        }
+        if was_primary && !after.believes_primary {
+            let term = before.map_or(0, |r| r.term);
+            self.outputs.notify(Notification::SteppedDown { term });
+        }
+        if after.status == NodeStatus::Active
+            && before.is_some_and(|r| r.view != after.view || r.view_number != after.view_number)
+        {
+            self.outputs.notify(Notification::ViewChanged {
+                view: after.view,
+                view_number: after.view_number,
+            });
+        }
+        if let Some(prev) = self.observed.as_ref().map(|o| &o.state) {
+            let failed: Vec<NodeId> = next
+                .node_ids()
+                .filter(|&n| {
+                    next.node(n).is_some_and(|r| r.status == NodeStatus::Failed)
+                        && prev.node(n).is_some_and(|r| r.status != NodeStatus::Failed)
+                })
+                .collect();
+            for node in failed {
+                self.outputs.notify(Notification::NodeFailed { node });
+            }
+        }
+        debug_assert!(self.outputs.notifications.len() <= NOTIFICATIONS_MAX);
+    }
+}

@@ -1,0 +1,275 @@
+//! The policy: what this node proposes next, run after every input (see the module
+//! documentation of `agent`). It never re-implements a guard: the reducer, run on the
+//! snapshot, says whether an action is enabled.
+
+use super::flights::Kind;
+use super::output::FenceReason;
+use super::timing::Timer;
+use super::{Agent, Observed, IN_FLIGHT_MAX, PLACE_QUEUE_MAX};
+use crate::actor::MIGRATION_BATCH_MAX;
+use crate::event::Event;
+use crate::node::{NodeId, NodeStatus};
+use crate::proposal::Action;
+use crate::state::{NodeRecord, State};
+use crate::step::step;
+
+impl Agent {
+    /// The policy and the serving rules: run after every input.
+    pub(super) fn evaluate(&mut self, now_ms: u64) {
+        self.check_lease(now_ms);
+        if self.observed.is_some() {
+            self.decide(now_ms);
+            self.reconcile(now_ms);
+        }
+        self.arm_evaluate(now_ms);
+        debug_assert!(self.fenced.is_none() || self.serving.is_empty());
+        debug_assert!(self
+            .timers
+            .get(Timer::Evaluate)
+            .is_none_or(|at| at > now_ms));
+    }
+
+    /// Proposes `event` if the reducer, run on the snapshot, accepts it and its kind is settled.
+    pub(super) fn propose_if_enabled(
+        &mut self,
+        now_ms: u64,
+        event: Event,
+        round: Option<u64>,
+    ) -> bool {
+        let Some(o) = &self.observed else {
+            return false;
+        };
+        let kind = Kind::of(&Action::Step(event));
+        if !self.settled(kind) || step(&o.state, &event).is_err() {
+            return false;
+        }
+        let proposed = self.propose(now_ms, Action::Step(event), round);
+        debug_assert!(
+            !proposed || !self.settled(kind),
+            "a proposed kind is in flight"
+        );
+        debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
+        proposed
+    }
+
+    /// What to propose next, by this node's status in its snapshot.
+    fn decide(&mut self, now_ms: u64) {
+        let Some(o) = self.observed.clone() else {
+            return;
+        };
+        if self.fenced == Some(FenceReason::Superseded) {
+            return;
+        }
+        let Some(record) = o.state.node(self.node).copied() else {
+            return;
+        };
+        let in_flight = self.in_flight.len();
+        match record.status {
+            NodeStatus::Active => self.decide_active(now_ms, &o, record),
+            status => self.decide_inactive(now_ms, status, &o.state),
+        }
+        debug_assert!(
+            self.in_flight.len() >= in_flight,
+            "deciding never drops a flight"
+        );
+        debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
+    }
+
+    /// A node that is not Active moves itself along: joins (when the application wants it in),
+    /// completes its join, recovers, or completes its leave once it holds no actor.
+    fn decide_inactive(&mut self, now_ms: u64, status: NodeStatus, s: &State) {
+        debug_assert!(status != NodeStatus::Active);
+        debug_assert!(s.node(self.node).is_some_and(|r| r.status == status));
+        let me = self.node;
+        match status {
+            NodeStatus::Left => {
+                if self.wants_member {
+                    self.propose_if_enabled(now_ms, Event::NodeJoin { node: me }, None);
+                }
+            }
+            NodeStatus::Joining => {
+                self.propose_if_enabled(now_ms, Event::NodeJoinComplete { node: me }, None);
+            }
+            NodeStatus::Failed => {
+                self.propose_if_enabled(now_ms, Event::NodeRecover { node: me }, None);
+            }
+            NodeStatus::Leaving => {
+                if s.load(me) == 0 {
+                    self.propose_if_enabled(now_ms, Event::NodeLeaveComplete { node: me }, None);
+                }
+            }
+            NodeStatus::Active => {}
+        }
+    }
+
+    /// An Active node: leaves (when the application wants it out), or reports partitions,
+    /// detects failures, keeps the primary and the views in order, migrates (as the primary)
+    /// and places what the application asked for.
+    fn decide_active(&mut self, now_ms: u64, o: &Observed, record: NodeRecord) {
+        debug_assert!(record.status == NodeStatus::Active);
+        debug_assert!(self.fenced != Some(FenceReason::Superseded));
+        let me = self.node;
+        let s = &o.state;
+        if !self.wants_member {
+            self.propose_if_enabled(now_ms, Event::NodeLeave { node: me }, None);
+            return;
+        }
+        self.report_partitions(now_ms, s);
+        self.detect(now_ms, o, record);
+        for t in s.active().without(me).iter() {
+            self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, None);
+        }
+        self.propose_if_enabled(now_ms, Event::ElectPrimary { node: me }, None);
+        self.propose_if_enabled(now_ms, Event::PrimaryStepDown { node: me }, None);
+        self.sync_views(now_ms, s, record);
+        self.migrate(now_ms, s, record);
+        self.place_requested(now_ms, s);
+        debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
+    }
+
+    /// Opens a new heartbeat round or votes on silent peers, once the current round has been
+    /// seen open for long enough.
+    fn detect(&mut self, now_ms: u64, o: &Observed, record: NodeRecord) {
+        let s = &o.state;
+        let me = self.node;
+        let settings = *self.timing.settings();
+        debug_assert!(record.status == NodeStatus::Active);
+        debug_assert!(
+            self.round_seen.is_some(),
+            "a snapshot was handled, so a round was seen"
+        );
+        let round_age = self
+            .round_seen
+            .filter(|(r, _)| *r == o.round)
+            .map_or(0, |(_, seen)| now_ms.saturating_sub(seen));
+        // Open a new round when this node suspects a peer whose heartbeat flag is still
+        // set and the round is at least a failure timeout old; the suspecting nodes take
+        // turns by rank (a late one is refused: the round moved on).
+        // Only when every other Active node reports the peer unreachable too: a peer
+        // that still reaches it would set its flag again with its next heartbeat.
+        let suspects_flagged = record.view.without(me).iter().any(|t| {
+            s.heartbeat_received(t)
+                && s.node(t).is_some_and(|r| r.status == NodeStatus::Active)
+                && s.active()
+                    .without(t)
+                    .iter()
+                    .all(|m| !s.can_communicate(m, t))
+        });
+        let rank = s.active().iter().position(|n| n == me).unwrap_or(0);
+        let rank = u64::try_from(rank).unwrap_or(0);
+        let reset_after = settings.failure_timeout_ms + rank * settings.heartbeat_interval_ms / 2;
+        debug_assert!(reset_after >= settings.failure_timeout_ms);
+        if suspects_flagged && round_age >= reset_after {
+            self.propose_if_enabled(now_ms, Event::ResetHeartbeats, Some(o.round));
+        }
+        if round_age >= settings.failure_timeout_ms {
+            // Every Active peer may be voted on (the reducer decides whether this node's
+            // detection counts: it must not reach the peer, nor have voted already).
+            for t in s.active().without(me).iter() {
+                self.propose_if_enabled(
+                    now_ms,
+                    Event::DetectFailure {
+                        detector: me,
+                        target: t,
+                    },
+                    Some(o.round),
+                );
+            }
+        }
+    }
+
+    /// Asks the first Active peer with a newer view than this node's to sync views.
+    fn sync_views(&mut self, now_ms: u64, s: &State, record: NodeRecord) {
+        let me = self.node;
+        debug_assert!(record.status == NodeStatus::Active);
+        let newer: Vec<NodeId> = s
+            .active()
+            .without(me)
+            .iter()
+            .filter(|&p| {
+                s.node(p)
+                    .is_some_and(|r| r.view_number > record.view_number)
+            })
+            .collect();
+        debug_assert!(!newer.contains(&me));
+        for p in newer {
+            if self.propose_if_enabled(
+                now_ms,
+                Event::SyncViews {
+                    a: me.min(p),
+                    b: me.max(p),
+                },
+                None,
+            ) {
+                break;
+            }
+        }
+    }
+
+    /// The primary in office, not fenced, sends the migration queue's next batch.
+    fn migrate(&mut self, now_ms: u64, s: &State, record: NodeRecord) {
+        debug_assert!(record.status == NodeStatus::Active);
+        if self.fenced.is_none()
+            && s.primary_in_office() == Some(self.node)
+            && !s.queue().is_empty()
+            && self.settled(Kind::Migrate)
+        {
+            let max = usize::try_from(self.timing.settings().migration_batch)
+                .unwrap_or(MIGRATION_BATCH_MAX)
+                .min(MIGRATION_BATCH_MAX);
+            debug_assert!((1..=MIGRATION_BATCH_MAX).contains(&max));
+            self.propose(
+                now_ms,
+                Action::MigrateBatch {
+                    term: record.term,
+                    max,
+                },
+                None,
+            );
+        }
+    }
+
+    /// Proposes the oldest place request whose actor is not placed yet (dropping those that
+    /// are).
+    fn place_requested(&mut self, now_ms: u64, s: &State) {
+        let queued = self.place_requests.len();
+        while let Some(&actor) = self.place_requests.front() {
+            if s.placement(actor).is_some() {
+                self.place_requests.pop_front();
+                continue;
+            }
+            if self.propose_if_enabled(now_ms, Event::PlaceActor { actor }, None) {
+                self.place_requests.pop_front();
+            }
+            break;
+        }
+        debug_assert!(self.place_requests.len() <= queued);
+        debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
+    }
+
+    /// Looks again when a round or a suspicion ripens.
+    pub(super) fn arm_evaluate(&mut self, now_ms: u64) {
+        let s = *self.timing.settings();
+        let mut next: Option<u64> = None;
+        let mut consider = |at: u64| {
+            if at > now_ms {
+                next = Some(next.map_or(at, |n: u64| n.min(at)));
+            }
+        };
+        if let Some((_, seen)) = self.round_seen {
+            consider(seen + s.failure_timeout_ms);
+            consider(seen + s.failure_timeout_ms + s.heartbeat_interval_ms * 8);
+        }
+        if let Some(o) = &self.observed {
+            consider(o.read_at_ms + s.lease_ms);
+        }
+        for p in self.peers.values() {
+            if let Some(since) = p.agreeing_since_ms() {
+                consider(since + s.suspect_after_ms);
+            }
+        }
+        self.timers.set_or_stop(Timer::Evaluate, next);
+        debug_assert!(next.is_none_or(|at| at > now_ms));
+        debug_assert!(self.timers.get(Timer::Evaluate) == next);
+    }
+}

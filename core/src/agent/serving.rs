@@ -1,0 +1,124 @@
+//! Serving: which actors the node serves, when it may serve them, and the hand-off wait before
+//! it starts one (see the module documentation of `agent`).
+
+use super::output::{Decision, Notification};
+use super::timing::Timer;
+use super::Agent;
+use crate::actor::ActorId;
+use crate::node::{NodeId, NodeStatus};
+use std::collections::{BTreeMap, BTreeSet};
+
+impl Agent {
+    /// Whether the node may serve `actor` at local time `now_ms`: it has activated it, is not
+    /// fenced, and its lease (Active) and its last snapshot are still fresh at `now_ms`. A
+    /// driver asks this before serving each request, so a process that was frozen past its lease
+    /// serves nothing when it resumes, even before its timers have run.
+    pub fn may_serve(&self, actor: ActorId, now_ms: u64) -> bool {
+        debug_assert!(self.fenced.is_none() || self.serving.is_empty());
+        let Some(o) = &self.observed else {
+            return false;
+        };
+        let fresh = now_ms < o.read_at_ms + self.timing.settings().lease_ms;
+        let leased = match o.state.node(self.node).map(|r| r.status) {
+            Some(NodeStatus::Active) => self.lease_until_ms.is_some_and(|u| now_ms < u),
+            Some(NodeStatus::Leaving) => true,
+            _ => false,
+        };
+        if self.never_fences(&o.state) {
+            // The simulation's planted bug (feature `checking` only): lease and age ignored.
+            return self.fenced.is_none() && self.serving.contains_key(&actor);
+        }
+        let may = self.fenced.is_none() && self.serving.contains_key(&actor) && fresh && leased;
+        debug_assert!(!may || self.serving.contains_key(&actor));
+        may
+    }
+
+    /// Serving: stop what the registry no longer places here, start what it does after the
+    /// hand-off wait (see the module documentation); only what this process is serving, with
+    /// the same epoch, goes on without one.
+    pub(super) fn reconcile(&mut self, now_ms: u64) {
+        let Some(o) = &self.observed else {
+            return;
+        };
+        let me = self.node;
+        let status = o.state.node(me).map(|r| r.status);
+        let desired: BTreeMap<ActorId, u64> = if self.fenced.is_none()
+            && matches!(status, Some(NodeStatus::Active | NodeStatus::Leaving))
+        {
+            o.state
+                .hosted(me)
+                .map(|set| {
+                    set.iter()
+                        .filter_map(|&a| o.state.placement(a).map(|p| (a, p.epoch)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            BTreeMap::new()
+        };
+        let stop: Vec<(ActorId, u64)> = self
+            .serving
+            .iter()
+            .filter(|(a, e)| desired.get(a) != Some(e))
+            .map(|(&a, &e)| (a, e))
+            .collect();
+        for (actor, epoch) in stop {
+            self.serving.remove(&actor);
+            self.outputs.decide(Decision::Deactivate { actor, epoch });
+            self.outputs
+                .notify(Notification::ActorDeactivated { actor, epoch });
+        }
+        self.pending
+            .retain(|a, (epoch, _)| desired.get(a) == Some(epoch));
+        let wait = self.timing.handoff_wait_ms();
+        let mut start = Vec::new();
+        for (&actor, &epoch) in &desired {
+            if self.serving.get(&actor) == Some(&epoch) {
+                continue;
+            }
+            let at = match self.pending.get(&actor) {
+                Some(&(_, at)) => at,
+                None => {
+                    // Whoever held the actor before (a live node, a Failed one, this node's
+                    // previous incarnation, this very process before a fence) may still serve
+                    // it for up to a lease after its last snapshot read before the move: wait.
+                    let at = now_ms + wait;
+                    self.pending.insert(actor, (epoch, at));
+                    at
+                }
+            };
+            if at <= now_ms {
+                start.push((actor, epoch));
+            }
+        }
+        for (actor, epoch) in start {
+            self.pending.remove(&actor);
+            self.serving.insert(actor, epoch);
+            self.outputs.decide(Decision::Activate { actor, epoch });
+            self.outputs
+                .notify(Notification::ActorActivated { actor, epoch });
+        }
+        let next = self.pending.values().map(|&(_, at)| at).min();
+        self.timers.set_or_stop(Timer::Activation, next);
+        debug_assert!(next.is_none_or(|at| at > now_ms));
+        debug_assert!(self.serving.keys().all(|a| desired.contains_key(a)));
+        debug_assert!(self.fenced.is_none() || self.serving.is_empty());
+    }
+}
+
+/// The nodes that may serve each actor, at each agent's local time (agent, `now_ms`): what the
+/// simulation and the drivers' tests check single activation on ([`Agent::may_serve`]).
+pub fn served_by<'a>(
+    agents: impl IntoIterator<Item = (&'a Agent, u64)>,
+) -> BTreeMap<ActorId, BTreeSet<NodeId>> {
+    let mut served: BTreeMap<ActorId, BTreeSet<NodeId>> = BTreeMap::new();
+    for (agent, now_ms) in agents {
+        for &actor in agent.serving.keys() {
+            if agent.may_serve(actor, now_ms) {
+                served.entry(actor).or_default().insert(agent.node);
+            }
+        }
+    }
+    debug_assert!(served.values().all(|nodes| !nodes.is_empty()));
+    served
+}
