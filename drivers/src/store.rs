@@ -161,4 +161,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// A receiver whose value changes after every commit (the Agent's wake-up).
     fn watch(&self) -> watch::Receiver<u64>;
+
+    /// The transaction statistics of this store handle so far (commits, conflicts, retries,
+    /// sizes).
+    fn stats(&self) -> StoreStats;
 }

@@ -13,11 +13,12 @@ use crate::checker::{events_text, Replay};
 use crate::coverage::{Coverage, FaultKind};
 use crate::rng::{Rng, TraceHash};
 use crate::world::{Params, Planted, Scenario};
-use membership::core::{
+use membership::protocol::{
     Action, ActorId, Agent, Config, Decision, Event, FenceReason, NodeId, NodeStatus, Notification,
     Outcome, Proposal, ProposalError, State, Timing,
 };
-use membership::{Attempt, Fault, MemoryStore, Snapshot, Store, StoreError, Transaction};
+use membership::testing::{Attempt, Fault, Transaction};
+use membership::{MemoryStore, Snapshot, Store, StoreError};
 use membership::{CONFLICT_RETRIES_MAX, DIRECT_RETRIES_MAX};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -1933,7 +1934,7 @@ mod tests {
         let failed = (0..20).find_map(|seed| {
             let report = run(Options {
                 planted: Some(Planted::Reducer(
-                    membership::core::checking::Mutant::NoSyncViews,
+                    membership::protocol::checking::Mutant::NoSyncViews,
                 )),
                 ..Options::swarm(seed, 10_000)
             });
