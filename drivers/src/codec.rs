@@ -6,9 +6,7 @@
 use crate::keys::{meta_key_name, registry_key_name};
 use membership_core::REGISTRY_FORMAT_VERSION;
 #[cfg(feature = "testing")]
-use membership_core::{
-    Applied, Key, MetaKey, MigrationEntry, NodeRecord, Placement, Slot,
-};
+use membership_core::{Applied, Key, MetaKey, MigrationEntry, NodeRecord, Placement, Slot};
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -104,9 +102,6 @@ mod tests {
             "format version 9, this build reads version 1"
         );
         assert!(check_registry(&key, b"\x01garbage").is_err());
-        assert_eq!(
-            check_registry(&key, b"").unwrap_err().reason,
-            "empty value"
-        );
+        assert_eq!(check_registry(&key, b"").unwrap_err().reason, "empty value");
     }
 }

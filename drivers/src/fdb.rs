@@ -358,7 +358,11 @@ impl Store for FdbStore {
                     trx.set(&key, &encode(&slot));
                     let (begin, end) = self.prefix_range(&proposals_of_node(node));
                     trx.clear_range(&begin, &end);
-                    trx.atomic_op(&self.key(VERSION_KEY), &1i64.to_le_bytes(), MutationType::Add);
+                    trx.atomic_op(
+                        &self.key(VERSION_KEY),
+                        &1i64.to_le_bytes(),
+                        MutationType::Add,
+                    );
                     Ok(slot)
                 }
             })
@@ -420,7 +424,11 @@ impl Store for FdbStore {
                             Write::Delete(k) => trx.clear(&self.key(k)),
                         }
                     }
-                    trx.atomic_op(&self.key(VERSION_KEY), &1i64.to_le_bytes(), MutationType::Add);
+                    trx.atomic_op(
+                        &self.key(VERSION_KEY),
+                        &1i64.to_le_bytes(),
+                        MutationType::Add,
+                    );
                     if self.record_log {
                         // The commit's versionstamp (10 bytes, in commit order) beside the log
                         // record: the commit order of the log.

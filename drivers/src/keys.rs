@@ -28,7 +28,10 @@ use membership_core::{NodeId, ProposalId};
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 #[cfg_attr(
     not(any(feature = "etcd", feature = "fdb")),
-    allow(unreachable_pub, reason = "public at the crate root with the etcd or fdb feature")
+    allow(
+        unreachable_pub,
+        reason = "public at the crate root with the etcd or fdb feature"
+    )
 )]
 pub const QUEUE_CHUNK_ACTORS: u64 = 256;
 
@@ -54,16 +57,16 @@ pub(crate) const HEARTBEAT_FAMILY: &str = "heartbeat/";
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const COUNTER_FAMILY: &str = "counter/";
 /// The placements' family.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "fdb", all(feature = "testing", feature = "etcd")))]
 pub(crate) const ACTOR_FAMILY: &str = "actor/";
 /// The queue chunks' family.
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 pub(crate) const QUEUE_FAMILY: &str = "queue/";
 /// The load markers' family.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", all(feature = "testing", feature = "fdb")))]
 pub(crate) const LOAD_FAMILY: &str = "load/";
 /// The hosted markers' family.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", all(feature = "testing", feature = "fdb")))]
 pub(crate) const HOSTED_FAMILY: &str = "hosted/";
 /// The node slots' family.
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]

@@ -12,14 +12,14 @@ use crate::keys::StoreKey;
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 #[cfg(feature = "testing")]
 use crate::testing::{fault::Fault, log::Logged};
+#[cfg(feature = "testing")]
+use membership_core::ProposalId;
 use membership_core::{
     execute, Commit, Config, Key, Meta, MetaKey, NodeId, Outcome, Proposal, Slot, State,
 };
-#[cfg(feature = "testing")]
-use membership_core::ProposalId;
+use std::collections::{BTreeMap, HashMap};
 #[cfg(feature = "testing")]
 use std::collections::{BTreeSet, VecDeque};
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 

@@ -12,7 +12,7 @@
 mod conformance;
 
 use membership::protocol::{ActorId, Config, Event, NodeId, Notification, Timing};
-use membership::testing::{check_single_activation, Audit};
+use membership::testing::check_single_activation;
 use membership::{EtcdOptions, EtcdStore, NodeHandle, NodeNotification, NodeOptions, Store};
 use std::process::Command;
 use std::sync::{Arc, Mutex};

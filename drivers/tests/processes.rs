@@ -205,7 +205,10 @@ async fn node_processes_survive_kill_and_freeze() {
     println!("killed n{primary}'s process");
     let recovered = |s: &membership::Snapshot| {
         s.state.primary_in_office().is_some_and(|p| p.0 != primary)
-            && !s.state.active().contains(membership::protocol::NodeId(primary))
+            && !s
+                .state
+                .active()
+                .contains(membership::protocol::NodeId(primary))
             && s.state.queue().is_empty()
             && s.state
                 .placements()

@@ -17,7 +17,7 @@
 //!   ([`check_single_activation`]).
 
 mod activation;
-mod audit;
+pub(crate) mod audit;
 pub(crate) mod fault;
 pub(crate) mod log;
 
