@@ -29,6 +29,8 @@
 //! write later, and the proposer's retry with the same id is still recognised.
 
 use crate::codec::{decode, encode};
+#[cfg(feature = "testing")]
+use crate::fault::Fault;
 use crate::keys::{
     meta_key_name, never_deleted, proposals_of, proposals_of_node, CONFIG_KEY, HOSTED_FAMILY,
     NODE_FAMILY, PER_NODE_FAMILIES, PROPOSAL_FAMILY, QUEUE_FAMILY,
@@ -38,13 +40,11 @@ use crate::keys::{StoreKey, LOG_FAMILY, REGISTRY_PREFIXES};
 #[cfg(feature = "testing")]
 use crate::kv::{export, logged, value_of};
 use crate::kv::{load, plan_fitting, Entry, Loaded, Planned, StoredConfig, Write};
+#[cfg(feature = "testing")]
+use crate::store::Logged;
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 #[cfg(feature = "testing")]
-use crate::testing::{
-    audit::{Audit, Limits},
-    fault::Fault,
-    log::Logged,
-};
+use crate::testing::{Audit, Limits};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
     TxnOpResponse, WatchOptions,

@@ -21,6 +21,8 @@
 //! make: its code forbids `unsafe`) and drops the guard before it exits.
 
 use crate::codec::{decode, encode};
+#[cfg(feature = "testing")]
+use crate::fault::Fault;
 use crate::keys::{
     log_key_name, meta_key_name, order_key_name, proposals_of, proposals_of_node, CONFIG_KEY,
     LOAD_PREFIXES, VERSION_KEY,
@@ -30,13 +32,11 @@ use crate::keys::{StoreKey, LOG_FAMILY, LOG_ORDER_FAMILY, REGISTRY_PREFIXES};
 #[cfg(feature = "testing")]
 use crate::kv::{export, logged, value_of};
 use crate::kv::{load, plan_fitting, Entry, Loaded, Planned, StoredConfig, Write};
+#[cfg(feature = "testing")]
+use crate::store::Logged;
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 #[cfg(feature = "testing")]
-use crate::testing::{
-    audit::{Audit, Limits},
-    fault::Fault,
-    log::Logged,
-};
+use crate::testing::{Audit, Limits};
 use foundationdb::options::{ConflictRangeType, MutationType, StreamingMode, TransactionOption};
 use foundationdb::tuple::Subspace;
 use foundationdb::{Database, FdbBindingError, RangeOption, Transaction};

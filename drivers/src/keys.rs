@@ -211,7 +211,7 @@ mod tests {
     use membership_core::{ActorId, NodeId, ProposalId};
 
     #[test]
-    fn names_are_the_layout_s() {
+    fn names_follow_the_layout() {
         let queued = StoreKey::Registry(Key::Queue(ActorId(300)));
         assert_eq!(queued.name(), "queue/c1");
         assert_eq!(StoreKey::Registry(Key::Node(NodeId(3))).name(), "node/n3");

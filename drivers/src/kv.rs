@@ -20,9 +20,9 @@ use crate::keys::{
     log_key_name, meta_key_name, queue_chunk_name, registry_key_name, CONFIG_KEY,
     QUEUE_CHUNK_ACTORS,
 };
-use crate::store::StoreError;
 #[cfg(feature = "testing")]
-use crate::testing::log::Logged;
+use crate::store::Logged;
+use crate::store::StoreError;
 #[cfg(feature = "testing")]
 use membership_core::Event;
 use membership_core::{

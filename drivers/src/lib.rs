@@ -55,6 +55,8 @@
 mod codec;
 #[cfg(feature = "etcd")]
 mod etcd;
+#[cfg(feature = "testing")]
+mod fault;
 #[cfg(feature = "fdb")]
 mod fdb;
 mod keys;

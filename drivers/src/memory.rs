@@ -8,10 +8,12 @@
 use crate::codec::encode;
 #[cfg(feature = "testing")]
 use crate::codec::{check_meta, check_registry, DecodeError};
-use crate::keys::StoreKey;
-use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 #[cfg(feature = "testing")]
-use crate::testing::{fault::Fault, log::Logged};
+use crate::fault::Fault;
+use crate::keys::StoreKey;
+#[cfg(feature = "testing")]
+use crate::store::Logged;
+use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 #[cfg(feature = "testing")]
 use membership_core::ProposalId;
 use membership_core::{
@@ -485,7 +487,7 @@ pub(crate) fn encoded_size(delta: &membership_core::Delta) -> u64 {
 /// The test kit's access to the in-memory store (cargo feature `testing`).
 #[cfg(feature = "testing")]
 impl MemoryStore {
-    /// Queues a fault for the next proposals (at most [`crate::testing::FAULTS_MAX`]).
+    /// Queues a fault for the next proposals (at most [`crate::fault::FAULTS_MAX`]).
     pub fn inject(&self, fault: Fault) {
         Fault::enqueue(&mut self.lock().faults, fault);
     }

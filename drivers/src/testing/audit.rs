@@ -9,11 +9,10 @@
 //! `EtcdOptions::record_log` is on) and orders them by the revision that created the key.
 //! Replaying it through `step` from the initial registry must give the stored registry.
 
+use crate::fault::Fault;
 use crate::keys::StoreKey;
 use crate::memory::MemoryStore;
-use crate::store::{Snapshot, Store, StoreError};
-use crate::testing::fault::Fault;
-use crate::testing::log::Logged;
+use crate::store::{Logged, Snapshot, Store, StoreError};
 use membership_core::{State, MIGRATION_BATCH_MAX};
 use std::future::Future;
 

@@ -17,16 +17,14 @@
 //!   ([`check_single_activation`]).
 
 mod activation;
-pub(crate) mod audit;
-pub(crate) mod fault;
-pub(crate) mod log;
+mod audit;
 
+pub use crate::fault::{Fault, FAULTS_MAX};
 pub use crate::keys::StoreKey;
 pub use crate::memory::{Attempt, Transaction, COMMIT_LOG_MAX};
+pub use crate::store::Logged;
 pub use activation::{check_single_activation, DoubleActivation};
 pub use audit::{Audit, Limits, MEMORY_LIMITS};
-pub use fault::{Fault, FAULTS_MAX};
-pub use log::Logged;
 
 /// Encodes a value as every store stores it: the format version byte, then JSON (to corrupt
 /// or rewrite a stored value in a test).

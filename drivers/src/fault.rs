@@ -1,4 +1,5 @@
-//! Fault injection: the one queue of injected faults every store shares.
+//! Fault injection (the test kit's, cargo feature `testing`): the faults a store can be told to
+//! inject into its next proposals, and the one queue of them every store shares.
 
 use crate::store::StoreError;
 use membership_core::Outcome;
