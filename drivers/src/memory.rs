@@ -487,7 +487,7 @@ pub(crate) fn encoded_size(delta: &membership_core::Delta) -> u64 {
 /// The test kit's access to the in-memory store (cargo feature `testing`).
 #[cfg(feature = "testing")]
 impl MemoryStore {
-    /// Queues a fault for the next proposals (at most [`crate::fault::FAULTS_MAX`]).
+    /// Queues a fault for the next proposals (at most [`crate::testing::FAULTS_MAX`]).
     pub fn inject(&self, fault: Fault) {
         Fault::enqueue(&mut self.lock().faults, fault);
     }

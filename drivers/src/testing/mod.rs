@@ -9,15 +9,18 @@
 //! - **The store audit** ([`Audit`]): a store's committed log ([`Logged`]), corruption and repair
 //!   of one stored value ([`StoreKey`]), an import of a whole registry, the engine's
 //!   [`Limits`].
-//! - **The in-memory store's step-wise transactions** (`MemoryStore::begin` gives a
-//!   [`Transaction`], `MemoryStore::try_commit` an [`Attempt`]), its log
-//!   (`MemoryStore::log`, at most [`COMMIT_LOG_MAX`] commits), `MemoryStore::corrupt` and
-//!   `MemoryStore::set_unreachable`.
+//! - **The in-memory store's step-wise transactions** ([`MemoryStore::begin`] gives a
+//!   [`Transaction`], [`MemoryStore::try_commit`] an [`Attempt`]), its log
+//!   ([`MemoryStore::log`], at most [`COMMIT_LOG_MAX`] commits), [`MemoryStore::corrupt`] and
+//!   [`MemoryStore::set_unreachable`].
 //! - **The single-activation audit** of a cluster's notifications
 //!   ([`check_single_activation`]).
 
 mod activation;
 mod audit;
+
+#[cfg(doc)]
+use crate::MemoryStore;
 
 pub use crate::fault::{Fault, FAULTS_MAX};
 pub use crate::keys::StoreKey;
