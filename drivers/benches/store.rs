@@ -9,9 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use membership::core::testing::{all_active, fixed, run};
-use membership::core::{
-    Action, ActorId, Config, Event, NodeId, Proposal, ProposalId, ProposalOutcome, State,
+use membership::protocol::testing::{all_active, fixed, run};
+use membership::protocol::{
+    Action, ActorId, Config, Event, NodeId, ProposalOutcome, Proposal, ProposalId, State,
     MIGRATION_BATCH_MAX,
 };
 use membership::{MemoryStore, Store};
@@ -117,7 +117,7 @@ fn proposals(c: &mut Criterion) {
 
 /// 5 nodes, `actors` actors on n5, n5 declared failed: every actor queued with NodeFailed.
 fn failed_with_actors(actors: u64) -> State {
-    use membership::core::testing::{detect, partition, place_on, RESET};
+    use membership::protocol::testing::{detect, partition, place_on, RESET};
     let s = run(fixed(5), &all_active(5));
     let s = place_on(&s, 5, 1..=actors);
     let mut events = vec![];
@@ -129,7 +129,7 @@ fn failed_with_actors(actors: u64) -> State {
         events.push(detect(i, 5));
     }
     events.push(Event::MarkNodeFailed { node: NodeId(5) });
-    membership::core::testing::apply(&s, &events)
+    membership::protocol::testing::apply(&s, &events)
 }
 
 fn migrate(c: &mut Criterion) {

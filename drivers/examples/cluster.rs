@@ -10,10 +10,9 @@
 #![allow(clippy::print_stdout)]
 
 use clap::Parser;
-use membership::core::{ActorId, Config, NodeId, Notification, Timing, TimingSettings};
-use membership::{
-    check_single_activation, MemoryStore, NodeHandle, NodeNotification, NodeOptions, Store,
-};
+use membership::protocol::{ActorId, Config, NodeId, Notification, Timing, TimingSettings};
+use membership::testing::check_single_activation;
+use membership::{MemoryStore, NodeHandle, NodeNotification, NodeOptions, Store};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};

@@ -10,11 +10,10 @@
 #![allow(clippy::print_stdout)]
 
 use clap::Parser;
-use membership::core::testing::{all_active, apply, place_on, voted_out};
-use membership::core::{
-    Action, Config, Event, NodeId, Proposal, ProposalId, ProposalOutcome, State,
-};
-use membership::{Audit, MemoryStore, Store};
+use membership::protocol::testing::{all_active, apply, place_on, voted_out};
+use membership::protocol::{Action, Config, Event, NodeId, ProposalOutcome, Proposal, ProposalId, State};
+use membership::testing::Audit;
+use membership::{MemoryStore, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;

@@ -8,8 +8,8 @@
 #![allow(clippy::print_stdout)]
 
 use clap::Parser;
-use membership::core::{Config, NodeId, Notification, Timing};
-use membership::{Audit, MemoryStore, NodeHandle, NodeOptions};
+use membership::protocol::{Config, NodeId, Notification, Timing};
+use membership::{MemoryStore, NodeHandle, NodeOptions, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli) -> Result<(), String> {
-    let timing = Timing::new(membership::core::TimingSettings {
+    let timing = Timing::new(membership::protocol::TimingSettings {
         probe_interval_ms: cli.probe_interval_ms,
         probe_timeout_ms: cli.probe_interval_ms,
         suspect_after_ms: cli.probe_interval_ms * 3,
@@ -83,7 +83,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
     ))
 }
 
-async fn run_on<S: Audit>(cli: &Cli, timing: Timing, store: Arc<S>) -> Result<(), String> {
+async fn run_on<S: Store>(cli: &Cli, timing: Timing, store: Arc<S>) -> Result<(), String> {
     store
         .init(Config::fixed(cli.nodes).map_err(|e| e.to_string())?)
         .await

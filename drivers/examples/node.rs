@@ -18,7 +18,7 @@
 #![allow(clippy::print_stdout)]
 
 use clap::Parser;
-use membership::core::{ActorId, Config, NodeId, Timing};
+use membership::protocol::{ActorId, Config, NodeId, Timing};
 use membership::{NodeHandle, NodeOptions, Store};
 use serde_json::json;
 use std::collections::BTreeMap;

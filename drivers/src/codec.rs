@@ -2,9 +2,12 @@
 //! refuses a value of another version, a truncated one or garbage with a [`DecodeError`] naming
 //! the key. Shared by every store.
 
-use membership_core::{
-    Applied, Key, MetaKey, MigrationEntry, NodeRecord, Placement, Slot, REGISTRY_FORMAT_VERSION,
-};
+#[cfg(feature = "testing")]
+use crate::keys::{meta_key_name, registry_key_name};
+use membership_core::REGISTRY_FORMAT_VERSION;
+#[cfg(feature = "testing")]
+use membership_core::{Applied, Key, MetaKey, MigrationEntry, NodeRecord, Placement, Slot};
+#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
@@ -19,17 +22,8 @@ pub struct DecodeError {
     pub reason: String,
 }
 
-/// The name of a metadata key.
-pub fn meta_key_name(key: &MetaKey) -> String {
-    match key {
-        MetaKey::Slot(n) => format!("slot/{n}"),
-        MetaKey::Round => "round".to_string(),
-        MetaKey::Applied(id) => format!("proposal/{}/{}/{}", id.node, id.incarnation, id.seq),
-    }
-}
-
 /// Encodes a value: the format version byte, then JSON.
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let version = u8::try_from(REGISTRY_FORMAT_VERSION).unwrap_or(u8::MAX);
     let mut bytes = vec![version];
     // Serializing these plain data types to JSON cannot fail.
@@ -40,7 +34,8 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes the value stored under `key`.
-pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, DecodeError> {
+#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, DecodeError> {
     let error = |reason: String| DecodeError {
         key: key.to_string(),
         reason,
@@ -56,49 +51,34 @@ pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, DecodeE
     serde_json::from_slice(json).map_err(|e| error(e.to_string()))
 }
 
-/// A registry value of a known kind, as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Stored {
-    /// `node/n`.
-    Node(NodeRecord),
-    /// `heartbeat/n`.
-    Heartbeat(bool),
-    /// A counter or a load.
-    Count(u64),
-    /// `actor/a`.
-    Actor(Placement),
-    /// `queue/a`.
-    Queue(MigrationEntry),
-    /// `slot/n`.
-    Slot(Slot),
-    /// `proposal/...`.
-    Applied(Applied),
+/// Checks that `bytes` decode as the value of registry key `key` (the in-memory store's check
+/// of a corrupted value; a queue entry is one entry, named by its chunk's key).
+#[cfg(feature = "testing")]
+pub(crate) fn check_registry(key: &Key, bytes: &[u8]) -> Result<(), DecodeError> {
+    let name = registry_key_name(key);
+    match key {
+        Key::Node(_) => decode::<NodeRecord>(&name, bytes).map(|_| ()),
+        Key::Heartbeat(_) => decode::<bool>(&name, bytes).map(|_| ()),
+        Key::Counter(_) | Key::ActorCount | Key::Load(_) | Key::Hosted(_) => {
+            decode::<u64>(&name, bytes).map(|_| ())
+        }
+        Key::Actor(_) => decode::<Placement>(&name, bytes).map(|_| ()),
+        Key::Queue(_) => decode::<MigrationEntry>(&name, bytes).map(|_| ()),
+    }
 }
 
-/// Decodes the bytes stored under the registry key `key`.
-pub fn decode_registry(key: &Key, bytes: &[u8]) -> Result<Stored, DecodeError> {
-    let name = key.to_string();
-    Ok(match key {
-        Key::Node(_) => Stored::Node(decode(&name, bytes)?),
-        Key::Heartbeat(_) => Stored::Heartbeat(decode(&name, bytes)?),
-        Key::Counter(_) | Key::ActorCount | Key::Load(_) => Stored::Count(decode(&name, bytes)?),
-        Key::Actor(_) => Stored::Actor(decode(&name, bytes)?),
-        Key::Queue(_) => Stored::Queue(decode(&name, bytes)?),
-        Key::Hosted(_) => Stored::Count(decode(&name, bytes)?),
-    })
-}
-
-/// Decodes the bytes stored under the metadata key `key`.
-pub fn decode_meta(key: &MetaKey, bytes: &[u8]) -> Result<Stored, DecodeError> {
+/// Checks that `bytes` decode as the value of metadata key `key`.
+#[cfg(feature = "testing")]
+pub(crate) fn check_meta(key: &MetaKey, bytes: &[u8]) -> Result<(), DecodeError> {
     let name = meta_key_name(key);
-    Ok(match key {
-        MetaKey::Slot(_) => Stored::Slot(decode(&name, bytes)?),
-        MetaKey::Round => Stored::Count(decode(&name, bytes)?),
-        MetaKey::Applied(_) => Stored::Applied(decode(&name, bytes)?),
-    })
+    match key {
+        MetaKey::Slot(_) => decode::<Slot>(&name, bytes).map(|_| ()),
+        MetaKey::Round => decode::<u64>(&name, bytes).map(|_| ()),
+        MetaKey::Applied(_) => decode::<Applied>(&name, bytes).map(|_| ()),
+    }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests {
     use super::*;
     use membership_core::NodeId;
@@ -108,9 +88,9 @@ mod tests {
         let record = NodeRecord::INITIAL;
         let key = Key::Node(NodeId(2));
         let bytes = encode(&record);
-        assert_eq!(decode_registry(&key, &bytes), Ok(Stored::Node(record)));
+        assert_eq!(check_registry(&key, &bytes), Ok(()));
         let truncated = &bytes[..bytes.len() / 2];
-        let err = decode_registry(&key, truncated).unwrap_err();
+        let err = check_registry(&key, truncated).unwrap_err();
         assert_eq!(err.key, "node/n2");
         assert!(err
             .to_string()
@@ -118,13 +98,10 @@ mod tests {
         let mut wrong_version = bytes.clone();
         wrong_version[0] = 9;
         assert_eq!(
-            decode_registry(&key, &wrong_version).unwrap_err().reason,
+            check_registry(&key, &wrong_version).unwrap_err().reason,
             "format version 9, this build reads version 1"
         );
-        assert!(decode_registry(&key, b"\x01garbage").is_err());
-        assert_eq!(
-            decode_registry(&key, b"").unwrap_err().reason,
-            "empty value"
-        );
+        assert!(check_registry(&key, b"\x01garbage").is_err());
+        assert_eq!(check_registry(&key, b"").unwrap_err().reason, "empty value");
     }
 }

@@ -28,19 +28,29 @@
 //! retries run out after a commit was sent, the outcome is `Unknown`; etcd can apply a timed-out
 //! write later, and the proposer's retry with the same id is still recognised.
 
-use crate::audit::{Audit, Limits};
-use crate::codec::encode;
-use crate::kv::{
-    export, load, logged, plan_fitting, proposals_of, proposals_of_node, store_key_name, value_of,
-    Entry, Loaded, Planned, StoredConfig, Write, CONFIG_KEY, REGISTRY_PREFIXES,
+use crate::codec::{decode, encode};
+#[cfg(feature = "testing")]
+use crate::fault::Fault;
+use crate::keys::{
+    meta_key_name, never_deleted, proposals_of, proposals_of_node, CONFIG_KEY, HOSTED_FAMILY,
+    NODE_FAMILY, PER_NODE_FAMILIES, PROPOSAL_FAMILY, QUEUE_FAMILY,
 };
-use crate::memory::{Fault, Logged, StoreKey};
+#[cfg(feature = "testing")]
+use crate::keys::{StoreKey, LOG_FAMILY, REGISTRY_PREFIXES};
+#[cfg(feature = "testing")]
+use crate::kv::{export, logged, value_of};
+use crate::kv::{load, plan_fitting, Entry, Loaded, Planned, StoredConfig, Write};
+#[cfg(feature = "testing")]
+use crate::store::Logged;
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
+#[cfg(feature = "testing")]
+use crate::testing::{Audit, Limits};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
-use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
+use membership_core::{Config, MetaKey, NodeId, ProposalOutcome, Proposal, Slot};
+#[cfg(feature = "testing")]
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -139,6 +149,8 @@ pub struct EtcdStore {
     changes: watch::Sender<u64>,
     watcher: tokio::task::JoinHandle<()>,
     stats: Arc<Mutex<StoreStats>>,
+    /// Faults queued for the next proposals.
+    #[cfg(feature = "testing")]
     faults: Mutex<VecDeque<Fault>>,
 }
 
@@ -187,24 +199,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Whether keys named so are never deleted (compared by "not modified since the read", which
-/// needs no read of their version). Placements, queue chunks and proposal records can be deleted:
-/// they are compared with the version read.
-fn never_deleted(name: &str) -> bool {
-    [
-        "node/",
-        "heartbeat/",
-        "load/",
-        "hosted/",
-        "counter/",
-        "slot/",
-    ]
-    .iter()
-    .any(|family| name.starts_with(family))
-        || name == "round"
-        || name == "config"
-}
-
 /// What one commit attempt came to.
 enum Attempt {
     Done(ProposalOutcome),
@@ -234,6 +228,7 @@ impl EtcdStore {
             changes,
             watcher,
             stats: Arc::new(Mutex::new(StoreStats::default())),
+            #[cfg(feature = "testing")]
             faults: Mutex::new(VecDeque::new()),
         })
     }
@@ -292,14 +287,14 @@ impl EtcdStore {
         let mut ops = vec![
             TxnOp::get(
                 p.as_bytes().to_vec(),
-                Some(GetOptions::new().with_range(self.key("hosted/"))),
+                Some(GetOptions::new().with_range(self.key(HOSTED_FAMILY))),
             ),
             TxnOp::get(
-                self.key("node/"),
-                Some(GetOptions::new().with_range(self.key("proposal/"))),
+                self.key(NODE_FAMILY),
+                Some(GetOptions::new().with_range(self.key(PROPOSAL_FAMILY))),
             ),
             TxnOp::get(
-                self.key("queue/"),
+                self.key(QUEUE_FAMILY),
                 Some(GetOptions::new().with_range(range_end(p))),
             ),
         ];
@@ -344,10 +339,9 @@ impl EtcdStore {
         reads: &std::collections::BTreeMap<String, i64>,
         revision: i64,
     ) -> Vec<Compare> {
-        const FAMILIES: [&str; 4] = ["node/", "heartbeat/", "load/", "hosted/"];
         let mut compares = Vec::new();
         let mut collapsed = Vec::new();
-        for family in FAMILIES {
+        for family in PER_NODE_FAMILIES {
             let count = reads.keys().filter(|k| k.starts_with(family)).count();
             if count > ETCD_FAMILY_KEYS_MAX {
                 collapsed.push(family);
@@ -453,6 +447,8 @@ impl EtcdStore {
         (plan.writes.len().max(compares.len()), bytes)
     }
 
+    /// Writes `value` under `name` as it is, or deletes the key (a corruption or a repair).
+    #[cfg(feature = "testing")]
     async fn put_raw(&self, name: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
         let key = self.key(name);
         self.retrying(|| {
@@ -551,7 +547,7 @@ impl Store for EtcdStore {
             TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
             _ => None,
         });
-        let stored: StoredConfig = crate::codec::decode(CONFIG_KEY, &stored.unwrap_or_default())?;
+        let stored: StoredConfig = decode(CONFIG_KEY, &stored.unwrap_or_default())?;
         if stored.node_count != config.node_count() {
             return Err(StoreError::Shape {
                 found: stored.node_count,
@@ -562,7 +558,7 @@ impl Store for EtcdStore {
     }
 
     async fn claim(&self, node: NodeId, address: &str) -> Result<Slot, StoreError> {
-        let slot_name = crate::codec::meta_key_name(&MetaKey::Slot(node));
+        let slot_name = meta_key_name(&MetaKey::Slot(node));
         for _ in 0..ETCD_CONFLICT_RETRIES_MAX {
             let (loaded, _) = self.read(None).await?;
             if loaded.state.node(node).is_none() {
@@ -602,7 +598,9 @@ impl Store for EtcdStore {
     }
 
     async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, StoreError> {
+        #[cfg(feature = "testing")]
         let fault = lock(&self.faults).pop_front();
+        #[cfg(feature = "testing")]
         if let Some(answer) = Fault::answer_before_running(fault) {
             lock(&self.stats).unknown_outcomes += u64::from(answer == Ok(ProposalOutcome::Unknown));
             return answer;
@@ -617,6 +615,7 @@ impl Store for EtcdStore {
             }
             match self.attempt(&proposal, &mut uncertain).await {
                 Ok(Attempt::Done(outcome)) => {
+                    #[cfg(feature = "testing")]
                     let outcome = match (fault, outcome) {
                         (Some(Fault::UnknownAfterCommit), ProposalOutcome::Committed { .. }) => {
                             ProposalOutcome::Unknown
@@ -662,15 +661,16 @@ impl Store for EtcdStore {
     fn watch(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
-}
 
-impl Audit for EtcdStore {
     fn stats(&self) -> StoreStats {
         lock(&self.stats).clone()
     }
+}
 
+#[cfg(feature = "testing")]
+impl Audit for EtcdStore {
     async fn committed_log(&self) -> Result<Vec<Logged>, StoreError> {
-        let start = self.key("log/");
+        let start = self.key(LOG_FAMILY);
         let response = self
             .retrying(|| {
                 let mut kv = self.kv();
@@ -705,12 +705,12 @@ impl Audit for EtcdStore {
     }
 
     async fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.put_raw(&store_key_name(&key), Some(bytes)).await
+        self.put_raw(&key.name(), Some(bytes)).await
     }
 
     async fn repair(&self, key: StoreKey, before: &Snapshot) -> Result<(), StoreError> {
         let value = value_of(&key, &before.state, &before.slots_meta());
-        self.put_raw(&store_key_name(&key), value).await
+        self.put_raw(&key.name(), value).await
     }
 
     async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {

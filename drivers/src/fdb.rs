@@ -20,19 +20,28 @@
 //! the application boots it once (`foundationdb::boot()`, an `unsafe` call this crate does not
 //! make: its code forbids `unsafe`) and drops the guard before it exits.
 
-use crate::audit::{Audit, Limits};
-use crate::codec::encode;
-use crate::kv::{
-    export, load, log_key_name, logged, plan_fitting, proposals_of, proposals_of_node,
-    store_key_name, value_of, Entry, Loaded, Planned, StoredConfig, Write, CONFIG_KEY,
-    REGISTRY_PREFIXES,
+use crate::codec::{decode, encode};
+#[cfg(feature = "testing")]
+use crate::fault::Fault;
+use crate::keys::{
+    log_key_name, meta_key_name, order_key_name, proposals_of, proposals_of_node, CONFIG_KEY,
+    LOAD_PREFIXES, VERSION_KEY,
 };
-use crate::memory::{Fault, Logged, StoreKey};
+#[cfg(feature = "testing")]
+use crate::keys::{StoreKey, LOG_FAMILY, LOG_ORDER_FAMILY, REGISTRY_PREFIXES};
+#[cfg(feature = "testing")]
+use crate::kv::{export, logged, value_of};
+use crate::kv::{load, plan_fitting, Entry, Loaded, Planned, StoredConfig, Write};
+#[cfg(feature = "testing")]
+use crate::store::Logged;
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
+#[cfg(feature = "testing")]
+use crate::testing::{Audit, Limits};
 use foundationdb::options::{ConflictRangeType, MutationType, StreamingMode, TransactionOption};
 use foundationdb::tuple::Subspace;
 use foundationdb::{Database, FdbBindingError, RangeOption, Transaction};
-use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
+use membership_core::{Config, MetaKey, NodeId, ProposalOutcome, Proposal, Slot};
+#[cfg(feature = "testing")]
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -62,6 +71,8 @@ pub struct FdbStore {
     changes: watch::Sender<u64>,
     watcher: tokio::task::JoinHandle<()>,
     stats: Arc<Mutex<StoreStats>>,
+    /// Faults queued for the next proposals.
+    #[cfg(feature = "testing")]
     faults: Mutex<VecDeque<Fault>>,
 }
 
@@ -151,7 +162,7 @@ impl FdbStore {
         let (changes, _) = watch::channel(0);
         let watcher = tokio::spawn(watch_version(
             db.clone(),
-            subspace.pack(&"version"),
+            subspace.pack(&VERSION_KEY),
             changes.clone(),
         ));
         FdbStore {
@@ -161,6 +172,7 @@ impl FdbStore {
             changes,
             watcher,
             stats: Arc::new(Mutex::new(StoreStats::default())),
+            #[cfg(feature = "testing")]
             faults: Mutex::new(VecDeque::new()),
         }
     }
@@ -219,16 +231,7 @@ impl FdbStore {
         proposals: Option<(NodeId, u64)>,
     ) -> Result<Loaded, FdbBindingError> {
         let mut entries = Vec::new();
-        for prefix in [
-            "actor/",
-            "config",
-            "counter/",
-            "heartbeat/",
-            "node/",
-            "queue/",
-            "round",
-            "slot/",
-        ] {
+        for prefix in LOAD_PREFIXES {
             self.read_range(trx, prefix, &mut entries).await?;
         }
         if let Some((node, incarnation)) = proposals {
@@ -244,9 +247,11 @@ impl FdbStore {
         Ok(())
     }
 
+    /// Writes `value` under `name` as it is, or deletes the key (a corruption or a repair).
+    #[cfg(feature = "testing")]
     async fn put_raw(&self, name: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
         let key = self.key(name);
-        let version = self.key("version");
+        let version = self.key(VERSION_KEY);
         self.db
             .run(|trx, _| {
                 let key = key.clone();
@@ -264,11 +269,6 @@ impl FdbStore {
             .await
             .map_err(store_error)
     }
-}
-
-/// The name of the key holding the versionstamp of log record `log_key`.
-fn order_key_name(log_key: &str) -> String {
-    format!("logorder/{}", log_key.trim_start_matches("log/"))
 }
 
 /// Watches the version key and bumps `changes` after every commit, until the store is dropped.
@@ -328,7 +328,7 @@ impl Store for FdbStore {
             .await
             .map_err(store_error)?;
         if let Some(bytes) = stored {
-            let stored: StoredConfig = crate::codec::decode(CONFIG_KEY, &bytes)?;
+            let stored: StoredConfig = decode(CONFIG_KEY, &bytes)?;
             if stored.node_count != config.node_count() {
                 return Err(StoreError::Shape {
                     found: stored.node_count,
@@ -340,7 +340,7 @@ impl Store for FdbStore {
     }
 
     async fn claim(&self, node: NodeId, address: &str) -> Result<Slot, StoreError> {
-        let slot_name = crate::codec::meta_key_name(&MetaKey::Slot(node));
+        let slot_name = meta_key_name(&MetaKey::Slot(node));
         self.db
             .run(|trx, _| {
                 let slot_name = slot_name.clone();
@@ -358,7 +358,11 @@ impl Store for FdbStore {
                     trx.set(&key, &encode(&slot));
                     let (begin, end) = self.prefix_range(&proposals_of_node(node));
                     trx.clear_range(&begin, &end);
-                    trx.atomic_op(&self.key("version"), &1i64.to_le_bytes(), MutationType::Add);
+                    trx.atomic_op(
+                        &self.key(VERSION_KEY),
+                        &1i64.to_le_bytes(),
+                        MutationType::Add,
+                    );
                     Ok(slot)
                 }
             })
@@ -367,7 +371,9 @@ impl Store for FdbStore {
     }
 
     async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, StoreError> {
+        #[cfg(feature = "testing")]
         let fault = lock(&self.faults).pop_front();
+        #[cfg(feature = "testing")]
         if let Some(answer) = Fault::answer_before_running(fault) {
             return answer;
         }
@@ -418,7 +424,11 @@ impl Store for FdbStore {
                             Write::Delete(k) => trx.clear(&self.key(k)),
                         }
                     }
-                    trx.atomic_op(&self.key("version"), &1i64.to_le_bytes(), MutationType::Add);
+                    trx.atomic_op(
+                        &self.key(VERSION_KEY),
+                        &1i64.to_le_bytes(),
+                        MutationType::Add,
+                    );
                     if self.record_log {
                         // The commit's versionstamp (10 bytes, in commit order) beside the log
                         // record: the commit order of the log.
@@ -451,6 +461,7 @@ impl Store for FdbStore {
                     stats.largest_write_bytes = stats.largest_write_bytes.max(bytes);
                 }
                 stats.uncertain_resolved += u64::from(uncertain);
+                #[cfg(feature = "testing")]
                 if fault == Some(Fault::UnknownAfterCommit) {
                     stats.unknown_outcomes += 1;
                     return Ok(ProposalOutcome::Unknown);
@@ -483,22 +494,23 @@ impl Store for FdbStore {
     fn watch(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
-}
 
-impl Audit for FdbStore {
     fn stats(&self) -> StoreStats {
         lock(&self.stats).clone()
     }
+}
 
+#[cfg(feature = "testing")]
+impl Audit for FdbStore {
     async fn committed_log(&self) -> Result<Vec<Logged>, StoreError> {
         // Each record's commit order is the versionstamp written beside it.
         let trx = self.db.create_trx().map_err(unavailable)?;
         let mut records = Vec::new();
-        self.read_range(&trx, "log/", &mut records)
+        self.read_range(&trx, LOG_FAMILY, &mut records)
             .await
             .map_err(store_error)?;
         let mut orders = Vec::new();
-        self.read_range(&trx, "logorder/", &mut orders)
+        self.read_range(&trx, LOG_ORDER_FAMILY, &mut orders)
             .await
             .map_err(store_error)?;
         let orders: std::collections::BTreeMap<String, Vec<u8>> =
@@ -524,12 +536,12 @@ impl Audit for FdbStore {
     }
 
     async fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.put_raw(&store_key_name(&key), Some(bytes)).await
+        self.put_raw(&key.name(), Some(bytes)).await
     }
 
     async fn repair(&self, key: StoreKey, before: &Snapshot) -> Result<(), StoreError> {
         let value = value_of(&key, &before.state, &before.slots_meta());
-        self.put_raw(&store_key_name(&key), value).await
+        self.put_raw(&key.name(), value).await
     }
 
     async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {

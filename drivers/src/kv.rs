@@ -2,23 +2,10 @@
 //! holds what, how the registry and the metadata are rebuilt from the stored values, and what a
 //! commit writes. The engine adapters only read, compare and write what this module names.
 //!
-//! Key names (relative to the store's prefix or subspace), each value versioned
-//! ([`crate::codec`]: a version byte, then JSON):
-//!
-//! | key | value |
-//! | --- | --- |
-//! | `config` | the node count and the actor limit (written once by `init`) |
-//! | `node/n3` | the node record of `n3` |
-//! | `heartbeat/n3` | `n3`'s `heartbeat_received` flag |
-//! | `counter/Term`, `counter/ViewNumber`, `counter/Epoch` | the registry counters |
-//! | `actor/a7` | the placement of `a7` (absent: not placed) |
-//! | `queue/c0` | the queue entries of the actors `a0..a255` (absent: none queued), see below |
-//! | `load/n3`, `hosted/n3`, `counter/actors` | derived: version markers written whenever the placements on `n3` (the actor count) change; never read back |
-//! | `slot/n3`, `round`, `proposal/n3/2/17` | metadata: `n3`'s slot, the heartbeat round, an applied proposal's record |
-//! | `log/n3/2/17` | the committed log (optional, for audits and the conformance suite): the spec actions a proposal applied |
-//!
-//! A key that is absent holds its initial value (a node record of a Left node, a clear flag, a
-//! zero counter), so `init` writes `config` only.
+//! The key names are [`crate::keys`]'s (relative to the store's prefix or subspace), each value
+//! versioned ([`crate::codec`]: a version byte, then JSON). A key that is absent holds its
+//! initial value (a node record of a Left node, a clear flag, a zero counter), so `init` writes
+//! `config` only.
 //!
 //! **Queue entries are grouped** by actor id, [`QUEUE_CHUNK_ACTORS`] per key: MarkNodeFailed and
 //! NodeLeave queue every actor of a node in one step (one atomic transition), which with one key
@@ -26,19 +13,25 @@
 //! is always compared too (read-modify-write), so no concurrent change to another entry of the
 //! chunk is lost.
 
-use crate::codec::{decode, encode, meta_key_name, DecodeError};
-use crate::memory::Logged;
+use crate::codec::{decode, encode, DecodeError};
+#[cfg(feature = "testing")]
+use crate::keys::StoreKey;
+use crate::keys::{
+    log_key_name, meta_key_name, queue_chunk_name, registry_key_name, CONFIG_KEY,
+    QUEUE_CHUNK_ACTORS,
+};
+#[cfg(feature = "testing")]
+use crate::store::Logged;
 use crate::store::StoreError;
+#[cfg(feature = "testing")]
+use membership_core::Event;
 use membership_core::{
-    ActorId, Applied, Commit, Config, Counter, Event, Key, Meta, MetaKey, MigrationEntry, NodeId,
+    ActorId, Applied, Commit, Config, Counter, Key, Meta, MetaKey, MigrationEntry, NodeId,
     NodeRecord, NodeSet, Placement, ProposalId, RegistryFields, Slot, State,
     REGISTRY_FORMAT_VERSION,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// How many actors' queue entries share one `queue/c<i>` key.
-pub const QUEUE_CHUNK_ACTORS: u64 = 256;
 
 /// The stored configuration (`config`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,49 +50,6 @@ impl StoredConfig {
             actors_max: config.actors_max(),
         }
     }
-}
-
-/// The name of the configuration key.
-pub(crate) const CONFIG_KEY: &str = "config";
-
-/// The key families of the registry itself (not the metadata: slots, round, config), as
-/// prefixes: what `import` replaces when a test installs another registry.
-pub(crate) const REGISTRY_PREFIXES: [&str; 8] = [
-    "actor/",
-    "queue/",
-    "node/",
-    "heartbeat/",
-    "counter/",
-    "load/",
-    "hosted/",
-    "log/",
-];
-
-/// The name of the key holding registry key `key` (queue entries: their chunk).
-pub fn registry_key_name(key: &Key) -> String {
-    match key {
-        Key::Queue(a) => queue_chunk_name(a.0 / QUEUE_CHUNK_ACTORS),
-        other => other.to_string(),
-    }
-}
-
-fn queue_chunk_name(chunk: u64) -> String {
-    format!("queue/c{chunk}")
-}
-
-/// The name of the committed-log key of proposal `id`.
-pub(crate) fn log_key_name(id: &ProposalId) -> String {
-    format!("log/{}/{}/{}", id.node, id.incarnation, id.seq)
-}
-
-/// The key prefix holding the records of `node`'s proposals (all incarnations).
-pub(crate) fn proposals_of_node(node: NodeId) -> String {
-    format!("proposal/{node}/")
-}
-
-/// The key prefix holding the records of one incarnation's proposals.
-pub(crate) fn proposals_of(node: NodeId, incarnation: u64) -> String {
-    format!("proposal/{node}/{incarnation}/")
 }
 
 /// One stored key-value pair, as read: the key relative to the prefix, the bytes, and the
@@ -365,38 +315,39 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
 }
 
 /// Every key-value pair of `state` (the registry part), for an import into an empty prefix.
+#[cfg(feature = "testing")]
 pub(crate) fn export(state: &State) -> Vec<(String, Vec<u8>)> {
     let mut out = vec![(
         CONFIG_KEY.to_string(),
         encode(&StoredConfig::of(state.config())),
     )];
     for (n, record) in state.node_ids().zip(state.nodes()) {
-        out.push((Key::Node(n).to_string(), encode(record)));
+        out.push((registry_key_name(&Key::Node(n)), encode(record)));
         out.push((
-            Key::Heartbeat(n).to_string(),
+            registry_key_name(&Key::Heartbeat(n)),
             encode(&state.heartbeat_received(n)),
         ));
-        out.push((Key::Load(n).to_string(), encode(&state.load(n))));
-        out.push((Key::Hosted(n).to_string(), encode(&state.load(n))));
+        out.push((registry_key_name(&Key::Load(n)), encode(&state.load(n))));
+        out.push((registry_key_name(&Key::Hosted(n)), encode(&state.load(n))));
     }
     out.push((
-        Key::Counter(Counter::Term).to_string(),
+        registry_key_name(&Key::Counter(Counter::Term)),
         encode(&state.term_counter()),
     ));
     out.push((
-        Key::Counter(Counter::ViewNumber).to_string(),
+        registry_key_name(&Key::Counter(Counter::ViewNumber)),
         encode(&state.view_counter()),
     ));
     out.push((
-        Key::Counter(Counter::Epoch).to_string(),
+        registry_key_name(&Key::Counter(Counter::Epoch)),
         encode(&state.epoch_counter()),
     ));
     out.push((
-        Key::ActorCount.to_string(),
+        registry_key_name(&Key::ActorCount),
         encode(&(state.placements().len() as u64)),
     ));
     for (a, p) in state.placements().iter() {
-        out.push((Key::Actor(*a).to_string(), encode(p)));
+        out.push((registry_key_name(&Key::Actor(*a)), encode(p)));
     }
     let mut chunks: BTreeMap<u64, Vec<(ActorId, MigrationEntry)>> = BTreeMap::new();
     for (&actor, &entry) in state.queue().iter() {
@@ -413,6 +364,7 @@ pub(crate) fn export(state: &State) -> Vec<(String, Vec<u8>)> {
 
 /// A committed-log record read back: the key's name, its value, and the engine's order of the
 /// commit that wrote it (etcd: the key's `create_revision`).
+#[cfg(feature = "testing")]
 pub(crate) fn logged(key: &str, bytes: &[u8], order: u64) -> Result<Logged, StoreError> {
     let parts: Vec<&str> = key.split('/').collect();
     let ["log", n, incarnation, seq] = parts.as_slice() else {
@@ -435,21 +387,9 @@ pub(crate) fn logged(key: &str, bytes: &[u8], order: u64) -> Result<Logged, Stor
     })
 }
 
-/// The name of a store key (registry or metadata).
-pub(crate) fn store_key_name(key: &crate::memory::StoreKey) -> String {
-    match key {
-        crate::memory::StoreKey::Registry(k) => registry_key_name(k),
-        crate::memory::StoreKey::Meta(k) => meta_key_name(k),
-    }
-}
-
 /// The stored bytes of `key` in a snapshot's registry and metadata (None: absent).
-pub(crate) fn value_of(
-    key: &crate::memory::StoreKey,
-    state: &State,
-    meta: &Meta,
-) -> Option<Vec<u8>> {
-    use crate::memory::StoreKey;
+#[cfg(feature = "testing")]
+pub(crate) fn value_of(key: &StoreKey, state: &State, meta: &Meta) -> Option<Vec<u8>> {
     match key {
         StoreKey::Registry(Key::Queue(a)) => {
             let chunk = a.0 / QUEUE_CHUNK_ACTORS;

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use membership::{MemoryStore, NodeHandle, NodeOptions, Store};
-//! use membership::core::{ActorId, Config, NodeId, Notification};
+//! use membership::protocol::{ActorId, Config, NodeId, Notification};
 //! use std::sync::Arc;
 //!
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -42,31 +42,38 @@
 //!
 //! The embedded [`MemoryStore`] needs no setup; production clusters use a replicated store
 //! implementing [`Store`] (etcd, FoundationDB).
+//!
+//! Cargo features, all off by default: `etcd` (the etcd store), `fdb` (the FoundationDB store),
+//! and `testing`, the test kit (the module `membership::testing`, only in builds that enable
+//! it): fault injection, the store audit, the in-memory store's step-wise transactions. A
+//! production build has no way to break its store on purpose.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
-mod activation;
-mod audit;
 mod codec;
 #[cfg(feature = "etcd")]
 mod etcd;
+#[cfg(feature = "testing")]
+mod fault;
 #[cfg(feature = "fdb")]
 mod fdb;
+mod keys;
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 mod kv;
 mod memory;
 mod node;
-mod probe;
+pub mod probe;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-/// The protocol core, re-exported: events, effects, the registry, the Agent.
-pub use membership_core as core;
+/// The protocol core (`membership_core`), re-exported: events, effects, the registry, the
+/// Agent.
+pub use membership_core as protocol;
 
-pub use activation::{check_single_activation, DoubleActivation};
-pub use audit::{Audit, Limits, MEMORY_LIMITS};
-pub use codec::{decode, decode_meta, decode_registry, encode, meta_key_name, DecodeError, Stored};
+pub use codec::DecodeError;
 #[cfg(feature = "etcd")]
 pub use etcd::{
     EtcdOptions, EtcdStore, ETCD_CONFLICT_RETRIES_MAX, ETCD_FAMILY_KEYS_MAX, ETCD_LOG_READ_MAX,
@@ -77,13 +84,9 @@ pub use etcd::{
 #[cfg(feature = "fdb")]
 pub use fdb::{FdbStore, FDB_BATCH_BYTES_MAX, FDB_RETRY_LIMIT, FDB_TRANSACTION_TIMEOUT_MS};
 #[cfg(any(feature = "etcd", feature = "fdb"))]
-pub use kv::{registry_key_name, QUEUE_CHUNK_ACTORS};
-pub use memory::{
-    encoded_size, Attempt, Fault, Logged, MemoryStore, StoreKey, Transaction, COMMIT_LOG_MAX,
-    CONFLICT_RETRIES_MAX, FAULTS_MAX,
-};
+pub use keys::QUEUE_CHUNK_ACTORS;
+pub use memory::{MemoryStore, CONFLICT_RETRIES_MAX};
 pub use node::{
     Error, NodeHandle, NodeNotification, NodeOptions, COMMANDS_MAX, INBOX_MAX, NOTIFICATION_BUFFER,
 };
-pub use probe::{probe, serve, PROBE_CONNECTIONS_MAX};
 pub use store::{Snapshot, Store, StoreError, StoreStats};

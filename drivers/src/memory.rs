@@ -5,13 +5,23 @@
 //! and runs again. So concurrent proposals with overlapping footprints really conflict, and two
 //! nodes' heartbeats never do.
 
-use crate::codec::{decode_meta, decode_registry, encode, meta_key_name, DecodeError};
+use crate::codec::encode;
+#[cfg(feature = "testing")]
+use crate::codec::{check_meta, check_registry, DecodeError};
+#[cfg(feature = "testing")]
+use crate::fault::Fault;
+use crate::keys::StoreKey;
+#[cfg(feature = "testing")]
+use crate::store::Logged;
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
+#[cfg(feature = "testing")]
+use membership_core::ProposalId;
 use membership_core::{
-    execute, Commit, Config, Event, Key, Meta, MetaKey, NodeId, Proposal, ProposalId,
-    ProposalOutcome, Slot, State,
+    execute, Commit, Config, Key, Meta, MetaKey, NodeId, ProposalOutcome, Proposal, Slot, State,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
+#[cfg(feature = "testing")]
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
@@ -20,64 +30,34 @@ use tokio::sync::watch;
 pub const CONFLICT_RETRIES_MAX: u32 = 256;
 
 /// How many committed transactions the store keeps in its log (for replay checks).
+#[cfg(feature = "testing")]
 pub const COMMIT_LOG_MAX: usize = 4_000_000;
 
 /// How many recent commits' actions the store remembers for its conflict statistics.
 pub(crate) const WRITERS_KEPT: usize = 4_096;
 
-/// The most faults that can be queued for injection.
-pub const FAULTS_MAX: usize = 1_024;
+/// The fault one transaction attempt runs with: one of the test kit's faults, or none (a
+/// production build has no faults: its attempts always run with `None`).
+#[cfg(feature = "testing")]
+pub(crate) type Injected = Option<Fault>;
+/// The fault one transaction attempt runs with: one of the test kit's faults, or none (a
+/// production build has no faults: its attempts always run with `None`).
+#[cfg(not(feature = "testing"))]
+pub(crate) type Injected = Option<std::convert::Infallible>;
 
-/// A fault to inject into the next proposal (tests and the conformance suite).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// The commit applies, but the proposer is told `Unknown`.
-    UnknownAfterCommit,
-    /// Nothing is applied, and the proposer is told `Unknown`.
-    UnknownBeforeCommit,
-    /// Nothing is applied, and the proposer is told the store is unavailable.
-    Unavailable,
-    /// A commit applies a second time on retry: a broken store, to show that the replay check
-    /// catches double application (never used but by that test).
-    ApplyTwice,
-    /// A broken store that validates only the keys a commit writes, not the rest of what the
-    /// transaction read (it reads less than the event's footprint): concurrent commits are lost
-    /// updates. Only the simulation's mutant test uses it, to show that its replay check
-    /// catches it.
-    ValidatesOnlyWrites,
-}
-
-impl Fault {
-    /// Queues `fault` for the next proposals of a store, at most [`FAULTS_MAX`] (the rest are
-    /// dropped): the one injection queue every store shares.
-    pub(crate) fn enqueue(queue: &mut VecDeque<Fault>, fault: Fault) {
-        if queue.len() < FAULTS_MAX {
-            queue.push_back(fault);
-        }
-        debug_assert!(queue.len() <= FAULTS_MAX);
-    }
-
-    /// What a proposal is answered without running when `fault` is its injected fault
-    /// (`None`: it runs, and the fault, if any, acts during or after its commit).
-    pub(crate) fn answer_before_running(
-        fault: Option<Fault>,
-    ) -> Option<Result<ProposalOutcome, StoreError>> {
-        match fault {
-            Some(Fault::Unavailable) => Some(Err(StoreError::Unavailable("injected fault".into()))),
-            Some(Fault::UnknownBeforeCommit) => Some(Ok(ProposalOutcome::Unknown)),
-            _ => None,
-        }
-    }
-}
-
-/// A transaction begun by [`MemoryStore::begin`]: the read view at one revision.
+/// A transaction begun by `MemoryStore::begin`: the read view at one revision.
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    not(feature = "testing"),
+    allow(unreachable_pub, reason = "public in `membership::testing`")
+)]
 pub struct Transaction {
     state: State,
     meta: Meta,
     read_revision: u64,
 }
 
+#[cfg(feature = "testing")]
 impl Transaction {
     /// The store revision the view was read at.
     pub fn read_revision(&self) -> u64 {
@@ -85,8 +65,12 @@ impl Transaction {
     }
 }
 
-/// What one attempt of a transaction did ([`MemoryStore::try_commit`]).
+/// What one attempt of a transaction did (`MemoryStore::try_commit`).
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    not(feature = "testing"),
+    allow(unreachable_pub, reason = "public in `membership::testing`")
+)]
 pub enum Attempt {
     /// Committed at this revision (or recognised as a retry of an applied proposal:
     /// `commit.duplicate`, nothing written).
@@ -95,36 +79,6 @@ pub enum Attempt {
     Conflict,
     /// Final without a commit: refused (`Ok`), or it could not run (`Err`, nothing written).
     Done(Result<ProposalOutcome, StoreError>),
-}
-
-/// A key of the store: a registry key or a metadata key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum StoreKey {
-    /// A registry key.
-    Registry(Key),
-    /// A metadata key.
-    Meta(MetaKey),
-}
-
-impl StoreKey {
-    /// The key's name (`node/n1`, `slot/n2`, ...).
-    pub fn name(&self) -> String {
-        match self {
-            StoreKey::Registry(k) => k.to_string(),
-            StoreKey::Meta(k) => meta_key_name(k),
-        }
-    }
-}
-
-/// One committed transaction, as logged.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Logged {
-    /// The store revision it created.
-    pub revision: u64,
-    /// The proposal.
-    pub id: ProposalId,
-    /// The spec actions applied, in order.
-    pub events: Vec<Event>,
 }
 
 #[derive(Debug)]
@@ -142,10 +96,18 @@ struct Inner {
     /// The read revisions of the transactions running now.
     active: BTreeMap<u64, usize>,
     stats: StoreStats,
-    faults: VecDeque<Fault>,
-    unreachable: bool,
     account_sizes: bool,
+    /// Faults queued for the next proposals.
+    #[cfg(feature = "testing")]
+    faults: VecDeque<Fault>,
+    /// Whether every operation fails as unavailable.
+    #[cfg(feature = "testing")]
+    unreachable: bool,
+    /// Corrupted values, overlaid on the registry.
+    #[cfg(feature = "testing")]
     corrupt: BTreeMap<StoreKey, Vec<u8>>,
+    /// The committed transactions.
+    #[cfg(feature = "testing")]
     log: Vec<Logged>,
     /// The version of every key never written since the registry was replaced.
     floor: u64,
@@ -162,10 +124,14 @@ impl Default for Inner {
             tombstones: BTreeMap::new(),
             active: BTreeMap::new(),
             stats: StoreStats::default(),
-            faults: VecDeque::new(),
-            unreachable: false,
             account_sizes: false,
+            #[cfg(feature = "testing")]
+            faults: VecDeque::new(),
+            #[cfg(feature = "testing")]
+            unreachable: false,
+            #[cfg(feature = "testing")]
             corrupt: BTreeMap::new(),
+            #[cfg(feature = "testing")]
             log: Vec::new(),
             floor: 0,
         }
@@ -192,19 +158,50 @@ impl Inner {
         self.tombstones.retain(|_, &mut deleted| deleted > oldest);
     }
 
-    /// The first corrupt key among `keys`, decoded to name what is wrong.
-    fn undecodable<'k>(&self, keys: impl IntoIterator<Item = &'k StoreKey>) -> Option<DecodeError> {
+    /// Fails as unavailable when the store was made unreachable (`MemoryStore::set_unreachable`,
+    /// the test kit's; a production build is always reachable).
+    fn reachable(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "testing")]
+        if self.unreachable {
+            return Err(StoreError::Unavailable("the store is unreachable".into()));
+        }
+        Ok(())
+    }
+
+    /// The first corrupt key among `keys`, decoded to name what is wrong (the test kit's
+    /// corruptions; a production build holds decoded values only and finds none).
+    #[cfg(feature = "testing")]
+    fn undecodable<'k>(&self, keys: impl IntoIterator<Item = &'k StoreKey>) -> Option<StoreError> {
         keys.into_iter().find_map(|k| {
             let bytes = self.corrupt.get(k)?;
             let result = match k {
-                StoreKey::Registry(key) => decode_registry(key, bytes).map(|_| ()),
-                StoreKey::Meta(key) => decode_meta(key, bytes).map(|_| ()),
+                StoreKey::Registry(key) => check_registry(key, bytes),
+                StoreKey::Meta(key) => check_meta(key, bytes),
             };
-            Some(result.err().unwrap_or_else(|| DecodeError {
+            let error = result.err().unwrap_or_else(|| DecodeError {
                 key: k.name(),
                 reason: "value of the wrong kind".to_string(),
-            }))
+            });
+            Some(StoreError::Decode(error))
         })
+    }
+
+    /// The first corrupt key among `keys` (a production build holds decoded values only).
+    #[cfg(not(feature = "testing"))]
+    fn undecodable<'k>(&self, _keys: impl IntoIterator<Item = &'k StoreKey>) -> Option<StoreError> {
+        None
+    }
+
+    /// The first corrupt key of the store (a snapshot reads every key).
+    #[cfg(feature = "testing")]
+    fn corruption(&self) -> Option<StoreError> {
+        self.undecodable(self.corrupt.keys())
+    }
+
+    /// The first corrupt key of the store (a production build holds decoded values only).
+    #[cfg(not(feature = "testing"))]
+    fn corruption(&self) -> Option<StoreError> {
+        None
     }
 }
 
@@ -235,23 +232,6 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a fault for the next proposals (at most [`FAULTS_MAX`]).
-    pub fn inject(&self, fault: Fault) {
-        Fault::enqueue(&mut self.lock().faults, fault);
-    }
-
-    /// Makes the store unreachable (every operation fails as unavailable) or reachable again.
-    pub fn set_unreachable(&self, unreachable: bool) {
-        self.lock().unreachable = unreachable;
-    }
-
-    /// Stores `bytes` under `key` as they are, undecoded: a corrupted value. Reads and proposals
-    /// that touch the key fail with a [`DecodeError`] naming it; a commit that writes the key
-    /// replaces it.
-    pub fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) {
-        self.lock().corrupt.insert(key, bytes);
-    }
-
     /// Turns on measuring the encoded size of every transaction's writes
     /// ([`StoreStats::largest_write_bytes`]).
     pub fn account_sizes(&self, on: bool) {
@@ -266,6 +246,7 @@ impl MemoryStore {
         inner.revision = revision;
         inner.versions.clear();
         inner.tombstones.clear();
+        #[cfg(feature = "testing")]
         inner.corrupt.clear();
         inner.state = Some(state);
         // Every transaction that read before now conflicts.
@@ -277,41 +258,18 @@ impl MemoryStore {
         self.changes.send_replace(revision);
     }
 
-    /// The transaction statistics so far.
-    pub fn stats(&self) -> StoreStats {
-        self.lock().stats.clone()
-    }
-
-    /// The committed transactions, in commit order (at most [`COMMIT_LOG_MAX`]).
-    pub fn log(&self) -> Vec<Logged> {
-        self.lock().log.clone()
-    }
-
-    /// The committed transactions from the `start`-th on (a replay checker reads the log
-    /// incrementally with it).
-    pub fn log_from(&self, start: usize) -> Vec<Logged> {
-        let inner = self.lock();
-        inner
-            .log
-            .get(start..)
-            .map(<[Logged]>::to_vec)
-            .unwrap_or_default()
-    }
-
     /// The registry now (None before `init`).
     pub fn state(&self) -> Option<State> {
         self.lock().state.clone()
     }
 
     /// Begins a transaction: a consistent read view of the registry and the metadata at the
-    /// current revision. Finish it with [`MemoryStore::try_commit`] (which every proposal goes
-    /// through, [`MemoryStore::propose_checked`] included); other transactions may commit in
-    /// between, exactly as with an engine's optimistic transactions.
-    pub fn begin(&self) -> Result<Transaction, StoreError> {
+    /// current revision. Finish it with [`MemoryStore::commit_attempt`] (which every proposal
+    /// goes through); other transactions may commit in between, exactly as with an engine's
+    /// optimistic transactions.
+    pub(crate) fn begin_transaction(&self) -> Result<Transaction, StoreError> {
         let mut inner = self.lock();
-        if inner.unreachable {
-            return Err(StoreError::Unavailable("the store is unreachable".into()));
-        }
+        inner.reachable()?;
         let Some(state) = inner.state.clone() else {
             return Err(StoreError::Uninitialised);
         };
@@ -326,14 +284,15 @@ impl MemoryStore {
 
     /// Finishes `transaction` for `proposal`: runs [`membership_core::execute`] on its view
     /// (outside the lock), then commits if no key it read was written since its read revision,
-    /// else reports [`Attempt::Conflict`] (run it again from [`MemoryStore::begin`]). `fault`
-    /// is a broken store's defect for this one attempt (only [`Fault::ApplyTwice`] and
-    /// [`Fault::ValidatesOnlyWrites`] act here; the others are the caller's).
-    pub fn try_commit(
+    /// else reports [`Attempt::Conflict`] (run it again from
+    /// [`MemoryStore::begin_transaction`]). `fault` is a broken store's defect for this one
+    /// attempt (test builds only: `ApplyTwice` and `ValidatesOnlyWrites` act here; the other
+    /// faults are the caller's).
+    pub(crate) fn commit_attempt(
         &self,
         transaction: Transaction,
         proposal: &Proposal,
-        fault: Option<Fault>,
+        fault: Injected,
     ) -> Attempt {
         let Transaction {
             state,
@@ -350,21 +309,10 @@ impl MemoryStore {
                 Attempt::Done(Ok(ProposalOutcome::Refused(error)))
             }
             Ok(commit) => {
-                let written: BTreeSet<Key> = if fault == Some(Fault::ValidatesOnlyWrites) {
-                    commit.delta.keys(&state).into_iter().collect()
-                } else {
-                    BTreeSet::new()
-                };
-                let reads: Vec<StoreKey> = commit
-                    .reads
-                    .iter()
-                    .filter(|k| fault != Some(Fault::ValidatesOnlyWrites) || written.contains(k))
-                    .map(|k| StoreKey::Registry(*k))
-                    .chain(commit.meta_reads.iter().map(|k| StoreKey::Meta(*k)))
-                    .collect();
+                let reads = validated(&commit, &state, fault);
                 if let Some(error) = inner.undecodable(reads.iter()) {
                     inner.finish(read_revision);
-                    return Attempt::Done(Err(StoreError::Decode(error)));
+                    return Attempt::Done(Err(error));
                 }
                 if let Some(key) = reads.iter().find(|k| inner.version(k) > read_revision) {
                     let writer = inner
@@ -385,6 +333,7 @@ impl MemoryStore {
                 } else {
                     match self.write(&mut inner, &state, &commit, &name) {
                         Ok(revision) => {
+                            #[cfg(feature = "testing")]
                             if fault == Some(Fault::ApplyTwice) {
                                 // The broken store: forget that the proposal was applied, so
                                 // that its retry applies it again.
@@ -451,6 +400,7 @@ impl MemoryStore {
             }
         }
         for key in written {
+            #[cfg(feature = "testing")]
             inner.corrupt.remove(&key);
             let deleted = match key {
                 StoreKey::Meta(MetaKey::Applied(id)) => !inner.meta.applied.contains_key(&id),
@@ -477,6 +427,7 @@ impl MemoryStore {
         while inner.writers.len() > WRITERS_KEPT {
             inner.writers.pop_first();
         }
+        #[cfg(feature = "testing")]
         if inner.log.len() < COMMIT_LOG_MAX {
             inner.log.push(Logged {
                 revision,
@@ -490,6 +441,8 @@ impl MemoryStore {
     }
 }
 
+/// The proposal a commit applied (its log record's id).
+#[cfg(feature = "testing")]
 fn commit_id(commit: &Commit) -> ProposalId {
     commit
         .meta_writes
@@ -505,8 +458,10 @@ fn commit_id(commit: &Commit) -> ProposalId {
         })
 }
 
-/// The encoded size of a delta's writes: one key-value pair per entry.
-pub fn encoded_size(delta: &membership_core::Delta) -> u64 {
+/// The encoded size of a delta's writes: one key-value pair per entry, each key named as the
+/// registry key displays (`queue/a7`: one key per queue entry, as the in-memory store keeps
+/// them; the stores on a real engine measure their own chunked writes).
+pub(crate) fn encoded_size(delta: &membership_core::Delta) -> u64 {
     let mut bytes = 0usize;
     for (n, r) in &delta.nodes {
         bytes += Key::Node(*n).to_string().len() + encode(r).len();
@@ -529,12 +484,69 @@ pub fn encoded_size(delta: &membership_core::Delta) -> u64 {
     u64::try_from(bytes).unwrap_or(u64::MAX)
 }
 
+/// The test kit's access to the in-memory store (cargo feature `testing`).
+#[cfg(feature = "testing")]
+impl MemoryStore {
+    /// Queues a fault for the next proposals (at most [`crate::testing::FAULTS_MAX`]).
+    pub fn inject(&self, fault: Fault) {
+        Fault::enqueue(&mut self.lock().faults, fault);
+    }
+
+    /// Makes the store unreachable (every operation fails as unavailable) or reachable again.
+    pub fn set_unreachable(&self, unreachable: bool) {
+        self.lock().unreachable = unreachable;
+    }
+
+    /// Stores `bytes` under `key` as they are, undecoded: a corrupted value. Reads and proposals
+    /// that touch the key fail with a [`DecodeError`] naming it; a commit that writes the key
+    /// replaces it.
+    pub fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) {
+        self.lock().corrupt.insert(key, bytes);
+    }
+
+    /// The committed transactions, in commit order (at most [`COMMIT_LOG_MAX`]).
+    pub fn log(&self) -> Vec<Logged> {
+        self.lock().log.clone()
+    }
+
+    /// The committed transactions from the `start`-th on (a replay checker reads the log
+    /// incrementally with it).
+    pub fn log_from(&self, start: usize) -> Vec<Logged> {
+        let inner = self.lock();
+        inner
+            .log
+            .get(start..)
+            .map(<[Logged]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// Begins a transaction: a consistent read view of the registry and the metadata at the
+    /// current revision. Finish it with [`MemoryStore::try_commit`] (as every proposal does,
+    /// [`MemoryStore::propose_checked`] included); other transactions may commit in between,
+    /// exactly as with an engine's optimistic transactions.
+    pub fn begin(&self) -> Result<Transaction, StoreError> {
+        self.begin_transaction()
+    }
+
+    /// Finishes `transaction` for `proposal`: runs [`membership_core::execute`] on its view
+    /// (outside the lock), then commits if no key it read was written since its read revision,
+    /// else reports [`Attempt::Conflict`] (run it again from [`MemoryStore::begin`]). `fault`
+    /// is a broken store's defect for this one attempt (only [`Fault::ApplyTwice`] and
+    /// [`Fault::ValidatesOnlyWrites`] act here; the others are the caller's).
+    pub fn try_commit(
+        &self,
+        transaction: Transaction,
+        proposal: &Proposal,
+        fault: Option<Fault>,
+    ) -> Attempt {
+        self.commit_attempt(transaction, proposal, fault)
+    }
+}
+
 impl Store for MemoryStore {
     async fn init(&self, config: Config) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        if inner.unreachable {
-            return Err(StoreError::Unavailable("the store is unreachable".into()));
-        }
+        inner.reachable()?;
         match &inner.state {
             Some(s) if s.config().node_count() == config.node_count() => Ok(()),
             Some(s) => Err(StoreError::Shape {
@@ -550,9 +562,7 @@ impl Store for MemoryStore {
 
     async fn claim(&self, node: NodeId, address: &str) -> Result<Slot, StoreError> {
         let mut inner = self.lock();
-        if inner.unreachable {
-            return Err(StoreError::Unavailable("the store is unreachable".into()));
-        }
+        inner.reachable()?;
         let Some(state) = &inner.state else {
             return Err(StoreError::Uninitialised);
         };
@@ -576,11 +586,9 @@ impl Store for MemoryStore {
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let inner = self.lock();
-        if inner.unreachable {
-            return Err(StoreError::Unavailable("the store is unreachable".into()));
-        }
-        if let Some(error) = inner.undecodable(inner.corrupt.keys()) {
-            return Err(StoreError::Decode(error));
+        inner.reachable()?;
+        if let Some(error) = inner.corruption() {
+            return Err(error);
         }
         let state = inner.state.clone().ok_or(StoreError::Uninitialised)?;
         Ok(Snapshot::of(state, &inner.meta, inner.revision))
@@ -589,6 +597,10 @@ impl Store for MemoryStore {
     fn watch(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
+
+    fn stats(&self) -> StoreStats {
+        self.lock().stats.clone()
+    }
 }
 
 impl MemoryStore {
@@ -596,7 +608,11 @@ impl MemoryStore {
     /// (unreachable, an undecodable value among the keys it reads, conflicts beyond
     /// [`CONFLICT_RETRIES_MAX`]); nothing was written then.
     pub fn propose_checked(&self, proposal: Proposal) -> Result<ProposalOutcome, StoreError> {
+        #[cfg(feature = "testing")]
         let fault = self.lock().faults.pop_front();
+        #[cfg(not(feature = "testing"))]
+        let fault: Injected = None;
+        #[cfg(feature = "testing")]
         if let Some(answer) = Fault::answer_before_running(fault) {
             return answer;
         }
@@ -605,19 +621,9 @@ impl MemoryStore {
             if attempt > 0 {
                 *self.lock().stats.retries.entry(name.clone()).or_default() += 1;
             }
-            let transaction = self.begin()?;
-            match self.try_commit(transaction, &proposal, fault) {
-                Attempt::Committed(commit, _revision) => {
-                    if fault == Some(Fault::ApplyTwice) && !commit.duplicate {
-                        return Ok(ProposalOutcome::Unknown);
-                    }
-                    return Ok(match fault {
-                        Some(Fault::UnknownAfterCommit) => ProposalOutcome::Unknown,
-                        _ => ProposalOutcome::Committed {
-                            effects: commit.effects,
-                        },
-                    });
-                }
+            let transaction = self.begin_transaction()?;
+            match self.commit_attempt(transaction, &proposal, fault) {
+                Attempt::Committed(commit, _revision) => return Ok(answer(*commit, fault)),
                 Attempt::Conflict => continue,
                 Attempt::Done(Ok(outcome)) => return Ok(outcome),
                 Attempt::Done(Err(error)) => return Err(error),
@@ -627,5 +633,59 @@ impl MemoryStore {
             "{} conflicted {CONFLICT_RETRIES_MAX} times",
             proposal.action
         )))
+    }
+}
+
+/// The keys a commit's transaction validates at commit: every key it read.
+#[cfg(not(feature = "testing"))]
+fn validated(commit: &Commit, _view: &State, _fault: Injected) -> Vec<StoreKey> {
+    commit
+        .reads
+        .iter()
+        .map(|k| StoreKey::Registry(*k))
+        .chain(commit.meta_reads.iter().map(|k| StoreKey::Meta(*k)))
+        .collect()
+}
+
+/// The keys a commit's transaction validates at commit: every key it read, or, for the broken
+/// store of [`Fault::ValidatesOnlyWrites`], only the registry keys it also writes.
+#[cfg(feature = "testing")]
+fn validated(commit: &Commit, view: &State, fault: Injected) -> Vec<StoreKey> {
+    let reads_less = fault == Some(Fault::ValidatesOnlyWrites);
+    let written: BTreeSet<Key> = if reads_less {
+        commit.delta.keys(view).into_iter().collect()
+    } else {
+        BTreeSet::new()
+    };
+    commit
+        .reads
+        .iter()
+        .filter(|k| !reads_less || written.contains(k))
+        .map(|k| StoreKey::Registry(*k))
+        .chain(commit.meta_reads.iter().map(|k| StoreKey::Meta(*k)))
+        .collect()
+}
+
+/// What the proposer of a committed transaction is told: its effects.
+#[cfg(not(feature = "testing"))]
+fn answer(commit: Commit, _fault: Injected) -> ProposalOutcome {
+    ProposalOutcome::Committed {
+        effects: commit.effects,
+    }
+}
+
+/// What the proposer of a committed transaction is told: its effects, or `Unknown` when the
+/// injected fault hides the outcome (`UnknownAfterCommit`; `ApplyTwice` on a first commit, so
+/// that the proposer retries).
+#[cfg(feature = "testing")]
+fn answer(commit: Commit, fault: Injected) -> ProposalOutcome {
+    if fault == Some(Fault::ApplyTwice) && !commit.duplicate {
+        return ProposalOutcome::Unknown;
+    }
+    match fault {
+        Some(Fault::UnknownAfterCommit) => ProposalOutcome::Unknown,
+        _ => ProposalOutcome::Committed {
+            effects: commit.effects,
+        },
     }
 }

@@ -2,7 +2,9 @@
 //! claim a node slot, and wake waiting nodes after a commit.
 
 use crate::codec::DecodeError;
-use membership_core::{Config, Event, Meta, NodeId, Proposal, ProposalOutcome, Slot, State};
+#[cfg(feature = "testing")]
+use membership_core::ProposalId;
+use membership_core::{Config, Event, Meta, NodeId, ProposalOutcome, Proposal, Slot, State};
 use std::collections::BTreeMap;
 use std::future::Future;
 use thiserror::Error;
@@ -77,6 +79,19 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// One committed transaction, as a store's committed log records it (the test kit's audit).
+#[cfg(feature = "testing")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged {
+    /// The store revision it created (etcd: the revision that created the log record;
+    /// FoundationDB: its place in commit order).
+    pub revision: u64,
+    /// The proposal.
+    pub id: ProposalId,
+    /// The spec actions applied, in order.
+    pub events: Vec<Event>,
 }
 
 /// Transaction counts by spec action, for the performance figures.
@@ -161,4 +176,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// A receiver whose value changes after every commit (the Agent's wake-up).
     fn watch(&self) -> watch::Receiver<u64>;
+
+    /// The transaction statistics of this store handle so far (commits, conflicts, retries,
+    /// sizes).
+    fn stats(&self) -> StoreStats;
 }

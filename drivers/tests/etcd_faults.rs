@@ -11,11 +11,9 @@
 
 mod conformance;
 
-use membership::core::{ActorId, Config, Event, NodeId, Notification, Timing};
-use membership::{
-    check_single_activation, Audit, EtcdOptions, EtcdStore, NodeHandle, NodeNotification,
-    NodeOptions, Store,
-};
+use membership::protocol::{ActorId, Config, Event, NodeId, Notification, Timing};
+use membership::testing::check_single_activation;
+use membership::{EtcdOptions, EtcdStore, NodeHandle, NodeNotification, NodeOptions, Store};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -205,7 +205,10 @@ async fn node_processes_survive_kill_and_freeze() {
     println!("killed n{primary}'s process");
     let recovered = |s: &membership::Snapshot| {
         s.state.primary_in_office().is_some_and(|p| p.0 != primary)
-            && !s.state.active().contains(membership::core::NodeId(primary))
+            && !s
+                .state
+                .active()
+                .contains(membership::protocol::NodeId(primary))
             && s.state.queue().is_empty()
             && s.state
                 .placements()
@@ -228,7 +231,7 @@ async fn node_processes_survive_kill_and_freeze() {
         "failover after the kill: {} ms (n{primary} {:?}, primary {:?})",
         (now_us() - killed_at_us) / 1_000,
         s.state
-            .node(membership::core::NodeId(primary))
+            .node(membership::protocol::NodeId(primary))
             .map(|r| r.status),
         s.state.primary_in_office()
     );

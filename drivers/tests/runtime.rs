@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use membership::core::{
+use membership::protocol::{
     ActorId, Config, Event, Guard, Key, NodeId, NodeStatus, Notification, ProposalError, Refusal,
     Timing,
 };
+use membership::testing::{encode, StoreKey};
 use membership::{
-    encode, Error, MemoryStore, NodeHandle, NodeNotification, NodeOptions, Store, StoreError,
-    StoreKey,
+    Error, MemoryStore, NodeHandle, NodeNotification, NodeOptions, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,7 +81,7 @@ async fn a_superseded_process_cannot_heartbeat_vote_migrate_or_serve() {
         matches!(
             n,
             Notification::Fenced {
-                reason: membership::core::FenceReason::Superseded
+                reason: membership::protocol::FenceReason::Superseded
             }
         )
     })

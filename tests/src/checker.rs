@@ -5,13 +5,14 @@
 //! predicates: a lost update, a double application, a footprint error or a partial write shows
 //! up as a difference.
 
-use membership::core::invariants::{check_state, check_transition};
-use membership::core::{step, Config, Event, ProposalId, State};
-use membership::{Logged, MemoryStore};
+use membership::protocol::invariants::{check_state, check_transition};
+use membership::protocol::{step, Config, Event, ProposalId, State};
+use membership::testing::{Logged, COMMIT_LOG_MAX};
+use membership::MemoryStore;
 use std::collections::BTreeSet;
 
 /// The most log entries one catch-up replays (the store's log bound).
-pub const REPLAY_BATCH_MAX: usize = membership::COMMIT_LOG_MAX;
+pub const REPLAY_BATCH_MAX: usize = COMMIT_LOG_MAX;
 
 /// The replay: the registry as the log says it must be.
 #[derive(Clone, Debug)]

@@ -1,7 +1,7 @@
 //! Coverage: how often each spec action committed, each fault fired, and each refusal happened,
 //! per run and summed over a campaign; and what a campaign never exercised.
 
-use membership::core::{ActionName, Guard, ProposalError};
+use membership::protocol::{ActionName, Guard, ProposalError};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 

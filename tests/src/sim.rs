@@ -15,12 +15,13 @@ use crate::checker::{events_text, Replay};
 use crate::coverage::{Coverage, FaultKind};
 use crate::rng::{Rng, TraceHash};
 use crate::world::{Params, Planted, Scenario};
-use membership::core::{
+use membership::protocol::{
     drain, ActorId, Agent, Config, Decision, Event, FenceReason, NodeId, NodeStatus, Notification,
     Output, Proposal, ProposalError, ProposalOutcome, State, Timing,
 };
+use membership::testing::{Attempt, Fault, Transaction};
 use membership::CONFLICT_RETRIES_MAX;
-use membership::{Attempt, Fault, MemoryStore, Snapshot, Store, StoreError, Transaction};
+use membership::{MemoryStore, Snapshot, Store, StoreError};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
@@ -1940,7 +1941,7 @@ mod tests {
         let failed = (0..20).find_map(|seed| {
             let report = run(Options {
                 planted: Some(Planted::Reducer(
-                    membership::core::checking::Mutant::NoSyncViews,
+                    membership::protocol::checking::Mutant::NoSyncViews,
                 )),
                 ..Options::swarm(seed, 10_000)
             });

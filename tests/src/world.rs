@@ -2,8 +2,8 @@
 //! the scenarios, and the planted bugs.
 
 use crate::rng::Rng;
-use membership::core::checking::{DriverMutant, Mutant};
-use membership::core::{Timing, TimingSettings};
+use membership::protocol::checking::{DriverMutant, Mutant};
+use membership::protocol::{Timing, TimingSettings};
 use std::fmt;
 
 /// The fewest nodes a drawn world has.

@@ -6,7 +6,7 @@
 //! (add `DST_PLANTED=<name>` for a planted bug, `DST_LEAVING_ZOMBIES=1` for the harder world that
 //! may replace a frozen Leaving node).
 
-use membership::core::ActionName;
+use membership::protocol::ActionName;
 use membership_sim::{catch, run, Coverage, FaultKind, Options, Planted, Scenario};
 
 /// Seeds of the CI swarm campaign.

@@ -9,12 +9,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use membership::core::testing::all_active;
-use membership::core::{
-    footprint, step, Action, ActorId, Config, Event, Key, NodeId, NodeStatus, Proposal, ProposalId,
-    ProposalOutcome, State, MIGRATION_BATCH_MAX,
+use membership::protocol::testing::all_active;
+use membership::protocol::{
+    footprint, step, Action, ActorId, Config, Event, Key, NodeId, NodeStatus, ProposalOutcome, Proposal,
+    ProposalId, State, MIGRATION_BATCH_MAX,
 };
-use membership::{encode, Audit, Fault, Snapshot, Store, StoreError, StoreKey};
+use membership::testing::{encode, Audit, Fault, StoreKey};
+use membership::{Snapshot, Store, StoreError};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -329,7 +330,7 @@ pub async fn footprints<S: Audit>(store: Arc<S>) {
 pub async fn queue_actors<S: Audit>(store: &S, proposers: &[Arc<Proposer>], per_node: u64) -> u64 {
     let mut state = store.snapshot().await.unwrap().state;
     for (i, node) in [(0u64, 1u16), (1, 2), (2, 3)] {
-        state = membership::core::testing::place_on(
+        state = membership::protocol::testing::place_on(
             &state,
             node,
             (0..per_node).map(|k| i * per_node + k + 1),

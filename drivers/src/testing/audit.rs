@@ -1,7 +1,6 @@
 //! What the store conformance suite (`drivers/tests/conformance/`) needs from a store beyond
-//! [`Store`]: its statistics, its committed log, fault injection, corruption and repair of one
-//! stored value, an import, and the engine's limits. Every store implements it; nothing in the
-//! runtime uses it.
+//! [`Store`]: its committed log, fault injection, corruption and repair of one stored value, an
+//! import, and the engine's limits. Every store implements it; nothing in the runtime uses it.
 //!
 //! **The committed log** is kept by the store itself, so that it is the same for every store
 //! and does not depend on what the proposers heard: the in-memory store logs every commit
@@ -10,8 +9,10 @@
 //! `EtcdOptions::record_log` is on) and orders them by the revision that created the key.
 //! Replaying it through `step` from the initial registry must give the stored registry.
 
-use crate::memory::{Fault, Logged, MemoryStore, StoreKey};
-use crate::store::{Snapshot, Store, StoreError, StoreStats};
+use crate::fault::Fault;
+use crate::keys::StoreKey;
+use crate::memory::MemoryStore;
+use crate::store::{Logged, Snapshot, Store, StoreError};
 use membership_core::{State, MIGRATION_BATCH_MAX};
 use std::future::Future;
 
@@ -36,9 +37,6 @@ pub const MEMORY_LIMITS: Limits = Limits {
 
 /// A store the conformance suite can audit.
 pub trait Audit: Store {
-    /// The transaction statistics so far (commits, conflicts, retries, sizes).
-    fn stats(&self) -> StoreStats;
-
     /// The committed transactions, in commit order.
     fn committed_log(&self) -> impl Future<Output = Result<Vec<Logged>, StoreError>> + Send;
 
@@ -68,10 +66,6 @@ pub trait Audit: Store {
 }
 
 impl Audit for MemoryStore {
-    fn stats(&self) -> StoreStats {
-        MemoryStore::stats(self)
-    }
-
     async fn committed_log(&self) -> Result<Vec<Logged>, StoreError> {
         Ok(self.log())
     }

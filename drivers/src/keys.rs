@@ -1,0 +1,230 @@
+//! The names of the stored keys: the one place every store (in-memory, etcd, FoundationDB)
+//! takes them from. The stores on a real engine keep each key under its name relative to the
+//! store's prefix or subspace; the in-memory store keeps decoded values and uses the names only
+//! to name a key in an error.
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `config` | the node count and the actor limit (written once by `init`) |
+//! | `node/n3` | the node record of `n3` |
+//! | `heartbeat/n3` | `n3`'s `heartbeat_received` flag |
+//! | `counter/Term`, `counter/ViewNumber`, `counter/Epoch` | the registry counters |
+//! | `actor/a7` | the placement of `a7` (absent: not placed) |
+//! | `queue/c0` | the queue entries of the actors `a0..a255` (absent: none queued), [`QUEUE_CHUNK_ACTORS`] per key |
+//! | `load/n3`, `hosted/n3`, `counter/actors` | derived: version markers written whenever the placements on `n3` (the actor count) change; never read back |
+//! | `slot/n3`, `round`, `proposal/n3/2/17` | metadata: `n3`'s slot, the heartbeat round, an applied proposal's record |
+//! | `log/n3/2/17` | the committed log (optional, for audits and the conformance suite): the spec actions a proposal applied |
+//! | `logorder/n3/2/17`, `version` | FoundationDB only: a log record's commit versionstamp; the commit counter its watch follows |
+//!
+//! A registry key's name is the registry key's own (`membership_core::Key`'s display), except a
+//! queue entry's, which is its chunk's: `queue/c<actor / QUEUE_CHUNK_ACTORS>` (the one spelling,
+//! the one etcd and FoundationDB persist).
+
+use membership_core::{Key, MetaKey};
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+use membership_core::{NodeId, ProposalId};
+
+/// How many actors' queue entries share one `queue/c<i>` key (etcd and FoundationDB stores).
+#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
+#[cfg_attr(
+    not(any(feature = "etcd", feature = "fdb")),
+    allow(
+        unreachable_pub,
+        reason = "public at the crate root with the etcd or fdb feature"
+    )
+)]
+pub const QUEUE_CHUNK_ACTORS: u64 = 256;
+
+/// The configuration key.
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+pub(crate) const CONFIG_KEY: &str = "config";
+
+/// The heartbeat round key.
+#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
+pub(crate) const ROUND_KEY: &str = "round";
+
+/// FoundationDB's commit counter (bumped by every commit; its watch wakes the nodes).
+#[cfg(feature = "fdb")]
+pub(crate) const VERSION_KEY: &str = "version";
+
+/// The node records' family.
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+pub(crate) const NODE_FAMILY: &str = "node/";
+/// The heartbeat flags' family.
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+pub(crate) const HEARTBEAT_FAMILY: &str = "heartbeat/";
+/// The counters' family.
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+pub(crate) const COUNTER_FAMILY: &str = "counter/";
+/// The placements' family.
+#[cfg(any(feature = "fdb", all(feature = "testing", feature = "etcd")))]
+pub(crate) const ACTOR_FAMILY: &str = "actor/";
+/// The queue chunks' family.
+#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
+pub(crate) const QUEUE_FAMILY: &str = "queue/";
+/// The load markers' family.
+#[cfg(any(feature = "etcd", all(feature = "testing", feature = "fdb")))]
+pub(crate) const LOAD_FAMILY: &str = "load/";
+/// The hosted markers' family.
+#[cfg(any(feature = "etcd", all(feature = "testing", feature = "fdb")))]
+pub(crate) const HOSTED_FAMILY: &str = "hosted/";
+/// The node slots' family.
+#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
+pub(crate) const SLOT_FAMILY: &str = "slot/";
+/// The proposal records' family.
+#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
+pub(crate) const PROPOSAL_FAMILY: &str = "proposal/";
+/// The committed log's family.
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+pub(crate) const LOG_FAMILY: &str = "log/";
+/// The family of the log records' commit versionstamps (FoundationDB).
+#[cfg(feature = "fdb")]
+pub(crate) const LOG_ORDER_FAMILY: &str = "logorder/";
+
+/// The key families of the registry itself (not the metadata: slots, round, config), as
+/// prefixes: what `import` replaces when a test installs another registry.
+#[cfg(all(feature = "testing", any(feature = "etcd", feature = "fdb")))]
+pub(crate) const REGISTRY_PREFIXES: [&str; 8] = [
+    ACTOR_FAMILY,
+    QUEUE_FAMILY,
+    NODE_FAMILY,
+    HEARTBEAT_FAMILY,
+    COUNTER_FAMILY,
+    LOAD_FAMILY,
+    HOSTED_FAMILY,
+    LOG_FAMILY,
+];
+
+/// What a registry load reads (every key but the version markers, the log and the proposal
+/// records), as prefixes in key order.
+#[cfg(feature = "fdb")]
+pub(crate) const LOAD_PREFIXES: [&str; 8] = [
+    ACTOR_FAMILY,
+    CONFIG_KEY,
+    COUNTER_FAMILY,
+    HEARTBEAT_FAMILY,
+    NODE_FAMILY,
+    QUEUE_FAMILY,
+    ROUND_KEY,
+    SLOT_FAMILY,
+];
+
+/// The families that are never deleted and hold one key per node (a footprint can read many
+/// of them: etcd compares such a family as one range).
+#[cfg(feature = "etcd")]
+pub(crate) const PER_NODE_FAMILIES: [&str; 4] =
+    [NODE_FAMILY, HEARTBEAT_FAMILY, LOAD_FAMILY, HOSTED_FAMILY];
+
+/// Whether keys named so are never deleted (node records, flags, markers, counters, slots, the
+/// round, the configuration). Placements, queue chunks and proposal records can be deleted.
+#[cfg(feature = "etcd")]
+pub(crate) fn never_deleted(name: &str) -> bool {
+    PER_NODE_FAMILIES
+        .iter()
+        .chain([COUNTER_FAMILY, SLOT_FAMILY].iter())
+        .any(|family| name.starts_with(family))
+        || name == ROUND_KEY
+        || name == CONFIG_KEY
+}
+
+/// A key of the store: a registry key or a metadata key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    not(feature = "testing"),
+    allow(unreachable_pub, reason = "public in `membership::testing`")
+)]
+pub enum StoreKey {
+    /// A registry key.
+    Registry(Key),
+    /// A metadata key.
+    Meta(MetaKey),
+}
+
+#[cfg(feature = "testing")]
+impl StoreKey {
+    /// The key's name (`node/n1`, `slot/n2`, `queue/c0`, ...): for a queue entry, its chunk's.
+    pub fn name(&self) -> String {
+        match self {
+            StoreKey::Registry(k) => registry_key_name(k),
+            StoreKey::Meta(k) => meta_key_name(k),
+        }
+    }
+}
+
+/// The name of the key holding registry key `key` (queue entries: their chunk).
+#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
+pub(crate) fn registry_key_name(key: &Key) -> String {
+    match key {
+        Key::Queue(a) => queue_chunk_name(a.0 / QUEUE_CHUNK_ACTORS),
+        other => other.to_string(),
+    }
+}
+
+/// The name of queue chunk `chunk` (the entries of actors `chunk * QUEUE_CHUNK_ACTORS ..`).
+#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
+pub(crate) fn queue_chunk_name(chunk: u64) -> String {
+    format!("{QUEUE_FAMILY}c{chunk}")
+}
+
+/// The name of a metadata key.
+#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
+pub(crate) fn meta_key_name(key: &MetaKey) -> String {
+    match key {
+        MetaKey::Slot(n) => format!("{SLOT_FAMILY}{n}"),
+        MetaKey::Round => ROUND_KEY.to_string(),
+        MetaKey::Applied(id) => {
+            format!("{PROPOSAL_FAMILY}{}/{}/{}", id.node, id.incarnation, id.seq)
+        }
+    }
+}
+
+/// The name of the committed-log key of proposal `id`.
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+pub(crate) fn log_key_name(id: &ProposalId) -> String {
+    format!("{LOG_FAMILY}{}/{}/{}", id.node, id.incarnation, id.seq)
+}
+
+/// The name of the key holding the commit versionstamp of log record `log_key` (FoundationDB).
+#[cfg(feature = "fdb")]
+pub(crate) fn order_key_name(log_key: &str) -> String {
+    format!(
+        "{LOG_ORDER_FAMILY}{}",
+        log_key.trim_start_matches(LOG_FAMILY)
+    )
+}
+
+/// The key prefix holding the records of `node`'s proposals (all incarnations).
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+pub(crate) fn proposals_of_node(node: NodeId) -> String {
+    format!("{PROPOSAL_FAMILY}{node}/")
+}
+
+/// The key prefix holding the records of one incarnation's proposals.
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+pub(crate) fn proposals_of(node: NodeId, incarnation: u64) -> String {
+    format!("{PROPOSAL_FAMILY}{node}/{incarnation}/")
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use membership_core::{ActorId, NodeId, ProposalId};
+
+    #[test]
+    fn names_follow_the_layout() {
+        let queued = StoreKey::Registry(Key::Queue(ActorId(300)));
+        assert_eq!(queued.name(), "queue/c1");
+        assert_eq!(StoreKey::Registry(Key::Node(NodeId(3))).name(), "node/n3");
+        assert_eq!(StoreKey::Meta(MetaKey::Slot(NodeId(2))).name(), "slot/n2");
+        assert_eq!(StoreKey::Meta(MetaKey::Round).name(), "round");
+        let id = ProposalId {
+            node: NodeId(3),
+            incarnation: 2,
+            seq: 17,
+        };
+        assert_eq!(
+            StoreKey::Meta(MetaKey::Applied(id)).name(),
+            "proposal/n3/2/17"
+        );
+    }
+}
