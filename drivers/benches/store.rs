@@ -11,7 +11,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use membership::protocol::testing::{all_active, fixed, run};
 use membership::protocol::{
-    Action, ActorId, Config, Event, NodeId, ProposalOutcome, Proposal, ProposalId, State,
+    Action, ActorId, Config, Event, NodeId, Proposal, ProposalId, ProposalOutcome, State,
     MIGRATION_BATCH_MAX,
 };
 use membership::{MemoryStore, Store};

@@ -11,7 +11,9 @@
 
 use clap::Parser;
 use membership::protocol::testing::{all_active, apply, place_on, voted_out};
-use membership::protocol::{Action, Config, Event, NodeId, ProposalOutcome, Proposal, ProposalId, State};
+use membership::protocol::{
+    Action, Config, Event, NodeId, Proposal, ProposalId, ProposalOutcome, State,
+};
 use membership::testing::Audit;
 use membership::{MemoryStore, Store};
 use std::process::ExitCode;

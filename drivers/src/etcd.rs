@@ -49,7 +49,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
-use membership_core::{Config, MetaKey, NodeId, ProposalOutcome, Proposal, Slot};
+use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
 #[cfg(feature = "testing")]
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -40,7 +40,7 @@ use crate::testing::{Audit, Limits};
 use foundationdb::options::{ConflictRangeType, MutationType, StreamingMode, TransactionOption};
 use foundationdb::tuple::Subspace;
 use foundationdb::{Database, FdbBindingError, RangeOption, Transaction};
-use membership_core::{Config, MetaKey, NodeId, ProposalOutcome, Proposal, Slot};
+use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
 #[cfg(feature = "testing")]
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -17,7 +17,7 @@ use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 #[cfg(feature = "testing")]
 use membership_core::ProposalId;
 use membership_core::{
-    execute, Commit, Config, Key, Meta, MetaKey, NodeId, ProposalOutcome, Proposal, Slot, State,
+    execute, Commit, Config, Key, Meta, MetaKey, NodeId, Proposal, ProposalOutcome, Slot, State,
 };
 use std::collections::{BTreeMap, HashMap};
 #[cfg(feature = "testing")]

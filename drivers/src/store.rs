@@ -4,7 +4,7 @@
 use crate::codec::DecodeError;
 #[cfg(feature = "testing")]
 use membership_core::ProposalId;
-use membership_core::{Config, Event, Meta, NodeId, ProposalOutcome, Proposal, Slot, State};
+use membership_core::{Config, Event, Meta, NodeId, Proposal, ProposalOutcome, Slot, State};
 use std::collections::BTreeMap;
 use std::future::Future;
 use thiserror::Error;

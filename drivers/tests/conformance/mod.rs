@@ -11,8 +11,8 @@
 
 use membership::protocol::testing::all_active;
 use membership::protocol::{
-    footprint, step, Action, ActorId, Config, Event, Key, NodeId, NodeStatus, ProposalOutcome, Proposal,
-    ProposalId, State, MIGRATION_BATCH_MAX,
+    footprint, step, Action, ActorId, Config, Event, Key, NodeId, NodeStatus, Proposal, ProposalId,
+    ProposalOutcome, State, MIGRATION_BATCH_MAX,
 };
 use membership::testing::{encode, Audit, Fault, StoreKey};
 use membership::{Snapshot, Store, StoreError};
