@@ -35,9 +35,12 @@ pub mod invariants;
 mod node;
 mod proposal;
 mod refusal;
+mod registry;
 mod rules;
 mod state;
 mod step;
+#[cfg(feature = "checking")]
+mod switches;
 #[cfg(feature = "checking")]
 mod symmetry;
 #[cfg(feature = "testing")]
@@ -65,5 +68,6 @@ pub use proposal::{
     ProposalId, Slot, ADDRESS_MAX_BYTES, PROPOSALS_REMEMBERED,
 };
 pub use refusal::{Counter, Guard, Refusal};
-pub use state::{NodeRecord, RegistryError, RegistryFields, State, REGISTRY_FORMAT_VERSION};
+pub use registry::{RegistryError, RegistryFields, REGISTRY_FORMAT_VERSION};
+pub use state::{NodeRecord, State};
 pub use step::{migrate_batch, step, step_with};

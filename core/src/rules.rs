@@ -177,7 +177,7 @@ impl Rules {
     pub(crate) fn of(config: &Config) -> Rules {
         #[cfg(feature = "checking")]
         {
-            use crate::checking::{Mode, Mutant};
+            use crate::switches::{Mode, Mutant};
             let mut rules = match config.mode() {
                 Mode::Fixed => Rules::FIXED,
                 Mode::Reference => Rules::REFERENCE,
