@@ -24,6 +24,7 @@
 
 mod actor;
 mod agent;
+mod batch;
 #[cfg(feature = "checking")]
 pub mod checking;
 mod config;
@@ -56,6 +57,7 @@ pub use agent::{
     TimingError, TimingSettings, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX,
     PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN, RETRIES_MAX,
 };
+pub use batch::migrate_batch;
 pub use config::{Config, ConfigError};
 pub use delta::{Delta, DeltaError};
 pub use effect::{Effect, StepDownReason};
@@ -64,10 +66,10 @@ pub use footprint::{footprint, Footprint, Key, Value};
 pub use invariants::{Invariant, Liveness, StateInvariant, TransitionInvariant, Violation};
 pub use node::{NodeId, NodeSet, NodeStatus, NODES_MAX};
 pub use proposal::{
-    action_footprint, execute, Action, Applied, Commit, Meta, MetaKey, Proposal, ProposalError,
-    ProposalId, Slot, ADDRESS_MAX_BYTES, PROPOSALS_REMEMBERED,
+    execute, Action, Applied, Commit, Meta, MetaKey, Proposal, ProposalError, ProposalId, Slot,
+    ADDRESS_MAX_BYTES, PROPOSALS_REMEMBERED,
 };
 pub use refusal::{Counter, Guard, Refusal};
 pub use registry::{RegistryError, RegistryFields, REGISTRY_FORMAT_VERSION};
 pub use state::{NodeRecord, State};
-pub use step::{migrate_batch, step, step_with};
+pub use step::{step, step_with};

@@ -24,7 +24,7 @@
 
 use crate::actor::{
     ActorId, Candidate, LeastLoaded, MigrationEntry, MigrationReason, Placement, PlacementStrategy,
-    MIGRATION_BATCH_MAX, REBALANCE_BATCH_MAX,
+    REBALANCE_BATCH_MAX,
 };
 use crate::effect::{Effect, StepDownReason};
 use crate::event::Event;
@@ -1122,36 +1122,4 @@ fn remove_actor(rules: &Rules, state: &State, actor: ActorId) -> Outcome {
     assert!(next.placement(actor).is_none() && !next.queue().contains(actor));
     assert_eq!(next.placements().len() + 1, state.placements().len());
     Ok((next, effects))
-}
-
-/// Migrates up to `max` (at most [`MIGRATION_BATCH_MAX`]) queued actors, lowest actor ids first,
-/// as consecutive MigrateActor steps under `term`: the work of one batch transaction. Stops early
-/// at the first refusal after at least one move (for example when no target remains). Returns
-/// the new state, the effects, and the events applied (for the transaction's log).
-pub fn migrate_batch(
-    state: &State,
-    term: u64,
-    max: usize,
-    strategy: &dyn PlacementStrategy,
-) -> Result<(State, Vec<Effect>, Vec<Event>), Refusal> {
-    let limit = max.min(MIGRATION_BATCH_MAX);
-    let actors: Vec<ActorId> = state.queue().actors().take(limit).collect();
-    let mut current = state.clone();
-    let mut effects = Vec::new();
-    let mut applied = Vec::new();
-    for actor in actors {
-        let event = Event::MigrateActor { actor, term };
-        match step_with(&current, &event, strategy) {
-            Ok((next, mut more)) => {
-                current = next;
-                effects.append(&mut more);
-                applied.push(event);
-            }
-            Err(refusal) if applied.is_empty() => return Err(refusal),
-            Err(_) => break,
-        }
-    }
-    assert!(applied.len() <= limit);
-    assert!(effects.len() >= 2 * applied.len());
-    Ok((current, effects, applied))
 }
