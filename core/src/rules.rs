@@ -1,6 +1,6 @@
 //! The protocol's rules as named switches, computed once per step from the configuration.
 //!
-//! The actions in `step.rs` read like the fixed spec and consult these switches where the
+//! The actions in `step/` read like the fixed spec and consult these switches where the
 //! reference model, the buggy model or a mutant differ. The whole catalogue of differences lives
 //! here, in [`Rules::of`]; a production build (no `checking` feature) always gets
 //! [`Rules::FIXED`].
