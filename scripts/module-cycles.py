@@ -4,10 +4,10 @@
 For every crate root (`<crate>/src/lib.rs`, `<crate>/src/main.rs`) it walks the module tree
 (`mod x;` declarations, `x.rs` or `x/mod.rs`), reads every path that names the crate's own items
 (`use crate::...`, `use super::...`, `use self::...`, `use child::...` for a child module, and
-`crate::`/`super::`/`self::` paths in code), and resolves each path to the module that defines the
-item, looking through re-exports (`pub use`, and the private imports a child sees via `super::`).
+`crate::`/`super::`/`self::`/`child::` paths in code), and resolves each path to the module that
+defines the item, looking through re-exports (`pub use`, and the private imports a child sees via `super::`).
 A re-export itself is not a dependency of the module that re-exports (it is a facade). Comments
-(and so doc links) are ignored; `#[cfg(test)]` modules count like the rest of their file.
+(and so doc links) are ignored, and so are method calls (`x.f()` names no module); `#[cfg(test)]` modules count like the rest of their file.
 
 An edge between two modules is lifted to the children of their deepest common ancestor: a
 reference from `a::x` to `b` is an edge `a -> b` of the crate root's children, a reference from
@@ -148,6 +148,7 @@ def parse_use_tree(tree):
 USE_RE = re.compile(r"(?m)^[ \t]*(pub(?:\([^)]*\))?[ \t]+)?use[ \t]+([^;]*);")
 MOD_DECL_RE = re.compile(r"(?m)^[ \t]*(?:pub(?:\([^)]*\))?[ \t]+)?mod[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*;")
 INLINE_MOD_RE = re.compile(r"(?m)^[ \t]*(?:pub(?:\([^)]*\))?[ \t]+)?mod[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*\{")
+CHILD_PATH_RE = re.compile(r"(?<![A-Za-z0-9_:])([a-z_][a-z0-9_]*)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
 PATH_RE = re.compile(r"(?<![A-Za-z0-9_:])((?:crate|self|super)(?:::(?:super|[A-Za-z_][A-Za-z0-9_]*))+)")
 
 
@@ -258,6 +259,14 @@ def collect(modules, texts):
             target = absolute(path, segs, depth[m.start()], mod.children)
             if target is not None:
                 mod.refs.append((target, text.count("\n", 0, m.start()) + 1))
+        for m in CHILD_PATH_RE.finditer(text):
+            # A path in code through a child module (`timer::tick()`), outside `use` items.
+            if m.group(1) not in mod.children or depth[m.start()] > 0:
+                continue
+            if any(a <= m.start() < b for a, b in use_spans):
+                continue
+            segs = [m.group(1)] + [x for x in m.group(2).split("::") if x]
+            mod.refs.append((path + tuple(segs), text.count("\n", 0, m.start()) + 1))
 
 
 def resolve(modules, target, hops=0):
@@ -407,7 +416,13 @@ def main(argv):
                     more = f" (+{len(sites) - 4} more)" if len(sites) > 4 else ""
                     print(f"    {name(a)} -> {name(b)}: {where}{more}")
                 if len(comp) > len(path) - 1:
-                    print("    (the strongly connected component: " + ", ".join(name(p) for p in comp) + ")")
+                    members = set(comp)
+                    print("    the modules that reach each other: " + ", ".join(name(p) for p in comp))
+                    for (a, b), sites in sorted(edges.items()):
+                        if a in members and b in members and (a, b) not in zip(path, path[1:]):
+                            sites = sorted(set(sites))
+                            where = ", ".join(f"{os.path.relpath(f, ROOT)}:{ln}" for f, ln in sites[:4])
+                            print(f"    {name(a)} -> {name(b)}: {where}")
     return 1 if failed else 0
 
 
