@@ -40,10 +40,10 @@ pub(crate) fn migrate_batch_observed(
     for actor in actors {
         let event = Event::MigrateActor { actor, term };
         match step_with(&current, &event, strategy) {
-            Ok((next, mut more)) => {
+            Ok((next, more)) => {
                 observe(&current, &event);
                 current = next;
-                effects.append(&mut more);
+                effects.extend(more);
                 applied.push(event);
             }
             Err(refusal) if applied.is_empty() => return Err(refusal),

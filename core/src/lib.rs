@@ -60,7 +60,7 @@ pub use agent::{
 pub use batch::migrate_batch;
 pub use config::{Config, ConfigError};
 pub use delta::{Delta, DeltaError};
-pub use effect::{Effect, StepDownReason};
+pub use effect::{Effect, Effects, StepDownReason, EFFECTS_INLINE};
 pub use event::{ActionName, Event};
 pub use footprint::{footprint, Footprint, Key, Value};
 pub use invariants::{Invariant, Liveness, StateInvariant, TransitionInvariant, Violation};

@@ -348,7 +348,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
         Action::Step(event) => {
             let fp = footprint(state, &event);
             let (next, effects) = step(state, &event).map_err(ProposalError::Refused)?;
-            (next, effects, vec![event], fp)
+            (next, effects.into_vec(), vec![event], fp)
         }
         Action::MigrateBatch { term, max } => batch(state, term, max)?,
     };

@@ -5,11 +5,12 @@ use super::common::{candidates, issue_epoch, require_actors, require_primary_ter
 use crate::actor::{
     ActorId, Candidate, MigrationReason, Placement, PlacementStrategy, REBALANCE_BATCH_MAX,
 };
-use crate::effect::Effect;
+use crate::effect::{Effect, Effects};
 use crate::node::{NodeId, NodeStatus};
 use crate::refusal::Guard;
 use crate::rules::Rules;
 use crate::state::State;
+use smallvec::smallvec;
 
 /// PlaceActor(a): `a` is not placed and the registry has room; it is placed on the Active node
 /// the strategy chooses, with a fresh epoch.
@@ -36,7 +37,7 @@ pub(super) fn place_actor(
     let mut next = state.clone();
     next.put_actor(actor, Placement { node, epoch });
     next.set_epoch_counter(epoch);
-    let effects = vec![Effect::ActorActivated { actor, node, epoch }];
+    let effects = smallvec![Effect::ActorActivated { actor, node, epoch }];
     assert!(next
         .node(node)
         .is_some_and(|r| r.status == NodeStatus::Active));
@@ -78,7 +79,7 @@ pub(super) fn migrate_actor(
     let mut next = state.clone();
     next.put_actor(actor, Placement { node, epoch });
     next.set_epoch_counter(state.epoch_counter().max(epoch));
-    let mut effects = vec![
+    let mut effects = smallvec![
         Effect::ActorDeactivated {
             actor,
             node: old.node,
@@ -115,7 +116,7 @@ pub(super) fn rebalance_actors(rules: &Rules, state: &State, term: u64) -> Outco
     let total: u64 = active.iter().map(|n| state.load(n)).sum();
     let share = total.div_ceil(u64::from(active.len().max(1)));
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     let mut budget = REBALANCE_BATCH_MAX;
     for node in active.iter() {
         let Some(hosted) = state.hosted(node) else {
@@ -160,7 +161,7 @@ pub(super) fn remove_actor(rules: &Rules, state: &State, actor: ActorId) -> Outc
     let old = state.placement(actor).ok_or(Guard::NotPlaced { actor })?;
     let mut next = state.clone();
     next.drop_actor(actor);
-    let effects = vec![Effect::ActorDeactivated {
+    let effects = smallvec![Effect::ActorDeactivated {
         actor,
         node: old.node,
         epoch: old.epoch,

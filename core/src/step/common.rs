@@ -2,14 +2,14 @@
 //! the successor state.
 
 use crate::actor::{ActorId, Candidate, MigrationEntry, MigrationReason};
-use crate::effect::{Effect, StepDownReason};
+use crate::effect::{Effect, Effects, StepDownReason};
 use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::refusal::{Counter, Guard};
 use crate::rules::{Numbering, Rules};
 use crate::state::{NodeRecord, State};
 
 /// The outcome of one enabled action.
-pub(super) type Outcome = Result<(State, Vec<Effect>), Guard>;
+pub(super) type Outcome = Result<(State, Effects), Guard>;
 
 // ---------------------------------------------------------------------------------------------
 // Guards shared by several actions.
@@ -141,7 +141,7 @@ pub(super) fn candidates(state: &State, except: Option<NodeId>) -> Vec<Candidate
 /// An actor already queued because its node failed keeps that reason.
 pub(super) fn queue_hosted(
     next: &mut State,
-    effects: &mut Vec<Effect>,
+    effects: &mut Effects,
     node: NodeId,
     reason: MigrationReason,
 ) {
@@ -180,12 +180,7 @@ pub(super) fn set(next: &mut State, node: NodeId, update: impl FnOnce(&mut NodeR
     debug_assert!(found, "{node} was checked to exist before any update");
 }
 
-pub(super) fn change_status(
-    next: &mut State,
-    effects: &mut Vec<Effect>,
-    node: NodeId,
-    to: NodeStatus,
-) {
+pub(super) fn change_status(next: &mut State, effects: &mut Effects, node: NodeId, to: NodeStatus) {
     let from = next.node(node).map_or(to, |r| r.status);
     assert_ne!(from, to, "{node}: a status change changes the status");
     set(next, node, |r| r.status = to);
@@ -195,7 +190,7 @@ pub(super) fn change_status(
 
 pub(super) fn adopt_view(
     next: &mut State,
-    effects: &mut Vec<Effect>,
+    effects: &mut Effects,
     node: NodeId,
     view: NodeSet,
     view_number: u64,
@@ -220,7 +215,7 @@ pub(super) fn adopt_view(
 pub(super) fn step_down(
     rules: &Rules,
     next: &mut State,
-    effects: &mut Vec<Effect>,
+    effects: &mut Effects,
     node: NodeId,
     reason: StepDownReason,
 ) {
@@ -260,7 +255,7 @@ pub(super) fn forget_detections(next: &mut State, n: NodeId) {
 pub(super) fn become_primary(
     rules: &Rules,
     next: &mut State,
-    effects: &mut Vec<Effect>,
+    effects: &mut Effects,
     node: NodeId,
     term: u64,
 ) {

@@ -6,7 +6,7 @@ use super::common::{
     queue_hosted, record, record_view_number, require_status, set, step_down, Outcome,
 };
 use crate::actor::MigrationReason;
-use crate::effect::{Effect, StepDownReason};
+use crate::effect::{Effect, Effects, StepDownReason};
 use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::refusal::Guard;
 use crate::rules::{FailureEvidence, Rules};
@@ -49,7 +49,7 @@ pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId)
         return Err(Guard::HeartbeatReceived { node: t });
     }
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     if listed {
         let view_number = next_view_number(rules, state, detector.view_number)?;
         let view = detector.view.without(t).with(d);
@@ -151,7 +151,7 @@ pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Outco
         None
     };
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Failed);
     if rules.failure_fences {
         effects.push(Effect::Fenced { node: n });
@@ -204,7 +204,7 @@ pub(super) fn node_recover(rules: &Rules, state: &State, n: NodeId) -> Outcome {
         }
     }
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Left);
     set(&mut next, n, |r| {
         r.view = NodeSet::EMPTY;

@@ -3,7 +3,7 @@
 use super::common::{
     become_primary, issue_term, record, require_status, step_down, successor, Outcome,
 };
-use crate::effect::StepDownReason;
+use crate::effect::{Effects, StepDownReason};
 use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::refusal::{Counter, Guard};
 use crate::rules::{ElectTerm, Rules};
@@ -41,7 +41,7 @@ pub(super) fn elect_primary(rules: &Rules, state: &State, n: NodeId) -> Outcome 
         ElectTerm::Own => r.term,
     };
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     if rules.elect_demotes_others {
         for m in state.believers().iter() {
             step_down(
@@ -84,7 +84,7 @@ pub(super) fn primary_step_down(rules: &Rules, state: &State, n: NodeId) -> Outc
         });
     }
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     step_down(
         rules,
         &mut next,

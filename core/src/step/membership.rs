@@ -7,7 +7,7 @@ use super::common::{
     within_bound, Outcome,
 };
 use crate::actor::MigrationReason;
-use crate::effect::StepDownReason;
+use crate::effect::{Effects, StepDownReason};
 use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::refusal::{Counter, Guard};
 use crate::rules::{Numbering, Rules};
@@ -19,7 +19,7 @@ use crate::state::State;
 pub(super) fn node_join(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Left)?;
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     if state.active().is_empty() {
         let (view_number, term) = match rules.numbering {
             Numbering::Registry => (issue_view_number(rules, state)?, issue_term(rules, state)?),
@@ -54,7 +54,7 @@ pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Out
     let view_number = next_view_number(rules, state, state.max_view_number(active))?;
     let view = active.with(n);
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Active);
     for m in view.iter() {
         if m == n || state.can_communicate(n, m) {
@@ -75,7 +75,7 @@ pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Out
 pub(super) fn node_leave(rules: &Rules, state: &State, n: NodeId) -> Outcome {
     require_status(state, n, NodeStatus::Active)?;
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Leaving);
     step_down(rules, &mut next, &mut effects, n, StepDownReason::Leaving);
     if rules.actors {
@@ -103,7 +103,7 @@ pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> Ou
     }
     let active = state.active();
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     match rules.numbering {
         Numbering::Registry => {
             let view_number = if active.is_empty() {
@@ -169,5 +169,5 @@ pub(super) fn send_heartbeat(state: &State, n: NodeId) -> Outcome {
     }
     assert!(receivers.contains(&n));
     assert!(next.heartbeat_received(n));
-    Ok((next, Vec::new()))
+    Ok((next, Effects::new()))
 }

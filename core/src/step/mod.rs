@@ -1,4 +1,4 @@
-//! The reducer: `step(&State, &Event) -> Result<(State, Vec<Effect>), Refusal>`.
+//! The reducer: `step(&State, &Event) -> Result<(State, Effects), Refusal>`.
 //!
 //! One function per spec action, named after it. Each checks the action's guards in the order
 //! the spec lists them and returns the first that fails as a [`Guard`]; otherwise it builds the
@@ -30,7 +30,7 @@ mod membership;
 mod network;
 
 use crate::actor::{LeastLoaded, PlacementStrategy};
-use crate::effect::Effect;
+use crate::effect::Effects;
 use crate::event::Event;
 use crate::refusal::Refusal;
 use crate::rules::Rules;
@@ -45,7 +45,7 @@ use network::{create_partition, heal_partition, reset_heartbeats, sync_views};
 /// total: for every event in every state it returns either the successor state with the effects
 /// the outside world must execute, or the [`Refusal`] naming the guard that failed (the state is
 /// then unchanged, since it is borrowed).
-pub fn step(state: &State, event: &Event) -> Result<(State, Vec<Effect>), Refusal> {
+pub fn step(state: &State, event: &Event) -> Result<(State, Effects), Refusal> {
     step_with(state, event, &LeastLoaded)
 }
 
@@ -54,7 +54,7 @@ pub fn step_with(
     state: &State,
     event: &Event,
     strategy: &dyn PlacementStrategy,
-) -> Result<(State, Vec<Effect>), Refusal> {
+) -> Result<(State, Effects), Refusal> {
     let action = event.name();
     let rules = Rules::of(state.config());
     let r = &rules;

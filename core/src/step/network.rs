@@ -4,7 +4,7 @@ use super::common::{
     adopt_view, distinct, next_view_number, record, record_view_number, require_status, set,
     step_down, Outcome,
 };
-use crate::effect::{Effect, StepDownReason};
+use crate::effect::{Effects, StepDownReason};
 use crate::node::{NodeId, NodeStatus};
 use crate::refusal::Guard;
 use crate::rules::{HealRule, Rules};
@@ -27,7 +27,7 @@ pub(super) fn create_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
     });
     assert!(!next.can_communicate(a, b) && !next.can_communicate(b, a));
     assert!(next.can_communicate(a, a));
-    Ok((next, Vec::new()))
+    Ok((next, Effects::new()))
 }
 
 /// HealPartition(a, b): `<<a, b>>` is partitioned; both orderings are removed. Outside buggy
@@ -41,7 +41,7 @@ pub(super) fn heal_partition(rules: &Rules, state: &State, a: NodeId, b: NodeId)
         return Err(Guard::NotPartitioned { a, b });
     }
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     set(&mut next, a, |r| {
         r.partitioned_from = r.partitioned_from.without(b)
     });
@@ -77,14 +77,14 @@ pub(super) fn heal_partition(rules: &Rules, state: &State, a: NodeId, b: NodeId)
 }
 
 /// ResetHeartbeats: every `heartbeat_received` becomes false (a heartbeat interval passes).
-pub(super) fn reset_heartbeats(state: &State) -> (State, Vec<Effect>) {
+pub(super) fn reset_heartbeats(state: &State) -> (State, Effects) {
     let mut next = state.clone();
     for n in state.node_ids() {
         next.set_heartbeat(n, false);
     }
     assert!(next.heartbeats().is_empty());
     assert_eq!(next.nodes(), state.nodes());
-    (next, Vec::new())
+    (next, Effects::new())
 }
 
 /// SyncViews(a, b): `a != b`, both Active, can communicate, view numbers differ. Both adopt the
@@ -130,7 +130,7 @@ pub(super) fn sync_views(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> 
         }
     };
     let mut next = state.clone();
-    let mut effects = Vec::new();
+    let mut effects = Effects::new();
     adopt_view(
         &mut next,
         &mut effects,
