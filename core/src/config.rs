@@ -6,7 +6,7 @@ use crate::node::NODES_MAX;
 use thiserror::Error;
 
 #[cfg(feature = "checking")]
-use crate::checking::{DriverMutant, Mode, Mutant};
+use crate::switches::{Checking, DriverMutant, Mode, Mutant};
 
 /// A configuration that was refused, naming what was wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -50,28 +50,6 @@ pub enum ConfigError {
         /// The mode it was combined with.
         mode: Mode,
     },
-}
-
-/// The checker-only part of a configuration (feature `checking`): never persisted.
-#[cfg(feature = "checking")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct Checking {
-    mode: Mode,
-    max_view: Option<u64>,
-    max_epoch: Option<u64>,
-    mutant: Option<Mutant>,
-    driver_mutant: Option<DriverMutant>,
-}
-
-#[cfg(feature = "checking")]
-impl Checking {
-    const PRODUCTION: Checking = Checking {
-        mode: Mode::Fixed,
-        max_view: None,
-        max_epoch: None,
-        mutant: None,
-        driver_mutant: None,
-    };
 }
 
 /// The protocol's configuration, validated: construct it with [`Config::fixed`] (the production

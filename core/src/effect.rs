@@ -3,7 +3,16 @@
 use crate::actor::{ActorId, MigrationReason};
 use crate::node::{NodeId, NodeSet, NodeStatus};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::fmt;
+
+/// The effects of one step, in order. Inline up to 4 (no allocation): most steps emit 0 to 3 (a
+/// heartbeat none, a migration 2, a join or a view synchronisation one per node whose view
+/// changes); a failure that queues many actors or a join into a large cluster spills to the heap.
+pub type Effects = SmallVec<[Effect; EFFECTS_INLINE]>;
+
+/// How many effects [`Effects`] holds without allocating.
+pub const EFFECTS_INLINE: usize = 4;
 
 /// Why a node stopped believing it is primary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -24,6 +24,7 @@
 
 mod actor;
 mod agent;
+mod batch;
 #[cfg(feature = "checking")]
 pub mod checking;
 mod config;
@@ -35,9 +36,12 @@ pub mod invariants;
 mod node;
 mod proposal;
 mod refusal;
+mod registry;
 mod rules;
 mod state;
 mod step;
+#[cfg(feature = "checking")]
+mod switches;
 #[cfg(feature = "checking")]
 mod symmetry;
 #[cfg(feature = "testing")]
@@ -54,17 +58,19 @@ pub use agent::{
     IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN,
     REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
 };
+pub use batch::migrate_batch;
 pub use config::{Config, ConfigError};
 pub use delta::{Delta, DeltaError};
-pub use effect::{Effect, StepDownReason};
+pub use effect::{Effect, Effects, StepDownReason, EFFECTS_INLINE};
 pub use event::{ActionName, Event};
 pub use footprint::{footprint, Footprint, Key, Value};
 pub use invariants::{Invariant, Liveness, StateInvariant, TransitionInvariant, Violation};
 pub use node::{NodeId, NodeSet, NodeStatus, NODES_MAX};
 pub use proposal::{
-    action_footprint, execute, Action, Applied, Commit, Meta, MetaKey, Proposal, ProposalError,
-    ProposalId, ProposalOutcome, Slot, ADDRESS_MAX_BYTES, PROPOSALS_REMEMBERED,
+    execute, Action, Applied, Commit, Meta, MetaKey, Proposal, ProposalError, ProposalId,
+    ProposalOutcome, Slot, ADDRESS_MAX_BYTES, PROPOSALS_REMEMBERED,
 };
 pub use refusal::{Counter, Guard, Refusal};
-pub use state::{NodeRecord, RegistryError, RegistryFields, State, REGISTRY_FORMAT_VERSION};
-pub use step::{migrate_batch, step, step_with};
+pub use registry::{RegistryError, RegistryFields, REGISTRY_FORMAT_VERSION};
+pub use state::{NodeRecord, State};
+pub use step::{step, step_with};

@@ -11,7 +11,8 @@
 //! what to write. Stores wrap it in their engine's transaction (read the footprint, run
 //! `execute`, write, commit) and never decide anything themselves.
 
-use crate::actor::MIGRATION_BATCH_MAX;
+use crate::actor::{LeastLoaded, MIGRATION_BATCH_MAX};
+use crate::batch::migrate_batch_observed;
 use crate::delta::Delta;
 use crate::effect::Effect;
 use crate::event::Event;
@@ -258,69 +259,30 @@ impl Meta {
     }
 }
 
-/// The footprint of `action` from `state`: one event's, or the union of a migration batch's
-/// steps (each on the state the previous one left).
-pub fn action_footprint(state: &State, action: &Action) -> Footprint {
-    match *action {
-        Action::Step(event) => footprint(state, &event),
-        Action::MigrateBatch { term, max } => {
-            let mut union = Footprint::default();
-            let mut current = state.clone();
-            let actors: Vec<_> = state
-                .queue()
-                .actors()
-                .take(max.min(MIGRATION_BATCH_MAX))
-                .collect();
-            for actor in actors {
-                let event = Event::MigrateActor { actor, term };
-                let f = footprint(&current, &event);
-                union.reads.extend(f.reads);
-                union.writes.extend(f.writes);
-                match step(&current, &event) {
-                    Ok((next, _)) => current = next,
-                    Err(_) => break,
-                }
-            }
-            union
-        }
-    }
-}
-
-/// A migration batch in one pass: each MigrateActor step's footprint on the state the previous
-/// step left, then the step; the same outcome as [`crate::migrate_batch`] (stops at the first
-/// refusal after at least one move; refused if the first move is), except that an empty queue
-/// is refused ([`ProposalError::NothingToMigrate`]): a commit applies at least one event.
+/// A migration batch in one pass: [`migrate_batch_observed`] with the default placement strategy,
+/// collecting each applied MigrateActor step's footprint on the state the previous step left;
+/// the same outcome as [`crate::migrate_batch`] (stops at the first refusal after at least one
+/// move; refused if the first move is), except that an empty queue is refused
+/// ([`ProposalError::NothingToMigrate`]): a commit applies at least one event.
 fn batch(
     state: &State,
     term: u64,
     max: usize,
 ) -> Result<(State, Vec<Effect>, Vec<Event>, Footprint), ProposalError> {
     let limit = max.min(MIGRATION_BATCH_MAX);
-    let actors: Vec<_> = state.queue().actors().take(limit).collect();
-    if actors.is_empty() {
+    if state.queue().actors().take(limit).next().is_none() {
         // The proposer saw a queued actor; by the time the transaction runs the queue may be
         // empty. The outside world can do that, so it is a refusal, not an assertion.
         return Err(ProposalError::NothingToMigrate { term, max });
     }
-    let mut current = state.clone();
-    let mut effects = Vec::new();
-    let mut events = Vec::new();
     let mut union = Footprint::default();
-    for actor in actors {
-        let event = Event::MigrateActor { actor, term };
-        match step(&current, &event) {
-            Ok((next, mut more)) => {
-                let f = footprint(&current, &event);
-                union.reads.extend(f.reads);
-                union.writes.extend(f.writes);
-                current = next;
-                effects.append(&mut more);
-                events.push(event);
-            }
-            Err(refusal) if events.is_empty() => return Err(ProposalError::Refused(refusal)),
-            Err(_) => break,
-        }
-    }
+    let (current, effects, events) =
+        migrate_batch_observed(state, term, max, &LeastLoaded, |before, event| {
+            let f = footprint(before, event);
+            union.reads.extend(f.reads);
+            union.writes.extend(f.writes);
+        })
+        .map_err(ProposalError::Refused)?;
     assert!(!events.is_empty() && events.len() <= limit);
     assert_eq!(effects.len(), 2 * events.len());
     Ok((current, effects, events, union))
@@ -403,7 +365,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
         Action::Step(event) => {
             let fp = footprint(state, &event);
             let (next, effects) = step(state, &event).map_err(ProposalError::Refused)?;
-            (next, effects, vec![event], fp)
+            (next, effects.into_vec(), vec![event], fp)
         }
         Action::MigrateBatch { term, max } => batch(state, term, max)?,
     };

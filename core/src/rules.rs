@@ -1,6 +1,6 @@
 //! The protocol's rules as named switches, computed once per step from the configuration.
 //!
-//! The actions in `step.rs` read like the fixed spec and consult these switches where the
+//! The actions in `step/` read like the fixed spec and consult these switches where the
 //! reference model, the buggy model or a mutant differ. The whole catalogue of differences lives
 //! here, in [`Rules::of`]; a production build (no `checking` feature) always gets
 //! [`Rules::FIXED`].
@@ -177,7 +177,7 @@ impl Rules {
     pub(crate) fn of(config: &Config) -> Rules {
         #[cfg(feature = "checking")]
         {
-            use crate::checking::{Mode, Mutant};
+            use crate::switches::{Mode, Mutant};
             let mut rules = match config.mode() {
                 Mode::Fixed => Rules::FIXED,
                 Mode::Reference => Rules::REFERENCE,

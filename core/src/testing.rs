@@ -243,10 +243,11 @@ pub fn then(events: &[Event], more: &[Event]) -> Vec<Event> {
     events.iter().chain(more).copied().collect()
 }
 
-/// Steps `event`, which must be accepted.
+/// Steps `event`, which must be accepted; the successor and the effects (as a `Vec`, for exact
+/// comparisons with `vec![...]`).
 pub fn accept(state: &State, event: Event) -> (State, Vec<Effect>) {
     match step(state, &event) {
-        Ok(outcome) => outcome,
+        Ok((next, effects)) => (next, effects.into_vec()),
         Err(refusal) => panic!("{event} refused: {refusal}"),
     }
 }

@@ -9,7 +9,7 @@ use membership_core::invariants::{self, StateInvariant, TransitionInvariant};
 #[cfg(test)]
 use membership_core::testing::{all_active, config, limited, with_mutant};
 use membership_core::{
-    migrate_batch, step, ActionName, ActorId, Config, Effect, Event, Guard, LeastLoaded,
+    migrate_batch, step, ActionName, ActorId, Config, Effect, Effects, Event, Guard, LeastLoaded,
     MigrationReason, NodeId, NodeStatus, Refusal, State, MIGRATION_BATCH_MAX, NODES_MAX,
 };
 use proptest::prelude::*;
@@ -454,7 +454,7 @@ fn check_actor_effects(
 fn check_outcome(
     before: &State,
     event: &Event,
-    outcome: &Result<(State, Vec<Effect>), Refusal>,
+    outcome: &Result<(State, Effects), Refusal>,
 ) -> Result<(), TestCaseError> {
     let first_unknown = event
         .nodes()
@@ -599,7 +599,7 @@ fn check_outcome(
 }
 
 /// Steps through `events`, returning each outcome (the state advances on acceptance only).
-fn trace(config: Config, events: &[Event]) -> Vec<Result<(State, Vec<Effect>), Refusal>> {
+fn trace(config: Config, events: &[Event]) -> Vec<Result<(State, Effects), Refusal>> {
     let mut state = State::initial(config);
     let mut outcomes = Vec::with_capacity(events.len());
     for event in events {
@@ -674,8 +674,8 @@ proptest! {
             prop_assert_eq!(&serde_json::from_str::<Event>(&json).unwrap(), event);
             if let Ok((next, effects)) = step(&state, event) {
                 state = next;
-                let json = serde_json::to_string(&effects).unwrap();
-                prop_assert_eq!(serde_json::from_str::<Vec<Effect>>(&json).unwrap(), effects);
+                let json = serde_json::to_string(effects.as_slice()).unwrap();
+                prop_assert_eq!(serde_json::from_str::<Vec<Effect>>(&json).unwrap(), effects.to_vec());
             }
             if config.is_production() {
                 // The persisted registry: it decodes (with validation) to the same state, and
@@ -736,9 +736,9 @@ fn check_batch(state: &State, term: u64, max: usize) -> Result<(), TestCaseError
     let mut replayed_effects = Vec::new();
     for event in &applied {
         match step(&replayed, event) {
-            Ok((next, mut more)) => {
+            Ok((next, more)) => {
                 replayed = next;
-                replayed_effects.append(&mut more);
+                replayed_effects.extend(more);
             }
             Err(refusal) => return Err(TestCaseError::fail(format!("{event}: {refusal}"))),
         }

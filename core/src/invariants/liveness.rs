@@ -1,0 +1,127 @@
+//! The liveness properties, as the set of states a fair behaviour must not stay in forever,
+//! and the fairness assumption (the actions that are weakly fair).
+
+use crate::actor::ActorId;
+use crate::event::Event;
+use crate::node::NodeId;
+use crate::state::State;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A liveness property of the spec, in the form "no fair behaviour stays forever in the set
+/// `Trapped`" (`[]<>~Trapped`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Liveness {
+    /// EventualMembershipConvergence: once the cluster stays Stable (every node Active or Left,
+    /// nothing partitioned), all Active nodes eventually have the same view.
+    /// `Trapped = Stable /\ ~Converged`.
+    EventualMembershipConvergence,
+    /// EventualStepDown(n): a primary that cannot reach a majority eventually steps down (or
+    /// regains its majority). `Trapped = StalePrimary(n)`.
+    EventualStepDown(NodeId),
+    /// EventualPlacement(a): once nothing is partitioned and a valid primary holds the current
+    /// term, a queued actor eventually leaves the queue: it is placed on an Active node (or the
+    /// application removes it).
+    /// `Trapped = NoPartition /\ PrimaryInOffice /\ a \in DOMAIN queue`.
+    EventualPlacement(ActorId),
+    /// EventualFailureDeclaration(n): a node that looks crashed to a connected majority (silent,
+    /// cut off from every other Active node, which are a strict majority of all nodes and can
+    /// all communicate with one another, no node Joining or Leaving) is eventually declared
+    /// Failed (or stops looking crashed: it sends a heartbeat, a partition heals).
+    /// `Trapped = LooksCrashed(n)`. Fairness: besides the spec's `Fairness`, weak fairness of
+    /// every DetectFailure(d, n) and of MarkNodeFailed(n) ([`Liveness::fairness`]).
+    EventualFailureDeclaration(NodeId),
+}
+
+impl Liveness {
+    /// Every instance of every liveness property for `node_count` nodes and `actors`.
+    pub fn all(node_count: u16, actors: &[ActorId]) -> Vec<Liveness> {
+        let mut all = vec![Liveness::EventualMembershipConvergence];
+        all.extend((1..=node_count).map(|n| Liveness::EventualStepDown(NodeId(n))));
+        all.extend((1..=node_count).map(|n| Liveness::EventualFailureDeclaration(NodeId(n))));
+        all.extend(actors.iter().map(|&a| Liveness::EventualPlacement(a)));
+        all
+    }
+
+    /// The property's name without parameters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Liveness::EventualMembershipConvergence => "EventualMembershipConvergence",
+            Liveness::EventualStepDown(_) => "EventualStepDown",
+            Liveness::EventualPlacement(_) => "EventualPlacement",
+            Liveness::EventualFailureDeclaration(_) => "EventualFailureDeclaration",
+        }
+    }
+
+    /// The action instances the property assumes weakly fair: the spec's `Fairness`
+    /// ([`fair_events`]), and for EventualFailureDeclaration(n) also `FailureFairness(n)`: every
+    /// DetectFailure(d, n) and MarkNodeFailed(n) (a failure detector that can detect `n`
+    /// eventually does, and a declaration that has its quorum is eventually proposed). The spec
+    /// states that property as `FailureFairness(n) => []<>~LooksCrashed(n)`, so the other
+    /// properties do not rely on it: with weak fairness of MarkNodeFailed, a reference-model
+    /// behaviour that stays Stable and unconverged would have to declare a node failed (its weak
+    /// guard is enabled there) and would no longer count against EventualMembershipConvergence.
+    pub fn fairness(self, node_count: u16, actors: &[ActorId], max_term: u64) -> Vec<Event> {
+        let mut events = fair_events(node_count, actors, max_term);
+        if let Liveness::EventualFailureDeclaration(n) = self {
+            events.extend((1..=node_count).map(NodeId).filter(|&d| d != n).map(|d| {
+                Event::DetectFailure {
+                    detector: d,
+                    target: n,
+                }
+            }));
+            events.push(Event::MarkNodeFailed { node: n });
+        }
+        events
+    }
+
+    /// Whether `state` is in the set the property forbids a fair behaviour to stay in forever.
+    pub fn trapped(self, state: &State) -> bool {
+        match self {
+            Liveness::EventualMembershipConvergence => state.is_stable() && !state.is_converged(),
+            Liveness::EventualStepDown(n) => state.is_stale_primary(n),
+            Liveness::EventualPlacement(a) => {
+                state.queue().contains(a)
+                    && state.is_unpartitioned()
+                    && state.primary_in_office().is_some()
+            }
+            Liveness::EventualFailureDeclaration(n) => state.looks_crashed(n),
+        }
+    }
+}
+
+impl fmt::Display for Liveness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Liveness::EventualMembershipConvergence => f.write_str(self.name()),
+            Liveness::EventualStepDown(n) => write!(f, "{}({n})", self.name()),
+            Liveness::EventualPlacement(a) => write!(f, "{}({a})", self.name()),
+            Liveness::EventualFailureDeclaration(n) => write!(f, "{}({n})", self.name()),
+        }
+    }
+}
+
+/// The spec's fairness assumption `Fairness`: weak fairness of every instance of these actions
+/// (`WF_vars(SyncViews(a, b))` for all `a < b`, `WF_vars(PrimaryStepDown(n))` for all `n`,
+/// `WF_vars(MigrateActor(a, t))` for every actor `a` and term `t` in `1..=max_term`).
+/// EventualFailureDeclaration assumes more ([`Liveness::fairness`]).
+pub fn fair_events(node_count: u16, actors: &[ActorId], max_term: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    for a in 1..=node_count {
+        for b in a + 1..=node_count {
+            events.push(Event::SyncViews {
+                a: NodeId(a),
+                b: NodeId(b),
+            });
+        }
+    }
+    events.extend((1..=node_count).map(|n| Event::PrimaryStepDown { node: NodeId(n) }));
+    for term in 1..=max_term {
+        events.extend(
+            actors
+                .iter()
+                .map(|&actor| Event::MigrateActor { actor, term }),
+        );
+    }
+    events
+}

@@ -1,0 +1,280 @@
+//! The state invariants: predicates on one state.
+
+use super::violation::{violation, StateInvariant, Violation};
+use crate::actor::MigrationReason;
+use crate::node::{NodeId, NodeSet, NodeStatus};
+use crate::rules::Rules;
+use crate::state::State;
+
+/// TypeOK: node sets within `Nodes`, the partition relation symmetric and irreflexive, counters
+/// within the bound `MaxView` when there is one, and (fixed protocol) every node's term and view
+/// number at most the registry counter that issued it; every actor placed on a node of `Nodes`
+/// with an epoch in `1..=epoch_counter` (and within `MaxEpoch` when bounded).
+pub fn type_ok(state: &State) -> Result<(), Violation> {
+    let config = state.config();
+    let all = NodeSet::first(config.node_count());
+    if state.nodes().len() != usize::from(config.node_count()) {
+        return violation(
+            StateInvariant::TypeOK,
+            &[],
+            format!(
+                "{} node records for {} nodes",
+                state.nodes().len(),
+                config.node_count()
+            ),
+        );
+    }
+    let rules = Rules::of(config);
+    let fixed = rules.registry_counters();
+    for (n, r) in state.node_ids().zip(state.nodes()) {
+        if !r.view.is_subset(all) || !r.partitioned_from.is_subset(all) {
+            return violation(
+                StateInvariant::TypeOK,
+                &[n],
+                format!("{n} names a node outside Nodes"),
+            );
+        }
+        if r.detected.contains(n) || !r.detected.intersection(r.view).is_empty() {
+            return violation(
+                StateInvariant::TypeOK,
+                &[n],
+                format!(
+                    "{n} has detected {} while its view is {}",
+                    r.detected, r.view
+                ),
+            );
+        }
+        if r.partitioned_from.contains(n) {
+            return violation(
+                StateInvariant::TypeOK,
+                &[n],
+                format!("{n} is partitioned from itself"),
+            );
+        }
+        if let Some(m) = r.partitioned_from.iter().find(|&m| {
+            !state
+                .node(m)
+                .is_some_and(|o| o.partitioned_from.contains(n))
+        }) {
+            return violation(
+                StateInvariant::TypeOK,
+                &[n, m],
+                format!("partition {n}-{m} is not symmetric"),
+            );
+        }
+        if let Some(bound) = rules.max_view {
+            if r.view_number > bound || r.term > bound {
+                return violation(
+                    StateInvariant::TypeOK,
+                    &[n],
+                    format!(
+                        "{n} has view number {} / term {} above MaxView {bound}",
+                        r.view_number, r.term
+                    ),
+                );
+            }
+        }
+        if fixed && (r.term > state.term_counter() || r.view_number > state.view_counter()) {
+            return violation(
+                StateInvariant::TypeOK,
+                &[n],
+                format!(
+                    "{n} holds term {} / view number {} above the registry counters",
+                    r.term, r.view_number
+                ),
+            );
+        }
+    }
+    let max_epoch = rules.max_epoch;
+    for (&actor, p) in state.placements() {
+        let bad_epoch = p.epoch == 0
+            || p.epoch > state.epoch_counter()
+            || max_epoch.is_some_and(|bound| p.epoch > bound);
+        if !all.contains(p.node) || bad_epoch {
+            return violation(
+                StateInvariant::TypeOK,
+                &[p.node],
+                format!(
+                    "{actor} is placed on {} with epoch {} (epoch counter {})",
+                    p.node,
+                    p.epoch,
+                    state.epoch_counter()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// MembershipConsistency: two Active nodes that each have the other in their view and have
+/// equal view numbers have equal views.
+pub fn membership_consistency(state: &State) -> Result<(), Violation> {
+    let active: Vec<(NodeId, _)> = state
+        .active()
+        .iter()
+        .filter_map(|n| state.node(n).map(|r| (n, r)))
+        .collect();
+    for (i, &(a, ra)) in active.iter().enumerate() {
+        for &(b, rb) in &active[i + 1..] {
+            if ra.view.contains(b)
+                && rb.view.contains(a)
+                && ra.view_number == rb.view_number
+                && ra.view != rb.view
+            {
+                return violation(
+                    StateInvariant::MembershipConsistency,
+                    &[a, b],
+                    format!(
+                        "{a} has {}#{} but {b} has {}#{}",
+                        ra.view, ra.view_number, rb.view, rb.view_number
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// JoinAtomicity: an Active node has a non-empty view; a Joining, Left or Failed node has an
+/// empty view; a Leaving node may have any view.
+pub fn join_atomicity(state: &State) -> Result<(), Violation> {
+    for (n, r) in state.node_ids().zip(state.nodes()) {
+        let ok = match r.status {
+            NodeStatus::Active => !r.view.is_empty(),
+            NodeStatus::Joining | NodeStatus::Left | NodeStatus::Failed => r.view.is_empty(),
+            NodeStatus::Leaving => true,
+        };
+        if !ok {
+            return violation(
+                StateInvariant::JoinAtomicity,
+                &[n],
+                format!("{n} is {} with view {}", r.status, r.view),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// LeaveDetectionWeak: a Left node is in no Active node's view.
+pub fn leave_detection_weak(state: &State) -> Result<(), Violation> {
+    let left = state.with_status(NodeStatus::Left);
+    for m in state.active().iter() {
+        if let Some(r) = state.node(m) {
+            if let Some(n) = r.view.intersection(left).iter().next() {
+                return violation(
+                    StateInvariant::LeaveDetectionWeak,
+                    &[n, m],
+                    format!("{n} is Left but still in {m}'s view {}", r.view),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// NoSplitBrain: at most one node has a valid primary claim.
+pub fn no_split_brain(state: &State) -> Result<(), Violation> {
+    let valid = state.valid_primaries();
+    if valid.len() > 1 {
+        let nodes: Vec<NodeId> = valid.iter().collect();
+        return violation(
+            StateInvariant::NoSplitBrain,
+            &nodes,
+            format!("{valid} all have valid primary claims"),
+        );
+    }
+    Ok(())
+}
+
+/// AtMostOnePrimary: at most one node believes it is primary.
+pub fn at_most_one_primary(state: &State) -> Result<(), Violation> {
+    let believers = state.believers();
+    if believers.len() > 1 {
+        let nodes: Vec<NodeId> = believers.iter().collect();
+        return violation(
+            StateInvariant::AtMostOnePrimary,
+            &nodes,
+            format!("{believers} all believe they are primary"),
+        );
+    }
+    Ok(())
+}
+
+/// SingleActivation: every placed actor is in the per-node index under its node and nowhere
+/// else, and its node is Active, or the actor is queued to leave that node: a Leaving node's
+/// actors for any reason, a Failed, Left or Joining node's actors only with reason NodeFailed
+/// (a node that left gracefully handed all its actors over first).
+pub fn single_activation(state: &State) -> Result<(), Violation> {
+    let indexed = state.indexed_count();
+    if indexed != state.placements().len() {
+        return violation(
+            StateInvariant::SingleActivation,
+            &[],
+            format!(
+                "{} placements but {indexed} index entries: an actor is on two nodes",
+                state.placements().len()
+            ),
+        );
+    }
+    for (&actor, p) in state.placements() {
+        let n = p.node;
+        if !state.hosted(n).is_some_and(|set| set.contains(&actor)) {
+            return violation(
+                StateInvariant::SingleActivation,
+                &[n],
+                format!("{actor} is placed on {n} but not indexed there"),
+            );
+        }
+        let entry = state.queue().get(actor).filter(|e| e.from == n);
+        let status = state.node(n).map(|r| r.status);
+        let ok = match status {
+            Some(NodeStatus::Active) => true,
+            Some(NodeStatus::Leaving) => entry.is_some(),
+            Some(NodeStatus::Failed | NodeStatus::Left | NodeStatus::Joining) => {
+                entry.is_some_and(|e| e.reason == MigrationReason::NodeFailed)
+            }
+            None => false,
+        };
+        if !ok {
+            return violation(
+                StateInvariant::SingleActivation,
+                &[n],
+                format!(
+                    "{actor} is placed on {n} ({}) with queue entry {:?}",
+                    status.map_or("unknown".to_string(), |s| s.to_string()),
+                    state.queue().get(actor)
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// MigrationQueueBounded: every queue entry names the node its actor is placed on (so at most
+/// one entry per placed actor), and there are at most `actors_max` placed actors.
+pub fn migration_queue_bounded(state: &State) -> Result<(), Violation> {
+    let actors_max = state.config().actors_max();
+    if u64::try_from(state.placements().len()).unwrap_or(u64::MAX) > actors_max {
+        return violation(
+            StateInvariant::MigrationQueueBounded,
+            &[],
+            format!(
+                "{} actors placed, above actors_max {actors_max}",
+                state.placements().len()
+            ),
+        );
+    }
+    for (&actor, entry) in state.queue().iter() {
+        if state.placement(actor).map(|p| p.node) != Some(entry.from) {
+            return violation(
+                StateInvariant::MigrationQueueBounded,
+                &[entry.from],
+                format!(
+                    "{actor} is queued to leave {} but is not placed there",
+                    entry.from
+                ),
+            );
+        }
+    }
+    Ok(())
+}

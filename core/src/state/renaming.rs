@@ -1,0 +1,176 @@
+//! A state's nodes renamed and its numbers renumbered by rank (feature `checking`): what symmetry
+//! reduction and the checker's finite graph of the unbounded protocol are built from.
+
+use super::{NodeRecord, State};
+use crate::actor::{ActorId, MigrationEntry, Placement};
+use crate::node::{NodeId, NodeSet};
+use imbl::OrdMap;
+
+impl State {
+    /// The node table, the heartbeat set and the actor tables renamed by `perm` (node at index
+    /// `i` becomes index `perm[i]`): symmetry reduction.
+    pub(crate) fn permuted_nodes(&self, perm: &[usize]) -> (Vec<NodeRecord>, NodeSet) {
+        debug_assert_eq!(perm.len(), self.nodes.len());
+        let mut nodes = self.nodes.clone();
+        for (i, record) in self.nodes.iter().enumerate() {
+            if let Some(slot) = perm.get(i).and_then(|&j| nodes.get_mut(j)) {
+                *slot = NodeRecord {
+                    view: record.view.permuted(perm),
+                    partitioned_from: record.partitioned_from.permuted(perm),
+                    detected: record.detected.permuted(perm),
+                    ..*record
+                };
+            }
+        }
+        debug_assert_eq!(nodes.len(), self.nodes.len());
+        (nodes, self.heartbeats.permuted(perm))
+    }
+
+    /// The actor tables under a node permutation, as (actor, node, epoch, queue entry) in actor
+    /// order: what symmetry reduction compares when two node tables tie.
+    pub(crate) fn permuted_actors(
+        &self,
+        perm: &[usize],
+    ) -> Vec<(ActorId, NodeId, u64, Option<MigrationEntry>)> {
+        let map = |n: NodeId| n.permuted(perm);
+        self.placements
+            .iter()
+            .map(|(&a, p)| {
+                let entry = self.queue.get(a).map(|e| MigrationEntry {
+                    from: map(e.from),
+                    ..e
+                });
+                (a, map(p.node), p.epoch, entry)
+            })
+            .collect()
+    }
+
+    /// A copy of this state with its nodes renamed by `perm`.
+    pub(crate) fn permuted(&self, perm: &[usize]) -> State {
+        let map_node = |n: NodeId| n.permuted(perm);
+        let placements: OrdMap<ActorId, Placement> = self
+            .placements
+            .iter()
+            .map(|(&a, p)| {
+                (
+                    a,
+                    Placement {
+                        node: map_node(p.node),
+                        ..*p
+                    },
+                )
+            })
+            .collect();
+        let hosted = self
+            .hosted
+            .iter()
+            .map(|(&n, set)| (map_node(n), set.clone()))
+            .collect();
+        let queue = self.queue.renamed(map_node);
+        let (nodes, heartbeats) = self.permuted_nodes(perm);
+        let result = State {
+            nodes,
+            heartbeats,
+            placements,
+            hosted,
+            queue,
+            ..self.clone()
+        };
+        debug_assert_eq!(result.active().len(), self.active().len());
+        debug_assert_eq!(result.placements.len(), self.placements.len());
+        result
+    }
+
+    /// This state with its view numbers, terms and epochs renumbered by rank (feature
+    /// `checking`): within each of the three kinds, the values the state holds (every node's
+    /// view number, every node's term, every placement's epoch) together with 0 (and the term
+    /// counter) are replaced by their rank among those values, so 0 stays 0 and order and
+    /// equality are kept; the term counter keeps its rank (the largest), and the view and epoch
+    /// counters become the largest rank held. The fixed protocol only compares
+    /// these values for order and equality and draws new ones above the counter, so a state and
+    /// its renumbering have the same future up to renumbering (the checker's finite graph of
+    /// the unbounded protocol; `core/tests/renumber.rs` tests it). Idempotent.
+    pub(crate) fn renumbered(&self) -> State {
+        fn table(values: impl Iterator<Item = u64>) -> Vec<u64> {
+            let mut table: Vec<u64> = std::iter::once(0).chain(values).collect();
+            table.sort_unstable();
+            table.dedup();
+            table
+        }
+        fn identity(table: &[u64]) -> bool {
+            table
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| u64::try_from(i).is_ok_and(|i| i == v))
+        }
+        fn rank(table: &[u64], value: u64) -> u64 {
+            let i = table.binary_search(&value).unwrap_or(0);
+            u64::try_from(i).unwrap_or(u64::MAX)
+        }
+        // The view and epoch counters are only ever used to draw a value above every value
+        // held (and TypeOK bounds values by them), so they become the largest rank held: a
+        // counter above every held value and one equal to the largest behave alike. The term
+        // counter is also compared for equality with held terms (the primary in office holds
+        // it), so it keeps its own rank.
+        let views = table(self.nodes.iter().map(|r| r.view_number));
+        let terms = table(self.nodes.iter().map(|r| r.term).chain([self.term_counter]));
+        let epochs = table(self.placements.values().map(|p| p.epoch));
+        let top = |table: &[u64]| u64::try_from(table.len() - 1).unwrap_or(u64::MAX);
+        let mut next = self.clone();
+        if !identity(&views) || !identity(&terms) {
+            for r in &mut next.nodes {
+                r.view_number = rank(&views, r.view_number);
+                r.term = rank(&terms, r.term);
+            }
+            next.term_counter = rank(&terms, self.term_counter);
+        }
+        next.view_counter = top(&views);
+        next.epoch_counter = top(&epochs);
+        if !identity(&epochs) {
+            next.placements = self
+                .placements
+                .iter()
+                .map(|(&a, p)| {
+                    (
+                        a,
+                        Placement {
+                            epoch: rank(&epochs, p.epoch),
+                            ..*p
+                        },
+                    )
+                })
+                .collect();
+        }
+        debug_assert_eq!(next.nodes.len(), self.nodes.len());
+        debug_assert!(next.view_counter <= self.view_counter);
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::node::NodeStatus;
+
+    #[test]
+    fn permutation_moves_records_and_renames_members() {
+        let mut s = State::initial(Config::fixed(3).unwrap());
+        s.nodes[0].status = NodeStatus::Active;
+        s.nodes[0].view = NodeSet::first(2);
+        s.nodes[0].partitioned_from = NodeSet::single(NodeId(3));
+        s.nodes[2].partitioned_from = NodeSet::single(NodeId(1));
+        s.heartbeats = NodeSet::single(NodeId(1));
+        // n1 -> n3, n2 -> n1, n3 -> n2
+        let p = s.permuted(&[2, 0, 1]);
+        assert_eq!(p.nodes[2].status, NodeStatus::Active);
+        assert_eq!(
+            p.nodes[2].view,
+            [NodeId(3), NodeId(1)].into_iter().collect()
+        );
+        assert_eq!(p.nodes[2].partitioned_from, NodeSet::single(NodeId(2)));
+        assert_eq!(p.nodes[1].partitioned_from, NodeSet::single(NodeId(3)));
+        assert_eq!(p.heartbeats, NodeSet::single(NodeId(3)));
+        assert_eq!(p.permuted(&[1, 2, 0]), s);
+    }
+}

@@ -1,0 +1,220 @@
+//! Failure handling: DetectFailure, MarkNodeFailed (with its detection and quorum guards) and
+//! NodeRecover.
+
+use super::common::{
+    adopt_view, change_status, distinct, forget_detections, issue_view_number, next_view_number,
+    queue_hosted, record, record_view_number, require_status, set, step_down, Outcome,
+};
+use crate::actor::MigrationReason;
+use crate::effect::{Effect, Effects, StepDownReason};
+use crate::node::{NodeId, NodeSet, NodeStatus};
+use crate::refusal::Guard;
+use crate::rules::{FailureEvidence, Rules};
+use crate::state::State;
+
+/// DetectFailure(d, t): both Active, `t` in `d`'s view, they cannot communicate, and `t`'s
+/// heartbeat was not received. `d` drops `t` from its view with a new number.
+///
+/// Fixed: the detection is also recorded (`t` joins `detected[d]`): it is `d`'s vote for
+/// MarkNodeFailed(t). Instead of "`t` in `d`'s view" the guard is "`d` has not recorded a
+/// detection of `t` yet" (one vote per detector; implied by `t` in `d`'s view, since a node never
+/// suspects a member of its own view). A detector whose view no longer lists `t` (it adopted a
+/// view from a peer that had dropped `t`, or its view predates `t`'s admission) records its vote
+/// without a view change: otherwise a peer that synchronised its view with the first detector
+/// could never vote, and no majority of votes could form.
+pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId) -> Outcome {
+    record(state, d)?;
+    record(state, t)?;
+    distinct(d, t)?;
+    let detector = require_status(state, d, NodeStatus::Active)?;
+    require_status(state, t, NodeStatus::Active)?;
+    let listed = detector.view.contains(t);
+    if rules.record_detections {
+        if detector.detected.contains(t) {
+            return Err(Guard::AlreadyDetected {
+                detector: d,
+                target: t,
+            });
+        }
+    } else if !listed {
+        return Err(Guard::NotInView {
+            detector: d,
+            target: t,
+        });
+    }
+    if state.can_communicate(d, t) {
+        return Err(Guard::CanCommunicate { a: d, b: t });
+    }
+    if state.heartbeat_received(t) {
+        return Err(Guard::HeartbeatReceived { node: t });
+    }
+    let mut next = state.clone();
+    let mut effects = Effects::new();
+    if listed {
+        let view_number = next_view_number(rules, state, detector.view_number)?;
+        let view = detector.view.without(t).with(d);
+        adopt_view(&mut next, &mut effects, d, view, view_number);
+        record_view_number(rules, &mut next, view_number);
+        assert!(!view.contains(t) && view.contains(d));
+    }
+    if rules.record_detections {
+        // Fixed: the detection is recorded in the registry: d's vote for MarkNodeFailed(t).
+        set(&mut next, d, |r| r.detected = r.detected.with(t));
+    }
+    assert!(next.node(d).is_some_and(|r| !r.view.contains(t)));
+    assert_eq!(effects.len(), usize::from(listed));
+    Ok((next, effects))
+}
+
+/// The fixed protocol's detection guard for MarkNodeFailed(n): some Active `d != n` has
+/// recorded a detection of `n` (DetectFailure(d, n), not undone by a later view listing `n`),
+/// still cannot communicate with it, and `n`'s heartbeat was not received. A node that merely
+/// never heard of `n` has recorded nothing, so it cannot get `n` declared failed.
+fn detected_by(state: &State, n: NodeId) -> Result<NodeId, Guard> {
+    if state.heartbeat_received(n) {
+        return Err(Guard::HeartbeatReceived { node: n });
+    }
+    let detectors: Vec<NodeId> = state
+        .active()
+        .without(n)
+        .iter()
+        .filter(|&d| state.node(d).is_some_and(|r| r.detected.contains(n)))
+        .collect();
+    match detectors.iter().find(|&&d| !state.can_communicate(d, n)) {
+        Some(&d) => Ok(d),
+        None => match detectors.first() {
+            Some(&d) => Err(Guard::CanCommunicate { a: d, b: n }),
+            None => Err(Guard::Undetected { node: n }),
+        },
+    }
+}
+
+/// The fixed protocol's quorum guard for MarkNodeFailed(n): the guard of [`detected_by`], and
+/// the votes ([`State::failure_votes`]: recorded detections by Active peers that still cannot
+/// reach `n`) are a strict majority of all nodes, the majority of `has_majority`. A detector cut
+/// off from the cluster (a degraded observer) is one vote, so it alone can never get a node
+/// declared failed, and neither can the nodes of any minority.
+fn failure_quorum(state: &State, n: NodeId) -> Result<NodeSet, Guard> {
+    detected_by(state, n)?;
+    let votes = state.failure_votes(n);
+    let needed = state.majority();
+    if votes.len() < needed {
+        return Err(Guard::NoFailureQuorum {
+            node: n,
+            votes,
+            needed,
+            nodes: state.config().node_count(),
+        });
+    }
+    debug_assert!(state.has_failure_quorum(n));
+    Ok(votes)
+}
+
+/// MarkNodeFailed(n): `n` is Active and was detected. It becomes Failed (empty view, number 0,
+/// no primary belief, term 0).
+///
+/// Reference: detected means merely "some Active `d != n` lacks `n` in its view" (which also
+/// holds when `d` never heard of `n`: the LeaveDetectionWeak defect). Fixed: the quorum guard
+/// of [`failure_quorum`] (a majority of all nodes voted), and in the same transition `n` is
+/// removed from every Active view that still lists it (those nodes adopt `active \ {n}` with
+/// one new number) and from every detection record, is fenced, and all its actors are queued
+/// with reason NodeFailed.
+pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+    require_status(state, n, NodeStatus::Active)?;
+    match rules.failure_evidence {
+        FailureEvidence::Quorum => {
+            failure_quorum(state, n)?;
+        }
+        FailureEvidence::Recorded => {
+            detected_by(state, n)?;
+        }
+        FailureEvidence::ViewLacks => {
+            let others = state.active().without(n);
+            if !others
+                .iter()
+                .any(|d| state.node(d).is_some_and(|r| !r.view.contains(n)))
+            {
+                return Err(Guard::Undetected { node: n });
+            }
+        }
+        FailureEvidence::Nothing => {}
+    }
+    let remaining = state.active().without(n);
+    let listers: Vec<NodeId> = remaining
+        .iter()
+        .filter(|&m| state.node(m).is_some_and(|r| r.view.contains(n)))
+        .collect();
+    let cleanup = rules.failure_cleans_views && !listers.is_empty();
+    let view_number = if cleanup {
+        Some(issue_view_number(rules, state)?)
+    } else {
+        None
+    };
+    let mut next = state.clone();
+    let mut effects = Effects::new();
+    change_status(&mut next, &mut effects, n, NodeStatus::Failed);
+    if rules.failure_fences {
+        effects.push(Effect::Fenced { node: n });
+    }
+    step_down(rules, &mut next, &mut effects, n, StepDownReason::Failed);
+    if rules.actors && rules.failure_queues_actors {
+        queue_hosted(&mut next, &mut effects, n, MigrationReason::NodeFailed);
+    }
+    set(&mut next, n, |r| {
+        r.view = NodeSet::EMPTY;
+        r.view_number = 0;
+        r.term = 0;
+        r.detected = NodeSet::EMPTY;
+    });
+    forget_detections(&mut next, n);
+    if let Some(view_number) = view_number {
+        for &m in &listers {
+            adopt_view(&mut next, &mut effects, m, remaining, view_number);
+        }
+        record_view_number(rules, &mut next, view_number);
+    }
+    assert!(next
+        .node(n)
+        .is_some_and(|r| r.status == NodeStatus::Failed && !r.believes_primary));
+    assert!(next
+        .node(n)
+        .is_some_and(|r| r.view.is_empty() && r.term == 0));
+    debug_assert!(
+        !cleanup
+            || next
+                .active()
+                .iter()
+                .all(|m| next.node(m).is_some_and(|r| !r.view.contains(n)))
+    );
+    Ok((next, effects))
+}
+
+/// NodeRecover(n): `n` is Failed. It becomes Left (empty view, number 0, term 0, empty detection
+/// record). Fixed: only once no Active view lists it (always true after a fixed MarkNodeFailed;
+/// checked anyway). Its actors, queued with reason NodeFailed, stay queued.
+pub(super) fn node_recover(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+    require_status(state, n, NodeStatus::Failed)?;
+    if rules.failure_cleans_views {
+        if let Some(viewer) = state
+            .active()
+            .iter()
+            .find(|&m| state.node(m).is_some_and(|r| r.view.contains(n)))
+        {
+            return Err(Guard::StillInView { node: n, viewer });
+        }
+    }
+    let mut next = state.clone();
+    let mut effects = Effects::new();
+    change_status(&mut next, &mut effects, n, NodeStatus::Left);
+    set(&mut next, n, |r| {
+        r.view = NodeSet::EMPTY;
+        r.view_number = 0;
+        r.term = 0;
+        r.detected = NodeSet::EMPTY;
+    });
+    assert!(next
+        .node(n)
+        .is_some_and(|r| r.status == NodeStatus::Left && r.view.is_empty()));
+    assert_eq!(effects.len(), 1);
+    Ok((next, effects))
+}

@@ -1,0 +1,173 @@
+//! The membership actions: NodeJoin, NodeJoinComplete, NodeLeave, NodeLeaveComplete and
+//! SendHeartbeat.
+
+use super::common::{
+    adopt_view, become_primary, change_status, forget_detections, issue_term, issue_view_number,
+    next_view_number, queue_hosted, record_view_number, require_status, set, step_down, successor,
+    within_bound, Outcome,
+};
+use crate::actor::MigrationReason;
+use crate::effect::{Effects, StepDownReason};
+use crate::node::{NodeId, NodeSet, NodeStatus};
+use crate::refusal::{Counter, Guard};
+use crate::rules::{Numbering, Rules};
+use crate::state::State;
+
+/// NodeJoin(n): `n` is Left. With no Active node it bootstraps (Active, view {n}, primary);
+/// otherwise it becomes Joining. Fixed: the bootstrap's view number and term come from the
+/// registry counters instead of the constant 1.
+pub(super) fn node_join(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+    require_status(state, n, NodeStatus::Left)?;
+    let mut next = state.clone();
+    let mut effects = Effects::new();
+    if state.active().is_empty() {
+        let (view_number, term) = match rules.numbering {
+            Numbering::Registry => (issue_view_number(rules, state)?, issue_term(rules, state)?),
+            Numbering::PerNode => (
+                within_bound(rules, Counter::ViewNumber, 1)?,
+                within_bound(rules, Counter::Term, 1)?,
+            ),
+        };
+        change_status(&mut next, &mut effects, n, NodeStatus::Active);
+        become_primary(rules, &mut next, &mut effects, n, term);
+        adopt_view(&mut next, &mut effects, n, NodeSet::single(n), view_number);
+        record_view_number(rules, &mut next, view_number);
+        debug_assert_eq!(next.active(), NodeSet::single(n));
+    } else {
+        change_status(&mut next, &mut effects, n, NodeStatus::Joining);
+    }
+    assert!(!effects.is_empty());
+    assert!(next
+        .node(n)
+        .is_some_and(|r| matches!(r.status, NodeStatus::Active | NodeStatus::Joining)));
+    Ok((next, effects))
+}
+
+/// NodeJoinComplete(n): `n` is Joining and reaches an Active node. `n` and every Active node
+/// that can communicate with it adopt `active \cup {n}` with a new number.
+pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+    require_status(state, n, NodeStatus::Joining)?;
+    let active = state.active();
+    if state.reachable_active(n).is_empty() {
+        return Err(Guard::NoReachableActivePeer { node: n });
+    }
+    let view_number = next_view_number(rules, state, state.max_view_number(active))?;
+    let view = active.with(n);
+    let mut next = state.clone();
+    let mut effects = Effects::new();
+    change_status(&mut next, &mut effects, n, NodeStatus::Active);
+    for m in view.iter() {
+        if m == n || state.can_communicate(n, m) {
+            adopt_view(&mut next, &mut effects, m, view, view_number);
+        }
+    }
+    record_view_number(rules, &mut next, view_number);
+    assert!(next
+        .node(n)
+        .is_some_and(|r| r.view == view && r.view_number == view_number));
+    debug_assert!(next.active() == view);
+    Ok((next, effects))
+}
+
+/// NodeLeave(n): `n` is Active. It becomes Leaving and gives up any primary belief. Fixed: its
+/// actors are queued with reason NodeLeaving (one kept NodeFailed from an earlier failure
+/// keeps that reason).
+pub(super) fn node_leave(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+    require_status(state, n, NodeStatus::Active)?;
+    let mut next = state.clone();
+    let mut effects = Effects::new();
+    change_status(&mut next, &mut effects, n, NodeStatus::Leaving);
+    step_down(rules, &mut next, &mut effects, n, StepDownReason::Leaving);
+    if rules.actors {
+        queue_hosted(&mut next, &mut effects, n, MigrationReason::NodeLeaving);
+    }
+    assert!(next
+        .node(n)
+        .is_some_and(|r| r.status == NodeStatus::Leaving && !r.believes_primary));
+    assert!(!effects.is_empty());
+    Ok((next, effects))
+}
+
+/// NodeLeaveComplete(n): `n` is Leaving. `n` becomes Left with an empty view; every Active node
+/// adopts `active` (which no longer holds `n`). Reference: each increments its own number (all
+/// must be below MaxView). Fixed: the node must hold no actors; all adopt one new number from
+/// the registry counter; the leaving node's number is reset to 0 and its detection record
+/// cleared, and `n` is erased from every detection record.
+pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+    require_status(state, n, NodeStatus::Leaving)?;
+    if rules.actors && rules.leave_needs_no_actors {
+        let actors = state.load(n);
+        if actors > 0 {
+            return Err(Guard::HoldsActors { node: n, actors });
+        }
+    }
+    let active = state.active();
+    let mut next = state.clone();
+    let mut effects = Effects::new();
+    match rules.numbering {
+        Numbering::Registry => {
+            let view_number = if active.is_empty() {
+                None
+            } else {
+                Some(issue_view_number(rules, state)?)
+            };
+            change_status(&mut next, &mut effects, n, NodeStatus::Left);
+            set(&mut next, n, |r| {
+                r.view = NodeSet::EMPTY;
+                r.view_number = 0;
+                r.detected = NodeSet::EMPTY;
+            });
+            // A detection of `n` must not outlive its leaving: if it rejoins, a peer's old
+            // record would otherwise count as a detection of the new member.
+            forget_detections(&mut next, n);
+            if let Some(view_number) = view_number {
+                for m in active.iter() {
+                    adopt_view(&mut next, &mut effects, m, active, view_number);
+                }
+                record_view_number(rules, &mut next, view_number);
+            }
+        }
+        Numbering::PerNode => {
+            let mut numbers = Vec::new();
+            for m in active.iter() {
+                let current = state.node(m).map_or(0, |r| r.view_number);
+                numbers.push((m, successor(rules, Counter::ViewNumber, current)?));
+            }
+            change_status(&mut next, &mut effects, n, NodeStatus::Left);
+            set(&mut next, n, |r| r.view = NodeSet::EMPTY);
+            for (m, view_number) in numbers {
+                adopt_view(&mut next, &mut effects, m, active, view_number);
+            }
+        }
+    }
+    assert!(next
+        .node(n)
+        .is_some_and(|r| r.status == NodeStatus::Left && r.view.is_empty()));
+    debug_assert!(active
+        .iter()
+        .all(|m| next.node(m).is_some_and(|r| r.view == active)));
+    Ok((next, effects))
+}
+
+/// SendHeartbeat(n): `n` is Active. `n` and every Active or Leaving node that can communicate
+/// with it receive a heartbeat.
+pub(super) fn send_heartbeat(state: &State, n: NodeId) -> Outcome {
+    require_status(state, n, NodeStatus::Active)?;
+    let mut next = state.clone();
+    let receivers: Vec<NodeId> = state
+        .node_ids()
+        .filter(|&m| {
+            m == n
+                || (state.can_communicate(n, m)
+                    && state.node(m).is_some_and(|r| {
+                        matches!(r.status, NodeStatus::Active | NodeStatus::Leaving)
+                    }))
+        })
+        .collect();
+    for &m in &receivers {
+        next.set_heartbeat(m, true);
+    }
+    assert!(receivers.contains(&n));
+    assert!(next.heartbeat_received(n));
+    Ok((next, Effects::new()))
+}

@@ -1,0 +1,152 @@
+//! The network's actions (CreatePartition, HealPartition, ResetHeartbeats) and SyncViews.
+
+use super::common::{
+    adopt_view, distinct, next_view_number, record, record_view_number, require_status, set,
+    step_down, Outcome,
+};
+use crate::effect::{Effects, StepDownReason};
+use crate::node::{NodeId, NodeStatus};
+use crate::refusal::Guard;
+use crate::rules::{HealRule, Rules};
+use crate::state::State;
+
+/// CreatePartition(a, b): `a != b`, not yet partitioned; both orderings are added.
+pub(super) fn create_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
+    record(state, a)?;
+    record(state, b)?;
+    distinct(a, b)?;
+    if !state.can_communicate(a, b) {
+        return Err(Guard::AlreadyPartitioned { a, b });
+    }
+    let mut next = state.clone();
+    set(&mut next, a, |r| {
+        r.partitioned_from = r.partitioned_from.with(b)
+    });
+    set(&mut next, b, |r| {
+        r.partitioned_from = r.partitioned_from.with(a)
+    });
+    assert!(!next.can_communicate(a, b) && !next.can_communicate(b, a));
+    assert!(next.can_communicate(a, a));
+    Ok((next, Effects::new()))
+}
+
+/// HealPartition(a, b): `<<a, b>>` is partitioned; both orderings are removed. Outside buggy
+/// mode, if both now-communicating nodes believe they are primary, one steps down: reference,
+/// the one that comes first in node-id order; fixed, the one with the lower term (ties, which the
+/// fixed protocol never produces, by node id).
+pub(super) fn heal_partition(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Outcome {
+    record(state, a)?;
+    record(state, b)?;
+    if state.can_communicate(a, b) {
+        return Err(Guard::NotPartitioned { a, b });
+    }
+    let mut next = state.clone();
+    let mut effects = Effects::new();
+    set(&mut next, a, |r| {
+        r.partitioned_from = r.partitioned_from.without(b)
+    });
+    set(&mut next, b, |r| {
+        r.partitioned_from = r.partitioned_from.without(a)
+    });
+    let believes = |n: NodeId| state.node(n).is_some_and(|r| r.believes_primary);
+    if believes(a) && believes(b) {
+        let term = |n: NodeId| state.node(n).map_or(0, |r| r.term);
+        let loser = match rules.heal {
+            HealRule::LowerTerm if (term(a), a) < (term(b), b) => Some(a),
+            HealRule::LowerTerm => Some(b),
+            HealRule::LowerId => Some(a.min(b)),
+            HealRule::Neither => None,
+        };
+        if let Some(loser) = loser {
+            step_down(
+                rules,
+                &mut next,
+                &mut effects,
+                loser,
+                StepDownReason::PartitionHealed,
+            );
+        }
+    }
+    assert!(next.can_communicate(a, b));
+    assert!(
+        rules.heal == HealRule::Neither
+            || !(next.node(a).is_some_and(|r| r.believes_primary)
+                && next.node(b).is_some_and(|r| r.believes_primary))
+    );
+    Ok((next, effects))
+}
+
+/// ResetHeartbeats: every `heartbeat_received` becomes false (a heartbeat interval passes).
+pub(super) fn reset_heartbeats(state: &State) -> (State, Effects) {
+    let mut next = state.clone();
+    for n in state.node_ids() {
+        next.set_heartbeat(n, false);
+    }
+    assert!(next.heartbeats().is_empty());
+    assert_eq!(next.nodes(), state.nodes());
+    (next, Effects::new())
+}
+
+/// SyncViews(a, b): `a != b`, both Active, can communicate, view numbers differ. Both adopt the
+/// view of the node with the larger number, united with `{a, b}`, with a new number: reference
+/// `h + 1` (below MaxView), fixed the next number of the registry counter.
+pub(super) fn sync_views(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Outcome {
+    record(state, a)?;
+    record(state, b)?;
+    distinct(a, b)?;
+    if !rules.sync_views {
+        return Err(Guard::Disabled);
+    }
+    let ra = require_status(state, a, NodeStatus::Active)?;
+    let rb = require_status(state, b, NodeStatus::Active)?;
+    if !state.can_communicate(a, b) {
+        return Err(Guard::CannotCommunicate { a, b });
+    }
+    if ra.view_number == rb.view_number {
+        return Err(Guard::SameViewNumber {
+            a,
+            b,
+            view_number: ra.view_number,
+        });
+    }
+    let newer = if ra.view_number > rb.view_number {
+        ra
+    } else {
+        rb
+    };
+    let view_number = next_view_number(rules, state, newer.view_number)?;
+    let view = newer.view.with(a).with(b);
+    let newer_id = if ra.view_number > rb.view_number {
+        a
+    } else {
+        b
+    };
+    // Mutant: the newer node keeps its own view under the new number.
+    let view_of = |m: NodeId| {
+        if rules.sync_merges_both || m != newer_id {
+            view
+        } else {
+            newer.view
+        }
+    };
+    let mut next = state.clone();
+    let mut effects = Effects::new();
+    adopt_view(
+        &mut next,
+        &mut effects,
+        a.min(b),
+        view_of(a.min(b)),
+        view_number,
+    );
+    adopt_view(
+        &mut next,
+        &mut effects,
+        a.max(b),
+        view_of(a.max(b)),
+        view_number,
+    );
+    record_view_number(rules, &mut next, view_number);
+    assert!(view_number > ra.view_number.max(rb.view_number));
+    assert_eq!(effects.len(), 2);
+    Ok((next, effects))
+}

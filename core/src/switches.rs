@@ -1,0 +1,213 @@
+//! The checker's switches (feature `checking`): which protocol runs (the reference and buggy
+//! modes), the mutant catalogues, and the checking bounds a configuration carries. A leaf: it
+//! depends on nothing else in the crate, so the configuration, the rules and the checker's
+//! helpers ([`crate::checking`]) can all read it. None of it is ever persisted.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Which protocol the reducer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// The project's protocol (spec `Mode = "fixed"`): the only one a production user gets
+    /// without asking. Repairs the defects of the reference model (core/spec/REFERENCE.md section 2).
+    Fixed,
+    /// The reference model exactly as core/spec/REFERENCE.md section 1 describes it (spec `Mode =
+    /// "reference"`), kept so that its known defects can be reproduced.
+    Reference,
+    /// The reference model with `BUGGY = TRUE` (spec `Mode = "buggy"`): elections without the
+    /// majority and no-valid-primary guards and without a term increment, no step-down.
+    Buggy,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Fixed => "fixed",
+            Mode::Reference => "reference",
+            Mode::Buggy => "buggy",
+        })
+    }
+}
+
+/// A deliberately broken variant of the fixed protocol, used only by the model checker to show
+/// that its properties catch real mistakes. Each removes one guard or one effect of the fixed
+/// protocol; `None` in [`crate::Config::mutant`] is the fixed protocol itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Mutant {
+    /// ElectPrimary without the `has_majority` guard.
+    ElectWithoutMajority,
+    /// ElectPrimary grants the current term again instead of a fresh one.
+    ElectWithoutTermIncrement,
+    /// PrimaryStepDown is never enabled.
+    NoStepDown,
+    /// MarkNodeFailed without the detection guard (any Active node may be declared failed).
+    FailWithoutDetection,
+    /// MarkNodeFailed on a single recorded detection instead of a majority of votes: one
+    /// degraded observer, cut off from its peers, can get healthy nodes declared failed.
+    FailOnSingleDetection,
+    /// MarkNodeFailed's guard and view handling and NodeRecover's as in the reference model: a
+    /// peer that never heard of the node counts as its detector, the failed node stays in the
+    /// other views, and NodeRecover does not check them (the LeaveDetectionWeak defect of
+    /// core/spec/REFERENCE.md section 2). Fencing, detection records and actors stay as in the fixed
+    /// protocol.
+    FailKeepsViews,
+    /// SyncViews is never enabled: views never converge (a planted liveness bug).
+    NoSyncViews,
+    /// MigrateActor without the term check: any term is accepted, even with no valid primary.
+    MigrateWithoutTermCheck,
+    /// MigrateActor moves the actor but keeps its old epoch.
+    MigrateWithoutEpochIncrease,
+    /// NodeLeaveComplete while the node still holds actors.
+    LeaveCompleteWithActors,
+    /// MarkNodeFailed does not queue the failed node's actors.
+    FailForgetsActors,
+    /// MigrateActor moves the actor but queues it again at its new node (with the same
+    /// reason): it migrates forever and is never placed for good (a planted livelock: every
+    /// move draws a fresh epoch, so it shows only as a cycle of the renumbered graph).
+    MigrateRequeues,
+    /// SyncViews merges wrongly: the node with the higher view number takes the new number but
+    /// keeps its old view, so the two nodes can end with different views of the same number and
+    /// SyncViews is never enabled between them again (a planted liveness bug that needs more
+    /// than three view numbers to show).
+    SyncViewsKeepsView,
+    /// PrimaryStepDown is never enabled, and its refusal is mislabelled as the checking bound
+    /// (`Guard::BoundReached`): a real blocking guard disguised as a model artefact.
+    StepDownBlockedAsBound,
+}
+
+impl Mutant {
+    /// Every mutant, in catalogue order.
+    pub const ALL: [Mutant; 14] = [
+        Mutant::ElectWithoutMajority,
+        Mutant::ElectWithoutTermIncrement,
+        Mutant::NoStepDown,
+        Mutant::FailWithoutDetection,
+        Mutant::FailOnSingleDetection,
+        Mutant::FailKeepsViews,
+        Mutant::NoSyncViews,
+        Mutant::MigrateWithoutTermCheck,
+        Mutant::MigrateWithoutEpochIncrease,
+        Mutant::LeaveCompleteWithActors,
+        Mutant::FailForgetsActors,
+        Mutant::MigrateRequeues,
+        Mutant::SyncViewsKeepsView,
+        Mutant::StepDownBlockedAsBound,
+    ];
+
+    /// The mutant's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutant::ElectWithoutMajority => "elect-without-majority",
+            Mutant::ElectWithoutTermIncrement => "elect-without-term-increment",
+            Mutant::NoStepDown => "no-step-down",
+            Mutant::FailWithoutDetection => "fail-without-detection",
+            Mutant::FailOnSingleDetection => "fail-on-single-detection",
+            Mutant::FailKeepsViews => "fail-keeps-views",
+            Mutant::NoSyncViews => "no-sync-views",
+            Mutant::MigrateWithoutTermCheck => "migrate-without-term-check",
+            Mutant::MigrateWithoutEpochIncrease => "migrate-without-epoch-increase",
+            Mutant::LeaveCompleteWithActors => "leave-complete-with-actors",
+            Mutant::FailForgetsActors => "fail-forgets-actors",
+            Mutant::MigrateRequeues => "migrate-requeues",
+            Mutant::SyncViewsKeepsView => "sync-views-keeps-view",
+            Mutant::StepDownBlockedAsBound => "step-down-blocked-as-bound",
+        }
+    }
+
+    /// The mutant with the given command-line name.
+    pub fn from_name(name: &str) -> Option<Mutant> {
+        Mutant::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// One sentence on what the mutant breaks.
+    pub fn description(self) -> &'static str {
+        match self {
+            Mutant::ElectWithoutMajority => "ElectPrimary without the majority guard",
+            Mutant::ElectWithoutTermIncrement => "ElectPrimary re-grants the current term",
+            Mutant::NoStepDown => "PrimaryStepDown never fires on majority loss",
+            Mutant::FailWithoutDetection => "MarkNodeFailed without the detection guard",
+            Mutant::FailOnSingleDetection => {
+                "MarkNodeFailed on one recorded detection, without a majority of votes"
+            }
+            Mutant::FailKeepsViews => {
+                "MarkNodeFailed/NodeRecover as in the reference (LeaveDetectionWeak defect)"
+            }
+            Mutant::NoSyncViews => "SyncViews never fires (planted liveness bug)",
+            Mutant::MigrateWithoutTermCheck => "MigrateActor accepts any term",
+            Mutant::MigrateWithoutEpochIncrease => "MigrateActor keeps the actor's epoch",
+            Mutant::LeaveCompleteWithActors => "NodeLeaveComplete while holding actors",
+            Mutant::FailForgetsActors => "MarkNodeFailed does not queue the node's actors",
+            Mutant::MigrateRequeues => "MigrateActor queues the actor again at its new node",
+            Mutant::SyncViewsKeepsView => "SyncViews: the newer node keeps its old view",
+            Mutant::StepDownBlockedAsBound => {
+                "PrimaryStepDown never fires, its refusal mislabelled BoundReached"
+            }
+        }
+    }
+}
+
+/// A deliberately broken variant of the code around the reducer (the per-node `Agent` and the
+/// shared transaction `execute`), used only by the simulation (crate `membership-sim`) to show
+/// that its checks catch such mistakes. Kept apart from [`Mutant`] (the reducer's catalogue,
+/// which the model checker explores) because the reducer alone cannot exhibit them: they need
+/// clocks, processes and a store. `None` in [`crate::Config::driver_mutant`] is the production
+/// code itself; a production build (no `checking` feature) cannot construct one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DriverMutant {
+    /// The Agent never fences itself when its lease runs out or its snapshot grows stale, and
+    /// `Agent::may_serve` ignores the lease and the snapshot's age.
+    NoSelfFence,
+    /// `execute` accepts a proposal from an older incarnation than the one holding the slot (a
+    /// paused or zombie process acts for its successor).
+    AcceptStaleIncarnation,
+}
+
+impl DriverMutant {
+    /// Every driver mutant.
+    pub const ALL: [DriverMutant; 2] = [
+        DriverMutant::NoSelfFence,
+        DriverMutant::AcceptStaleIncarnation,
+    ];
+
+    /// The mutant's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverMutant::NoSelfFence => "no-self-fence",
+            DriverMutant::AcceptStaleIncarnation => "accept-stale-incarnation",
+        }
+    }
+}
+
+/// The checker-only part of a configuration (feature `checking`): never persisted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Checking {
+    pub(crate) mode: Mode,
+    pub(crate) max_view: Option<u64>,
+    pub(crate) max_epoch: Option<u64>,
+    pub(crate) mutant: Option<Mutant>,
+    pub(crate) driver_mutant: Option<DriverMutant>,
+}
+
+impl Checking {
+    pub(crate) const PRODUCTION: Checking = Checking {
+        mode: Mode::Fixed,
+        max_view: None,
+        max_epoch: None,
+        mutant: None,
+        driver_mutant: None,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutant_names_round_trip() {
+        for m in Mutant::ALL {
+            assert_eq!(Mutant::from_name(m.name()), Some(m));
+        }
+        assert_eq!(Mutant::from_name("nope"), None);
+    }
+}
