@@ -671,8 +671,8 @@ impl Progress {
     pub fn tick(&mut self, line: impl FnOnce(f64) -> String) {
         if self.on && self.last.elapsed() >= Duration::from_secs(3) {
             self.last = Instant::now();
-            let memory =
-                crate::current_memory_mib().map_or(String::new(), |m| format!(", {m:.0} MiB"));
+            let memory = crate::memory::current_memory_mib()
+                .map_or(String::new(), |m| format!(", {m:.0} MiB"));
             eprintln!(
                 "model-check: {}{memory}",
                 line(self.started.elapsed().as_secs_f64())

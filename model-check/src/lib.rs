@@ -10,6 +10,7 @@
 pub mod dump;
 pub mod graph;
 pub mod liveness;
+pub mod memory;
 pub mod model;
 
 use graph::{Explore, Fairness, Graph, Progress, GRAPH_STATES_MAX};
@@ -19,6 +20,7 @@ use membership_core::{
     step, ActorId, Config, ConfigError, Counter, Event, NodeRecord, State, StateInvariant,
     TransitionInvariant,
 };
+pub use memory::{current_memory_mib, peak_memory_mib};
 use model::MembershipModel;
 use serde::Serialize;
 use stateright::{Checker, Model, Path};
@@ -747,23 +749,6 @@ pub fn changes(before: &State, after: &State) -> Vec<String> {
         out.push(format!("{actor}: {} -> {}", show(before), show(after)));
     }
     out
-}
-
-/// The process's peak resident memory in MiB, where the OS reports it.
-pub fn peak_memory_mib() -> Option<f64> {
-    status_mib("VmHWM:")
-}
-
-/// The process's current resident memory in MiB, where the OS reports it.
-pub fn current_memory_mib() -> Option<f64> {
-    status_mib("VmRSS:")
-}
-
-fn status_mib(field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// The summary for people; with `verbose`, also an example of each kind of behaviour liveness
