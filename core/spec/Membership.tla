@@ -8,10 +8,10 @@
 (*   "reference"  the reference model of REFERENCE.md section 1;           *)
 (*   "buggy"      the reference model with BUGGY = TRUE.                   *)
 (*                                                                         *)
-(* The Rust reducer core/src/step.rs mirrors this module action for        *)
+(* The Rust reducer core/src/step/ mirrors this module action for          *)
 (* action and guard for guard: every action below is the `Event` variant   *)
-(* of the same name, reduced by the function of step.rs named in           *)
-(* core/spec/README.md. Guards are written in the order step.rs checks     *)
+(* of the same name, reduced by the function of step/ named in             *)
+(* core/spec/README.md. Guards are written in the order step/ checks       *)
 (* them (the order decides only which refusal Rust reports, not whether    *)
 (* the action is enabled).                                                 *)
 (*                                                                         *)
@@ -33,7 +33,7 @@
 (* `queue` stay the empty function and epoch_counter stays 0 (the          *)
 (* reference configurations also set Actors = {}).                         *)
 (*                                                                         *)
-(* Mutants (core/src/config.rs `Mutant`: elect-without-majority,           *)
+(* Mutants (core/src/switches.rs `Mutant`: elect-without-majority,         *)
 (* elect-without-term-increment, no-step-down, fail-without-detection,     *)
 (* fail-on-single-detection, fail-keeps-views, no-sync-views,              *)
 (* migrate-without-term-check,                                             *)
@@ -72,7 +72,7 @@ CONSTANTS
     \* actor a, where `load` is a function from the candidate nodes (the Active
     \* nodes that may take a; never empty when Choose is applied) to their
     \* loads (actors placed on them). The configurations override it with
-    \* LeastLoaded, defined below. Like step.rs `choose`, the actions accept the
+    \* LeastLoaded, defined below. Like step/ `choose`, the actions accept the
     \* answer only if it is a candidate (otherwise they are not enabled).
 
 ASSUME Nodes \subseteq Nat /\ IsFiniteSet(Nodes) /\ Nodes # {}
@@ -90,12 +90,12 @@ ASSUME ActorsMax \in Nat /\ ActorsMax >= 1
 (* protocol. Here it is only a checking parameter: production runs the     *)
 (* fixed protocol with no bound (u64 counters, Rust `max_view = None`,     *)
 (* which corresponds to reading every `... <= MaxView` conjunct below as   *)
-(* TRUE). Each such conjunct sits exactly where step.rs calls              *)
+(* TRUE). Each such conjunct sits exactly where step/ calls                *)
 (* `within_bound` / `successor` on the new value: new value <= MaxView.    *)
 (* (u64 overflow, refused by `checked_add` in Rust, is not modelled.)      *)
 (* The same holds for MaxEpoch, the bound on actor epochs (Rust            *)
 (* `max_epoch`, None in production): each `... <= MaxEpoch` conjunct sits  *)
-(* where step.rs `issue_epoch` checks the new epoch. Terms, bounded by     *)
+(* where step/ `issue_epoch` checks the new epoch. Terms, bounded by       *)
 (* MaxView, also bound the term parameter of the primary's actor actions:  *)
 (* Terms below.                                                            *)
 (***************************************************************************)
@@ -157,7 +157,7 @@ Reasons == {"NodeFailed", "NodeLeaving", "LoadBalancing"}
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
-(* Derived notions (core/src/state.rs).                                    *)
+(* Derived notions (core/src/state/).                                      *)
 (***************************************************************************)
 
 \* The largest element of a finite set of naturals, 0 for the empty set
@@ -218,7 +218,7 @@ Converged == \A a, b \in active : view[a] = view[b]
 StalePrimary(n) == believes_primary[n] /\ state[n] = "Active" /\ ~HasMajority(n)
 
 (***************************************************************************)
-(* step_down (step.rs) applied to the nodes of S: each stops believing it  *)
+(* step_down (step/) applied to the nodes of S: each stops believing it    *)
 (* is primary. DEVIATION (terms cleared on step-down): the fixed protocol  *)
 (* also clears the term of each node of S that believed it was primary (a  *)
 (* term is held only while primary, so no stale term lingers to be         *)
@@ -232,10 +232,10 @@ TermsAfterStepDown(S) ==
                          ELSE term[m]]
 
 (***************************************************************************)
-(* adopt_view (step.rs) for the nodes of S, which adopt the view v: each   *)
+(* adopt_view (step/) for the nodes of S, which adopt the view v: each     *)
 (* drops the members of v from its detection record (a node listed again   *)
 (* is no longer suspected by the adopter). DEVIATION (detection records):  *)
-(* written for every mode as step.rs does, but a no-op in the reference    *)
+(* written for every mode as step/ does, but a no-op in the reference      *)
 (* modes, where every record is {}.                                        *)
 (***************************************************************************)
 DetectedAfterAdopt(S, v) ==
@@ -244,7 +244,7 @@ DetectedAfterAdopt(S, v) ==
 -----------------------------------------------------------------------------
 (***************************************************************************)
 (* EXTENSION (actors): derived notions and helpers (core/src/actor.rs,     *)
-(* state.rs, step.rs). placements and queue are functions whose domain     *)
+(* state/, step/). placements and queue are functions whose domain         *)
 (* changes (Rust ordered maps keyed by actor).                             *)
 (***************************************************************************)
 
@@ -259,7 +259,7 @@ Drop(f, k) == [x \in DOMAIN f \ {k} |-> f[x]]
 Hosted(n) == {x \in DOMAIN placements : placements[x].node = n}
 Load(n) == Cardinality(Hosted(n))
 
-\* step.rs candidates(state, except): the Active nodes other than those of
+\* step/ candidates(state, except): the Active nodes other than those of
 \* `except` ({} or {from}), with their loads: what the strategy chooses from.
 Candidates(except) == [m \in active \ except |-> Load(m)]
 
@@ -267,7 +267,7 @@ Candidates(except) == [m \in active \ except |-> Load(m)]
 \* Rust `iter().take(k)` over an ordered set.
 Lowest(S, k) == {x \in S : Cardinality({y \in S : y < x}) < k}
 
-\* step.rs require_primary_term(t), second half: a valid primary holds term t.
+\* step/ require_primary_term(t), second half: a valid primary holds term t.
 PrimaryHolds(t) == \E p \in Nodes : ValidPrimary(p) /\ term[p] = t
 
 \* A valid primary holds the registry's current term: the premise of
@@ -284,7 +284,7 @@ Terms == 1..MaxView
 RebalanceBatchMax == 1024
 
 (***************************************************************************)
-(* step.rs queue_hosted(n, reason), fixed protocol only: the queue with    *)
+(* step/ queue_hosted(n, reason), fixed protocol only: the queue with      *)
 (* every actor placed on n queued to leave n for `reason`, except that an  *)
 (* actor already queued because its node failed keeps that entry (when     *)
 (* `reason` is not NodeFailed itself). So NodeLeave turns a LoadBalancing  *)
@@ -355,7 +355,7 @@ Init ==
 (***************************************************************************)
 
 (***************************************************************************)
-(* NodeJoin(n) -- step.rs node_join.                                       *)
+(* NodeJoin(n) -- step/ node_join.                                         *)
 (* n is Left. With no Active node, n bootstraps: Active, view {n},         *)
 (* primary. Otherwise n becomes Joining.                                   *)
 (* DEVIATION (bootstrap draws from the counters): in the fixed protocol    *)
@@ -388,7 +388,7 @@ NodeJoin(n) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* NodeJoinComplete(n) -- step.rs node_join_complete.                      *)
+(* NodeJoinComplete(n) -- step/ node_join_complete.                        *)
 (* n is Joining and can communicate with at least one Active node. Let     *)
 (* v = active \cup {n}. n becomes Active; n and every Active node that can *)
 (* communicate with n adopt v with one new number; the others keep theirs. *)
@@ -415,7 +415,7 @@ NodeJoinComplete(n) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* NodeLeave(n) -- step.rs node_leave.                                     *)
+(* NodeLeave(n) -- step/ node_leave.                                       *)
 (* n is Active. It becomes Leaving and gives up any primary belief (fixed: *)
 (* and the term it held, see TermsAfterStepDown).                          *)
 (* EXTENSION (actors): fixed also queues every actor placed on n to leave  *)
@@ -434,7 +434,7 @@ NodeLeave(n) ==
                    placements, epoch_counter>>
 
 (***************************************************************************)
-(* NodeLeaveComplete(n) -- step.rs node_leave_complete.                    *)
+(* NodeLeaveComplete(n) -- step/ node_leave_complete.                      *)
 (* n is Leaving. n becomes Left with an empty view; every Active node      *)
 (* (whether or not it can communicate with n) adopts `active`, which does  *)
 (* not hold n.                                                             *)
@@ -449,7 +449,7 @@ NodeLeave(n) ==
 (* n rejoins, a peer's old record would otherwise count as a detection of  *)
 (* the new member, and MarkNodeFailed would accept it). Each adopter also  *)
 (* drops the members of `active` from its record (DetectedAfterAdopt,      *)
-(* applied after the erasure, as in step.rs).                              *)
+(* applied after the erasure, as in step/).                                *)
 (* EXTENSION (leave cannot complete while holding actors): fixed is        *)
 (* refused while n still holds actors (Rust Guard::HoldsActors): they were *)
 (* queued by NodeLeave and must first be moved by the primary              *)
@@ -494,7 +494,7 @@ NodeLeaveComplete(n) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* SendHeartbeat(n) -- step.rs send_heartbeat. Identical in all modes.     *)
+(* SendHeartbeat(n) -- step/ send_heartbeat. Identical in all modes.       *)
 (* n is Active. n and every Active or Leaving node that can communicate    *)
 (* with n get heartbeat_received = TRUE.                                   *)
 (***************************************************************************)
@@ -511,7 +511,7 @@ SendHeartbeat(n) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* DetectFailure(d, t) -- step.rs detect_failure.                          *)
+(* DetectFailure(d, t) -- step/ detect_failure.                            *)
 (* d # t, both Active, t in d's view, d cannot communicate with t, t's     *)
 (* heartbeat was not received. d drops t from its view (keeping itself in  *)
 (* it) with a new number: reference view_number[d] + 1.                    *)
@@ -559,7 +559,7 @@ DetectFailure(d, t) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* MarkNodeFailed(n) -- step.rs mark_node_failed (guard: failure_quorum).  *)
+(* MarkNodeFailed(n) -- step/ mark_node_failed (guard: failure_quorum).    *)
 (* n is Active and detected; it becomes Failed: empty view, view number 0, *)
 (* no primary belief, term 0.                                              *)
 (* Reference: "detected" is merely "some Active d # n lacks n in its view" *)
@@ -602,7 +602,7 @@ DetectFailure(d, t) ==
 (* DEVIATION (detection records): the detection is consumed: n's own       *)
 (* record is cleared, n is removed from every node's record, and each      *)
 (* lister drops `active \ {n}` from its record (as in DetectedAfterAdopt). *)
-(* Written for every mode as step.rs does; a no-op in the reference modes. *)
+(* Written for every mode as step/ does; a no-op in the reference modes.   *)
 (***************************************************************************)
 MarkNodeFailed(n) ==
     /\ state[n] = "Active"
@@ -643,13 +643,13 @@ MarkNodeFailed(n) ==
                           placements, epoch_counter>>
 
 (***************************************************************************)
-(* NodeRecover(n) -- step.rs node_recover.                                 *)
+(* NodeRecover(n) -- step/ node_recover.                                   *)
 (* n is Failed. It becomes Left: empty view, view number 0, term 0.        *)
 (* DEVIATION (recover guard): fixed also requires that no Active view      *)
 (* lists n (always true after a fixed MarkNodeFailed; checked anyway), so  *)
 (* a node is never Left while an Active node still counts it as a member.  *)
 (* n's detection record is cleared (already {} after MarkNodeFailed; as in *)
-(* step.rs, written for every mode). Its actors, queued with reason        *)
+(* step/, written for every mode). Its actors, queued with reason          *)
 (* NodeFailed by MarkNodeFailed, stay placed on it and queued.             *)
 (***************************************************************************)
 NodeRecover(n) ==
@@ -667,7 +667,7 @@ NodeRecover(n) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* ElectPrimary(n) -- step.rs elect_primary.                               *)
+(* ElectPrimary(n) -- step/ elect_primary.                                 *)
 (* n does not believe it is primary, is Active, has a majority, and no     *)
 (* node anywhere has a valid primary claim; n becomes primary.             *)
 (* Reference: term 1 + max term over all nodes.                            *)
@@ -703,7 +703,7 @@ ElectPrimary(n) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* PrimaryStepDown(n) -- step.rs primary_step_down.                        *)
+(* PrimaryStepDown(n) -- step/ primary_step_down.                          *)
 (* n believes it is primary, is Active, and has no majority; it stops      *)
 (* believing (fixed: and its term is cleared). Disabled in buggy mode.     *)
 (***************************************************************************)
@@ -719,7 +719,7 @@ PrimaryStepDown(n) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* CreatePartition(a, b) -- step.rs create_partition. Identical in all     *)
+(* CreatePartition(a, b) -- step/ create_partition. Identical in all       *)
 (* modes. a # b, not yet partitioned: both orderings are added.            *)
 (***************************************************************************)
 CreatePartition(a, b) ==
@@ -731,7 +731,7 @@ CreatePartition(a, b) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* HealPartition(a, b) -- step.rs heal_partition.                          *)
+(* HealPartition(a, b) -- step/ heal_partition.                            *)
 (* a and b are partitioned: both orderings are removed. Outside buggy      *)
 (* mode, if both (now communicating) believe they are primary, one steps   *)
 (* down. Reference: the one with the lower node id.                        *)
@@ -758,7 +758,7 @@ HealPartition(a, b) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* ResetHeartbeats -- step.rs reset_heartbeats. Identical in all modes and *)
+(* ResetHeartbeats -- step/ reset_heartbeats. Identical in all modes and   *)
 (* always enabled (a stuttering step when every flag is already FALSE):    *)
 (* a heartbeat interval passes.                                            *)
 (***************************************************************************)
@@ -769,7 +769,7 @@ ResetHeartbeats ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* SyncViews(a, b) -- step.rs sync_views.                                  *)
+(* SyncViews(a, b) -- step/ sync_views.                                    *)
 (* a # b, both Active, can communicate, view numbers differ. Both adopt    *)
 (* the view of the node with the larger number, united with {a, b}, with   *)
 (* a new number: reference h + 1 where h is the larger number.             *)
@@ -797,13 +797,13 @@ SyncViews(a, b) ==
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
-(* EXTENSION (actors): the four actor actions (step.rs place_actor,        *)
+(* EXTENSION (actors): the four actor actions (step/ place_actor,          *)
 (* migrate_actor, rebalance_actors, remove_actor). Each first requires     *)
-(* Mode = "fixed" (step.rs require_fixed; Rust refuses them in the         *)
+(* Mode = "fixed" (step/ require_fixed; Rust refuses them in the           *)
 (* reference modes with Guard::Disabled): the reference model has no       *)
 (* actors. None changes a membership variable.                             *)
 (*                                                                         *)
-(* step.rs migrate_batch is NOT an action of this spec: it is a            *)
+(* step/ migrate_batch is NOT an action of this spec: it is a              *)
 (* composition of consecutive MigrateActor(a, t) steps under one term t    *)
 (* (the lowest queued actor ids first, at most MIGRATION_BATCH_MAX,        *)
 (* stopping at the first refusal after one move), committed as one         *)
@@ -814,7 +814,7 @@ SyncViews(a, b) ==
 (***************************************************************************)
 
 (***************************************************************************)
-(* PlaceActor(a) -- step.rs place_actor.                                   *)
+(* PlaceActor(a) -- step/ place_actor.                                     *)
 (* a is not placed (Guard::AlreadyPlaced) and fewer than ActorsMax actors  *)
 (* are (Guard::RegistryFull); the strategy chooses an Active node          *)
 (* (Guard::NoTarget when there is none), and a is placed there with the    *)
@@ -838,11 +838,11 @@ PlaceActor(a) ==
     /\ UNCHANGED <<queue, membershipVars>>
 
 (***************************************************************************)
-(* MigrateActor(a, t) -- step.rs migrate_actor.                            *)
+(* MigrateActor(a, t) -- step/ migrate_actor.                              *)
 (* a is queued (Guard::NotQueued); EXTENSION (migration only by the        *)
 (* primary, fenced by its term): t is the registry's current term          *)
 (* (Guard::StaleTerm) and a valid primary holds it (Guard::NoValidPrimary; *)
-(* step.rs require_primary_term), so a deposed or superseded primary,      *)
+(* step/ require_primary_term), so a deposed or superseded primary,        *)
 (* whose term is stale, can never move an actor; a is placed               *)
 (* (Guard::NotPlaced; always true when queued); the strategy chooses an    *)
 (* Active node other than the one a must leave (Guard::NoTarget); a moves  *)
@@ -870,7 +870,7 @@ MigrateActor(a, t) ==
     /\ UNCHANGED membershipVars
 
 (***************************************************************************)
-(* RebalanceActors(t) -- step.rs rebalance_actors.                         *)
+(* RebalanceActors(t) -- step/ rebalance_actors.                           *)
 (* t is the current term held by a valid primary (as MigrateActor). The    *)
 (* balanced share is the total load of the Active nodes over their number, *)
 (* rounded up. Each Active node, in node-id order, whose actors not yet    *)
@@ -879,7 +879,7 @@ MigrateActor(a, t) ==
 (* in all (a node gets what is left of the budget after the nodes before   *)
 (* it; Before(n) is what they would take without the budget, so the budget *)
 (* left for n is RebalanceBatchMax - Before(n) when positive: closed form  *)
-(* of step.rs's running `budget`). Refused when nothing is queued          *)
+(* of step/'s running `budget`). Refused when nothing is queued            *)
 (* (Guard::Balanced). Placements and epochs are unchanged: the queued      *)
 (* actors are moved later by MigrateActor.                                 *)
 (***************************************************************************)
@@ -911,7 +911,7 @@ RebalanceActors(t) ==
     /\ UNCHANGED <<placements, epoch_counter, membershipVars>>
 
 (***************************************************************************)
-(* RemoveActor(a) -- step.rs remove_actor.                                 *)
+(* RemoveActor(a) -- step/ remove_actor.                                   *)
 (* a is placed (Guard::NotPlaced); the application is done with it: it is  *)
 (* deactivated and forgotten, with its queue entry. The epoch counter      *)
 (* keeps its value (a later PlaceActor(a) gets a new, larger epoch).       *)
@@ -947,7 +947,7 @@ Next ==
           \/ \E a \in Actors : MigrateActor(a, t)
           \/ RebalanceActors(t)
 
-\* invariants.rs fair_events: weak fairness of SyncViews(a, b) for every pair
+\* invariants/ fair_events: weak fairness of SyncViews(a, b) for every pair
 \* (a < b suffices: the two orderings are the same action), of
 \* PrimaryStepDown(n) for every n, and (EXTENSION) of MigrateActor(a, t) for
 \* every actor a and term t in Terms.
@@ -960,7 +960,7 @@ Spec == Init /\ [][Next]_vars /\ Fairness
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
-(* State invariants (core/src/invariants.rs).                              *)
+(* State invariants (core/src/invariants/).                                *)
 (***************************************************************************)
 
 \* type_ok. The counter conjuncts are implied in Rust (u64, only ever set to
@@ -1044,7 +1044,7 @@ MigrationQueueBounded ==
            x \in DOMAIN placements /\ queue[x].from = placements[x].node
 
 (***************************************************************************)
-(* Transition properties (invariants.rs, checked on every step): the       *)
+(* Transition properties (invariants/, checked on every step): the         *)
 (* step predicates, then the action properties [][P]_vars.                 *)
 (***************************************************************************)
 
@@ -1117,7 +1117,7 @@ EpochMonotonic           == [][EpochMonotonicStep]_vars
 MigrationByPrimary       == [][MigrationByPrimaryStep]_vars
 
 (***************************************************************************)
-(* Liveness (invariants.rs `Liveness`): no fair behaviour stays forever in *)
+(* Liveness (invariants/ `Liveness`): no fair behaviour stays forever in   *)
 (* the set Trapped, i.e. []<>~Trapped, under Fairness.                     *)
 (* NB: under a finite MaxView, a violation can be an artefact of the bound *)
 (* (SyncViews disabled because the next number would exceed MaxView; for   *)
@@ -1159,7 +1159,7 @@ LooksCrashed(n) ==
         /\ \A m \in Nodes : state[m] \notin {"Joining", "Leaving"}
 
 \* The failure detector's fairness, assumed by EventualFailureDeclaration
-\* only (invariants.rs Liveness::fairness): a detection of n that stays
+\* only (invariants/ Liveness::fairness): a detection of n that stays
 \* possible is eventually recorded, and a declaration of n that has its
 \* quorum is eventually proposed. It is not part of Fairness: with weak
 \* fairness of MarkNodeFailed, a reference-mode behaviour that stays Stable
