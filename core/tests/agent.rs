@@ -23,7 +23,7 @@ const ITERATIONS_MAX: usize = 2_000_000;
 
 #[derive(Clone, Debug)]
 enum Delivery {
-    Outcome(u64, ProposalOutcome),
+    ProposalDone(u64, ProposalOutcome),
     Probe(NodeId, u64, bool),
     /// Read at, registry, round, the incarnation holding the reader's slot.
     Snapshot(u64, State, u64, Option<u64>),
@@ -207,7 +207,7 @@ impl World {
         self.deliver_later(
             self.now + STORE_LATENCY_MS,
             pid,
-            Delivery::Outcome(out.token, outcome),
+            Delivery::ProposalDone(out.token, outcome),
         );
     }
 
@@ -247,7 +247,9 @@ impl World {
                 let now = self.now;
                 let agent = self.agents.get_mut(&pid).unwrap();
                 match d {
-                    Delivery::Outcome(token, outcome) => agent.handle_outcome(now, token, outcome),
+                    Delivery::ProposalDone(token, outcome) => {
+                        agent.handle_outcome(now, token, outcome)
+                    }
                     Delivery::Probe(peer, sent, ok) => agent.handle_probe(now, peer, sent, ok),
                     Delivery::Snapshot(read_at, state, round, slot) => {
                         agent.handle_snapshot(now, read_at, state, round, slot)

@@ -104,7 +104,7 @@ enum Command {
 
 enum Message {
     /// A proposal's token, its id, and what the store said (or why it could not run).
-    Outcome(u64, ProposalId, Result<ProposalOutcome, StoreError>),
+    ProposalDone(u64, ProposalId, Result<ProposalOutcome, StoreError>),
     Probe(NodeId, u64, bool),
     Snapshot(u64, Result<Snapshot, StoreError>),
 }
@@ -454,7 +454,7 @@ impl<S: Store> Runtime<S> {
     fn handle(&mut self, message: Message) {
         let now = self.glue.now_ms();
         match message {
-            Message::Outcome(token, id, result) => {
+            Message::ProposalDone(token, id, result) => {
                 let request = self.glue.requests.get_mut(&id);
                 let outcome = match result {
                     Ok(outcome) => {
@@ -532,7 +532,7 @@ impl<S: Store> Io for Glue<S> {
                 };
                 tracing::debug!(?outcome, "commit outcome");
                 let _ = tx
-                    .send(Message::Outcome(out.token, out.proposal.id, outcome))
+                    .send(Message::ProposalDone(out.token, out.proposal.id, outcome))
                     .await;
             }
             .instrument(span),

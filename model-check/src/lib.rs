@@ -338,8 +338,8 @@ pub fn run(options: &Options) -> Summary {
         }
         let safety_started = Instant::now();
         let outcome = match options.search {
-            Search::Bfs => Outcome::of(builder.spawn_bfs().join()),
-            Search::Dfs => Outcome::of(builder.spawn_dfs().join()),
+            Search::Bfs => Explored::of(builder.spawn_bfs().join()),
+            Search::Dfs => Explored::of(builder.spawn_dfs().join()),
         };
         safety_seconds = safety_started.elapsed().as_secs_f64();
         distinct_states = outcome.unique;
@@ -515,16 +515,16 @@ fn safety_property(
 }
 
 /// What a finished stateright checker found.
-struct Outcome {
+struct Explored {
     unique: usize,
     generated: usize,
     max_depth: usize,
     discoveries: std::collections::HashMap<&'static str, Path<State, Event>>,
 }
 
-impl Outcome {
-    fn of(checker: impl Checker<MembershipModel>) -> Outcome {
-        Outcome {
+impl Explored {
+    fn of(checker: impl Checker<MembershipModel>) -> Explored {
+        Explored {
             unique: checker.unique_state_count(),
             generated: checker.state_count(),
             max_depth: checker.max_depth(),

@@ -261,7 +261,7 @@ enum Ev {
     },
     TxnBegin(Box<Request>),
     TxnCommit(Box<Request>, Box<Transaction>),
-    Outcome {
+    ProposalDone {
         pid: u64,
         reply: Reply,
         proposal: Proposal,
@@ -302,7 +302,7 @@ impl Ev {
             Ev::ReadDone { .. } => 4,
             Ev::TxnBegin(_) => 5,
             Ev::TxnCommit(..) => 6,
-            Ev::Outcome { .. } => 7,
+            Ev::ProposalDone { .. } => 7,
             Ev::ProbeArrive { .. } => 8,
             Ev::ProbeReply { .. } => 9,
             Ev::ProbeTimeout { .. } => 10,
@@ -322,7 +322,7 @@ impl Ev {
         match self {
             Ev::Timer { pid, .. }
             | Ev::ReadDone { pid, .. }
-            | Ev::Outcome { pid, .. }
+            | Ev::ProposalDone { pid, .. }
             | Ev::ProbeReply { pid, .. }
             | Ev::ProbeTimeout { pid, .. } => Some(*pid),
             _ => None,
@@ -803,7 +803,7 @@ impl Sim {
             }
             Ev::TxnBegin(request) => self.txn_begin(*request),
             Ev::TxnCommit(request, txn) => self.txn_commit(*request, *txn),
-            Ev::Outcome {
+            Ev::ProposalDone {
                 pid,
                 reply,
                 proposal,
@@ -1016,7 +1016,7 @@ impl Sim {
             let at = self.now_us + self.params.store_timeout_ms * 1_000;
             self.push(
                 at,
-                Ev::Outcome {
+                Ev::ProposalDone {
                     pid,
                     reply,
                     proposal,
@@ -1064,7 +1064,7 @@ impl Sim {
             let timeout_us = self.params.store_timeout_ms * 1_000;
             self.push(
                 self.now_us + timeout_us,
-                Ev::Outcome {
+                Ev::ProposalDone {
                     pid,
                     reply,
                     proposal,
@@ -1086,7 +1086,7 @@ impl Sim {
             self.coverage.fault(FaultKind::StoreTimeout);
             return self.push(
                 self.now_us + self.params.store_timeout_ms * 1_000,
-                Ev::Outcome {
+                Ev::ProposalDone {
                     pid: request.pid,
                     reply: request.reply,
                     proposal: request.proposal,
@@ -1098,7 +1098,7 @@ impl Sim {
         };
         self.push(
             self.now_us + delay,
-            Ev::Outcome {
+            Ev::ProposalDone {
                 pid: request.pid,
                 reply: request.reply,
                 proposal: request.proposal,
@@ -1846,7 +1846,7 @@ fn brief(ev: &Ev) -> String {
         }
         Ev::TxnBegin(r) => format!("begin {} {}", r.proposal.id, r.proposal.action),
         Ev::TxnCommit(r, _) => format!("commit {} {}", r.proposal.id, r.proposal.action),
-        Ev::Outcome {
+        Ev::ProposalDone {
             pid,
             proposal,
             outcome,

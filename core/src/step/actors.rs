@@ -1,7 +1,7 @@
 //! The actor actions (fixed protocol only): PlaceActor, MigrateActor, RebalanceActors and
 //! RemoveActor.
 
-use super::common::{candidates, issue_epoch, require_actors, require_primary_term, Outcome};
+use super::common::{candidates, issue_epoch, require_actors, require_primary_term, Stepped};
 use crate::actor::{
     ActorId, Candidate, MigrationReason, Placement, PlacementStrategy, REBALANCE_BATCH_MAX,
 };
@@ -19,7 +19,7 @@ pub(super) fn place_actor(
     state: &State,
     actor: ActorId,
     strategy: &dyn PlacementStrategy,
-) -> Outcome {
+) -> Stepped {
     require_actors(rules)?;
     if let Some(p) = state.placement(actor) {
         return Err(Guard::AlreadyPlaced {
@@ -62,7 +62,7 @@ pub(super) fn migrate_actor(
     actor: ActorId,
     term: u64,
     strategy: &dyn PlacementStrategy,
-) -> Outcome {
+) -> Stepped {
     require_actors(rules)?;
     let entry = state.queue().get(actor).ok_or(Guard::NotQueued { actor })?;
     if rules.migrate_checks_term {
@@ -109,7 +109,7 @@ pub(super) fn migrate_actor(
 /// Active nodes over their number, rounded up) gets its excess queued with reason LoadBalancing,
 /// lowest actor ids first, at most [`REBALANCE_BATCH_MAX`] actors in all. Refused when nothing
 /// is over the share.
-pub(super) fn rebalance_actors(rules: &Rules, state: &State, term: u64) -> Outcome {
+pub(super) fn rebalance_actors(rules: &Rules, state: &State, term: u64) -> Stepped {
     require_actors(rules)?;
     require_primary_term(state, term)?;
     let active = state.active();
@@ -156,7 +156,7 @@ pub(super) fn rebalance_actors(rules: &Rules, state: &State, term: u64) -> Outco
 }
 
 /// RemoveActor(a): `a` is placed; it is deactivated and forgotten (with its queue entry).
-pub(super) fn remove_actor(rules: &Rules, state: &State, actor: ActorId) -> Outcome {
+pub(super) fn remove_actor(rules: &Rules, state: &State, actor: ActorId) -> Stepped {
     require_actors(rules)?;
     let old = state.placement(actor).ok_or(Guard::NotPlaced { actor })?;
     let mut next = state.clone();

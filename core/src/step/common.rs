@@ -8,8 +8,8 @@ use crate::refusal::{Counter, Guard};
 use crate::rules::{Numbering, Rules};
 use crate::state::{NodeRecord, State};
 
-/// The outcome of one enabled action.
-pub(super) type Outcome = Result<(State, Effects), Guard>;
+/// What one action comes to: the successor state and its effects, or the guard that failed.
+pub(super) type Stepped = Result<(State, Effects), Guard>;
 
 // ---------------------------------------------------------------------------------------------
 // Guards shared by several actions.

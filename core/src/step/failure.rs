@@ -3,7 +3,7 @@
 
 use super::common::{
     adopt_view, change_status, distinct, forget_detections, issue_view_number, next_view_number,
-    queue_hosted, record, record_view_number, require_status, set, step_down, Outcome,
+    queue_hosted, record, record_view_number, require_status, set, step_down, Stepped,
 };
 use crate::actor::MigrationReason;
 use crate::effect::{Effect, Effects, StepDownReason};
@@ -22,7 +22,7 @@ use crate::state::State;
 /// view from a peer that had dropped `t`, or its view predates `t`'s admission) records its vote
 /// without a view change: otherwise a peer that synchronised its view with the first detector
 /// could never vote, and no majority of votes could form.
-pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId) -> Outcome {
+pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId) -> Stepped {
     record(state, d)?;
     record(state, t)?;
     distinct(d, t)?;
@@ -119,7 +119,7 @@ fn failure_quorum(state: &State, n: NodeId) -> Result<NodeSet, Guard> {
 /// removed from every Active view that still lists it (those nodes adopt `active \ {n}` with
 /// one new number) and from every detection record, is fenced, and all its actors are queued
 /// with reason NodeFailed.
-pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Active)?;
     match rules.failure_evidence {
         FailureEvidence::Quorum => {
@@ -192,7 +192,7 @@ pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Outco
 /// NodeRecover(n): `n` is Failed. It becomes Left (empty view, number 0, term 0, empty detection
 /// record). Fixed: only once no Active view lists it (always true after a fixed MarkNodeFailed;
 /// checked anyway). Its actors, queued with reason NodeFailed, stay queued.
-pub(super) fn node_recover(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+pub(super) fn node_recover(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Failed)?;
     if rules.failure_cleans_views {
         if let Some(viewer) = state

@@ -1,7 +1,7 @@
 //! The primary's actions: ElectPrimary and PrimaryStepDown.
 
 use super::common::{
-    become_primary, issue_term, record, require_status, step_down, successor, Outcome,
+    become_primary, issue_term, record, require_status, step_down, successor, Stepped,
 };
 use crate::effect::{Effects, StepDownReason};
 use crate::node::{NodeId, NodeSet, NodeStatus};
@@ -16,7 +16,7 @@ use crate::state::State;
 /// is granted: the node keeps its own term, with no bound check. Fixed: the term comes from the registry-wide
 /// counter (never reused), and every other node that still believes it is primary is demoted in
 /// the same transition (it is superseded).
-pub(super) fn elect_primary(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+pub(super) fn elect_primary(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     let r = record(state, n)?;
     if r.believes_primary {
         return Err(Guard::AlreadyPrimary { node: n });
@@ -63,7 +63,7 @@ pub(super) fn elect_primary(rules: &Rules, state: &State, n: NodeId) -> Outcome 
 
 /// PrimaryStepDown(n): `n` believes it is primary, is Active, and has no majority; it stops
 /// believing. Disabled in buggy mode.
-pub(super) fn primary_step_down(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+pub(super) fn primary_step_down(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     let r = record(state, n)?;
     if !rules.step_down {
         return Err(Guard::Disabled);

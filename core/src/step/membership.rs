@@ -4,7 +4,7 @@
 use super::common::{
     adopt_view, become_primary, change_status, forget_detections, issue_term, issue_view_number,
     next_view_number, queue_hosted, record_view_number, require_status, set, step_down, successor,
-    within_bound, Outcome,
+    within_bound, Stepped,
 };
 use crate::actor::MigrationReason;
 use crate::effect::{Effects, StepDownReason};
@@ -16,7 +16,7 @@ use crate::state::State;
 /// NodeJoin(n): `n` is Left. With no Active node it bootstraps (Active, view {n}, primary);
 /// otherwise it becomes Joining. Fixed: the bootstrap's view number and term come from the
 /// registry counters instead of the constant 1.
-pub(super) fn node_join(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+pub(super) fn node_join(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Left)?;
     let mut next = state.clone();
     let mut effects = Effects::new();
@@ -45,7 +45,7 @@ pub(super) fn node_join(rules: &Rules, state: &State, n: NodeId) -> Outcome {
 
 /// NodeJoinComplete(n): `n` is Joining and reaches an Active node. `n` and every Active node
 /// that can communicate with it adopt `active \cup {n}` with a new number.
-pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Joining)?;
     let active = state.active();
     if state.reachable_active(n).is_empty() {
@@ -72,7 +72,7 @@ pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Out
 /// NodeLeave(n): `n` is Active. It becomes Leaving and gives up any primary belief. Fixed: its
 /// actors are queued with reason NodeLeaving (one kept NodeFailed from an earlier failure
 /// keeps that reason).
-pub(super) fn node_leave(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+pub(super) fn node_leave(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Active)?;
     let mut next = state.clone();
     let mut effects = Effects::new();
@@ -93,7 +93,7 @@ pub(super) fn node_leave(rules: &Rules, state: &State, n: NodeId) -> Outcome {
 /// must be below MaxView). Fixed: the node must hold no actors; all adopt one new number from
 /// the registry counter; the leaving node's number is reset to 0 and its detection record
 /// cleared, and `n` is erased from every detection record.
-pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> Outcome {
+pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Leaving)?;
     if rules.actors && rules.leave_needs_no_actors {
         let actors = state.load(n);
@@ -151,7 +151,7 @@ pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> Ou
 
 /// SendHeartbeat(n): `n` is Active. `n` and every Active or Leaving node that can communicate
 /// with it receive a heartbeat.
-pub(super) fn send_heartbeat(state: &State, n: NodeId) -> Outcome {
+pub(super) fn send_heartbeat(state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Active)?;
     let mut next = state.clone();
     let receivers: Vec<NodeId> = state

@@ -2,7 +2,7 @@
 
 use super::common::{
     adopt_view, distinct, next_view_number, record, record_view_number, require_status, set,
-    step_down, Outcome,
+    step_down, Stepped,
 };
 use crate::effect::{Effects, StepDownReason};
 use crate::node::{NodeId, NodeStatus};
@@ -11,7 +11,7 @@ use crate::rules::{HealRule, Rules};
 use crate::state::State;
 
 /// CreatePartition(a, b): `a != b`, not yet partitioned; both orderings are added.
-pub(super) fn create_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
+pub(super) fn create_partition(state: &State, a: NodeId, b: NodeId) -> Stepped {
     record(state, a)?;
     record(state, b)?;
     distinct(a, b)?;
@@ -34,7 +34,7 @@ pub(super) fn create_partition(state: &State, a: NodeId, b: NodeId) -> Outcome {
 /// mode, if both now-communicating nodes believe they are primary, one steps down: reference,
 /// the one that comes first in node-id order; fixed, the one with the lower term (ties, which the
 /// fixed protocol never produces, by node id).
-pub(super) fn heal_partition(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Outcome {
+pub(super) fn heal_partition(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Stepped {
     record(state, a)?;
     record(state, b)?;
     if state.can_communicate(a, b) {
@@ -90,7 +90,7 @@ pub(super) fn reset_heartbeats(state: &State) -> (State, Effects) {
 /// SyncViews(a, b): `a != b`, both Active, can communicate, view numbers differ. Both adopt the
 /// view of the node with the larger number, united with `{a, b}`, with a new number: reference
 /// `h + 1` (below MaxView), fixed the next number of the registry counter.
-pub(super) fn sync_views(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Outcome {
+pub(super) fn sync_views(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Stepped {
     record(state, a)?;
     record(state, b)?;
     distinct(a, b)?;
