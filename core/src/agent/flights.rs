@@ -33,10 +33,11 @@ impl Agent {
     }
 
     /// The application proposes one spec action as this node, outside the policy (for
-    /// administration and tests): it goes out at once as an [`Output::Propose`] with a fresh
-    /// proposal id; an unknown outcome is sent again with the same id up to
-    /// [`REQUEST_RETRIES_MAX`] times; the final result comes back as an [`Output::Reply`] with
-    /// the id returned here, followed by a snapshot read. It leaves the policy and the timers
+    /// administration and tests): it goes out at once as an
+    /// [`Output::Propose`](super::output::Output::Propose) with a fresh proposal id; an unknown
+    /// outcome is sent again with the same id up to [`REQUEST_RETRIES_MAX`] times; the final
+    /// result comes back as an [`Output::Reply`](super::output::Output::Reply) with the id
+    /// returned here, followed by a snapshot read. It leaves the policy and the timers
     /// alone. Refused when [`REQUESTS_MAX`] requests are waiting.
     pub fn submit(&mut self, event: Event) -> Result<ProposalId, TooManyRequests> {
         let waiting = self.requests.len();
