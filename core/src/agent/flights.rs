@@ -1,77 +1,13 @@
 //! The proposals in flight: the policy's (one per kind, sent again after an unknown outcome,
 //! abandoned when no outcome comes) and the application's requests ([`Agent::submit`]).
 
+use super::limits::{IN_FLIGHT_MAX, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX};
+use super::machine::Agent;
 use super::output::{FenceReason, Notification, Outgoing, RequestError, TooManyRequests};
+use super::records::{InFlight, Kind, Request};
 use super::timing::Timer;
-use super::{Agent, IN_FLIGHT_MAX, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX};
 use crate::event::Event;
-use crate::node::NodeId;
 use crate::proposal::{Action, Proposal, ProposalError, ProposalId, ProposalOutcome};
-
-/// What kind of proposal: at most one of each kind is in flight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(super) enum Kind {
-    Membership,
-    Heartbeat,
-    Reset,
-    Partition(NodeId),
-    Detect(NodeId),
-    Fail(NodeId),
-    Elect,
-    StepDown,
-    Sync,
-    Migrate,
-    Place,
-}
-
-impl Kind {
-    pub(super) fn of(action: &Action) -> Kind {
-        match *action {
-            Action::MigrateBatch { .. } => Kind::Migrate,
-            Action::Step(event) => match event {
-                Event::NodeJoin { .. }
-                | Event::NodeJoinComplete { .. }
-                | Event::NodeLeave { .. }
-                | Event::NodeLeaveComplete { .. }
-                | Event::NodeRecover { .. } => Kind::Membership,
-                Event::SendHeartbeat { .. } => Kind::Heartbeat,
-                Event::ResetHeartbeats => Kind::Reset,
-                Event::CreatePartition { b, .. } | Event::HealPartition { b, .. } => {
-                    Kind::Partition(b)
-                }
-                Event::DetectFailure { target, .. } => Kind::Detect(target),
-                Event::MarkNodeFailed { node } => Kind::Fail(node),
-                Event::ElectPrimary { .. } => Kind::Elect,
-                Event::PrimaryStepDown { .. } => Kind::StepDown,
-                Event::SyncViews { .. } => Kind::Sync,
-                Event::PlaceActor { .. } | Event::RemoveActor { .. } => Kind::Place,
-                Event::MigrateActor { .. } | Event::RebalanceActors { .. } => Kind::Migrate,
-            },
-        }
-    }
-}
-
-/// A proposal of the policy waiting for its outcome.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct InFlight {
-    pub(super) proposal: Proposal,
-    pub(super) kind: Kind,
-    pub(super) sent_ms: u64,
-    /// When the latest attempt was sent (the first, or a retry): the abandon deadline counts
-    /// from it.
-    pub(super) attempt_sent_ms: u64,
-    pub(super) attempts: u32,
-    /// Retry due at (set while waiting to send again).
-    pub(super) retry_at_ms: Option<u64>,
-}
-
-/// A proposal the application submitted, waiting for its final outcome.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Request {
-    proposal: Proposal,
-    /// How many times it was sent again after an unknown outcome.
-    attempts: u32,
-}
 
 impl Agent {
     /// A fresh proposal id from this Agent's sequence: ids never repeat within an incarnation.
@@ -94,6 +30,21 @@ impl Agent {
         debug_assert!(!self.in_flight.contains_key(&token));
         debug_assert!(!self.requests.contains_key(&token));
         token
+    }
+
+    /// The application proposes one spec action as this node, outside the policy (for
+    /// administration and tests): it goes out at once as an
+    /// [`Output::Propose`](super::output::Output::Propose) with a fresh proposal id; an unknown
+    /// outcome is sent again with the same id up to [`REQUEST_RETRIES_MAX`] times; the final
+    /// result comes back as an [`Output::Reply`](super::output::Output::Reply) with the id
+    /// returned here, followed by a snapshot read. It leaves the policy and the timers
+    /// alone. Refused when [`REQUESTS_MAX`] requests are waiting.
+    pub fn submit(&mut self, event: Event) -> Result<ProposalId, TooManyRequests> {
+        let waiting = self.requests.len();
+        let submitted = self.submit_request(event);
+        debug_assert!(submitted.is_err() || self.requests.len() == waiting + 1);
+        debug_assert!(self.requests.len() <= REQUESTS_MAX);
+        submitted
     }
 
     /// Queues the application's `event` as a request (see [`Agent::submit`]).

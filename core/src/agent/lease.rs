@@ -1,8 +1,8 @@
 //! The lease: when the node fences itself (stops serving everything) and when it may unfence.
 
+use super::machine::Agent;
 use super::output::{Decision, FenceReason, Notification};
 use super::timing::Timer;
-use super::Agent;
 use crate::node::NodeStatus;
 use crate::state::State;
 

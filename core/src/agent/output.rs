@@ -1,34 +1,21 @@
 //! What the Agent asks its driver to do: the outputs, their queue (drained in one documented
-//! order by [`Agent::poll_output`]), the [`Io`] a driver executes them with, and the one
-//! [`drain`] loop the runtime, the simulation and the tests share.
+//! order by [`Agent::poll_output`](crate::Agent::poll_output)), and the [`Io`] a driver
+//! executes them with in the one [`drain`](crate::drain) loop the runtime, the simulation and
+//! the tests share (the loop itself is in `machine`, with the Agent).
 
-use super::{
-    Agent, DECISIONS_MAX, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, REQUESTS_MAX, REQUEST_RETRIES_MAX,
-};
+use super::limits::{IN_FLIGHT_MAX, NOTIFICATIONS_MAX, REQUESTS_MAX, REQUEST_RETRIES_MAX};
 use crate::actor::ActorId;
 use crate::effect::Effect;
-use crate::node::{NodeId, NodeSet, NodeStatus, NODES_MAX};
+use crate::node::{NodeId, NodeSet};
 use crate::proposal::{Proposal, ProposalError, ProposalId};
-use crate::state::State;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use thiserror::Error;
 
-/// The most outputs one [`drain`] executes: every output queue's bound added up (proposals in
-/// flight and requests, one probe per peer, one read, two decisions per actor and two more,
-/// notifications, replies). Outputs beyond it wait for the next drain.
-pub const DRAIN_OUTPUTS_MAX: usize = IN_FLIGHT_MAX
-    + REQUESTS_MAX
-    + NODES_MAX as usize
-    + 1
-    + DECISIONS_MAX
-    + NOTIFICATIONS_MAX
-    + REQUESTS_MAX;
-
 /// A proposal to run, with the token its outcome must carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outgoing {
-    /// Identifies the outcome ([`Agent::handle_outcome`]).
+    /// Identifies the outcome ([`Agent::handle_outcome`](crate::Agent::handle_outcome)).
     pub token: u64,
     /// The proposal.
     pub proposal: Proposal,
@@ -132,7 +119,8 @@ pub enum Notification {
     },
 }
 
-/// Why a proposal the application submitted ([`Agent::submit`]) did not commit.
+/// Why a proposal the application submitted ([`Agent::submit`](crate::Agent::submit)) did not
+/// commit.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum RequestError {
     /// The store refused it (nothing was written).
@@ -152,22 +140,24 @@ pub enum RequestError {
 #[error("{REQUESTS_MAX} requests are already waiting")]
 pub struct TooManyRequests;
 
-/// One thing the Agent asks its driver to do, from [`Agent::poll_output`].
+/// One thing the Agent asks its driver to do, from
+/// [`Agent::poll_output`](crate::Agent::poll_output).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub enum Output {
     /// Run this proposal as one store transaction; its outcome goes to
-    /// [`Agent::handle_outcome`] with the token.
+    /// [`Agent::handle_outcome`](crate::Agent::handle_outcome) with the token.
     Propose(Outgoing),
-    /// Probe this peer; the result goes to [`Agent::handle_probe`].
+    /// Probe this peer; the result goes to [`Agent::handle_probe`](crate::Agent::handle_probe).
     Probe(NodeId),
-    /// Read a fresh snapshot (answered with [`Agent::handle_snapshot`]).
+    /// Read a fresh snapshot (answered with
+    /// [`Agent::handle_snapshot`](crate::Agent::handle_snapshot)).
     Read,
     /// Execute this local decision at once.
     Decide(Decision),
     /// Tell the application.
     Notify(Notification),
-    /// The final result of the request [`Agent::submit`] answered with `id`.
+    /// The final result of the request [`Agent::submit`](crate::Agent::submit) answered with `id`.
     Reply {
         /// The request (its proposal's id).
         id: ProposalId,
@@ -176,14 +166,16 @@ pub enum Output {
     },
 }
 
-/// What a driver does with each [`Output`] ([`drain`] calls it in the documented order).
+/// What a driver does with each [`Output`] ([`drain`](crate::drain) calls it in the documented
+/// order).
 pub trait Io {
     /// Runs `out.proposal` as one store transaction; its outcome goes to
-    /// [`Agent::handle_outcome`] with `out.token`.
+    /// [`Agent::handle_outcome`](crate::Agent::handle_outcome) with `out.token`.
     fn propose(&mut self, out: Outgoing);
-    /// Probes `peer`; the result goes to [`Agent::handle_probe`].
+    /// Probes `peer`; the result goes to [`Agent::handle_probe`](crate::Agent::handle_probe).
     fn probe(&mut self, peer: NodeId);
-    /// Reads a fresh snapshot; it goes to [`Agent::handle_snapshot`].
+    /// Reads a fresh snapshot; it goes to
+    /// [`Agent::handle_snapshot`](crate::Agent::handle_snapshot).
     fn read(&mut self);
     /// Executes a local decision at once.
     fn decide(&mut self, decision: Decision);
@@ -216,30 +208,6 @@ impl Io for Vec<Output> {
     }
 }
 
-/// Executes everything `agent` asks for, in [`Agent::poll_output`]'s order, with `io`: the one
-/// loop every driver runs after each input. Returns how many outputs it executed (at most
-/// [`DRAIN_OUTPUTS_MAX`]; any beyond wait for the next drain).
-pub fn drain(agent: &mut Agent, io: &mut impl Io) -> usize {
-    let mut executed = 0;
-    while executed < DRAIN_OUTPUTS_MAX {
-        let Some(output) = agent.poll_output() else {
-            break;
-        };
-        executed += 1;
-        match output {
-            Output::Propose(out) => io.propose(out),
-            Output::Probe(peer) => io.probe(peer),
-            Output::Read => io.read(),
-            Output::Decide(decision) => io.decide(decision),
-            Output::Notify(notification) => io.notify(notification),
-            Output::Reply { id, result } => io.reply(id, result),
-        }
-    }
-    debug_assert!(executed <= DRAIN_OUTPUTS_MAX);
-    debug_assert!(executed == DRAIN_OUTPUTS_MAX || agent.outputs.is_empty());
-    executed
-}
-
 /// The Agent's output queues. [`Outputs::pop`] empties them in the documented order: every
 /// proposal, then every probe, the read, every decision, every notification, every reply.
 #[derive(Clone, Debug, Default)]
@@ -248,7 +216,7 @@ pub(super) struct Outputs {
     probes: VecDeque<NodeId>,
     read: bool,
     decisions: VecDeque<Decision>,
-    notifications: VecDeque<Notification>,
+    pub(super) notifications: VecDeque<Notification>,
     replies: VecDeque<(ProposalId, Result<Vec<Effect>, RequestError>)>,
 }
 
@@ -322,61 +290,5 @@ impl Outputs {
         };
         debug_assert!(self.proposals.is_empty() && self.decisions.is_empty());
         Some(Output::Reply { id, result })
-    }
-}
-
-impl Agent {
-    /// Notifications from what changed between the last snapshot and `next`.
-    pub(super) fn notify_changes(&mut self, next: &State) {
-        let me = self.node;
-        debug_assert!(
-            next.node(me).is_some(),
-            "the caller fences a node missing from `next`"
-        );
-        let Some(after) = next.node(me).copied() else {
-            return;
-        };
-        let before = self
-            .observed
-            .as_ref()
-            .and_then(|o| o.state.node(me).copied());
-        let was = before.map(|r| r.status);
-        if after.status == NodeStatus::Active && was != Some(NodeStatus::Active) {
-            self.outputs
-                .notify(Notification::Joined { view: after.view });
-        }
-        if after.status == NodeStatus::Left && was == Some(NodeStatus::Leaving) {
-            self.outputs.notify(Notification::Left);
-        }
-        let was_primary = before.is_some_and(|r| r.believes_primary);
-        if after.believes_primary && !was_primary {
-            self.outputs
-                .notify(Notification::BecamePrimary { term: after.term });
-        }
-        if was_primary && !after.believes_primary {
-            let term = before.map_or(0, |r| r.term);
-            self.outputs.notify(Notification::SteppedDown { term });
-        }
-        if after.status == NodeStatus::Active
-            && before.is_some_and(|r| r.view != after.view || r.view_number != after.view_number)
-        {
-            self.outputs.notify(Notification::ViewChanged {
-                view: after.view,
-                view_number: after.view_number,
-            });
-        }
-        if let Some(prev) = self.observed.as_ref().map(|o| &o.state) {
-            let failed: Vec<NodeId> = next
-                .node_ids()
-                .filter(|&n| {
-                    next.node(n).is_some_and(|r| r.status == NodeStatus::Failed)
-                        && prev.node(n).is_some_and(|r| r.status != NodeStatus::Failed)
-                })
-                .collect();
-            for node in failed {
-                self.outputs.notify(Notification::NodeFailed { node });
-            }
-        }
-        debug_assert!(self.outputs.notifications.len() <= NOTIFICATIONS_MAX);
     }
 }

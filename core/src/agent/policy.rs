@@ -2,10 +2,11 @@
 //! documentation of `agent`). It never re-implements a guard: the reducer, run on the
 //! snapshot, says whether an action is enabled.
 
-use super::flights::Kind;
+use super::limits::{IN_FLIGHT_MAX, PLACE_QUEUE_MAX};
+use super::machine::Agent;
 use super::output::FenceReason;
+use super::records::{Kind, Observed};
 use super::timing::Timer;
-use super::{Agent, Observed, IN_FLIGHT_MAX, PLACE_QUEUE_MAX};
 use crate::actor::MIGRATION_BATCH_MAX;
 use crate::event::Event;
 use crate::node::{NodeId, NodeStatus};

@@ -1,27 +1,11 @@
 //! Probing peers, and the partitions (and heals) the probes let this node report.
 
-use super::{Agent, PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN};
+use super::limits::{PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN};
+use super::machine::Agent;
+use super::records::Peer;
 use crate::event::Event;
 use crate::node::{NodeId, NodeStatus};
 use crate::state::State;
-
-/// What this node knows about its probes of one peer.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Peer {
-    probing: bool,
-    failing_since_ms: Option<u64>,
-    ok_since_ms: Option<u64>,
-    /// Consecutive probes with the same result (failed while `failing_since_ms` is set,
-    /// answered while `ok_since_ms` is).
-    streak: u32,
-}
-
-impl Peer {
-    /// Since when (local ms) the probes have agreed, failing or answering, if any result came.
-    pub(super) fn agreeing_since_ms(&self) -> Option<u64> {
-        self.failing_since_ms.or(self.ok_since_ms)
-    }
-}
 
 impl Agent {
     /// Records the result of a probe of `peer` sent at `sent_ms` (see [`Agent::handle_probe`]).

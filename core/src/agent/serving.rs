@@ -1,9 +1,9 @@
 //! Serving: which actors the node serves, when it may serve them, and the hand-off wait before
 //! it starts one (see the module documentation of `agent`).
 
+use super::machine::Agent;
 use super::output::{Decision, Notification};
 use super::timing::Timer;
-use super::Agent;
 use crate::actor::ActorId;
 use crate::node::{NodeId, NodeStatus};
 use std::collections::{BTreeMap, BTreeSet};

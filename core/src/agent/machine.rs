@@ -1,0 +1,296 @@
+//! The Agent itself: its state, its constructor and accessors, the application's commands, the
+//! inputs (`handle_*`), the outputs (`poll_output`, `poll_timeout`) and the one [`drain`] loop
+//! every driver runs. What it does with an input is in the behaviour modules (`flights`,
+//! `probes`, `lease`, `serving`, `notify`, `policy`), each an `impl Agent` block.
+
+use super::limits::{DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, PLACE_QUEUE_MAX, REQUESTS_MAX};
+use super::output::{FenceReason, Io, Output, Outputs};
+use super::records::{InFlight, Kind, Observed, Peer, Request};
+use super::timing::{Timer, TimerTable, Timing};
+use crate::actor::ActorId;
+use crate::event::Event;
+use crate::node::{NodeId, NodeStatus};
+use crate::proposal::ProposalOutcome;
+use crate::state::State;
+use std::collections::{BTreeMap, VecDeque};
+
+/// One node's policy: see the module documentation.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    pub(super) node: NodeId,
+    pub(super) incarnation: u64,
+    pub(super) timing: Timing,
+    pub(super) wants_member: bool,
+    pub(super) seq: u64,
+    pub(super) next_token: u64,
+    pub(super) observed: Option<Observed>,
+    pub(super) round_seen: Option<(u64, u64)>,
+    pub(super) lease_until_ms: Option<u64>,
+    pub(super) last_heartbeat_commit_ms: Option<u64>,
+    pub(super) fenced: Option<FenceReason>,
+    pub(super) serving: BTreeMap<ActorId, u64>,
+    pub(super) pending: BTreeMap<ActorId, (u64, u64)>,
+    pub(super) peers: BTreeMap<NodeId, Peer>,
+    pub(super) probe_cursor: usize,
+    pub(super) in_flight: BTreeMap<u64, InFlight>,
+    /// The application's requests waiting for their outcome, by token.
+    pub(super) requests: BTreeMap<u64, Request>,
+    /// When each kind last finished (committed or refused), by local time: the policy waits for
+    /// a snapshot read after that before proposing the kind again.
+    pub(super) finished_ms: BTreeMap<Kind, u64>,
+    pub(super) timers: TimerTable,
+    pub(super) place_requests: VecDeque<ActorId>,
+    pub(super) outputs: Outputs,
+}
+
+impl Agent {
+    /// The Agent of `node`, holding its slot under `incarnation` (from the store's claim), at
+    /// local time `now_ms`. It starts fenced, out of the cluster, and asks for a snapshot.
+    pub fn new(node: NodeId, incarnation: u64, timing: Timing, now_ms: u64) -> Agent {
+        let mut agent = Agent {
+            node,
+            incarnation,
+            timing,
+            wants_member: false,
+            seq: 0,
+            next_token: 1,
+            observed: None,
+            round_seen: None,
+            lease_until_ms: None,
+            last_heartbeat_commit_ms: None,
+            fenced: Some(FenceReason::LeaseExpired),
+            serving: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            probe_cursor: 0,
+            in_flight: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            finished_ms: BTreeMap::new(),
+            timers: TimerTable::default(),
+            place_requests: VecDeque::new(),
+            outputs: Outputs::default(),
+        };
+        agent.outputs.read();
+        let s = *timing.settings();
+        agent.timers.set(Timer::Heartbeat, now_ms);
+        agent.timers.set(Timer::Probe, now_ms);
+        agent
+            .timers
+            .set(Timer::Snapshot, now_ms + s.snapshot_interval_ms);
+        assert!(agent.fenced.is_some());
+        assert!(agent.serving.is_empty());
+        agent
+    }
+
+    /// The node this Agent acts for.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The incarnation it holds.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The timing it runs with.
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    /// Whether the node is fenced (serves nothing).
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.is_some()
+    }
+
+    /// The actors the node has activated and not deactivated, with their epochs (what it
+    /// believes it serves; see [`Agent::may_serve`] for what it may serve at a given time).
+    pub fn serving(&self) -> &BTreeMap<ActorId, u64> {
+        &self.serving
+    }
+
+    /// The latest snapshot of the registry, if any.
+    pub fn snapshot(&self) -> Option<&State> {
+        self.observed.as_ref().map(|o| &o.state)
+    }
+
+    /// The application wants the node in the cluster: it proposes NodeJoin when it is Left.
+    pub fn join(&mut self, now_ms: u64) {
+        self.wants_member = true;
+        self.evaluate(now_ms);
+    }
+
+    /// The application wants the node to leave gracefully: NodeLeave, then (once its actors have
+    /// been migrated) NodeLeaveComplete.
+    pub fn leave(&mut self, now_ms: u64) {
+        self.wants_member = false;
+        self.evaluate(now_ms);
+    }
+
+    /// The application asks for `actor` to be placed (proposed as PlaceActor once the node is
+    /// Active). Refused (false) when [`PLACE_QUEUE_MAX`] requests are already waiting.
+    pub fn place(&mut self, actor: ActorId, now_ms: u64) -> bool {
+        if self.place_requests.len() >= PLACE_QUEUE_MAX {
+            return false;
+        }
+        self.place_requests.push_back(actor);
+        self.evaluate(now_ms);
+        debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
+        debug_assert!(self.fenced.is_none() || self.serving.is_empty());
+        true
+    }
+
+    /// A snapshot of the registry read from the store, asked for at local time `read_at_ms`
+    /// (before the read started), with the store's heartbeat round and the incarnation holding
+    /// this node's slot in the same read (`None`: the store has no slot record for it).
+    ///
+    /// A slot held by a newer incarnation means another process took this node's place (this
+    /// one was frozen, or presumed dead): the Agent fences itself for good
+    /// ([`FenceReason::Superseded`]), whatever the registry says. Without this a process that
+    /// proposes nothing (a Leaving node with actors needs no heartbeat) would never learn it.
+    pub fn handle_snapshot(
+        &mut self,
+        now_ms: u64,
+        read_at_ms: u64,
+        state: State,
+        round: u64,
+        slot_incarnation: Option<u64>,
+    ) {
+        assert!(read_at_ms <= now_ms, "a snapshot is read before it arrives");
+        if self
+            .observed
+            .as_ref()
+            .is_some_and(|o| o.read_at_ms > read_at_ms)
+        {
+            return; // an older read overtaken by a newer one
+        }
+        let superseded = slot_incarnation.is_some_and(|held| held > self.incarnation);
+        if superseded || state.node(self.node).is_none() {
+            self.fence(FenceReason::Superseded);
+            debug_assert!(self.serving.is_empty() && self.pending.is_empty());
+            return;
+        }
+        match self.round_seen {
+            Some((r, _)) if r == round => {}
+            _ => self.round_seen = Some((round, now_ms)),
+        }
+        self.notify_changes(&state);
+        self.observed = Some(Observed {
+            state,
+            round,
+            read_at_ms,
+        });
+        self.evaluate(now_ms);
+        debug_assert!(self.observed.is_some());
+    }
+
+    /// The result of a probe of `peer` sent at local time `sent_ms`: answered (`ok`), or failed
+    /// or timed out.
+    pub fn handle_probe(&mut self, now_ms: u64, peer: NodeId, sent_ms: u64, ok: bool) {
+        self.record_probe(peer, sent_ms, ok);
+        self.evaluate(now_ms);
+        debug_assert!(self.peers.contains_key(&peer));
+        debug_assert!(self.fenced.is_none() || self.serving.is_empty());
+    }
+
+    /// The outcome of the proposal sent with `token`. Outcomes for tokens not in flight (stale,
+    /// or from before a restart) are dropped. A request's outcome ([`Agent::submit`]) leaves
+    /// the policy alone.
+    pub fn handle_outcome(&mut self, now_ms: u64, token: u64, outcome: ProposalOutcome) {
+        if self.is_request(token) {
+            self.request_outcome(token, outcome);
+            debug_assert!(self.requests.len() <= REQUESTS_MAX);
+            return;
+        }
+        if !self.in_flight.contains_key(&token) {
+            return;
+        }
+        self.flight_outcome(now_ms, token, outcome);
+        self.evaluate(now_ms);
+        debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
+    }
+
+    /// Call when [`Agent::poll_timeout`]'s deadline has passed (calling earlier is harmless).
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        let s = *self.timing.settings();
+        for timer in self.timers.due(now_ms) {
+            self.timers.stop(timer);
+            match timer {
+                Timer::Heartbeat => {
+                    self.timers
+                        .set(Timer::Heartbeat, now_ms + s.heartbeat_interval_ms);
+                    if self.my_status() == Some(NodeStatus::Active) {
+                        self.propose(
+                            now_ms,
+                            crate::proposal::Action::Step(Event::SendHeartbeat { node: self.node }),
+                            None,
+                        );
+                    }
+                }
+                Timer::Probe => {
+                    self.timers.set(Timer::Probe, now_ms + s.probe_interval_ms);
+                    self.probe_peers();
+                }
+                Timer::Snapshot => {
+                    self.timers
+                        .set(Timer::Snapshot, now_ms + s.snapshot_interval_ms);
+                    self.outputs.read();
+                }
+                Timer::Retry => self.send_retries(now_ms),
+                Timer::Abandon => self.abandon_silent(now_ms),
+                Timer::Lease | Timer::Activation | Timer::Evaluate => {}
+            }
+        }
+        self.evaluate(now_ms);
+        debug_assert!(self.timers.get(Timer::Heartbeat).is_some());
+        debug_assert!(self.timers.get(Timer::Probe).is_some());
+        // Every due timer ran: no deadline at or before `now_ms` is left, so a driver that
+        // sleeps until `poll_timeout` never spins.
+        debug_assert!(
+            self.timers.all_after(now_ms),
+            "a deadline is still due after handle_timeout({now_ms}): {:?}",
+            self.timers
+        );
+    }
+
+    /// The next thing to do, in the documented order (see the module documentation); `None`
+    /// once everything asked for since the last drain has been polled. [`drain`] runs it.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop()
+    }
+
+    /// When [`Agent::handle_timeout`] must be called next (local time).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.next_ms()
+    }
+
+    /// This node's status in its latest snapshot.
+    fn my_status(&self) -> Option<NodeStatus> {
+        let o = self.observed.as_ref()?;
+        o.state.node(self.node).map(|r| r.status)
+    }
+}
+
+/// Executes everything `agent` asks for, in [`Agent::poll_output`]'s order, with `io`: the one
+/// loop every driver runs after each input. Returns how many outputs it executed (at most
+/// [`DRAIN_OUTPUTS_MAX`]; any beyond wait for the next drain).
+pub fn drain(agent: &mut Agent, io: &mut impl Io) -> usize {
+    let mut executed = 0;
+    while executed < DRAIN_OUTPUTS_MAX {
+        let Some(output) = agent.poll_output() else {
+            break;
+        };
+        executed += 1;
+        match output {
+            Output::Propose(out) => io.propose(out),
+            Output::Probe(peer) => io.probe(peer),
+            Output::Read => io.read(),
+            Output::Decide(decision) => io.decide(decision),
+            Output::Notify(notification) => io.notify(notification),
+            Output::Reply { id, result } => io.reply(id, result),
+        }
+    }
+    debug_assert!(executed <= DRAIN_OUTPUTS_MAX);
+    debug_assert!(executed == DRAIN_OUTPUTS_MAX || agent.outputs.is_empty());
+    executed
+}
