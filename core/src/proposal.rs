@@ -15,7 +15,7 @@ use crate::actor::{LeastLoaded, MIGRATION_BATCH_MAX};
 use crate::batch::migrate_batch_observed;
 use crate::delta::Delta;
 use crate::effect::Effect;
-use crate::event::Event;
+use crate::event::{ActionName, Event};
 use crate::footprint::{footprint, Footprint, Key};
 use crate::node::NodeId;
 use crate::refusal::Refusal;
@@ -67,6 +67,23 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The spec action, when it is one whose proposal must carry the heartbeat round its
+    /// proposer waited on (DetectFailure, ResetHeartbeats); `None` for every other action.
+    pub fn round_required(&self) -> Option<ActionName> {
+        let name = match self {
+            Action::Step(event) => event.name(),
+            Action::MigrateBatch { .. } => return None,
+        };
+        let required = matches!(
+            name,
+            ActionName::DetectFailure | ActionName::ResetHeartbeats
+        );
+        debug_assert!(!required || matches!(self, Action::Step(_)));
+        required.then_some(name)
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -85,8 +102,9 @@ pub struct Proposal {
     /// What to do.
     pub action: Action,
     /// The heartbeat round the proposer waited on; the proposal is refused if another round has
-    /// been opened since ([`ProposalError::StaleRound`]). DetectFailure and ResetHeartbeats carry
-    /// it.
+    /// been opened since ([`ProposalError::StaleRound`]). DetectFailure and ResetHeartbeats must
+    /// carry it ([`ProposalError::RoundRequired`]): their safety rests on how long the round has
+    /// been open by the proposer's clock.
     pub round: Option<u64>,
 }
 
@@ -158,6 +176,13 @@ pub enum ProposalError {
         round: u64,
         /// The open round.
         current: u64,
+    },
+    /// A DetectFailure or ResetHeartbeats that carries no round: its proposer cannot have waited
+    /// the failure timeout on a round, so it is refused without running (nothing written).
+    #[error("{action} must carry the heartbeat round its proposer waited on")]
+    RoundRequired {
+        /// The action.
+        action: ActionName,
     },
     /// The proposal is older than what the store remembers, so a retry cannot be told apart
     /// from a first attempt; it is refused rather than risk applying it twice.
@@ -351,6 +376,11 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
             id,
             remembered: PROPOSALS_REMEMBERED,
         });
+    }
+    if let Some(action) = proposal.action.round_required() {
+        if proposal.round.is_none() {
+            return Err(ProposalError::RoundRequired { action });
+        }
     }
     if let Some(round) = proposal.round {
         meta_reads.insert(MetaKey::Round);

@@ -100,6 +100,7 @@ pub fn refusal_kind(error: &ProposalError) -> String {
         ProposalError::UnknownNode { .. } => "UnknownNode".to_string(),
         ProposalError::StaleIncarnation { .. } => "StaleIncarnation".to_string(),
         ProposalError::StaleRound { .. } => "StaleRound".to_string(),
+        ProposalError::RoundRequired { .. } => "RoundRequired".to_string(),
         ProposalError::Forgotten { .. } => "Forgotten".to_string(),
         ProposalError::NothingToMigrate { .. } => "NothingToMigrate".to_string(),
         ProposalError::Refused(r) => format!("{}/{}", r.action, guard_name(&r.guard)),
