@@ -677,6 +677,13 @@ impl Driven {
     }
 }
 
+impl Driven {
+    /// A copy of the Agent, with empty output queues.
+    fn clone_agent(&self) -> Driven {
+        Driven::new(self.agent.clone())
+    }
+}
+
 impl std::ops::Deref for Driven {
     type Target = Agent;
     fn deref(&self) -> &Agent {
@@ -1112,4 +1119,52 @@ fn the_drain_runs_proposals_probes_the_read_decisions_then_notifications() {
     assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{outputs:?}");
     assert!(ranks.contains(&0) && ranks.contains(&1), "{outputs:?}");
     assert_eq!(agent.poll_output(), None);
+}
+
+#[test]
+fn a_serving_permit_carries_the_epoch_and_ends_at_the_earlier_of_lease_and_snapshot_age() {
+    use membership_core::testing::{actor, place_on};
+    let state = place_on(&three_active(), 1, [1]);
+    let epoch = state.placement(actor(1)).unwrap().epoch;
+    let mut agent = Driven::new(Agent::new(NodeId(1), 1, Timing::fast(), 0));
+    agent.join(0);
+    live(&mut agent, (0, 200), &state, Some(1), true);
+    // Served since the hand-off wait; the last snapshot was read at 200 and the last heartbeat
+    // (sent at 200) committed: both end at 200 + lease (75 ms).
+    let permit = agent.permit(actor(1), 200).unwrap();
+    assert_eq!(
+        (permit.actor, permit.epoch, permit.valid_until_ms),
+        (actor(1), epoch, 275)
+    );
+    assert!(agent.may_serve(actor(1), 274));
+    assert_eq!(agent.permit(actor(1), 274), Some(permit));
+    assert_eq!(agent.permit(actor(1), 275), None);
+    assert!(!agent.may_serve(actor(1), 275));
+    // An actor not activated here has no permit.
+    assert_eq!(agent.permit(actor(2), 200), None);
+    // Heartbeats keep committing but no snapshot arrives: the snapshot's age (read at 200),
+    // not the lease, ends the permit.
+    let mut fresh_lease = agent.clone_agent();
+    for t in 201..=240 {
+        fresh_lease.handle_timeout(t);
+        while let Some(out) = fresh_lease.poll_proposal() {
+            fresh_lease.handle_outcome(
+                t,
+                out.token,
+                ProposalOutcome::Committed { effects: vec![] },
+            );
+        }
+    }
+    let permit = fresh_lease.permit(actor(1), 240).unwrap();
+    assert_eq!(permit.valid_until_ms, 275);
+    assert_eq!(fresh_lease.permit(actor(1), 275), None);
+    // Heartbeats stop committing while snapshots stay fresh: the lease, not the snapshot,
+    // ends the permit (the last committed heartbeat was sent at 200).
+    live(&mut agent, (201, 260), &state, Some(1), false);
+    let permit = agent.permit(actor(1), 260).unwrap();
+    assert_eq!(permit.valid_until_ms, 275);
+    // Once the lease has run out the node fences itself: no permit, whatever the time.
+    live(&mut agent, (261, 280), &state, Some(1), false);
+    assert!(agent.is_fenced());
+    assert_eq!(agent.permit(actor(1), 280), None);
 }

@@ -92,5 +92,5 @@ pub use machine::{drain, Agent};
 pub use output::{
     Decision, FenceReason, Io, Notification, Outgoing, Output, RequestError, TooManyRequests,
 };
-pub use serving::served_by;
+pub use serving::{served_by, ServingPermit};
 pub use timing::{Timing, TimingError, TimingSettings};

@@ -8,29 +8,70 @@ use crate::actor::ActorId;
 use crate::node::{NodeId, NodeStatus};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// A node's permit to serve one actor ([`Agent::permit`]): the activation's epoch, to pass on as
+/// the fencing token to every downstream resource the request touches, and the local monotonic
+/// time until which the node may serve the actor without asking again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServingPermit {
+    /// The actor.
+    pub actor: ActorId,
+    /// The activation's epoch: a newer activation of the actor, anywhere, has a larger one.
+    pub epoch: u64,
+    /// The local time (the Agent's `now_ms` clock) before which the permit holds.
+    pub valid_until_ms: u64,
+}
+
 impl Agent {
     /// Whether the node may serve `actor` at local time `now_ms`: it has activated it, is not
     /// fenced, and its lease (Active) and its last snapshot are still fresh at `now_ms`. A
     /// driver asks this before serving each request, so a process that was frozen past its lease
-    /// serves nothing when it resumes, even before its timers have run.
+    /// serves nothing when it resumes, even before its timers have run. The same as
+    /// `self.permit(actor, now_ms).is_some()`.
     pub fn may_serve(&self, actor: ActorId, now_ms: u64) -> bool {
+        let may = self.permit(actor, now_ms).is_some();
+        debug_assert!(!may || self.serving.contains_key(&actor));
+        debug_assert!(!may || self.fenced.is_none());
+        may
+    }
+
+    /// The node's permit to serve `actor` at local time `now_ms`, or `None` when it may not
+    /// ([`Agent::may_serve`]). The permit carries the activation's epoch (the fencing token a
+    /// downstream resource must check: a newer activation anywhere has a larger epoch) and the
+    /// local time until which the node may serve it without asking again: the earlier of the
+    /// snapshot's age limit (`read_at_ms + lease_ms`) and, while Active, the heartbeat lease.
+    /// The deadline can only be brought forward by later inputs (a fence, a newer snapshot
+    /// that moves the actor away), never pushed back, so a request path checks `now <
+    /// valid_until_ms` before each use and asks again once it has passed.
+    pub fn permit(&self, actor: ActorId, now_ms: u64) -> Option<ServingPermit> {
         debug_assert!(self.fenced.is_none() || self.serving.is_empty());
-        let Some(o) = &self.observed else {
-            return false;
-        };
-        let fresh = now_ms < o.read_at_ms + self.timing.settings().lease_ms;
-        let leased = match o.state.node(self.node).map(|r| r.status) {
-            Some(NodeStatus::Active) => self.lease_until_ms.is_some_and(|u| now_ms < u),
-            Some(NodeStatus::Leaving) => true,
-            _ => false,
-        };
+        let o = self.observed.as_ref()?;
+        let epoch = *self.serving.get(&actor)?;
+        if self.fenced.is_some() {
+            return None;
+        }
         if self.never_fences(&o.state) {
             // The simulation's planted bug (feature `checking` only): lease and age ignored.
-            return self.fenced.is_none() && self.serving.contains_key(&actor);
+            return Some(ServingPermit {
+                actor,
+                epoch,
+                valid_until_ms: u64::MAX,
+            });
         }
-        let may = self.fenced.is_none() && self.serving.contains_key(&actor) && fresh && leased;
-        debug_assert!(!may || self.serving.contains_key(&actor));
-        may
+        let fresh_until_ms = o.read_at_ms.saturating_add(self.timing.settings().lease_ms);
+        let valid_until_ms = match o.state.node(self.node).map(|r| r.status) {
+            Some(NodeStatus::Active) => fresh_until_ms.min(self.lease_until_ms?),
+            Some(NodeStatus::Leaving) => fresh_until_ms,
+            _ => return None,
+        };
+        if now_ms >= valid_until_ms {
+            return None;
+        }
+        debug_assert!(valid_until_ms <= fresh_until_ms);
+        Some(ServingPermit {
+            actor,
+            epoch,
+            valid_until_ms,
+        })
     }
 
     /// Serving: stop what the registry no longer places here, start what it does after the
