@@ -164,7 +164,7 @@ impl World {
                         ),
                     );
                 }
-                Output::Read | Output::Reply { .. } => {}
+                Output::Read | Output::Reply { .. } | Output::Placed { .. } => {}
                 Output::Notify(n) => self.notifications.push((self.now, node, n)),
                 Output::Decide(Decision::Activate { actor, .. }) => {
                     let now = self.now;
@@ -370,7 +370,8 @@ fn three_agents_form_a_cluster_with_one_primary_and_serve_their_actors() {
     for a in 1..=30 {
         let now = w.now;
         w.agent(1 + u16::try_from(a % 3).unwrap())
-            .place(actor(a), now);
+            .place(actor(a), now)
+            .unwrap();
     }
     w.run_for(2_000);
     assert_eq!(w.state.placements().len(), 30);
@@ -405,7 +406,7 @@ fn a_dead_primary_is_declared_failed_and_its_actors_move_without_dual_activation
     w.run_for(1_500);
     for a in 1..=50 {
         let now = w.now;
-        w.agent(2).place(actor(a), now);
+        w.agent(2).place(actor(a), now).unwrap();
     }
     w.run_for(1_500);
     assert!(converged(&w));
@@ -453,7 +454,7 @@ fn a_node_cut_off_from_the_store_fences_itself_before_it_is_declared_failed() {
     w.run_for(1_500);
     for a in 1..=9 {
         let now = w.now;
-        w.agent(1).place(actor(a), now);
+        w.agent(1).place(actor(a), now).unwrap();
     }
     w.run_for(1_000);
     let victim = NodeId(3);
@@ -502,7 +503,7 @@ fn a_paused_process_cannot_act_after_its_successor_took_the_slot() {
     w.run_for(1_500);
     for a in 1..=6 {
         let now = w.now;
-        w.agent(1).place(actor(a), now);
+        w.agent(1).place(actor(a), now).unwrap();
     }
     w.run_for(1_000);
     let node = NodeId(2);
@@ -566,7 +567,7 @@ fn a_graceful_leave_hands_every_actor_over_before_it_completes() {
     w.run_for(1_500);
     for a in 1..=12 {
         let now = w.now;
-        w.agent(1).place(actor(a), now);
+        w.agent(1).place(actor(a), now).unwrap();
     }
     w.run_for(1_000);
     let leaver = NodeId(3);
@@ -648,7 +649,7 @@ impl Driven {
         for output in outputs {
             match output {
                 Output::Propose(out) => self.proposals.push_back(out),
-                Output::Probe(_) | Output::Reply { .. } => {}
+                Output::Probe(_) | Output::Reply { .. } | Output::Placed { .. } => {}
                 Output::Read => self.read = true,
                 Output::Decide(d) => self.decisions.push_back(d),
                 Output::Notify(n) => self.notifications.push_back(n),
@@ -1107,6 +1108,7 @@ fn the_drain_runs_proposals_probes_the_read_decisions_then_notifications() {
         Output::Decide(_) => 3,
         Output::Notify(_) => 4,
         Output::Reply { .. } => 5,
+        Output::Placed { .. } => 6,
     };
     let ranks: Vec<u8> = outputs.iter().map(rank).collect();
     assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{outputs:?}");
