@@ -1115,3 +1115,163 @@ fn the_drain_runs_proposals_probes_the_read_decisions_then_notifications() {
     assert!(ranks.contains(&0) && ranks.contains(&1), "{outputs:?}");
     assert_eq!(agent.poll_output(), None);
 }
+
+/// n1's Agent, Active on `state` (three Active nodes), with its first outputs drained.
+fn active_agent(state: &State) -> Agent {
+    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
+    agent.join(0);
+    agent.handle_snapshot(0, 0, state.clone(), 0, Some(1));
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    agent
+}
+
+fn three_active_with_room_for(actors_max: u64) -> State {
+    let config = membership_core::Config::fixed(3).unwrap();
+    membership_core::testing::run(
+        config.with_actors_max(actors_max).unwrap(),
+        &membership_core::testing::THREE_ACTIVE,
+    )
+}
+
+fn refused_place(guard: membership_core::Guard) -> membership_core::RequestError {
+    membership_core::RequestError::Refused(ProposalError::Refused(
+        membership_core::testing::refusal(membership_core::ActionName::PlaceActor, guard),
+    ))
+}
+
+#[test]
+fn a_placement_the_snapshot_refuses_is_answered_at_once_and_dropped() {
+    use membership_core::testing::{accept, place};
+    use membership_core::Guard;
+    let full = accept(&three_active_with_room_for(1), place(1)).0;
+    let mut agent = active_agent(&full);
+    agent.place(actor(2), 1).unwrap();
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    assert_eq!(
+        outputs,
+        vec![Output::Placed {
+            actor: actor(2),
+            result: Err(refused_place(Guard::RegistryFull { actors_max: 1 }))
+        }]
+    );
+    // Room frees: the refused request is never proposed.
+    let room = accept(&full, Event::RemoveActor { actor: actor(1) }).0;
+    agent.handle_snapshot(2, 2, room, 0, Some(1));
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, Output::Propose(p) if p.proposal.action.to_string().contains("PlaceActor"))),
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn a_refused_placement_does_not_hold_up_the_next_and_a_commit_is_answered_with_its_placement() {
+    use membership_core::testing::{accept, place};
+    use membership_core::{Action, Effect, Guard, Placement};
+    let one = accept(&three_active_with_room_for(2), place(1)).0;
+    let holder = one.placement(actor(1)).unwrap().node;
+    let mut agent = active_agent(&one);
+    agent.place(actor(1), 1).unwrap();
+    agent.place(actor(3), 1).unwrap();
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    let [Output::Propose(sent), Output::Placed { actor: a, result }] = outputs.as_slice() else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(sent.proposal.action, Action::Step(place(3)));
+    assert_eq!(*a, actor(1));
+    assert_eq!(
+        *result,
+        Err(refused_place(Guard::AlreadyPlaced {
+            actor: actor(1),
+            node: holder
+        }))
+    );
+    let effects = vec![Effect::ActorActivated {
+        actor: actor(3),
+        node: NodeId(2),
+        epoch: 2,
+    }];
+    agent.handle_outcome(3, sent.token, ProposalOutcome::Committed { effects });
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert_eq!(
+        outputs,
+        vec![
+            Output::Read,
+            Output::Placed {
+                actor: actor(3),
+                result: Ok(Placement {
+                    node: NodeId(2),
+                    epoch: 2
+                })
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_placement_the_store_refuses_is_answered_and_never_proposed_again() {
+    use membership_core::testing::{accept, place};
+    use membership_core::{Action, Guard};
+    let room = three_active_with_room_for(1);
+    let mut agent = active_agent(&room);
+    agent.place(actor(2), 1).unwrap();
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    let [Output::Propose(sent)] = outputs.as_slice() else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(sent.proposal.action, Action::Step(place(2)));
+    // Another node filled the registry meanwhile: the store refuses it.
+    let error = ProposalError::Refused(membership_core::testing::refusal(
+        membership_core::ActionName::PlaceActor,
+        Guard::RegistryFull { actors_max: 1 },
+    ));
+    agent.handle_outcome(3, sent.token, ProposalOutcome::Refused(error.clone()));
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert_eq!(
+        outputs,
+        vec![
+            Output::Read,
+            Output::Notify(Notification::ProposalFailed {
+                action: "PlaceActor(a2)".to_string(),
+                reason: error.to_string(),
+            }),
+            Output::Placed {
+                actor: actor(2),
+                result: Err(membership_core::RequestError::Refused(error))
+            }
+        ]
+    );
+    // The next snapshot has room again: nothing is proposed for it.
+    agent.handle_snapshot(4, 4, room, 0, Some(1));
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert!(
+        !outputs.iter().any(
+            |o| matches!(o, Output::Propose(p) if p.proposal.action == Action::Step(place(2)))
+        ),
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn a_full_place_queue_is_a_typed_error_and_a_cancelled_request_is_dropped() {
+    use membership_core::{PlaceQueueFull, PLACE_QUEUE_MAX};
+    // Not Active: requests wait in the queue.
+    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
+    for a in 0..PLACE_QUEUE_MAX {
+        agent.place(actor(u64::try_from(a).unwrap()), 0).unwrap();
+    }
+    assert_eq!(agent.place(actor(1), 0), Err(PlaceQueueFull));
+    assert!(agent.cancel_place(actor(7)));
+    assert!(!agent.cancel_place(actor(7)));
+    agent.place(actor(1), 0).unwrap();
+}
