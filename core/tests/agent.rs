@@ -1217,7 +1217,7 @@ fn a_refused_placement_does_not_hold_up_the_next_and_a_commit_is_answered_with_i
 
 #[test]
 fn a_placement_the_store_refuses_is_answered_and_never_proposed_again() {
-    use membership_core::testing::{accept, place};
+    use membership_core::testing::place;
     use membership_core::{Action, Guard};
     let room = three_active_with_room_for(1);
     let mut agent = active_agent(&room);

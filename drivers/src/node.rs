@@ -119,10 +119,13 @@ pub struct NodeNotification {
     pub notification: Notification,
 }
 
+/// Where a place request's final result goes.
+type PlaceReply = oneshot::Sender<Result<Placement, Error>>;
+
 enum Command {
     Join,
     Leave,
-    Place(ActorId, u64, oneshot::Sender<Result<Placement, Error>>),
+    Place(ActorId, u64, PlaceReply),
     /// Withdraws the place request with this ticket, if still queued (answers whether it was).
     CancelPlace(ActorId, u64, oneshot::Sender<bool>),
     /// Makes the node's task panic (tests of a node dying whole).
@@ -523,7 +526,7 @@ struct Glue<S: Store> {
     requests: BTreeMap<ProposalId, Pending>,
     /// The application's place requests waiting for their result, by actor, oldest first,
     /// with their tickets (the Agent answers an actor's requests in order).
-    placing: BTreeMap<ActorId, VecDeque<(u64, oneshot::Sender<Result<Placement, Error>>)>>,
+    placing: BTreeMap<ActorId, VecDeque<(u64, PlaceReply)>>,
     /// Every task the node spawned (proposals, probes, reads): aborted when the node's task
     /// ends, whatever ends it (dropping the set aborts them).
     tasks: JoinSet<()>,
