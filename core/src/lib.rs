@@ -54,9 +54,9 @@ pub use actor::{
 };
 pub use agent::{
     drain, served_by, Agent, Decision, FenceReason, Io, Notification, Outgoing, Output,
-    RequestError, ServingPermit, Timing, TimingError, TimingSettings, TooManyRequests,
-    DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX,
-    PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
+    PlaceQueueFull, RequestError, ServingPermit, Timing, TimingError, TimingSettings,
+    TooManyRequests, DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX,
+    PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
 };
 pub use batch::migrate_batch;
 pub use config::{Config, ConfigError};

@@ -164,7 +164,7 @@ impl World {
                         ),
                     );
                 }
-                Output::Read | Output::Reply { .. } => {}
+                Output::Read | Output::Reply { .. } | Output::Placed { .. } => {}
                 Output::Notify(n) => self.notifications.push((self.now, node, n)),
                 Output::Decide(Decision::Activate { actor, .. }) => {
                     let now = self.now;
@@ -370,7 +370,8 @@ fn three_agents_form_a_cluster_with_one_primary_and_serve_their_actors() {
     for a in 1..=30 {
         let now = w.now;
         w.agent(1 + u16::try_from(a % 3).unwrap())
-            .place(actor(a), now);
+            .place(actor(a), now)
+            .unwrap();
     }
     w.run_for(2_000);
     assert_eq!(w.state.placements().len(), 30);
@@ -405,7 +406,7 @@ fn a_dead_primary_is_declared_failed_and_its_actors_move_without_dual_activation
     w.run_for(1_500);
     for a in 1..=50 {
         let now = w.now;
-        w.agent(2).place(actor(a), now);
+        w.agent(2).place(actor(a), now).unwrap();
     }
     w.run_for(1_500);
     assert!(converged(&w));
@@ -453,7 +454,7 @@ fn a_node_cut_off_from_the_store_fences_itself_before_it_is_declared_failed() {
     w.run_for(1_500);
     for a in 1..=9 {
         let now = w.now;
-        w.agent(1).place(actor(a), now);
+        w.agent(1).place(actor(a), now).unwrap();
     }
     w.run_for(1_000);
     let victim = NodeId(3);
@@ -502,7 +503,7 @@ fn a_paused_process_cannot_act_after_its_successor_took_the_slot() {
     w.run_for(1_500);
     for a in 1..=6 {
         let now = w.now;
-        w.agent(1).place(actor(a), now);
+        w.agent(1).place(actor(a), now).unwrap();
     }
     w.run_for(1_000);
     let node = NodeId(2);
@@ -566,7 +567,7 @@ fn a_graceful_leave_hands_every_actor_over_before_it_completes() {
     w.run_for(1_500);
     for a in 1..=12 {
         let now = w.now;
-        w.agent(1).place(actor(a), now);
+        w.agent(1).place(actor(a), now).unwrap();
     }
     w.run_for(1_000);
     let leaver = NodeId(3);
@@ -648,7 +649,7 @@ impl Driven {
         for output in outputs {
             match output {
                 Output::Propose(out) => self.proposals.push_back(out),
-                Output::Probe(_) | Output::Reply { .. } => {}
+                Output::Probe(_) | Output::Reply { .. } | Output::Placed { .. } => {}
                 Output::Read => self.read = true,
                 Output::Decide(d) => self.decisions.push_back(d),
                 Output::Notify(n) => self.notifications.push_back(n),
@@ -1114,6 +1115,7 @@ fn the_drain_runs_proposals_probes_the_read_decisions_then_notifications() {
         Output::Decide(_) => 3,
         Output::Notify(_) => 4,
         Output::Reply { .. } => 5,
+        Output::Placed { .. } => 6,
     };
     let ranks: Vec<u8> = outputs.iter().map(rank).collect();
     assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{outputs:?}");
@@ -1167,4 +1169,164 @@ fn a_serving_permit_carries_the_epoch_and_ends_at_the_earlier_of_lease_and_snaps
     live(&mut agent, (261, 280), &state, Some(1), false);
     assert!(agent.is_fenced());
     assert_eq!(agent.permit(actor(1), 280), None);
+}
+
+/// n1's Agent, Active on `state` (three Active nodes), with its first outputs drained.
+fn active_agent(state: &State) -> Agent {
+    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
+    agent.join(0);
+    agent.handle_snapshot(0, 0, state.clone(), 0, Some(1));
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    agent
+}
+
+fn three_active_with_room_for(actors_max: u64) -> State {
+    let config = membership_core::Config::fixed(3).unwrap();
+    membership_core::testing::run(
+        config.with_actors_max(actors_max).unwrap(),
+        &membership_core::testing::THREE_ACTIVE,
+    )
+}
+
+fn refused_place(guard: membership_core::Guard) -> membership_core::RequestError {
+    membership_core::RequestError::Refused(ProposalError::Refused(
+        membership_core::testing::refusal(membership_core::ActionName::PlaceActor, guard),
+    ))
+}
+
+#[test]
+fn a_placement_the_snapshot_refuses_is_answered_at_once_and_dropped() {
+    use membership_core::testing::{accept, place};
+    use membership_core::Guard;
+    let full = accept(&three_active_with_room_for(1), place(1)).0;
+    let mut agent = active_agent(&full);
+    agent.place(actor(2), 1).unwrap();
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    assert_eq!(
+        outputs,
+        vec![Output::Placed {
+            actor: actor(2),
+            result: Err(refused_place(Guard::RegistryFull { actors_max: 1 }))
+        }]
+    );
+    // Room frees: the refused request is never proposed.
+    let room = accept(&full, Event::RemoveActor { actor: actor(1) }).0;
+    agent.handle_snapshot(2, 2, room, 0, Some(1));
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, Output::Propose(p) if p.proposal.action.to_string().contains("PlaceActor"))),
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn a_refused_placement_does_not_hold_up_the_next_and_a_commit_is_answered_with_its_placement() {
+    use membership_core::testing::{accept, place};
+    use membership_core::{Action, Effect, Guard, Placement};
+    let one = accept(&three_active_with_room_for(2), place(1)).0;
+    let holder = one.placement(actor(1)).unwrap().node;
+    let mut agent = active_agent(&one);
+    agent.place(actor(1), 1).unwrap();
+    agent.place(actor(3), 1).unwrap();
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    let [Output::Propose(sent), Output::Placed { actor: a, result }] = outputs.as_slice() else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(sent.proposal.action, Action::Step(place(3)));
+    assert_eq!(*a, actor(1));
+    assert_eq!(
+        *result,
+        Err(refused_place(Guard::AlreadyPlaced {
+            actor: actor(1),
+            node: holder
+        }))
+    );
+    let effects = vec![Effect::ActorActivated {
+        actor: actor(3),
+        node: NodeId(2),
+        epoch: 2,
+    }];
+    agent.handle_outcome(3, sent.token, ProposalOutcome::Committed { effects });
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert_eq!(
+        outputs,
+        vec![
+            Output::Read,
+            Output::Placed {
+                actor: actor(3),
+                result: Ok(Placement {
+                    node: NodeId(2),
+                    epoch: 2
+                })
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_placement_the_store_refuses_is_answered_and_never_proposed_again() {
+    use membership_core::testing::place;
+    use membership_core::{Action, Guard};
+    let room = three_active_with_room_for(1);
+    let mut agent = active_agent(&room);
+    agent.place(actor(2), 1).unwrap();
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    let [Output::Propose(sent)] = outputs.as_slice() else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(sent.proposal.action, Action::Step(place(2)));
+    // Another node filled the registry meanwhile: the store refuses it.
+    let error = ProposalError::Refused(membership_core::testing::refusal(
+        membership_core::ActionName::PlaceActor,
+        Guard::RegistryFull { actors_max: 1 },
+    ));
+    agent.handle_outcome(3, sent.token, ProposalOutcome::Refused(error.clone()));
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert_eq!(
+        outputs,
+        vec![
+            Output::Read,
+            Output::Notify(Notification::ProposalFailed {
+                action: "PlaceActor(a2)".to_string(),
+                reason: error.to_string(),
+            }),
+            Output::Placed {
+                actor: actor(2),
+                result: Err(membership_core::RequestError::Refused(error))
+            }
+        ]
+    );
+    // The next snapshot has room again: nothing is proposed for it.
+    agent.handle_snapshot(4, 4, room, 0, Some(1));
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert!(
+        !outputs.iter().any(
+            |o| matches!(o, Output::Propose(p) if p.proposal.action == Action::Step(place(2)))
+        ),
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn a_full_place_queue_is_a_typed_error_and_a_cancelled_request_is_dropped() {
+    use membership_core::{PlaceQueueFull, PLACE_QUEUE_MAX};
+    // Not Active: requests wait in the queue.
+    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
+    for a in 0..PLACE_QUEUE_MAX {
+        agent.place(actor(u64::try_from(a).unwrap()), 0).unwrap();
+    }
+    assert_eq!(agent.place(actor(1), 0), Err(PlaceQueueFull));
+    assert!(agent.cancel_place(actor(7)));
+    assert!(!agent.cancel_place(actor(7)));
+    agent.place(actor(1), 0).unwrap();
 }

@@ -88,5 +88,6 @@ pub use keys::QUEUE_CHUNK_ACTORS;
 pub use memory::{MemoryStore, CONFLICT_RETRIES_MAX};
 pub use node::{
     Error, NodeHandle, NodeNotification, NodeOptions, COMMANDS_MAX, INBOX_MAX, NOTIFICATION_BUFFER,
+    STOP_REASON_WAIT_MS,
 };
 pub use store::{Snapshot, Store, StoreError, StoreStats};

@@ -7,15 +7,16 @@ use crate::store::{Snapshot, Store, StoreError};
 use membership_core::{
     drain, ActorId, Agent, Decision, Effect, Event, Io, NodeId, NodeSet, NodeStatus, Notification,
     Outgoing, Placement, ProposalError, ProposalId, ProposalOutcome, RequestError, Timing,
-    REQUEST_RETRIES_MAX,
+    PLACE_QUEUE_MAX, REQUEST_RETRIES_MAX,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tracing::Instrument;
 
 /// The most messages (outcomes, probe results, snapshots) waiting for a node's task.
@@ -24,6 +25,9 @@ pub const INBOX_MAX: usize = 65_536;
 pub const COMMANDS_MAX: usize = 1_024;
 /// The most notifications a slow subscriber may lag behind before it misses some.
 pub const NOTIFICATION_BUFFER: usize = 65_536;
+/// How long a handle waits, once the node's task has ended, for the reason to be published
+/// (its probe listener is closed first).
+pub const STOP_REASON_WAIT_MS: u64 = 1_000;
 
 /// Why a handle operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -44,12 +48,33 @@ pub enum Error {
     /// Too many proposals of the application are waiting for their outcome.
     #[error("too many proposals are waiting")]
     TooManyRequests,
-    /// Waiting for the registry took longer than allowed.
-    #[error("timed out waiting for {0}")]
+    /// `place_actor` waited `wait_timeout_ms` while its request was still queued (the node was
+    /// not Active, or its earlier placements were still in flight): the request was withdrawn,
+    /// and the actor will not be placed by it.
+    #[error("timed out waiting for {0}: the request was withdrawn")]
     Timeout(&'static str),
-    /// The node's task has stopped.
-    #[error("the node has stopped")]
-    Stopped,
+    /// `join` or `leave` waited `wait_timeout_ms` without reaching the status asked for (the
+    /// store unreachable, the cluster slow): the request stays in effect, and the node keeps
+    /// moving toward that status (a NodeJoin or NodeLeave in flight cannot be taken back). Call
+    /// the opposite operation to change course.
+    #[error("timed out waiting for {0}: still in progress")]
+    Pending(&'static str),
+    /// [`PLACE_QUEUE_MAX`] place requests of this node are already waiting: nothing was queued.
+    #[error("{PLACE_QUEUE_MAX} place requests are already waiting")]
+    PlaceQueueFull,
+    /// Another process of this node claimed its slot (a newer incarnation): this one is
+    /// fenced for good and can no longer join, leave or place.
+    #[error("superseded: incarnation {incarnation} was replaced by {current}")]
+    Superseded {
+        /// This process's incarnation.
+        incarnation: u64,
+        /// The incarnation holding the slot.
+        current: u64,
+    },
+    /// The node's task has stopped (killed, its handle dropped, or it panicked), with why; its
+    /// probe listener and every other task of the node stopped with it.
+    #[error("the node has stopped: {0}")]
+    Stopped(String),
     /// The probe address could not be bound.
     #[error("probe address: {0}")]
     Io(String),
@@ -94,10 +119,18 @@ pub struct NodeNotification {
     pub notification: Notification,
 }
 
+/// Where a place request's final result goes.
+type PlaceReply = oneshot::Sender<Result<Placement, Error>>;
+
 enum Command {
     Join,
     Leave,
-    Place(ActorId),
+    Place(ActorId, u64, PlaceReply),
+    /// Withdraws the place request with this ticket, if still queued (answers whether it was).
+    CancelPlace(ActorId, u64, oneshot::Sender<bool>),
+    /// Makes the node's task panic (tests of a node dying whole).
+    #[cfg(feature = "testing")]
+    Panic,
     Propose(Event, oneshot::Sender<Result<Vec<Effect>, Error>>),
     Servable(oneshot::Sender<BTreeMap<ActorId, u64>>),
 }
@@ -119,6 +152,8 @@ struct Pending {
 struct Shared {
     snapshot: watch::Sender<Option<Arc<Snapshot>>>,
     serving: Mutex<BTreeMap<ActorId, u64>>,
+    /// Why the node's task ended, once it has (published after its probe listener closed).
+    stopped: watch::Sender<Option<String>>,
 }
 
 /// The application's handle on one running node.
@@ -130,8 +165,9 @@ pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     notifications: broadcast::Sender<NodeNotification>,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
-    probe_task: JoinHandle<()>,
+    task: AbortHandle,
+    probe_task: AbortHandle,
+    next_ticket: AtomicU64,
 }
 
 impl NodeHandle {
@@ -154,9 +190,11 @@ impl NodeHandle {
         let (commands, command_rx) = mpsc::channel(COMMANDS_MAX);
         let (notifications, _) = broadcast::channel(NOTIFICATION_BUFFER);
         let (snapshot, _) = watch::channel(None);
+        let (stopped, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             snapshot,
             serving: Mutex::new(BTreeMap::new()),
+            stopped,
         });
         let (tx, inbox) = mpsc::channel::<Message>(INBOX_MAX);
         let probe_timeout = Duration::from_millis(options.timing.settings().probe_timeout_ms);
@@ -177,11 +215,28 @@ impl NodeHandle {
                 reading: false,
                 read_again: false,
                 requests: BTreeMap::new(),
+                placing: BTreeMap::new(),
+                tasks: JoinSet::new(),
             },
         };
         let span =
             tracing::info_span!("node", node = %options.node, incarnation = slot.incarnation);
-        let task = tokio::spawn(runtime.run().instrument(span));
+        let task = tokio::spawn(runtime.run().instrument(span.clone()));
+        let (task_abort, probe_abort) = (task.abort_handle(), probe_task.abort_handle());
+        // The node dies whole: when its task ends (panic, or any return), its probe listener
+        // is closed (peers' probes are refused) and then the reason is published. Its other
+        // tasks are in the task's `JoinSet`, aborted when the task's future is dropped.
+        let watcher = shared.clone();
+        tokio::spawn(
+            async move {
+                let reason = stop_reason(task.await);
+                probe_task.abort();
+                let _ = probe_task.await;
+                tracing::warn!(%reason, "node stopped");
+                watcher.stopped.send_replace(Some(reason));
+            }
+            .instrument(span),
+        );
         Ok(NodeHandle {
             node: options.node,
             incarnation: slot.incarnation,
@@ -190,8 +245,9 @@ impl NodeHandle {
             commands,
             notifications,
             shared,
-            task,
-            probe_task,
+            task: task_abort,
+            probe_task: probe_abort,
+            next_ticket: AtomicU64::new(0),
         })
     }
 
@@ -217,34 +273,70 @@ impl NodeHandle {
     }
 
     async fn send(&self, command: Command) -> Result<(), Error> {
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| Error::Stopped)
+        match self.commands.send(command).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.stopped().await),
+        }
     }
 
-    /// Waits until the latest snapshot satisfies `done`.
+    /// The error for a node whose task has ended, naming why (waits at most
+    /// [`STOP_REASON_WAIT_MS`] for the reason to be published).
+    async fn stopped(&self) -> Error {
+        let mut rx = self.shared.stopped.subscribe();
+        let wait = rx.wait_for(Option::is_some);
+        let reason =
+            match tokio::time::timeout(Duration::from_millis(STOP_REASON_WAIT_MS), wait).await {
+                Ok(Ok(reason)) => reason.clone().unwrap_or_default(),
+                _ => "the node's task ended".to_string(),
+            };
+        Error::Stopped(reason)
+    }
+
+    /// Why the node's task ended, once it has (its probe listener is closed by then).
+    pub fn stop_reason(&self) -> Option<String> {
+        self.shared.stopped.borrow().clone()
+    }
+
+    /// Waits until the latest snapshot satisfies `done`: [`Error::Pending`] after
+    /// `wait_timeout_ms`, [`Error::Superseded`] once a newer incarnation holds the slot,
+    /// [`Error::Stopped`] once the node's task has ended.
     async fn wait_for(
         &self,
         what: &'static str,
         done: impl Fn(&Snapshot) -> bool,
-    ) -> Result<Snapshot, Error> {
+    ) -> Result<(), Error> {
         let mut rx = self.shared.snapshot.subscribe();
+        let mut stopped = self.shared.stopped.subscribe();
         let wait = async {
             loop {
                 if let Some(s) = rx.borrow_and_update().as_ref() {
                     if done(s) {
-                        return Ok(Snapshot::clone(s));
+                        return Ok(());
+                    }
+                    let current = s.slots.get(&self.node).map_or(0, |slot| slot.incarnation);
+                    if current > self.incarnation {
+                        return Err(Error::Superseded {
+                            incarnation: self.incarnation,
+                            current,
+                        });
                     }
                 }
-                if rx.changed().await.is_err() {
-                    return Err(Error::Stopped);
+                if stopped.borrow_and_update().is_some() {
+                    return Err(self.stopped().await);
+                }
+                tokio::select! {
+                    changed = rx.changed() => {
+                        if changed.is_err() {
+                            return Err(self.stopped().await);
+                        }
+                    }
+                    _ = stopped.changed() => {}
                 }
             }
         };
         tokio::time::timeout(self.wait_timeout, wait)
             .await
-            .unwrap_or(Err(Error::Timeout(what)))
+            .unwrap_or(Err(Error::Pending(what)))
     }
 
     fn status_in(&self, s: &Snapshot) -> Option<NodeStatus> {
@@ -252,7 +344,9 @@ impl NodeHandle {
     }
 
     /// Joins the cluster (bootstrapping it if no node is Active) and waits until the node is
-    /// Active.
+    /// Active (at once if it is). Fails with [`Error::Pending`] (the join stays in effect),
+    /// [`Error::Superseded`] or [`Error::Stopped`]; a store the node cannot reach shows as
+    /// [`Error::Pending`] (the node fences itself meanwhile).
     pub async fn join(&self) -> Result<(), Error> {
         self.send(Command::Join).await?;
         self.wait_for("the node to be Active", |s| {
@@ -262,8 +356,8 @@ impl NodeHandle {
         .map(|_| ())
     }
 
-    /// Leaves gracefully and waits until the node is Left: its actors are migrated to other
-    /// nodes before the leave completes.
+    /// Leaves gracefully and waits until the node is Left (at once if it is): its actors are
+    /// migrated to other nodes before the leave completes. Fails as [`NodeHandle::join`] does.
     pub async fn leave(&self) -> Result<(), Error> {
         self.send(Command::Leave).await?;
         self.wait_for("the node to be Left", |s| {
@@ -273,18 +367,37 @@ impl NodeHandle {
         .map(|_| ())
     }
 
-    /// Asks for `actor` to be placed (on the least-loaded Active node) and waits until the
-    /// registry places it.
+    /// Asks for `actor` to be placed (on the node the registry's strategy chooses) and returns
+    /// its placement once committed. Errors are final (a call that returned one has no later
+    /// effect): the reducer's refusal on the node's snapshot, or the store's at commit, comes
+    /// back at once as [`Error::Refused`] (`RegistryFull`, `AlreadyPlaced`, `NoTarget`, ...);
+    /// a full queue as [`Error::PlaceQueueFull`]; a request still queued after
+    /// `wait_timeout_ms` (the node not Active) is withdrawn, [`Error::Timeout`]. A request
+    /// already proposed when the wait ends is waited for: its outcome is final too
+    /// ([`Error::Unknown`] when the store never said whether it committed). One refused request
+    /// never holds up the node's other requests.
     pub async fn place_actor(&self, actor: ActorId) -> Result<Placement, Error> {
-        self.send(Command::Place(actor)).await?;
-        let s = self
-            .wait_for("the actor to be placed", |s| {
-                s.state.placement(actor).is_some()
-            })
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = oneshot::channel();
+        self.send(Command::Place(actor, ticket, tx)).await?;
+        if let Ok(answer) = tokio::time::timeout(self.wait_timeout, &mut rx).await {
+            return match answer {
+                Ok(result) => result,
+                Err(_) => Err(self.stopped().await),
+            };
+        }
+        let (cancel, cancelled) = oneshot::channel();
+        self.send(Command::CancelPlace(actor, ticket, cancel))
             .await?;
-        s.state
-            .placement(actor)
-            .ok_or(Error::Timeout("the actor to be placed"))
+        match cancelled.await {
+            Ok(true) => Err(Error::Timeout("the actor to be placed")),
+            // Proposed already: its outcome comes (the Agent answers every proposal it sent).
+            Ok(false) => match rx.await {
+                Ok(result) => result,
+                Err(_) => Err(self.stopped().await),
+            },
+            Err(_) => Err(self.stopped().await),
+        }
     }
 
     /// Proposes one spec action as this node (outside the Agent's policy, through
@@ -293,7 +406,10 @@ impl NodeHandle {
     pub async fn propose(&self, event: Event) -> Result<Vec<Effect>, Error> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Propose(event, tx)).await?;
-        rx.await.map_err(|_| Error::Stopped)?
+        match rx.await {
+            Ok(result) => result,
+            Err(_) => Err(self.stopped().await),
+        }
     }
 
     /// Where `actor` lives, as of the node's latest snapshot.
@@ -335,7 +451,10 @@ impl NodeHandle {
     pub async fn servable(&self) -> Result<BTreeMap<ActorId, u64>, Error> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Servable(tx)).await?;
-        rx.await.map_err(|_| Error::Stopped)
+        match rx.await {
+            Ok(servable) => Ok(servable),
+            Err(_) => Err(self.stopped().await),
+        }
     }
 
     /// Stops the node at once, as a crash would: its task and its probe listener end; it leaves
@@ -348,6 +467,31 @@ impl NodeHandle {
     /// Whether the node's task has ended.
     pub fn is_stopped(&self) -> bool {
         self.task.is_finished()
+    }
+
+    /// Makes the node's task panic, as a bug in it would: the node must die whole (tests).
+    #[cfg(feature = "testing")]
+    pub async fn panic_for_test(&self) -> Result<(), Error> {
+        self.send(Command::Panic).await
+    }
+}
+
+/// Why a node's task ended, from its join result: the panic's message, a kill, or a return.
+fn stop_reason(result: Result<(), JoinError>) -> String {
+    match result {
+        Ok(()) => "the node's task returned (its handle was dropped)".to_string(),
+        Err(e) if e.is_cancelled() => "the node was killed".to_string(),
+        Err(e) => match e.try_into_panic() {
+            Ok(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|m| (*m).to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_string());
+                format!("the node's task panicked: {message}")
+            }
+            Err(e) => format!("the node's task failed: {e}"),
+        },
     }
 }
 
@@ -380,12 +524,20 @@ struct Glue<S: Store> {
     read_again: bool,
     /// The application's proposals waiting for their result, by id.
     requests: BTreeMap<ProposalId, Pending>,
+    /// The application's place requests waiting for their result, by actor, oldest first,
+    /// with their tickets (the Agent answers an actor's requests in order).
+    placing: BTreeMap<ActorId, VecDeque<(u64, PlaceReply)>>,
+    /// Every task the node spawned (proposals, probes, reads): aborted when the node's task
+    /// ends, whatever ends it (dropping the set aborts them).
+    tasks: JoinSet<()>,
 }
 
 impl<S: Store> Runtime<S> {
     async fn run(mut self) {
         let mut changes = self.glue.store.watch();
         loop {
+            // Reap the finished tasks (the set holds only those still running).
+            while self.glue.tasks.try_join_next().is_some() {}
             drain(&mut self.agent, &mut self.glue);
             let deadline = self
                 .agent
@@ -431,11 +583,32 @@ impl<S: Store> Runtime<S> {
             }
             Command::Join => self.agent.join(now),
             Command::Leave => self.agent.leave(now),
-            Command::Place(actor) => {
-                if !self.agent.place(actor, now) {
-                    tracing::warn!(%actor, "place queue full: request dropped");
+            Command::Place(actor, ticket, reply) => match self.agent.place(actor, now) {
+                Ok(()) => {
+                    let waiting = self.glue.placing.entry(actor).or_default();
+                    waiting.push_back((ticket, reply));
+                    debug_assert!(waiting.len() <= PLACE_QUEUE_MAX + 1);
                 }
+                Err(_) => {
+                    let _ = reply.send(Err(Error::PlaceQueueFull));
+                }
+            },
+            Command::CancelPlace(actor, ticket, reply) => {
+                let cancelled = self.agent.cancel_place(actor);
+                if cancelled {
+                    // The Agent answers an actor's remaining requests in order: dropping this
+                    // ticket keeps one waiting sender per unanswered request.
+                    if let Some(waiting) = self.glue.placing.get_mut(&actor) {
+                        waiting.retain(|(t, _)| *t != ticket);
+                        if waiting.is_empty() {
+                            self.glue.placing.remove(&actor);
+                        }
+                    }
+                }
+                let _ = reply.send(cancelled);
             }
+            #[cfg(feature = "testing")]
+            Command::Panic => panic!("panic_for_test: the node's task panicked on purpose"),
             Command::Propose(event, reply) => match self.agent.submit(event) {
                 Ok(id) => {
                     let pending = Pending {
@@ -523,7 +696,7 @@ impl<S: Store> Io for Glue<S> {
         let tx = self.tx.clone();
         let span =
             tracing::info_span!("proposal", id = %out.proposal.id, action = %out.proposal.action);
-        tokio::spawn(
+        self.tasks.spawn(
             async move {
                 let outcome = match tokio::time::timeout(timeout, store.propose(out.proposal)).await
                 {
@@ -544,7 +717,7 @@ impl<S: Store> Io for Glue<S> {
         let tx = self.tx.clone();
         let address = self.addresses.get(&peer).cloned();
         let timeout = self.probe_timeout;
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let ok = match address {
                 Some(address) => probe::probe(&address, timeout).await,
                 None => false,
@@ -563,7 +736,7 @@ impl<S: Store> Io for Glue<S> {
         let store = self.store.clone();
         let timeout = self.store_timeout;
         let tx = self.tx.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let result = tokio::time::timeout(timeout, store.snapshot())
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Unavailable("snapshot timed out".into())));
@@ -609,5 +782,23 @@ impl<S: Store> Io for Glue<S> {
             (RequestError::Unknown, _) => Error::Unknown,
         });
         let _ = pending.reply.send(result);
+    }
+
+    fn placed(&mut self, actor: ActorId, result: Result<Placement, RequestError>) {
+        let Some(waiting) = self.placing.get_mut(&actor) else {
+            return;
+        };
+        let Some((_, reply)) = waiting.pop_front() else {
+            return;
+        };
+        if waiting.is_empty() {
+            self.placing.remove(&actor);
+        }
+        let result = result.map_err(|error| match error {
+            RequestError::Refused(error) => Error::Refused(error),
+            RequestError::Unavailable => Error::Unavailable,
+            RequestError::Unknown => Error::Unknown,
+        });
+        let _ = reply.send(result);
     }
 }

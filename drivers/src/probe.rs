@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 const PING: &[u8; 4] = b"PING";
 const PONG: &[u8; 4] = b"PONG";
@@ -14,20 +14,23 @@ const PONG: &[u8; 4] = b"PONG";
 pub const PROBE_CONNECTIONS_MAX: usize = 256;
 
 /// Binds `address` and answers probes until the returned task is aborted. Returns the bound
-/// address (useful with port 0) and the task.
+/// address (useful with port 0) and the task. Aborting the task closes the listener and every
+/// connection it is answering (they live in the task's own set of tasks).
 pub async fn serve(address: SocketAddr) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(PROBE_CONNECTIONS_MAX));
     let task = tokio::spawn(async move {
+        let mut connections = JoinSet::new();
         loop {
+            while connections.try_join_next().is_some() {}
             let Ok((mut stream, _)) = listener.accept().await else {
                 continue;
             };
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let mut buf = [0u8; 4];
                 if stream.read_exact(&mut buf).await.is_ok() && &buf == PING {
                     let _ = stream.write_all(PONG).await;

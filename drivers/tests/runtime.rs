@@ -255,3 +255,151 @@ async fn a_graceful_leave_migrates_the_actors_before_it_completes() {
     })
     .await;
 }
+
+/// Whether a TCP connection to `address` is refused (nothing listens there any more).
+async fn refused(address: &str) -> bool {
+    matches!(
+        tokio::net::TcpStream::connect(address).await,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicked_node_dies_whole_and_its_handle_says_why() {
+    let (_store, nodes) = cluster(2).await;
+    let dead = &nodes[1];
+    let address = dead.probe_address().to_string();
+    let timeout = Duration::from_millis(500);
+    assert!(membership::probe::probe(&address, timeout).await);
+    assert_eq!(dead.stop_reason(), None);
+    dead.panic_for_test().await.unwrap();
+    // Its probe listener closes within a bounded time: peers see it dead, not silent.
+    let panicked_at = std::time::Instant::now();
+    while !refused(&address).await {
+        assert!(
+            panicked_at.elapsed() < Duration::from_secs(2),
+            "the probe listener still accepts 2 s after the panic"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!membership::probe::probe(&address, timeout).await);
+    // The handle reports why, on every call.
+    let reason = dead
+        .stop_reason()
+        .expect("a reason once the listener is closed");
+    assert!(
+        reason.contains("panicked") && reason.contains("panic_for_test"),
+        "{reason}"
+    );
+    assert!(dead.is_stopped());
+    assert_eq!(dead.join().await, Err(Error::Stopped(reason.clone())));
+    assert_eq!(
+        dead.place_actor(ActorId(1)).await,
+        Err(Error::Stopped(reason.clone()))
+    );
+    assert_eq!(
+        dead.propose(Event::SendHeartbeat { node: NodeId(2) }).await,
+        Err(Error::Stopped(reason.clone()))
+    );
+    assert_eq!(dead.servable().await, Err(Error::Stopped(reason)));
+}
+
+fn registry_full(result: &Result<membership::protocol::Placement, Error>) -> bool {
+    matches!(
+        result,
+        Err(Error::Refused(ProposalError::Refused(Refusal {
+            guard: Guard::RegistryFull { actors_max: 1 },
+            ..
+        })))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_placement_is_final_at_once_and_holds_up_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let config = Config::fixed(1).unwrap().with_actors_max(1).unwrap();
+    store.init(config).await.unwrap();
+    let node = NodeHandle::start(store.clone(), options(1)).await.unwrap();
+    node.join().await.unwrap();
+    let a1 = node.place_actor(ActorId(1)).await.unwrap();
+    assert_eq!(
+        store.snapshot().await.unwrap().state.placement(ActorId(1)),
+        Some(a1)
+    );
+    // The registry is full: a2 is refused at once (the wait is 10 s), typed.
+    let asked = std::time::Instant::now();
+    let a2 = node.place_actor(ActorId(2)).await;
+    assert!(registry_full(&a2), "{a2:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    // Two more at once: each refused at once, neither waits behind the other.
+    let (a4, a5) = tokio::join!(node.place_actor(ActorId(4)), node.place_actor(ActorId(5)));
+    assert!(registry_full(&a4) && registry_full(&a5), "{a4:?} {a5:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    // Room frees: the refused requests stay refused (never placed later)...
+    node.propose(Event::RemoveActor { actor: ActorId(1) })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = store.snapshot().await.unwrap();
+    for a in [2, 4, 5] {
+        assert_eq!(s.state.placement(ActorId(a)), None, "a{a}");
+    }
+    assert!(s.state.placements().is_empty());
+    // ...and a new request is placed.
+    let a3 = node.place_actor(ActorId(3)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = store.snapshot().await.unwrap();
+    assert_eq!(s.state.placement(ActorId(3)), Some(a3));
+    assert_eq!(s.state.placements().len(), 1);
+    // Placing it again is refused, typed, at once.
+    let again = node.place_actor(ActorId(3)).await;
+    assert!(
+        matches!(
+            again,
+            Err(Error::Refused(ProposalError::Refused(Refusal {
+                guard: Guard::AlreadyPlaced { .. },
+                ..
+            })))
+        ),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placement_that_timed_out_in_the_queue_is_withdrawn() {
+    let store = Arc::new(MemoryStore::new());
+    store.init(Config::fixed(2).unwrap()).await.unwrap();
+    let mut o = options(1);
+    o.wait_timeout_ms = 300;
+    let node = NodeHandle::start(store.clone(), o).await.unwrap();
+    // Not joined: the request waits in the queue, then is withdrawn.
+    assert_eq!(
+        node.place_actor(ActorId(7)).await,
+        Err(Error::Timeout("the actor to be placed"))
+    );
+    // Joining later does not place it.
+    let mut o = options(2);
+    o.wait_timeout_ms = 10_000;
+    let other = NodeHandle::start(store.clone(), o).await.unwrap();
+    other.join().await.unwrap();
+    assert!(matches!(node.join().await, Ok(()) | Err(Error::Pending(_))));
+    eventually("n1 is Active", || {
+        node.snapshot()
+            .and_then(|s| s.state.node(NodeId(1)).map(|r| r.status))
+            == Some(NodeStatus::Active)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.snapshot().await.unwrap().state.placement(ActorId(7)),
+        None
+    );
+}

@@ -858,7 +858,8 @@ impl Sim {
                 if let Some(node) = self.pick_node() {
                     if let Some(&pid) = self.current.get(&node) {
                         self.with_agent(pid, |agent, now| {
-                            agent.place(actor, now);
+                            // A full queue drops the request, as the runtime reports it.
+                            let _ = agent.place(actor, now);
                         });
                     }
                 }
@@ -924,7 +925,7 @@ impl Sim {
                 Output::Notify(Notification::Fenced {
                     reason: FenceReason::Superseded,
                 }) if was_leaving => self.measurements.superseded_while_leaving += 1,
-                Output::Notify(_) | Output::Reply { .. } => {}
+                Output::Notify(_) | Output::Reply { .. } | Output::Placed { .. } => {}
             }
         }
         if matches!(reply(0), Reply::Direct(_)) {

@@ -113,8 +113,9 @@ impl Agent {
         };
         debug_assert!(flight.attempts <= RETRIES_MAX);
         match outcome {
-            ProposalOutcome::Committed { .. } => {
+            ProposalOutcome::Committed { effects } => {
                 self.finished_ms.insert(flight.kind, now_ms);
+                self.answer_place(&flight.proposal, Ok(&effects));
                 if flight.kind == Kind::Heartbeat {
                     let until = flight.sent_ms + self.timing.settings().lease_ms;
                     self.lease_until_ms = Some(self.lease_until_ms.unwrap_or(0).max(until));
@@ -125,6 +126,7 @@ impl Agent {
             }
             ProposalOutcome::Refused(error) => {
                 self.finished_ms.insert(flight.kind, now_ms);
+                self.answer_place(&flight.proposal, Err(RequestError::Refused(error.clone())));
                 if matches!(error, ProposalError::StaleIncarnation { .. }) {
                     self.fence(FenceReason::Superseded);
                 }
@@ -150,6 +152,8 @@ impl Agent {
                     self.arm_retry();
                 } else {
                     self.finished_ms.insert(flight.kind, now_ms);
+                    // An earlier attempt may have committed: its outcome is unknown.
+                    self.answer_place(&flight.proposal, Err(RequestError::Unknown));
                     self.outputs.notify(Notification::ProposalFailed {
                         action: flight.proposal.action.to_string(),
                         reason: "gave up: the store did not answer".to_string(),
@@ -221,6 +225,7 @@ impl Agent {
         for token in silent {
             if let Some(f) = self.in_flight.remove(&token) {
                 self.finished_ms.insert(f.kind, now_ms);
+                self.answer_place(&f.proposal, Err(RequestError::Unknown));
                 self.outputs.notify(Notification::ProposalFailed {
                     action: f.proposal.action.to_string(),
                     reason: "gave up: no outcome".to_string(),

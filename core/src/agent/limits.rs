@@ -38,11 +38,12 @@ pub const PROBE_STREAK_MIN: u32 = 3;
 
 /// The most outputs one [`drain`](crate::drain) executes: every output queue's bound added up
 /// (proposals in flight and requests, one probe per peer, one read, two decisions per actor and
-/// two more, notifications, replies). Outputs beyond it wait for the next drain.
+/// two more, notifications, replies, place results). Outputs beyond it wait for the next drain.
 pub const DRAIN_OUTPUTS_MAX: usize = IN_FLIGHT_MAX
     + REQUESTS_MAX
     + NODES_MAX as usize
     + 1
     + DECISIONS_MAX
     + NOTIFICATIONS_MAX
-    + REQUESTS_MAX;
+    + REQUESTS_MAX
+    + PLACE_QUEUE_MAX;

@@ -4,7 +4,7 @@
 //! `probes`, `lease`, `serving`, `notify`, `policy`), each an `impl Agent` block.
 
 use super::limits::{DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, PLACE_QUEUE_MAX, REQUESTS_MAX};
-use super::output::{FenceReason, Io, Output, Outputs};
+use super::output::{FenceReason, Io, Output, Outputs, PlaceQueueFull};
 use super::records::{InFlight, Kind, Observed, Peer, Request};
 use super::timing::{Timer, TimerTable, Timing};
 use crate::actor::ActorId;
@@ -126,16 +126,37 @@ impl Agent {
         self.evaluate(now_ms);
     }
 
-    /// The application asks for `actor` to be placed (proposed as PlaceActor once the node is
-    /// Active). Refused (false) when [`PLACE_QUEUE_MAX`] requests are already waiting.
-    pub fn place(&mut self, actor: ActorId, now_ms: u64) -> bool {
+    /// The application asks for `actor` to be placed: queued, and proposed as PlaceActor once
+    /// the node is Active and no placement of its own is in flight. Its final result comes back
+    /// as one [`Output::Placed`] for `actor`: the placement once committed, or the typed refusal
+    /// at once when the reducer refuses it on the node's snapshot (read after its previous
+    /// placement finished: `RegistryFull`, `AlreadyPlaced`, `NoTarget`, ...) or the store
+    /// refuses it at commit. A refused request is dropped, never proposed later, and never
+    /// holds up the requests queued behind it. Refused with [`PlaceQueueFull`] (nothing
+    /// queued, nothing replied) when [`PLACE_QUEUE_MAX`] requests are already waiting.
+    pub fn place(&mut self, actor: ActorId, now_ms: u64) -> Result<(), PlaceQueueFull> {
         if self.place_requests.len() >= PLACE_QUEUE_MAX {
-            return false;
+            return Err(PlaceQueueFull);
         }
         self.place_requests.push_back(actor);
         self.evaluate(now_ms);
         debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
         debug_assert!(self.fenced.is_none() || self.serving.is_empty());
+        Ok(())
+    }
+
+    /// The application withdraws its oldest queued place request for `actor` (its caller gave
+    /// up waiting): true when one was still queued, and is now dropped without any result;
+    /// false when none is queued (it was proposed already, and its [`Output::Placed`] follows,
+    /// or it was answered).
+    pub fn cancel_place(&mut self, actor: ActorId) -> bool {
+        let queued = self.place_requests.len();
+        let Some(at) = self.place_requests.iter().position(|&a| a == actor) else {
+            return false;
+        };
+        self.place_requests.remove(at);
+        debug_assert!(self.place_requests.len() + 1 == queued);
+        debug_assert!(self.place_requests.len() < PLACE_QUEUE_MAX);
         true
     }
 
@@ -288,6 +309,7 @@ pub fn drain(agent: &mut Agent, io: &mut impl Io) -> usize {
             Output::Decide(decision) => io.decide(decision),
             Output::Notify(notification) => io.notify(notification),
             Output::Reply { id, result } => io.reply(id, result),
+            Output::Placed { actor, result } => io.placed(actor, result),
         }
     }
     debug_assert!(executed <= DRAIN_OUTPUTS_MAX);

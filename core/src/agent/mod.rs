@@ -16,7 +16,8 @@
 //!   store transactions), every [`Output::Probe`] (peers to probe), [`Output::Read`] (read a
 //!   fresh snapshot), every [`Output::Decide`] (local decisions: fence, unfence, activate or
 //!   deactivate an actor, to execute at once, in order), every [`Output::Notify`] (for the
-//!   application), every [`Output::Reply`] (a submitted request's final result); and finally
+//!   application), every [`Output::Reply`] (a submitted request's final result), every
+//!   [`Output::Placed`] (a place request's final result); and finally
 //!   [`Agent::poll_timeout`] (when to call `handle_timeout` next).
 //!
 //! The code is split by concern, and the modules form no cycle. Leaves, which know nothing of
@@ -90,7 +91,8 @@ pub use limits::{
 };
 pub use machine::{drain, Agent};
 pub use output::{
-    Decision, FenceReason, Io, Notification, Outgoing, Output, RequestError, TooManyRequests,
+    Decision, FenceReason, Io, Notification, Outgoing, Output, PlaceQueueFull, RequestError,
+    TooManyRequests,
 };
 pub use serving::{served_by, ServingPermit};
 pub use timing::{Timing, TimingError, TimingSettings};

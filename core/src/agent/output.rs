@@ -3,8 +3,10 @@
 //! executes them with in the one [`drain`](crate::drain) loop the runtime, the simulation and
 //! the tests share (the loop itself is in `machine`, with the Agent).
 
-use super::limits::{IN_FLIGHT_MAX, NOTIFICATIONS_MAX, REQUESTS_MAX, REQUEST_RETRIES_MAX};
-use crate::actor::ActorId;
+use super::limits::{
+    IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, REQUESTS_MAX, REQUEST_RETRIES_MAX,
+};
+use crate::actor::{ActorId, Placement};
 use crate::effect::Effect;
 use crate::node::{NodeId, NodeSet};
 use crate::proposal::{Proposal, ProposalError, ProposalId};
@@ -140,6 +142,12 @@ pub enum RequestError {
 #[error("{REQUESTS_MAX} requests are already waiting")]
 pub struct TooManyRequests;
 
+/// A place request ([`Agent::place`](crate::Agent::place)) was refused before it was queued:
+/// [`PLACE_QUEUE_MAX`] requests are already waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("{PLACE_QUEUE_MAX} place requests are already waiting")]
+pub struct PlaceQueueFull;
+
 /// One thing the Agent asks its driver to do, from
 /// [`Agent::poll_output`](crate::Agent::poll_output).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +172,15 @@ pub enum Output {
         /// The effects once committed, or why not.
         result: Result<Vec<Effect>, RequestError>,
     },
+    /// The final result of the oldest unanswered place request
+    /// ([`Agent::place`](crate::Agent::place)) for `actor`: where the registry placed it, or
+    /// why not. A refused request is dropped: it is never placed later.
+    Placed {
+        /// The actor.
+        actor: ActorId,
+        /// Its placement once committed, or why it was not placed.
+        result: Result<Placement, RequestError>,
+    },
 }
 
 /// What a driver does with each [`Output`] ([`drain`](crate::drain) calls it in the documented
@@ -183,6 +200,8 @@ pub trait Io {
     fn notify(&mut self, notification: Notification);
     /// Hands the application the final result of its request `id`.
     fn reply(&mut self, id: ProposalId, result: Result<Vec<Effect>, RequestError>);
+    /// Hands the application the final result of its place request for `actor`.
+    fn placed(&mut self, actor: ActorId, result: Result<Placement, RequestError>);
 }
 
 /// Records the outputs in order, for a driver that executes them afterwards (the simulation,
@@ -206,10 +225,14 @@ impl Io for Vec<Output> {
     fn reply(&mut self, id: ProposalId, result: Result<Vec<Effect>, RequestError>) {
         self.push(Output::Reply { id, result });
     }
+    fn placed(&mut self, actor: ActorId, result: Result<Placement, RequestError>) {
+        self.push(Output::Placed { actor, result });
+    }
 }
 
 /// The Agent's output queues. [`Outputs::pop`] empties them in the documented order: every
-/// proposal, then every probe, the read, every decision, every notification, every reply.
+/// proposal, then every probe, the read, every decision, every notification, every reply, every
+/// place result.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Outputs {
     proposals: VecDeque<Outgoing>,
@@ -218,6 +241,7 @@ pub(super) struct Outputs {
     decisions: VecDeque<Decision>,
     pub(super) notifications: VecDeque<Notification>,
     replies: VecDeque<(ProposalId, Result<Vec<Effect>, RequestError>)>,
+    placed: VecDeque<(ActorId, Result<Placement, RequestError>)>,
 }
 
 impl Outputs {
@@ -257,6 +281,12 @@ impl Outputs {
         debug_assert!(self.replies.len() <= REQUESTS_MAX);
     }
 
+    /// Queues the final result of a place request for `actor`.
+    pub(super) fn placed(&mut self, actor: ActorId, result: Result<Placement, RequestError>) {
+        self.placed.push_back((actor, result));
+        debug_assert!(self.placed.len() <= PLACE_QUEUE_MAX);
+    }
+
     /// Whether nothing is queued.
     pub(super) fn is_empty(&self) -> bool {
         self.proposals.is_empty()
@@ -265,6 +295,7 @@ impl Outputs {
             && self.decisions.is_empty()
             && self.notifications.is_empty()
             && self.replies.is_empty()
+            && self.placed.is_empty()
     }
 
     /// The next output in the documented order.
@@ -284,11 +315,15 @@ impl Outputs {
         if let Some(n) = self.notifications.pop_front() {
             return Some(Output::Notify(n));
         }
-        let Some((id, result)) = self.replies.pop_front() else {
+        if let Some((id, result)) = self.replies.pop_front() {
+            debug_assert!(self.proposals.is_empty() && self.decisions.is_empty());
+            return Some(Output::Reply { id, result });
+        }
+        let Some((actor, result)) = self.placed.pop_front() else {
             debug_assert!(self.is_empty());
             return None;
         };
-        debug_assert!(self.proposals.is_empty() && self.decisions.is_empty());
-        Some(Output::Reply { id, result })
+        debug_assert!(self.proposals.is_empty() && self.replies.is_empty());
+        Some(Output::Placed { actor, result })
     }
 }

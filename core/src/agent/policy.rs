@@ -4,13 +4,14 @@
 
 use super::limits::{IN_FLIGHT_MAX, PLACE_QUEUE_MAX};
 use super::machine::Agent;
-use super::output::FenceReason;
+use super::output::{FenceReason, RequestError};
 use super::records::{Kind, Observed};
 use super::timing::Timer;
-use crate::actor::MIGRATION_BATCH_MAX;
+use crate::actor::{Placement, MIGRATION_BATCH_MAX};
+use crate::effect::Effect;
 use crate::event::Event;
 use crate::node::{NodeId, NodeStatus};
-use crate::proposal::Action;
+use crate::proposal::{Action, Proposal, ProposalError};
 use crate::state::{NodeRecord, State};
 use crate::step::step;
 
@@ -230,22 +231,60 @@ impl Agent {
         }
     }
 
-    /// Proposes the oldest place request whose actor is not placed yet (dropping those that
-    /// are).
+    /// Proposes the oldest place request the reducer accepts on the snapshot; every request
+    /// ahead of it that the reducer refuses is answered with its refusal and dropped (final:
+    /// never proposed later, and it holds up nothing behind it). Judged only once no placement
+    /// of this node is in flight and the snapshot was read after the last one finished, so the
+    /// snapshot already shows this node's own earlier placements.
     fn place_requested(&mut self, now_ms: u64, s: &State) {
+        if !self.settled(Kind::Place) {
+            return;
+        }
         let queued = self.place_requests.len();
         while let Some(&actor) = self.place_requests.front() {
-            if s.placement(actor).is_some() {
+            let event = Event::PlaceActor { actor };
+            if let Err(refusal) = step(s, &event) {
                 self.place_requests.pop_front();
+                let error = RequestError::Refused(ProposalError::Refused(refusal));
+                self.outputs.placed(actor, Err(error));
                 continue;
             }
-            if self.propose_if_enabled(now_ms, Event::PlaceActor { actor }, None) {
+            if self.propose(now_ms, Action::Step(event), None) {
                 self.place_requests.pop_front();
             }
             break;
         }
         debug_assert!(self.place_requests.len() <= queued);
         debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
+    }
+
+    /// Answers the place request behind a finished policy proposal, if `proposal` is one
+    /// (PlaceActor): with the placement its commit made, or with why it did not commit. Its
+    /// request was dropped from the queue when it was proposed: it is never proposed again.
+    pub(super) fn answer_place(
+        &mut self,
+        proposal: &Proposal,
+        result: Result<&[Effect], RequestError>,
+    ) {
+        let Action::Step(Event::PlaceActor { actor }) = proposal.action else {
+            return;
+        };
+        debug_assert!(proposal.id.node == self.node);
+        let answer = result.and_then(|effects| {
+            effects
+                .iter()
+                .find_map(|e| match *e {
+                    Effect::ActorActivated {
+                        actor: a,
+                        node,
+                        epoch,
+                    } if a == actor => Some(Placement { node, epoch }),
+                    _ => None,
+                })
+                .ok_or(RequestError::Unknown)
+        });
+        debug_assert!(answer.as_ref().map_or(true, |p| p.epoch > 0));
+        self.outputs.placed(actor, answer);
     }
 
     /// Looks again when a round or a suspicion ripens.
