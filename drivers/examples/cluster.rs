@@ -208,7 +208,10 @@ async fn run_on<S: Store>(
             .map_err(|e| e.to_string())?;
     }
     wait_until("every actor served", || {
-        handles.iter().map(|n| n.serving().len()).sum::<usize>()
+        handles
+            .iter()
+            .map(|n| n.activated_ignoring_lease().len())
+            .sum::<usize>()
             == usize::try_from(cli.actors).unwrap_or(0)
     })
     .await?;
@@ -218,7 +221,7 @@ async fn run_on<S: Store>(
         .find(|n| n.node() == primary.0)
         .ok_or("primary not found")?
         .clone();
-    let held: BTreeSet<ActorId> = victim.serving().keys().copied().collect();
+    let held: BTreeSet<ActorId> = victim.activated_ignoring_lease().keys().copied().collect();
     if run == 1 {
         println!(
             "{:>8.0} ms  {} actors placed and served; primary {} (term {}) serves {}",
@@ -244,7 +247,10 @@ async fn run_on<S: Store>(
         .cloned()
         .collect();
     wait_until("the failover", || {
-        let served: usize = survivors.iter().map(|n| n.serving().len()).sum();
+        let served: usize = survivors
+            .iter()
+            .map(|n| n.activated_ignoring_lease().len())
+            .sum();
         survivors.iter().all(|n| {
             n.snapshot().is_some_and(|s| {
                 s.state.primary_in_office().is_some_and(|p| p != primary.0)

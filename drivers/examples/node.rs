@@ -129,7 +129,13 @@ async fn run<S: Store>(cli: &Cli, store: Arc<S>) -> Result<(), String> {
     let mut ticker = tokio::time::interval(Duration::from_millis(cli.poll_ms.max(1)));
     loop {
         ticker.tick().await;
-        let now = node.servable().await.map_err(|e| e.to_string())?;
+        let now: BTreeMap<ActorId, u64> = node
+            .permits()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(actor, permit)| (actor, permit.epoch))
+            .collect();
         for (actor, epoch) in &serving {
             if now.get(actor) != Some(epoch) {
                 emit(

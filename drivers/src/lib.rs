@@ -30,6 +30,15 @@
 //! assert_eq!(nodes[0].lookup_actor(ActorId(42)), Some(placement));
 //! let (primary, term) = nodes[0].primary().expect("a primary is elected");
 //! assert!(term >= 1 && primary.0 >= 1);
+//! // A request for a42 is served by its host under a permit, asked for per request (None until
+//! // the host's hand-off wait has passed, and again once its lease is in doubt). Every write the
+//! // request makes downstream carries `permit.epoch`, the fencing token: a resource refuses an
+//! // epoch older than the newest it has seen for the actor.
+//! let host = &nodes[usize::from(placement.node.0) - 1];
+//! if let Some(permit) = host.permit(ActorId(42)).await? {
+//!     assert_eq!(permit.epoch, placement.epoch);
+//!     assert!(permit.remaining() <= std::time::Duration::from_millis(300)); // at most a lease
+//! }
 //! // Notifications say what happened on the node: became primary, views, activations...
 //! while let Ok(n) = events.try_recv() {
 //!     if let Notification::ActorActivated { actor, epoch } = n.notification {
@@ -87,7 +96,7 @@ pub use fdb::{FdbStore, FDB_BATCH_BYTES_MAX, FDB_RETRY_LIMIT, FDB_TRANSACTION_TI
 pub use keys::QUEUE_CHUNK_ACTORS;
 pub use memory::{MemoryStore, CONFLICT_RETRIES_MAX};
 pub use node::{
-    Error, NodeHandle, NodeNotification, NodeOptions, COMMANDS_MAX, INBOX_MAX, NOTIFICATION_BUFFER,
-    STOP_REASON_WAIT_MS,
+    Error, NodeHandle, NodeNotification, NodeOptions, Permit, COMMANDS_MAX, INBOX_MAX,
+    NOTIFICATION_BUFFER, STOP_REASON_WAIT_MS,
 };
 pub use store::{Snapshot, Store, StoreError, StoreStats};

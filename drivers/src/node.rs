@@ -122,6 +122,38 @@ pub struct NodeNotification {
 /// Where a place request's final result goes.
 type PlaceReply = oneshot::Sender<Result<Placement, Error>>;
 
+/// How far ahead a permit's deadline is clamped when the node's clock origin plus its deadline
+/// does not fit an `Instant` (never in practice: the Agent's deadlines are a lease ahead).
+const PERMIT_HORIZON: Duration = Duration::from_secs(3_600);
+
+/// A node's permit to serve one actor ([`NodeHandle::permit`]).
+///
+/// A request path checks [`Permit::is_valid`] before it serves, passes [`Permit::epoch`] as the
+/// fencing token with every write to a downstream resource (which refuses an epoch older than
+/// the newest it has seen for the actor), and asks for a new permit once this one has expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permit {
+    /// The actor.
+    pub actor: ActorId,
+    /// The activation's epoch: every newer activation of the actor, on any node, has a larger
+    /// one.
+    pub epoch: u64,
+    /// The local monotonic instant before which the node may serve the actor.
+    pub valid_until: Instant,
+}
+
+impl Permit {
+    /// Whether the permit still holds now.
+    pub fn is_valid(&self) -> bool {
+        Instant::now() < self.valid_until
+    }
+
+    /// How long the permit still holds (zero once it has expired).
+    pub fn remaining(&self) -> Duration {
+        self.valid_until.saturating_duration_since(Instant::now())
+    }
+}
+
 enum Command {
     Join,
     Leave,
@@ -132,7 +164,8 @@ enum Command {
     #[cfg(feature = "testing")]
     Panic,
     Propose(Event, oneshot::Sender<Result<Vec<Effect>, Error>>),
-    Servable(oneshot::Sender<BTreeMap<ActorId, u64>>),
+    /// The permits of the given actors (every activated actor when `None`).
+    Permits(Option<ActorId>, oneshot::Sender<BTreeMap<ActorId, Permit>>),
 }
 
 enum Message {
@@ -435,8 +468,11 @@ impl NodeHandle {
         self.shared.snapshot.borrow().clone()
     }
 
-    /// The actors this node serves now, with their epochs.
-    pub fn serving(&self) -> BTreeMap<ActorId, u64> {
+    /// The actors this node has activated, with their epochs, as its last decisions left them,
+    /// WITHOUT the lease and snapshot-age check: a process frozen past its lease still lists its
+    /// actors here until its task runs again. For monitoring and tests only; to decide whether to
+    /// serve a request, ask for a [`Permit`] ([`NodeHandle::permit`]).
+    pub fn activated_ignoring_lease(&self) -> BTreeMap<ActorId, u64> {
         self.shared
             .serving
             .lock()
@@ -444,15 +480,26 @@ impl NodeHandle {
             .clone()
     }
 
-    /// The actors this node may serve right now, with their epochs: those it serves for which
-    /// the Agent's `may_serve` holds at this instant (not fenced, lease and snapshot fresh). A
-    /// driver asks before serving requests: a process frozen past its lease gets nothing here
-    /// when it resumes, even before its timers have run.
-    pub async fn servable(&self) -> Result<BTreeMap<ActorId, u64>, Error> {
+    /// The node's permit to serve `actor` now, or `None` when it may not (it has not activated
+    /// the actor, is fenced, or its lease or latest snapshot is too old: the Agent's
+    /// `permit`). Ask before serving each request: a process frozen past its lease gets `None`
+    /// when it resumes, even before its timers have run. The permit holds until
+    /// [`Permit::valid_until`] (ask again after that), and its [`Permit::epoch`] is the fencing
+    /// token to pass to every downstream resource the request writes to.
+    pub async fn permit(&self, actor: ActorId) -> Result<Option<Permit>, Error> {
+        Ok(self.permits_of(Some(actor)).await?.remove(&actor))
+    }
+
+    /// The permits of every actor this node may serve now (see [`NodeHandle::permit`]).
+    pub async fn permits(&self) -> Result<BTreeMap<ActorId, Permit>, Error> {
+        self.permits_of(None).await
+    }
+
+    async fn permits_of(&self, only: Option<ActorId>) -> Result<BTreeMap<ActorId, Permit>, Error> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Servable(tx)).await?;
+        self.send(Command::Permits(only, tx)).await?;
         match rx.await {
-            Ok(servable) => Ok(servable),
+            Ok(permits) => Ok(permits),
             Err(_) => Err(self.stopped().await),
         }
     }
@@ -571,15 +618,26 @@ impl<S: Store> Runtime<S> {
     fn command(&mut self, command: Command) {
         let now = self.glue.now_ms();
         match command {
-            Command::Servable(reply) => {
-                let servable = self
+            Command::Permits(only, reply) => {
+                let origin = self.glue.origin;
+                let permits = self
                     .agent
                     .serving()
-                    .iter()
-                    .filter(|(&actor, _)| self.agent.may_serve(actor, now))
-                    .map(|(&a, &e)| (a, e))
+                    .keys()
+                    .filter(|&&actor| only.is_none_or(|a| a == actor))
+                    .filter_map(|&actor| self.agent.permit(actor, now))
+                    .map(|p| {
+                        let permit = Permit {
+                            actor: p.actor,
+                            epoch: p.epoch,
+                            valid_until: origin
+                                .checked_add(Duration::from_millis(p.valid_until_ms))
+                                .unwrap_or_else(|| Instant::now() + PERMIT_HORIZON),
+                        };
+                        (p.actor, permit)
+                    })
                     .collect();
-                let _ = reply.send(servable);
+                let _ = reply.send(permits);
             }
             Command::Join => self.agent.join(now),
             Command::Leave => self.agent.leave(now),

@@ -153,7 +153,11 @@ async fn place(cluster: &Cluster, actors: std::ops::RangeInclusive<u64>) {
 /// One primary, agreeing views, no queue, every actor on an Active node and served by it.
 async fn converged(cluster: &Cluster, actors: u64) {
     eventually("convergence", || {
-        let served: usize = cluster.nodes.iter().map(|n| n.serving().len()).sum();
+        let served: usize = cluster
+            .nodes
+            .iter()
+            .map(|n| n.activated_ignoring_lease().len())
+            .sum();
         served == usize::try_from(actors).unwrap()
             && cluster.nodes.iter().all(|n| {
                 n.snapshot().is_some_and(|s| {
@@ -249,7 +253,10 @@ async fn two_members_killed() {
             );
         }
     }
-    assert!(cluster.nodes.iter().all(|n| n.serving().is_empty()));
+    assert!(cluster
+        .nodes
+        .iter()
+        .all(|n| n.activated_ignoring_lease().is_empty()));
     // Nothing commits without a quorum.
     let refused = cluster.nodes[0]
         .propose(Event::SendHeartbeat { node: NodeId(1) })
@@ -257,7 +264,10 @@ async fn two_members_killed() {
     assert!(refused.is_err(), "committed without a quorum: {refused:?}");
     let fenced_at = Instant::now();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    assert!(cluster.nodes.iter().all(|n| n.serving().is_empty()));
+    assert!(cluster
+        .nodes
+        .iter()
+        .all(|n| n.activated_ignoring_lease().is_empty()));
     {
         let log = cluster.log.lock().unwrap();
         assert!(

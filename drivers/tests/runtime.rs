@@ -72,7 +72,10 @@ async fn a_superseded_process_cannot_heartbeat_vote_migrate_or_serve() {
         nodes[0].place_actor(ActorId(a)).await.unwrap();
     }
     let old = &nodes[1];
-    eventually("n2 serves its actors", || !old.serving().is_empty()).await;
+    eventually("n2 serves its actors", || {
+        !old.activated_ignoring_lease().is_empty()
+    })
+    .await;
     let mut rx = old.notifications();
     // A new process takes n2's slot (the old one was, say, paused and is still running).
     let new = NodeHandle::start(store.clone(), options(2)).await.unwrap();
@@ -87,7 +90,7 @@ async fn a_superseded_process_cannot_heartbeat_vote_migrate_or_serve() {
     })
     .await;
     eventually("the old process serves nothing", || {
-        old.serving().is_empty()
+        old.activated_ignoring_lease().is_empty()
     })
     .await;
     let stale = ProposalError::StaleIncarnation {
@@ -116,7 +119,7 @@ async fn a_superseded_process_cannot_heartbeat_vote_migrate_or_serve() {
     // It stays fenced and serves nothing while the new process takes over.
     new.join().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(old.serving().is_empty());
+    assert!(old.activated_ignoring_lease().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +129,11 @@ async fn an_unreachable_store_makes_every_node_fence_itself_within_its_lease() {
         nodes[0].place_actor(ActorId(a)).await.unwrap();
     }
     eventually("every actor served", || {
-        nodes.iter().map(|n| n.serving().len()).sum::<usize>() == 6
+        nodes
+            .iter()
+            .map(|n| n.activated_ignoring_lease().len())
+            .sum::<usize>()
+            == 6
     })
     .await;
     let mut rx = nodes[2].notifications();
@@ -140,7 +147,9 @@ async fn an_unreachable_store_makes_every_node_fence_itself_within_its_lease() {
         fenced.at - cut
     );
     eventually("nobody serves anything", || {
-        nodes.iter().all(|n| n.serving().is_empty())
+        nodes
+            .iter()
+            .all(|n| n.activated_ignoring_lease().is_empty())
     })
     .await;
     // The store comes back: nobody could declare anybody failed meanwhile; the nodes commit
@@ -148,7 +157,11 @@ async fn an_unreachable_store_makes_every_node_fence_itself_within_its_lease() {
     store.set_unreachable(false);
     notified(&mut rx, |n| matches!(n, Notification::Unfenced)).await;
     eventually("every actor served again", || {
-        nodes.iter().map(|n| n.serving().len()).sum::<usize>() == 6
+        nodes
+            .iter()
+            .map(|n| n.activated_ignoring_lease().len())
+            .sum::<usize>()
+            == 6
     })
     .await;
     let s = store.state().unwrap();
@@ -244,14 +257,21 @@ async fn a_graceful_leave_migrates_the_actors_before_it_completes() {
     for a in 1..=12 {
         nodes[0].place_actor(ActorId(a)).await.unwrap();
     }
-    eventually("n3 serves actors", || !nodes[2].serving().is_empty()).await;
+    eventually("n3 serves actors", || {
+        !nodes[2].activated_ignoring_lease().is_empty()
+    })
+    .await;
     nodes[2].leave().await.unwrap();
     let s = store.state().unwrap();
     assert_eq!(s.node(NodeId(3)).unwrap().status, NodeStatus::Left);
     assert_eq!(s.load(NodeId(3)), 0);
-    assert!(nodes[2].serving().is_empty());
+    assert!(nodes[2].activated_ignoring_lease().is_empty());
     eventually("the others serve all 12", || {
-        nodes[..2].iter().map(|n| n.serving().len()).sum::<usize>() == 12
+        nodes[..2]
+            .iter()
+            .map(|n| n.activated_ignoring_lease().len())
+            .sum::<usize>()
+            == 12
     })
     .await;
 }
@@ -301,7 +321,7 @@ async fn a_panicked_node_dies_whole_and_its_handle_says_why() {
         dead.propose(Event::SendHeartbeat { node: NodeId(2) }).await,
         Err(Error::Stopped(reason.clone()))
     );
-    assert_eq!(dead.servable().await, Err(Error::Stopped(reason)));
+    assert_eq!(dead.permits().await, Err(Error::Stopped(reason)));
 }
 
 fn registry_full(result: &Result<membership::protocol::Placement, Error>) -> bool {
@@ -402,4 +422,50 @@ async fn a_placement_that_timed_out_in_the_queue_is_withdrawn() {
         store.snapshot().await.unwrap().state.placement(ActorId(7)),
         None
     );
+}
+
+/// The serving permit (issue 18): only the actor's host gets one, it carries the placement's
+/// epoch and a deadline at most a lease ahead, and once the store is unreachable no permit is
+/// given past the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serving_permit_carries_the_epoch_and_a_deadline_within_the_lease() {
+    let (store, nodes) = cluster(3).await;
+    let placement = nodes[0].place_actor(ActorId(7)).await.unwrap();
+    let host = &nodes[usize::from(placement.node.0) - 1];
+    let lease = Duration::from_millis(Timing::fast().settings().lease_ms);
+    let mut permit = None;
+    for _ in 0..2_000 {
+        permit = host.permit(ActorId(7)).await.unwrap();
+        if permit.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let asked = std::time::Instant::now();
+    let permit = permit.expect("the host is granted a permit after its hand-off wait");
+    assert_eq!((permit.actor, permit.epoch), (ActorId(7), placement.epoch));
+    assert!(
+        permit.valid_until <= asked + lease,
+        "{:?}",
+        permit.valid_until - asked
+    );
+    assert!(permit.remaining() <= lease);
+    for other in nodes.iter().filter(|n| n.node() != placement.node) {
+        assert_eq!(other.permit(ActorId(7)).await.unwrap(), None);
+    }
+    assert_eq!(
+        host.permits()
+            .await
+            .unwrap()
+            .get(&ActorId(7))
+            .map(|p| p.epoch),
+        Some(placement.epoch)
+    );
+    // The store is cut: after one lease (plus the task's scheduling slack) no permit is given,
+    // and every permit given before the cut has expired.
+    let cut = std::time::Instant::now();
+    store.set_unreachable(true);
+    tokio::time::sleep(lease * 2).await;
+    assert_eq!(host.permit(ActorId(7)).await.unwrap(), None);
+    assert!(!permit.is_valid() && permit.valid_until <= cut + lease);
 }
