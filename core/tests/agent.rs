@@ -248,12 +248,14 @@ impl World {
                 let agent = self.agents.get_mut(&pid).unwrap();
                 match d {
                     Delivery::ProposalDone(token, outcome) => {
-                        agent.handle_outcome(now, token, outcome)
+                        agent.handle_outcome(now, token, outcome).unwrap()
                     }
-                    Delivery::Probe(peer, sent, ok) => agent.handle_probe(now, peer, sent, ok),
-                    Delivery::Snapshot(read_at, state, round, slot) => {
-                        agent.handle_snapshot(now, read_at, state, round, slot)
+                    Delivery::Probe(peer, sent, ok) => {
+                        agent.handle_probe(now, peer, sent, ok).unwrap()
                     }
+                    Delivery::Snapshot(read_at, state, round, slot) => agent
+                        .handle_snapshot(now, read_at, state, round, slot)
+                        .unwrap(),
                 }
                 self.drain(pid);
             }
@@ -261,7 +263,7 @@ impl World {
                 let now = self.now;
                 let agent = self.agents.get_mut(&pid).unwrap();
                 if agent.poll_timeout().is_some_and(|t| t <= now) {
-                    agent.handle_timeout(now);
+                    agent.handle_timeout(now).unwrap();
                 }
                 self.drain(pid);
             }
@@ -323,15 +325,17 @@ fn timing_rejects_a_failure_timeout_that_does_not_cover_the_lease() {
             lease_ms: 75,
             max_clock_rate_error_ppm: 200,
             heartbeat_interval_ms: 25,
-            bound: 101
+            min_failure_timeout_ms: 101
         }
     );
     assert_eq!(
         err.to_string(),
-        "failure_timeout_ms 100 must exceed lease_ms 75 x (1 + 200 ppm) + heartbeat_interval_ms 25 = 101"
+        "failure_timeout_ms 100 is too short: a detector's wait failure_timeout_ms / (1 + 200 \
+         ppm) must exceed lease_ms 75 / (1 - 200 ppm) + heartbeat_interval_ms 25; the smallest \
+         failure_timeout_ms accepted is 101"
     );
     assert!(Timing::new(TimingSettings {
-        failure_timeout_ms: 102,
+        failure_timeout_ms: 101,
         ..Timing::FAST_SETTINGS
     })
     .is_ok());
@@ -613,7 +617,9 @@ fn stale_outcomes_are_dropped() {
     let mut agent = Agent::new(NodeId(1), 1, timing, 0);
     agent.join(0);
     let before = format!("{agent:?}");
-    agent.handle_outcome(5, 999, ProposalOutcome::Unknown);
+    agent
+        .handle_outcome(5, 999, ProposalOutcome::Unknown)
+        .unwrap();
     assert_eq!(format!("{agent:?}"), before);
 }
 
@@ -704,7 +710,7 @@ fn tick(
     slot: Option<u64>,
     heartbeats_commit: bool,
 ) -> Vec<Decision> {
-    agent.handle_timeout(t);
+    agent.handle_timeout(t).unwrap();
     assert!(agent.poll_timeout().is_none_or(|at| at > t));
     while let Some(out) = agent.poll_proposal() {
         if matches!(
@@ -716,11 +722,11 @@ fn tick(
             } else {
                 ProposalOutcome::Unavailable
             };
-            agent.handle_outcome(t, out.token, outcome);
+            agent.handle_outcome(t, out.token, outcome).unwrap();
         }
     }
     agent.poll_read();
-    agent.handle_snapshot(t, t, state.clone(), 0, slot);
+    agent.handle_snapshot(t, t, state.clone(), 0, slot).unwrap();
     while agent.poll_proposal().is_some() {}
     let mut decisions = Vec::new();
     while let Some(d) = agent.poll_decision() {
@@ -793,19 +799,19 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
     agent.join(0);
     let mut batches = Vec::new();
     for t in 0..=30 {
-        agent.handle_timeout(t);
+        agent.handle_timeout(t).unwrap();
         while let Some(out) = agent.poll_proposal() {
             match out.proposal.action {
-                Action::Step(Event::SendHeartbeat { .. }) => agent.handle_outcome(
-                    t,
-                    out.token,
-                    ProposalOutcome::Committed { effects: vec![] },
-                ),
+                Action::Step(Event::SendHeartbeat { .. }) => agent
+                    .handle_outcome(t, out.token, ProposalOutcome::Committed { effects: vec![] })
+                    .unwrap(),
                 Action::MigrateBatch { .. } => batches.push((t, out)),
                 Action::Step(_) => {}
             }
         }
-        agent.handle_snapshot(t, t, queued.clone(), 0, Some(1));
+        agent
+            .handle_snapshot(t, t, queued.clone(), 0, Some(1))
+            .unwrap();
         while let Some(out) = agent.poll_proposal() {
             if matches!(out.proposal.action, Action::MigrateBatch { .. }) {
                 batches.push((t, out));
@@ -824,14 +830,16 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
     while agent.poll_notification().is_some() {}
     // ...which finds the queue drained: the refusal is not sent again, not reported as a failed
     // proposal, and a fresh snapshot is asked for.
-    agent.handle_outcome(
-        31,
-        out.token,
-        ProposalOutcome::Refused(ProposalError::NothingToMigrate {
-            term: 1,
-            max: 1_024,
-        }),
-    );
+    agent
+        .handle_outcome(
+            31,
+            out.token,
+            ProposalOutcome::Refused(ProposalError::NothingToMigrate {
+                term: 1,
+                max: 1_024,
+            }),
+        )
+        .unwrap();
     let mut proposed = Vec::new();
     while let Some(out) = agent.poll_proposal() {
         proposed.push(out.proposal.action);
@@ -844,7 +852,7 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
     }
     assert_eq!(notes, vec![]);
     // The fresh snapshot shows nothing queued: no batch follows.
-    agent.handle_snapshot(32, 32, drained, 0, Some(1));
+    agent.handle_snapshot(32, 32, drained, 0, Some(1)).unwrap();
     let mut proposed = Vec::new();
     while let Some(out) = agent.poll_proposal() {
         proposed.push(out.proposal.action);
@@ -1010,28 +1018,32 @@ fn no_deadline_is_due_after_handle_timeout_while_a_retry_waits() {
     // the abandon deadline (1 + 4 x 125 ms = 501): a retry waits until 610.
     let mut agent = Driven::new(Agent::new(NodeId(1), 1, Timing::fast(), 0));
     agent.join(0);
-    agent.handle_snapshot(1, 0, State::initial(Config::fixed(3).unwrap()), 0, Some(1));
+    agent
+        .handle_snapshot(1, 0, State::initial(Config::fixed(3).unwrap()), 0, Some(1))
+        .unwrap();
     let first = agent.poll_proposal().unwrap();
     assert_eq!(
         first.proposal.action,
         Action::Step(Event::NodeJoin { node: NodeId(1) })
     );
     assert_eq!(agent.poll_proposal(), None);
-    agent.handle_outcome(600, first.token, ProposalOutcome::Unknown);
-    agent.handle_timeout(600);
+    agent
+        .handle_outcome(600, first.token, ProposalOutcome::Unknown)
+        .unwrap();
+    agent.handle_timeout(600).unwrap();
     // Before the fix the abandon deadline, 501, was asked for again and again.
     assert_eq!(agent.poll_timeout(), Some(610));
     assert_eq!(agent.poll_proposal(), None);
-    agent.handle_timeout(610);
+    agent.handle_timeout(610).unwrap();
     assert_eq!(agent.poll_proposal(), Some(first));
     // The retry gets no outcome either: it is given up 500 ms after the retry was sent.
     while agent.poll_notification().is_some() {}
     for t in 611..1_110 {
-        agent.handle_timeout(t);
+        agent.handle_timeout(t).unwrap();
         assert!(agent.poll_timeout().is_some_and(|at| at > t));
     }
     assert_eq!(agent.poll_notification(), None);
-    agent.handle_timeout(1_110);
+    agent.handle_timeout(1_110).unwrap();
     assert_eq!(
         agent.poll_notification(),
         Some(Notification::ProposalFailed {
@@ -1059,13 +1071,17 @@ fn a_submitted_proposal_is_sent_again_while_unknown_and_its_result_is_replied_on
     assert_eq!(first.proposal.id, id);
     // Every unknown outcome sends the same proposal again at once, up to the bound...
     for _ in 0..REQUEST_RETRIES_MAX {
-        agent.handle_outcome(5, first.token, ProposalOutcome::Unknown);
+        agent
+            .handle_outcome(5, first.token, ProposalOutcome::Unknown)
+            .unwrap();
         let mut again = Vec::new();
         drain(&mut agent, &mut again);
         assert_eq!(again, vec![Output::Propose(*first)]);
     }
     // ...then the result is replied, and a snapshot is asked for; the timers never moved.
-    agent.handle_outcome(6, first.token, ProposalOutcome::Unknown);
+    agent
+        .handle_outcome(6, first.token, ProposalOutcome::Unknown)
+        .unwrap();
     let mut last = Vec::new();
     drain(&mut agent, &mut last);
     assert_eq!(
@@ -1080,7 +1096,9 @@ fn a_submitted_proposal_is_sent_again_while_unknown_and_its_result_is_replied_on
     );
     assert_eq!(agent.poll_timeout(), deadline);
     // A late outcome for it is stale.
-    agent.handle_outcome(7, first.token, ProposalOutcome::Unknown);
+    agent
+        .handle_outcome(7, first.token, ProposalOutcome::Unknown)
+        .unwrap();
     assert_eq!(agent.poll_output(), None);
     // The requests waiting are bounded.
     for _ in 0..REQUESTS_MAX {
@@ -1096,8 +1114,10 @@ fn the_drain_runs_proposals_probes_the_read_decisions_then_notifications() {
     agent.join(0);
     let mut outputs: Vec<Output> = Vec::new();
     drain(&mut agent, &mut outputs);
-    agent.handle_snapshot(0, 0, state.clone(), 0, Some(1));
-    agent.handle_timeout(0);
+    agent
+        .handle_snapshot(0, 0, state.clone(), 0, Some(1))
+        .unwrap();
+    agent.handle_timeout(0).unwrap();
     outputs.clear();
     drain(&mut agent, &mut outputs);
     let rank = |o: &Output| match o {

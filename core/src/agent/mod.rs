@@ -88,9 +88,11 @@ pub use limits::{
     DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX,
     PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
 };
-pub use machine::{drain, Agent};
+pub use machine::{drain, Agent, InputError};
 pub use output::{
     Decision, FenceReason, Io, Notification, Outgoing, Output, RequestError, TooManyRequests,
 };
 pub use serving::served_by;
-pub use timing::{Timing, TimingError, TimingSettings};
+pub use timing::{
+    Timing, TimingError, TimingSettings, LOCAL_TIME_MS_MAX, TIME_HEADROOM_MS, TIMING_MS_MAX,
+};

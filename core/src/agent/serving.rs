@@ -3,7 +3,7 @@
 
 use super::machine::Agent;
 use super::output::{Decision, Notification};
-use super::timing::Timer;
+use super::timing::{later_ms, Timer};
 use crate::actor::ActorId;
 use crate::node::{NodeId, NodeStatus};
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +18,7 @@ impl Agent {
         let Some(o) = &self.observed else {
             return false;
         };
-        let fresh = now_ms < o.read_at_ms + self.timing.settings().lease_ms;
+        let fresh = now_ms < later_ms(o.read_at_ms, self.timing.settings().lease_ms);
         let leased = match o.state.node(self.node).map(|r| r.status) {
             Some(NodeStatus::Active) => self.lease_until_ms.is_some_and(|u| now_ms < u),
             Some(NodeStatus::Leaving) => true,
@@ -82,7 +82,7 @@ impl Agent {
                     // Whoever held the actor before (a live node, a Failed one, this node's
                     // previous incarnation, this very process before a fence) may still serve
                     // it for up to a lease after its last snapshot read before the move: wait.
-                    let at = now_ms + wait;
+                    let at = later_ms(now_ms, wait);
                     self.pending.insert(actor, (epoch, at));
                     at
                 }
