@@ -8,9 +8,9 @@
 
 use membership_core::testing::actor;
 use membership_core::{
-    drain, execute, served_by, Agent, Decision, Event, FenceReason, Meta, NodeId, NodeStatus,
-    Notification, Outgoing, Output, ProposalError, ProposalOutcome, State, Timing, TimingError,
-    TimingSettings,
+    drain, execute, served_by, Agent, Decision, Event, FenceReason, InputError, Meta, NodeId,
+    NodeStatus, Notification, Outgoing, Output, ProposalError, ProposalOutcome, State, Timing,
+    TimingError, TimingSettings, LOCAL_TIME_MS_MAX, NODES_MAX, TIMING_MS_MAX,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -609,6 +609,227 @@ fn a_degraded_observer_gets_no_healthy_node_declared_failed() {
     );
     assert!(w.primary().is_some());
     assert!(w.primary() != Some(NodeId(1)));
+}
+
+/// The issue's example (issue 18): lease 100 ms, heartbeat 1 ms, 10% rate error. The lease
+/// lasts up to 100 / 0.9 = 111.1 ms of true time; a failure timeout of 112 ms is only
+/// 112 / 1.1 = 101.8 ms of a fast detector's true time. Refused; the smallest accepted is
+/// 124 ms (124 / 1.1 = 112.7 > 111.1 + 1, while 123 / 1.1 = 111.8 is not).
+#[test]
+fn timing_counts_the_detectors_clock_error_too() {
+    let example = TimingSettings {
+        heartbeat_interval_ms: 1,
+        lease_ms: 100,
+        max_clock_rate_error_ppm: 100_000,
+        failure_timeout_ms: 112,
+        ..Timing::FAST_SETTINGS
+    };
+    let err = Timing::new(example).unwrap_err();
+    assert_eq!(
+        err,
+        TimingError::FailureTimeout {
+            failure_timeout_ms: 112,
+            lease_ms: 100,
+            max_clock_rate_error_ppm: 100_000,
+            heartbeat_interval_ms: 1,
+            min_failure_timeout_ms: 124,
+        }
+    );
+    assert!(err
+        .to_string()
+        .ends_with("the smallest failure_timeout_ms accepted is 124"));
+    for (failure_timeout_ms, accepted) in [(123, false), (124, true)] {
+        let settings = TimingSettings {
+            failure_timeout_ms,
+            ..example
+        };
+        assert_eq!(Timing::new(settings).is_ok(), accepted, "{settings:?}");
+    }
+    // Without rate error the rule is `failure_timeout > lease + heartbeat`.
+    let exact = TimingSettings {
+        max_clock_rate_error_ppm: 0,
+        failure_timeout_ms: 101,
+        ..example
+    };
+    assert!(Timing::new(exact).is_err());
+    assert!(Timing::new(TimingSettings {
+        failure_timeout_ms: 102,
+        ..exact
+    })
+    .is_ok());
+    // The defaults are accepted, with room: 401 and 101 are their smallest failure timeouts.
+    for (settings, min) in [
+        (Timing::DEFAULT_SETTINGS, 401),
+        (Timing::FAST_SETTINGS, 101),
+    ] {
+        assert!(Timing::new(settings).is_ok());
+        let short = TimingSettings {
+            failure_timeout_ms: min - 1,
+            ..settings
+        };
+        assert!(matches!(
+            Timing::new(short),
+            Err(TimingError::FailureTimeout { min_failure_timeout_ms, .. }) if min_failure_timeout_ms == min
+        ));
+    }
+}
+
+/// A setting above one day is refused: the Agent's deadlines are a time plus a few settings,
+/// and these bounds keep every sum from overflowing.
+#[test]
+fn timing_refuses_settings_whose_arithmetic_could_overflow() {
+    assert_eq!(TIMING_MS_MAX, 86_400_000);
+    let huge = TimingSettings {
+        failure_timeout_ms: u64::MAX,
+        ..Timing::DEFAULT_SETTINGS
+    };
+    assert_eq!(
+        Timing::new(huge).unwrap_err(),
+        TimingError::TooLarge {
+            name: "failure_timeout_ms",
+            value_ms: u64::MAX,
+            max_ms: TIMING_MS_MAX
+        }
+    );
+    let over = TimingSettings {
+        snapshot_interval_ms: TIMING_MS_MAX + 1,
+        ..Timing::DEFAULT_SETTINGS
+    };
+    assert_eq!(
+        Timing::new(over).unwrap_err().to_string(),
+        "snapshot_interval_ms 86400001 is above 86400000 (TIMING_MS_MAX, one day)"
+    );
+    // The largest accepted timing, driven at the largest accepted time, does not overflow.
+    let largest = TimingSettings {
+        heartbeat_interval_ms: TIMING_MS_MAX / 4,
+        failure_timeout_ms: TIMING_MS_MAX,
+        lease_ms: TIMING_MS_MAX / 2,
+        max_clock_rate_error_ppm: 100_000,
+        probe_interval_ms: TIMING_MS_MAX,
+        probe_timeout_ms: TIMING_MS_MAX,
+        suspect_after_ms: TIMING_MS_MAX,
+        snapshot_interval_ms: TIMING_MS_MAX,
+        retry_backoff_ms: TIMING_MS_MAX,
+        migration_batch: u64::MAX,
+    };
+    let timing = Timing::new(largest).unwrap();
+    let start = LOCAL_TIME_MS_MAX - 10;
+    let mut agent = Agent::new(NodeId(1), 1, timing, start);
+    agent.join(start);
+    let state = State::initial(membership_core::Config::fixed(3).unwrap());
+    let mut tokens = Vec::new();
+    for now in start..=LOCAL_TIME_MS_MAX {
+        agent.handle_timeout(now).unwrap();
+        agent
+            .handle_snapshot(now, now, state.clone(), 0, Some(1))
+            .unwrap();
+        agent.handle_probe(now, NodeId(2), now, false).unwrap();
+        while let Some(output) = agent.poll_output() {
+            if let Output::Propose(out) = output {
+                tokens.push(out.token);
+            }
+        }
+        for &token in &tokens {
+            agent
+                .handle_outcome(now, token, ProposalOutcome::Unknown)
+                .unwrap();
+        }
+    }
+    assert!(agent.poll_timeout().is_some());
+}
+
+/// Every timed input refuses a time it cannot use, naming it, and changes nothing.
+#[test]
+fn inputs_refuse_bad_times_with_a_typed_error() {
+    let state = State::initial(membership_core::Config::fixed(3).unwrap());
+    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 100);
+    while agent.poll_output().is_some() {}
+    let before = format!("{agent:?}");
+    let beyond = LOCAL_TIME_MS_MAX + 1;
+    let out_of_range = InputError::TimeOutOfRange {
+        now_ms: beyond,
+        max_ms: LOCAL_TIME_MS_MAX,
+    };
+    assert_eq!(agent.handle_timeout(beyond), Err(out_of_range));
+    assert_eq!(
+        agent.handle_snapshot(beyond, 0, state.clone(), 0, Some(1)),
+        Err(out_of_range)
+    );
+    assert_eq!(
+        agent.handle_probe(beyond, NodeId(2), 0, true),
+        Err(out_of_range)
+    );
+    assert_eq!(
+        agent.handle_outcome(beyond, 1, ProposalOutcome::Unknown),
+        Err(out_of_range)
+    );
+    let backwards = InputError::TimeWentBackwards {
+        now_ms: 99,
+        latest_ms: 100,
+    };
+    assert_eq!(agent.handle_timeout(99), Err(backwards));
+    assert_eq!(
+        agent.handle_snapshot(99, 0, state.clone(), 0, Some(1)),
+        Err(backwards)
+    );
+    assert_eq!(agent.handle_probe(99, NodeId(2), 0, true), Err(backwards));
+    assert_eq!(
+        agent.handle_outcome(99, 1, ProposalOutcome::Unknown),
+        Err(backwards)
+    );
+    assert_eq!(
+        agent.handle_snapshot(100, 101, state.clone(), 0, Some(1)),
+        Err(InputError::ReadAfterArrival {
+            read_at_ms: 101,
+            now_ms: 100
+        })
+    );
+    assert_eq!(
+        agent.handle_probe(100, NodeId(2), 101, true),
+        Err(InputError::ProbeAfterArrival {
+            sent_ms: 101,
+            now_ms: 100
+        })
+    );
+    for peer in [NodeId(1), NodeId(0), NodeId(NODES_MAX + 1)] {
+        assert_eq!(
+            agent.handle_probe(100, peer, 100, true),
+            Err(InputError::NotAPeer {
+                peer,
+                node: NodeId(1)
+            })
+        );
+    }
+    assert_eq!(
+        agent
+            .handle_snapshot(100, 101, state.clone(), 0, Some(1))
+            .unwrap_err()
+            .to_string(),
+        "a snapshot read at 101 cannot arrive at 100, before it was asked for"
+    );
+    assert_eq!(
+        format!("{agent:?}"),
+        before,
+        "a refused input changes nothing"
+    );
+    assert!(agent.poll_output().is_none());
+    // The same time as the latest input is fine (a clock may not have ticked), and a later
+    // one moves the latest time on: the earlier one is then refused.
+    agent.handle_timeout(100).unwrap();
+    agent.handle_snapshot(150, 120, state, 0, Some(1)).unwrap();
+    assert_eq!(
+        agent.handle_timeout(149),
+        Err(InputError::TimeWentBackwards {
+            now_ms: 149,
+            latest_ms: 150
+        })
+    );
+    // join, leave and place with a bad time record the wish and act at the next input.
+    agent.join(beyond);
+    agent.leave(3);
+    assert!(agent.place(actor(1), 149));
+    agent.join(5);
+    agent.handle_timeout(150).unwrap();
 }
 
 #[test]

@@ -299,13 +299,14 @@ impl Agent {
         token: u64,
         outcome: ProposalOutcome,
     ) -> Result<(), InputError> {
+        Self::check_time(self.latest_ms, now_ms)?;
+        if !self.is_request(token) && !self.in_flight.contains_key(&token) {
+            return Ok(()); // stale: dropped, and the Agent is left exactly as it was
+        }
         self.accept_time(now_ms)?;
         if self.is_request(token) {
             self.request_outcome(token, outcome);
             debug_assert!(self.requests.len() <= REQUESTS_MAX);
-            return Ok(());
-        }
-        if !self.in_flight.contains_key(&token) {
             return Ok(());
         }
         self.flight_outcome(now_ms, token, outcome);
