@@ -53,10 +53,11 @@ pub use actor::{
     REBALANCE_BATCH_MAX,
 };
 pub use agent::{
-    drain, served_by, Agent, Decision, FenceReason, Io, Notification, Outgoing, Output,
+    drain, served_by, Agent, Decision, FenceReason, InputError, Io, Notification, Outgoing, Output,
     PlaceQueueFull, RequestError, ServingPermit, Timing, TimingError, TimingSettings,
-    TooManyRequests, DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX,
-    PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
+    TooManyRequests, DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, LOCAL_TIME_MS_MAX, NOTIFICATIONS_MAX,
+    PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX,
+    RETRIES_MAX, TIME_HEADROOM_MS, TIMING_MS_MAX,
 };
 pub use batch::migrate_batch;
 pub use config::{Config, ConfigError};

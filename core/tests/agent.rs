@@ -8,9 +8,9 @@
 
 use membership_core::testing::actor;
 use membership_core::{
-    drain, execute, served_by, Agent, Decision, Event, FenceReason, Meta, NodeId, NodeStatus,
-    Notification, Outgoing, Output, ProposalError, ProposalOutcome, State, Timing, TimingError,
-    TimingSettings,
+    drain, execute, served_by, Agent, Decision, Event, FenceReason, InputError, Meta, NodeId,
+    NodeStatus, Notification, Outgoing, Output, ProposalError, ProposalOutcome, State, Timing,
+    TimingError, TimingSettings, LOCAL_TIME_MS_MAX, NODES_MAX, TIMING_MS_MAX,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -248,12 +248,14 @@ impl World {
                 let agent = self.agents.get_mut(&pid).unwrap();
                 match d {
                     Delivery::ProposalDone(token, outcome) => {
-                        agent.handle_outcome(now, token, outcome)
+                        agent.handle_outcome(now, token, outcome).unwrap()
                     }
-                    Delivery::Probe(peer, sent, ok) => agent.handle_probe(now, peer, sent, ok),
-                    Delivery::Snapshot(read_at, state, round, slot) => {
-                        agent.handle_snapshot(now, read_at, state, round, slot)
+                    Delivery::Probe(peer, sent, ok) => {
+                        agent.handle_probe(now, peer, sent, ok).unwrap()
                     }
+                    Delivery::Snapshot(read_at, state, round, slot) => agent
+                        .handle_snapshot(now, read_at, state, round, slot)
+                        .unwrap(),
                 }
                 self.drain(pid);
             }
@@ -261,7 +263,7 @@ impl World {
                 let now = self.now;
                 let agent = self.agents.get_mut(&pid).unwrap();
                 if agent.poll_timeout().is_some_and(|t| t <= now) {
-                    agent.handle_timeout(now);
+                    agent.handle_timeout(now).unwrap();
                 }
                 self.drain(pid);
             }
@@ -323,15 +325,17 @@ fn timing_rejects_a_failure_timeout_that_does_not_cover_the_lease() {
             lease_ms: 75,
             max_clock_rate_error_ppm: 200,
             heartbeat_interval_ms: 25,
-            bound: 101
+            min_failure_timeout_ms: 101
         }
     );
     assert_eq!(
         err.to_string(),
-        "failure_timeout_ms 100 must exceed lease_ms 75 x (1 + 200 ppm) + heartbeat_interval_ms 25 = 101"
+        "failure_timeout_ms 100 is too short: a detector's wait failure_timeout_ms / (1 + 200 \
+         ppm) must exceed lease_ms 75 / (1 - 200 ppm) + heartbeat_interval_ms 25; the smallest \
+         failure_timeout_ms accepted is 101"
     );
     assert!(Timing::new(TimingSettings {
-        failure_timeout_ms: 102,
+        failure_timeout_ms: 101,
         ..Timing::FAST_SETTINGS
     })
     .is_ok());
@@ -608,13 +612,236 @@ fn a_degraded_observer_gets_no_healthy_node_declared_failed() {
     assert!(w.primary() != Some(NodeId(1)));
 }
 
+/// The issue's example (issue 18): lease 100 ms, heartbeat 1 ms, 10% rate error. The lease
+/// lasts up to 100 / 0.9 = 111.1 ms of true time; a failure timeout of 112 ms is only
+/// 112 / 1.1 = 101.8 ms of a fast detector's true time. Refused; the smallest accepted is
+/// 124 ms (124 / 1.1 = 112.7 > 111.1 + 1, while 123 / 1.1 = 111.8 is not).
+#[test]
+fn timing_counts_the_detectors_clock_error_too() {
+    let example = TimingSettings {
+        heartbeat_interval_ms: 1,
+        lease_ms: 100,
+        max_clock_rate_error_ppm: 100_000,
+        failure_timeout_ms: 112,
+        ..Timing::FAST_SETTINGS
+    };
+    let err = Timing::new(example).unwrap_err();
+    assert_eq!(
+        err,
+        TimingError::FailureTimeout {
+            failure_timeout_ms: 112,
+            lease_ms: 100,
+            max_clock_rate_error_ppm: 100_000,
+            heartbeat_interval_ms: 1,
+            min_failure_timeout_ms: 124,
+        }
+    );
+    assert!(err
+        .to_string()
+        .ends_with("the smallest failure_timeout_ms accepted is 124"));
+    for (failure_timeout_ms, accepted) in [(123, false), (124, true)] {
+        let settings = TimingSettings {
+            failure_timeout_ms,
+            ..example
+        };
+        assert_eq!(Timing::new(settings).is_ok(), accepted, "{settings:?}");
+    }
+    // Without rate error the rule is `failure_timeout > lease + heartbeat`.
+    let exact = TimingSettings {
+        max_clock_rate_error_ppm: 0,
+        failure_timeout_ms: 101,
+        ..example
+    };
+    assert!(Timing::new(exact).is_err());
+    assert!(Timing::new(TimingSettings {
+        failure_timeout_ms: 102,
+        ..exact
+    })
+    .is_ok());
+    // The defaults are accepted, with room: 401 and 101 are their smallest failure timeouts.
+    for (settings, min) in [
+        (Timing::DEFAULT_SETTINGS, 401),
+        (Timing::FAST_SETTINGS, 101),
+    ] {
+        assert!(Timing::new(settings).is_ok());
+        let short = TimingSettings {
+            failure_timeout_ms: min - 1,
+            ..settings
+        };
+        assert!(matches!(
+            Timing::new(short),
+            Err(TimingError::FailureTimeout { min_failure_timeout_ms, .. }) if min_failure_timeout_ms == min
+        ));
+    }
+}
+
+/// A setting above one day is refused: the Agent's deadlines are a time plus a few settings,
+/// and these bounds keep every sum from overflowing.
+#[test]
+fn timing_refuses_settings_whose_arithmetic_could_overflow() {
+    assert_eq!(TIMING_MS_MAX, 86_400_000);
+    let huge = TimingSettings {
+        failure_timeout_ms: u64::MAX,
+        ..Timing::DEFAULT_SETTINGS
+    };
+    assert_eq!(
+        Timing::new(huge).unwrap_err(),
+        TimingError::TooLarge {
+            name: "failure_timeout_ms",
+            value_ms: u64::MAX,
+            max_ms: TIMING_MS_MAX
+        }
+    );
+    let over = TimingSettings {
+        snapshot_interval_ms: TIMING_MS_MAX + 1,
+        ..Timing::DEFAULT_SETTINGS
+    };
+    assert_eq!(
+        Timing::new(over).unwrap_err().to_string(),
+        "snapshot_interval_ms 86400001 is above 86400000 (TIMING_MS_MAX, one day)"
+    );
+    // The largest accepted timing, driven at the largest accepted time, does not overflow.
+    let largest = TimingSettings {
+        heartbeat_interval_ms: TIMING_MS_MAX / 4,
+        failure_timeout_ms: TIMING_MS_MAX,
+        lease_ms: TIMING_MS_MAX / 2,
+        max_clock_rate_error_ppm: 100_000,
+        probe_interval_ms: TIMING_MS_MAX,
+        probe_timeout_ms: TIMING_MS_MAX,
+        suspect_after_ms: TIMING_MS_MAX,
+        snapshot_interval_ms: TIMING_MS_MAX,
+        retry_backoff_ms: TIMING_MS_MAX,
+        migration_batch: u64::MAX,
+    };
+    let timing = Timing::new(largest).unwrap();
+    let start = LOCAL_TIME_MS_MAX - 10;
+    let mut agent = Agent::new(NodeId(1), 1, timing, start);
+    agent.join(start);
+    let state = State::initial(membership_core::Config::fixed(3).unwrap());
+    let mut tokens = Vec::new();
+    for now in start..=LOCAL_TIME_MS_MAX {
+        agent.handle_timeout(now).unwrap();
+        agent
+            .handle_snapshot(now, now, state.clone(), 0, Some(1))
+            .unwrap();
+        agent.handle_probe(now, NodeId(2), now, false).unwrap();
+        while let Some(output) = agent.poll_output() {
+            if let Output::Propose(out) = output {
+                tokens.push(out.token);
+            }
+        }
+        for &token in &tokens {
+            agent
+                .handle_outcome(now, token, ProposalOutcome::Unknown)
+                .unwrap();
+        }
+    }
+    assert!(agent.poll_timeout().is_some());
+}
+
+/// Every timed input refuses a time it cannot use, naming it, and changes nothing.
+#[test]
+fn inputs_refuse_bad_times_with_a_typed_error() {
+    let state = State::initial(membership_core::Config::fixed(3).unwrap());
+    let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 100);
+    while agent.poll_output().is_some() {}
+    let before = format!("{agent:?}");
+    let beyond = LOCAL_TIME_MS_MAX + 1;
+    let out_of_range = InputError::TimeOutOfRange {
+        now_ms: beyond,
+        max_ms: LOCAL_TIME_MS_MAX,
+    };
+    assert_eq!(agent.handle_timeout(beyond), Err(out_of_range));
+    assert_eq!(
+        agent.handle_snapshot(beyond, 0, state.clone(), 0, Some(1)),
+        Err(out_of_range)
+    );
+    assert_eq!(
+        agent.handle_probe(beyond, NodeId(2), 0, true),
+        Err(out_of_range)
+    );
+    assert_eq!(
+        agent.handle_outcome(beyond, 1, ProposalOutcome::Unknown),
+        Err(out_of_range)
+    );
+    let backwards = InputError::TimeWentBackwards {
+        now_ms: 99,
+        latest_ms: 100,
+    };
+    assert_eq!(agent.handle_timeout(99), Err(backwards));
+    assert_eq!(
+        agent.handle_snapshot(99, 0, state.clone(), 0, Some(1)),
+        Err(backwards)
+    );
+    assert_eq!(agent.handle_probe(99, NodeId(2), 0, true), Err(backwards));
+    assert_eq!(
+        agent.handle_outcome(99, 1, ProposalOutcome::Unknown),
+        Err(backwards)
+    );
+    assert_eq!(
+        agent.handle_snapshot(100, 101, state.clone(), 0, Some(1)),
+        Err(InputError::ReadAfterArrival {
+            read_at_ms: 101,
+            now_ms: 100
+        })
+    );
+    assert_eq!(
+        agent.handle_probe(100, NodeId(2), 101, true),
+        Err(InputError::ProbeAfterArrival {
+            sent_ms: 101,
+            now_ms: 100
+        })
+    );
+    for peer in [NodeId(1), NodeId(0), NodeId(NODES_MAX + 1)] {
+        assert_eq!(
+            agent.handle_probe(100, peer, 100, true),
+            Err(InputError::NotAPeer {
+                peer,
+                node: NodeId(1)
+            })
+        );
+    }
+    assert_eq!(
+        agent
+            .handle_snapshot(100, 101, state.clone(), 0, Some(1))
+            .unwrap_err()
+            .to_string(),
+        "a snapshot read at 101 cannot arrive at 100, before it was asked for"
+    );
+    assert_eq!(
+        format!("{agent:?}"),
+        before,
+        "a refused input changes nothing"
+    );
+    assert!(agent.poll_output().is_none());
+    // The same time as the latest input is fine (a clock may not have ticked), and a later
+    // one moves the latest time on: the earlier one is then refused.
+    agent.handle_timeout(100).unwrap();
+    agent.handle_snapshot(150, 120, state, 0, Some(1)).unwrap();
+    assert_eq!(
+        agent.handle_timeout(149),
+        Err(InputError::TimeWentBackwards {
+            now_ms: 149,
+            latest_ms: 150
+        })
+    );
+    // join, leave and place with a bad time record the wish and act at the next input.
+    agent.join(beyond);
+    agent.leave(3);
+    assert_eq!(agent.place(actor(1), 149), Ok(()));
+    agent.join(5);
+    agent.handle_timeout(150).unwrap();
+}
+
 #[test]
 fn stale_outcomes_are_dropped() {
     let timing = timing();
     let mut agent = Agent::new(NodeId(1), 1, timing, 0);
     agent.join(0);
     let before = format!("{agent:?}");
-    agent.handle_outcome(5, 999, ProposalOutcome::Unknown);
+    agent
+        .handle_outcome(5, 999, ProposalOutcome::Unknown)
+        .unwrap();
     assert_eq!(format!("{agent:?}"), before);
 }
 
@@ -712,7 +939,7 @@ fn tick(
     slot: Option<u64>,
     heartbeats_commit: bool,
 ) -> Vec<Decision> {
-    agent.handle_timeout(t);
+    agent.handle_timeout(t).unwrap();
     assert!(agent.poll_timeout().is_none_or(|at| at > t));
     while let Some(out) = agent.poll_proposal() {
         if matches!(
@@ -724,11 +951,11 @@ fn tick(
             } else {
                 ProposalOutcome::Unavailable
             };
-            agent.handle_outcome(t, out.token, outcome);
+            agent.handle_outcome(t, out.token, outcome).unwrap();
         }
     }
     agent.poll_read();
-    agent.handle_snapshot(t, t, state.clone(), 0, slot);
+    agent.handle_snapshot(t, t, state.clone(), 0, slot).unwrap();
     while agent.poll_proposal().is_some() {}
     let mut decisions = Vec::new();
     while let Some(d) = agent.poll_decision() {
@@ -801,19 +1028,19 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
     agent.join(0);
     let mut batches = Vec::new();
     for t in 0..=30 {
-        agent.handle_timeout(t);
+        agent.handle_timeout(t).unwrap();
         while let Some(out) = agent.poll_proposal() {
             match out.proposal.action {
-                Action::Step(Event::SendHeartbeat { .. }) => agent.handle_outcome(
-                    t,
-                    out.token,
-                    ProposalOutcome::Committed { effects: vec![] },
-                ),
+                Action::Step(Event::SendHeartbeat { .. }) => agent
+                    .handle_outcome(t, out.token, ProposalOutcome::Committed { effects: vec![] })
+                    .unwrap(),
                 Action::MigrateBatch { .. } => batches.push((t, out)),
                 Action::Step(_) => {}
             }
         }
-        agent.handle_snapshot(t, t, queued.clone(), 0, Some(1));
+        agent
+            .handle_snapshot(t, t, queued.clone(), 0, Some(1))
+            .unwrap();
         while let Some(out) = agent.poll_proposal() {
             if matches!(out.proposal.action, Action::MigrateBatch { .. }) {
                 batches.push((t, out));
@@ -832,14 +1059,16 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
     while agent.poll_notification().is_some() {}
     // ...which finds the queue drained: the refusal is not sent again, not reported as a failed
     // proposal, and a fresh snapshot is asked for.
-    agent.handle_outcome(
-        31,
-        out.token,
-        ProposalOutcome::Refused(ProposalError::NothingToMigrate {
-            term: 1,
-            max: 1_024,
-        }),
-    );
+    agent
+        .handle_outcome(
+            31,
+            out.token,
+            ProposalOutcome::Refused(ProposalError::NothingToMigrate {
+                term: 1,
+                max: 1_024,
+            }),
+        )
+        .unwrap();
     let mut proposed = Vec::new();
     while let Some(out) = agent.poll_proposal() {
         proposed.push(out.proposal.action);
@@ -852,7 +1081,7 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
     }
     assert_eq!(notes, vec![]);
     // The fresh snapshot shows nothing queued: no batch follows.
-    agent.handle_snapshot(32, 32, drained, 0, Some(1));
+    agent.handle_snapshot(32, 32, drained, 0, Some(1)).unwrap();
     let mut proposed = Vec::new();
     while let Some(out) = agent.poll_proposal() {
         proposed.push(out.proposal.action);
@@ -1018,28 +1247,32 @@ fn no_deadline_is_due_after_handle_timeout_while_a_retry_waits() {
     // the abandon deadline (1 + 4 x 125 ms = 501): a retry waits until 610.
     let mut agent = Driven::new(Agent::new(NodeId(1), 1, Timing::fast(), 0));
     agent.join(0);
-    agent.handle_snapshot(1, 0, State::initial(Config::fixed(3).unwrap()), 0, Some(1));
+    agent
+        .handle_snapshot(1, 0, State::initial(Config::fixed(3).unwrap()), 0, Some(1))
+        .unwrap();
     let first = agent.poll_proposal().unwrap();
     assert_eq!(
         first.proposal.action,
         Action::Step(Event::NodeJoin { node: NodeId(1) })
     );
     assert_eq!(agent.poll_proposal(), None);
-    agent.handle_outcome(600, first.token, ProposalOutcome::Unknown);
-    agent.handle_timeout(600);
+    agent
+        .handle_outcome(600, first.token, ProposalOutcome::Unknown)
+        .unwrap();
+    agent.handle_timeout(600).unwrap();
     // Before the fix the abandon deadline, 501, was asked for again and again.
     assert_eq!(agent.poll_timeout(), Some(610));
     assert_eq!(agent.poll_proposal(), None);
-    agent.handle_timeout(610);
+    agent.handle_timeout(610).unwrap();
     assert_eq!(agent.poll_proposal(), Some(first));
     // The retry gets no outcome either: it is given up 500 ms after the retry was sent.
     while agent.poll_notification().is_some() {}
     for t in 611..1_110 {
-        agent.handle_timeout(t);
+        agent.handle_timeout(t).unwrap();
         assert!(agent.poll_timeout().is_some_and(|at| at > t));
     }
     assert_eq!(agent.poll_notification(), None);
-    agent.handle_timeout(1_110);
+    agent.handle_timeout(1_110).unwrap();
     assert_eq!(
         agent.poll_notification(),
         Some(Notification::ProposalFailed {
@@ -1067,13 +1300,17 @@ fn a_submitted_proposal_is_sent_again_while_unknown_and_its_result_is_replied_on
     assert_eq!(first.proposal.id, id);
     // Every unknown outcome sends the same proposal again at once, up to the bound...
     for _ in 0..REQUEST_RETRIES_MAX {
-        agent.handle_outcome(5, first.token, ProposalOutcome::Unknown);
+        agent
+            .handle_outcome(5, first.token, ProposalOutcome::Unknown)
+            .unwrap();
         let mut again = Vec::new();
         drain(&mut agent, &mut again);
         assert_eq!(again, vec![Output::Propose(*first)]);
     }
     // ...then the result is replied, and a snapshot is asked for; the timers never moved.
-    agent.handle_outcome(6, first.token, ProposalOutcome::Unknown);
+    agent
+        .handle_outcome(6, first.token, ProposalOutcome::Unknown)
+        .unwrap();
     let mut last = Vec::new();
     drain(&mut agent, &mut last);
     assert_eq!(
@@ -1088,7 +1325,9 @@ fn a_submitted_proposal_is_sent_again_while_unknown_and_its_result_is_replied_on
     );
     assert_eq!(agent.poll_timeout(), deadline);
     // A late outcome for it is stale.
-    agent.handle_outcome(7, first.token, ProposalOutcome::Unknown);
+    agent
+        .handle_outcome(7, first.token, ProposalOutcome::Unknown)
+        .unwrap();
     assert_eq!(agent.poll_output(), None);
     // The requests waiting are bounded.
     for _ in 0..REQUESTS_MAX {
@@ -1104,8 +1343,10 @@ fn the_drain_runs_proposals_probes_the_read_decisions_then_notifications() {
     agent.join(0);
     let mut outputs: Vec<Output> = Vec::new();
     drain(&mut agent, &mut outputs);
-    agent.handle_snapshot(0, 0, state.clone(), 0, Some(1));
-    agent.handle_timeout(0);
+    agent
+        .handle_snapshot(0, 0, state.clone(), 0, Some(1))
+        .unwrap();
+    agent.handle_timeout(0).unwrap();
     outputs.clear();
     drain(&mut agent, &mut outputs);
     let rank = |o: &Output| match o {
@@ -1148,13 +1389,11 @@ fn a_serving_permit_carries_the_epoch_and_ends_at_the_earlier_of_lease_and_snaps
     // not the lease, ends the permit.
     let mut fresh_lease = agent.clone_agent();
     for t in 201..=240 {
-        fresh_lease.handle_timeout(t);
+        fresh_lease.handle_timeout(t).unwrap();
         while let Some(out) = fresh_lease.poll_proposal() {
-            fresh_lease.handle_outcome(
-                t,
-                out.token,
-                ProposalOutcome::Committed { effects: vec![] },
-            );
+            fresh_lease
+                .handle_outcome(t, out.token, ProposalOutcome::Committed { effects: vec![] })
+                .unwrap();
         }
     }
     let permit = fresh_lease.permit(actor(1), 240).unwrap();
@@ -1175,7 +1414,9 @@ fn a_serving_permit_carries_the_epoch_and_ends_at_the_earlier_of_lease_and_snaps
 fn active_agent(state: &State) -> Agent {
     let mut agent = Agent::new(NodeId(1), 1, Timing::fast(), 0);
     agent.join(0);
-    agent.handle_snapshot(0, 0, state.clone(), 0, Some(1));
+    agent
+        .handle_snapshot(0, 0, state.clone(), 0, Some(1))
+        .unwrap();
     let mut outputs: Vec<Output> = Vec::new();
     drain(&mut agent, &mut outputs);
     agent
@@ -1213,7 +1454,7 @@ fn a_placement_the_snapshot_refuses_is_answered_at_once_and_dropped() {
     );
     // Room frees: the refused request is never proposed.
     let room = accept(&full, Event::RemoveActor { actor: actor(1) }).0;
-    agent.handle_snapshot(2, 2, room, 0, Some(1));
+    agent.handle_snapshot(2, 2, room, 0, Some(1)).unwrap();
     outputs.clear();
     drain(&mut agent, &mut outputs);
     assert!(
@@ -1252,7 +1493,9 @@ fn a_refused_placement_does_not_hold_up_the_next_and_a_commit_is_answered_with_i
         node: NodeId(2),
         epoch: 2,
     }];
-    agent.handle_outcome(3, sent.token, ProposalOutcome::Committed { effects });
+    agent
+        .handle_outcome(3, sent.token, ProposalOutcome::Committed { effects })
+        .unwrap();
     outputs.clear();
     drain(&mut agent, &mut outputs);
     assert_eq!(
@@ -1288,7 +1531,9 @@ fn a_placement_the_store_refuses_is_answered_and_never_proposed_again() {
         membership_core::ActionName::PlaceActor,
         Guard::RegistryFull { actors_max: 1 },
     ));
-    agent.handle_outcome(3, sent.token, ProposalOutcome::Refused(error.clone()));
+    agent
+        .handle_outcome(3, sent.token, ProposalOutcome::Refused(error.clone()))
+        .unwrap();
     outputs.clear();
     drain(&mut agent, &mut outputs);
     assert_eq!(
@@ -1306,7 +1551,7 @@ fn a_placement_the_store_refuses_is_answered_and_never_proposed_again() {
         ]
     );
     // The next snapshot has room again: nothing is proposed for it.
-    agent.handle_snapshot(4, 4, room, 0, Some(1));
+    agent.handle_snapshot(4, 4, room, 0, Some(1)).unwrap();
     outputs.clear();
     drain(&mut agent, &mut outputs);
     assert!(

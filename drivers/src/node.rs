@@ -599,7 +599,9 @@ impl<S: Store> Runtime<S> {
             tokio::select! {
                 () = sleep => {
                     let now = self.glue.now_ms();
-                    self.agent.handle_timeout(now);
+                    if let Err(error) = self.agent.handle_timeout(now) {
+                        tracing::error!(%error, "the Agent refused a deadline: dropped");
+                    }
                 }
                 Some(message) = self.inbox.recv() => self.handle(message),
                 command = self.commands.recv() => match command {
@@ -702,9 +704,15 @@ impl<S: Store> Runtime<S> {
                         ProposalOutcome::Unavailable
                     }
                 };
-                self.agent.handle_outcome(now, token, outcome);
+                if let Err(error) = self.agent.handle_outcome(now, token, outcome) {
+                    tracing::error!(%error, "the Agent refused an outcome: dropped");
+                }
             }
-            Message::Probe(peer, sent, ok) => self.agent.handle_probe(now, peer, sent, ok),
+            Message::Probe(peer, sent, ok) => {
+                if let Err(error) = self.agent.handle_probe(now, peer, sent, ok) {
+                    tracing::error!(%error, "the Agent refused a probe result: dropped");
+                }
+            }
             Message::Snapshot(read_at, result) => {
                 self.glue.reading = false;
                 match result {
@@ -718,13 +726,15 @@ impl<S: Store> Runtime<S> {
                             .slots
                             .get(&self.agent.node())
                             .map(|s| s.incarnation);
-                        self.agent.handle_snapshot(
+                        if let Err(error) = self.agent.handle_snapshot(
                             now,
                             read_at,
                             snapshot.state.clone(),
                             snapshot.round,
                             slot,
-                        );
+                        ) {
+                            tracing::error!(%error, "the Agent refused a snapshot: dropped");
+                        }
                         self.glue
                             .shared
                             .snapshot

@@ -16,8 +16,8 @@ use crate::coverage::{Coverage, FaultKind};
 use crate::rng::{Rng, TraceHash};
 use crate::world::{Params, Planted, Scenario};
 use membership::protocol::{
-    drain, ActorId, Agent, Config, Decision, Event, FenceReason, NodeId, NodeStatus, Notification,
-    Output, Proposal, ProposalError, ProposalOutcome, State, Timing,
+    drain, ActorId, Agent, Config, Decision, Event, FenceReason, InputError, NodeId, NodeStatus,
+    Notification, Output, Proposal, ProposalError, ProposalOutcome, State, Timing,
 };
 use membership::testing::{Attempt, Fault, Transaction};
 use membership::CONFLICT_RETRIES_MAX;
@@ -751,7 +751,7 @@ impl Sim {
                         p.timer_at_us = None;
                     }
                     self.in_timeout = true;
-                    self.with_agent(pid, |agent, now| agent.handle_timeout(now));
+                    self.with_input(pid, |agent, now| agent.handle_timeout(now));
                     self.in_timeout = false;
                 }
             }
@@ -792,7 +792,7 @@ impl Sim {
                 };
                 if let Some(s) = snapshot {
                     let s = *s;
-                    self.with_agent(pid, |agent, now| {
+                    self.with_input(pid, |agent, now| {
                         let slot = s.slots.get(&agent.node()).map(|slot| slot.incarnation);
                         agent.handle_snapshot(now, read_at_ms, s.state, s.round, slot)
                     });
@@ -810,11 +810,19 @@ impl Sim {
                 outcome,
             } => match reply {
                 Reply::Agent(token) => {
-                    self.with_agent(pid, |agent, now| agent.handle_outcome(now, token, outcome))
+                    self.with_input(pid, |agent, now| agent.handle_outcome(now, token, outcome))
                 }
                 Reply::Direct(token) => {
                     let _ = proposal;
-                    self.with_request(pid, |agent, now| agent.handle_outcome(now, token, outcome))
+                    let mut refused = None;
+                    self.with_request(pid, |agent, now| {
+                        refused = agent.handle_outcome(now, token, outcome).err();
+                    });
+                    if let Some(error) = refused {
+                        self.fail(format!(
+                            "the Agent of process {pid} refused an input: {error}"
+                        ));
+                    }
                 }
             },
             Ev::ProbeArrive {
@@ -878,6 +886,22 @@ impl Sim {
             .map_or(0, |c| c.local_ms(self.now_us));
         input(&mut p.agent, now);
         self.flush(pid, Reply::Agent);
+    }
+
+    /// Feeds one of the Agent's `handle_*` inputs (see `with_agent`). The simulation never
+    /// feeds a bad input, so a refused one fails the run.
+    fn with_input(
+        &mut self,
+        pid: u64,
+        input: impl FnOnce(&mut Agent, u64) -> Result<(), InputError>,
+    ) {
+        let mut refused = None;
+        self.with_agent(pid, |agent, now| refused = input(agent, now).err());
+        if let Some(error) = refused {
+            self.fail(format!(
+                "the Agent of process {pid} refused an input: {error}"
+            ));
+        }
     }
 
     /// Feeds a request of the application (`Agent::submit`, or its outcome) to a process's
@@ -1318,7 +1342,7 @@ impl Sim {
         if !ok {
             self.coverage.fault(FaultKind::ProbeTimeout);
         }
-        self.with_agent(pid, |agent, now| agent.handle_probe(now, peer, sent_ms, ok));
+        self.with_input(pid, |agent, now| agent.handle_probe(now, peer, sent_ms, ok));
     }
 
     // ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use super::limits::{IN_FLIGHT_MAX, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MA
 use super::machine::Agent;
 use super::output::{FenceReason, Notification, Outgoing, RequestError, TooManyRequests};
 use super::records::{InFlight, Kind, Request};
-use super::timing::Timer;
+use super::timing::{later_ms, Timer};
 use crate::event::Event;
 use crate::proposal::{Action, Proposal, ProposalError, ProposalId, ProposalOutcome};
 
@@ -117,7 +117,7 @@ impl Agent {
                 self.finished_ms.insert(flight.kind, now_ms);
                 self.answer_place(&flight.proposal, Ok(&effects));
                 if flight.kind == Kind::Heartbeat {
-                    let until = flight.sent_ms + self.timing.settings().lease_ms;
+                    let until = later_ms(flight.sent_ms, self.timing.settings().lease_ms);
                     self.lease_until_ms = Some(self.lease_until_ms.unwrap_or(0).max(until));
                     self.last_heartbeat_commit_ms = Some(now_ms);
                     self.timers.set(Timer::Lease, until);
@@ -147,7 +147,8 @@ impl Agent {
                     // Send the same proposal again (same id: a store recognises a retry of a
                     // proposal that did commit).
                     flight.attempts += 1;
-                    flight.retry_at_ms = Some(now_ms + self.timing.settings().retry_backoff_ms);
+                    flight.retry_at_ms =
+                        Some(later_ms(now_ms, self.timing.settings().retry_backoff_ms));
                     self.in_flight.insert(token, flight);
                     self.arm_retry();
                 } else {
@@ -246,7 +247,7 @@ impl Agent {
             .in_flight
             .values()
             .filter(|f| f.retry_at_ms.is_none())
-            .map(|f| f.attempt_sent_ms + limit)
+            .map(|f| later_ms(f.attempt_sent_ms, limit))
             .min();
         self.timers.set_or_stop(Timer::Abandon, next);
         debug_assert!(next.is_none() || !self.in_flight.is_empty());

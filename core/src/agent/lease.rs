@@ -2,7 +2,7 @@
 
 use super::machine::Agent;
 use super::output::{Decision, FenceReason, Notification};
-use super::timing::Timer;
+use super::timing::{later_ms, Timer};
 use crate::node::NodeStatus;
 use crate::state::State;
 
@@ -54,7 +54,8 @@ impl Agent {
         };
         let status = o.state.node(self.node).map(|r| r.status);
         let never_fences = self.never_fences(&o.state);
-        let fresh = never_fences || now_ms < o.read_at_ms + self.timing.settings().lease_ms;
+        let fresh =
+            never_fences || now_ms < later_ms(o.read_at_ms, self.timing.settings().lease_ms);
         let leased = never_fences || self.lease_until_ms.is_some_and(|until| now_ms < until);
         match status {
             Some(NodeStatus::Failed) => self.fence(FenceReason::DeclaredFailed),

@@ -6,13 +6,63 @@
 use super::limits::{DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, PLACE_QUEUE_MAX, REQUESTS_MAX};
 use super::output::{FenceReason, Io, Output, Outputs, PlaceQueueFull};
 use super::records::{InFlight, Kind, Observed, Peer, Request};
-use super::timing::{Timer, TimerTable, Timing};
+use super::timing::{later_ms, Timer, TimerTable, Timing, LOCAL_TIME_MS_MAX};
 use crate::actor::ActorId;
 use crate::event::Event;
 use crate::node::{NodeId, NodeStatus};
 use crate::proposal::ProposalOutcome;
 use crate::state::State;
 use std::collections::{BTreeMap, VecDeque};
+use thiserror::Error;
+
+/// An input the Agent refused (`handle_*`), naming what was wrong. A refused input changes
+/// nothing. Every one is a driver's bug (or a clock that broke its promise), never a state of
+/// the protocol: a stale outcome or an overtaken snapshot is not an error, it is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum InputError {
+    /// `now_ms` is above [`LOCAL_TIME_MS_MAX`]: deadlines computed from it could overflow.
+    #[error("now_ms {now_ms} is above LOCAL_TIME_MS_MAX {max_ms}")]
+    TimeOutOfRange {
+        /// The time given.
+        now_ms: u64,
+        /// [`LOCAL_TIME_MS_MAX`].
+        max_ms: u64,
+    },
+    /// `now_ms` is earlier than the time of an input the Agent already took: the local clock
+    /// must be monotonic.
+    #[error("now_ms {now_ms} is earlier than {latest_ms}, the time of an earlier input")]
+    TimeWentBackwards {
+        /// The time given.
+        now_ms: u64,
+        /// The latest time the Agent was given.
+        latest_ms: u64,
+    },
+    /// A snapshot asked for after it arrived (`read_at_ms > now_ms`).
+    #[error("a snapshot read at {read_at_ms} cannot arrive at {now_ms}, before it was asked for")]
+    ReadAfterArrival {
+        /// When the read was asked for.
+        read_at_ms: u64,
+        /// When the snapshot arrived.
+        now_ms: u64,
+    },
+    /// A probe result that arrived before the probe was sent (`sent_ms > now_ms`).
+    #[error("a probe sent at {sent_ms} cannot be answered at {now_ms}, before it was sent")]
+    ProbeAfterArrival {
+        /// When the probe was sent.
+        sent_ms: u64,
+        /// When its result arrived.
+        now_ms: u64,
+    },
+    /// A probe result about a node id outside the registry's range (1 to
+    /// [`NODES_MAX`](crate::NODES_MAX)), or about this node itself: the Agent probes neither.
+    #[error("a probe of {peer} (this node is {node}): not a peer")]
+    NotAPeer {
+        /// The node the result is about.
+        peer: NodeId,
+        /// This node.
+        node: NodeId,
+    },
+}
 
 /// One node's policy: see the module documentation.
 #[derive(Clone, Debug)]
@@ -39,6 +89,9 @@ pub struct Agent {
     /// a snapshot read after that before proposing the kind again.
     pub(super) finished_ms: BTreeMap<Kind, u64>,
     pub(super) timers: TimerTable,
+    /// The latest local time an input carried (or the creation time): a later input's
+    /// `now_ms` may not be earlier.
+    pub(super) latest_ms: u64,
     pub(super) place_requests: VecDeque<ActorId>,
     pub(super) outputs: Outputs,
 }
@@ -46,6 +99,8 @@ pub struct Agent {
 impl Agent {
     /// The Agent of `node`, holding its slot under `incarnation` (from the store's claim), at
     /// local time `now_ms`. It starts fenced, out of the cluster, and asks for a snapshot.
+    /// An Agent created at a time above [`LOCAL_TIME_MS_MAX`] refuses every timed input
+    /// ([`InputError::TimeOutOfRange`]).
     pub fn new(node: NodeId, incarnation: u64, timing: Timing, now_ms: u64) -> Agent {
         let mut agent = Agent {
             node,
@@ -67,6 +122,7 @@ impl Agent {
             requests: BTreeMap::new(),
             finished_ms: BTreeMap::new(),
             timers: TimerTable::default(),
+            latest_ms: now_ms,
             place_requests: VecDeque::new(),
             outputs: Outputs::default(),
         };
@@ -76,7 +132,7 @@ impl Agent {
         agent.timers.set(Timer::Probe, now_ms);
         agent
             .timers
-            .set(Timer::Snapshot, now_ms + s.snapshot_interval_ms);
+            .set(Timer::Snapshot, later_ms(now_ms, s.snapshot_interval_ms));
         assert!(agent.fenced.is_some());
         assert!(agent.serving.is_empty());
         agent
@@ -114,16 +170,24 @@ impl Agent {
     }
 
     /// The application wants the node in the cluster: it proposes NodeJoin when it is Left.
+    /// A `now_ms` the timed inputs would refuse ([`InputError`]) records the wish and
+    /// acts on it at the next accepted input.
     pub fn join(&mut self, now_ms: u64) {
         self.wants_member = true;
-        self.evaluate(now_ms);
+        if self.accept_time(now_ms).is_ok() {
+            self.evaluate(now_ms);
+        }
     }
 
     /// The application wants the node to leave gracefully: NodeLeave, then (once its actors have
     /// been migrated) NodeLeaveComplete.
+    /// A `now_ms` the timed inputs would refuse ([`InputError`]) records the wish and
+    /// acts on it at the next accepted input.
     pub fn leave(&mut self, now_ms: u64) {
         self.wants_member = false;
-        self.evaluate(now_ms);
+        if self.accept_time(now_ms).is_ok() {
+            self.evaluate(now_ms);
+        }
     }
 
     /// The application asks for `actor` to be placed: queued, and proposed as PlaceActor once
@@ -133,13 +197,17 @@ impl Agent {
     /// placement finished: `RegistryFull`, `AlreadyPlaced`, `NoTarget`, ...) or the store
     /// refuses it at commit. A refused request is dropped, never proposed later, and never
     /// holds up the requests queued behind it. Refused with [`PlaceQueueFull`] (nothing
-    /// queued, nothing replied) when [`PLACE_QUEUE_MAX`] requests are already waiting.
+    /// queued, nothing replied) when [`PLACE_QUEUE_MAX`] requests are already waiting. A
+    /// `now_ms` the timed inputs would refuse ([`InputError`]) queues the request, proposed at
+    /// the next accepted input.
     pub fn place(&mut self, actor: ActorId, now_ms: u64) -> Result<(), PlaceQueueFull> {
         if self.place_requests.len() >= PLACE_QUEUE_MAX {
             return Err(PlaceQueueFull);
         }
         self.place_requests.push_back(actor);
-        self.evaluate(now_ms);
+        if self.accept_time(now_ms).is_ok() {
+            self.evaluate(now_ms);
+        }
         debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
         debug_assert!(self.fenced.is_none() || self.serving.is_empty());
         Ok(())
@@ -168,6 +236,9 @@ impl Agent {
     /// one was frozen, or presumed dead): the Agent fences itself for good
     /// ([`FenceReason::Superseded`]), whatever the registry says. Without this a process that
     /// proposes nothing (a Leaving node with actors needs no heartbeat) would never learn it.
+    ///
+    /// Refused: a bad `now_ms` (see [`InputError`]), and a read asked for after it arrived
+    /// ([`InputError::ReadAfterArrival`]). A read older than the latest one handled is dropped.
     pub fn handle_snapshot(
         &mut self,
         now_ms: u64,
@@ -175,20 +246,25 @@ impl Agent {
         state: State,
         round: u64,
         slot_incarnation: Option<u64>,
-    ) {
-        assert!(read_at_ms <= now_ms, "a snapshot is read before it arrives");
+    ) -> Result<(), InputError> {
+        Self::check_time(self.latest_ms, now_ms)?;
+        if read_at_ms > now_ms {
+            return Err(InputError::ReadAfterArrival { read_at_ms, now_ms });
+        }
+        self.accept_time(now_ms)?;
+        debug_assert!(read_at_ms <= now_ms && now_ms <= LOCAL_TIME_MS_MAX);
         if self
             .observed
             .as_ref()
             .is_some_and(|o| o.read_at_ms > read_at_ms)
         {
-            return; // an older read overtaken by a newer one
+            return Ok(()); // an older read overtaken by a newer one
         }
         let superseded = slot_incarnation.is_some_and(|held| held > self.incarnation);
         if superseded || state.node(self.node).is_none() {
             self.fence(FenceReason::Superseded);
             debug_assert!(self.serving.is_empty() && self.pending.is_empty());
-            return;
+            return Ok(());
         }
         match self.round_seen {
             Some((r, _)) if r == round => {}
@@ -202,43 +278,75 @@ impl Agent {
         });
         self.evaluate(now_ms);
         debug_assert!(self.observed.is_some());
+        Ok(())
     }
 
     /// The result of a probe of `peer` sent at local time `sent_ms`: answered (`ok`), or failed
-    /// or timed out.
-    pub fn handle_probe(&mut self, now_ms: u64, peer: NodeId, sent_ms: u64, ok: bool) {
+    /// or timed out. Refused: a bad `now_ms` (see [`InputError`]), a result before its probe
+    /// ([`InputError::ProbeAfterArrival`]), a `peer` that is not one
+    /// ([`InputError::NotAPeer`]).
+    pub fn handle_probe(
+        &mut self,
+        now_ms: u64,
+        peer: NodeId,
+        sent_ms: u64,
+        ok: bool,
+    ) -> Result<(), InputError> {
+        Self::check_time(self.latest_ms, now_ms)?;
+        if sent_ms > now_ms {
+            return Err(InputError::ProbeAfterArrival { sent_ms, now_ms });
+        }
+        if peer.index().is_none() || peer == self.node {
+            return Err(InputError::NotAPeer {
+                peer,
+                node: self.node,
+            });
+        }
+        self.accept_time(now_ms)?;
         self.record_probe(peer, sent_ms, ok);
         self.evaluate(now_ms);
         debug_assert!(self.peers.contains_key(&peer));
         debug_assert!(self.fenced.is_none() || self.serving.is_empty());
+        Ok(())
     }
 
     /// The outcome of the proposal sent with `token`. Outcomes for tokens not in flight (stale,
     /// or from before a restart) are dropped. A request's outcome ([`Agent::submit`]) leaves
-    /// the policy alone.
-    pub fn handle_outcome(&mut self, now_ms: u64, token: u64, outcome: ProposalOutcome) {
+    /// the policy alone. Refused: a bad `now_ms` (see [`InputError`]); an unknown token is
+    /// not an error.
+    pub fn handle_outcome(
+        &mut self,
+        now_ms: u64,
+        token: u64,
+        outcome: ProposalOutcome,
+    ) -> Result<(), InputError> {
+        Self::check_time(self.latest_ms, now_ms)?;
+        if !self.is_request(token) && !self.in_flight.contains_key(&token) {
+            return Ok(()); // stale: dropped, and the Agent is left exactly as it was
+        }
+        self.accept_time(now_ms)?;
         if self.is_request(token) {
             self.request_outcome(token, outcome);
             debug_assert!(self.requests.len() <= REQUESTS_MAX);
-            return;
-        }
-        if !self.in_flight.contains_key(&token) {
-            return;
+            return Ok(());
         }
         self.flight_outcome(now_ms, token, outcome);
         self.evaluate(now_ms);
         debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
+        Ok(())
     }
 
     /// Call when [`Agent::poll_timeout`]'s deadline has passed (calling earlier is harmless).
-    pub fn handle_timeout(&mut self, now_ms: u64) {
+    /// Refused: a bad `now_ms` (see [`InputError`]).
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Result<(), InputError> {
+        self.accept_time(now_ms)?;
         let s = *self.timing.settings();
         for timer in self.timers.due(now_ms) {
             self.timers.stop(timer);
             match timer {
                 Timer::Heartbeat => {
                     self.timers
-                        .set(Timer::Heartbeat, now_ms + s.heartbeat_interval_ms);
+                        .set(Timer::Heartbeat, later_ms(now_ms, s.heartbeat_interval_ms));
                     if self.my_status() == Some(NodeStatus::Active) {
                         self.propose(
                             now_ms,
@@ -248,12 +356,13 @@ impl Agent {
                     }
                 }
                 Timer::Probe => {
-                    self.timers.set(Timer::Probe, now_ms + s.probe_interval_ms);
+                    self.timers
+                        .set(Timer::Probe, later_ms(now_ms, s.probe_interval_ms));
                     self.probe_peers();
                 }
                 Timer::Snapshot => {
                     self.timers
-                        .set(Timer::Snapshot, now_ms + s.snapshot_interval_ms);
+                        .set(Timer::Snapshot, later_ms(now_ms, s.snapshot_interval_ms));
                     self.outputs.read();
                 }
                 Timer::Retry => self.send_retries(now_ms),
@@ -271,6 +380,32 @@ impl Agent {
             "a deadline is still due after handle_timeout({now_ms}): {:?}",
             self.timers
         );
+        Ok(())
+    }
+
+    /// Whether `now_ms` may be an input's time, after one at `latest_ms`: at most
+    /// [`LOCAL_TIME_MS_MAX`] and not earlier.
+    fn check_time(latest_ms: u64, now_ms: u64) -> Result<(), InputError> {
+        if now_ms > LOCAL_TIME_MS_MAX {
+            return Err(InputError::TimeOutOfRange {
+                now_ms,
+                max_ms: LOCAL_TIME_MS_MAX,
+            });
+        }
+        if now_ms < latest_ms {
+            return Err(InputError::TimeWentBackwards { now_ms, latest_ms });
+        }
+        debug_assert!(latest_ms <= now_ms);
+        debug_assert!(now_ms <= LOCAL_TIME_MS_MAX);
+        Ok(())
+    }
+
+    /// Checks `now_ms` ([`Agent::check_time`]) and records it as the latest input's time.
+    fn accept_time(&mut self, now_ms: u64) -> Result<(), InputError> {
+        Self::check_time(self.latest_ms, now_ms)?;
+        self.latest_ms = now_ms;
+        debug_assert!(self.latest_ms <= LOCAL_TIME_MS_MAX);
+        Ok(())
     }
 
     /// The next thing to do, in the documented order (see the module documentation); `None`

@@ -20,6 +20,14 @@
 //!   [`Output::Placed`] (a place request's final result); and finally
 //!   [`Agent::poll_timeout`] (when to call `handle_timeout` next).
 //!
+//! An input the Agent cannot use is refused with an [`InputError`] naming what was wrong (a
+//! local time above [`LOCAL_TIME_MS_MAX`] or earlier than an earlier input's, a snapshot read
+//! after it arrived, a probe answered before it was sent, a probe of a node that is not a
+//! peer), and changes nothing; no input panics. With a refused time, `join`, `leave` and
+//! `place` record the application's wish and act on it at the next accepted input. Every
+//! deadline is an accepted time plus accepted settings (each at most [`TIMING_MS_MAX`]), so it
+//! cannot overflow; the additions saturate anyway, asserting that they never need to.
+//!
 //! The code is split by concern, and the modules form no cycle. Leaves, which know nothing of
 //! the Agent: `limits` (every bound), `timing` (settings, the timer table), `output` (the
 //! outputs, their queue, the [`Io`] a driver executes them with) and `records` (the Agent's
@@ -45,9 +53,10 @@
 //!   clear, and it reported that it cannot reach `t`; the proposal carries the round and is
 //!   refused if another round was opened meanwhile. So `t` committed no heartbeat for at least
 //!   `failure_timeout_ms` of `d`'s clock before the detection, which (with
-//!   `failure_timeout_ms > lease_ms * (1 + rate error) + heartbeat_interval_ms`, checked by
-//!   [`Timing::new`]) is longer than `t`'s lease: `t` fenced itself before any detector could
-//!   declare it failed, and before any of its actors moves.
+//!   `failure_timeout_ms / (1 + rate error) > lease_ms / (1 - rate error) +
+//!   heartbeat_interval_ms`, checked exactly by [`Timing::new`]: `d`'s clock may be fast, `t`'s
+//!   slow) is longer than `t`'s lease: `t` fenced itself before any detector could declare it
+//!   failed, and before any of its actors moves.
 //! - **Partitions.** A node whose probes to a peer keep failing for `suspect_after_ms` reports
 //!   CreatePartition(self, peer); once they succeed again for `suspect_after_ms`, HealPartition.
 //! - **Everything else** is proposed when the reducer, run on the snapshot, says the action is
@@ -89,10 +98,12 @@ pub use limits::{
     DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX,
     PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
 };
-pub use machine::{drain, Agent};
+pub use machine::{drain, Agent, InputError};
 pub use output::{
     Decision, FenceReason, Io, Notification, Outgoing, Output, PlaceQueueFull, RequestError,
     TooManyRequests,
 };
 pub use serving::{served_by, ServingPermit};
-pub use timing::{Timing, TimingError, TimingSettings};
+pub use timing::{
+    Timing, TimingError, TimingSettings, LOCAL_TIME_MS_MAX, TIME_HEADROOM_MS, TIMING_MS_MAX,
+};

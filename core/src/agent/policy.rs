@@ -6,7 +6,7 @@ use super::limits::{IN_FLIGHT_MAX, PLACE_QUEUE_MAX};
 use super::machine::Agent;
 use super::output::{FenceReason, RequestError};
 use super::records::{Kind, Observed};
-use super::timing::Timer;
+use super::timing::{later_ms, Timer};
 use crate::actor::{Placement, MIGRATION_BATCH_MAX};
 use crate::effect::Effect;
 use crate::event::Event;
@@ -159,7 +159,9 @@ impl Agent {
         });
         let rank = s.active().iter().position(|n| n == me).unwrap_or(0);
         let rank = u64::try_from(rank).unwrap_or(0);
-        let reset_after = settings.failure_timeout_ms + rank * settings.heartbeat_interval_ms / 2;
+        let reset_after = settings
+            .failure_timeout_ms
+            .saturating_add(rank.saturating_mul(settings.heartbeat_interval_ms) / 2);
         debug_assert!(reset_after >= settings.failure_timeout_ms);
         if suspects_flagged && round_age >= reset_after {
             self.propose_if_enabled(now_ms, Event::ResetHeartbeats, Some(o.round));
@@ -297,15 +299,19 @@ impl Agent {
             }
         };
         if let Some((_, seen)) = self.round_seen {
-            consider(seen + s.failure_timeout_ms);
-            consider(seen + s.failure_timeout_ms + s.heartbeat_interval_ms * 8);
+            consider(later_ms(seen, s.failure_timeout_ms));
+            consider(later_ms(
+                seen,
+                s.failure_timeout_ms
+                    .saturating_add(s.heartbeat_interval_ms.saturating_mul(8)),
+            ));
         }
         if let Some(o) = &self.observed {
-            consider(o.read_at_ms + s.lease_ms);
+            consider(later_ms(o.read_at_ms, s.lease_ms));
         }
         for p in self.peers.values() {
             if let Some(since) = p.agreeing_since_ms() {
-                consider(since + s.suspect_after_ms);
+                consider(later_ms(since, s.suspect_after_ms));
             }
         }
         self.timers.set_or_stop(Timer::Evaluate, next);

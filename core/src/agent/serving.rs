@@ -3,7 +3,7 @@
 
 use super::machine::Agent;
 use super::output::{Decision, Notification};
-use super::timing::Timer;
+use super::timing::{later_ms, Timer};
 use crate::actor::ActorId;
 use crate::node::{NodeId, NodeStatus};
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,7 +57,7 @@ impl Agent {
                 valid_until_ms: u64::MAX,
             });
         }
-        let fresh_until_ms = o.read_at_ms.saturating_add(self.timing.settings().lease_ms);
+        let fresh_until_ms = later_ms(o.read_at_ms, self.timing.settings().lease_ms);
         let valid_until_ms = match o.state.node(self.node).map(|r| r.status) {
             Some(NodeStatus::Active) => fresh_until_ms.min(self.lease_until_ms?),
             Some(NodeStatus::Leaving) => fresh_until_ms,
@@ -123,7 +123,7 @@ impl Agent {
                     // Whoever held the actor before (a live node, a Failed one, this node's
                     // previous incarnation, this very process before a fence) may still serve
                     // it for up to a lease after its last snapshot read before the move: wait.
-                    let at = now_ms + wait;
+                    let at = later_ms(now_ms, wait);
                     self.pending.insert(actor, (epoch, at));
                     at
                 }

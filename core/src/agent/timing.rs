@@ -3,6 +3,31 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// The largest duration setting `Timing::new` accepts: one day, in ms. Every time the Agent
+/// forms is a local time it was given plus a sum of at most [`TIME_HEADROOM_MS`] worth of
+/// settings, so bounding the settings bounds every sum (see [`LOCAL_TIME_MS_MAX`]).
+pub const TIMING_MS_MAX: u64 = 86_400_000;
+
+/// How far past a local time the Agent's arithmetic may reach: 16 times [`TIMING_MS_MAX`]. The
+/// largest sum it forms is a time plus `failure_timeout_ms + 8 * heartbeat_interval_ms` (when
+/// the policy looks again after a round), at most 9 times [`TIMING_MS_MAX`]; the others are a
+/// time plus one setting, the hand-off wait (at most 1.3 times the lease, plus 1) or four
+/// failure timeouts (the abandon deadline).
+pub const TIME_HEADROOM_MS: u64 = 16 * TIMING_MS_MAX;
+
+/// The largest local time (ms) the Agent accepts as an input (`now_ms`): `u64::MAX` less
+/// [`TIME_HEADROOM_MS`], so that no deadline it computes from an accepted time and accepted
+/// settings can overflow. Later times are refused
+/// ([`InputError::TimeOutOfRange`](crate::InputError::TimeOutOfRange)); about 584 million
+/// years of a monotonic clock in ms, so no real clock reaches it.
+pub const LOCAL_TIME_MS_MAX: u64 = u64::MAX - TIME_HEADROOM_MS;
+
+/// One million: parts per million.
+const PPM: u128 = 1_000_000;
+
+/// The largest clock rate error bound `Timing::new` accepts, in ppm (10%).
+const RATE_ERROR_PPM_MAX: u64 = 100_000;
+
 /// A timing setting that was refused, naming both sides of the rule it breaks.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum TimingError {
@@ -12,11 +37,26 @@ pub enum TimingError {
         /// The setting.
         name: &'static str,
     },
-    /// The failure timeout does not exceed the lease, scaled by the clock rate error, plus a
-    /// heartbeat interval: a node could be declared failed while it still serves.
+    /// A duration is above [`TIMING_MS_MAX`] (one day): the Agent's time arithmetic is bounded
+    /// by it.
+    #[error("{name} {value_ms} is above {max_ms} (TIMING_MS_MAX, one day)")]
+    TooLarge {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        value_ms: u64,
+        /// [`TIMING_MS_MAX`].
+        max_ms: u64,
+    },
+    /// The failure timeout, as a fast detector's clock measures it, does not outlast the lease
+    /// as a slow holder's clock measures it plus a heartbeat interval: a node could be declared
+    /// failed while it still serves. See [`Timing::new`] for the rule.
     #[error(
-        "failure_timeout_ms {failure_timeout_ms} must exceed lease_ms {lease_ms} x (1 + \
-         {max_clock_rate_error_ppm} ppm) + heartbeat_interval_ms {heartbeat_interval_ms} = {bound}"
+        "failure_timeout_ms {failure_timeout_ms} is too short: a detector's wait \
+         failure_timeout_ms / (1 + {max_clock_rate_error_ppm} ppm) must exceed lease_ms \
+         {lease_ms} / (1 - {max_clock_rate_error_ppm} ppm) + heartbeat_interval_ms \
+         {heartbeat_interval_ms}; the smallest failure_timeout_ms accepted is \
+         {min_failure_timeout_ms}"
     )]
     FailureTimeout {
         /// The failure timeout.
@@ -27,8 +67,8 @@ pub enum TimingError {
         max_clock_rate_error_ppm: u64,
         /// The heartbeat interval.
         heartbeat_interval_ms: u64,
-        /// `lease_ms * (1 + ppm / 10^6) + heartbeat_interval_ms`, rounded up.
-        bound: u64,
+        /// The smallest failure timeout the rule accepts with the other settings unchanged.
+        min_failure_timeout_ms: u64,
     },
     /// The lease does not exceed the heartbeat interval: a healthy node would fence itself
     /// between two heartbeats.
@@ -110,9 +150,36 @@ impl Timing {
         migration_batch: 1_024,
     };
 
-    /// Validates `settings`: every duration at least 1 ms, a rate error of at most 10%,
-    /// `lease_ms > heartbeat_interval_ms`, and
-    /// `failure_timeout_ms > lease_ms * (1 + max_clock_rate_error_ppm / 10^6) + heartbeat_interval_ms`.
+    /// Validates `settings`: every duration at least 1 ms and at most [`TIMING_MS_MAX`], a rate
+    /// error of at most 10%, `lease_ms > heartbeat_interval_ms`, and the failure timeout rule.
+    ///
+    /// **The rule.** Write `e` for the rate error bound (`max_clock_rate_error_ppm / 10^6`): a
+    /// clock's ms last between `1 / (1 + e)` and `1 / (1 - e)` true ms. A node `t` serves on a
+    /// lease of `lease_ms` of its own clock counted from the send of a heartbeat that committed;
+    /// its clock may be slow, so the lease lasts at most `lease_ms / (1 - e)` true ms after
+    /// that heartbeat's commit. A detector proposes DetectFailure(t) only after it has seen the
+    /// current round open for `failure_timeout_ms` of its own clock, and only while `t`'s
+    /// heartbeat flag is clear (no heartbeat of `t` committed since the round opened); its
+    /// clock may be fast, so that wait lasts at least `failure_timeout_ms / (1 + e)` true ms,
+    /// counted from a moment after the round opened, hence after `t`'s last committed
+    /// heartbeat. So `t`'s lease has run out before the detection if
+    ///
+    /// `failure_timeout_ms / (1 + e) > lease_ms / (1 - e) + heartbeat_interval_ms`,
+    ///
+    /// checked in exact integer arithmetic (u128; `p` is the ppm, `M` is 10^6):
+    /// `failure_timeout_ms * M * (M - p) > lease_ms * M * (M + p) + heartbeat_interval_ms *
+    /// (M + p) * (M - p)`. The refusal names the smallest failure timeout accepted.
+    ///
+    /// The heartbeat interval term is a margin the argument above does not need; it is the
+    /// margin the rule has always required (`DESIGN.md`), kept so that no setting refused
+    /// before for want of it is accepted now. It covers the Agent's integer clocks (a wait
+    /// measured between two readings truncated to the ms is up to 1 ms shorter than the
+    /// difference says) and keeps at least one heartbeat interval between the latest moment a
+    /// silent node may still serve and the earliest moment it may be voted failed.
+    ///
+    /// Example: lease 100 ms, heartbeat 1 ms, 10%: the lease lasts up to 111.1 ms of true time,
+    /// so a failure timeout of 112 ms (101.8 ms of a fast detector's true time) is refused; the
+    /// smallest accepted is 124 ms.
     pub fn new(settings: TimingSettings) -> Result<Timing, TimingError> {
         let s = settings;
         for (name, value) in [
@@ -129,8 +196,17 @@ impl Timing {
             if value == 0 {
                 return Err(TimingError::Zero { name });
             }
+            // The batch size is a count, not a time: the migration path bounds it by
+            // MIGRATION_BATCH_MAX.
+            if name != "migration_batch" && value > TIMING_MS_MAX {
+                return Err(TimingError::TooLarge {
+                    name,
+                    value_ms: value,
+                    max_ms: TIMING_MS_MAX,
+                });
+            }
         }
-        if s.max_clock_rate_error_ppm > 100_000 {
+        if s.max_clock_rate_error_ppm > RATE_ERROR_PPM_MAX {
             return Err(TimingError::RateError(s.max_clock_rate_error_ppm));
         }
         if s.lease_ms <= s.heartbeat_interval_ms {
@@ -139,20 +215,21 @@ impl Timing {
                 heartbeat_interval_ms: s.heartbeat_interval_ms,
             });
         }
-        let bound = scaled_up(s.lease_ms, s.max_clock_rate_error_ppm)
-            .saturating_add(s.heartbeat_interval_ms);
-        if s.failure_timeout_ms <= bound {
+        let min_failure_timeout_ms = min_failure_timeout_ms(&s);
+        if s.failure_timeout_ms < min_failure_timeout_ms {
             return Err(TimingError::FailureTimeout {
                 failure_timeout_ms: s.failure_timeout_ms,
                 lease_ms: s.lease_ms,
                 max_clock_rate_error_ppm: s.max_clock_rate_error_ppm,
                 heartbeat_interval_ms: s.heartbeat_interval_ms,
-                bound,
+                min_failure_timeout_ms,
             });
         }
         let timing = Timing { settings };
         assert!(timing.settings.failure_timeout_ms > timing.settings.lease_ms);
         assert!(timing.settings.lease_ms > timing.settings.heartbeat_interval_ms);
+        assert!(timing.settings.failure_timeout_ms <= TIMING_MS_MAX);
+        assert!(timing.handoff_wait_ms() <= 2 * TIMING_MS_MAX);
         Ok(timing)
     }
 
@@ -188,6 +265,36 @@ impl Timing {
         debug_assert!(self.settings.lease_ms > 0);
         wait
     }
+}
+
+/// The smallest failure timeout the rule of [`Timing::new`] accepts with `s`'s lease, heartbeat
+/// interval and rate error (`s` within the bounds `Timing::new` checks first): the least `f`
+/// with `f * M * (M - p) > lease * M * (M + p) + heartbeat * (M + p) * (M - p)`.
+fn min_failure_timeout_ms(s: &TimingSettings) -> u64 {
+    debug_assert!(s.max_clock_rate_error_ppm <= RATE_ERROR_PPM_MAX);
+    debug_assert!(s.lease_ms <= TIMING_MS_MAX && s.heartbeat_interval_ms <= TIMING_MS_MAX);
+    let p = u128::from(s.max_clock_rate_error_ppm);
+    let lease = u128::from(s.lease_ms);
+    let heartbeat = u128::from(s.heartbeat_interval_ms);
+    // At most 8.64e7 x 1e6 x 1.1e6 + 8.64e7 x 1.1e6 x 1e6: far below u128::MAX (3.4e38).
+    let right = lease * PPM * (PPM + p) + heartbeat * (PPM + p) * (PPM - p);
+    let per_ms = PPM * (PPM - p);
+    let min = right / per_ms + 1;
+    debug_assert!(min * per_ms > right && (min - 1) * per_ms <= right);
+    u64::try_from(min).unwrap_or(u64::MAX)
+}
+
+/// `time_ms + duration_ms`, saturating at `u64::MAX`: every deadline the Agent computes. It
+/// never saturates for an accepted time (at most [`LOCAL_TIME_MS_MAX`]) and a duration built
+/// from accepted settings (at most [`TIME_HEADROOM_MS`]), asserted.
+pub(crate) fn later_ms(time_ms: u64, duration_ms: u64) -> u64 {
+    let at = time_ms.saturating_add(duration_ms);
+    debug_assert!(
+        time_ms > LOCAL_TIME_MS_MAX || duration_ms > TIME_HEADROOM_MS || at < u64::MAX,
+        "{time_ms} + {duration_ms} saturated"
+    );
+    debug_assert!(at >= time_ms);
+    at
 }
 
 /// `value * (1 + ppm / 10^6)`, rounded up.
