@@ -1468,7 +1468,7 @@ fn a_placement_the_snapshot_refuses_is_answered_at_once_and_dropped() {
 #[test]
 fn a_refused_placement_does_not_hold_up_the_next_and_a_commit_is_answered_with_its_placement() {
     use membership_core::testing::{accept, place};
-    use membership_core::{Action, Effect, Guard, Placement};
+    use membership_core::{Action, Effect, Placement};
     let one = accept(&three_active_with_room_for(2), place(1)).0;
     let holder = one.placement(actor(1)).unwrap().node;
     let mut agent = active_agent(&one);
@@ -1481,13 +1481,9 @@ fn a_refused_placement_does_not_hold_up_the_next_and_a_commit_is_answered_with_i
     };
     assert_eq!(sent.proposal.action, Action::Step(place(3)));
     assert_eq!(*a, actor(1));
-    assert_eq!(
-        *result,
-        Err(refused_place(Guard::AlreadyPlaced {
-            actor: actor(1),
-            node: holder
-        }))
-    );
+    // Placing is idempotent: an actor already placed is answered with its placement at once.
+    assert_eq!(*result, Ok(one.placement(actor(1)).unwrap()));
+    assert_eq!(result.as_ref().map(|p| p.node), Ok(holder));
     let effects = vec![Effect::ActorActivated {
         actor: actor(3),
         node: NodeId(2),
@@ -1574,4 +1570,59 @@ fn a_full_place_queue_is_a_typed_error_and_a_cancelled_request_is_dropped() {
     assert!(agent.cancel_place(actor(7)));
     assert!(!agent.cancel_place(actor(7)));
     agent.place(actor(1), 0).unwrap();
+}
+
+/// Regression (the etcd fault test `leader_killed_with_proposals_in_flight`): a placement whose
+/// store answer is AlreadyPlaced (an earlier attempt committed, or another node placed it) is
+/// answered with the placement from the next snapshot, never with the refusal: placing is
+/// idempotent, so a caller told Unknown may simply place again.
+#[test]
+fn a_placement_the_store_finds_already_placed_is_answered_with_its_placement() {
+    use membership_core::testing::{accept, place};
+    use membership_core::{Action, Guard};
+    let room = three_active_with_room_for(4);
+    let mut agent = active_agent(&room);
+    agent.place(actor(2), 1).unwrap();
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    let [Output::Propose(sent)] = outputs.as_slice() else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(sent.proposal.action, Action::Step(place(2)));
+    let placed = accept(&room, place(2)).0;
+    let placement = placed.placement(actor(2)).unwrap();
+    let error = ProposalError::Refused(membership_core::testing::refusal(
+        membership_core::ActionName::PlaceActor,
+        Guard::AlreadyPlaced {
+            actor: actor(2),
+            node: placement.node,
+        },
+    ));
+    agent
+        .handle_outcome(3, sent.token, ProposalOutcome::Refused(error))
+        .unwrap();
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert!(
+        !outputs.iter().any(|o| matches!(o, Output::Placed { .. })),
+        "{outputs:?}"
+    );
+    // The next snapshot, read after the outcome, shows it placed: answered with its placement,
+    // and nothing is proposed again.
+    agent.handle_snapshot(4, 4, placed, 0, Some(1)).unwrap();
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert!(
+        outputs.contains(&Output::Placed {
+            actor: actor(2),
+            result: Ok(placement)
+        }),
+        "{outputs:?}"
+    );
+    assert!(
+        !outputs.iter().any(
+            |o| matches!(o, Output::Propose(p) if p.proposal.action == Action::Step(place(2)))
+        ),
+        "{outputs:?}"
+    );
 }

@@ -403,7 +403,9 @@ impl NodeHandle {
     /// Asks for `actor` to be placed (on the node the registry's strategy chooses) and returns
     /// its placement once committed. Errors are final (a call that returned one has no later
     /// effect): the reducer's refusal on the node's snapshot, or the store's at commit, comes
-    /// back at once as [`Error::Refused`] (`RegistryFull`, `AlreadyPlaced`, `NoTarget`, ...);
+    /// back at once as [`Error::Refused`] (`RegistryFull`, `NoTarget`, ...); placing is
+    /// idempotent: an actor already placed is answered with the placement it has (so a caller
+    /// told [`Error::Unknown`] or [`Error::Timeout`] may simply place again);
     /// a full queue as [`Error::PlaceQueueFull`]; a request still queued after
     /// `wait_timeout_ms` (the node not Active) is withdrawn, [`Error::Timeout`]. A request
     /// already proposed when the wait ends is waited for: its outcome is final too

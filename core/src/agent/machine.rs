@@ -194,7 +194,8 @@ impl Agent {
     /// the node is Active and no placement of its own is in flight. Its final result comes back
     /// as one [`Output::Placed`] for `actor`: the placement once committed, or the typed refusal
     /// at once when the reducer refuses it on the node's snapshot (read after its previous
-    /// placement finished: `RegistryFull`, `AlreadyPlaced`, `NoTarget`, ...) or the store
+    /// placement finished: `RegistryFull`, `NoTarget`, ...; an actor already placed is
+    /// answered with its placement, since placing is idempotent) or the store
     /// refuses it at commit. A refused request is dropped, never proposed later, and never
     /// holds up the requests queued behind it. Refused with [`PlaceQueueFull`] (nothing
     /// queued, nothing replied) when [`PLACE_QUEUE_MAX`] requests are already waiting. A

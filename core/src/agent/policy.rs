@@ -12,6 +12,7 @@ use crate::effect::Effect;
 use crate::event::Event;
 use crate::node::{NodeId, NodeStatus};
 use crate::proposal::{Action, Proposal, ProposalError};
+use crate::refusal::Guard;
 use crate::state::{NodeRecord, State};
 use crate::step::step;
 
@@ -247,8 +248,15 @@ impl Agent {
             let event = Event::PlaceActor { actor };
             if let Err(refusal) = step(s, &event) {
                 self.place_requests.pop_front();
-                let error = RequestError::Refused(ProposalError::Refused(refusal));
-                self.outputs.placed(actor, Err(error));
+                // Placing is idempotent: an actor already placed is answered with its placement
+                // (a caller told Unknown or Timeout, whose first attempt did commit, may place
+                // again); every other refusal is final.
+                let answer = match (&refusal.guard, s.placement(actor)) {
+                    (Guard::AlreadyPlaced { .. }, Some(placement)) => Ok(placement),
+                    _ => Err(RequestError::Refused(ProposalError::Refused(refusal))),
+                };
+                debug_assert!(answer.as_ref().map_or(true, |p| p.epoch > 0));
+                self.outputs.placed(actor, answer);
                 continue;
             }
             if self.propose(now_ms, Action::Step(event), None) {
@@ -272,6 +280,17 @@ impl Agent {
             return;
         };
         debug_assert!(proposal.id.node == self.node);
+        if let Err(RequestError::Refused(ProposalError::Refused(refusal))) = &result {
+            if matches!(refusal.guard, Guard::AlreadyPlaced { .. })
+                && self.place_requests.len() < PLACE_QUEUE_MAX
+            {
+                // Placed meanwhile (by an earlier attempt, or another node): answered with its
+                // placement from the next snapshot, read after this outcome.
+                self.place_requests.push_front(actor);
+                debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
+                return;
+            }
+        }
         let answer = result.and_then(|effects| {
             effects
                 .iter()
