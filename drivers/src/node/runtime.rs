@@ -1,0 +1,343 @@
+//! A node's task: its Agent, and the glue that executes the Agent's outputs (the runtime's
+//! half of the shared drain).
+
+use super::api::{Error, NodeNotification, Permit};
+use super::wire::{Command, Message, Pending, PlaceReply, Shared};
+use crate::probe;
+use crate::store::{Store, StoreError};
+use membership_core::{
+    drain, ActorId, Agent, Decision, Effect, Io, NodeId, Notification, Outgoing, Placement,
+    ProposalId, ProposalOutcome, RequestError, PLACE_QUEUE_MAX,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// A node's task: its Agent, and the glue that executes the Agent's outputs.
+pub(super) struct Runtime<S: Store> {
+    pub(super) agent: Agent,
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) inbox: mpsc::Receiver<Message>,
+    pub(super) glue: Glue<S>,
+}
+
+/// Everything of a node's task but the Agent: what executes its outputs ([`Io`]).
+pub(super) struct Glue<S: Store> {
+    pub(super) node: NodeId,
+    pub(super) store: Arc<S>,
+    pub(super) origin: Instant,
+    pub(super) store_timeout: Duration,
+    pub(super) probe_timeout: Duration,
+    pub(super) tx: mpsc::Sender<Message>,
+    pub(super) notifications: broadcast::Sender<NodeNotification>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) addresses: BTreeMap<NodeId, String>,
+    pub(super) reading: bool,
+    pub(super) read_again: bool,
+    /// The application's proposals waiting for their result, by id.
+    pub(super) requests: BTreeMap<ProposalId, Pending>,
+    /// The application's place requests waiting for their result, by actor, oldest first,
+    /// with their tickets (the Agent answers an actor's requests in order).
+    pub(super) placing: BTreeMap<ActorId, VecDeque<(u64, PlaceReply)>>,
+    /// Every task the node spawned (proposals, probes, reads): aborted when the node's task
+    /// ends, whatever ends it (dropping the set aborts them).
+    pub(super) tasks: JoinSet<()>,
+}
+
+impl<S: Store> Runtime<S> {
+    pub(super) async fn run(mut self) {
+        let mut changes = self.glue.store.watch();
+        loop {
+            // Reap the finished tasks (the set holds only those still running).
+            while self.glue.tasks.try_join_next().is_some() {}
+            drain(&mut self.agent, &mut self.glue);
+            let deadline = self
+                .agent
+                .poll_timeout()
+                .map(|at| self.glue.origin + Duration::from_millis(at));
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = sleep => {
+                    let now = self.glue.now_ms();
+                    if let Err(error) = self.agent.handle_timeout(now) {
+                        tracing::error!(%error, "the Agent refused a deadline: dropped");
+                    }
+                }
+                Some(message) = self.inbox.recv() => self.handle(message),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => return,
+                },
+                changed = changes.changed() => {
+                    if changed.is_ok() {
+                        self.glue.read();
+                    }
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = self.glue.now_ms();
+        match command {
+            Command::Permits(only, reply) => {
+                let origin = self.glue.origin;
+                let permits = self
+                    .agent
+                    .serving()
+                    .keys()
+                    .filter(|&&actor| only.is_none_or(|a| a == actor))
+                    .filter_map(|&actor| self.agent.permit(actor, now))
+                    .map(|p| {
+                        let permit = Permit {
+                            actor: p.actor,
+                            epoch: p.epoch,
+                            valid_until: origin
+                                .checked_add(Duration::from_millis(p.valid_until_ms))
+                                // A deadline past what an `Instant` can hold (only the
+                                // checker's never-fencing mutant makes one) is no permit to
+                                // extend: it counts as expired.
+                                .unwrap_or_else(Instant::now),
+                        };
+                        (p.actor, permit)
+                    })
+                    .collect();
+                let _ = reply.send(permits);
+            }
+            Command::Join => self.agent.join(now),
+            Command::Leave => self.agent.leave(now),
+            Command::Place(actor, ticket, reply) => match self.agent.place(actor, now) {
+                Ok(()) => {
+                    let waiting = self.glue.placing.entry(actor).or_default();
+                    waiting.push_back((ticket, reply));
+                    debug_assert!(waiting.len() <= PLACE_QUEUE_MAX + 1);
+                }
+                Err(_) => {
+                    let _ = reply.send(Err(Error::PlaceQueueFull));
+                }
+            },
+            Command::CancelPlace(actor, ticket, reply) => {
+                let cancelled = self.agent.cancel_place(actor);
+                if cancelled {
+                    // The Agent answers an actor's remaining requests in order: dropping this
+                    // ticket keeps one waiting sender per unanswered request.
+                    if let Some(waiting) = self.glue.placing.get_mut(&actor) {
+                        waiting.retain(|(t, _)| *t != ticket);
+                        if waiting.is_empty() {
+                            self.glue.placing.remove(&actor);
+                        }
+                    }
+                }
+                let _ = reply.send(cancelled);
+            }
+            #[cfg(feature = "testing")]
+            Command::Panic => panic!("panic_for_test: the node's task panicked on purpose"),
+            Command::Propose(event, reply) => match self.agent.submit(event) {
+                Ok(id) => {
+                    let pending = Pending {
+                        reply,
+                        store_error: None,
+                    };
+                    self.glue.requests.insert(id, pending);
+                }
+                Err(_) => {
+                    let _ = reply.send(Err(Error::TooManyRequests));
+                }
+            },
+        }
+    }
+
+    fn handle(&mut self, message: Message) {
+        let now = self.glue.now_ms();
+        match message {
+            Message::ProposalDone(token, id, result) => {
+                let request = self.glue.requests.get_mut(&id);
+                let outcome = match result {
+                    Ok(outcome) => {
+                        if let Some(pending) = request {
+                            pending.store_error = None;
+                        }
+                        outcome
+                    }
+                    Err(error) => {
+                        match request {
+                            Some(pending) => pending.store_error = Some(error),
+                            None => tracing::warn!(%error, "proposal not run"),
+                        }
+                        ProposalOutcome::Unavailable
+                    }
+                };
+                if let Err(error) = self.agent.handle_outcome(now, token, outcome) {
+                    tracing::error!(%error, "the Agent refused an outcome: dropped");
+                }
+            }
+            Message::Probe(peer, sent, ok) => {
+                if let Err(error) = self.agent.handle_probe(now, peer, sent, ok) {
+                    tracing::error!(%error, "the Agent refused a probe result: dropped");
+                }
+            }
+            Message::Snapshot(read_at, result) => {
+                self.glue.reading = false;
+                match result {
+                    Ok(snapshot) => {
+                        self.glue.addresses = snapshot
+                            .slots
+                            .iter()
+                            .map(|(&n, slot)| (n, slot.address.clone()))
+                            .collect();
+                        let slot = snapshot
+                            .slots
+                            .get(&self.agent.node())
+                            .map(|s| s.incarnation);
+                        if let Err(error) = self.agent.handle_snapshot(
+                            now,
+                            read_at,
+                            snapshot.state.clone(),
+                            snapshot.round,
+                            slot,
+                        ) {
+                            tracing::error!(%error, "the Agent refused a snapshot: dropped");
+                        }
+                        self.glue
+                            .shared
+                            .snapshot
+                            .send_replace(Some(Arc::new(snapshot)));
+                    }
+                    Err(error) => tracing::warn!(%error, "snapshot failed"),
+                }
+                if std::mem::take(&mut self.glue.read_again) {
+                    self.glue.read();
+                }
+            }
+        }
+    }
+}
+
+impl<S: Store> Glue<S> {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Executes the Agent's outputs (the runtime's half of [`drain`]).
+impl<S: Store> Io for Glue<S> {
+    fn propose(&mut self, out: Outgoing) {
+        let store = self.store.clone();
+        let timeout = self.store_timeout;
+        let tx = self.tx.clone();
+        let span =
+            tracing::info_span!("proposal", id = %out.proposal.id, action = %out.proposal.action);
+        self.tasks.spawn(
+            async move {
+                let outcome = match tokio::time::timeout(timeout, store.propose(out.proposal)).await
+                {
+                    Err(_) => Ok(ProposalOutcome::Unknown),
+                    Ok(result) => result,
+                };
+                tracing::debug!(?outcome, "commit outcome");
+                let _ = tx
+                    .send(Message::ProposalDone(out.token, out.proposal.id, outcome))
+                    .await;
+            }
+            .instrument(span),
+        );
+    }
+
+    fn probe(&mut self, peer: NodeId) {
+        let sent = self.now_ms();
+        let tx = self.tx.clone();
+        let address = self.addresses.get(&peer).cloned();
+        let timeout = self.probe_timeout;
+        self.tasks.spawn(async move {
+            let ok = match address {
+                Some(address) => probe::probe(&address, timeout).await,
+                None => false,
+            };
+            let _ = tx.send(Message::Probe(peer, sent, ok)).await;
+        });
+    }
+
+    fn read(&mut self) {
+        if self.reading {
+            self.read_again = true;
+            return;
+        }
+        self.reading = true;
+        let read_at = self.now_ms();
+        let store = self.store.clone();
+        let timeout = self.store_timeout;
+        let tx = self.tx.clone();
+        self.tasks.spawn(async move {
+            let result = tokio::time::timeout(timeout, store.snapshot())
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("snapshot timed out".into())));
+            let _ = tx.send(Message::Snapshot(read_at, result)).await;
+        });
+    }
+
+    fn decide(&mut self, decision: Decision) {
+        let mut serving = self
+            .shared
+            .serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match decision {
+            Decision::Fence => serving.clear(),
+            Decision::Unfence => {}
+            Decision::Activate { actor, epoch } => {
+                serving.insert(actor, epoch);
+            }
+            Decision::Deactivate { actor, .. } => {
+                serving.remove(&actor);
+            }
+        }
+    }
+
+    fn notify(&mut self, notification: Notification) {
+        tracing::debug!(?notification, "notification");
+        let _ = self.notifications.send(NodeNotification {
+            at: Instant::now(),
+            node: self.node,
+            notification,
+        });
+    }
+
+    fn reply(&mut self, id: ProposalId, result: Result<Vec<Effect>, RequestError>) {
+        let Some(pending) = self.requests.remove(&id) else {
+            return;
+        };
+        let result = result.map_err(|error| match (error, pending.store_error) {
+            (RequestError::Unavailable, Some(store)) => Error::Store(store),
+            (RequestError::Refused(error), _) => Error::Refused(error),
+            (RequestError::Unavailable, None) => Error::Unavailable,
+            (RequestError::Unknown, _) => Error::Unknown,
+        });
+        let _ = pending.reply.send(result);
+    }
+
+    fn placed(&mut self, actor: ActorId, result: Result<Placement, RequestError>) {
+        let Some(waiting) = self.placing.get_mut(&actor) else {
+            return;
+        };
+        let Some((_, reply)) = waiting.pop_front() else {
+            return;
+        };
+        if waiting.is_empty() {
+            self.placing.remove(&actor);
+        }
+        let result = result.map_err(|error| match error {
+            RequestError::Refused(error) => Error::Refused(error),
+            RequestError::Unavailable => Error::Unavailable,
+            RequestError::Unknown => Error::Unknown,
+        });
+        let _ = reply.send(result);
+    }
+}
