@@ -17,10 +17,15 @@
 (*                                                                         *)
 (* Every place where the fixed protocol deviates from the reference model  *)
 (* is marked with a comment starting "DEVIATION" and a short reason; the   *)
-(* README lists them all. In the reference modes the registry counters     *)
-(* term_counter and view_counter stay 0 (every assignment to them is under *)
-(* Mode = "fixed") and every detection record detected[n] stays {} (the    *)
-(* only action that adds to it, DetectFailure, does so under               *)
+(* README lists them all. The changes of registry v2 (quorums over the     *)
+(* current members, liveness evidence from each node's own heartbeat,      *)
+(* votes that expire with their round) are marked "DEVIATION (registry     *)
+(* v2: ...)"; they too change the fixed mode only (each is under           *)
+(* Mode = "fixed", except ResetHeartbeats' clearing of every vote, a       *)
+(* no-op in the reference modes). In the reference modes the registry      *)
+(* counters term_counter and view_counter stay 0 (every assignment to them *)
+(* is under Mode = "fixed") and every detection record detected[n] stays   *)
+(* {} (the only action that adds to it, DetectFailure, does so under       *)
 (* Mode = "fixed"; every other update only removes nodes from it), so      *)
 (* those modes have exactly the reference model's state space.             *)
 (*                                                                         *)
@@ -38,7 +43,9 @@
 (* fail-on-single-detection, fail-keeps-views, no-sync-views,              *)
 (* migrate-without-term-check,                                             *)
 (* migrate-without-epoch-increase, leave-complete-with-actors,             *)
-(* fail-forgets-actors) are a device of the Rust model checker only: each  *)
+(* fail-forgets-actors, migrate-requeues, sync-views-keeps-view,           *)
+(* step-down-blocked-as-bound, quorum-over-slots, vote-survives-round,     *)
+(* heartbeat-by-peer) are a device of the Rust model checker only: each    *)
 (* removes one guard or effect of the fixed protocol (or, for              *)
 (* fail-keeps-views, puts back the reference MarkNodeFailed and            *)
 (* NodeRecover: the reference detection guard, no view cleanup, no         *)
@@ -118,11 +125,14 @@ VARIABLES
     view_counter,
     \* DEVIATION (detection records): detected[n] is the set of nodes n has
     \* detected as failed with DetectFailure and not seen again in a view
-    \* since (Rust NodeRecord::detected): n's votes. MarkNodeFailed(t)
-    \* requires the votes of a majority of all nodes (Votes, FailureQuorum
-    \* below): a peer that merely never heard of t has recorded nothing, and a
-    \* single detector cut off from its peers is one vote. Always {} in the
-    \* reference modes, which keep no such record.
+    \* since (Rust NodeRecord::detected): n's votes. MarkNodeFailed(t) of a
+    \* node that still heartbeats requires the votes of a majority of the
+    \* current members (Votes, FailureQuorum below): a peer that merely never
+    \* heard of t has recorded nothing, and a single detector cut off from
+    \* its peers is one vote. DEVIATION (registry v2: votes expire): a vote
+    \* belongs to the heartbeat round it was cast in; ResetHeartbeats clears
+    \* every record. Always {} in the reference modes, which keep no such
+    \* record.
     detected,
     \* EXTENSION (actors), fixed protocol only (the reference model has no
     \* actors; in the reference modes these stay empty and 0):
@@ -176,19 +186,39 @@ CanCommunicate(a, b) == <<a, b>> \notin partitioned /\ <<b, a>> \notin partition
 \* State::reachable_active
 ReachableActive(n) == {m \in active : m = n \/ CanCommunicate(n, m)}
 
-\* State::has_majority: a strict majority of ALL nodes, not of a view.
-HasMajority(n) == 2 * Cardinality(ReachableActive(n)) > Cardinality(Nodes)
+(***************************************************************************)
+(* State::quorum_size: the number of nodes a majority is counted over.     *)
+(* DEVIATION (registry v2: quorums over the current members): in the       *)
+(* fixed protocol the members are the Active nodes, as the registry holds  *)
+(* them now: a Joining node has not been admitted, a Leaving node handed   *)
+(* in its vote when it asked to leave, a Failed or Left node is out. The   *)
+(* reference modes count every node of the configuration (the registry's   *)
+(* slots), so a cluster that scaled down could never reach a majority      *)
+(* again (three slots, one member left: never a majority; EventualElection *)
+(* below). Every majority (ElectPrimary, ValidPrimary, PrimaryStepDown,    *)
+(* the failure quorum, LooksCrashed) is counted over QuorumSize. Why this  *)
+(* is safe: README, "Quorums under reconfiguration".                       *)
+(***************************************************************************)
+QuorumSize == IF Mode = "fixed" THEN Cardinality(active) ELSE Cardinality(Nodes)
 
-\* State::majority: the fewest nodes that form a strict majority of all
-\* nodes (2 * Majority > Cardinality(Nodes), the count HasMajority needs).
-Majority == Cardinality(Nodes) \div 2 + 1
+\* State::has_majority: a strict majority of the quorum (fixed: of the
+\* current members; reference modes: of ALL nodes), never of a view.
+HasMajority(n) == 2 * Cardinality(ReachableActive(n)) > QuorumSize
+
+\* State::majority: the fewest nodes that form a strict majority of the
+\* quorum (2 * Majority > QuorumSize, the count HasMajority needs).
+Majority == QuorumSize \div 2 + 1
 
 \* State::failure_votes: the votes for declaring n failed, i.e. the Active
 \* peers that recorded a detection of n and still cannot communicate with it.
 Votes(n) == {d \in active \ {n} : n \in detected[d] /\ ~CanCommunicate(d, n)}
 
-\* State::has_failure_quorum (fixed MarkNodeFailed's guard, FailureNeedsQuorum).
-FailureQuorum(n) == ~heartbeat_received[n] /\ Cardinality(Votes(n)) >= Majority
+\* State::has_failure_quorum (FailureNeedsQuorum): the evidence the fixed
+\* MarkNodeFailed(n) needs. DEVIATION (registry v2: own heartbeat): n
+\* committed no heartbeat in this round (the registry's own evidence), or
+\* the votes of a majority of the current members (a node that still
+\* heartbeats but that they cannot reach: the degraded-observer rule).
+FailureQuorum(n) == ~heartbeat_received[n] \/ Cardinality(Votes(n)) >= Majority
 
 \* State::max_term: max term over all nodes.
 MaxTerm == MaxOf({term[m] : m \in Nodes})
@@ -362,6 +392,9 @@ Init ==
 (* the bootstrap's view number and term are the next values of the         *)
 (* registry counters instead of the constant 1, so a re-bootstrapped       *)
 (* cluster never reuses term 1 or view number 1.                           *)
+(* DEVIATION (registry v2: own heartbeat): in the fixed protocol the       *)
+(* bootstrap also sets n's own heartbeat flag: the node's own committed    *)
+(* transaction is evidence that it is live in the current round.           *)
 (***************************************************************************)
 NodeJoin(n) ==
     /\ state[n] = "Left"
@@ -380,7 +413,11 @@ NodeJoin(n) ==
                   /\ term_counter' = IF Mode = "fixed" THEN t ELSE term_counter
                   /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
                   /\ detected' = DetectedAfterAdopt({n}, {n})
-                  /\ UNCHANGED <<heartbeat_received, partitioned>>
+                  /\ heartbeat_received' =
+                         IF Mode = "fixed"
+                           THEN [heartbeat_received EXCEPT ![n] = TRUE]
+                           ELSE heartbeat_received
+                  /\ UNCHANGED partitioned
          ELSE /\ state' = [state EXCEPT ![n] = "Joining"]
               /\ UNCHANGED <<view, view_number, believes_primary, term,
                              heartbeat_received, partitioned,
@@ -394,6 +431,10 @@ NodeJoin(n) ==
 (* communicate with n adopt v with one new number; the others keep theirs. *)
 (* Reference: number 1 + max view number over active.                      *)
 (* DEVIATION (view counter): fixed takes the next registry view number.    *)
+(* DEVIATION (registry v2: own heartbeat): fixed also sets n's own         *)
+(* heartbeat flag: the node's own committed transaction is evidence that   *)
+(* it is live in the current round (otherwise a node that completes its    *)
+(* join in a round that is already ripe would be declared failed at once). *)
 (***************************************************************************)
 NodeJoinComplete(n) ==
     /\ state[n] = "Joining"
@@ -410,8 +451,11 @@ NodeJoinComplete(n) ==
                                                                ELSE view_number[m]]
            /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
            /\ detected' = DetectedAfterAdopt(adopters, v)
-           /\ UNCHANGED <<believes_primary, term, heartbeat_received,
-                          partitioned, term_counter>>
+           /\ heartbeat_received' =
+                  IF Mode = "fixed"
+                    THEN [heartbeat_received EXCEPT ![n] = TRUE]
+                    ELSE heartbeat_received
+           /\ UNCHANGED <<believes_primary, term, partitioned, term_counter>>
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
@@ -494,18 +538,26 @@ NodeLeaveComplete(n) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* SendHeartbeat(n) -- step/ send_heartbeat. Identical in all modes.       *)
-(* n is Active. n and every Active or Leaving node that can communicate    *)
-(* with n get heartbeat_received = TRUE.                                   *)
+(* SendHeartbeat(n) -- step/ send_heartbeat.                               *)
+(* n is Active (in every mode). Reference: n and every Active or Leaving   *)
+(* node that can communicate with n get heartbeat_received = TRUE.         *)
+(* DEVIATION (registry v2: own heartbeat): fixed sets ONLY n's own flag.   *)
+(* The evidence that n is live is n's own committed heartbeat (stored as   *)
+(* `heartbeat/n = round`, written by n alone); a peer's heartbeat says     *)
+(* nothing about n. (The v1 defect: a node cut off from the store but      *)
+(* still answering probes kept its flag set by its peers and was never     *)
+(* declared failed.)                                                       *)
 (***************************************************************************)
 SendHeartbeat(n) ==
     /\ state[n] = "Active"
     /\ heartbeat_received' =
-           [m \in Nodes |->
-               IF \/ m = n
-                  \/ CanCommunicate(n, m) /\ state[m] \in {"Active", "Leaving"}
-                 THEN TRUE
-                 ELSE heartbeat_received[m]]
+           IF Mode = "fixed"
+             THEN [heartbeat_received EXCEPT ![n] = TRUE]
+             ELSE [m \in Nodes |->
+                      IF \/ m = n
+                         \/ CanCommunicate(n, m) /\ state[m] \in {"Active", "Leaving"}
+                        THEN TRUE
+                        ELSE heartbeat_received[m]]
     /\ UNCHANGED <<state, view, view_number, believes_primary, term,
                    partitioned, term_counter, view_counter, detected>>
     /\ UNCHANGED actorVars
@@ -515,6 +567,11 @@ SendHeartbeat(n) ==
 (* d # t, both Active, t in d's view, d cannot communicate with t, t's     *)
 (* heartbeat was not received. d drops t from its view (keeping itself in  *)
 (* it) with a new number: reference view_number[d] + 1.                    *)
+(* DEVIATION (registry v2: votes are about reachability): fixed drops the  *)
+(* guard "t's heartbeat was not received". A silent t is declared on the   *)
+(* registry's own evidence (MarkNodeFailed); a vote matters only for a t   *)
+(* that still heartbeats but that its peers cannot reach, which is exactly *)
+(* where the degraded-observer rule (a majority of votes) applies.         *)
 (* DEVIATION (view counter): fixed takes the next registry view number.    *)
 (* DEVIATION (detection records): fixed records the detection:             *)
 (* t \in detected'[d] (after d's adoption of its new view, which drops     *)
@@ -539,7 +596,7 @@ DetectFailure(d, t) ==
     /\ state[t] = "Active"
     /\ IF Mode = "fixed" THEN t \notin detected[d] ELSE t \in view[d]
     /\ ~CanCommunicate(d, t)
-    /\ ~heartbeat_received[t]
+    /\ Mode # "fixed" => ~heartbeat_received[t]
     /\ IF t \in view[d]
          THEN LET vn == IF Mode = "fixed" THEN view_counter + 1
                                           ELSE view_number[d] + 1
@@ -564,26 +621,36 @@ DetectFailure(d, t) ==
 (* no primary belief, term 0.                                              *)
 (* Reference: "detected" is merely "some Active d # n lacks n in its view" *)
 (* (also true when d never heard of n: the LeaveDetectionWeak defect).     *)
-(* DEVIATION (detection guard): fixed requires that n's heartbeat was not  *)
-(* received and some Active d # n has RECORDED a detection of n            *)
-(* (n \in detected[d]: DetectFailure(d, n) happened and since then d has   *)
-(* adopted no view listing n, n was not marked failed and d did not leave  *)
-(* the cluster) and still cannot communicate with n. A peer that merely    *)
-(* never heard of n has recorded nothing, so it cannot get n declared      *)
-(* failed: this fixes the first half of REFERENCE.md section 2's defect.   *)
+(* DEVIATION (registry v2: own heartbeat): fixed accepts, first, the       *)
+(* registry's own evidence: n committed no heartbeat in this round         *)
+(* (~heartbeat_received[n]; only n's own transactions set its flag). A     *)
+(* node that stopped committing (crash, pause, lost store) is declared     *)
+(* whatever probes say, and no other node, storeless or isolated, can keep *)
+(* the declaration from happening.                                         *)
+(* DEVIATION (detection guard): otherwise (n still heartbeats) fixed       *)
+(* requires that some Active d # n has RECORDED a detection of n           *)
+(* (n \in detected[d]: DetectFailure(d, n) happened in this round and      *)
+(* since then d has adopted no view listing n, n was not marked failed and *)
+(* d did not leave the cluster) and still cannot communicate with n. A     *)
+(* peer that merely never heard of n has recorded nothing, so it cannot    *)
+(* get n declared failed: this fixes the first half of REFERENCE.md        *)
+(* section 2's defect.                                                     *)
 (* DEVIATION (failure quorum): and the votes, Votes(n), the Active peers   *)
 (* that recorded a detection of n and cannot communicate with it, are at   *)
-(* least Majority: a strict majority of ALL nodes, the majority of         *)
-(* HasMajority. One recorded detection is not enough: a degraded observer  *)
-(* (a node cut off from every peer but still reaching the registry) would  *)
-(* otherwise get healthy peers declared failed one by one, after which no  *)
-(* node has a majority and the cluster is unavailable. A node that reaches *)
-(* no majority, and the nodes of any minority, contribute fewer votes than *)
-(* Majority. With two nodes no declaration is possible (one peer, two      *)
-(* votes needed), as no election is after one of them is lost: CP.         *)
-(* Guards in failure_quorum's order: the heartbeat (Rust refusal           *)
-(* Guard::HeartbeatReceived), some detector at all (Guard::Undetected),    *)
-(* one of them cut off from n (Guard::CanCommunicate), a majority of votes *)
+(* least Majority: DEVIATION (registry v2: quorums over the current        *)
+(* members) a strict majority of the current members (QuorumSize), the     *)
+(* majority of HasMajority. One recorded detection is not enough: a        *)
+(* degraded observer (a node cut off from every peer but still reaching    *)
+(* the registry) would otherwise get healthy peers declared failed one by  *)
+(* one, after which no node has a majority and the cluster is              *)
+(* unavailable. A node that reaches no majority, and the nodes of any      *)
+(* minority of the members, contribute fewer votes than Majority: a        *)
+(* minority cannot vote a member out and so make itself a majority. With   *)
+(* two members a peer that still heartbeats cannot be voted out (two votes *)
+(* needed, one peer), but a silent one is declared on the evidence.        *)
+(* Guards in Rust's order: the heartbeat (when it was not received, the    *)
+(* guard holds); else some detector at all (Guard::Undetected), one of     *)
+(* them cut off from n (Guard::CanCommunicate), a majority of votes        *)
 (* (Guard::NoFailureQuorum).                                               *)
 (* DEVIATION (atomic failure handling): fixed removes n, in the same       *)
 (* transition, from every Active view that still lists it: those nodes     *)
@@ -607,12 +674,13 @@ DetectFailure(d, t) ==
 MarkNodeFailed(n) ==
     /\ state[n] = "Active"
     /\ IF Mode = "fixed"
-         THEN \* failure_quorum(n): detected_by(n), then the votes
-              LET detectors == {d \in active \ {n} : n \in detected[d]}
-              IN  /\ ~heartbeat_received[n]
-                  /\ detectors # {}
-                  /\ \E d \in detectors : ~CanCommunicate(d, n)
-                  /\ Cardinality(Votes(n)) >= Majority
+         THEN \* failure_quorum(n): the registry's evidence, or else
+              \* detected_by(n), then the votes
+              \/ ~heartbeat_received[n]
+              \/ LET detectors == {d \in active \ {n} : n \in detected[d]}
+                 IN  /\ detectors # {}
+                     /\ \E d \in detectors : ~CanCommunicate(d, n)
+                     /\ Cardinality(Votes(n)) >= Majority
          ELSE \E d \in active \ {n} : n \notin view[d]
     /\ LET remaining == active \ {n}
            listers   == {m \in remaining : n \in view[m]}
@@ -758,14 +826,20 @@ HealPartition(a, b) ==
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
-(* ResetHeartbeats -- step/ reset_heartbeats. Identical in all modes and   *)
-(* always enabled (a stuttering step when every flag is already FALSE):    *)
-(* a heartbeat interval passes.                                            *)
+(* ResetHeartbeats -- step/ reset_heartbeats. Always enabled (a stuttering *)
+(* step when every flag is already FALSE and no vote is recorded): a       *)
+(* heartbeat interval passes, a new round opens.                           *)
+(* DEVIATION (registry v2: votes expire): every vote is cleared too; a     *)
+(* vote belongs to the round it was cast in and expires with it (the v1    *)
+(* defect: a vote cast in one round still counted after its target had     *)
+(* heartbeated again). Written for every mode, as step/ does; a no-op in   *)
+(* the reference modes, where every record is {}.                          *)
 (***************************************************************************)
 ResetHeartbeats ==
     /\ heartbeat_received' = [n \in Nodes |-> FALSE]
+    /\ detected' = [m \in Nodes |-> {}]
     /\ UNCHANGED <<state, view, view_number, believes_primary, term,
-                   partitioned, term_counter, view_counter, detected>>
+                   partitioned, term_counter, view_counter>>
     /\ UNCHANGED actorVars
 
 (***************************************************************************)
@@ -850,6 +924,14 @@ PlaceActor(a) ==
 (* The old activation ends (Rust effect ActorDeactivated with its epoch),  *)
 (* the new one has a larger epoch, so a late message of the old one is     *)
 (* recognisably stale.                                                     *)
+(* DEVIATION (registry v2: the last member takes its actors back): when    *)
+(* no Active node other than the one a leaves is left, that node, if       *)
+(* Active, takes a again with the next epoch. With quorums over the        *)
+(* members, a cluster scaled down to one member has a primary in office,   *)
+(* so without this an actor queued to leave the last member (a rebalance   *)
+(* entry once the other nodes left, or a failed node's actors once it      *)
+(* recovered and rejoined, its old activation fenced when it was declared) *)
+(* would stay queued forever (EventualPlacement).                          *)
 (***************************************************************************)
 MigrateActor(a, t) ==
     /\ Mode = "fixed"
@@ -857,7 +939,8 @@ MigrateActor(a, t) ==
     /\ t = term_counter
     /\ PrimaryHolds(t)
     /\ a \in DOMAIN placements
-    /\ LET cs     == Candidates({queue[a].from})
+    /\ LET others == Candidates({queue[a].from})
+           cs     == IF DOMAIN others # {} THEN others ELSE Candidates({})
            target == Choose(a, cs)
            e      == epoch_counter + 1
        IN  /\ DOMAIN cs # {}
@@ -1065,25 +1148,28 @@ MinorityCannotElectStep ==
            (believes_primary'[n] /\ ~believes_primary[n]) => HasMajority(n)'
 
 \* failure_requires_detection: a node going from Active to Failed had, before
-\* the step, an unreceived heartbeat and an Active detector d # n that had
-\* recorded a detection of it (n \in detected[d]) and could not communicate
-\* with it. (Merely lacking n in its view is not evidence: d may never have
-\* heard of n.) The reference modes record no detection, so there every
-\* MarkNodeFailed violates this property.
+\* the step, evidence of failure: an unreceived heartbeat (the registry's own
+\* evidence: it committed no heartbeat this round), or an Active detector
+\* d # n that had recorded a detection of it (n \in detected[d]) and could
+\* not communicate with it. (Merely lacking n in its view is not evidence: d
+\* may never have heard of n.) The reference modes record no detection and do
+\* not look at the heartbeat, so there a MarkNodeFailed of a node whose
+\* heartbeat was received violates this property.
 FailureRequiresDetectionStep ==
     \A n \in Nodes :
         (state[n] = "Active" /\ state'[n] = "Failed")
-            => /\ ~heartbeat_received[n]
-               /\ \E d \in active \ {n} : n \in detected[d] /\ ~CanCommunicate(d, n)
+            => \/ ~heartbeat_received[n]
+               \/ \E d \in active \ {n} : n \in detected[d] /\ ~CanCommunicate(d, n)
 
 \* failure_needs_quorum: a node going from Active to Failed had, before the
-\* step, an unreceived heartbeat and the votes of a majority of all nodes
-\* (FailureQuorum): Active peers that had recorded a detection of it and
-\* could not communicate with it. Stronger than FailureRequiresDetection
+\* step, an unreceived heartbeat or the votes of a majority of the current
+\* members (FailureQuorum): Active peers that had recorded a detection of it
+\* and could not communicate with it. Stronger than FailureRequiresDetection
 \* (one such peer). Every vote comes from a node that cannot reach n, so no
-\* minority, and no single observer cut off from its peers, can get a node
-\* declared failed. The reference modes record no detection: there every
-\* MarkNodeFailed violates this property too.
+\* minority of the members, and no single observer cut off from its peers,
+\* can get a node that still heartbeats declared failed. The reference modes
+\* record no detection: there a MarkNodeFailed of a node whose heartbeat was
+\* received violates this property too.
 FailureNeedsQuorumStep ==
     \A n \in Nodes :
         (state[n] = "Active" /\ state'[n] = "Failed") => FailureQuorum(n)
@@ -1109,12 +1195,31 @@ MigrationByPrimaryStep ==
     \/ \A x \in DOMAIN placements \cap DOMAIN placements' :
            placements'[x].node = placements[x].node
 
+\* own_heartbeat (registry v2): no step sets the heartbeat flags of two
+\* nodes: each node's heartbeat is its own (only n's own transactions,
+\* SendHeartbeat(n) and, fixed, its bootstrap or join completion, set
+\* n's flag). Violated in the reference modes, where SendHeartbeat sets
+\* the flags of the sender's peers.
+OwnHeartbeatStep ==
+    \A a, b \in Nodes :
+        (/\ ~heartbeat_received[a] /\ heartbeat_received'[a]
+         /\ ~heartbeat_received[b] /\ heartbeat_received'[b]) => a = b
+
+\* votes_expire_with_round (registry v2): a step that opens a new round
+\* (clears some node's heartbeat flag) leaves no vote. Holds in every mode
+\* (the reference modes record no vote at all).
+VotesExpireWithRoundStep ==
+    (\E n \in Nodes : heartbeat_received[n] /\ ~heartbeat_received'[n])
+        => \A n \in Nodes : detected'[n] = {}
+
 FencingTermMonotonic     == [][FencingTermMonotonicStep]_vars
 MinorityCannotElect      == [][MinorityCannotElectStep]_vars
 FailureRequiresDetection == [][FailureRequiresDetectionStep]_vars
 FailureNeedsQuorum       == [][FailureNeedsQuorumStep]_vars
 EpochMonotonic           == [][EpochMonotonicStep]_vars
 MigrationByPrimary       == [][MigrationByPrimaryStep]_vars
+OwnHeartbeat             == [][OwnHeartbeatStep]_vars
+VotesExpireWithRound     == [][VotesExpireWithRoundStep]_vars
 
 (***************************************************************************)
 (* Liveness (invariants/ `Liveness`): no fair behaviour stays forever in   *)
@@ -1147,8 +1252,9 @@ EventualPlacement ==
 
 \* State::looks_crashed: n is Active, silent (its heartbeat was not
 \* received) and cut off from every other Active node, while the other
-\* Active nodes are at least Majority, can all communicate with one another,
-\* and no node is Joining or Leaving.
+\* Active nodes are at least Majority (fixed: of the current members, n
+\* included; reference modes: of all nodes), can all communicate with one
+\* another, and no node is Joining or Leaving.
 LooksCrashed(n) ==
     LET others == active \ {n}
     IN  /\ state[n] = "Active"
@@ -1173,9 +1279,26 @@ FailureFairness(n) ==
 \* Trapped = LooksCrashed(n), under FailureFairness(n): a node that looks
 \* crashed to a connected majority is eventually declared Failed (or stops
 \* looking crashed: it sends a heartbeat, a partition heals). CP: when no
-\* majority is connected, nothing is promised (and FailureNeedsQuorum forbids
-\* the declaration).
+\* majority is connected, nothing is promised. (In the fixed protocol
+\* LooksCrashed(n) includes the registry's own evidence, ~heartbeat_received[n],
+\* which alone enables MarkNodeFailed(n); the premise is kept as it was.)
 EventualFailureDeclaration ==
     \A n \in Nodes : FailureFairness(n) => []<>~LooksCrashed(n)
+
+\* State::is_leaderless: the cluster is stable, has a member, and no node
+\* holds a valid primary claim.
+Leaderless == Stable /\ active # {} /\ \A p \in Nodes : ~ValidPrimary(p)
+
+\* The election's fairness, assumed by EventualElection only (as
+\* FailureFairness is by EventualFailureDeclaration): an election that stays
+\* possible is eventually proposed.
+ElectionFairness == \A n \in Nodes : WF_vars(ElectPrimary(n))
+
+\* Registry v2. Trapped = Leaderless, under ElectionFairness: once the
+\* cluster is stable, a primary is eventually elected (or it stops being
+\* stable). This is what quorums over the registry's slots break: three
+\* slots, one member left, never a majority (violated in the reference
+\* modes, and by the mutant quorum-over-slots).
+EventualElection == ElectionFairness => []<>~Leaderless
 
 =============================================================================

@@ -202,12 +202,15 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             f.read([view, term]);
             f.write([Key::Node(node)]);
             if active.is_empty() && status(state, node) == Some(NodeStatus::Left) {
-                f.write([view, term]);
+                // The bootstrap is also the node's heartbeat this round (registry v2).
+                f.write([view, term, Key::Heartbeat(node)]);
             }
         }
         Event::NodeJoinComplete { node } => {
             f.read(every_node(state));
             f.read_write([Key::Node(node), view]);
+            // The completed join is also the node's heartbeat this round (registry v2).
+            f.write([Key::Heartbeat(node)]);
             f.write(
                 active
                     .iter()
@@ -229,25 +232,15 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             f.write(detectors_of(state, node).into_iter().map(Key::Node));
         }
         Event::SendHeartbeat { node } => {
-            f.read(every_node(state));
+            // Registry v2: the node's own record (is it Active?) and its own flag, nothing else.
+            f.read([Key::Node(node)]);
             if status(state, node) == Some(NodeStatus::Active) {
                 f.write([Key::Heartbeat(node)]);
-                f.write(
-                    state
-                        .node_ids()
-                        .filter(|&m| {
-                            state.can_communicate(node, m)
-                                && matches!(
-                                    status(state, m),
-                                    Some(NodeStatus::Active | NodeStatus::Leaving)
-                                )
-                        })
-                        .map(Key::Heartbeat),
-                );
             }
         }
         Event::DetectFailure { detector, target } => {
-            f.read([Key::Node(target), Key::Heartbeat(target)]);
+            // Registry v2: a vote does not depend on the target's heartbeat.
+            f.read([Key::Node(target)]);
             f.read_write([Key::Node(detector)]);
             // A detector whose view no longer lists the target records its vote without a new
             // view number, so the vote does not conflict with view changes elsewhere.
@@ -286,7 +279,16 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             f.read_write([Key::Node(a), Key::Node(b)]);
         }
         Event::ResetHeartbeats => {
+            // Every flag is cleared, and every vote (registry v2): which records hold votes is
+            // read from every record.
+            f.read(every_node(state));
             f.write(state.node_ids().map(Key::Heartbeat));
+            f.write(
+                state
+                    .node_ids()
+                    .filter(|&n| state.node(n).is_some_and(|r| !r.detected.is_empty()))
+                    .map(Key::Node),
+            );
         }
         Event::SyncViews { a, b } => {
             f.read_write([Key::Node(a), Key::Node(b), view]);
@@ -325,10 +327,7 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
     let f = f.finish();
     debug_assert!(
         f.reads.iter().all(|k| !matches!(k, Key::Heartbeat(_))) || {
-            matches!(
-                event,
-                Event::DetectFailure { .. } | Event::MarkNodeFailed { .. }
-            )
+            matches!(event, Event::MarkNodeFailed { .. })
         }
     );
     debug_assert!(!f.writes.contains(&Key::Counter(Counter::Term)) || f.reads.contains(&term));

@@ -69,7 +69,9 @@ pub enum Action {
 
 impl Action {
     /// The spec action, when it is one whose proposal must carry the heartbeat round its
-    /// proposer waited on (DetectFailure, ResetHeartbeats); `None` for every other action.
+    /// proposer waited on (DetectFailure, MarkNodeFailed, ResetHeartbeats: registry v2 declares
+    /// a silent node on the evidence of a round its proposer saw open for the failure timeout);
+    /// `None` for every other action.
     pub fn round_required(&self) -> Option<ActionName> {
         let name = match self {
             Action::Step(event) => event.name(),
@@ -77,7 +79,7 @@ impl Action {
         };
         let required = matches!(
             name,
-            ActionName::DetectFailure | ActionName::ResetHeartbeats
+            ActionName::DetectFailure | ActionName::MarkNodeFailed | ActionName::ResetHeartbeats
         );
         debug_assert!(!required || matches!(self, Action::Step(_)));
         required.then_some(name)

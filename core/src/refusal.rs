@@ -114,22 +114,24 @@ pub enum Guard {
         /// The target.
         target: NodeId,
     },
-    /// Fixed protocol: the recorded detections of the node by Active peers that cannot reach it
-    /// (its votes) are not a majority of all nodes.
+    /// Fixed protocol: the node still heartbeats, and the recorded detections of the node by
+    /// Active peers that cannot reach it (its votes, this round) are not a majority of the
+    /// members.
     #[error(
-        "{node} has {} by peers that cannot reach it ({}); a majority of {nodes} nodes needs {needed}",
+        "{node} still heartbeats and has {} by peers that cannot reach it ({}); a majority of {count} members needs {needed}",
         detections(.votes.len()),
-        members(.votes)
+        members(.votes),
+        count = .member_count
     )]
     NoFailureQuorum {
         /// The node to be declared failed.
         node: NodeId,
         /// The Active peers that recorded a detection of it and cannot reach it.
         votes: NodeSet,
-        /// The votes a declaration needs: a strict majority of `nodes`.
+        /// The votes a declaration needs: a strict majority of `members`.
         needed: u16,
-        /// `|Nodes|`.
-        nodes: u16,
+        /// The number of members a majority is counted over (`QuorumSize`: the Active nodes).
+        member_count: u16,
     },
     /// The node already believes it is primary.
     #[error("{node} already believes it is primary")]
@@ -143,15 +145,15 @@ pub enum Guard {
         /// The node.
         node: NodeId,
     },
-    /// The node cannot reach a majority of all nodes.
-    #[error("{node} reaches {reachable} Active nodes of {nodes}, not a majority")]
+    /// The node cannot reach a majority of the members.
+    #[error("{node} reaches {reachable} of {member_count} members, not a majority")]
     NoMajority {
         /// The node.
         node: NodeId,
         /// Active nodes it can reach (itself included).
         reachable: u16,
-        /// `|Nodes|`.
-        nodes: u16,
+        /// The number of members a majority is counted over (`QuorumSize`).
+        member_count: u16,
     },
     /// The node still reaches a majority.
     #[error("{node} still reaches a majority")]

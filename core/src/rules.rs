@@ -25,11 +25,12 @@ pub(crate) enum Numbering {
 // Without `checking`, only the fixed protocol's variant is ever constructed.
 #[cfg_attr(not(feature = "checking"), allow(dead_code))]
 pub(crate) enum FailureEvidence {
-    /// Fixed: a quorum of votes, i.e. recorded detections by Active peers that still cannot
-    /// reach the node, from a strict majority of all nodes (the majority of `has_majority`).
+    /// Fixed: the node's missed heartbeat (the registry's own evidence), or else a quorum of
+    /// votes, i.e. recorded detections by Active peers that still cannot reach the node, from a
+    /// strict majority of the members (the majority of `has_majority`).
     Quorum,
-    /// Mutant: a single recorded detection by an Active peer that still cannot reach the node
-    /// (the fixed protocol before the quorum rule).
+    /// Mutant: the missed heartbeat, or else a single recorded detection by an Active peer that
+    /// still cannot reach the node.
     Recorded,
     /// Reference: some Active peer lacks the node in its view (which a peer that never heard of
     /// it also satisfies).
@@ -78,6 +79,19 @@ pub(crate) struct Rules {
     pub(crate) record_detections: bool,
     /// What MarkNodeFailed requires.
     pub(crate) failure_evidence: FailureEvidence,
+    /// Majorities are of the current members, the Active nodes (off: of the configured node
+    /// count, the reference model's `Cardinality(Nodes)`).
+    pub(crate) quorum_over_members: bool,
+    /// SendHeartbeat sets only the sender's own flag (off: also every Active or Leaving node
+    /// that can communicate with it, as the reference model does).
+    pub(crate) own_heartbeat: bool,
+    /// NodeJoin's bootstrap and NodeJoinComplete set the joining node's own heartbeat flag.
+    pub(crate) join_heartbeats: bool,
+    /// DetectFailure requires that the target's heartbeat was not received (the reference
+    /// model; fixed: a vote is about reachability only).
+    pub(crate) detect_needs_silence: bool,
+    /// ResetHeartbeats clears every vote: votes expire with their round.
+    pub(crate) votes_expire: bool,
     /// MarkNodeFailed removes the node from every Active view, and NodeRecover checks it.
     pub(crate) failure_cleans_views: bool,
     /// MarkNodeFailed fences the node (an effect).
@@ -125,6 +139,11 @@ impl Rules {
         numbering: Numbering::Registry,
         record_detections: true,
         failure_evidence: FailureEvidence::Quorum,
+        quorum_over_members: true,
+        own_heartbeat: true,
+        join_heartbeats: true,
+        detect_needs_silence: false,
+        votes_expire: true,
         failure_cleans_views: true,
         failure_fences: true,
         failure_queues_actors: true,
@@ -152,6 +171,11 @@ impl Rules {
         numbering: Numbering::PerNode,
         record_detections: false,
         failure_evidence: FailureEvidence::ViewLacks,
+        quorum_over_members: false,
+        own_heartbeat: false,
+        join_heartbeats: false,
+        detect_needs_silence: true,
+        votes_expire: true,
         failure_cleans_views: false,
         failure_fences: false,
         failure_queues_actors: false,
@@ -213,6 +237,9 @@ impl Rules {
                 Some(Mutant::MigrateRequeues) => rules.migrate_dequeues = false,
                 Some(Mutant::SyncViewsKeepsView) => rules.sync_merges_both = false,
                 Some(Mutant::StepDownBlockedAsBound) => rules.step_down_labels_truthfully = false,
+                Some(Mutant::QuorumOverSlots) => rules.quorum_over_members = false,
+                Some(Mutant::VoteSurvivesRound) => rules.votes_expire = false,
+                Some(Mutant::HeartbeatByPeer) => rules.own_heartbeat = false,
             }
             rules.max_view = config.max_view();
             rules.max_epoch = config.max_epoch();

@@ -74,11 +74,21 @@ pub enum Mutant {
     /// PrimaryStepDown is never enabled, and its refusal is mislabelled as the checking bound
     /// (`Guard::BoundReached`): a real blocking guard disguised as a model artefact.
     StepDownBlockedAsBound,
+    /// Majorities counted over the registry's slots (the configured node count) instead of the
+    /// current members: a cluster that scaled down can never elect again (registry v2).
+    QuorumOverSlots,
+    /// ResetHeartbeats keeps the votes: a vote cast in one round still counts in the next,
+    /// after its target heartbeated again (registry v2).
+    VoteSurvivesRound,
+    /// SendHeartbeat sets the flag of every peer that can communicate with the sender, as the
+    /// reference model does: a node that lost the store but answers probes keeps its flag set by
+    /// its peers (registry v2).
+    HeartbeatByPeer,
 }
 
 impl Mutant {
     /// Every mutant, in catalogue order.
-    pub const ALL: [Mutant; 14] = [
+    pub const ALL: [Mutant; 17] = [
         Mutant::ElectWithoutMajority,
         Mutant::ElectWithoutTermIncrement,
         Mutant::NoStepDown,
@@ -93,6 +103,9 @@ impl Mutant {
         Mutant::MigrateRequeues,
         Mutant::SyncViewsKeepsView,
         Mutant::StepDownBlockedAsBound,
+        Mutant::QuorumOverSlots,
+        Mutant::VoteSurvivesRound,
+        Mutant::HeartbeatByPeer,
     ];
 
     /// The mutant's command-line name.
@@ -112,6 +125,9 @@ impl Mutant {
             Mutant::MigrateRequeues => "migrate-requeues",
             Mutant::SyncViewsKeepsView => "sync-views-keeps-view",
             Mutant::StepDownBlockedAsBound => "step-down-blocked-as-bound",
+            Mutant::QuorumOverSlots => "quorum-over-slots",
+            Mutant::VoteSurvivesRound => "vote-survives-round",
+            Mutant::HeartbeatByPeer => "heartbeat-by-peer",
         }
     }
 
@@ -143,6 +159,9 @@ impl Mutant {
             Mutant::StepDownBlockedAsBound => {
                 "PrimaryStepDown never fires, its refusal mislabelled BoundReached"
             }
+            Mutant::QuorumOverSlots => "majorities of the configured slots, not of the members",
+            Mutant::VoteSurvivesRound => "ResetHeartbeats keeps the votes of the old round",
+            Mutant::HeartbeatByPeer => "SendHeartbeat sets the flags of the sender's peers",
         }
     }
 }

@@ -512,19 +512,39 @@ fn node_leave_complete_refusals() {
 // ---------------------------------------------------------------------------------------------
 // 5. SendHeartbeat
 
+/// Registry v2: in the fixed protocol a heartbeat sets the sender's own flag only; the
+/// reference model also sets the flags of every Active or Leaving node that can communicate with
+/// the sender.
 #[test]
-fn send_heartbeat_reaches_active_and_leaving_nodes_that_can_communicate() {
-    // n1, n3 Active; n2 Leaving; n4 Joining; n1 and n3 partitioned.
-    let events = then(&THREE_ACTIVE, &[join(4), leave(2), partition(1, 3)]);
-    for config in [fixed(4), reference(4, 3), buggy(4, 3)] {
+fn send_heartbeat_sets_the_senders_flag_only_in_the_fixed_protocol() {
+    // n1, n3 Active; n2 Leaving; n4 Joining; n1 and n3 partitioned; a new round opened.
+    let events = then(&THREE_ACTIVE, &[join(4), leave(2), partition(1, 3), RESET]);
+    for (config, from_1, from_3) in [
+        (
+            fixed(4),
+            [true, false, false, false],
+            [false, false, true, false],
+        ),
+        (
+            reference(4, 3),
+            [true, true, false, false],
+            [false, true, true, false],
+        ),
+        (
+            buggy(4, 3),
+            [true, true, false, false],
+            [false, true, true, false],
+        ),
+    ] {
         let before = run(config, &events);
+        assert!(before.heartbeats().is_empty());
         let (after, effects) = accept(&before, heartbeat(1));
         assert_eq!(effects, vec![]);
         let received: Vec<bool> = after
             .node_ids()
             .map(|n| after.heartbeat_received(n))
             .collect();
-        assert_eq!(received, vec![true, true, false, false], "{config:?}");
+        assert_eq!(received, from_1, "{config:?}");
         assert_eq!(
             after.nodes(),
             before.nodes(),
@@ -535,7 +555,7 @@ fn send_heartbeat_reaches_active_and_leaving_nodes_that_can_communicate() {
             .node_ids()
             .map(|n| after.heartbeat_received(n))
             .collect();
-        assert_eq!(received, vec![false, true, true, false]);
+        assert_eq!(received, from_3, "{config:?}");
     }
 }
 
@@ -695,18 +715,24 @@ fn detect_failure_fixed_records_a_vote_when_the_view_no_longer_lists_the_target(
                 node: n(3),
                 votes: nodes(&[1]),
                 needed: 2,
-                nodes: 3
+                member_count: 3,
             }
         )
     );
 }
 
+/// Registry v2: a vote is about reachability only, so the fixed protocol accepts a vote on a
+/// node whose heartbeat counts (the degraded-observer rule then needs a majority of votes); the
+/// reference model refuses it until the interval passes.
 #[test]
-fn detect_failure_is_refused_while_the_targets_heartbeat_counts() {
-    let before = run(
-        fixed(3),
-        &then(&THREE_ACTIVE, &[heartbeat(3), partition(1, 3)]),
-    );
+fn detect_failure_votes_on_a_heartbeating_node_in_the_fixed_protocol_only() {
+    let events = then(&THREE_ACTIVE, &[heartbeat(3), partition(1, 3)]);
+    let before = run(fixed(3), &events);
+    assert!(before.heartbeat_received(n(3)));
+    let (after, effects) = accept(&before, detect(1, 3));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2], 4)]);
+    assert_eq!(record(&after, 1).detected, nodes(&[3]));
+    let before = run(reference(3, 5), &events);
     assert_eq!(
         refuse(&before, detect(1, 3)),
         refusal(
@@ -714,7 +740,7 @@ fn detect_failure_is_refused_while_the_targets_heartbeat_counts() {
             Guard::HeartbeatReceived { node: n(3) }
         )
     );
-    // Once the interval passes, the same detection is enabled.
+    // Once the interval passes, the same detection is enabled there.
     let (reset, effects) = accept(&before, RESET);
     assert_eq!(effects, vec![]);
     let (_, effects) = accept(&reset, detect(1, 3));
@@ -868,12 +894,19 @@ fn mark_node_failed_fixed_refusals() {
     );
     let s = run(fixed(3), &[join(1), join(2)]);
     assert_eq!(refuse(&s, fail(2)), refusal(a, status(2, Active, Joining)));
-    // n1 dropped n3 and cannot reach it, but n3's heartbeat arrived.
+    // n1 dropped n3 and cannot reach it, and n3 still heartbeats (its join was its heartbeat
+    // this round): only a majority of the members' votes can declare it.
     let dropped = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]);
     let s = run(fixed(3), &then(&dropped, &[heartbeat(3)]));
+    assert!(s.heartbeat_received(n(3)));
     assert_eq!(
-        refuse(&s, fail(3)),
-        refusal(a, Guard::HeartbeatReceived { node: n(3) })
+        refuse(&s, fail(3)).guard,
+        Guard::NoFailureQuorum {
+            node: n(3),
+            votes: nodes(&[1]),
+            needed: 2,
+            member_count: 3,
+        }
     );
     // n1 dropped n3 but the partition healed: it can communicate again.
     let s = run(fixed(3), &then(&dropped, &[heal(1, 3)]));
@@ -892,14 +925,14 @@ fn mark_node_failed_fixed_refusals() {
                 node: n(3),
                 votes: nodes(&[1]),
                 needed: 2,
-                nodes: 3
+                member_count: 3,
             }
         )
     );
     assert_eq!(
         single.to_string(),
-        "MarkNodeFailed: n3 has 1 recorded detection by peers that cannot reach it (n1); \
-         a majority of 3 nodes needs 2"
+        "MarkNodeFailed: n3 still heartbeats and has 1 recorded detection by peers that cannot \
+         reach it (n1); a majority of 3 members needs 2"
     );
     // n2 recorded a detection too, but reaches n3 again: its record is no vote.
     let s = run(
@@ -915,7 +948,7 @@ fn mark_node_failed_fixed_refusals() {
                 node: n(3),
                 votes: nodes(&[1]),
                 needed: 2,
-                nodes: 3
+                member_count: 3,
             }
         )
     );
@@ -929,8 +962,8 @@ fn mark_node_failed_fixed_refusals() {
     );
     assert_eq!(
         refuse(&s, fail(5)).to_string(),
-        "MarkNodeFailed: n5 has 2 recorded detections by peers that cannot reach it (n1, n2); \
-         a majority of 5 nodes needs 3"
+        "MarkNodeFailed: n5 still heartbeats and has 2 recorded detections by peers that cannot \
+         reach it (n1, n2); a majority of 5 members needs 3"
     );
 }
 
@@ -981,7 +1014,7 @@ fn mutant_fail_on_single_detection_accepts_one_vote() {
             node: n(3),
             votes: nodes(&[1]),
             needed: 2,
-            nodes: 3
+            member_count: 3,
         }
     );
     let before = run(mutant(3, Mutant::FailOnSingleDetection), &events);
@@ -998,16 +1031,17 @@ fn mutant_fail_on_single_detection_accepts_one_vote() {
     let violation = invariants::failure_needs_quorum(&before, &after).unwrap_err();
     assert_eq!(violation.invariant, TransitionInvariant::FailureNeedsQuorum);
     assert_eq!(violation.nodes, vec![n(1), n(3)]);
-    // The other guards stay: without any record, or with n3's heartbeat received, refused.
+    // The other guards stay: without any record, or with the detector reaching n3 again,
+    // refused (n3's heartbeat of its join counts, so only the vote path is open).
     let s = run(mutant(3, Mutant::FailOnSingleDetection), &THREE_ACTIVE);
     assert_eq!(refuse(&s, fail(3)).guard, Guard::Undetected { node: n(3) });
     let s = run(
         mutant(3, Mutant::FailOnSingleDetection),
-        &then(&events, &[heartbeat(3)]),
+        &then(&events, &[heal(1, 3)]),
     );
     assert_eq!(
         refuse(&s, fail(3)).guard,
-        Guard::HeartbeatReceived { node: n(3) }
+        Guard::CanCommunicate { a: n(1), b: n(3) }
     );
 }
 
@@ -1281,13 +1315,13 @@ fn elect_primary_refusals() {
                 Guard::NoMajority {
                     node: n(1),
                     reachable: 1,
-                    nodes: 3
+                    member_count: 3,
                 }
             )
         );
         assert_eq!(
             minority.to_string(),
-            "ElectPrimary: n1 reaches 1 Active nodes of 3, not a majority"
+            "ElectPrimary: n1 reaches 1 of 3 members, not a majority"
         );
     }
     // Buggy mode keeps only the first two guards.

@@ -216,7 +216,17 @@ fn heartbeats_of_two_nodes_never_conflict_and_placements_share_only_loads_and_ep
             .count(),
         0
     );
-    // A heartbeat conflicts with what reads the flag: DetectFailure of its receivers.
+    // Registry v2: a heartbeat reads only its sender's record and writes only its flag.
+    assert_eq!(
+        hb1.reads.iter().copied().collect::<Vec<_>>(),
+        vec![Key::Node(NodeId(1))]
+    );
+    assert_eq!(
+        hb1.writes.iter().copied().collect::<Vec<_>>(),
+        vec![Key::Heartbeat(NodeId(1))]
+    );
+    // A heartbeat conflicts with what reads the flag: MarkNodeFailed of its sender (a vote,
+    // DetectFailure, is about reachability only and no longer reads it).
     let detect = footprint(
         &s,
         &Event::DetectFailure {
@@ -224,7 +234,9 @@ fn heartbeats_of_two_nodes_never_conflict_and_placements_share_only_loads_and_ep
             target: NodeId(1),
         },
     );
-    assert!(hb1.conflicts_with(&detect));
+    assert!(!hb1.conflicts_with(&detect));
+    let declare = footprint(&s, &Event::MarkNodeFailed { node: NodeId(1) });
+    assert!(hb1.conflicts_with(&declare));
     // Two placements of different actors share the loads of the Active nodes, the actor count
     // and the epoch counter: what load-based placement and fresh epochs really read.
     let p1 = footprint(&s, &Event::PlaceActor { actor: ActorId(1) });
@@ -257,7 +269,9 @@ fn heartbeats_of_two_nodes_never_conflict_and_placements_share_only_loads_and_ep
     assert_eq!(shared, expected);
 }
 
-/// Which events read every node record (the README lists them, with the reason).
+/// Which events read every node record (the README lists them, with the reason). Registry v2:
+/// SendHeartbeat no longer does (it reads its sender's record only); ResetHeartbeats does (it
+/// clears every vote, and which records hold one is read from them).
 #[test]
 fn the_events_that_read_every_node_are_the_global_guards() {
     let s = place_on(&run(fixed(3), &all_active(3)), 2, [1]);
@@ -271,7 +285,7 @@ fn the_events_that_read_every_node_are_the_global_guards() {
         "NodeJoin",
         "NodeJoinComplete",
         "NodeLeaveComplete",
-        "SendHeartbeat",
+        "ResetHeartbeats",
         "MarkNodeFailed",
         "NodeRecover",
         "ElectPrimary",

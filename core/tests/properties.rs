@@ -577,12 +577,20 @@ fn check_outcome(
             .count();
         let declared_failed = b.status == NodeStatus::Active && a.status == NodeStatus::Failed;
         prop_assert_eq!(fenced, usize::from(fixed && declared_failed), "{}", event);
-        // Heartbeats and partitions change only through their own actions.
+        // Heartbeats and partitions change only through their own actions; registry v2: a
+        // node's own bootstrap or completed join is also its heartbeat (fixed protocol only).
         if before.heartbeat_received(id) != after.heartbeat_received(id) {
-            prop_assert!(matches!(
-                event.name(),
-                ActionName::SendHeartbeat | ActionName::ResetHeartbeats
-            ));
+            let own_join = fixed
+                && after.heartbeat_received(id)
+                && matches!(event, Event::NodeJoin { node } | Event::NodeJoinComplete { node } if *node == id);
+            prop_assert!(
+                own_join
+                    || matches!(
+                        event.name(),
+                        ActionName::SendHeartbeat | ActionName::ResetHeartbeats
+                    ),
+                "{event}: {id}'s flag changed"
+            );
         }
         if a.partitioned_from != b.partitioned_from {
             prop_assert!(matches!(

@@ -135,8 +135,8 @@ fn fixed_protocol_fails_n3_through_detect_failure_and_removes_it_from_every_view
     );
     assert_eq!(
         step(&voted, &fail(3)).unwrap_err().to_string(),
-        "MarkNodeFailed: n3 has 1 recorded detection by peers that cannot reach it (n1); \
-         a majority of 3 nodes needs 2"
+        "MarkNodeFailed: n3 still heartbeats and has 1 recorded detection by peers that cannot \
+         reach it (n1); a majority of 3 members needs 2"
     );
     assert_eq!(
         step(&prefix, &detect(2, 3)).unwrap_err(),
@@ -192,13 +192,24 @@ fn fixed_protocol_fails_n3_through_detect_failure_and_removes_it_from_every_view
 
 /// Issue 12, the degraded observer: in a 3-node cluster split {n1} | {n2, n3}, n1 (cut off from
 /// every peer but still reaching the registry) detects n2 and n3, but cannot get either declared
-/// failed: its detection is one vote, and a majority of 3 nodes needs 2. n2 and n3 can declare
-/// n1 failed, and the cluster stays available (n2 is elected). Under the single-detection rule
-/// (the mutant `fail-on-single-detection`, the fixed protocol before this rule) the same path
-/// declares n2 failed, after which no node reaches a majority and no primary can be elected.
+/// failed while they heartbeat: its detection is one vote, and a majority of the 3 members needs
+/// 2. n2 and n3 can declare n1 failed although n1 heartbeats too (their two votes), and the
+/// cluster stays available (n2 is elected). Under the single-detection rule (the mutant
+/// `fail-on-single-detection`) the same path declares n2 failed, after which no node reaches a
+/// majority of the two members left and no primary can be elected.
 #[test]
 fn a_degraded_observer_cannot_get_healthy_nodes_declared_failed() {
-    let split = then(&THREE_ACTIVE, &[partition(1, 2), partition(1, 3), RESET]);
+    let split = then(
+        &THREE_ACTIVE,
+        &[
+            partition(1, 2),
+            partition(1, 3),
+            RESET,
+            heartbeat(1),
+            heartbeat(2),
+            heartbeat(3),
+        ],
+    );
     let path = then(&split, &[detect(1, 2), detect(1, 3)]);
     let states = run_checked(fixed(3), &path);
     let observed = states.last().unwrap();
@@ -211,15 +222,15 @@ fn a_degraded_observer_cannot_get_healthy_nodes_declared_failed() {
                     node: n(target),
                     votes,
                     needed: 2,
-                    nodes: 3
+                    member_count: 3,
                 }
             }
         );
     }
     assert_eq!(
         step(observed, &fail(2)).unwrap_err().to_string(),
-        "MarkNodeFailed: n2 has 1 recorded detection by peers that cannot reach it (n1); \
-         a majority of 3 nodes needs 2"
+        "MarkNodeFailed: n2 still heartbeats and has 1 recorded detection by peers that cannot \
+         reach it (n1); a majority of 3 members needs 2"
     );
     // n2 and n3 cannot vote against each other (they communicate).
     for (d, t) in [(2, 3), (3, 2)] {
@@ -247,8 +258,8 @@ fn a_degraded_observer_cannot_get_healthy_nodes_declared_failed() {
     assert_eq!(violation.nodes, vec![n(1), n(2)]);
     assert_eq!(
         violation.detail,
-        "n2 was declared failed with the votes of {n1} (heartbeat received: false); \
-         a majority of 3 nodes needs 2"
+        "n2 was declared failed with the votes of {n1} (heartbeat received: true); \
+         a majority of 3 members needs 2"
     );
     let after = run(
         single,
@@ -261,16 +272,18 @@ fn a_degraded_observer_cannot_get_healthy_nodes_declared_failed() {
             Guard::NoMajority {
                 node: n(i),
                 reachable: 1,
-                nodes: 3
+                member_count: 2,
             }
         );
     }
 }
 
-/// The degraded observer, exhaustively: with the network fixed as {n1} | {n2, n3}, every state
-/// reachable by every other action (joins, leaves, heartbeats, detections, declarations,
-/// elections, view synchronisation; view numbers and terms up to 7: 116,422 states) keeps n2 and
-/// n3 out of Failed, and n1 is declared failed in some of them.
+/// The degraded observer, exhaustively: with the network fixed as {n1} | {n2, n3}, in every state
+/// reachable by every other action (joins, leaves, heartbeats, rounds, detections,
+/// declarations, elections, view synchronisation; view numbers and terms up to 7), n2 and n3 are
+/// declared failed only on the registry's own evidence (they committed no heartbeat in the
+/// round), never while they heartbeat, whatever n1 votes; n1 is declared failed in some states
+/// while it heartbeats (the votes of n2 and n3).
 #[test]
 fn with_n1_cut_off_no_behaviour_declares_n2_or_n3_failed() {
     let start = run(
@@ -300,17 +313,20 @@ fn with_n1_cut_off_no_behaviour_declares_n2_or_n3_failed() {
             if let Err(v) = invariants::check_state(&next) {
                 panic!("after {event}: {v}");
             }
+            for i in [2, 3] {
+                let declared = state.node(n(i)).unwrap().status == NodeStatus::Active
+                    && next.node(n(i)).unwrap().status == NodeStatus::Failed;
+                assert!(
+                    !declared || !state.heartbeat_received(n(i)),
+                    "{event} declared n{i} failed while it heartbeats"
+                );
+            }
+            let n1_declared = state.node(n(1)).unwrap().status == NodeStatus::Active
+                && next.node(n(1)).unwrap().status == NodeStatus::Failed;
+            if n1_declared && state.heartbeat_received(n(1)) {
+                n1_failed += 1;
+            }
             if seen.insert(next.clone()) {
-                for i in [2, 3] {
-                    assert_ne!(
-                        next.node(n(i)).unwrap().status,
-                        NodeStatus::Failed,
-                        "{event} declared n{i} failed"
-                    );
-                }
-                if next.node(n(1)).unwrap().status == NodeStatus::Failed {
-                    n1_failed += 1;
-                }
                 frontier.push(next);
             }
         }
@@ -381,8 +397,8 @@ fn a_minority_cannot_declare_anyone_failed_but_a_majority_can() {
     let s = states.last().unwrap();
     assert_eq!(
         step(s, &fail(3)).unwrap_err().to_string(),
-        "MarkNodeFailed: n3 has 2 recorded detections by peers that cannot reach it (n1, n2); \
-         a majority of 5 nodes needs 3"
+        "MarkNodeFailed: n3 still heartbeats and has 2 recorded detections by peers that cannot \
+         reach it (n1, n2); a majority of 5 members needs 3"
     );
     let path = then(&path, &[detect(3, 1), detect(4, 1), detect(5, 1), fail(1)]);
     let states = run_checked(fixed(5), &path);

@@ -167,13 +167,14 @@ mod tests {
         let edges = std::fs::read_to_string(&edges_file).unwrap();
         std::fs::remove_file(&edges_file).unwrap();
         let edges: Vec<&str> = edges.lines().collect();
-        // The checker's 7,693 generated states are the initial one and one per transition.
-        assert_eq!(edges.len(), 7_692);
+        // The checker's 10,179 generated states are the initial one and one per transition
+        // (registry v2; 7,693 before).
+        assert_eq!(edges.len(), 10_178);
         assert_eq!(edges[0], "1\t2\tNodeJoin(n1)");
         let lines: std::collections::BTreeSet<&str> = text.lines().collect();
         // The pinned state space of 2 nodes, MaxView 3, no symmetry (tests/checker.rs).
-        assert_eq!(written, 1_680);
-        assert_eq!(lines.len(), 1_680);
+        assert_eq!(written, 2_072);
+        assert_eq!(lines.len(), 2_072);
         assert!(lines
             .iter()
             .any(|l| l.contains(r#""partitioned":[[1,2],[2,1]]"#)));

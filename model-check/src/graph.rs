@@ -521,6 +521,9 @@ pub struct Graph {
     pub transition_violations: Vec<Option<(u32, u16)>>,
     /// Transitions generated (edges of the whole graph, including those not kept).
     pub generated: usize,
+    /// Transitions that declare failed a node hosting an actor (MarkNodeFailed of a node with a
+    /// placement): shows that the configuration exercises failure handling with actors.
+    pub declared_hosts: usize,
     /// The largest depth reached.
     pub max_depth: usize,
     /// Whether the exploration stopped early (depth limit with states left unexpanded, or the
@@ -547,6 +550,7 @@ struct Expanded {
     labels: Vec<u16>,
     transition_violated: Vec<u8>,
     succ_trapped: Vec<u64>,
+    declared_hosts: usize,
 }
 
 fn trapped_mask(properties: &[Liveness], state: &State) -> u64 {
@@ -598,6 +602,11 @@ fn expand(cx: &Context<'_>, words: &[u64]) -> Expanded {
                 Ok((next, _)) => {
                     if let Some(b) = fair_bit {
                         enabled |= 1 << b;
+                    }
+                    if let Event::MarkNodeFailed { node } = concrete {
+                        if state.load(node) > 0 {
+                            out.declared_hosts += 1;
+                        }
                     }
                     let mut tv = 0u8;
                     for (i, inv) in TransitionInvariant::ALL.iter().enumerate() {
@@ -710,6 +719,7 @@ impl Graph {
             state_violations: vec![None; StateInvariant::ALL.len()],
             transition_violations: vec![None; TransitionInvariant::ALL.len()],
             generated: 1,
+            declared_hosts: 0,
             max_depth: 0,
             depth_limited: false,
             too_large: false,
@@ -878,6 +888,7 @@ impl Builder {
     fn merge(&mut self, part: &Expanded) {
         let w = self.words;
         let graph = &mut self.graph;
+        graph.declared_hosts += part.declared_hosts;
         let mut s = 0usize; // successor cursor within the part
         for i in 0..part.successors.len() {
             let source = self.current;

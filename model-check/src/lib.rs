@@ -260,6 +260,8 @@ pub struct Summary {
     pub liveness_graph_states: Option<usize>,
     /// Transitions of the explicit graph.
     pub liveness_graph_edges: Option<usize>,
+    /// Transitions of the explicit graph that declare failed a node hosting an actor.
+    pub declared_hosts: Option<usize>,
     /// Of which kept for liveness (between states Trapped for a common property).
     pub liveness_graph_kept_edges: Option<usize>,
     /// An upper bound on the probability that two states of the graph share a 64-bit
@@ -459,6 +461,7 @@ pub fn run(options: &Options) -> Summary {
         max_depth,
         liveness_graph_states: graph_states,
         liveness_graph_edges: graph.as_ref().map(|g| g.generated - 1),
+        declared_hosts: graph.as_ref().map(|g| g.declared_hosts),
         liveness_graph_kept_edges: graph
             .as_ref()
             .filter(|_| want_liveness)
@@ -803,6 +806,12 @@ pub fn print_summary(summary: &Summary, verbose: bool) -> String {
     let _ = writeln!(out, "  generated states   {}", summary.generated_states);
     let _ = writeln!(out, "  states per second  {:.0}", summary.states_per_second);
     let _ = writeln!(out, "  maximum depth      {}", summary.max_depth);
+    if let Some(n) = summary.declared_hosts.filter(|_| summary.actors > 0) {
+        let _ = writeln!(
+            out,
+            "  declarations of a node hosting an actor: {n} transitions"
+        );
+    }
     let _ = writeln!(out, "  time               {:.2} s", summary.safety_seconds);
     if let (Some(states), Some(edges), Some(kept)) = (
         summary.liveness_graph_states,

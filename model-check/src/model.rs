@@ -296,6 +296,8 @@ impl Model for MembershipModel {
             transition_property!(TransitionInvariant::FailureNeedsQuorum),
             transition_property!(TransitionInvariant::EpochMonotonic),
             transition_property!(TransitionInvariant::MigrationByPrimary),
+            transition_property!(TransitionInvariant::OwnHeartbeat),
+            transition_property!(TransitionInvariant::VotesExpireWithRound),
         ];
         debug_assert_eq!(
             properties.len(),

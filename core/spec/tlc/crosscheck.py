@@ -67,6 +67,8 @@ ACTION_PROPERTIES = [
     "FailureNeedsQuorum",
     "EpochMonotonic",
     "MigrationByPrimary",
+    "OwnHeartbeat",
+    "VotesExpireWithRound",
 ]
 
 

@@ -119,9 +119,6 @@ impl Agent {
         }
         self.report_partitions(now_ms, s);
         self.detect(now_ms, o, record);
-        for t in s.active().without(me).iter() {
-            self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, None);
-        }
         self.propose_if_enabled(now_ms, Event::ElectPrimary { node: me }, None);
         self.propose_if_enabled(now_ms, Event::PrimaryStepDown { node: me }, None);
         self.sync_views(now_ms, s, record);
@@ -130,8 +127,16 @@ impl Agent {
         debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
     }
 
-    /// Opens a new heartbeat round or votes on silent peers, once the current round has been
-    /// seen open for long enough.
+    /// Failure detection (registry v2), in the round this node saw open at `round_seen`:
+    /// - a member that committed no heartbeat in the round is declared failed on the registry's
+    ///   own evidence once the round is `failure_timeout_ms` old (the proposal carries the round,
+    ///   so it is refused if another round opened meanwhile);
+    /// - a peer this node cannot reach (a partition recorded in the registry) gets this node's
+    ///   vote, and a heartbeating member is declared once a majority of the members voted;
+    /// - a new round is opened once the round is a heartbeat interval old (members take turns by
+    ///   rank, half an interval apart) and every member heartbeated in it; while votes are
+    ///   gathering, not before the round is `failure_timeout_ms` old (votes expire with it).
+    ///   No single node can hold rounds back: a silent member is declared, which ends the wait.
     fn detect(&mut self, now_ms: u64, o: &Observed, record: NodeRecord) {
         let s = &o.state;
         let me = self.node;
@@ -141,46 +146,50 @@ impl Agent {
             self.round_seen.is_some(),
             "a snapshot was handled, so a round was seen"
         );
+        let round = Some(o.round);
         let round_age = self
             .round_seen
             .filter(|(r, _)| *r == o.round)
             .map_or(0, |(_, seen)| now_ms.saturating_sub(seen));
-        // Open a new round when this node suspects a peer whose heartbeat flag is still
-        // set and the round is at least a failure timeout old; the suspecting nodes take
-        // turns by rank (a late one is refused: the round moved on).
-        // Only when every other Active node reports the peer unreachable too: a peer
-        // that still reaches it would set its flag again with its next heartbeat.
-        let suspects_flagged = record.view.without(me).iter().any(|t| {
-            s.heartbeat_received(t)
-                && s.node(t).is_some_and(|r| r.status == NodeStatus::Active)
-                && s.active()
-                    .without(t)
-                    .iter()
-                    .all(|m| !s.can_communicate(m, t))
-        });
-        let rank = s.active().iter().position(|n| n == me).unwrap_or(0);
-        let rank = u64::try_from(rank).unwrap_or(0);
-        let reset_after = settings
-            .failure_timeout_ms
-            .saturating_add(rank.saturating_mul(settings.heartbeat_interval_ms) / 2);
-        debug_assert!(reset_after >= settings.failure_timeout_ms);
-        if suspects_flagged && round_age >= reset_after {
-            self.propose_if_enabled(now_ms, Event::ResetHeartbeats, Some(o.round));
-        }
-        if round_age >= settings.failure_timeout_ms {
-            // Every Active peer may be voted on (the reducer decides whether this node's
-            // detection counts: it must not reach the peer, nor have voted already).
-            for t in s.active().without(me).iter() {
-                self.propose_if_enabled(
-                    now_ms,
-                    Event::DetectFailure {
-                        detector: me,
-                        target: t,
-                    },
-                    Some(o.round),
-                );
+        let ripe = round_age >= settings.failure_timeout_ms;
+        let peers = s.active().without(me);
+        for t in peers.iter() {
+            if !s.can_communicate(me, t) {
+                let vote = Event::DetectFailure {
+                    detector: me,
+                    target: t,
+                };
+                self.propose_if_enabled(now_ms, vote, round);
+            }
+            // Silent members only once the round is ripe; a heartbeating one whenever the
+            // reducer says its votes are a quorum.
+            if ripe || s.heartbeat_received(t) {
+                self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, round);
             }
         }
+        let all_heartbeated = s.active().iter().all(|m| s.heartbeat_received(m));
+        let voting = s
+            .active()
+            .iter()
+            .any(|m| s.node(m).is_some_and(|r| !r.detected.is_empty()));
+        if all_heartbeated && (!voting || ripe) && round_age >= self.reset_after_ms(s) {
+            self.propose_if_enabled(now_ms, Event::ResetHeartbeats, round);
+        }
+        debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
+    }
+
+    /// How old the round must be before this node opens the next one: a heartbeat interval, plus
+    /// half an interval per member ranked before it (so the lowest-ranked live member opens it and
+    /// the others seldom race it; a late one is refused: the round moved on).
+    fn reset_after_ms(&self, s: &State) -> u64 {
+        let settings = self.timing.settings();
+        let rank = s.active().iter().position(|n| n == self.node).unwrap_or(0);
+        let rank = u64::try_from(rank).unwrap_or(u64::MAX);
+        let after = settings
+            .heartbeat_interval_ms
+            .saturating_add(rank.saturating_mul(settings.heartbeat_interval_ms) / 2);
+        debug_assert!(after >= settings.heartbeat_interval_ms);
+        after
     }
 
     /// Asks the first Active peer with a newer view than this node's to sync views.
@@ -319,11 +328,9 @@ impl Agent {
         };
         if let Some((_, seen)) = self.round_seen {
             consider(later_ms(seen, s.failure_timeout_ms));
-            consider(later_ms(
-                seen,
-                s.failure_timeout_ms
-                    .saturating_add(s.heartbeat_interval_ms.saturating_mul(8)),
-            ));
+            if let Some(o) = &self.observed {
+                consider(later_ms(seen, self.reset_after_ms(&o.state)));
+            }
         }
         if let Some(o) = &self.observed {
             consider(later_ms(o.read_at_ms, s.lease_ms));

@@ -31,12 +31,21 @@ pub enum Liveness {
     /// `Trapped = LooksCrashed(n)`. Fairness: besides the spec's `Fairness`, weak fairness of
     /// every DetectFailure(d, n) and of MarkNodeFailed(n) ([`Liveness::fairness`]).
     EventualFailureDeclaration(NodeId),
+    /// EventualElection (registry v2): once the cluster is stable and has a member, a primary is
+    /// eventually elected (quorums counted over the configured slots instead of the members
+    /// break this: three slots, one member left, never a majority). `Trapped = Leaderless`.
+    /// Fairness: besides the spec's `Fairness`, weak fairness of every ElectPrimary(n)
+    /// ([`Liveness::fairness`]).
+    EventualElection,
 }
 
 impl Liveness {
     /// Every instance of every liveness property for `node_count` nodes and `actors`.
     pub fn all(node_count: u16, actors: &[ActorId]) -> Vec<Liveness> {
-        let mut all = vec![Liveness::EventualMembershipConvergence];
+        let mut all = vec![
+            Liveness::EventualMembershipConvergence,
+            Liveness::EventualElection,
+        ];
         all.extend((1..=node_count).map(|n| Liveness::EventualStepDown(NodeId(n))));
         all.extend((1..=node_count).map(|n| Liveness::EventualFailureDeclaration(NodeId(n))));
         all.extend(actors.iter().map(|&a| Liveness::EventualPlacement(a)));
@@ -50,6 +59,7 @@ impl Liveness {
             Liveness::EventualStepDown(_) => "EventualStepDown",
             Liveness::EventualPlacement(_) => "EventualPlacement",
             Liveness::EventualFailureDeclaration(_) => "EventualFailureDeclaration",
+            Liveness::EventualElection => "EventualElection",
         }
     }
 
@@ -72,6 +82,9 @@ impl Liveness {
             }));
             events.push(Event::MarkNodeFailed { node: n });
         }
+        if let Liveness::EventualElection = self {
+            events.extend((1..=node_count).map(|n| Event::ElectPrimary { node: NodeId(n) }));
+        }
         events
     }
 
@@ -86,6 +99,7 @@ impl Liveness {
                     && state.primary_in_office().is_some()
             }
             Liveness::EventualFailureDeclaration(n) => state.looks_crashed(n),
+            Liveness::EventualElection => state.is_leaderless(),
         }
     }
 }
@@ -93,7 +107,9 @@ impl Liveness {
 impl fmt::Display for Liveness {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Liveness::EventualMembershipConvergence => f.write_str(self.name()),
+            Liveness::EventualMembershipConvergence | Liveness::EventualElection => {
+                f.write_str(self.name())
+            }
             Liveness::EventualStepDown(n) => write!(f, "{}({n})", self.name()),
             Liveness::EventualPlacement(a) => write!(f, "{}({a})", self.name()),
             Liveness::EventualFailureDeclaration(n) => write!(f, "{}({n})", self.name()),

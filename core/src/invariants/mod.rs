@@ -19,7 +19,7 @@ pub use state_predicates::{
 };
 pub use transition_predicates::{
     epoch_monotonic, failure_needs_quorum, failure_requires_detection, fencing_term_monotonic,
-    migration_by_primary, minority_cannot_elect,
+    migration_by_primary, minority_cannot_elect, own_heartbeat, votes_expire_with_round,
 };
 pub use violation::{Invariant, StateInvariant, TransitionInvariant, Violation};
 
@@ -53,6 +53,8 @@ impl TransitionInvariant {
             TransitionInvariant::FailureNeedsQuorum => failure_needs_quorum(before, after),
             TransitionInvariant::EpochMonotonic => epoch_monotonic(before, after),
             TransitionInvariant::MigrationByPrimary => migration_by_primary(before, after),
+            TransitionInvariant::OwnHeartbeat => own_heartbeat(before, after),
+            TransitionInvariant::VotesExpireWithRound => votes_expire_with_round(before, after),
         }
     }
 }

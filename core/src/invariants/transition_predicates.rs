@@ -61,8 +61,9 @@ pub fn minority_cannot_elect(before: &State, after: &State) -> Result<(), Violat
 }
 
 /// FailureRequiresDetection (transition): a node that goes from Active to Failed had, before the
-/// step, an Active detector `d` that had recorded a detection of it (`n \in detected[d]`), could
-/// not communicate with it, and had not received its heartbeat.
+/// step, committed no heartbeat in the round (the registry's own evidence), or an Active detector
+/// `d` that had recorded a detection of it (`n \in detected[d]`) and could not communicate with
+/// it.
 pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), Violation> {
     for (n, (rb, ra)) in after
         .node_ids()
@@ -70,7 +71,7 @@ pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), V
     {
         if rb.status == NodeStatus::Active && ra.status == NodeStatus::Failed {
             let detected = !before.heartbeat_received(n)
-                && before.active().without(n).iter().any(|d| {
+                || before.active().without(n).iter().any(|d| {
                     before.node(d).is_some_and(|rd| rd.detected.contains(n))
                         && !before.can_communicate(d, n)
                 });
@@ -87,13 +88,13 @@ pub fn failure_requires_detection(before: &State, after: &State) -> Result<(), V
 }
 
 /// FailureNeedsQuorum (transition): a node that goes from Active to Failed had, before the step,
-/// an unreceived heartbeat and the votes of a strict majority of all nodes: Active peers `d` that
-/// had recorded a detection of it (`n \in detected[d]`) and could not communicate with it
-/// ([`State::failure_votes`], the same majority as `has_majority`). Stronger than
-/// FailureRequiresDetection, which asks for one such peer. Since every vote comes from a node
-/// that cannot reach `n`, a node that reaches no majority, or the nodes of any minority, can
-/// never get a node declared failed on their own; in particular one observer cut off from every
-/// peer (a degraded observer) contributes one vote, never a majority.
+/// committed no heartbeat in the round, or the votes of a strict majority of the members: Active
+/// peers `d` that had recorded a detection of it (`n \in detected[d]`) this round and could not
+/// communicate with it ([`State::failure_votes`], the same majority as `has_majority`). Stronger
+/// than FailureRequiresDetection, which asks for one such peer. Since every vote comes from a
+/// node that cannot reach `n`, a node that reaches no majority, or the nodes of any minority, can
+/// never get a heartbeating node declared failed on their own; in particular one observer cut
+/// off from every peer (a degraded observer) contributes one vote, never a majority.
 pub fn failure_needs_quorum(before: &State, after: &State) -> Result<(), Violation> {
     for (n, (rb, ra)) in after
         .node_ids()
@@ -111,9 +112,9 @@ pub fn failure_needs_quorum(before: &State, after: &State) -> Result<(), Violati
                 &nodes,
                 format!(
                     "{n} was declared failed with the votes of {votes} (heartbeat received: {}); \
-                     a majority of {} nodes needs {}",
+                     a majority of {} members needs {}",
                     before.heartbeat_received(n),
-                    before.config().node_count(),
+                    before.quorum_size(),
                     before.majority()
                 ),
             );
@@ -187,6 +188,47 @@ pub fn migration_by_primary(before: &State, after: &State) -> Result<(), Violati
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// OwnHeartbeat (transition, registry v2): no step sets the heartbeat flags of two nodes: each
+/// node's heartbeat is its own committed transaction, never a peer's.
+pub fn own_heartbeat(before: &State, after: &State) -> Result<(), Violation> {
+    let set: Vec<NodeId> = after
+        .node_ids()
+        .filter(|&n| !before.heartbeat_received(n) && after.heartbeat_received(n))
+        .collect();
+    if let [first, second, ..] = set[..] {
+        return violation(
+            TransitionInvariant::OwnHeartbeat,
+            &[first, second],
+            format!("one step set the heartbeat flags of {first} and {second}"),
+        );
+    }
+    debug_assert!(set.len() <= 1);
+    Ok(())
+}
+
+/// VotesExpireWithRound (transition, registry v2): a step that opens a new round (clears a
+/// heartbeat flag) leaves no recorded vote: votes belong to the round they were cast in.
+pub fn votes_expire_with_round(before: &State, after: &State) -> Result<(), Violation> {
+    let opens_round = after
+        .node_ids()
+        .any(|n| before.heartbeat_received(n) && !after.heartbeat_received(n));
+    if !opens_round {
+        return Ok(());
+    }
+    if let Some(voter) = after
+        .node_ids()
+        .find(|&n| after.node(n).is_some_and(|r| !r.detected.is_empty()))
+    {
+        let votes = after.node(voter).map(|r| r.detected).unwrap_or_default();
+        return violation(
+            TransitionInvariant::VotesExpireWithRound,
+            &[voter],
+            format!("a new round opened and {voter}'s votes against {votes} survived it"),
+        );
     }
     Ok(())
 }

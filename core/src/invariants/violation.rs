@@ -37,13 +37,13 @@ pub enum TransitionInvariant {
     FencingTermMonotonic,
     /// A node becomes primary only with a majority (bootstrap of an empty cluster excepted).
     MinorityCannotElect,
-    /// A node is declared Failed only while an Active peer that recorded a detection of it cannot
-    /// communicate with it and its heartbeat was not received.
+    /// A node is declared Failed only when it committed no heartbeat in the round, or while an
+    /// Active peer that recorded a detection of it cannot communicate with it.
     FailureRequiresDetection,
-    /// A node is declared Failed only with a quorum: its heartbeat was not received and a strict
-    /// majority of all nodes are Active peers that recorded a detection of it and cannot
-    /// communicate with it (so no minority, and no single degraded observer, can get a node
-    /// declared failed).
+    /// A node is declared Failed only with evidence: it committed no heartbeat in the round, or
+    /// a strict majority of the members are Active peers that recorded a detection of it this
+    /// round and cannot communicate with it (so no minority, and no single degraded observer, can
+    /// get a heartbeating node declared failed).
     FailureNeedsQuorum,
     /// The epoch counter never decreases, an actor's epoch never decreases, a move always gives
     /// a new (larger) epoch, and a new placement an epoch never issued before.
@@ -51,6 +51,10 @@ pub enum TransitionInvariant {
     /// An actor moves from one node to another only while a valid primary holds the registry's
     /// current term.
     MigrationByPrimary,
+    /// No step sets the heartbeat flags of two nodes: a heartbeat is the node's own (registry v2).
+    OwnHeartbeat,
+    /// A step that opens a new round leaves no recorded vote (registry v2).
+    VotesExpireWithRound,
 }
 
 /// Either kind of invariant: what a [`Violation`] names.
@@ -92,13 +96,15 @@ impl StateInvariant {
 
 impl TransitionInvariant {
     /// The transition invariants, in the order they are checked.
-    pub const ALL: [TransitionInvariant; 6] = [
+    pub const ALL: [TransitionInvariant; 8] = [
         TransitionInvariant::FencingTermMonotonic,
         TransitionInvariant::MinorityCannotElect,
         TransitionInvariant::FailureRequiresDetection,
         TransitionInvariant::FailureNeedsQuorum,
         TransitionInvariant::EpochMonotonic,
         TransitionInvariant::MigrationByPrimary,
+        TransitionInvariant::OwnHeartbeat,
+        TransitionInvariant::VotesExpireWithRound,
     ];
 
     /// The spec's name for the property.
@@ -110,6 +116,8 @@ impl TransitionInvariant {
             TransitionInvariant::FailureNeedsQuorum => "FailureNeedsQuorum",
             TransitionInvariant::EpochMonotonic => "EpochMonotonic",
             TransitionInvariant::MigrationByPrimary => "MigrationByPrimary",
+            TransitionInvariant::OwnHeartbeat => "OwnHeartbeat",
+            TransitionInvariant::VotesExpireWithRound => "VotesExpireWithRound",
         }
     }
 }

@@ -375,15 +375,28 @@ impl State {
         }
     }
 
-    /// `has_majority(n)`: `2 * |reachable_active(n)| > |Nodes|`.
-    pub fn has_majority(&self, node: NodeId) -> bool {
-        2 * u32::from(self.reachable_active(node).len()) > u32::from(self.config.node_count())
+    /// `QuorumSize`: the number of nodes a majority is counted over. Fixed protocol (registry
+    /// v2): the current members, the Active nodes, as the registry holds them now; reference
+    /// modes: every node of the configuration (`Cardinality(Nodes)`).
+    pub fn quorum_size(&self) -> u16 {
+        let size = if crate::rules::Rules::of(&self.config).quorum_over_members {
+            self.active().len()
+        } else {
+            self.config.node_count()
+        };
+        debug_assert!(size <= self.config.node_count());
+        size
     }
 
-    /// `Majority`: the fewest nodes that form a strict majority of all nodes, `|Nodes| / 2 + 1`
-    /// (the count `has_majority` needs).
+    /// `has_majority(n)`: `2 * |reachable_active(n)| > QuorumSize`.
+    pub fn has_majority(&self, node: NodeId) -> bool {
+        2 * u32::from(self.reachable_active(node).len()) > u32::from(self.quorum_size())
+    }
+
+    /// `Majority`: the fewest nodes that form a strict majority of the quorum,
+    /// `QuorumSize / 2 + 1` (the count `has_majority` needs).
     pub fn majority(&self) -> u16 {
-        self.config.node_count() / 2 + 1
+        self.quorum_size() / 2 + 1
     }
 
     /// `Votes(n)`: the votes for declaring `n` failed, i.e. the Active nodes `d != n` that have
@@ -399,10 +412,19 @@ impl State {
             .collect()
     }
 
-    /// `FailureQuorum(n)`: `n`'s heartbeat was not received and its votes
-    /// ([`State::failure_votes`]) are a strict majority of all nodes.
+    /// `FailureQuorum(n)`: the evidence MarkNodeFailed(n) needs: `n` committed no heartbeat in
+    /// this round (the registry's own evidence), or its votes ([`State::failure_votes`]) are a
+    /// strict majority of the members.
     pub fn has_failure_quorum(&self, node: NodeId) -> bool {
-        !self.heartbeat_received(node) && self.failure_votes(node).len() >= self.majority()
+        !self.heartbeat_received(node) || self.failure_votes(node).len() >= self.majority()
+    }
+
+    /// `Leaderless` (the premise of EventualElection): the cluster is stable, has a member, and
+    /// no node holds a valid primary claim.
+    pub fn is_leaderless(&self) -> bool {
+        self.is_stable()
+            && !self.active().is_empty()
+            && self.node_ids().all(|p| !self.valid_primary(p))
     }
 
     /// `LooksCrashed(n)` (the premise of EventualFailureDeclaration): `n` is Active, silent (its

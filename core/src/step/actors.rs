@@ -55,7 +55,10 @@ fn choose(strategy: &dyn PlacementStrategy, actor: ActorId, cs: &[Candidate]) ->
 
 /// MigrateActor(a, t): `a` is queued, `t` is the current term held by a valid primary (fencing),
 /// and some Active node other than the one it leaves can take it; it moves there with a fresh
-/// epoch and leaves the queue.
+/// epoch and leaves the queue. Registry v2: when no other Active node is left, the node it
+/// leaves takes it again, if Active, with a fresh epoch (a cluster scaled down to one member
+/// holds no actor queued forever: a rebalance entry when the other nodes left, or a failed node's
+/// actors once it recovered and rejoined, its old activation fenced when it was declared).
 pub(super) fn migrate_actor(
     rules: &Rules,
     state: &State,
@@ -69,7 +72,12 @@ pub(super) fn migrate_actor(
         require_primary_term(state, term)?;
     }
     let old = state.placement(actor).ok_or(Guard::NotPlaced { actor })?;
-    let cs = candidates(state, Some(entry.from));
+    let others = candidates(state, Some(entry.from));
+    let cs = if others.is_empty() {
+        candidates(state, None)
+    } else {
+        others
+    };
     let node = choose(strategy, actor, &cs).ok_or(Guard::NoTarget { actor })?;
     let epoch = if rules.migrate_fresh_epoch {
         issue_epoch(rules, state)?
@@ -100,7 +108,8 @@ pub(super) fn migrate_actor(
         );
     }
     assert!(!rules.migrate_dequeues || !next.queue().contains(actor));
-    assert_ne!(node, entry.from);
+    assert!(node != entry.from || state.active() == crate::node::NodeSet::single(node));
+    assert!(epoch > old.epoch || !rules.migrate_fresh_epoch);
     Ok((next, effects))
 }
 

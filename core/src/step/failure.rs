@@ -12,8 +12,12 @@ use crate::refusal::Guard;
 use crate::rules::{FailureEvidence, Rules};
 use crate::state::State;
 
-/// DetectFailure(d, t): both Active, `t` in `d`'s view, they cannot communicate, and `t`'s
-/// heartbeat was not received. `d` drops `t` from its view with a new number.
+/// DetectFailure(d, t): both Active, `t` in `d`'s view, they cannot communicate, and (reference
+/// only) `t`'s heartbeat was not received. `d` drops `t` from its view with a new number.
+///
+/// Fixed (registry v2): a vote is about reachability only, so a node that still heartbeats can be
+/// voted on (the degraded-observer rule: it is declared only with a majority of the members'
+/// votes); the vote expires with the round (ResetHeartbeats).
 ///
 /// Fixed: the detection is also recorded (`t` joins `detected[d]`): it is `d`'s vote for
 /// MarkNodeFailed(t). Instead of "`t` in `d`'s view" the guard is "`d` has not recorded a
@@ -45,7 +49,7 @@ pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId)
     if state.can_communicate(d, t) {
         return Err(Guard::CanCommunicate { a: d, b: t });
     }
-    if state.heartbeat_received(t) {
+    if rules.detect_needs_silence && state.heartbeat_received(t) {
         return Err(Guard::HeartbeatReceived { node: t });
     }
     let mut next = state.clone();
@@ -66,34 +70,35 @@ pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId)
     Ok((next, effects))
 }
 
-/// The fixed protocol's detection guard for MarkNodeFailed(n): some Active `d != n` has
-/// recorded a detection of `n` (DetectFailure(d, n), not undone by a later view listing `n`),
-/// still cannot communicate with it, and `n`'s heartbeat was not received. A node that merely
-/// never heard of `n` has recorded nothing, so it cannot get `n` declared failed.
+/// The detection guard for MarkNodeFailed(n) when `n`'s heartbeat was received: some Active
+/// `d != n` has recorded a detection of `n` (DetectFailure(d, n) in this round, not undone by a
+/// later view listing `n`) and still cannot communicate with it. A node that merely never heard
+/// of `n` has recorded nothing, so it cannot get `n` declared failed.
 fn detected_by(state: &State, n: NodeId) -> Result<NodeId, Guard> {
-    if state.heartbeat_received(n) {
-        return Err(Guard::HeartbeatReceived { node: n });
-    }
+    debug_assert!(state.heartbeat_received(n));
     let detectors: Vec<NodeId> = state
         .active()
         .without(n)
         .iter()
         .filter(|&d| state.node(d).is_some_and(|r| r.detected.contains(n)))
         .collect();
-    match detectors.iter().find(|&&d| !state.can_communicate(d, n)) {
+    let found = match detectors.iter().find(|&&d| !state.can_communicate(d, n)) {
         Some(&d) => Ok(d),
         None => match detectors.first() {
             Some(&d) => Err(Guard::CanCommunicate { a: d, b: n }),
             None => Err(Guard::Undetected { node: n }),
         },
-    }
+    };
+    debug_assert!(found.as_ref().map_or(true, |&d| d != n));
+    found
 }
 
-/// The fixed protocol's quorum guard for MarkNodeFailed(n): the guard of [`detected_by`], and
-/// the votes ([`State::failure_votes`]: recorded detections by Active peers that still cannot
-/// reach `n`) are a strict majority of all nodes, the majority of `has_majority`. A detector cut
-/// off from the cluster (a degraded observer) is one vote, so it alone can never get a node
-/// declared failed, and neither can the nodes of any minority.
+/// The quorum guard for MarkNodeFailed(n) when `n`'s heartbeat was received: the guard of
+/// [`detected_by`], and the votes ([`State::failure_votes`]: recorded detections by Active peers
+/// that still cannot reach `n`) are a strict majority of the members, the majority of
+/// `has_majority`. A detector cut off from the cluster (a degraded observer) is one vote, so it
+/// alone can never get a heartbeating node declared failed, and neither can the nodes of any
+/// minority of the members.
 fn failure_quorum(state: &State, n: NodeId) -> Result<NodeSet, Guard> {
     detected_by(state, n)?;
     let votes = state.failure_votes(n);
@@ -103,7 +108,7 @@ fn failure_quorum(state: &State, n: NodeId) -> Result<NodeSet, Guard> {
             node: n,
             votes,
             needed,
-            nodes: state.config().node_count(),
+            member_count: state.quorum_size(),
         });
     }
     debug_assert!(state.has_failure_quorum(n));
@@ -114,19 +119,26 @@ fn failure_quorum(state: &State, n: NodeId) -> Result<NodeSet, Guard> {
 /// no primary belief, term 0).
 ///
 /// Reference: detected means merely "some Active `d != n` lacks `n` in its view" (which also
-/// holds when `d` never heard of `n`: the LeaveDetectionWeak defect). Fixed: the quorum guard
-/// of [`failure_quorum`] (a majority of all nodes voted), and in the same transition `n` is
+/// holds when `d` never heard of `n`: the LeaveDetectionWeak defect). Fixed (registry v2): `n`
+/// committed no heartbeat in this round (the registry's own evidence, whatever probes say), or
+/// else the quorum guard of [`failure_quorum`] (a majority of the members voted in this round);
+/// and in the same transition `n` is
 /// removed from every Active view that still lists it (those nodes adopt `active \ {n}` with
 /// one new number) and from every detection record, is fenced, and all its actors are queued
 /// with reason NodeFailed.
 pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Active)?;
+    let silent = !state.heartbeat_received(n);
     match rules.failure_evidence {
         FailureEvidence::Quorum => {
-            failure_quorum(state, n)?;
+            if !silent {
+                failure_quorum(state, n)?;
+            }
         }
         FailureEvidence::Recorded => {
-            detected_by(state, n)?;
+            if !silent {
+                detected_by(state, n)?;
+            }
         }
         FailureEvidence::ViewLacks => {
             let others = state.active().without(n);

@@ -26,7 +26,7 @@ pub(super) fn elect_primary(rules: &Rules, state: &State, n: NodeId) -> Stepped 
         return Err(Guard::NoMajority {
             node: n,
             reachable: state.reachable_active(n).len(),
-            nodes: state.config().node_count(),
+            member_count: state.quorum_size(),
         });
     }
     if rules.elect_needs_no_valid_primary {

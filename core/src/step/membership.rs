@@ -32,6 +32,10 @@ pub(super) fn node_join(rules: &Rules, state: &State, n: NodeId) -> Stepped {
         become_primary(rules, &mut next, &mut effects, n, term);
         adopt_view(&mut next, &mut effects, n, NodeSet::single(n), view_number);
         record_view_number(rules, &mut next, view_number);
+        if rules.join_heartbeats {
+            // Registry v2: the node's own committed transaction is its heartbeat this round.
+            next.set_heartbeat(n, true);
+        }
         debug_assert_eq!(next.active(), NodeSet::single(n));
     } else {
         change_status(&mut next, &mut effects, n, NodeStatus::Joining);
@@ -44,7 +48,9 @@ pub(super) fn node_join(rules: &Rules, state: &State, n: NodeId) -> Stepped {
 }
 
 /// NodeJoinComplete(n): `n` is Joining and reaches an Active node. `n` and every Active node
-/// that can communicate with it adopt `active \cup {n}` with a new number.
+/// that can communicate with it adopt `active \cup {n}` with a new number. Fixed (registry v2):
+/// the transaction is also `n`'s heartbeat in the current round, so a node that completes its
+/// join in a round already old is not declared failed before its first heartbeat.
 pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Joining)?;
     let active = state.active();
@@ -62,6 +68,9 @@ pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Ste
         }
     }
     record_view_number(rules, &mut next, view_number);
+    if rules.join_heartbeats {
+        next.set_heartbeat(n, true);
+    }
     assert!(next
         .node(n)
         .is_some_and(|r| r.view == view && r.view_number == view_number));
@@ -149,25 +158,31 @@ pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> St
     Ok((next, effects))
 }
 
-/// SendHeartbeat(n): `n` is Active. `n` and every Active or Leaving node that can communicate
-/// with it receive a heartbeat.
-pub(super) fn send_heartbeat(state: &State, n: NodeId) -> Stepped {
+/// SendHeartbeat(n): `n` is Active. Fixed (registry v2): only `n`'s own flag is set: the
+/// evidence that `n` is live is its own committed heartbeat, never a peer's. Reference: `n` and
+/// every Active or Leaving node that can communicate with it receive a heartbeat.
+pub(super) fn send_heartbeat(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Active)?;
     let mut next = state.clone();
-    let receivers: Vec<NodeId> = state
-        .node_ids()
-        .filter(|&m| {
-            m == n
-                || (state.can_communicate(n, m)
-                    && state.node(m).is_some_and(|r| {
-                        matches!(r.status, NodeStatus::Active | NodeStatus::Leaving)
-                    }))
-        })
-        .collect();
+    let receivers: Vec<NodeId> = if rules.own_heartbeat {
+        vec![n]
+    } else {
+        state
+            .node_ids()
+            .filter(|&m| {
+                m == n
+                    || (state.can_communicate(n, m)
+                        && state.node(m).is_some_and(|r| {
+                            matches!(r.status, NodeStatus::Active | NodeStatus::Leaving)
+                        }))
+            })
+            .collect()
+    };
     for &m in &receivers {
         next.set_heartbeat(m, true);
     }
     assert!(receivers.contains(&n));
     assert!(next.heartbeat_received(n));
+    debug_assert!(!rules.own_heartbeat || next.nodes() == state.nodes());
     Ok((next, Effects::new()))
 }

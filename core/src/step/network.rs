@@ -5,7 +5,7 @@ use super::common::{
     step_down, Stepped,
 };
 use crate::effect::{Effects, StepDownReason};
-use crate::node::{NodeId, NodeStatus};
+use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::refusal::Guard;
 use crate::rules::{HealRule, Rules};
 use crate::state::State;
@@ -76,14 +76,29 @@ pub(super) fn heal_partition(rules: &Rules, state: &State, a: NodeId, b: NodeId)
     Ok((next, effects))
 }
 
-/// ResetHeartbeats: every `heartbeat_received` becomes false (a heartbeat interval passes).
-pub(super) fn reset_heartbeats(state: &State) -> (State, Effects) {
+/// ResetHeartbeats: a heartbeat interval passes (a new round opens): every flag is cleared.
+/// Always enabled. Fixed (registry v2), and written for every mode (a no-op in the reference
+/// modes, which record no vote): every vote is cleared too, since votes belong to the round they
+/// were cast in.
+pub(super) fn reset_heartbeats(rules: &Rules, state: &State) -> (State, Effects) {
     let mut next = state.clone();
     for n in state.node_ids() {
         next.set_heartbeat(n, false);
     }
+    if rules.votes_expire {
+        let voters: Vec<NodeId> = state
+            .node_ids()
+            .filter(|&n| state.node(n).is_some_and(|r| !r.detected.is_empty()))
+            .collect();
+        for n in voters {
+            set(&mut next, n, |r| r.detected = NodeSet::EMPTY);
+        }
+        debug_assert!(next
+            .node_ids()
+            .all(|n| next.node(n).is_some_and(|r| r.detected.is_empty())));
+    }
     assert!(next.heartbeats().is_empty());
-    assert_eq!(next.nodes(), state.nodes());
+    assert_eq!(next.active(), state.active());
     (next, Effects::new())
 }
 
