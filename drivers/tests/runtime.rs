@@ -202,12 +202,12 @@ async fn bad_input_gets_a_typed_error_and_loses_nothing() {
         .starts_with("refused: RebalanceActors: term 0 is stale"));
     // An event naming an unknown node is refused, naming it.
     let unknown = nodes[0]
-        .propose(Event::MarkNodeFailed { node: NodeId(9) })
+        .propose(Event::NodeRecover { node: NodeId(9) })
         .await
         .unwrap_err();
     assert_eq!(
         unknown.to_string(),
-        "refused: MarkNodeFailed: n9 is not a node of this cluster"
+        "refused: NodeRecover: n9 is not a node of this cluster"
     );
     // A refused event (n1 is already Active) says which guard failed.
     let refused = nodes[0]

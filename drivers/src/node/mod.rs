@@ -253,7 +253,11 @@ impl NodeHandle {
         self.send(Command::Place(actor, ticket, tx)).await?;
         if let Ok(answer) = tokio::time::timeout(self.wait_timeout, &mut rx).await {
             return match answer {
-                Ok(result) => result,
+                Ok(Ok(placement)) => {
+                    self.await_placement_seen(actor, placement).await;
+                    Ok(placement)
+                }
+                Ok(Err(error)) => Err(error),
                 Err(_) => Err(self.stopped().await),
             };
         }
@@ -269,6 +273,21 @@ impl NodeHandle {
             },
             Err(_) => Err(self.stopped().await),
         }
+    }
+
+    /// Read your writes: waits (at most the wait timeout) until this handle's snapshot shows
+    /// `actor` placed with `placement`'s epoch or a later one, so that [`NodeHandle::lookup_actor`]
+    /// right after [`NodeHandle::place_actor`] returns sees the placement. The placement is
+    /// committed either way; a snapshot that is slow to come only delays the answer.
+    async fn await_placement_seen(&self, actor: ActorId, placement: Placement) {
+        let mut snapshots = self.shared.snapshot.subscribe();
+        let seen = |s: &Option<Arc<Snapshot>>| {
+            s.as_ref()
+                .and_then(|s| s.state.placement(actor))
+                .is_some_and(|p| p.epoch >= placement.epoch)
+        };
+        let wait = snapshots.wait_for(|s| seen(s));
+        let _ = tokio::time::timeout(self.wait_timeout, wait).await;
     }
 
     /// Proposes one spec action as this node (outside the Agent's policy, through

@@ -472,7 +472,8 @@ pub async fn corruption<S: Audit>(store: Arc<S>) {
             Err(StoreError::Decode(e)) => assert_eq!(e.key, "node/n2", "{e}"),
             other => panic!("snapshot of a corrupt store: {other:?}"),
         }
-        let heartbeat = proposers[0].step(Event::SendHeartbeat { node: NodeId(1) });
+        // n2's own heartbeat reads n2's record (registry v2: a heartbeat reads nothing else).
+        let heartbeat = proposers[1].step(Event::SendHeartbeat { node: NodeId(2) });
         match store.propose(heartbeat).await {
             Err(StoreError::Decode(e)) => {
                 assert_eq!(e.key, "node/n2");
