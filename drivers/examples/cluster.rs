@@ -11,7 +11,7 @@
 
 use clap::Parser;
 use membership::protocol::{ActorId, Config, NodeId, Notification, Timing, TimingSettings};
-use membership::testing::check_single_activation;
+use membership::testing::{check_single_activation, CutLink};
 use membership::{MemoryStore, NodeHandle, NodeNotification, NodeOptions, Store};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -56,6 +56,20 @@ struct Cli {
     /// How many times to run the whole scenario (the failover figures are over all runs).
     #[arg(long, default_value_t = 1)]
     runs: u32,
+    /// Scale down first: this many nodes (the highest ids other than the primary) leave
+    /// gracefully once the actors are placed, before the primary is killed. With `--nodes 5
+    /// --leave 2` the two survivors are a majority of the three members left (registry v2).
+    #[arg(long, default_value_t = 0)]
+    leave: u16,
+    /// Instead of killing the primary, cut its link to the store: its process and its probe
+    /// listener run on (nobody sees it unreachable), it only cannot commit. It is declared failed
+    /// on the registry's evidence (registry v2).
+    #[arg(long)]
+    cut_store: bool,
+    /// At the same moment, also kill another node (the highest id still a member): its
+    /// declaration time is measured too.
+    #[arg(long)]
+    second_crash: bool,
     /// Print every notification as it happens.
     #[arg(long)]
     verbose: bool,
@@ -90,6 +104,7 @@ fn timing(cli: &Cli) -> Result<Timing, String> {
 /// What one run measured.
 struct RunReport {
     to_detected_ms: f64,
+    to_second_detected_ms: Option<f64>,
     to_primary_ms: f64,
     to_actors_ms: f64,
     moved: usize,
@@ -152,10 +167,14 @@ async fn run_on<S: Store>(
     store.init(config).await.map_err(|e| e.to_string())?;
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let mut nodes = Vec::new();
+    let mut links = Vec::new();
     for i in 1..=cli.nodes {
         let mut options = NodeOptions::new(NodeId(i));
         options.timing = timing;
-        let node = NodeHandle::start(store.clone(), options)
+        // Each node reaches the store through its own link, which --cut-store cuts.
+        let link = Arc::new(CutLink::new(store.clone()));
+        links.push(link.clone());
+        let node = NodeHandle::start(link, options)
             .await
             .map_err(|e| e.to_string())?;
         let mut rx = node.notifications();
@@ -216,6 +235,43 @@ async fn run_on<S: Store>(
     })
     .await?;
     let primary = handles[0].primary().ok_or("no primary")?;
+    let leavers: Vec<NodeId> = handles
+        .iter()
+        .map(|n| n.node())
+        .filter(|&n| n != primary.0)
+        .rev()
+        .take(usize::from(cli.leave))
+        .collect();
+    for node in &leavers {
+        let handle = handles
+            .iter()
+            .find(|n| n.node() == *node)
+            .ok_or("leaver not found")?;
+        handle.leave().await.map_err(|e| e.to_string())?;
+    }
+    if !leavers.is_empty() {
+        wait_until("every actor served by the nodes that stayed", || {
+            handles
+                .iter()
+                .filter(|n| !leavers.contains(&n.node()))
+                .map(|n| n.activated_ignoring_lease().len())
+                .sum::<usize>()
+                == usize::try_from(cli.actors).unwrap_or(0)
+        })
+        .await?;
+        if run == 1 {
+            println!(
+                "{:>8.0} ms  {} left gracefully: {} members",
+                ms(started.elapsed()),
+                leavers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                cli.nodes - cli.leave
+            );
+        }
+    }
     let victim = handles
         .iter()
         .find(|n| n.node() == primary.0)
@@ -232,18 +288,45 @@ async fn run_on<S: Store>(
             held.len()
         );
     }
+    let second: Option<NodeId> = if cli.second_crash {
+        handles
+            .iter()
+            .map(|n| n.node())
+            .filter(|&n| n != primary.0 && !leavers.contains(&n))
+            .max()
+    } else {
+        None
+    };
     let killed_at = Instant::now();
-    victim.kill();
+    if cli.cut_store {
+        let index = usize::from(primary.0 .0) - 1;
+        links.get(index).ok_or("no link")?.set_cut(true);
+    } else {
+        victim.kill();
+    }
+    if let Some(second) = second {
+        if let Some(n) = handles.iter().find(|n| n.node() == second) {
+            n.kill();
+        }
+    }
     if run == 1 {
         println!(
-            "{:>8.0} ms  killed {}'s task",
+            "{:>8.0} ms  {} {}{}",
             ms(started.elapsed()),
-            primary.0
+            if cli.cut_store {
+                "cut the store link of"
+            } else {
+                "killed the task of"
+            },
+            primary.0,
+            second.map_or(String::new(), |n| format!(", killed the task of {n}"))
         );
     }
     let survivors: Vec<Arc<NodeHandle>> = handles
         .iter()
-        .filter(|n| n.node() != primary.0)
+        .filter(|n| {
+            n.node() != primary.0 && !leavers.contains(&n.node()) && Some(n.node()) != second
+        })
         .cloned()
         .collect();
     wait_until("the failover", || {
@@ -261,7 +344,15 @@ async fn run_on<S: Store>(
     .await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let log = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let after = |n: &&NodeNotification| n.at >= killed_at && n.node != primary.0;
+    let after = |n: &&NodeNotification| {
+        n.at >= killed_at && n.node != primary.0 && Some(n.node) != second
+    };
+    let second_detected = second.and_then(|second| {
+        log.iter()
+            .filter(after)
+            .find(|n| matches!(n.notification, Notification::NodeFailed { node } if node == second))
+            .map(|n| n.at)
+    });
     let detected = log
         .iter()
         .filter(after)
@@ -284,9 +375,19 @@ async fn run_on<S: Store>(
     else {
         return Err("the failover left no trace in the notifications".into());
     };
-    let single = check_single_activation(&log, &[(primary.0, killed_at)]);
+    // A killed process serves nothing after its kill; a cut one runs on and reports its own
+    // deactivations (it fences itself), so it is checked like any live node.
+    let mut killed = Vec::new();
+    if !cli.cut_store {
+        killed.push((primary.0, killed_at));
+    }
+    if let Some(second) = second {
+        killed.push((second, killed_at));
+    }
+    let single = check_single_activation(&log, &killed);
     let report = RunReport {
         to_detected_ms: ms(detected - killed_at),
+        to_second_detected_ms: second_detected.map(|at| ms(at - killed_at)),
         to_primary_ms: ms(primary_at - killed_at),
         to_actors_ms: ms(last_moved - killed_at),
         moved: held.len(),
@@ -297,6 +398,9 @@ async fn run_on<S: Store>(
             "{:>8.0} ms  after the kill: {} declared failed (the first survivor saw it)",
             report.to_detected_ms, primary.0
         );
+        if let (Some(second), Some(at)) = (second, report.to_second_detected_ms) {
+            println!("{at:>8.0} ms  after the kill: {second} declared failed");
+        }
         println!(
             "{:>8.0} ms  after the kill: {new} became primary with term {term}",
             report.to_primary_ms
@@ -330,6 +434,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.leave.saturating_add(2) > cli.nodes {
+        eprintln!(
+            "error: --leave {} leaves fewer than two members of {} nodes: the primary is killed, \
+             and someone must take its actors",
+            cli.leave, cli.nodes
+        );
+        return ExitCode::from(2);
+    }
     let timing = match timing(&cli) {
         Ok(t) => t,
         Err(e) => {
@@ -370,11 +482,17 @@ fn main() -> ExitCode {
                 (|r: &RunReport| r.to_detected_ms) as fn(&RunReport) -> f64,
             ),
             ("to new primary", |r: &RunReport| r.to_primary_ms),
+            ("to the second crash's detection", |r: &RunReport| {
+                r.to_second_detected_ms.unwrap_or(f64::NAN)
+            }),
             ("to every actor active again", |r: &RunReport| {
                 r.to_actors_ms
             }),
         ] {
-            let mut v: Vec<f64> = reports.iter().map(pick).collect();
+            let mut v: Vec<f64> = reports.iter().map(pick).filter(|x| !x.is_nan()).collect();
+            if v.is_empty() {
+                continue;
+            }
             v.sort_by(f64::total_cmp);
             println!(
                 "failover {name} over {} runs: median {:.0} ms, p99 {:.0} ms, max {:.0} ms",

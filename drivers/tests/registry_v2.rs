@@ -8,15 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use membership::protocol::{
-    ActorId, Config, NodeId, NodeStatus, Proposal, ProposalOutcome, Slot, State, Timing,
-};
-use membership::{MemoryStore, NodeHandle, NodeOptions, Snapshot, Store, StoreError, StoreStats};
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use membership::protocol::{ActorId, Config, NodeId, NodeStatus, State, Timing};
+use membership::testing::CutLink;
+use membership::{MemoryStore, NodeHandle, NodeOptions, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 fn options(i: u16) -> NodeOptions {
     let mut o = NodeOptions::new(NodeId(i));
@@ -25,90 +21,16 @@ fn options(i: u16) -> NodeOptions {
     o
 }
 
-/// One node's link to the shared store, which the test can cut: every call fails as an
-/// unreachable store would, while the node's process (and its probe listener) runs on.
-struct Link {
-    store: Arc<MemoryStore>,
-    cut: AtomicBool,
-}
-
-impl Link {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.cut.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable(
-                "this node's link to the store is cut".into(),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Store for Link {
-    fn init(&self, config: Config) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let result = self.check();
-        let store = self.store.clone();
-        async move {
-            result?;
-            store.init(config).await
-        }
-    }
-
-    fn claim(
-        &self,
-        node: NodeId,
-        address: &str,
-    ) -> impl Future<Output = Result<Slot, StoreError>> + Send {
-        let result = self.check();
-        let store = self.store.clone();
-        let address = address.to_string();
-        async move {
-            result?;
-            store.claim(node, &address).await
-        }
-    }
-
-    fn propose(
-        &self,
-        proposal: Proposal,
-    ) -> impl Future<Output = Result<ProposalOutcome, StoreError>> + Send {
-        let result = self.check();
-        let store = self.store.clone();
-        async move {
-            result?;
-            store.propose(proposal).await
-        }
-    }
-
-    fn snapshot(&self) -> impl Future<Output = Result<Snapshot, StoreError>> + Send {
-        let result = self.check();
-        let store = self.store.clone();
-        async move {
-            result?;
-            store.snapshot().await
-        }
-    }
-
-    fn watch(&self) -> watch::Receiver<u64> {
-        self.store.watch()
-    }
-
-    fn stats(&self) -> StoreStats {
-        self.store.stats()
-    }
-}
-
 /// `count` nodes, each through its own cuttable link to one in-memory store, all joined.
+type Link = CutLink<MemoryStore>;
+
 async fn cluster(count: u16) -> (Arc<MemoryStore>, Vec<Arc<Link>>, Vec<NodeHandle>) {
     let store = Arc::new(MemoryStore::new());
     store.init(Config::fixed(count).unwrap()).await.unwrap();
     let mut links = Vec::new();
     let mut nodes = Vec::new();
     for i in 1..=count {
-        let link = Arc::new(Link {
-            store: store.clone(),
-            cut: AtomicBool::new(false),
-        });
+        let link = Arc::new(CutLink::new(store.clone()));
         let node = NodeHandle::start(link.clone(), options(i)).await.unwrap();
         node.join().await.unwrap();
         links.push(link);
@@ -204,7 +126,7 @@ async fn a_node_cut_off_from_the_store_only_is_declared_failed_and_its_actors_mo
     })
     .await;
     let cut = Instant::now();
-    links[2].cut.store(true, Ordering::SeqCst);
+    links[2].set_cut(true);
     let declared = eventually("n3 declared failed", || {
         status(&store, 3) == NodeStatus::Failed
     })

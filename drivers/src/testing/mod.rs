@@ -15,9 +15,12 @@
 //!   [`MemoryStore::set_unreachable`].
 //! - **The single-activation audit** of a cluster's notifications
 //!   ([`check_single_activation`]).
+//! - **A cuttable link to a store** ([`CutLink`]): one node loses the store while its process
+//!   and probe listener run on.
 
 mod activation;
 mod audit;
+mod link;
 
 #[cfg(doc)]
 use crate::MemoryStore;
@@ -28,6 +31,7 @@ pub use crate::memory::{Attempt, Transaction, COMMIT_LOG_MAX};
 pub use crate::store::Logged;
 pub use activation::{check_single_activation, DoubleActivation};
 pub use audit::{Audit, Limits, MEMORY_LIMITS};
+pub use link::CutLink;
 
 /// Encodes a value as every store stores it: the format version byte, then JSON (to corrupt
 /// or rewrite a stored value in a test).
