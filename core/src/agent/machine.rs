@@ -7,6 +7,7 @@ use super::limits::{DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, PLACE_QUEUE_MAX, REQUESTS_
 use super::output::{FenceReason, Io, Output, Outputs, PlaceQueueFull};
 use super::records::{InFlight, Kind, Observed, Peer, Request};
 use super::timing::{later_ms, Timer, TimerTable, Timing, LOCAL_TIME_MS_MAX};
+use super::watchdog::Watchdog;
 use crate::actor::ActorId;
 use crate::event::Event;
 use crate::node::{NodeId, NodeStatus};
@@ -94,6 +95,8 @@ pub struct Agent {
     pub(super) latest_ms: u64,
     pub(super) place_requests: VecDeque<ActorId>,
     pub(super) outputs: Outputs,
+    /// The clock watchdog's readings and suspicion ([`Agent::handle_clock`]).
+    pub(super) watchdog: Watchdog,
 }
 
 impl Agent {
@@ -125,6 +128,7 @@ impl Agent {
             latest_ms: now_ms,
             place_requests: VecDeque::new(),
             outputs: Outputs::default(),
+            watchdog: Watchdog::default(),
         };
         agent.outputs.read();
         let s = *timing.settings();

@@ -35,7 +35,8 @@
 //! [`Agent`] itself: its state, the inputs, the outputs and the [`drain`] loop. The behaviour
 //! modules are each an `impl Agent` block for one concern, and import only `machine` and the
 //! leaves: `flights` (proposals in flight and requests), `probes`, `lease`, `serving`, `notify`
-//! (what the application is told about a new snapshot) and `policy` (what to propose next).
+//! (what the application is told about a new snapshot), `policy` (what to propose next) and
+//! `watchdog` (the clock watchdog: [`Agent::handle_clock`]).
 //!
 //! What it decides, and why it is safe:
 //!
@@ -93,6 +94,7 @@ mod probes;
 mod records;
 mod serving;
 mod timing;
+mod watchdog;
 
 pub use limits::{
     DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX,
@@ -100,10 +102,11 @@ pub use limits::{
 };
 pub use machine::{drain, Agent, InputError};
 pub use output::{
-    Decision, FenceReason, Io, Notification, Outgoing, Output, PlaceQueueFull, RequestError,
-    TooManyRequests,
+    ClockFault, Decision, FenceReason, Io, Notification, Outgoing, Output, PlaceQueueFull,
+    RequestError, TooManyRequests,
 };
 pub use serving::{served_by, ServingPermit};
 pub use timing::{
     Timing, TimingError, TimingSettings, LOCAL_TIME_MS_MAX, TIME_HEADROOM_MS, TIMING_MS_MAX,
 };
+pub use watchdog::{ClockReading, CLOCK_GAP_SLACK_MS, CLOCK_READING_SLACK_MS};
