@@ -18,6 +18,7 @@
 
 mod activation;
 mod audit;
+mod clock;
 
 #[cfg(doc)]
 use crate::MemoryStore;
@@ -28,6 +29,7 @@ pub use crate::memory::{Attempt, Transaction, COMMIT_LOG_MAX};
 pub use crate::store::Logged;
 pub use activation::{check_single_activation, DoubleActivation};
 pub use audit::{Audit, Limits, MEMORY_LIMITS};
+pub use clock::ClockSkew;
 
 /// Encodes a value as every store stores it: the format version byte, then JSON (to corrupt
 /// or rewrite a stored value in a test).
