@@ -54,7 +54,7 @@ enum Wake {
     /// The Agent's deadline passed.
     Deadline,
     /// A task of the node finished (a proposal, a probe, a read).
-    Message(Message),
+    Message(Box<Message>),
     /// The application's command.
     Command(Command),
     /// The store's registry changed (false: the watch closed).
@@ -77,7 +77,7 @@ impl<S: Store> Runtime<S> {
             };
             let wake = tokio::select! {
                 () = sleep => Wake::Deadline,
-                Some(message) = self.inbox.recv() => Wake::Message(message),
+                Some(message) = self.inbox.recv() => Wake::Message(Box::new(message)),
                 command = self.commands.recv() => match command {
                     Some(command) => Wake::Command(command),
                     None => return,
@@ -94,7 +94,7 @@ impl<S: Store> Runtime<S> {
                         tracing::error!(%error, "the Agent refused a deadline: dropped");
                     }
                 }
-                Wake::Message(message) => self.handle(message),
+                Wake::Message(message) => self.handle(*message),
                 Wake::Command(command) => self.command(command),
                 Wake::Changed(changed) => {
                     if changed {
