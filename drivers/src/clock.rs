@@ -31,10 +31,18 @@
 //! through `rustix` (no `unsafe` here).
 
 use membership_core::ClockReading;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Nanoseconds in a millisecond.
 const NS_PER_MS: u128 = 1_000_000;
+
+/// The widest bracket (ns of the reference clock) around the reading of the primary and the wall
+/// clock that is accepted at once (`Clocks::raw`).
+#[cfg(target_os = "linux")]
+const CLOCK_READ_SPREAD_NS_MAX: u128 = 100_000;
+
+/// How many times the clocks are read at most for one reading (`Clocks::raw`).
+#[cfg(target_os = "linux")]
+const CLOCK_READ_ATTEMPTS_MAX: u32 = 4;
 
 /// The node's clocks, as its loop reads them.
 #[derive(Debug)]
@@ -60,28 +68,49 @@ impl Clocks {
             #[cfg(feature = "testing")]
             skew,
         };
-        clocks.origin_ns = clocks.raw_ns();
+        let (primary, reference, _) = clocks.raw();
+        clocks.origin_ns = (primary, reference);
         clocks
     }
 
-    /// The primary and reference clocks now (ns, from an arbitrary origin).
+    /// The primary and reference clocks now (ns, from an arbitrary origin), and the wall
+    /// clock (ms since the Unix epoch), read as nearly at one instant as the thread allows: the
+    /// primary and the wall clock are read between two readings of the reference, and the three
+    /// are read again (up to [`CLOCK_READ_ATTEMPTS_MAX`] times) while those two are more than
+    /// [`CLOCK_READ_SPREAD_NS_MAX`] apart (the thread was preempted in between: the watchdog
+    /// would see the preemption as a disagreement of the clocks).
     #[cfg(target_os = "linux")]
-    fn raw_ns(&self) -> (u128, u128) {
+    fn raw(&self) -> (u128, u128, u64) {
         use rustix::time::{clock_gettime, ClockId};
         let ns = |t: rustix::time::Timespec| {
             u128::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000
                 + u128::try_from(t.tv_nsec).unwrap_or(0)
         };
-        let primary = ns(clock_gettime(ClockId::Boottime));
-        let reference = ns(clock_gettime(ClockId::MonotonicRaw));
-        (primary, reference)
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let before = ns(clock_gettime(ClockId::MonotonicRaw));
+            let primary = ns(clock_gettime(ClockId::Boottime));
+            let wall = ns(clock_gettime(ClockId::Realtime));
+            let after = ns(clock_gettime(ClockId::MonotonicRaw));
+            let spread = after.saturating_sub(before);
+            if spread <= CLOCK_READ_SPREAD_NS_MAX || attempts >= CLOCK_READ_ATTEMPTS_MAX {
+                let wall_ms = u64::try_from(wall / NS_PER_MS).unwrap_or(u64::MAX);
+                // The reference at the middle of the bracket.
+                return (primary, before + spread / 2, wall_ms);
+            }
+        }
     }
 
-    /// The primary and reference clocks now (ns since the node started): one `Instant`.
+    /// The primary and reference clocks now (ns since the node started): one `Instant`; and the
+    /// wall clock (ms since the Unix epoch).
     #[cfg(not(target_os = "linux"))]
-    fn raw_ns(&self) -> (u128, u128) {
+    fn raw(&self) -> (u128, u128, u64) {
         let ns = self.start.elapsed().as_nanos();
-        (ns, ns)
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        (ns, ns, wall_ms)
     }
 
     /// The primary clock now (ms since the node started): the Agent's `now_ms`.
@@ -91,13 +120,10 @@ impl Clocks {
 
     /// All three clocks now.
     pub(crate) fn read(&self) -> ClockReading {
-        let (primary, reference) = self.raw_ns();
+        let (primary, reference, wall_ms) = self.raw();
         let ms = |now: u128, origin: u128| {
             u64::try_from(now.saturating_sub(origin) / NS_PER_MS).unwrap_or(u64::MAX)
         };
-        let wall_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let reading = ClockReading {
             now_ms: ms(primary, self.origin_ns.0),
             reference_ms: ms(reference, self.origin_ns.1),

@@ -26,7 +26,7 @@
 
 use super::machine::Agent;
 use super::output::{ClockFault, FenceReason};
-use super::timing::{later_ms, Timing, LOCAL_TIME_MS_MAX};
+use super::timing::{Timing, LOCAL_TIME_MS_MAX};
 use crate::InputError;
 
 /// How far (ms) two clocks' advances may differ beyond the rate bound before the watchdog
@@ -198,9 +198,11 @@ impl Agent {
             self.lease_until_ms = None;
         }
         debug_assert!(fault.is_none() || self.fenced.is_some());
-        debug_assert!(
-            self.latest_ms >= reading.now_ms && later_ms(self.latest_ms, 0) == self.latest_ms
-        );
+        debug_assert!(self.latest_ms >= reading.now_ms);
+        debug_assert!(self
+            .watchdog
+            .suspect_ms
+            .is_none_or(|at| at <= self.latest_ms));
         Ok(fault)
     }
 
