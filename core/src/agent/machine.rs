@@ -3,11 +3,11 @@
 //! every driver runs. What it does with an input is in the behaviour modules (`flights`,
 //! `probes`, `lease`, `serving`, `notify`, `policy`), each an `impl Agent` block.
 
+use super::clocks::Watchdog;
 use super::limits::{DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, PLACE_QUEUE_MAX, REQUESTS_MAX};
 use super::output::{FenceReason, Io, Output, Outputs, PlaceQueueFull};
 use super::records::{InFlight, Kind, Observed, Peer, Request};
 use super::timing::{later_ms, Timer, TimerTable, Timing, LOCAL_TIME_MS_MAX};
-use super::watchdog::Watchdog;
 use crate::actor::ActorId;
 use crate::event::Event;
 use crate::node::{NodeId, NodeStatus};

@@ -85,7 +85,7 @@ pub struct NodeOptions {
     pub wait_timeout_ms: u64,
     /// Offsets a test adds to the node's clock readings (feature `testing`).
     #[cfg(feature = "testing")]
-    pub clock_skew: Option<crate::testing::ClockSkew>,
+    pub clock_skew: Option<crate::clock::ClockSkew>,
 }
 
 impl NodeOptions {

@@ -18,18 +18,17 @@
 
 mod activation;
 mod audit;
-mod clock;
 
 #[cfg(doc)]
 use crate::MemoryStore;
 
+pub use crate::clock::ClockSkew;
 pub use crate::fault::{Fault, FAULTS_MAX};
 pub use crate::keys::StoreKey;
 pub use crate::memory::{Attempt, Transaction, COMMIT_LOG_MAX};
 pub use crate::store::Logged;
 pub use activation::{check_single_activation, DoubleActivation};
 pub use audit::{Audit, Limits, MEMORY_LIMITS};
-pub use clock::ClockSkew;
 
 /// Encodes a value as every store stores it: the format version byte, then JSON (to corrupt
 /// or rewrite a stored value in a test).
