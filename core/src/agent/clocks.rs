@@ -134,7 +134,7 @@ impl Timing {
     /// over which the safety argument measures time. Rates are compared over the current
     /// window and the one before, so a rate error beyond the bound is caught once it has
     /// shifted the primary clock by more than [`CLOCK_READING_SLACK_MS`] (for an 8% error,
-    /// after about 26 ms), wherever it begins.
+    /// after about 36 ms: `core/tests/clock.rs`), wherever it begins.
     pub fn clock_window_ms(&self) -> u64 {
         let window = self.settings().lease_ms;
         debug_assert!(window > self.settings().heartbeat_interval_ms);
