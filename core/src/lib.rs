@@ -53,11 +53,12 @@ pub use actor::{
     REBALANCE_BATCH_MAX,
 };
 pub use agent::{
-    drain, served_by, Agent, Decision, FenceReason, InputError, Io, Notification, Outgoing, Output,
-    PlaceQueueFull, RequestError, ServingPermit, Timing, TimingError, TimingSettings,
-    TooManyRequests, DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, LOCAL_TIME_MS_MAX, NOTIFICATIONS_MAX,
-    PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX,
-    RETRIES_MAX, TIME_HEADROOM_MS, TIMING_MS_MAX,
+    drain, served_by, Agent, ClockFault, ClockReading, Decision, FenceReason, InputError, Io,
+    Notification, Outgoing, Output, PlaceQueueFull, RequestError, ServingPermit, Timing,
+    TimingError, TimingSettings, TooManyRequests, CLOCK_GAP_SLACK_MS, CLOCK_READING_SLACK_MS,
+    DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, LOCAL_TIME_MS_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX,
+    PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
+    TIME_HEADROOM_MS, TIMING_MS_MAX,
 };
 pub use batch::migrate_batch;
 pub use config::{Config, ConfigError};

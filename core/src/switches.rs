@@ -180,13 +180,17 @@ pub enum DriverMutant {
     /// `execute` accepts a proposal from an older incarnation than the one holding the slot (a
     /// paused or zombie process acts for its successor).
     AcceptStaleIncarnation,
+    /// The Agent's clock watchdog is off: `Agent::handle_clock` records readings and never
+    /// fences.
+    NoClockWatchdog,
 }
 
 impl DriverMutant {
     /// Every driver mutant.
-    pub const ALL: [DriverMutant; 2] = [
+    pub const ALL: [DriverMutant; 3] = [
         DriverMutant::NoSelfFence,
         DriverMutant::AcceptStaleIncarnation,
+        DriverMutant::NoClockWatchdog,
     ];
 
     /// The mutant's command-line name.
@@ -194,6 +198,7 @@ impl DriverMutant {
         match self {
             DriverMutant::NoSelfFence => "no-self-fence",
             DriverMutant::AcceptStaleIncarnation => "accept-stale-incarnation",
+            DriverMutant::NoClockWatchdog => "no-clock-watchdog",
         }
     }
 }

@@ -8,8 +8,8 @@
 
 use membership_core::testing::{actor, reachable};
 use membership_core::{
-    drain, served_by, Agent, Event, NodeId, Output, ProposalError, ProposalOutcome, State, Timing,
-    TimingSettings, LOCAL_TIME_MS_MAX, NODES_MAX, TIMING_MS_MAX,
+    drain, served_by, Agent, ClockReading, Event, NodeId, Output, ProposalError, ProposalOutcome,
+    State, Timing, TimingSettings, LOCAL_TIME_MS_MAX, NODES_MAX, TIMING_MS_MAX,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -95,6 +95,9 @@ enum Input {
     Leave(Time),
     Place(Time, u64),
     Submit(u16),
+    /// A clock reading (`handle_clock`): the primary, the reference and the wall clock, each
+    /// moved on its own.
+    Clock(Time, Time, Time),
 }
 
 fn input() -> impl Strategy<Value = Input> {
@@ -123,6 +126,7 @@ fn input() -> impl Strategy<Value = Input> {
         1 => time().prop_map(Input::Leave),
         1 => (time(), 1u64..6).prop_map(|(at, a)| Input::Place(at, a)),
         1 => (1u16..=NODES).prop_map(Input::Submit),
+        4 => (time(), time(), time()).prop_map(|(p, r, w)| Input::Clock(p, r, w)),
     ]
 }
 
@@ -201,6 +205,7 @@ fn feed(timing: Timing, start_ms: u64, inputs: &[Input]) {
     let me = NodeId(1);
     let mut agent = Agent::new(me, 1, timing, start_ms);
     let mut clock = start_ms;
+    let (mut reference, mut wall) = (start_ms, start_ms);
     let mut tokens: Vec<u64> = Vec::new();
     let mut outputs: Vec<Output> = Vec::new();
     drain(&mut agent, &mut outputs);
@@ -276,6 +281,23 @@ fn feed(timing: Timing, start_ms: u64, inputs: &[Input]) {
             Input::Submit(node) => {
                 let _ = agent.submit(Event::SendHeartbeat { node: NodeId(node) });
                 None
+            }
+            Input::Clock(p, r, w) => {
+                clock = resolve(p, clock, &agent);
+                reference = resolve(r, reference, &agent);
+                wall = resolve(w, wall, &agent);
+                let reading = ClockReading {
+                    now_ms: clock,
+                    reference_ms: reference,
+                    wall_ms: wall,
+                };
+                match agent.handle_clock(reading) {
+                    Ok(fault) => {
+                        assert!(fault.is_none() || agent.is_fenced());
+                        None
+                    }
+                    Err(error) => Some(error),
+                }
             }
         };
         if let Some(error) = refused {

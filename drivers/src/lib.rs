@@ -61,6 +61,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod clock;
 mod codec;
 #[cfg(feature = "etcd")]
 mod etcd;

@@ -462,3 +462,44 @@ async fn a_serving_permit_carries_the_epoch_and_a_deadline_within_the_lease() {
     assert_eq!(host.permit(ActorId(7)).await.unwrap(), None);
     assert!(!permit.is_valid() && permit.valid_until <= cut + lease);
 }
+
+/// The runtime feeds its clocks to the Agent's watchdog on every wake-up: a jump of the primary
+/// clock (injected through the test kit's `ClockSkew`, no sleeping) fences the node, which
+/// tells why; it serves again once a later heartbeat committed and a later read showed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jump_of_the_primary_clock_fences_the_node_until_a_later_heartbeat() {
+    use membership::protocol::{ClockFault, FenceReason};
+    use membership::testing::ClockSkew;
+    let store = Arc::new(MemoryStore::new());
+    store.init(Config::fixed(1).unwrap()).await.unwrap();
+    let skew = ClockSkew::new();
+    let mut o = options(1);
+    o.clock_skew = Some(skew.clone());
+    let node = NodeHandle::start(store.clone(), o).await.unwrap();
+    node.join().await.unwrap();
+    node.place_actor(ActorId(1)).await.unwrap();
+    eventually("actor 1 served", || {
+        node.activated_ignoring_lease().contains_key(&ActorId(1))
+    })
+    .await;
+    let mut rx = node.notifications();
+    // A 50 ms jump: within the gap bound, far beyond the rate bound.
+    skew.jump_primary(50);
+    skew.step_wall(50);
+    let fenced = notified(&mut rx, |n| matches!(n, Notification::Fenced { .. })).await;
+    assert!(
+        matches!(
+            fenced.notification,
+            Notification::Fenced {
+                reason: FenceReason::ClockSuspect(ClockFault::Rate { .. })
+            }
+        ),
+        "{fenced:?}"
+    );
+    assert_eq!(node.permit(ActorId(1)).await.unwrap(), None);
+    notified(&mut rx, |n| matches!(n, Notification::Unfenced)).await;
+    eventually("actor 1 served again", || {
+        node.activated_ignoring_lease().contains_key(&ActorId(1))
+    })
+    .await;
+}

@@ -51,11 +51,20 @@ pub enum FaultKind {
     GracefulLeave,
     /// A clock with a skew and a rate error (per node and run).
     ClockSkewAndRate,
+    /// A node's oscillator changed rate within the bound (both monotonic clocks).
+    ClockRateWithinBound,
+    /// A node's primary clock slewed beyond the bound (8%) for a while.
+    ClockRateBeyondBound,
+    /// A paused VM: the process frozen, both monotonic clocks stopped, the wall clock stepped
+    /// on resume.
+    ClockStopped,
+    /// A node's primary clock jumped forward.
+    ClockJump,
 }
 
 impl FaultKind {
     /// Every fault type.
-    pub const ALL: [FaultKind; 21] = [
+    pub const ALL: [FaultKind; 25] = [
         FaultKind::UnknownBeforeCommit,
         FaultKind::UnknownAfterCommit,
         FaultKind::StoreUnavailable,
@@ -77,6 +86,10 @@ impl FaultKind {
         FaultKind::DegradedObserver,
         FaultKind::GracefulLeave,
         FaultKind::ClockSkewAndRate,
+        FaultKind::ClockRateWithinBound,
+        FaultKind::ClockRateBeyondBound,
+        FaultKind::ClockStopped,
+        FaultKind::ClockJump,
     ];
 }
 

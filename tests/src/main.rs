@@ -173,6 +173,23 @@ fn print_measurements(reports: &[Report]) {
         reports.iter().filter(|r| r.measurements.superseded_while_leaving > 0).count(),
         reports.len()
     );
+    let suspicions: u64 = reports
+        .iter()
+        .map(|r| r.measurements.clock_suspicions)
+        .sum();
+    let fences: u64 = reports.iter().map(|r| r.measurements.clock_fences).sum();
+    let dual = reports
+        .iter()
+        .filter(|r| {
+            r.failure
+                .as_deref()
+                .is_some_and(|f| f.contains("single activation"))
+        })
+        .count();
+    println!(
+        "  clock watchdog: {suspicions} suspicious clock readings, {fences} clock fences (FenceReason::ClockSuspect) in {} runs; runs with a dual activation: {dual} (compare with --planted driver:no-clock-watchdog)",
+        reports.len()
+    );
     println!(
         "  convergence after the faults stop (swarm): {}",
         percentiles(

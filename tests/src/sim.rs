@@ -16,8 +16,8 @@ use crate::coverage::{Coverage, FaultKind};
 use crate::rng::{Rng, TraceHash};
 use crate::world::{Params, Planted, Scenario};
 use membership::protocol::{
-    drain, ActorId, Agent, Config, Decision, Event, FenceReason, InputError, NodeId, NodeStatus,
-    Notification, Output, Proposal, ProposalError, ProposalOutcome, State, Timing,
+    drain, ActorId, Agent, ClockReading, Config, Decision, Event, FenceReason, InputError, NodeId,
+    NodeStatus, Notification, Output, Proposal, ProposalError, ProposalOutcome, State, Timing,
 };
 use membership::testing::{Attempt, Fault, Transaction};
 use membership::CONFLICT_RETRIES_MAX;
@@ -126,6 +126,11 @@ pub struct Measurements {
     /// node Leaving: zombies of a Leaving node stopped by the slot incarnation in a snapshot
     /// (the harder world, `Options::leaving_zombies`; the first bug this simulation found).
     pub superseded_while_leaving: u64,
+    /// Clock readings the Agents' watchdogs found suspicious (`Agent::handle_clock`).
+    pub clock_suspicions: u64,
+    /// Fences for a clock reason (`FenceReason::ClockSuspect`, told to the application; a node
+    /// already fenced is not told again).
+    pub clock_fences: u64,
 }
 
 /// The result of one run.
@@ -170,17 +175,36 @@ fn ready<T>(future: impl Future<Output = Result<T, StoreError>>) -> Result<T, St
     }
 }
 
-/// A node's clock: `local = (true * (1 + rate) + offset)`, in microseconds, reported in ms.
+/// A node's clock, piecewise linear: from true time `anchor_us` on,
+/// `local = offset + (true - anchor) * (1 + rate)`, in microseconds, reported in ms. A clock
+/// fault re-anchors it (`Clock::reanchored`); `STOPPED_PPM` stops it.
 #[derive(Clone, Copy, Debug)]
 struct Clock {
     offset_us: u64,
     rate_ppm: i64,
+    anchor_us: u64,
 }
+
+/// The rate of a stopped clock (a paused VM's monotonic clocks).
+const STOPPED_PPM: i64 = -1_000_000;
+/// How far past `not_before` a stopped clock's deadline is put (its process is frozen; the
+/// resume re-arms it).
+const STOPPED_DEADLINE_US: u64 = 3_600_000_000;
 
 impl Clock {
     fn local_us(&self, true_us: u64) -> u64 {
-        let scaled = i128::from(true_us) * (1_000_000 + i128::from(self.rate_ppm)) / 1_000_000;
+        let since = i128::from(true_us.saturating_sub(self.anchor_us));
+        let scaled = since * (1_000_000 + i128::from(self.rate_ppm)) / 1_000_000;
         u64::try_from(scaled).unwrap_or(0) + self.offset_us
+    }
+
+    /// The same clock from true time `now_us` on, at `rate_ppm`, `jump_us` ahead.
+    fn reanchored(&self, now_us: u64, rate_ppm: i64, jump_us: u64) -> Clock {
+        Clock {
+            offset_us: self.local_us(now_us) + jump_us,
+            rate_ppm,
+            anchor_us: now_us,
+        }
     }
 
     fn local_ms(&self, true_us: u64) -> u64 {
@@ -189,8 +213,16 @@ impl Clock {
 
     /// The first true time at which the local clock shows `local_ms` (at least `not_before`).
     fn true_at(&self, local_ms: u64, not_before: u64) -> u64 {
+        if self.rate_ppm <= STOPPED_PPM {
+            return if self.local_ms(not_before) >= local_ms {
+                not_before
+            } else {
+                not_before + STOPPED_DEADLINE_US
+            };
+        }
         let target = i128::from(local_ms) * 1_000 - i128::from(self.offset_us);
-        let estimate = target * 1_000_000 / (1_000_000 + i128::from(self.rate_ppm));
+        let estimate = i128::from(self.anchor_us)
+            + target * 1_000_000 / (1_000_000 + i128::from(self.rate_ppm));
         let mut t = u64::try_from(estimate.max(0)).unwrap_or(0).max(not_before);
         let mut nudges = 0;
         while self.local_ms(t) < local_ms && nudges < CLOCK_NUDGES_MAX {
@@ -209,6 +241,27 @@ impl Clock {
         t
     }
 }
+
+/// A node's other clocks, as the runtime reads them for the watchdog, and its clock faults.
+#[derive(Clone, Copy, Debug)]
+struct NodeClocks {
+    /// The reference clock (`CLOCK_MONOTONIC_RAW`): the oscillator's rate, never slewed.
+    reference: Clock,
+    /// The oscillator's rate (ppm): the primary's rate when no slew is in force.
+    rate_ppm: i64,
+    /// The wall clock is the primary plus this many ms plus `WALL_EPOCH_MS` (it shares the
+    /// primary's slewing and differs from it only by steps).
+    wall_step_ms: u64,
+    /// Since when (true time) both monotonic clocks are stopped (a paused VM).
+    stopped_since_us: Option<u64>,
+    /// Whether a slew beyond the bound is in force on the primary.
+    slewed: bool,
+}
+
+/// The wall clock's reading at local time zero (ms since the Unix epoch).
+const WALL_EPOCH_MS: u64 = 1_700_000_000_000;
+/// A slew beyond the rate bound: 8% (what chrony's default `maxslewrate`, 83,333 ppm, allows).
+const SLEW_BEYOND_PPM: i64 = 80_000;
 
 /// Where a proposal's outcome goes: to the Agent, with its token, for its policy or for the
 /// application's direct proposal (`Agent::submit`, as `NodeHandle::propose`).
@@ -241,6 +294,7 @@ enum Chaos {
     StoreCut,
     Leave,
     Direct,
+    Clock,
 }
 
 #[derive(Clone, Debug)]
@@ -291,6 +345,10 @@ enum Ev {
     Rejoin(NodeId),
     Place(ActorId),
     Script,
+    /// A slew beyond the bound on the node's primary clock ends.
+    ClockRestore(NodeId),
+    /// A paused VM resumes: its monotonic clocks run again, its wall clock is stepped.
+    ClockResume(NodeId),
 }
 
 impl Ev {
@@ -314,6 +372,8 @@ impl Ev {
             Ev::Rejoin(_) => 16,
             Ev::Script => 17,
             Ev::Place(_) => 18,
+            Ev::ClockRestore(_) => 19,
+            Ev::ClockResume(_) => 20,
         }
     }
 
@@ -385,7 +445,10 @@ pub struct Sim {
     seq: u64,
     now_us: u64,
     steps: u64,
+    /// Each node's primary clock (the Agent's `now_ms`, `CLOCK_BOOTTIME` in the runtime).
     clocks: Vec<Clock>,
+    /// Each node's reference and wall clocks and its clock faults.
+    node_clocks: Vec<NodeClocks>,
     procs: BTreeMap<u64, Proc>,
     current: BTreeMap<NodeId, u64>,
     next_pid: u64,
@@ -431,6 +494,17 @@ impl Sim {
             .map(|i| Clock {
                 offset_us: params.clock_offset_us.get(i).copied().unwrap_or(0),
                 rate_ppm: params.clock_rate_ppm.get(i).copied().unwrap_or(0),
+                anchor_us: 0,
+            })
+            .collect();
+        let node_clocks = clocks
+            .iter()
+            .map(|&c| NodeClocks {
+                reference: c,
+                rate_ppm: c.rate_ppm,
+                wall_step_ms: 0,
+                stopped_since_us: None,
+                slewed: false,
             })
             .collect();
         let mut sim = Sim {
@@ -445,6 +519,7 @@ impl Sim {
             now_us: 0,
             steps: 0,
             clocks,
+            node_clocks,
             procs: BTreeMap::new(),
             current: BTreeMap::new(),
             next_pid: 1,
@@ -503,6 +578,7 @@ impl Sim {
                 (Chaos::StoreCut, p.store_cut_every_ms),
                 (Chaos::Leave, p.leave_every_ms),
                 (Chaos::Direct, p.direct_every_ms),
+                (Chaos::Clock, p.clock_fault_every_ms),
             ] {
                 if every > 0 {
                     let at = 500_000 + self.rng.range(0, every * 1_000);
@@ -546,6 +622,7 @@ impl Sim {
             .unwrap_or(Clock {
                 offset_us: 0,
                 rate_ppm: 0,
+                anchor_us: 0,
             })
     }
 
@@ -741,6 +818,8 @@ impl Sim {
         match ev {
             Ev::Start(node) | Ev::Restart(node) => self.start_process(node, false),
             Ev::Replace(node) => self.start_process(node, true),
+            Ev::ClockRestore(node) => self.clock_restore(node),
+            Ev::ClockResume(node) => self.clock_resume(node),
             Ev::Timer { pid, generation } => {
                 let due = self
                     .procs
@@ -877,15 +956,176 @@ impl Sim {
 
     /// Feeds one input to a process's Agent (at its local time) and executes its outputs.
     fn with_agent(&mut self, pid: u64, input: impl FnOnce(&mut Agent, u64)) {
+        let Some(now) = self.wake(pid) else {
+            return;
+        };
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
-        let now = self
-            .clocks
-            .get(p.node.index().unwrap_or(0))
-            .map_or(0, |c| c.local_ms(self.now_us));
         input(&mut p.agent, now);
         self.flush(pid, Reply::Agent);
+    }
+
+    /// A wake-up of process `pid`, as the runtime's loop starts every one: its node's three
+    /// clocks read and fed to the Agent's watchdog (`Agent::handle_clock`). Returns the primary
+    /// clock's time for the wake-up's input (`None`: no such process, or a refused reading,
+    /// which fails the run).
+    fn wake(&mut self, pid: u64) -> Option<u64> {
+        let node = self.procs.get(&pid)?.node;
+        let reading = self.clock_reading(node);
+        let p = self.procs.get_mut(&pid)?;
+        match p.agent.handle_clock(reading) {
+            Ok(fault) => {
+                if fault.is_some() {
+                    self.measurements.clock_suspicions += 1;
+                }
+                Some(reading.now_ms)
+            }
+            Err(error) => {
+                self.fail(format!(
+                    "the Agent of process {pid} refused a clock reading: {error}"
+                ));
+                None
+            }
+        }
+    }
+
+    /// `node`'s three clocks now.
+    fn clock_reading(&self, node: NodeId) -> ClockReading {
+        let now_ms = self.local_ms(node);
+        let nc = node.index().and_then(|i| self.node_clocks.get(i));
+        ClockReading {
+            now_ms,
+            reference_ms: nc.map_or(now_ms, |c| c.reference.local_ms(self.now_us)),
+            wall_ms: WALL_EPOCH_MS + now_ms + nc.map_or(0, |c| c.wall_step_ms),
+        }
+    }
+
+    /// A clock fault on a live node, drawn: its oscillator's rate changes within the bound
+    /// (both monotonic clocks), a slew beyond the bound on its primary clock, a paused VM (the
+    /// process frozen, both monotonic clocks stopped, the wall clock stepped on resume), or a
+    /// forward jump of its primary clock (and wall clock: a suspend the reference misses).
+    fn clock_fault(&mut self, minority: usize) {
+        let Some(node) = self.pick_node() else {
+            return;
+        };
+        let Some(i) = node.index() else {
+            return;
+        };
+        let kind = self.rng.range(0, 4);
+        let lease_us = self.timing.settings().lease_ms * 1_000;
+        let bound = self.timing.settings().max_clock_rate_error_ppm;
+        let now = self.now_us;
+        let (Some(nc), Some(&primary)) = (self.node_clocks.get(i).copied(), self.clocks.get(i))
+        else {
+            return;
+        };
+        if nc.stopped_since_us.is_some() {
+            return;
+        }
+        match kind {
+            0 => {
+                let magnitude = i64::try_from(self.rng.range(0, bound + 1)).unwrap_or(0);
+                let rate = if self.rng.chance(500) {
+                    -magnitude
+                } else {
+                    magnitude
+                };
+                self.node_clocks[i].rate_ppm = rate;
+                self.node_clocks[i].reference = nc.reference.reanchored(now, rate, 0);
+                if !nc.slewed {
+                    self.clocks[i] = primary.reanchored(now, rate, 0);
+                }
+                self.coverage.fault(FaultKind::ClockRateWithinBound);
+            }
+            1 => {
+                if nc.slewed {
+                    return;
+                }
+                let slew = if self.rng.chance(500) {
+                    -SLEW_BEYOND_PPM
+                } else {
+                    SLEW_BEYOND_PPM
+                };
+                self.clocks[i] = primary.reanchored(now, nc.rate_ppm + slew, 0);
+                self.node_clocks[i].slewed = true;
+                let until = now + self.rng.range(lease_us / 2, 4 * lease_us);
+                self.push(until, Ev::ClockRestore(node));
+                self.coverage.fault(FaultKind::ClockRateBeyondBound);
+            }
+            2 => {
+                let Some(&pid) = self.current.get(&node) else {
+                    return;
+                };
+                if self.disabled() >= minority {
+                    return;
+                }
+                let length = self.rng.range(lease_us + 1, 4 * self.ft_us());
+                let Some(p) = self.procs.get_mut(&pid) else {
+                    return;
+                };
+                p.paused_until_us = now + length;
+                self.clocks[i] = primary.reanchored(now, STOPPED_PPM, 0);
+                self.node_clocks[i].reference = nc.reference.reanchored(now, STOPPED_PPM, 0);
+                self.node_clocks[i].stopped_since_us = Some(now);
+                self.push(now + length, Ev::ClockResume(node));
+                self.coverage.fault(FaultKind::ClockStopped);
+            }
+            _ => {
+                let jump = self.rng.range(1_000, 2 * lease_us);
+                self.clocks[i] = primary.reanchored(now, primary.rate_ppm, jump);
+                self.coverage.fault(FaultKind::ClockJump);
+            }
+        }
+    }
+
+    /// A slew beyond the bound on `node`'s primary clock ends: it runs at the oscillator's rate
+    /// again.
+    fn clock_restore(&mut self, node: NodeId) {
+        let Some(i) = node.index() else {
+            return;
+        };
+        let (Some(nc), Some(&primary)) = (self.node_clocks.get(i).copied(), self.clocks.get(i))
+        else {
+            return;
+        };
+        if nc.slewed && nc.stopped_since_us.is_none() {
+            self.clocks[i] = primary.reanchored(self.now_us, nc.rate_ppm, 0);
+            self.node_clocks[i].slewed = false;
+        }
+    }
+
+    /// A paused VM resumes: both monotonic clocks run again from where they stopped, the wall
+    /// clock is stepped by the pause, and the process wakes up (its first input is the clock
+    /// reading).
+    fn clock_resume(&mut self, node: NodeId) {
+        let Some(i) = node.index() else {
+            return;
+        };
+        let (Some(nc), Some(&primary)) = (self.node_clocks.get(i).copied(), self.clocks.get(i))
+        else {
+            return;
+        };
+        let Some(since) = nc.stopped_since_us else {
+            return;
+        };
+        let now = self.now_us;
+        self.clocks[i] = primary.reanchored(now, nc.rate_ppm, 0);
+        self.node_clocks[i] = NodeClocks {
+            reference: nc.reference.reanchored(now, nc.rate_ppm, 0),
+            wall_step_ms: nc.wall_step_ms + (now - since) / 1_000,
+            stopped_since_us: None,
+            slewed: false,
+            ..nc
+        };
+        let pid = self.current.get(&node).copied();
+        if let Some(pid) = pid.filter(|pid| {
+            self.procs
+                .get(pid)
+                .is_some_and(|p| p.paused_until_us <= now)
+        }) {
+            self.with_input(pid, |agent, now| agent.handle_timeout(now));
+        }
     }
 
     /// Feeds one of the Agent's `handle_*` inputs (see `with_agent`). The simulation never
@@ -909,13 +1149,12 @@ impl Sim {
     /// its deadline is not armed again (arming recomputes the true time from now, which would
     /// move a timer held back by a pause).
     fn with_request(&mut self, pid: u64, input: impl FnOnce(&mut Agent, u64)) {
+        let Some(now) = self.wake(pid) else {
+            return;
+        };
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
-        let now = self
-            .clocks
-            .get(p.node.index().unwrap_or(0))
-            .map_or(0, |c| c.local_ms(self.now_us));
         let deadline = p.agent.poll_timeout();
         input(&mut p.agent, now);
         debug_assert_eq!(p.agent.poll_timeout(), deadline);
@@ -946,6 +1185,9 @@ impl Sim {
                 Output::Read => self.read(pid),
                 Output::Decide(d) => self.decide(pid, d),
                 Output::Notify(Notification::NodeFailed { .. }) => self.hash.u64(5),
+                Output::Notify(Notification::Fenced {
+                    reason: FenceReason::ClockSuspect(_),
+                }) => self.measurements.clock_fences += 1,
                 Output::Notify(Notification::Fenced {
                     reason: FenceReason::Superseded,
                 }) if was_leaving => self.measurements.superseded_while_leaving += 1,
@@ -1566,6 +1808,7 @@ impl Sim {
                 }
             }
             Chaos::Direct => self.direct(),
+            Chaos::Clock => self.clock_fault(minority),
         }
         let every = match chaos {
             Chaos::Partition => p.partition_every_ms,
@@ -1575,6 +1818,7 @@ impl Sim {
             Chaos::StoreCut => p.store_cut_every_ms,
             Chaos::Leave => p.leave_every_ms,
             Chaos::Direct => p.direct_every_ms,
+            Chaos::Clock => p.clock_fault_every_ms,
         };
         let next = self.now_us + self.rng.range(1, 2 * every * 1_000);
         self.push(next, Ev::Chaos(chaos));
@@ -1729,6 +1973,10 @@ impl Sim {
         for p in self.procs.values_mut() {
             p.paused_until_us = p.paused_until_us.min(now);
         }
+        for node in (1..=self.params.nodes).map(NodeId) {
+            self.clock_restore(node);
+            self.clock_resume(node);
+        }
         let down: Vec<NodeId> = self.down.iter().copied().collect();
         for node in down {
             self.push(now, Ev::Restart(node));
@@ -1803,6 +2051,17 @@ impl Sim {
     fn served(&self) -> BTreeMap<ActorId, BTreeSet<(NodeId, u64)>> {
         let mut served: BTreeMap<ActorId, BTreeSet<(NodeId, u64)>> = BTreeMap::new();
         for (&pid, p) in &self.procs {
+            // A process frozen with its clocks stopped (a paused VM) serves nothing while
+            // frozen; what counts is what it does once it wakes, and its first input then is the
+            // clock reading (`clock_resume`).
+            let stopped = p
+                .node
+                .index()
+                .and_then(|i| self.node_clocks.get(i))
+                .is_some_and(|c| c.stopped_since_us.is_some());
+            if stopped && p.paused_until_us > self.now_us {
+                continue;
+            }
             let now = self.local_ms(p.node);
             for &actor in p.agent.serving().keys() {
                 if p.agent.may_serve(actor, now) {
@@ -1890,6 +2149,8 @@ fn brief(ev: &Ev) -> String {
         Ev::Rejoin(n) => format!("app joins {n}"),
         Ev::Script => "scenario".to_string(),
         Ev::Place(a) => format!("app places {a}"),
+        Ev::ClockRestore(n) => format!("{n}'s primary clock ends its slew"),
+        Ev::ClockResume(n) => format!("{n}'s VM resumes (clocks run, wall clock stepped)"),
     }
 }
 
@@ -1941,6 +2202,7 @@ mod tests {
             let clock = Clock {
                 offset_us,
                 rate_ppm,
+                anchor_us: 0,
             };
             for local_ms in [0u64, 1, 999, 10_000, 123_456] {
                 let t = clock.true_at(local_ms, 0);

@@ -179,6 +179,9 @@ pub struct Params {
     /// Per request: it waits at the store past the driver's timeout (reported unknown) and
     /// still runs later.
     pub late_apply: PerMille,
+    /// Mean gap between clock faults (ms; 0: never): a rate change within the bound, a slew
+    /// beyond it, a paused VM with its clocks stopped, a forward jump.
+    pub clock_fault_every_ms: u64,
 }
 
 impl Params {
@@ -249,6 +252,8 @@ impl Params {
             direct_every_ms: every(rng, 1, 3),
             // Drawn last, so that adding it left the other draws alone.
             late_apply: rng.range(0, 20),
+            // Drawn after it, for the same reason.
+            clock_fault_every_ms: every(rng, 2, 8),
             timing,
         }
     }
@@ -282,6 +287,7 @@ impl Params {
             leave_every_ms: 0,
             direct_every_ms: 0,
             late_apply: 0,
+            clock_fault_every_ms: 0,
             timing,
         }
         .with_nodes_fixed()

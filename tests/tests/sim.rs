@@ -122,6 +122,53 @@ fn every_planted_bug_is_caught_within_40_seeds_and_its_printed_seed_fails_again(
     }
 }
 
+/// Seeds of the clock watchdog's before/after comparison.
+const CLOCK_SEEDS: u64 = 64;
+
+/// Clock faults beyond the bound (8% slews, paused VMs with stopped clocks, forward jumps) with
+/// and without the watchdog, on the same seeds: without it (`driver:no-clock-watchdog`) some
+/// seed serves an actor twice at once; with it none does, and its fences are counted.
+#[test]
+fn clock_faults_beyond_the_bound_serve_an_actor_twice_without_the_watchdog_and_never_with_it() {
+    let mutant = Planted::from_name("driver:no-clock-watchdog");
+    assert!(mutant.is_some());
+    let (mut dual_without, mut dual_with, mut fences, mut suspicions) = (0, 0, 0, 0);
+    let mut faults = Coverage::default();
+    for seed in 0..CLOCK_SEEDS {
+        let without = run(Options {
+            planted: mutant,
+            ..Options::swarm(seed, MUTANT_STEPS)
+        });
+        if without
+            .failure
+            .as_deref()
+            .is_some_and(|f| f.contains("single activation"))
+        {
+            dual_without += 1;
+        }
+        let with = run(Options::swarm(seed, MUTANT_STEPS));
+        if !with.passed() {
+            dual_with += 1;
+            println!("{}", with.failure.clone().unwrap_or_default());
+        }
+        fences += with.measurements.clock_fences;
+        suspicions += with.measurements.clock_suspicions;
+        faults.add(&with.coverage);
+    }
+    println!(
+        "{CLOCK_SEEDS} seeds of {MUTANT_STEPS} steps: runs with a dual activation without the \
+         watchdog {dual_without}, with it {dual_with}; with it {suspicions} suspicious readings, \
+         {fences} clock fences"
+    );
+    println!("{}", faults.report());
+    assert!(
+        dual_without > 0,
+        "the watchdog-less Agent survived every seed"
+    );
+    assert_eq!(dual_with, 0);
+    assert!(fences > 0);
+}
+
 /// The planted bug that is caught later than the others: `execute` accepting an older
 /// incarnation's proposal. Its zombie no longer serves (the Agent fences itself on the slot
 /// incarnation in its snapshots, the first bug's fix, which masks it there), so what shows is a
@@ -130,19 +177,20 @@ fn every_planted_bug_is_caught_within_40_seeds_and_its_printed_seed_fails_again(
 const STALE_INCARNATION: &str = "driver:accept-stale-incarnation";
 
 #[test]
-fn a_store_that_accepts_a_stale_incarnation_is_caught_at_seed_134() {
+fn a_store_that_accepts_a_stale_incarnation_is_caught_at_seed_76() {
     let planted = Planted::from_name(STALE_INCARNATION);
     assert!(planted.is_some());
     let caught = run(Options {
         planted,
-        ..Options::swarm(134, MUTANT_STEPS)
+        ..Options::swarm(76, MUTANT_STEPS)
     });
+    // Seed 134 before the clock faults' draws (issue 18) changed every world's trace.
     let failure = caught.failure.unwrap_or_default();
     assert!(
-        failure.starts_with("SIMULATION FAILED: proposal n2.1#69 committed twice"),
+        failure.starts_with("SIMULATION FAILED: proposal n3.1#56 committed twice"),
         "{failure}"
     );
-    assert!(run(Options::swarm(134, MUTANT_STEPS)).passed());
+    assert!(run(Options::swarm(76, MUTANT_STEPS)).passed());
 }
 
 #[test]
@@ -151,10 +199,11 @@ fn regression_a_zombie_of_a_leaving_node_learns_from_its_snapshot_that_it_was_su
     // of n3 (incarnation 2, Leaving) unfenced on its first fresh snapshot after it resumed and
     // served a17 beside its successor (incarnation 3). The Agent now gets the slot's
     // incarnation with every snapshot and fences itself for good (Superseded) when a newer one
-    // holds the slot.
+    // holds the slot. Since the clock faults' draws (issue 18) changed every world's trace,
+    // seed 41 is the first that reaches the situation.
     let report = run(Options {
         leaving_zombies: true,
-        ..Options::swarm(190, 30_000)
+        ..Options::swarm(41, 30_000)
     });
     assert!(
         report.failure.is_none(),
@@ -164,7 +213,7 @@ fn regression_a_zombie_of_a_leaving_node_learns_from_its_snapshot_that_it_was_su
     // The situation is reached: one process of a Leaving node resumed as a zombie and fenced
     // itself as superseded.
     assert_eq!(report.measurements.superseded_while_leaving, 1);
-    assert!(run(Options::swarm(190, 30_000)).passed());
+    assert!(run(Options::swarm(41, 30_000)).passed());
 }
 
 #[test]
@@ -191,8 +240,9 @@ fn regression_a_migration_batch_that_finds_the_queue_empty_is_refused_not_a_pani
     // Found by this simulation (seeds 91 and 942): the primary proposed a MigrateBatch on a
     // snapshot with a queued actor; by the time the transaction ran the queue was empty and
     // `execute` failed its assertion `!events.is_empty()`. It now refuses with
-    // `NothingToMigrate`, which these seeds reach.
-    for (seed, refused) in [(91, 1), (942, 2)] {
+    // `NothingToMigrate`, which these seeds reach (233 replaces 91 since the clock faults'
+    // draws, issue 18, changed every world's trace).
+    for (seed, refused) in [(233, 1), (942, 2)] {
         let report = run(Options::swarm(seed, 10_000));
         assert!(
             report.failure.is_none(),

@@ -67,10 +67,12 @@ impl Agent {
                 // Unfence once a heartbeat committed (Active) and a snapshot read after it shows
                 // the node's standing; a Leaving node cannot heartbeat and is never declared
                 // failed, so a fresh snapshot is enough.
-                let standing_known = status == Some(NodeStatus::Leaving)
+                // After a clock fence, both must come after the suspicious reading (watchdog).
+                let standing_known = (status == Some(NodeStatus::Leaving)
+                    && self.clocks_trusted_since(o.read_at_ms))
                     || self
                         .last_heartbeat_commit_ms
-                        .is_some_and(|at| at <= o.read_at_ms);
+                        .is_some_and(|at| at <= o.read_at_ms && self.clocks_trusted_since(at));
                 if self.fenced.is_some()
                     && self.fenced != Some(FenceReason::Superseded)
                     && standing_known

@@ -3,6 +3,7 @@
 //! every driver runs. What it does with an input is in the behaviour modules (`flights`,
 //! `probes`, `lease`, `serving`, `notify`, `policy`), each an `impl Agent` block.
 
+use super::clocks::Watchdog;
 use super::limits::{DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, PLACE_QUEUE_MAX, REQUESTS_MAX};
 use super::output::{FenceReason, Io, Output, Outputs, PlaceQueueFull};
 use super::records::{InFlight, Kind, Observed, Peer, Request};
@@ -94,6 +95,8 @@ pub struct Agent {
     pub(super) latest_ms: u64,
     pub(super) place_requests: VecDeque<ActorId>,
     pub(super) outputs: Outputs,
+    /// The clock watchdog's readings and suspicion ([`Agent::handle_clock`]).
+    pub(super) watchdog: Watchdog,
 }
 
 impl Agent {
@@ -125,6 +128,7 @@ impl Agent {
             latest_ms: now_ms,
             place_requests: VecDeque::new(),
             outputs: Outputs::default(),
+            watchdog: Watchdog::default(),
         };
         agent.outputs.read();
         let s = *timing.settings();

@@ -30,12 +30,13 @@
 //!
 //! The code is split by concern, and the modules form no cycle. Leaves, which know nothing of
 //! the Agent: `limits` (every bound), `timing` (settings, the timer table), `output` (the
-//! outputs, their queue, the [`Io`] a driver executes them with) and `records` (the Agent's
-//! internal records: the snapshot, proposals in flight, requests, peers). `machine` holds the
-//! [`Agent`] itself: its state, the inputs, the outputs and the [`drain`] loop. The behaviour
+//! outputs, their queue, the [`Io`] a driver executes them with), `records` (the Agent's
+//! internal records: the snapshot, proposals in flight, requests, peers) and `clocks` (the clock
+//! reading, the watchdog's state and its judgement). `machine` holds the [`Agent`] itself: its state, the inputs, the outputs and the [`drain`] loop. The behaviour
 //! modules are each an `impl Agent` block for one concern, and import only `machine` and the
 //! leaves: `flights` (proposals in flight and requests), `probes`, `lease`, `serving`, `notify`
-//! (what the application is told about a new snapshot) and `policy` (what to propose next).
+//! (what the application is told about a new snapshot), `policy` (what to propose next) and
+//! `watchdog` (the clock watchdog: [`Agent::handle_clock`]).
 //!
 //! What it decides, and why it is safe:
 //!
@@ -82,6 +83,7 @@
 //!   is not a reason to skip the wait: it may never have served the actor, while the node
 //!   before it still does.
 
+mod clocks;
 mod flights;
 mod lease;
 mod limits;
@@ -93,15 +95,17 @@ mod probes;
 mod records;
 mod serving;
 mod timing;
+mod watchdog;
 
+pub use clocks::{ClockReading, CLOCK_GAP_SLACK_MS, CLOCK_READING_SLACK_MS};
 pub use limits::{
     DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX,
     PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
 };
 pub use machine::{drain, Agent, InputError};
 pub use output::{
-    Decision, FenceReason, Io, Notification, Outgoing, Output, PlaceQueueFull, RequestError,
-    TooManyRequests,
+    ClockFault, Decision, FenceReason, Io, Notification, Outgoing, Output, PlaceQueueFull,
+    RequestError, TooManyRequests,
 };
 pub use serving::{served_by, ServingPermit};
 pub use timing::{

@@ -57,6 +57,37 @@ pub enum FenceReason {
     DeclaredFailed,
     /// Another incarnation holds this node's slot.
     Superseded,
+    /// The clock watchdog saw the node's clocks disagree or jump
+    /// ([`Agent::handle_clock`](crate::Agent::handle_clock)).
+    ClockSuspect(ClockFault),
+}
+
+/// What the clock watchdog saw ([`Agent::handle_clock`](crate::Agent::handle_clock)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ClockFault {
+    /// Over one measurement window the primary clock and the reference advanced by amounts that
+    /// differ beyond the rate bound plus the reading slack.
+    Rate {
+        /// How far the primary clock advanced (ms).
+        primary_ms: u64,
+        /// How far the reference clock advanced (ms).
+        reference_ms: u64,
+    },
+    /// The wall clock was stepped: it advanced (or went back: negative) by an amount the
+    /// primary clock does not match.
+    WallStep {
+        /// How far the primary clock advanced (ms).
+        primary_ms: u64,
+        /// How far the wall clock moved (ms).
+        wall_ms: i64,
+    },
+    /// Two consecutive readings are further apart than the Agent's timers allow.
+    Gap {
+        /// The gap, by the monotonic clock that shows the larger one (ms).
+        gap_ms: u64,
+    },
+    /// A monotonic clock went back.
+    Backwards,
 }
 
 /// What the application is told.

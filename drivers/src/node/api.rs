@@ -83,6 +83,9 @@ pub struct NodeOptions {
     pub store_timeout_ms: u64,
     /// How long `join`, `leave` and `place_actor` wait for the registry.
     pub wait_timeout_ms: u64,
+    /// Offsets a test adds to the node's clock readings (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub clock_skew: Option<crate::clock::ClockSkew>,
 }
 
 impl NodeOptions {
@@ -94,6 +97,8 @@ impl NodeOptions {
             timing: Timing::default_timing(),
             store_timeout_ms: 1_000,
             wait_timeout_ms: 30_000,
+            #[cfg(feature = "testing")]
+            clock_skew: None,
         }
     }
 }

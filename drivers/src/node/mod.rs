@@ -11,6 +11,7 @@ pub use api::{
     STOP_REASON_WAIT_MS,
 };
 
+use crate::clock::Clocks;
 use crate::probe;
 use crate::store::{Snapshot, Store};
 use membership_core::{ActorId, Agent, Effect, Event, NodeId, NodeSet, NodeStatus, Placement};
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tracing::Instrument;
@@ -54,7 +55,10 @@ impl NodeHandle {
                 return Err(Error::Store(e));
             }
         };
-        let origin = Instant::now();
+        let clocks = Clocks::new(
+            #[cfg(feature = "testing")]
+            options.clock_skew.clone(),
+        );
         let agent = Agent::new(options.node, slot.incarnation, options.timing, 0);
         let (commands, command_rx) = mpsc::channel(COMMANDS_MAX);
         let (notifications, _) = broadcast::channel(NOTIFICATION_BUFFER);
@@ -74,7 +78,7 @@ impl NodeHandle {
             glue: Glue {
                 node: options.node,
                 store,
-                origin,
+                clocks,
                 store_timeout: Duration::from_millis(options.store_timeout_ms),
                 probe_timeout,
                 tx,

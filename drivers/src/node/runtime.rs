@@ -3,6 +3,7 @@
 
 use super::api::{Error, NodeNotification, Permit};
 use super::wire::{Command, Message, Pending, PlaceReply, Shared};
+use crate::clock::Clocks;
 use crate::probe;
 use crate::store::{Store, StoreError};
 use membership_core::{
@@ -28,7 +29,8 @@ pub(super) struct Runtime<S: Store> {
 pub(super) struct Glue<S: Store> {
     pub(super) node: NodeId,
     pub(super) store: Arc<S>,
-    pub(super) origin: Instant,
+    /// The node's clocks (`crate::clock`): the Agent's `now_ms` and the watchdog's readings.
+    pub(super) clocks: Clocks,
     pub(super) store_timeout: Duration,
     pub(super) probe_timeout: Duration,
     pub(super) tx: mpsc::Sender<Message>,
@@ -47,6 +49,18 @@ pub(super) struct Glue<S: Store> {
     pub(super) tasks: JoinSet<()>,
 }
 
+/// What woke a node's loop.
+enum Wake {
+    /// The Agent's deadline passed.
+    Deadline,
+    /// A task of the node finished (a proposal, a probe, a read).
+    Message(Box<Message>),
+    /// The application's command.
+    Command(Command),
+    /// The store's registry changed (false: the watch closed).
+    Changed(bool),
+}
+
 impl<S: Store> Runtime<S> {
     pub(super) async fn run(mut self) {
         let mut changes = self.glue.store.watch();
@@ -54,30 +68,36 @@ impl<S: Store> Runtime<S> {
             // Reap the finished tasks (the set holds only those still running).
             while self.glue.tasks.try_join_next().is_some() {}
             drain(&mut self.agent, &mut self.glue);
-            let deadline = self
-                .agent
-                .poll_timeout()
-                .map(|at| self.glue.origin + Duration::from_millis(at));
+            let deadline = self.agent.poll_timeout().map(|at| self.glue.instant_at(at));
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                () = sleep => {
+            let wake = tokio::select! {
+                () = sleep => Wake::Deadline,
+                Some(message) = self.inbox.recv() => Wake::Message(Box::new(message)),
+                command = self.commands.recv() => match command {
+                    Some(command) => Wake::Command(command),
+                    None => return,
+                },
+                changed = changes.changed() => Wake::Changed(changed.is_ok()),
+            };
+            // Every wake-up first reads the clocks for the watchdog, before any input it
+            // brings (a jump is seen before it can start anything).
+            self.check_clocks();
+            match wake {
+                Wake::Deadline => {
                     let now = self.glue.now_ms();
                     if let Err(error) = self.agent.handle_timeout(now) {
                         tracing::error!(%error, "the Agent refused a deadline: dropped");
                     }
                 }
-                Some(message) = self.inbox.recv() => self.handle(message),
-                command = self.commands.recv() => match command {
-                    Some(command) => self.command(command),
-                    None => return,
-                },
-                changed = changes.changed() => {
-                    if changed.is_ok() {
+                Wake::Message(message) => self.handle(*message),
+                Wake::Command(command) => self.command(command),
+                Wake::Changed(changed) => {
+                    if changed {
                         self.glue.read();
                     }
                 }
@@ -85,11 +105,20 @@ impl<S: Store> Runtime<S> {
         }
     }
 
+    /// Feeds the node's clock readings to the Agent's watchdog (`Agent::handle_clock`).
+    fn check_clocks(&mut self) {
+        let reading = self.glue.clocks.read();
+        match self.agent.handle_clock(reading) {
+            Ok(None) => {}
+            Ok(Some(fault)) => tracing::warn!(?fault, ?reading, "clock suspect: fenced"),
+            Err(error) => tracing::error!(%error, "the Agent refused a clock reading"),
+        }
+    }
+
     fn command(&mut self, command: Command) {
         let now = self.glue.now_ms();
         match command {
             Command::Permits(only, reply) => {
-                let origin = self.glue.origin;
                 let permits = self
                     .agent
                     .serving()
@@ -100,12 +129,7 @@ impl<S: Store> Runtime<S> {
                         let permit = Permit {
                             actor: p.actor,
                             epoch: p.epoch,
-                            valid_until: origin
-                                .checked_add(Duration::from_millis(p.valid_until_ms))
-                                // A deadline past what an `Instant` can hold (only the
-                                // checker's never-fencing mutant makes one) is no permit to
-                                // extend: it counts as expired.
-                                .unwrap_or_else(Instant::now),
+                            valid_until: self.glue.instant_at(p.valid_until_ms),
                         };
                         (p.actor, permit)
                     })
@@ -223,7 +247,17 @@ impl<S: Store> Runtime<S> {
 
 impl<S: Store> Glue<S> {
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.clocks.now_ms()
+    }
+
+    /// The `Instant` at which the primary clock will show `at_ms`: now plus what is left (the
+    /// short remainder is measured by tokio's clock). A time past what an `Instant` can hold
+    /// (only the checker's never-fencing mutant makes one) counts as now: a permit that ends
+    /// there is expired, a deadline there is due.
+    fn instant_at(&self, at_ms: u64) -> Instant {
+        let now = Instant::now();
+        now.checked_add(Duration::from_millis(at_ms.saturating_sub(self.now_ms())))
+            .unwrap_or(now)
     }
 }
 

@@ -25,6 +25,7 @@ mod link;
 #[cfg(doc)]
 use crate::MemoryStore;
 
+pub use crate::clock::ClockSkew;
 pub use crate::fault::{Fault, FAULTS_MAX};
 pub use crate::keys::StoreKey;
 pub use crate::memory::{Attempt, Transaction, COMMIT_LOG_MAX};
