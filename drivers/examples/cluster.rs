@@ -344,9 +344,8 @@ async fn run_on<S: Store>(
     .await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let log = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let after = |n: &&NodeNotification| {
-        n.at >= killed_at && n.node != primary.0 && Some(n.node) != second
-    };
+    let after =
+        |n: &&NodeNotification| n.at >= killed_at && n.node != primary.0 && Some(n.node) != second;
     let second_detected = second.and_then(|second| {
         log.iter()
             .filter(after)
