@@ -60,11 +60,17 @@ pub enum FaultKind {
     ClockStopped,
     /// A node's primary clock jumped forward.
     ClockJump,
+    /// A node lost its link to the store for 10 to 15 failure timeouts while its process and
+    /// its probe answers ran on (registry v2: declared failed on the registry's evidence).
+    StoreCutLong,
+    /// A node crashed for good: it never restarts, not even in the liveness phase, and the
+    /// others must carry on without it.
+    PermanentLoss,
 }
 
 impl FaultKind {
     /// Every fault type.
-    pub const ALL: [FaultKind; 25] = [
+    pub const ALL: [FaultKind; 27] = [
         FaultKind::UnknownBeforeCommit,
         FaultKind::UnknownAfterCommit,
         FaultKind::StoreUnavailable,
@@ -90,6 +96,8 @@ impl FaultKind {
         FaultKind::ClockRateBeyondBound,
         FaultKind::ClockStopped,
         FaultKind::ClockJump,
+        FaultKind::StoreCutLong,
+        FaultKind::PermanentLoss,
     ];
 }
 

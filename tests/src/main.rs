@@ -168,6 +168,12 @@ fn print_measurements(reports: &[Report]) {
         reports.len()
     );
     println!(
+        "  nodes declared failed while their store link was cut (probes still answered): {} in {} of {} runs",
+        reports.iter().map(|r| r.measurements.declared_while_store_cut).sum::<u64>(),
+        reports.iter().filter(|r| r.measurements.declared_while_store_cut > 0).count(),
+        reports.len()
+    );
+    println!(
         "  processes of a Leaving node fenced as superseded (zombies of a Leaving node): {} in {} of {} runs",
         reports.iter().map(|r| r.measurements.superseded_while_leaving).sum::<u64>(),
         reports.iter().filter(|r| r.measurements.superseded_while_leaving > 0).count(),

@@ -101,6 +101,9 @@ impl Options {
 /// Measurements of one run (simulated milliseconds).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Measurements {
+    /// Nodes declared failed while their link to the store was cut (their probes still
+    /// answered): registry v2's evidence of a silent node.
+    pub declared_while_store_cut: u64,
     /// Crash to the crashed node declared failed (failover scenario).
     pub failover_declared_ms: Option<u64>,
     /// Crash to every actor the crashed node held served again by another node.
@@ -457,6 +460,8 @@ pub struct Sim {
     /// Nodes the application asked to leave and has not asked to join again.
     leaving: BTreeSet<NodeId>,
     store_cut_until_us: BTreeMap<NodeId, u64>,
+    /// Nodes crashed for good (at most one per run): never restarted.
+    lost: BTreeSet<NodeId>,
     faults_on: bool,
     /// Whether the Agent being fed is handling its deadline (`handle_timeout`).
     in_timeout: bool,
@@ -527,6 +532,7 @@ impl Sim {
             cuts: BTreeMap::new(),
             leaving: BTreeSet::new(),
             store_cut_until_us: BTreeMap::new(),
+            lost: BTreeSet::new(),
             faults_on: options.scenario == Scenario::Swarm,
             in_timeout: false,
             hash: TraceHash::new(),
@@ -1471,6 +1477,9 @@ impl Sim {
     }
 
     fn on_declared(&mut self, node: NodeId) {
+        if self.store_cut(node) {
+            self.measurements.declared_while_store_cut += 1;
+        }
         match self.options.scenario {
             Scenario::Swarm => {}
             Scenario::Failover => match &self.crashed {
@@ -1747,8 +1756,15 @@ impl Sim {
                 if self.disabled() < minority {
                     if let Some(node) = self.pick_node() {
                         self.crash(node);
-                        let back = self.now_us + self.rng.range(ft / 2, 6 * ft);
-                        self.push(back, Ev::Restart(node));
+                        // One node per run may be lost for good (registry v2: the members left
+                        // must carry on); the others restart.
+                        if self.lost.is_empty() && self.rng.chance(150) {
+                            self.lost.insert(node);
+                            self.coverage.fault(FaultKind::PermanentLoss);
+                        } else {
+                            let back = self.now_us + self.rng.range(ft / 2, 6 * ft);
+                            self.push(back, Ev::Restart(node));
+                        }
                     }
                 }
             }
@@ -1775,9 +1791,22 @@ impl Sim {
             }
             Chaos::StoreCut => {
                 if let Some(node) = self.pick_node() {
-                    let until = self.now_us + self.rng.range(ft / 4, 3 * ft);
+                    // A quarter of the cuts last 10 to 15 failure timeouts: the node's process
+                    // and its probe answers run on (registry v2 declares it failed on the
+                    // registry's evidence); the others are short.
+                    let long = self.rng.chance(250);
+                    let length = if long {
+                        self.rng.range(10 * ft, 15 * ft)
+                    } else {
+                        self.rng.range(ft / 4, 3 * ft)
+                    };
+                    let until = self.now_us + length;
                     self.store_cut_until_us.insert(node, until);
-                    self.coverage.fault(FaultKind::StoreCut);
+                    self.coverage.fault(if long {
+                        FaultKind::StoreCutLong
+                    } else {
+                        FaultKind::StoreCut
+                    });
                     self.push(until, Ev::StoreRestore(node));
                 }
             }
@@ -1872,7 +1901,10 @@ impl Sim {
         let Some(s) = self.store.state() else {
             return false;
         };
-        let all_active = s.nodes().iter().all(|r| r.status == NodeStatus::Active);
+        let all_active = s.node_ids().all(|n| {
+            let active = s.node(n).is_some_and(|r| r.status == NodeStatus::Active);
+            active != self.lost.contains(&n)
+        });
         let placed = u64::try_from(s.placements().len()).unwrap_or(0) == self.params.actors;
         all_active && placed && s.primary_in_office().is_some() && self.converged(&s).is_ok()
     }
@@ -1982,7 +2014,13 @@ impl Sim {
             self.clock_restore(node);
             self.clock_resume(node);
         }
-        let down: Vec<NodeId> = self.down.iter().copied().collect();
+        // A node lost for good stays lost: a real cluster would not get it back either.
+        let down: Vec<NodeId> = self
+            .down
+            .iter()
+            .copied()
+            .filter(|n| !self.lost.contains(n))
+            .collect();
         for node in down {
             self.push(now, Ev::Restart(node));
         }
@@ -2018,14 +2056,22 @@ impl Sim {
     /// Converged: every node Active, no partition reported, one primary in office, agreeing
     /// views, no queued migration, and every placed actor served by exactly its node.
     fn converged(&self, s: &State) -> Result<(), String> {
-        if let Some(r) = s
-            .nodes()
-            .iter()
-            .position(|r| r.status != NodeStatus::Active)
-        {
-            return Err(format!("node {} is not Active", r + 1));
+        for n in s.node_ids() {
+            let active = s.node(n).is_some_and(|r| r.status == NodeStatus::Active);
+            if self.lost.contains(&n) && active {
+                return Err(format!("{n}, lost for good, is still Active"));
+            }
+            if !self.lost.contains(&n) && !active {
+                return Err(format!("node {n} is not Active"));
+            }
         }
-        if !s.is_unpartitioned() {
+        // Partitions with a node lost for good never heal (nobody answers its probes).
+        let partitioned = s.node_ids().any(|n| {
+            !self.lost.contains(&n)
+                && s.node(n)
+                    .is_some_and(|r| r.partitioned_from.iter().any(|m| !self.lost.contains(&m)))
+        });
+        if partitioned {
             return Err("a partition is still reported".to_string());
         }
         if s.primary_in_office().is_none() || s.believers().len() != 1 {
