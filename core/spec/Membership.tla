@@ -396,28 +396,33 @@ Init ==
 (* bootstrap also sets n's own heartbeat flag: the node's own committed    *)
 (* transaction is evidence that it is live in the current round.           *)
 (***************************************************************************)
+\* step/ bootstrap(n): n becomes Active with view {n} and primary (the
+\* bootstrap branch of NodeJoin, and, fixed only, of NodeJoinComplete).
+Bootstrap(n) ==
+    LET vn == IF Mode = "fixed" THEN view_counter + 1 ELSE 1
+        t  == IF Mode = "fixed" THEN term_counter + 1 ELSE 1
+    IN  /\ vn <= MaxView
+        /\ t <= MaxView
+        /\ state' = [state EXCEPT ![n] = "Active"]
+        /\ believes_primary' = [believes_primary EXCEPT ![n] = TRUE]
+        /\ term' = [term EXCEPT ![n] = t]
+        /\ view' = [view EXCEPT ![n] = {n}]
+        /\ view_number' = [view_number EXCEPT ![n] = vn]
+        \* become_primary / record_view_number: the counters take the
+        \* issued values (fixed only).
+        /\ term_counter' = IF Mode = "fixed" THEN t ELSE term_counter
+        /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
+        /\ detected' = DetectedAfterAdopt({n}, {n})
+        /\ heartbeat_received' =
+               IF Mode = "fixed"
+                 THEN [heartbeat_received EXCEPT ![n] = TRUE]
+                 ELSE heartbeat_received
+        /\ UNCHANGED partitioned
+
 NodeJoin(n) ==
     /\ state[n] = "Left"
     /\ IF active = {}
-         THEN LET vn == IF Mode = "fixed" THEN view_counter + 1 ELSE 1
-                  t  == IF Mode = "fixed" THEN term_counter + 1 ELSE 1
-              IN  /\ vn <= MaxView
-                  /\ t <= MaxView
-                  /\ state' = [state EXCEPT ![n] = "Active"]
-                  /\ believes_primary' = [believes_primary EXCEPT ![n] = TRUE]
-                  /\ term' = [term EXCEPT ![n] = t]
-                  /\ view' = [view EXCEPT ![n] = {n}]
-                  /\ view_number' = [view_number EXCEPT ![n] = vn]
-                  \* become_primary / record_view_number: the counters take
-                  \* the issued values (fixed only).
-                  /\ term_counter' = IF Mode = "fixed" THEN t ELSE term_counter
-                  /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
-                  /\ detected' = DetectedAfterAdopt({n}, {n})
-                  /\ heartbeat_received' =
-                         IF Mode = "fixed"
-                           THEN [heartbeat_received EXCEPT ![n] = TRUE]
-                           ELSE heartbeat_received
-                  /\ UNCHANGED partitioned
+         THEN Bootstrap(n)
          ELSE /\ state' = [state EXCEPT ![n] = "Joining"]
               /\ UNCHANGED <<view, view_number, believes_primary, term,
                              heartbeat_received, partitioned,
@@ -435,9 +440,14 @@ NodeJoin(n) ==
 (* heartbeat flag: the node's own committed transaction is evidence that   *)
 (* it is live in the current round (otherwise a node that completes its    *)
 (* join in a round that is already ripe would be declared failed at once). *)
+(* DEVIATION (registry v2: a joiner bootstraps an empty cluster): fixed,   *)
+(* when no node is Active, n bootstraps as NodeJoin does (Bootstrap). With *)
+(* members lost for good, a cluster whose last member was declared failed  *)
+(* while the others were Joining would otherwise never have a member       *)
+(* again: a Joining node reaches no Active node, and NodeJoin needs Left.  *)
 (***************************************************************************)
-NodeJoinComplete(n) ==
-    /\ state[n] = "Joining"
+\* NodeJoinComplete's admission into a cluster with members.
+JoinAdmitted(n) ==
     /\ ReachableActive(n) # {}
     /\ LET vn == IF Mode = "fixed"
                    THEN view_counter + 1
@@ -456,6 +466,12 @@ NodeJoinComplete(n) ==
                     THEN [heartbeat_received EXCEPT ![n] = TRUE]
                     ELSE heartbeat_received
            /\ UNCHANGED <<believes_primary, term, partitioned, term_counter>>
+
+NodeJoinComplete(n) ==
+    /\ state[n] = "Joining"
+    /\ IF Mode = "fixed" /\ active = {}
+         THEN Bootstrap(n)
+         ELSE JoinAdmitted(n)
     /\ UNCHANGED actorVars
 
 (***************************************************************************)

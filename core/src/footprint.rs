@@ -211,6 +211,10 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             f.read_write([Key::Node(node), view]);
             // The completed join is also the node's heartbeat this round (registry v2).
             f.write([Key::Heartbeat(node)]);
+            if active.is_empty() {
+                // Registry v2: it bootstraps an empty cluster, with a fresh term.
+                f.read_write([term]);
+            }
             f.write(
                 active
                     .iter()

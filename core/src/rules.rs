@@ -87,6 +87,9 @@ pub(crate) struct Rules {
     pub(crate) own_heartbeat: bool,
     /// NodeJoin's bootstrap and NodeJoinComplete set the joining node's own heartbeat flag.
     pub(crate) join_heartbeats: bool,
+    /// NodeJoinComplete bootstraps the cluster when no node is Active (reference: it needs a
+    /// reachable Active node, so it is disabled then).
+    pub(crate) join_bootstraps_empty: bool,
     /// DetectFailure requires that the target's heartbeat was not received (the reference
     /// model; fixed: a vote is about reachability only).
     pub(crate) detect_needs_silence: bool,
@@ -142,6 +145,7 @@ impl Rules {
         quorum_over_members: true,
         own_heartbeat: true,
         join_heartbeats: true,
+        join_bootstraps_empty: true,
         detect_needs_silence: false,
         votes_expire: true,
         failure_cleans_views: true,
@@ -174,6 +178,7 @@ impl Rules {
         quorum_over_members: false,
         own_heartbeat: false,
         join_heartbeats: false,
+        join_bootstraps_empty: false,
         detect_needs_silence: true,
         votes_expire: true,
         failure_cleans_views: false,

@@ -343,8 +343,9 @@ fn node_join_complete_refusals() {
         no_peer.to_string(),
         "NodeJoinComplete: n2 can communicate with no Active node"
     );
-    // No Active node at all any more.
-    let s = run(fixed(3), &[join(1), join(2), leave(1)]);
+    // No Active node at all any more: refused in the reference model; registry v2 bootstraps
+    // (core/tests/registry_v2.rs).
+    let s = run(reference(3, 5), &[join(1), join(2), leave(1)]);
     assert_eq!(refuse(&s, join_complete(2)), no_peer);
 }
 

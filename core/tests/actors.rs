@@ -329,15 +329,15 @@ fn migrate_actor_is_refused_without_a_valid_primary() {
     assert_eq!(refuse(&s, migrate(1, 1)), expected);
 }
 
-/// NoTarget for MigrateActor: the only Active node is the one the actor must leave. Registry v2:
+/// MigrateActor when the only Active node is the one the actor must leave. Registry v2:
 /// majorities are of the members, so after n2 and n3 leave, n1 alone is a majority of the one
-/// member and keeps its valid primary claim; the actor queued to leave n1 has no target. (Before
-/// registry v2, n1 was one of three slots, so the fencing guard refused first: the scaled-down
-/// cluster could never migrate again.) Here: (1) that reachable state is NoTarget; (2) so it is
-/// without the fencing guard (the MigrateWithoutTermCheck mutant); (3) so is a decoded one-node
-/// state with a valid primary and a queued actor. See also the strategy tests below.
+/// member and keeps its valid primary claim, and the actor queued to leave n1 (a rebalance entry)
+/// goes back to n1 with a fresh epoch: the last member takes it back (it would otherwise stay
+/// queued forever, EventualPlacement). (Before registry v2 the fencing guard refused: the
+/// scaled-down cluster could never migrate again.) NoTarget remains when no node is Active at all
+/// (reachable only without the fencing guard: the MigrateWithoutTermCheck mutant).
 #[test]
-fn migrate_actor_no_target_when_the_only_active_node_is_the_one_being_left() {
+fn migrate_actor_when_the_only_active_node_is_the_one_being_left() {
     let only_n1 = |config| {
         let s = place_on(&run(config, &THREE_ACTIVE), 1, [1, 2]);
         apply(
@@ -355,30 +355,37 @@ fn migrate_actor_no_target_when_the_only_active_node_is_the_one_being_left() {
     assert_eq!(s.active(), nodes(&[1]));
     assert_eq!(queue(&s), vec![(1, 1, LoadBalancing)]);
     assert!(s.valid_primary(n(1)), "n1 is a majority of the one member");
+    let (after, effects) = accept(&s, migrate(1, 1));
+    assert_eq!(
+        effects,
+        vec![
+            Effect::ActorDeactivated {
+                actor: actor(1),
+                node: n(1),
+                epoch: 1
+            },
+            Effect::ActorActivated {
+                actor: actor(1),
+                node: n(1),
+                epoch: 3
+            },
+        ]
+    );
+    assert!(after.queue().is_empty());
+
+    let s = only_n1(mutant(3, Mutant::MigrateWithoutTermCheck));
+    // n1, the last member, misses a round and is declared failed: no node is Active.
+    let s = apply(&s, &[RESET, fail(1)]);
+    assert!(s.active().is_empty());
     let no_target = refusal(
         ActionName::MigrateActor,
         Guard::NoTarget { actor: actor(1) },
     );
     assert_eq!(refuse(&s, migrate(1, 1)), no_target);
-    let s = only_n1(mutant(3, Mutant::MigrateWithoutTermCheck));
-    assert_eq!(refuse(&s, migrate(1, 1)), no_target);
     assert_eq!(
         no_target.to_string(),
         "MigrateActor: no Active node can take a1"
     );
-
-    let one = run(fixed(1), &[join(1), place(1)]);
-    let mut fields = RegistryFields::from(&one);
-    fields.queue.insert(
-        actor(1),
-        MigrationEntry {
-            from: n(1),
-            reason: LoadBalancing,
-        },
-    );
-    let decoded = State::try_from(fields).unwrap();
-    assert_eq!(decoded.valid_primaries(), nodes(&[1]));
-    assert_eq!(refuse(&decoded, migrate(1, 1)), no_target);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use membership_core::checking::Mutant;
 use membership_core::invariants::{self, Liveness, TransitionInvariant};
 use membership_core::testing::*;
 use membership_core::{step, ActionName, Effect, Event, Guard, NodeStatus, State};
-use NodeStatus::{Active, Failed};
+use NodeStatus::{Active, Failed, Joining};
 
 /// `count` nodes Active, then `leavers` leave gracefully (NodeLeave, NodeLeaveComplete).
 fn scaled_down(count: u16, leavers: &[u16]) -> Vec<Event> {
@@ -354,5 +354,35 @@ fn quorum_over_slots_leaves_a_scaled_down_cluster_leaderless() {
             reachable: 1,
             member_count: 3,
         }
+    );
+}
+
+/// A joiner bootstraps a cluster with no member left (registry v2): n1, the only member, leaves
+/// while n2 is still joining. Fixed: n2's NodeJoinComplete bootstraps (Active, primary with the
+/// next term, view {n2}, its heartbeat this round). Reference: refused, no Active node to reach.
+#[test]
+fn a_joiner_bootstraps_a_cluster_with_no_member_left() {
+    let events = [join(1), join(2), leave(1), leave_complete(1)];
+    let s = checked(fixed(3), &events);
+    assert!(s.active().is_empty());
+    let (after, effects) = accept(&s, join_complete(2));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(2, Joining, Active),
+            Effect::BecamePrimary {
+                node: n(2),
+                term: 2
+            },
+            view_changed(2, &[2], 2),
+        ]
+    );
+    assert!(after.heartbeat_received(n(2)));
+    assert_eq!(after.valid_primaries(), nodes(&[2]));
+    invariants::check_transition(&s, &after).unwrap();
+    let s = run(reference(3, 5), &events);
+    assert_eq!(
+        refuse(&s, join_complete(2)).guard,
+        Guard::NoReachableActivePeer { node: n(2) }
     );
 }

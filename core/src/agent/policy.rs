@@ -69,7 +69,7 @@ impl Agent {
         let in_flight = self.in_flight.len();
         match record.status {
             NodeStatus::Active => self.decide_active(now_ms, &o, record),
-            status => self.decide_inactive(now_ms, status, &o.state),
+            status => self.decide_inactive(now_ms, status, &o),
         }
         debug_assert!(
             self.in_flight.len() >= in_flight,
@@ -80,7 +80,8 @@ impl Agent {
 
     /// A node that is not Active moves itself along: joins (when the application wants it in),
     /// completes its join, recovers, or completes its leave once it holds no actor.
-    fn decide_inactive(&mut self, now_ms: u64, status: NodeStatus, s: &State) {
+    fn decide_inactive(&mut self, now_ms: u64, status: NodeStatus, o: &Observed) {
+        let s = &o.state;
         debug_assert!(status != NodeStatus::Active);
         debug_assert!(s.node(self.node).is_some_and(|r| r.status == status));
         let me = self.node;
@@ -91,6 +92,7 @@ impl Agent {
                 }
             }
             NodeStatus::Joining => {
+                self.watch_members(now_ms, o);
                 self.propose_if_enabled(now_ms, Event::NodeJoinComplete { node: me }, None);
             }
             NodeStatus::Failed => {
@@ -147,10 +149,7 @@ impl Agent {
             "a snapshot was handled, so a round was seen"
         );
         let round = Some(o.round);
-        let round_age = self
-            .round_seen
-            .filter(|(r, _)| *r == o.round)
-            .map_or(0, |(_, seen)| now_ms.saturating_sub(seen));
+        let round_age = self.round_age_ms(now_ms, o);
         let ripe = round_age >= settings.failure_timeout_ms;
         let peers = s.active().without(me);
         for t in peers.iter() {
@@ -178,12 +177,54 @@ impl Agent {
         debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
     }
 
+    /// How long this node has seen the snapshot's round open (0 when it has not seen it yet).
+    fn round_age_ms(&self, now_ms: u64, o: &Observed) -> u64 {
+        let age = self
+            .round_seen
+            .filter(|(r, _)| *r == o.round)
+            .map_or(0, |(_, seen)| now_ms.saturating_sub(seen));
+        debug_assert!(age <= now_ms);
+        age
+    }
+
+    /// A Joining node (a live process, not yet a member) keeps the registry's own failure
+    /// evidence moving too: once the members have had their turn it opens a new round, and it
+    /// declares a member that committed no heartbeat in a ripe round. Without it, a cluster whose
+    /// last members were lost while the others were joining would wait forever: nobody would be
+    /// left to declare them, and a joiner reaches no member to join through (registry v2; once
+    /// no member is left, its NodeJoinComplete bootstraps the cluster).
+    fn watch_members(&mut self, now_ms: u64, o: &Observed) {
+        let s = &o.state;
+        let settings = *self.timing.settings();
+        debug_assert!(s
+            .node(self.node)
+            .is_some_and(|r| r.status == NodeStatus::Joining));
+        let round = Some(o.round);
+        let round_age = self.round_age_ms(now_ms, o);
+        if round_age >= settings.failure_timeout_ms {
+            for t in s.active().iter().filter(|&t| !s.heartbeat_received(t)) {
+                self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, round);
+            }
+        }
+        let all_heartbeated = s.active().iter().all(|m| s.heartbeat_received(m));
+        if all_heartbeated && round_age >= self.reset_after_ms(s) {
+            self.propose_if_enabled(now_ms, Event::ResetHeartbeats, round);
+        }
+        debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
+    }
+
     /// How old the round must be before this node opens the next one: a heartbeat interval, plus
     /// half an interval per member ranked before it (so the lowest-ranked live member opens it and
-    /// the others seldom race it; a late one is refused: the round moved on).
+    /// the others seldom race it; a late one is refused: the round moved on). A non-member ranks
+    /// after every member.
     fn reset_after_ms(&self, s: &State) -> u64 {
         let settings = self.timing.settings();
-        let rank = s.active().iter().position(|n| n == self.node).unwrap_or(0);
+        // A non-member (a Joining node) comes after every member.
+        let rank = s
+            .active()
+            .iter()
+            .position(|n| n == self.node)
+            .unwrap_or(usize::from(s.active().len()));
         let rank = u64::try_from(rank).unwrap_or(u64::MAX);
         let after = settings
             .heartbeat_interval_ms

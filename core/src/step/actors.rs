@@ -87,25 +87,34 @@ pub(super) fn migrate_actor(
     let mut next = state.clone();
     next.put_actor(actor, Placement { node, epoch });
     next.set_epoch_counter(state.epoch_counter().max(epoch));
-    let mut effects = smallvec![
-        Effect::ActorDeactivated {
-            actor,
-            node: old.node,
-            epoch: old.epoch,
-        },
-        Effect::ActorActivated { actor, node, epoch },
-    ];
-    if !rules.migrate_dequeues {
-        // Mutant: queued again at its new node.
-        next.enqueue(actor, node, entry.reason);
-        effects.insert(
-            0,
-            Effect::MigrationsQueued {
-                from: node,
-                reason: entry.reason,
-                actors: 1,
+    // The effects say exactly what changed: nothing, when the mutant that keeps the epoch moves
+    // the actor back to the node it was on (the last member taking its actor back).
+    let mut effects: Effects = if (Placement { node, epoch }) == old {
+        Effects::new()
+    } else {
+        smallvec![
+            Effect::ActorDeactivated {
+                actor,
+                node: old.node,
+                epoch: old.epoch,
             },
-        );
+            Effect::ActorActivated { actor, node, epoch },
+        ]
+    };
+    if !rules.migrate_dequeues {
+        // Mutant: queued again at its new node (back at the same node, the entry is unchanged:
+        // no effect).
+        next.enqueue(actor, node, entry.reason);
+        if node != entry.from {
+            effects.insert(
+                0,
+                Effect::MigrationsQueued {
+                    from: node,
+                    reason: entry.reason,
+                    actors: 1,
+                },
+            );
+        }
     }
     assert!(!rules.migrate_dequeues || !next.queue().contains(actor));
     assert!(node != entry.from || state.active() == crate::node::NodeSet::single(node));

@@ -18,42 +18,60 @@ use crate::state::State;
 /// registry counters instead of the constant 1.
 pub(super) fn node_join(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Left)?;
+    if state.active().is_empty() {
+        return bootstrap(rules, state, n);
+    }
     let mut next = state.clone();
     let mut effects = Effects::new();
-    if state.active().is_empty() {
-        let (view_number, term) = match rules.numbering {
-            Numbering::Registry => (issue_view_number(rules, state)?, issue_term(rules, state)?),
-            Numbering::PerNode => (
-                within_bound(rules, Counter::ViewNumber, 1)?,
-                within_bound(rules, Counter::Term, 1)?,
-            ),
-        };
-        change_status(&mut next, &mut effects, n, NodeStatus::Active);
-        become_primary(rules, &mut next, &mut effects, n, term);
-        adopt_view(&mut next, &mut effects, n, NodeSet::single(n), view_number);
-        record_view_number(rules, &mut next, view_number);
-        if rules.join_heartbeats {
-            // Registry v2: the node's own committed transaction is its heartbeat this round.
-            next.set_heartbeat(n, true);
-        }
-        debug_assert_eq!(next.active(), NodeSet::single(n));
-    } else {
-        change_status(&mut next, &mut effects, n, NodeStatus::Joining);
-    }
+    change_status(&mut next, &mut effects, n, NodeStatus::Joining);
     assert!(!effects.is_empty());
     assert!(next
         .node(n)
-        .is_some_and(|r| matches!(r.status, NodeStatus::Active | NodeStatus::Joining)));
+        .is_some_and(|r| r.status == NodeStatus::Joining));
+    Ok((next, effects))
+}
+
+/// The spec's `Bootstrap(n)`: with no node Active, `n` becomes Active with view `{n}` and is the
+/// primary (NodeJoin's bootstrap, and, fixed, NodeJoinComplete's in an empty cluster). Fixed:
+/// the view number and term are the registry counters' next values, and the transaction is the
+/// node's heartbeat this round (registry v2).
+fn bootstrap(rules: &Rules, state: &State, n: NodeId) -> Stepped {
+    assert!(state.active().is_empty());
+    let (view_number, term) = match rules.numbering {
+        Numbering::Registry => (issue_view_number(rules, state)?, issue_term(rules, state)?),
+        Numbering::PerNode => (
+            within_bound(rules, Counter::ViewNumber, 1)?,
+            within_bound(rules, Counter::Term, 1)?,
+        ),
+    };
+    let mut next = state.clone();
+    let mut effects = Effects::new();
+    change_status(&mut next, &mut effects, n, NodeStatus::Active);
+    become_primary(rules, &mut next, &mut effects, n, term);
+    adopt_view(&mut next, &mut effects, n, NodeSet::single(n), view_number);
+    record_view_number(rules, &mut next, view_number);
+    if rules.join_heartbeats {
+        // Registry v2: the node's own committed transaction is its heartbeat this round.
+        next.set_heartbeat(n, true);
+    }
+    assert_eq!(next.active(), NodeSet::single(n));
+    assert!(next.node(n).is_some_and(|r| r.believes_primary));
     Ok((next, effects))
 }
 
 /// NodeJoinComplete(n): `n` is Joining and reaches an Active node. `n` and every Active node
 /// that can communicate with it adopt `active \cup {n}` with a new number. Fixed (registry v2):
 /// the transaction is also `n`'s heartbeat in the current round, so a node that completes its
-/// join in a round already old is not declared failed before its first heartbeat.
+/// join in a round already old is not declared failed before its first heartbeat; and when no
+/// node is Active, `n` bootstraps (the spec's `Bootstrap`), since it can reach no member.
 pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Joining)?;
     let active = state.active();
+    if rules.join_bootstraps_empty && active.is_empty() {
+        // Registry v2: no member is left (the last was declared failed while this node was
+        // joining): this node bootstraps the cluster again.
+        return bootstrap(rules, state, n);
+    }
     if state.reachable_active(n).is_empty() {
         return Err(Guard::NoReachableActivePeer { node: n });
     }
