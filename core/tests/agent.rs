@@ -1633,3 +1633,50 @@ fn a_placement_the_store_finds_already_placed_is_answered_with_its_placement() {
         "{outputs:?}"
     );
 }
+
+/// Registry v2, found by the simulation (nodes lost for good): the only member dies for good
+/// while the other nodes are Joining, cut off from it in the registry. Nobody is left to
+/// declare it, and a joiner reaches no member to join through. The Joining Agents open rounds
+/// and declare the silent member on the registry's evidence; then one bootstraps the cluster
+/// (NodeJoinComplete with no node Active) and the other joins it.
+#[test]
+fn joiners_carry_on_when_the_last_member_is_lost_for_good() {
+    let mut w = World::new(3, timing());
+    // Freeze n2 and n3 at once (their NodeJoin is on its way) and let n1 bootstrap alone.
+    for i in 2..=3 {
+        let pid = w.current(NodeId(i));
+        w.paused.insert(pid);
+    }
+    w.run_for(500);
+    assert_eq!(w.status(1), NodeStatus::Active);
+    // n2 and n3 ask to join, and the registry records n1 cut off from them (as n1's probes
+    // reported), so neither can complete its join through n1.
+    for i in 2..=3 {
+        for event in [
+            Event::NodeJoin { node: NodeId(i) },
+            Event::CreatePartition {
+                a: NodeId(1),
+                b: NodeId(i),
+            },
+        ] {
+            w.state = membership_core::step(&w.state, &event).unwrap().0;
+        }
+        assert_eq!(w.status(i), NodeStatus::Joining);
+    }
+    // n1 dies for good; n2 and n3 resume.
+    let n1 = w.current(NodeId(1));
+    w.dead.insert(n1);
+    for i in 2..=3 {
+        let pid = w.current(NodeId(i));
+        w.resume(pid);
+    }
+    w.run_for(5_000);
+    assert!(w
+        .committed
+        .iter()
+        .any(|e| *e == Event::MarkNodeFailed { node: NodeId(1) }));
+    assert_eq!(w.status(1), NodeStatus::Failed);
+    assert_eq!(w.status(2), NodeStatus::Active);
+    assert_eq!(w.status(3), NodeStatus::Active);
+    assert!(w.primary().is_some_and(|p| p != NodeId(1)));
+}
