@@ -248,6 +248,10 @@ impl Rules {
             }
             rules.max_view = config.max_view();
             rules.max_epoch = config.max_epoch();
+            debug_assert_eq!(
+                rules.quorum_over_members,
+                Rules::quorum_over_members(config)
+            );
             debug_assert!(config.mode() == Mode::Fixed || rules.max_view.is_some());
             debug_assert!(config.mutant().is_none() || rules.numbering == Numbering::Registry);
             rules
@@ -256,6 +260,22 @@ impl Rules {
         {
             debug_assert!(config.is_production());
             Rules::FIXED
+        }
+    }
+
+    /// Whether majorities are of the current members in `config`'s protocol: the switch
+    /// `quorum_over_members` of [`Rules::of`], without building the whole rule set (it is asked
+    /// for by every majority test, several times per step).
+    pub(crate) fn quorum_over_members(config: &Config) -> bool {
+        #[cfg(feature = "checking")]
+        {
+            use crate::switches::{Mode, Mutant};
+            config.mode() == Mode::Fixed && config.mutant() != Some(Mutant::QuorumOverSlots)
+        }
+        #[cfg(not(feature = "checking"))]
+        {
+            let _ = config;
+            Rules::FIXED.quorum_over_members
         }
     }
 

@@ -422,6 +422,10 @@ struct Proc {
     node: NodeId,
     agent: Agent,
     paused_until_us: u64,
+    /// Its VM's clocks were stopped while it was frozen and it has not woken up since: its first
+    /// wake-up feeds the stepped wall clock to the watchdog before anything else. Until then it
+    /// serves nothing (it is frozen), even once its clocks run again under a longer freeze.
+    clocks_stopped_unseen: bool,
     reading: bool,
     read_again: bool,
     timer_generation: u64,
@@ -796,10 +800,10 @@ impl Sim {
                  last fenced at {:?} us, unfenced at {:?} us (true time); activated at (us) {:?}",
                 p.node,
                 p.agent.incarnation(),
-                if p.paused_until_us > self.now_us {
-                    ", paused"
-                } else {
-                    ""
+                match (p.paused_until_us > self.now_us, p.clocks_stopped_unseen) {
+                    (true, true) => ", paused (its clocks were stopped meanwhile)",
+                    (true, false) => ", paused",
+                    _ => "",
                 },
                 if p.agent.is_fenced() { ", fenced" } else { "" },
                 status,
@@ -979,7 +983,13 @@ impl Sim {
     fn wake(&mut self, pid: u64) -> Option<u64> {
         let node = self.procs.get(&pid)?.node;
         let reading = self.clock_reading(node);
+        let now_us = self.now_us;
         let p = self.procs.get_mut(&pid)?;
+        // (The application may call into a frozen process here, as the simulation's direct
+        // proposals do: that is no wake-up of its VM, whose stepped wall clock it has not seen.)
+        if p.paused_until_us <= now_us {
+            p.clocks_stopped_unseen = false;
+        }
         match p.agent.handle_clock(reading) {
             Ok(fault) => {
                 if fault.is_some() {
@@ -1071,6 +1081,7 @@ impl Sim {
                     return;
                 };
                 p.paused_until_us = now + length;
+                p.clocks_stopped_unseen = true;
                 self.clocks[i] = primary.reanchored(now, STOPPED_PPM, 0);
                 self.node_clocks[i].reference = nc.reference.reanchored(now, STOPPED_PPM, 0);
                 self.node_clocks[i].stopped_since_us = Some(now);
@@ -1600,6 +1611,10 @@ impl Sim {
     // Processes
 
     fn start_process(&mut self, node: NodeId, replacement: bool) {
+        if self.lost.contains(&node) {
+            // Lost for good: no restart, no replacement (one drawn before the loss included).
+            return;
+        }
         if replacement && !self.options.leaving_zombies {
             let leaving = self
                 .store
@@ -1639,6 +1654,7 @@ impl Sim {
                 node,
                 agent,
                 paused_until_us: 0,
+                clocks_stopped_unseen: false,
                 reading: false,
                 read_again: false,
                 timer_generation: 0,
@@ -2110,7 +2126,7 @@ impl Sim {
                 .index()
                 .and_then(|i| self.node_clocks.get(i))
                 .is_some_and(|c| c.stopped_since_us.is_some());
-            if stopped && p.paused_until_us > self.now_us {
+            if (stopped || p.clocks_stopped_unseen) && p.paused_until_us > self.now_us {
                 continue;
             }
             let now = self.local_ms(p.node);

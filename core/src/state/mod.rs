@@ -379,7 +379,7 @@ impl State {
     /// v2): the current members, the Active nodes, as the registry holds them now; reference
     /// modes: every node of the configuration (`Cardinality(Nodes)`).
     pub fn quorum_size(&self) -> u16 {
-        let size = if crate::rules::Rules::of(&self.config).quorum_over_members {
+        let size = if crate::rules::Rules::quorum_over_members(&self.config) {
             self.active().len()
         } else {
             self.config.node_count()
