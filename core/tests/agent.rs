@@ -1673,8 +1673,7 @@ fn joiners_carry_on_when_the_last_member_is_lost_for_good() {
     w.run_for(5_000);
     assert!(w
         .committed
-        .iter()
-        .any(|e| *e == Event::MarkNodeFailed { node: NodeId(1) }));
+        .contains(&Event::MarkNodeFailed { node: NodeId(1) }));
     assert_eq!(w.status(1), NodeStatus::Failed);
     assert_eq!(w.status(2), NodeStatus::Active);
     assert_eq!(w.status(3), NodeStatus::Active);

@@ -45,19 +45,26 @@
 //!   `t + lease_ms`; when the lease runs out the node fences itself (stops serving every actor
 //!   and drops its primary duties) and unfences only after a heartbeat commits again and a
 //!   snapshot read after that commit shows it Active.
-//! - **Rounds and detection.** The store keeps a heartbeat round (metadata, opened by every
-//!   committed ResetHeartbeats). A node that has seen the same round open for
-//!   `failure_timeout_ms` (by its own clock) proposes ResetHeartbeats for that round (staggered
-//!   by its rank, so usually one node does) when a peer's flag is still set although every other
-//!   Active node reports it unreachable. A node `d` proposes DetectFailure(d, t) only when it
-//!   has seen the current round open for `failure_timeout_ms`, `t`'s heartbeat flag is still
-//!   clear, and it reported that it cannot reach `t`; the proposal carries the round and is
-//!   refused if another round was opened meanwhile. So `t` committed no heartbeat for at least
-//!   `failure_timeout_ms` of `d`'s clock before the detection, which (with
-//!   `failure_timeout_ms / (1 + rate error) > lease_ms / (1 - rate error) +
-//!   heartbeat_interval_ms`, checked exactly by [`Timing::new`]: `d`'s clock may be fast, `t`'s
-//!   slow) is longer than `t`'s lease: `t` fenced itself before any detector could declare it
-//!   failed, and before any of its actors moves.
+//! - **Rounds and detection (registry v2).** The store keeps a heartbeat round (metadata,
+//!   opened by every committed ResetHeartbeats); a node's flag says it committed a heartbeat (or
+//!   its own join) in the current round, and nobody else's transaction sets it. Once a round
+//!   is a heartbeat interval old (staggered by rank among the members, half an interval each;
+//!   a Joining node comes after every member) and every member heartbeated in it, a node opens
+//!   the next one, unless votes are gathering (then not before the round is
+//!   `failure_timeout_ms` old). A member that committed no heartbeat in a round this node has
+//!   seen open for `failure_timeout_ms` (by its own clock) is declared failed on the registry's
+//!   evidence: MarkNodeFailed carries the round and is refused if another round was opened
+//!   meanwhile. So the declared node committed nothing for at least `failure_timeout_ms` of the
+//!   proposer's clock, which (with `failure_timeout_ms / (1 + rate error) > lease_ms / (1 -
+//!   rate error) + heartbeat_interval_ms`, checked exactly by [`Timing::new`]: the proposer's
+//!   clock may be fast, the node's slow) is longer than the node's lease: it fenced itself
+//!   before it was declared, whether it crashed, paused, lost only its store link or panicked.
+//!   A member that still heartbeats but that this node cannot reach (a partition recorded in
+//!   the registry) gets this node's vote (DetectFailure, carrying the round); it is declared once
+//!   a majority of the members voted in the round. Such a node may still hold its lease: single
+//!   activation does not rest on it, but on the serving rule and the hand-off wait below. A
+//!   Joining node opens rounds and declares silent members too, so a cluster whose last members
+//!   were lost while the others were joining recovers (its NodeJoinComplete then bootstraps).
 //! - **Partitions.** A node whose probes to a peer keep failing for `suspect_after_ms` reports
 //!   CreatePartition(self, peer); once they succeed again for `suspect_after_ms`, HealPartition.
 //! - **Everything else** is proposed when the reducer, run on the snapshot, says the action is

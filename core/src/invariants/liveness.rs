@@ -25,7 +25,7 @@ pub enum Liveness {
     /// `Trapped = NoPartition /\ PrimaryInOffice /\ a \in DOMAIN queue`.
     EventualPlacement(ActorId),
     /// EventualFailureDeclaration(n): a node that looks crashed to a connected majority (silent,
-    /// cut off from every other Active node, which are a strict majority of all nodes and can
+    /// cut off from every other Active node, which are a strict majority of the members and can
     /// all communicate with one another, no node Joining or Leaving) is eventually declared
     /// Failed (or stops looking crashed: it sends a heartbeat, a partition heals).
     /// `Trapped = LooksCrashed(n)`. Fairness: besides the spec's `Fairness`, weak fairness of

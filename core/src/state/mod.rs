@@ -429,7 +429,7 @@ impl State {
 
     /// `LooksCrashed(n)` (the premise of EventualFailureDeclaration): `n` is Active, silent (its
     /// heartbeat was not received) and cut off from every other Active node, while the other
-    /// Active nodes are a strict majority of all nodes and can all communicate with one another,
+    /// Active nodes are a strict majority of the members and can all communicate with one another,
     /// and no node is Joining or Leaving.
     pub fn looks_crashed(&self, node: NodeId) -> bool {
         let silent = self
