@@ -240,6 +240,24 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             f.read([Key::Node(node)]);
             if status(state, node) == Some(NodeStatus::Active) {
                 f.write([Key::Heartbeat(node)]);
+                if !crate::rules::Rules::of(state.config()).own_heartbeat {
+                    // The reference rule (a checking mutant, `heartbeat-by-peer`): the flags of
+                    // every Active or Leaving peer it can reach too, read from every record, so
+                    // that a store running the mutant commits what it does.
+                    f.read(every_node(state));
+                    f.write(
+                        state
+                            .node_ids()
+                            .filter(|&m| {
+                                state.can_communicate(node, m)
+                                    && matches!(
+                                        status(state, m),
+                                        Some(NodeStatus::Active | NodeStatus::Leaving)
+                                    )
+                            })
+                            .map(Key::Heartbeat),
+                    );
+                }
             }
         }
         Event::DetectFailure { detector, target } => {
