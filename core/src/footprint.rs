@@ -202,15 +202,18 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             f.read([view, term]);
             f.write([Key::Node(node)]);
             if active.is_empty() && status(state, node) == Some(NodeStatus::Left) {
-                // The bootstrap is also the node's heartbeat this round (registry v2).
-                f.write([view, term, Key::Heartbeat(node)]);
+                // The bootstrap is also the node's heartbeat this round (registry v2); the flag
+                // is read too (see SendHeartbeat).
+                f.write([view, term]);
+                f.read_write([Key::Heartbeat(node)]);
             }
         }
         Event::NodeJoinComplete { node } => {
             f.read(every_node(state));
             f.read_write([Key::Node(node), view]);
-            // The completed join is also the node's heartbeat this round (registry v2).
-            f.write([Key::Heartbeat(node)]);
+            // The completed join is also the node's heartbeat this round (registry v2); the flag
+            // is read too (see SendHeartbeat).
+            f.read_write([Key::Heartbeat(node)]);
             if active.is_empty() {
                 // Registry v2: it bootstraps an empty cluster, with a fresh term.
                 f.read_write([term]);
@@ -237,9 +240,13 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
         }
         Event::SendHeartbeat { node } => {
             // Registry v2: the node's own record (is it Active?) and its own flag, nothing else.
+            // The flag is read as well as written: the store writes only what changes, so a
+            // heartbeat that found its flag set must conflict with a ResetHeartbeats committed
+            // meanwhile (otherwise the new round would clear it in the store after it, while the
+            // serial order sets it).
             f.read([Key::Node(node)]);
             if status(state, node) == Some(NodeStatus::Active) {
-                f.write([Key::Heartbeat(node)]);
+                f.read_write([Key::Heartbeat(node)]);
                 if !crate::rules::Rules::of(state.config()).own_heartbeat {
                     // The reference rule (a checking mutant, `heartbeat-by-peer`): the flags of
                     // every Active or Leaving peer it can reach too, read from every record, so
@@ -302,9 +309,12 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
         }
         Event::ResetHeartbeats => {
             // Every flag is cleared, and every vote (registry v2): which records hold votes is
-            // read from every record.
+            // read from every record. The flags are read too: the store writes only the flags
+            // that change, so a heartbeat committed between this transaction's read and its
+            // commit must conflict with it (otherwise that flag would survive the new round in
+            // the store while the serial order clears it: seen on etcd).
             f.read(every_node(state));
-            f.write(state.node_ids().map(Key::Heartbeat));
+            f.read_write(state.node_ids().map(Key::Heartbeat));
             f.write(
                 state
                     .node_ids()
@@ -349,7 +359,14 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
     let f = f.finish();
     debug_assert!(
         f.reads.iter().all(|k| !matches!(k, Key::Heartbeat(_))) || {
-            matches!(event, Event::MarkNodeFailed { .. })
+            matches!(
+                event,
+                Event::MarkNodeFailed { .. }
+                    | Event::ResetHeartbeats
+                    | Event::SendHeartbeat { .. }
+                    | Event::NodeJoin { .. }
+                    | Event::NodeJoinComplete { .. }
+            )
         }
     );
     debug_assert!(!f.writes.contains(&Key::Counter(Counter::Term)) || f.reads.contains(&term));

@@ -216,17 +216,19 @@ fn heartbeats_of_two_nodes_never_conflict_and_placements_share_only_loads_and_ep
             .count(),
         0
     );
-    // Registry v2: a heartbeat reads only its sender's record and writes only its flag.
+    // Registry v2: a heartbeat reads only its sender's record and its own flag (so that it
+    // conflicts with a new round committed meanwhile), and writes only its flag.
     assert_eq!(
         hb1.reads.iter().copied().collect::<Vec<_>>(),
-        vec![Key::Node(NodeId(1))]
+        vec![Key::Node(NodeId(1)), Key::Heartbeat(NodeId(1))]
     );
     assert_eq!(
         hb1.writes.iter().copied().collect::<Vec<_>>(),
         vec![Key::Heartbeat(NodeId(1))]
     );
-    // A heartbeat conflicts with what reads the flag: MarkNodeFailed of its sender (a vote,
-    // DetectFailure, is about reachability only and no longer reads it).
+    // A heartbeat conflicts with what reads the flag: MarkNodeFailed of its sender, and a new
+    // round (a vote, DetectFailure, is about reachability only and no longer reads it).
+    assert!(hb1.conflicts_with(&footprint(&s, &Event::ResetHeartbeats)));
     let detect = footprint(
         &s,
         &Event::DetectFailure {

@@ -346,6 +346,9 @@ enum Ev {
     Restart(NodeId),
     Replace(NodeId),
     Rejoin(NodeId),
+    /// The application of a leaving node asks to complete its leave (an impatient one: possibly
+    /// before its actors have moved, which the reducer refuses).
+    LeaveComplete(NodeId),
     Place(ActorId),
     Script,
     /// A slew beyond the bound on the node's primary clock ends.
@@ -377,6 +380,7 @@ impl Ev {
             Ev::Place(_) => 18,
             Ev::ClockRestore(_) => 19,
             Ev::ClockResume(_) => 20,
+            Ev::LeaveComplete(_) => 21,
         }
     }
 
@@ -943,6 +947,14 @@ impl Sim {
                     self.store_cut_until_us.remove(&node);
                 }
             }
+            Ev::LeaveComplete(node) => {
+                if let Some(&pid) = self.current.get(&node) {
+                    self.with_request(pid, |agent, _| {
+                        // Refused only with `REQUESTS_MAX` requests waiting (see `direct`).
+                        let _ = agent.submit(Event::NodeLeaveComplete { node });
+                    });
+                }
+            }
             Ev::Rejoin(node) => {
                 self.leaving.remove(&node);
                 if let Some(&pid) = self.current.get(&node) {
@@ -1028,7 +1040,13 @@ impl Sim {
         let Some(i) = node.index() else {
             return;
         };
-        let kind = self.rng.range(0, 4);
+        // While a node is leaving, half of the direct proposals ask to complete its leave (an
+        // impatient application; registry v2 moves a leaver's actors within a few heartbeats).
+        let kind = if !self.leaving.is_empty() && self.rng.chance(500) {
+            3
+        } else {
+            self.rng.range(0, 4)
+        };
         let lease_us = self.timing.settings().lease_ms * 1_000;
         let bound = self.timing.settings().max_clock_rate_error_ppm;
         let now = self.now_us;
@@ -1847,6 +1865,9 @@ impl Sim {
                         self.coverage.fault(FaultKind::GracefulLeave);
                         self.leaving.insert(node);
                         self.with_agent(pid, |agent, now| agent.leave(now));
+                        let hb = self.timing.settings().heartbeat_interval_ms * 1_000;
+                        let ask = self.now_us + self.rng.range(hb / 2, 2 * hb);
+                        self.push(ask, Ev::LeaveComplete(node));
                         let back = self.now_us + self.rng.range(ft, 8 * ft);
                         self.push(back, Ev::Rejoin(node));
                     }
@@ -1881,7 +1902,13 @@ impl Sim {
         };
         let actors = self.params.actors.max(1);
         let actor = ActorId(self.rng.range(1, actors));
-        let kind = self.rng.range(0, 4);
+        // While a node is leaving, half of the direct proposals ask to complete its leave (an
+        // impatient application; registry v2 moves a leaver's actors within a few heartbeats).
+        let kind = if !self.leaving.is_empty() && self.rng.chance(500) {
+            3
+        } else {
+            self.rng.range(0, 4)
+        };
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
@@ -2214,6 +2241,7 @@ fn brief(ev: &Ev) -> String {
         Ev::Uncut { cuts } => format!("heal {} link(s)", cuts.len()),
         Ev::StoreRestore(n) => format!("store reachable again from {n}"),
         Ev::Rejoin(n) => format!("app joins {n}"),
+        Ev::LeaveComplete(n) => format!("app asks {n} to complete its leave"),
         Ev::Script => "scenario".to_string(),
         Ev::Place(a) => format!("app places {a}"),
         Ev::ClockRestore(n) => format!("{n}'s primary clock ends its slew"),
