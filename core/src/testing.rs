@@ -230,6 +230,30 @@ pub fn run(config: Config, events: &[Event]) -> State {
     state
 }
 
+/// Steps through `events` from the initial state, checking every state and transition
+/// invariant on every prefix; the states visited, initial state first.
+pub fn run_checked(config: Config, events: &[Event]) -> Vec<State> {
+    let mut states = vec![State::initial(config)];
+    if let Err(v) = crate::invariants::check_state(&states[0]) {
+        panic!("initial state: {v}");
+    }
+    for (i, event) in events.iter().enumerate() {
+        let before = &states[i];
+        let after = match step(before, event) {
+            Ok((next, _)) => next,
+            Err(refusal) => panic!("step {} ({event}) refused: {refusal}", i + 1),
+        };
+        if let Err(v) = crate::invariants::check_state(&after) {
+            panic!("after step {} ({event}): {v}", i + 1);
+        }
+        if let Err(v) = crate::invariants::check_transition(before, &after) {
+            panic!("step {} ({event}): {v}", i + 1);
+        }
+        states.push(after);
+    }
+    states
+}
+
 /// The record of `n{i}`, which must exist.
 pub fn record(state: &State, i: u16) -> NodeRecord {
     match state.node(n(i)) {

@@ -6,7 +6,7 @@
 use membership_core::checking::Mutant;
 use membership_core::invariants::{self, Liveness, TransitionInvariant};
 use membership_core::testing::*;
-use membership_core::{step, ActionName, Effect, Event, Guard, NodeStatus, State};
+use membership_core::{ActionName, Effect, Event, Guard, NodeStatus, State};
 use NodeStatus::{Active, Failed, Joining};
 
 /// `count` nodes Active, then `leavers` leave gracefully (NodeLeave, NodeLeaveComplete).
@@ -19,16 +19,12 @@ fn scaled_down(count: u16, leavers: &[u16]) -> Vec<Event> {
     events
 }
 
-/// Runs `events` checking every invariant on every step; the last state.
+/// Runs `events` checking every invariant on every step (the test kit's `run_checked`); the last
+/// state.
 fn checked(config: membership_core::Config, events: &[Event]) -> State {
-    let mut s = State::initial(config);
-    for (i, e) in events.iter().enumerate() {
-        let (next, _) = step(&s, e).unwrap_or_else(|r| panic!("step {i} {e}: {r}"));
-        invariants::check_transition(&s, &next).unwrap_or_else(|v| panic!("step {i} {e}: {v}"));
-        invariants::check_state(&next).unwrap_or_else(|v| panic!("after step {i} {e}: {v}"));
-        s = next;
-    }
-    s
+    // `run_checked` returns the initial state first, so the vector is never empty.
+    let mut states = run_checked(config, events);
+    states.remove(states.len() - 1)
 }
 
 /// Why 1: five nodes, n4 and n5 leave gracefully, n3 crashes (commits no heartbeat in the new

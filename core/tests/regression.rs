@@ -26,30 +26,6 @@ const COUNTEREXAMPLE: [Event; 8] = [
     },
 ];
 
-/// Steps through `events` from the initial state, checking every state and transition
-/// invariant on every prefix; the states visited, initial state first.
-fn run_checked(config: membership_core::Config, events: &[Event]) -> Vec<State> {
-    let mut states = vec![State::initial(config)];
-    if let Err(v) = invariants::check_state(&states[0]) {
-        panic!("initial state: {v}");
-    }
-    for (i, event) in events.iter().enumerate() {
-        let before = &states[i];
-        let after = match step(before, event) {
-            Ok((next, _)) => next,
-            Err(refusal) => panic!("step {} ({event}) refused: {refusal}", i + 1),
-        };
-        if let Err(v) = invariants::check_state(&after) {
-            panic!("after step {} ({event}): {v}", i + 1);
-        }
-        if let Err(v) = invariants::check_transition(before, &after) {
-            panic!("step {} ({event}): {v}", i + 1);
-        }
-        states.push(after);
-    }
-    states
-}
-
 #[test]
 fn the_path_spells_the_protocol_md_counterexample() {
     let spelled: Vec<String> = COUNTEREXAMPLE.iter().map(ToString::to_string).collect();

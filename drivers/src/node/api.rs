@@ -126,7 +126,12 @@ pub struct Permit {
     /// The activation's epoch: every newer activation of the actor, on any node, has a larger
     /// one.
     pub epoch: u64,
-    /// The local monotonic instant before which the node may serve the actor.
+    /// The local monotonic instant before which the node may serve the actor. It is converted
+    /// from the Agent's clock (`CLOCK_BOOTTIME`) into an `Instant` (`CLOCK_MONOTONIC`) when the
+    /// permit is issued: a permit held across a suspend or a paused VM, which stop
+    /// `CLOCK_MONOTONIC`, still looks valid after it, so ask for a fresh permit per request
+    /// rather than keeping one (the lease argument rests on the node's own clock, see
+    /// `clock.rs` and the README's clock row).
     pub valid_until: Instant,
 }
 
