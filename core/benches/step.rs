@@ -1,15 +1,18 @@
-//! Time of one reducer `step` in the fixed protocol, on a realistic 5-node and 100-node cluster:
-//! every node joined and Active, an elected primary, two partitions (one of which made n1 miss
-//! the last join, so its view is older than the others').
+//! Time of one reducer `step` in the fixed protocol, on a realistic cluster of 5, 100 and 1,000
+//! nodes: every node joined and Active, an elected primary, two partitions (one of which made n1
+//! miss the last join, so its view is older than the others'), actors placed.
 //!
-//! Run with `cargo bench -p membership-core --bench step`. The goal: at most 1 us per event at
-//! 5 nodes and at most 20 us at 100 nodes. Each benchmark steps one event from the same state;
-//! `mix_of_5` steps all five representative events in one iteration (divide by 5 for the time per
-//! event; criterion also prints it as a throughput in events per second). Medians are in
+//! Run with `cargo bench -p membership-core --bench step`. The goals: at most 1 us per event at
+//! 5 nodes and at most 20 us at 1,000 nodes. Each benchmark steps one event from the same state:
+//! the five frequent events (SyncViews, ElectPrimary, SendHeartbeat, DetectFailure, a refusal)
+//! and the membership changes and round events whose cost grows with the cluster (NodeJoinComplete,
+//! NodeLeaveComplete, MarkNodeFailed, ResetHeartbeats, PlaceActor). `mix_of_5` steps the five
+//! frequent events in one iteration (divide by 5 for the time per event; criterion also prints
+//! it as a throughput in events per second). Medians are in
 //! `target/criterion/step_<n>_nodes/<bench>/new/estimates.json` (`median.point_estimate`, ns).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use membership_core::{step, Config, Event, Guard, NodeId, Refusal, State};
+use membership_core::{step, ActorId, Config, Event, Guard, NodeId, Refusal, State};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -94,6 +97,30 @@ fn cluster(count: u16) -> State {
 fn cases(count: u16) -> Vec<(&'static str, State, Event, Option<Guard>)> {
     let base = cluster(count);
     let stepped_down = step_down_n1(base.clone(), count);
+    // The last node left, and asks to join again.
+    let last = node(count);
+    let left = apply(
+        apply(
+            apply(
+                base.clone(),
+                Event::HealPartition {
+                    a: node(1),
+                    b: last,
+                },
+            ),
+            Event::NodeLeave { node: last },
+        ),
+        Event::NodeLeaveComplete { node: last },
+    );
+    let rejoining = apply(left, Event::NodeJoin { node: last });
+    let leaving = apply(base.clone(), Event::NodeLeave { node: last });
+    let round_over = apply(base.clone(), Event::ResetHeartbeats);
+    let mut placed = base.clone();
+    for a in 1..=u64::from(count) * ACTORS_PER_NODE {
+        placed = apply(placed, Event::PlaceActor { actor: ActorId(a) });
+    }
+    let silent = apply(placed.clone(), Event::ResetHeartbeats);
+    let next_actor = ActorId(u64::from(count) * ACTORS_PER_NODE + 1);
     vec![
         (
             "sync_views_enabled",
@@ -131,11 +158,42 @@ fn cases(count: u16) -> Vec<(&'static str, State, Event, Option<Guard>)> {
             Event::ElectPrimary { node: node(2) },
             Some(Guard::ValidPrimaryExists { primary: node(1) }),
         ),
+        (
+            "node_join_complete",
+            rejoining,
+            Event::NodeJoinComplete { node: last },
+            None,
+        ),
+        (
+            "node_leave_complete",
+            leaving,
+            Event::NodeLeaveComplete { node: last },
+            None,
+        ),
+        ("reset_heartbeats", round_over, Event::ResetHeartbeats, None),
+        (
+            "mark_node_failed_hosting_actors",
+            silent,
+            Event::MarkNodeFailed { node: node(4) },
+            None,
+        ),
+        (
+            "place_actor",
+            placed,
+            Event::PlaceActor { actor: next_actor },
+            None,
+        ),
     ]
 }
 
+/// Actors placed per node before the actor events are measured.
+const ACTORS_PER_NODE: u64 = 10;
+
+/// The five frequent events, measured together as `mix_of_5`.
+const MIX: usize = 5;
+
 fn bench_step(c: &mut Criterion) {
-    for count in [5u16, 100] {
+    for count in [5u16, 100, 1_000] {
         let cases = cases(count);
         for (name, state, event, refused) in &cases {
             let outcome = step(state, event).map(|_| ()).map_err(|r: Refusal| r.guard);
@@ -149,10 +207,10 @@ fn bench_step(c: &mut Criterion) {
                 b.iter(|| step(black_box(state), black_box(event)))
             });
         }
-        group.throughput(Throughput::Elements(cases.len() as u64));
+        group.throughput(Throughput::Elements(MIX as u64));
         group.bench_function("mix_of_5", |b| {
             b.iter(|| {
-                for (_, state, event, _) in &cases {
+                for (_, state, event, _) in cases.iter().take(MIX) {
                     let _ = black_box(step(black_box(state), black_box(event)));
                 }
             })

@@ -21,6 +21,11 @@ pub fn renumbered(state: &State) -> State {
     state.renumbered()
 }
 
+/// [`renumbered`], consuming `state`: a node table it holds alone is renumbered in place.
+pub fn into_renumbered(state: State) -> State {
+    state.into_renumbered()
+}
+
 /// Whether renumbering by rank is a bisimulation for `config`: the protocol draws view numbers,
 /// terms and epochs from the registry counters and only compares them for order and equality
 /// (the fixed protocol and all its mutants, without checking bounds). The reference and buggy

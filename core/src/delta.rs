@@ -3,7 +3,7 @@
 
 use crate::actor::{ActorId, MigrationEntry, MigrationQueue, Placement};
 use crate::footprint::{Footprint, Key, Value};
-use crate::node::{NodeId, NodeSet};
+use crate::node::NodeId;
 use crate::refusal::Counter;
 use crate::state::{NodeRecord, State};
 use serde::{Deserialize, Serialize};
@@ -108,10 +108,10 @@ impl State {
         let mut delta = Delta::default();
         for (n, (a, b)) in self.node_ids().zip(self.nodes().iter().zip(next.nodes())) {
             if a != b {
-                delta.nodes.insert(n, *b);
+                delta.nodes.insert(n, b.clone());
             }
         }
-        let flipped = NodeSet::from_bits(self.heartbeats().bits() ^ next.heartbeats().bits());
+        let flipped = self.heartbeats().symmetric_difference(next.heartbeats());
         for n in flipped.iter() {
             delta.heartbeats.insert(n, next.heartbeat_received(n));
         }
@@ -160,7 +160,7 @@ impl State {
                 }
                 Key::Node(n) if !footprint.reads.contains(key) => {
                     if let Some(record) = next.node(n) {
-                        delta.nodes.insert(n, *record);
+                        delta.nodes.insert(n, record.clone());
                     }
                 }
                 _ => {}
@@ -202,11 +202,12 @@ impl State {
     pub fn apply(&self, delta: &Delta) -> Result<State, DeltaError> {
         let mut next = self.clone();
         for (&n, record) in &delta.nodes {
-            let slot = next.node_mut(n).ok_or(DeltaError::UnknownNode {
-                key: Key::Node(n),
-                node: n,
-            })?;
-            *slot = *record;
+            if !next.update_node(n, |slot| slot.clone_from(record)) {
+                return Err(DeltaError::UnknownNode {
+                    key: Key::Node(n),
+                    node: n,
+                });
+            }
         }
         for (&n, &flag) in &delta.heartbeats {
             if self.node(n).is_none() {

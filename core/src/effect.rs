@@ -31,7 +31,7 @@ pub enum StepDownReason {
 
 /// One instruction to the outside world, produced by a committed transition. Drivers execute
 /// effects only after the transition is durable ("adopt after commit").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Effect {
     /// `node` moved from one lifecycle state to another.
     StatusChanged {

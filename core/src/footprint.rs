@@ -85,7 +85,7 @@ impl State {
     /// The value of `key` in this state.
     pub fn get(&self, key: &Key) -> Value {
         match *key {
-            Key::Node(n) => Value::Node(self.node(n).copied()),
+            Key::Node(n) => Value::Node(self.node(n).cloned()),
             Key::Heartbeat(n) => Value::Heartbeat(self.heartbeat_received(n)),
             Key::Counter(Counter::Term) => Value::Count(self.term_counter()),
             Key::Counter(Counter::ViewNumber) => Value::Count(self.view_counter()),
@@ -337,7 +337,7 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
                 f.read(every_node(state));
                 f.read([term]);
                 f.read_write([Key::Actor(actor), epoch]);
-                f.read_write(active.with(entry.from).iter().map(Key::Load));
+                f.read_write(active.clone().with(entry.from).iter().map(Key::Load));
                 f.write(active.with(entry.from).iter().map(Key::Hosted));
             }
         }

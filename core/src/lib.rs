@@ -67,7 +67,7 @@ pub use effect::{Effect, Effects, StepDownReason, EFFECTS_INLINE};
 pub use event::{ActionName, Event};
 pub use footprint::{footprint, Footprint, Key, Value};
 pub use invariants::{Invariant, Liveness, StateInvariant, TransitionInvariant, Violation};
-pub use node::{NodeId, NodeSet, NodeStatus, NODES_MAX};
+pub use node::{NodeId, NodeSet, NodeSetIter, NodeStatus, NODES_MAX, NODE_SET_INLINE_NODES};
 pub use proposal::{
     execute, Action, Applied, Commit, Meta, MetaKey, Proposal, ProposalError, ProposalId,
     ProposalOutcome, Slot, ADDRESS_MAX_BYTES, PROPOSALS_REMEMBERED,

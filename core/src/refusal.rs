@@ -29,9 +29,7 @@ impl fmt::Display for Counter {
 }
 
 /// A failed guard.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Error,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Error)]
 pub enum Guard {
     /// The event names a node the configuration does not have.
     #[error("{node} is not a node of this cluster")]
@@ -295,9 +293,7 @@ fn members(set: &NodeSet) -> String {
 
 /// The reducer's refusal of an event: which action and which of its guards failed. Refusals are
 /// values, never panics; a refused event leaves the state unchanged.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Error,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Error)]
 #[error("{action}: {guard}")]
 pub struct Refusal {
     /// The refused action.

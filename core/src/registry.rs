@@ -179,7 +179,7 @@ impl From<&State> for RegistryFields {
             node_count: s.config().node_count(),
             actors_max: s.config().actors_max(),
             nodes: s.nodes().to_vec(),
-            heartbeats: s.heartbeats(),
+            heartbeats: s.heartbeats().clone(),
             term_counter: s.term_counter(),
             view_counter: s.view_counter(),
             epoch_counter: s.epoch_counter(),
@@ -220,7 +220,7 @@ fn assemble(config: Config, f: RegistryFields) -> Result<State, RegistryError> {
         });
     }
     let all = NodeSet::first(node_count);
-    if let Some(node) = f.heartbeats.difference(all).iter().next() {
+    if let Some(node) = f.heartbeats.difference(&all).iter().next() {
         return Err(RegistryError::UnknownNode {
             node,
             field: "heartbeats",
@@ -229,11 +229,11 @@ fn assemble(config: Config, f: RegistryFields) -> Result<State, RegistryError> {
     for (i, record) in f.nodes.iter().enumerate() {
         let node = NodeId::from_index(i);
         for (field, set) in [
-            ("view", record.view),
-            ("partitioned_from", record.partitioned_from),
-            ("detected", record.detected),
+            ("view", &record.view),
+            ("partitioned_from", &record.partitioned_from),
+            ("detected", &record.detected),
         ] {
-            if !set.is_subset(all) {
+            if !set.is_subset(&all) {
                 return Err(RegistryError::UnknownMember {
                     node,
                     field,

@@ -20,7 +20,7 @@ pub fn canonical(state: &State) -> State {
     // order is (node table, actor table), a total order on the states of one orbit.
     let mut perm: Vec<usize> = (0..n).collect();
     let mut best_perm = perm.clone();
-    let mut best_nodes = (state.nodes().to_vec(), state.heartbeats());
+    let mut best_nodes = (state.nodes().to_vec(), state.heartbeats().clone());
     let mut best_actors = None;
     // Heap's algorithm, iterative: visits all n! permutations; bounded by n! <= 720.
     let mut c = vec![0usize; n];

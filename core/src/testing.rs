@@ -257,7 +257,7 @@ pub fn run_checked(config: Config, events: &[Event]) -> Vec<State> {
 /// The record of `n{i}`, which must exist.
 pub fn record(state: &State, i: u16) -> NodeRecord {
     match state.node(n(i)) {
-        Some(r) => *r,
+        Some(r) => r.clone(),
         None => panic!("n{i} is not a node of this cluster"),
     }
 }

@@ -1200,8 +1200,8 @@ fn mutant_fail_forgets_actors() {
     let (after, effects) = accept(&before, fail(3));
     let expected: Vec<Effect> = fixed_effects
         .iter()
-        .copied()
         .filter(|e| !matches!(e, Effect::MigrationsQueued { .. }))
+        .cloned()
         .collect();
     assert_eq!(fixed_effects.len(), expected.len() + 1);
     assert_eq!(effects, expected);

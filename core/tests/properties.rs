@@ -362,8 +362,8 @@ fn check_actor_effects(
 ) -> Result<usize, TestCaseError> {
     let actor_effects: Vec<Effect> = effects
         .iter()
-        .copied()
         .filter(|e| effect_node(e).is_none())
+        .cloned()
         .collect();
     if before.config().mode() != Mode::Fixed {
         prop_assert!(after.placements().is_empty() && after.queue().is_empty());
@@ -379,8 +379,8 @@ fn check_actor_effects(
         let (pb, pa) = (before.placement(actor), after.placement(actor));
         let mine: Vec<Effect> = actor_effects
             .iter()
-            .copied()
             .filter(|e| effect_actor(e) == Some(actor))
+            .cloned()
             .collect();
         let mut expected = Vec::new();
         if pb != pa {
@@ -429,8 +429,8 @@ fn check_actor_effects(
         .collect();
     let queued: Vec<Effect> = actor_effects
         .iter()
-        .copied()
         .filter(|e| matches!(e, Effect::MigrationsQueued { .. }))
+        .cloned()
         .collect();
     prop_assert_eq!(&queued, &expected, "{}", event);
     let activated: Vec<u64> = actor_effects
@@ -470,7 +470,7 @@ fn check_outcome(
         Err(refusal) => {
             prop_assert_eq!(refusal.action, event.name());
             if let Some(node) = first_unknown {
-                prop_assert_eq!(refusal.guard, Guard::UnknownNode { node });
+                prop_assert_eq!(&refusal.guard, &Guard::UnknownNode { node });
             }
             // The reference model has no actors: its modes refuse every actor action first.
             let mode = before.config().mode();
@@ -482,7 +482,7 @@ fn check_outcome(
                     | ActionName::RemoveActor
             );
             if actor_action && mode != Mode::Fixed {
-                prop_assert_eq!(refusal.guard, Guard::Disabled);
+                prop_assert_eq!(&refusal.guard, &Guard::Disabled);
             }
             return Ok(());
         }
@@ -517,13 +517,13 @@ fn check_outcome(
     {
         let mine: Vec<Effect> = effects
             .iter()
-            .copied()
             .filter(|e| effect_node(e) == Some(id))
+            .cloned()
             .collect();
         let status: Vec<Effect> = mine
             .iter()
-            .copied()
             .filter(|e| matches!(e, Effect::StatusChanged { .. }))
+            .cloned()
             .collect();
         if a.status == b.status {
             prop_assert!(status.is_empty(), "{event}: {id} unchanged but {effects:?}");
@@ -537,14 +537,14 @@ fn check_outcome(
         }
         let views: Vec<Effect> = mine
             .iter()
-            .copied()
             .filter(|e| matches!(e, Effect::ViewChanged { .. }))
+            .cloned()
             .collect();
-        let view_moved = (a.view, a.view_number) != (b.view, b.view_number);
+        let view_moved = (&a.view, a.view_number) != (&b.view, b.view_number);
         if a.status == NodeStatus::Active && view_moved {
             let expected = Effect::ViewChanged {
                 node: id,
-                view: a.view,
+                view: a.view.clone(),
                 view_number: a.view_number,
             };
             prop_assert_eq!(views, vec![expected], "{}", event);
@@ -553,8 +553,8 @@ fn check_outcome(
         }
         let primary: Vec<Effect> = mine
             .iter()
-            .copied()
             .filter(|e| matches!(e, Effect::BecamePrimary { .. } | Effect::SteppedDown { .. }))
+            .cloned()
             .collect();
         match (b.believes_primary, a.believes_primary) {
             (false, true) => {

@@ -156,7 +156,7 @@ fn a_serialized_registry_has_no_checker_switch() {
 fn random_fields(rng: &mut Rng) -> RegistryFields {
     let count = 1 + u16::try_from(rng.below(4)).unwrap();
     let small = |rng: &mut Rng| u64::try_from(rng.below(5)).unwrap();
-    let set = |rng: &mut Rng| NodeSet::from_bits(u128::from(rng.next_u64() as u8 & 0x1f));
+    let set = |rng: &mut Rng| NodeSet::from_low_bits(u128::from(rng.next_u64() as u8 & 0x1f));
     let statuses = [
         NodeStatus::Left,
         NodeStatus::Joining,
@@ -231,7 +231,7 @@ fn mutated_fields(rng: &mut Rng) -> RegistryFields {
     for _ in 0..1 + rng.below(3) {
         let i = rng.below(f.nodes.len());
         let j = rng.below(random.nodes.len());
-        let donor = random.nodes[j];
+        let donor = random.nodes[j].clone();
         let node = &mut f.nodes[i];
         match rng.below(12) {
             0 => node.status = donor.status,
@@ -243,7 +243,7 @@ fn mutated_fields(rng: &mut Rng) -> RegistryFields {
             6 => f.term_counter = random.term_counter,
             7 => f.view_counter = random.view_counter,
             8 => f.epoch_counter = random.epoch_counter,
-            9 => f.heartbeats = random.heartbeats,
+            9 => f.heartbeats = random.heartbeats.clone(),
             10 => f.placements.clone_from(&random.placements),
             _ => f.queue.clone_from(&random.queue),
         }

@@ -100,3 +100,72 @@ fn one_hundred_thousand_actors_fail_over_in_one_step_and_drain_in_batches() {
     invariants::check_state(&state).unwrap();
     invariants::check_transition(&failed, &state).unwrap();
 }
+
+/// `NODES_MAX` nodes (1,024: past the 128 members a node set keeps inline) join one by one;
+/// a round later the one node that did not heartbeat is declared failed on the registry's own
+/// evidence, every member's view drops it, and a node that did heartbeat cannot be declared.
+/// The invariants are checked after each membership change and around the declaration.
+#[test]
+fn a_cluster_of_nodes_max_nodes_joins_and_declares_its_silent_node() {
+    use membership_core::{invariants::check_state, invariants::check_transition, NodeSet};
+    use membership_core::{ActionName, Guard, NODES_MAX, NODE_SET_INLINE_NODES};
+    let count = NODES_MAX;
+    assert!(count > NODE_SET_INLINE_NODES);
+    let mut state = accept(&State::initial(fixed(count)), join(1)).0;
+    for i in 2..=count {
+        let before = state.clone();
+        state = apply(&state, &[join(i), join_complete(i)]);
+        if i % 128 == 0 || i == count {
+            // Every 128 joins: the walks over every node are O(nodes).
+            if let Err(v) = check_state(&state).and_then(|()| check_transition(&before, &state)) {
+                panic!("after n{i} joined: {v}");
+            }
+        }
+    }
+    let everyone = NodeSet::first(count);
+    assert_eq!(state.active(), everyone);
+    assert!(state.nodes().iter().all(|r| r.view == everyone));
+
+    let silent = count - 24; // n1000: above the inline members
+    let mut round = accept(&state, RESET).0;
+    for i in (1..=count).filter(|&i| i != silent) {
+        round = accept(&round, heartbeat(i)).0;
+    }
+    assert_eq!(round.heartbeats(), &everyone.clone().without(n(silent)));
+    let refused = refuse(&round, fail(silent - 1));
+    assert_eq!(refused.action, ActionName::MarkNodeFailed);
+    // It heartbeated in this round and nobody detected it: no evidence at all.
+    assert_eq!(
+        refused.guard,
+        Guard::Undetected {
+            node: n(silent - 1)
+        }
+    );
+    let (declared, effects) = accept(&round, fail(silent));
+    if let Err(v) = check_state(&declared).and_then(|()| check_transition(&round, &declared)) {
+        panic!("after MarkNodeFailed(n{silent}): {v}");
+    }
+    assert_eq!(
+        effects.first(),
+        Some(&Effect::StatusChanged {
+            node: n(silent),
+            from: NodeStatus::Active,
+            to: NodeStatus::Failed,
+        })
+    );
+    let members = everyone.without(n(silent));
+    assert_eq!(declared.active(), members);
+    assert_eq!(declared.quorum_size(), count - 1);
+    for m in members.iter() {
+        let record = declared.node(m).unwrap();
+        assert_eq!(record.view, members, "{m}'s view after the declaration");
+    }
+    // The persisted form keeps every member above n128 and decodes to the same registry.
+    let json = serde_json::to_string(&declared).unwrap();
+    let decoded: State = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        decoded, declared,
+        "the 1,024-node registry after a round trip"
+    );
+    assert_eq!(decoded.active(), members);
+}

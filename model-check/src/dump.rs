@@ -26,7 +26,7 @@ fn heartbeat_received(state: &State, node: NodeId, _record: &NodeRecord) -> bool
     state.heartbeat_received(node)
 }
 
-fn members(set: NodeSet) -> Value {
+fn members(set: &NodeSet) -> Value {
     Value::from(set.iter().map(|n| n.0).collect::<Vec<u16>>())
 }
 
@@ -45,7 +45,7 @@ pub fn canonical_line(state: &State) -> String {
     partitioned.sort_unstable();
     let mut line: BTreeMap<&'static str, Value> = BTreeMap::new();
     line.insert("state", per_node(&|_, r| Value::from(r.status.to_string())));
-    line.insert("view", per_node(&|_, r| members(r.view)));
+    line.insert("view", per_node(&|_, r| members(&r.view)));
     line.insert("view_number", per_node(&|_, r| Value::from(r.view_number)));
     line.insert(
         "believes_primary",
@@ -56,7 +56,7 @@ pub fn canonical_line(state: &State) -> String {
         "heartbeat_received",
         per_node(&|n, r| Value::from(heartbeat_received(state, n, r))),
     );
-    line.insert("detected", per_node(&|_, r| members(r.detected)));
+    line.insert("detected", per_node(&|_, r| members(&r.detected)));
     line.insert(
         "partitioned",
         Value::from(

@@ -69,6 +69,7 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    #[inline]
     fn put(&mut self, value: u64, width: u32) {
         assert!(
             width == 64 || value >> width == 0,
@@ -211,15 +212,19 @@ impl Codec {
             filled: 0,
         };
         let n = self.nodes as u32;
-        let set = |s: NodeSet| u64::try_from(s.bits()).unwrap_or(u64::MAX);
+        let set = |s: &NodeSet| {
+            s.low_bits()
+                .and_then(|b| u64::try_from(b).ok())
+                .unwrap_or(u64::MAX)
+        };
         for r in state.nodes() {
             w.put(status_code(r.status), 3);
-            w.put(set(r.view), n);
+            w.put(set(&r.view), n);
             w.put(r.view_number, self.view_bits);
             w.put(u64::from(r.believes_primary), 1);
             w.put(r.term, self.term_bits);
-            w.put(set(r.partitioned_from), n);
-            w.put(set(r.detected), n);
+            w.put(set(&r.partitioned_from), n);
+            w.put(set(&r.detected), n);
         }
         w.put(set(state.heartbeats()), n);
         let counters = self.view_bits.max(self.term_bits);
@@ -252,7 +257,7 @@ impl Codec {
     pub fn decode(&self, words: &[u64]) -> State {
         let mut r = Reader { words, bit: 0 };
         let n = self.nodes as u32;
-        let set = |bits: u64| NodeSet::from_bits(u128::from(bits));
+        let set = |bits: u64| NodeSet::from_low_bits(u128::from(bits));
         let mut nodes = Vec::with_capacity(self.nodes);
         for _ in 0..self.nodes {
             nodes.push(NodeRecord {
@@ -615,7 +620,7 @@ fn expand(cx: &Context<'_>, words: &[u64]) -> Expanded {
                         }
                     }
                     let changed = next.term_counter() != state.term_counter();
-                    let rep = cx.model.representative(&next);
+                    let rep = cx.model.representative(next);
                     let start = out.words.len();
                     cx.codec.encode(&rep, &mut out.words);
                     out.fps.push(fingerprint(&out.words[start..]));
@@ -727,7 +732,7 @@ impl Graph {
             expanded: 0,
         };
         let mut frontier = Vec::new();
-        let initial = model.representative(&State::initial(config));
+        let initial = model.representative(State::initial(config));
         codec.encode(&initial, &mut frontier);
         let mut index = Index::new();
         index.get_or_insert(fingerprint(&frontier), 0);
@@ -980,7 +985,7 @@ mod tests {
             let state = reachable(3, 2, seed, 40);
             let config = Config::new(Mode::Fixed, 3, None, None).unwrap();
             let model = MembershipModel::new(config, false, 2);
-            let rep = model.representative(&state.with_config(config));
+            let rep = model.representative(state.with_config(config));
             let codec = Codec::new(&model);
             let mut words = Vec::new();
             codec.encode(&rep, &mut words);

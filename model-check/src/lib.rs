@@ -604,7 +604,7 @@ fn counterexample_events(
         let found = model.events().iter().copied().find_map(|e| {
             let e = model.concrete(&concrete, e);
             let (next, _) = step(&concrete, &e).ok()?;
-            (model.representative(&next) == *target).then_some((e, next))
+            (model.representative(next.clone()) == *target).then_some((e, next))
         });
         match found {
             Some((e, next)) => {
@@ -691,7 +691,7 @@ pub fn changes(before: &State, after: &State) -> Vec<String> {
     let delta = before.delta(after);
     let mut out = Vec::new();
     for (&n, b) in &delta.nodes {
-        let a = before.node(n).copied().unwrap_or(NodeRecord::INITIAL);
+        let a = before.node(n).cloned().unwrap_or(NodeRecord::INITIAL);
         let mut parts = Vec::new();
         if a.status != b.status {
             parts.push(format!("state {} -> {}", a.status, b.status));

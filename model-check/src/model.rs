@@ -2,7 +2,7 @@
 //! `membership_core::Event`, `next_state` is `membership_core::step`, and every property calls a
 //! predicate of `membership_core::invariants`. Nothing of the protocol is written here.
 
-use membership_core::checking::{canonical, renumbered, renumbering_sound};
+use membership_core::checking::{canonical, into_renumbered, renumbering_sound};
 use membership_core::{step, ActorId, Config, Event, State, StateInvariant, TransitionInvariant};
 use stateright::{Model, Property};
 use std::cell::RefCell;
@@ -101,11 +101,11 @@ impl MembershipModel {
 
     /// The representative the model stores for `state` (renumbered, then the symmetry class's
     /// canonical member, as configured).
-    pub fn representative(&self, state: &State) -> State {
+    pub fn representative(&self, state: State) -> State {
         let state = if self.renumber {
-            renumbered(state)
+            into_renumbered(state)
         } else {
-            state.clone()
+            state
         };
         if self.symmetry {
             canonical(&state)
@@ -254,7 +254,7 @@ impl Model for MembershipModel {
 
     fn next_state(&self, state: &State, event: Event) -> Option<State> {
         let next = self.successor(state, event)?;
-        Some(self.representative(&next))
+        Some(self.representative(next))
     }
 
     fn format_action(&self, event: &Event) -> String {

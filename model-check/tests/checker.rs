@@ -666,7 +666,7 @@ fn orbits_missed(config: Config, actors: u16) -> (usize, usize) {
     let mut missed = 0;
     let states = for_each_reachable(&full, |s| {
         let mut words = Vec::new();
-        codec.encode(&reduced.representative(&canonical(s)), &mut words);
+        codec.encode(&reduced.representative(canonical(s)), &mut words);
         if !classes.contains(&fingerprint(&words)) {
             missed += 1;
         }

@@ -14,28 +14,29 @@ impl Agent {
             next.node(me).is_some(),
             "the caller fences a node missing from `next`"
         );
-        let Some(after) = next.node(me).copied() else {
+        let Some(after) = next.node(me).cloned() else {
             return;
         };
         let before = self
             .observed
             .as_ref()
-            .and_then(|o| o.state.node(me).copied());
-        let was = before.map(|r| r.status);
+            .and_then(|o| o.state.node(me).cloned());
+        let was = before.as_ref().map(|r| r.status);
         if after.status == NodeStatus::Active && was != Some(NodeStatus::Active) {
-            self.outputs
-                .notify(Notification::Joined { view: after.view });
+            self.outputs.notify(Notification::Joined {
+                view: after.view.clone(),
+            });
         }
         if after.status == NodeStatus::Left && was == Some(NodeStatus::Leaving) {
             self.outputs.notify(Notification::Left);
         }
-        let was_primary = before.is_some_and(|r| r.believes_primary);
+        let was_primary = before.as_ref().is_some_and(|r| r.believes_primary);
         if after.believes_primary && !was_primary {
             self.outputs
                 .notify(Notification::BecamePrimary { term: after.term });
         }
         if was_primary && !after.believes_primary {
-            let term = before.map_or(0, |r| r.term);
+            let term = before.as_ref().map_or(0, |r| r.term);
             self.outputs.notify(Notification::SteppedDown { term });
         }
         if after.status == NodeStatus::Active

@@ -63,12 +63,12 @@ impl Agent {
         if self.fenced == Some(FenceReason::Superseded) {
             return;
         }
-        let Some(record) = o.state.node(self.node).copied() else {
+        let Some(record) = o.state.node(self.node).cloned() else {
             return;
         };
         let in_flight = self.in_flight.len();
         match record.status {
-            NodeStatus::Active => self.decide_active(now_ms, &o, record),
+            NodeStatus::Active => self.decide_active(now_ms, &o, &record),
             status => self.decide_inactive(now_ms, status, &o),
         }
         debug_assert!(
@@ -110,7 +110,7 @@ impl Agent {
     /// An Active node: leaves (when the application wants it out), or reports partitions,
     /// detects failures, keeps the primary and the views in order, migrates (as the primary)
     /// and places what the application asked for.
-    fn decide_active(&mut self, now_ms: u64, o: &Observed, record: NodeRecord) {
+    fn decide_active(&mut self, now_ms: u64, o: &Observed, record: &NodeRecord) {
         debug_assert!(record.status == NodeStatus::Active);
         debug_assert!(self.fenced != Some(FenceReason::Superseded));
         let me = self.node;
@@ -139,7 +139,7 @@ impl Agent {
     ///   rank, half an interval apart) and every member heartbeated in it; while votes are
     ///   gathering, not before the round is `failure_timeout_ms` old (votes expire with it).
     ///   No single node can hold rounds back: a silent member is declared, which ends the wait.
-    fn detect(&mut self, now_ms: u64, o: &Observed, record: NodeRecord) {
+    fn detect(&mut self, now_ms: u64, o: &Observed, record: &NodeRecord) {
         let s = &o.state;
         let me = self.node;
         let settings = *self.timing.settings();
@@ -234,7 +234,7 @@ impl Agent {
     }
 
     /// Asks the first Active peer with a newer view than this node's to sync views.
-    fn sync_views(&mut self, now_ms: u64, s: &State, record: NodeRecord) {
+    fn sync_views(&mut self, now_ms: u64, s: &State, record: &NodeRecord) {
         let me = self.node;
         debug_assert!(record.status == NodeStatus::Active);
         let newer: Vec<NodeId> = s
@@ -262,7 +262,7 @@ impl Agent {
     }
 
     /// The primary in office, not fenced, sends the migration queue's next batch.
-    fn migrate(&mut self, now_ms: u64, s: &State, record: NodeRecord) {
+    fn migrate(&mut self, now_ms: u64, s: &State, record: &NodeRecord) {
         debug_assert!(record.status == NodeStatus::Active);
         if self.fenced.is_none()
             && s.primary_in_office() == Some(self.node)

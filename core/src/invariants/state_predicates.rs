@@ -27,14 +27,14 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
     let rules = Rules::of(config);
     let fixed = rules.registry_counters();
     for (n, r) in state.node_ids().zip(state.nodes()) {
-        if !r.view.is_subset(all) || !r.partitioned_from.is_subset(all) {
+        if !r.view.is_subset(&all) || !r.partitioned_from.is_subset(&all) {
             return violation(
                 StateInvariant::TypeOK,
                 &[n],
                 format!("{n} names a node outside Nodes"),
             );
         }
-        if r.detected.contains(n) || !r.detected.intersection(r.view).is_empty() {
+        if r.detected.contains(n) || !r.detected.intersection(&r.view).is_empty() {
             return violation(
                 StateInvariant::TypeOK,
                 &[n],
@@ -160,7 +160,7 @@ pub fn leave_detection_weak(state: &State) -> Result<(), Violation> {
     let left = state.with_status(NodeStatus::Left);
     for m in state.active().iter() {
         if let Some(r) = state.node(m) {
-            if let Some(n) = r.view.intersection(left).iter().next() {
+            if let Some(n) = r.view.intersection(&left).iter().next() {
                 return violation(
                     StateInvariant::LeaveDetectionWeak,
                     &[n, m],

@@ -223,7 +223,10 @@ pub fn votes_expire_with_round(before: &State, after: &State) -> Result<(), Viol
         .node_ids()
         .find(|&n| after.node(n).is_some_and(|r| !r.detected.is_empty()))
     {
-        let votes = after.node(voter).map(|r| r.detected).unwrap_or_default();
+        let votes = after
+            .node(voter)
+            .map(|r| r.detected.clone())
+            .unwrap_or_default();
         return violation(
             TransitionInvariant::VotesExpireWithRound,
             &[voter],

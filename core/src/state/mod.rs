@@ -8,6 +8,7 @@ use crate::node::{NodeId, NodeSet, NodeStatus};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[cfg(feature = "checking")]
 mod renaming;
@@ -16,7 +17,7 @@ mod renaming;
 /// `believes_primary[n]`, `term[n]`, its row of `partitioned`, and (fixed protocol) its
 /// detection record. The spec's `heartbeat_received[n]` is kept apart, in
 /// [`State::heartbeat_received`], so that a heartbeat never writes a membership record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeRecord {
     /// `state[n]`.
@@ -54,8 +55,10 @@ impl NodeRecord {
 /// The whole cluster's registry: the spec's variables plus, in the fixed protocol, the
 /// registry-wide counters that make terms, view numbers and epochs unique, and the actors.
 ///
-/// The actor tables are persistent ordered maps (structural sharing): cloning a state is O(nodes)
-/// whatever the number of actors, and one actor's update costs O(log actors).
+/// The node table is shared until a step writes a record, and the actor tables are persistent
+/// ordered maps (structural sharing): cloning a state is constant time whatever the numbers of
+/// nodes and actors, a step that writes a node record copies the table once (O(nodes)), and one
+/// actor's update costs O(log actors).
 ///
 /// Serialized, a state is its [`crate::RegistryFields`] with the format version: the fixed
 /// protocol's registry and nothing else. Decoding validates it (see [`crate::RegistryError`]);
@@ -65,7 +68,9 @@ impl NodeRecord {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct State {
     config: Config,
-    nodes: Vec<NodeRecord>,
+    /// Shared until written: a step that writes no node record (a heartbeat, a round, an actor
+    /// event) clones the state without copying a record.
+    nodes: Arc<[NodeRecord]>,
     heartbeats: NodeSet,
     term_counter: u64,
     view_counter: u64,
@@ -74,6 +79,9 @@ pub struct State {
     /// Index of `placements` by node (derived; rebuilt when decoding).
     hosted: OrdMap<NodeId, OrdSet<ActorId>>,
     queue: MigrationQueue,
+    /// The Active nodes (derived from `nodes`, kept by every write of a record; last, so that
+    /// the derived order is the order of the fields before it).
+    active: NodeSet,
 }
 
 /// The registry-wide counters of a state assembled from stored tables.
@@ -92,7 +100,7 @@ impl State {
     pub fn initial(config: Config) -> State {
         let state = State {
             config,
-            nodes: vec![NodeRecord::INITIAL; usize::from(config.node_count())],
+            nodes: Arc::from(vec![NodeRecord::INITIAL; usize::from(config.node_count())]),
             heartbeats: NodeSet::EMPTY,
             term_counter: 0,
             view_counter: 0,
@@ -100,6 +108,7 @@ impl State {
             placements: OrdMap::new(),
             hosted: OrdMap::new(),
             queue: MigrationQueue::default(),
+            active: NodeSet::EMPTY,
         };
         assert_eq!(state.nodes.len(), usize::from(config.node_count()));
         debug_assert!(state.active().is_empty());
@@ -121,9 +130,16 @@ impl State {
         for (&actor, p) in &placements {
             hosted.entry(p.node).or_default().insert(actor);
         }
+        let active = nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.status == NodeStatus::Active)
+            .map(|(i, _)| NodeId::from_index(i))
+            .collect();
         let state = State {
+            active,
             config,
-            nodes,
+            nodes: Arc::from(nodes),
             heartbeats,
             term_counter: counters.term,
             view_counter: counters.view,
@@ -154,8 +170,8 @@ impl State {
     }
 
     /// The nodes with `heartbeat_received` set.
-    pub fn heartbeats(&self) -> NodeSet {
-        self.heartbeats
+    pub fn heartbeats(&self) -> &NodeSet {
+        &self.heartbeats
     }
 
     /// The highest term ever granted (fixed protocol; always 0 in the reference modes, which
@@ -289,11 +305,11 @@ impl State {
 
     /// Sets or clears `heartbeat_received[node]`.
     pub(crate) fn set_heartbeat(&mut self, node: NodeId, received: bool) {
-        self.heartbeats = if received {
-            self.heartbeats.with(node)
+        if received {
+            self.heartbeats.insert(node);
         } else {
-            self.heartbeats.without(node)
-        };
+            self.heartbeats.remove(node);
+        }
     }
 
     /// All node ids of the configuration, in order (the spec's `Nodes`).
@@ -306,8 +322,33 @@ impl State {
         node.index().and_then(|i| self.nodes.get(i))
     }
 
-    pub(crate) fn node_mut(&mut self, node: NodeId) -> Option<&mut NodeRecord> {
-        node.index().and_then(|i| self.nodes.get_mut(i))
+    /// Applies `update` to the record of `node` and keeps the set of Active nodes. Returns
+    /// whether the node exists (nothing is written when it does not).
+    pub(crate) fn update_node(
+        &mut self,
+        node: NodeId,
+        update: impl FnOnce(&mut NodeRecord),
+    ) -> bool {
+        let Some(record) = node
+            .index()
+            .and_then(|i| Arc::make_mut(&mut self.nodes).get_mut(i))
+        else {
+            return false;
+        };
+        let was_active = record.status == NodeStatus::Active;
+        update(record);
+        let is_active = record.status == NodeStatus::Active;
+        if is_active && !was_active {
+            self.active.insert(node);
+        } else if was_active && !is_active {
+            self.active.remove(node);
+        }
+        debug_assert_eq!(
+            self.active.contains(node),
+            self.node(node)
+                .is_some_and(|r| r.status == NodeStatus::Active)
+        );
+        true
     }
 
     pub(crate) fn set_term_counter(&mut self, value: u64) {
@@ -340,7 +381,7 @@ impl State {
 
     /// `active`: the nodes whose state is Active.
     pub fn active(&self) -> NodeSet {
-        self.with_status(NodeStatus::Active)
+        self.active.clone()
     }
 
     /// The nodes whose state is `status`.
@@ -370,7 +411,7 @@ impl State {
     /// `reachable_active(n)`: the Active nodes `m` with `m = n` or `can_communicate(n, m)`.
     pub fn reachable_active(&self, node: NodeId) -> NodeSet {
         match self.node(node) {
-            Some(r) => self.active().difference(r.partitioned_from),
+            Some(r) => self.active().difference(&r.partitioned_from),
             None => NodeSet::EMPTY,
         }
     }
@@ -442,7 +483,7 @@ impl State {
             && others.iter().all(|m| {
                 self.node(m).is_some_and(|r| {
                     r.partitioned_from.contains(node)
-                        && r.partitioned_from.intersection(others).is_empty()
+                        && r.partitioned_from.intersection(&others).is_empty()
                 })
             })
             && self
@@ -467,7 +508,7 @@ impl State {
     }
 
     /// The largest view number held by a node in `set`.
-    pub fn max_view_number(&self, set: NodeSet) -> u64 {
+    pub fn max_view_number(&self, set: &NodeSet) -> u64 {
         set.iter()
             .filter_map(|n| self.node(n))
             .map(|r| r.view_number)
@@ -530,7 +571,7 @@ impl State {
             .nodes
             .iter()
             .filter(|r| r.status == NodeStatus::Active)
-            .map(|r| r.view);
+            .map(|r| &r.view);
         match views.next() {
             Some(first) => views.all(|v| v == first),
             None => true,

@@ -11,17 +11,27 @@ impl State {
     /// `i` becomes index `perm[i]`): symmetry reduction.
     pub(crate) fn permuted_nodes(&self, perm: &[usize]) -> (Vec<NodeRecord>, NodeSet) {
         debug_assert_eq!(perm.len(), self.nodes.len());
-        let mut nodes = self.nodes.clone();
-        for (i, record) in self.nodes.iter().enumerate() {
-            if let Some(slot) = perm.get(i).and_then(|&j| nodes.get_mut(j)) {
-                *slot = NodeRecord {
-                    view: record.view.permuted(perm),
-                    partitioned_from: record.partitioned_from.permuted(perm),
-                    detected: record.detected.permuted(perm),
-                    ..*record
-                };
+        // The record that lands at each index: built once, never cloned and overwritten.
+        let mut inverse: smallvec::SmallVec<[usize; crate::symmetry::SYMMETRY_NODES_MAX]> =
+            smallvec::smallvec![0; perm.len()];
+        for (i, &j) in perm.iter().enumerate() {
+            if let Some(slot) = inverse.get_mut(j) {
+                *slot = i;
             }
         }
+        let nodes: Vec<NodeRecord> = inverse
+            .iter()
+            .filter_map(|&i| self.nodes.get(i))
+            .map(|record| NodeRecord {
+                status: record.status,
+                view: record.view.permuted(perm),
+                view_number: record.view_number,
+                believes_primary: record.believes_primary,
+                term: record.term,
+                partitioned_from: record.partitioned_from.permuted(perm),
+                detected: record.detected.permuted(perm),
+            })
+            .collect();
         debug_assert_eq!(nodes.len(), self.nodes.len());
         (nodes, self.heartbeats.permuted(perm))
     }
@@ -69,7 +79,8 @@ impl State {
         let queue = self.queue.renamed(map_node);
         let (nodes, heartbeats) = self.permuted_nodes(perm);
         let result = State {
-            nodes,
+            active: self.active.permuted(perm),
+            nodes: std::sync::Arc::from(nodes),
             heartbeats,
             placements,
             hosted,
@@ -91,8 +102,18 @@ impl State {
     /// its renumbering have the same future up to renumbering (the checker's finite graph of
     /// the unbounded protocol; `core/tests/renumber.rs` tests it). Idempotent.
     pub(crate) fn renumbered(&self) -> State {
-        fn table(values: impl Iterator<Item = u64>) -> Vec<u64> {
-            let mut table: Vec<u64> = std::iter::once(0).chain(values).collect();
+        self.clone().into_renumbered()
+    }
+
+    /// [`State::renumbered`], consuming the state: a node table held by this state alone is
+    /// renumbered in place, not copied.
+    pub(crate) fn into_renumbered(self) -> State {
+        // Inline up to this many values (the checker's clusters and actor counts are small):
+        // renumbering allocates nothing then.
+        const TABLE_INLINE: usize = 16;
+        fn table(values: impl Iterator<Item = u64>) -> smallvec::SmallVec<[u64; TABLE_INLINE]> {
+            let mut table: smallvec::SmallVec<[u64; TABLE_INLINE]> =
+                std::iter::once(0).chain(values).collect();
             table.sort_unstable();
             table.dedup();
             table
@@ -116,18 +137,21 @@ impl State {
         let terms = table(self.nodes.iter().map(|r| r.term).chain([self.term_counter]));
         let epochs = table(self.placements.values().map(|p| p.epoch));
         let top = |table: &[u64]| u64::try_from(table.len() - 1).unwrap_or(u64::MAX);
-        let mut next = self.clone();
+        let node_count = self.nodes.len();
+        let view_counter_before = self.view_counter;
+        let term_counter = self.term_counter;
+        let mut next = self;
         if !identity(&views) || !identity(&terms) {
-            for r in &mut next.nodes {
+            for r in std::sync::Arc::make_mut(&mut next.nodes).iter_mut() {
                 r.view_number = rank(&views, r.view_number);
                 r.term = rank(&terms, r.term);
             }
-            next.term_counter = rank(&terms, self.term_counter);
+            next.term_counter = rank(&terms, term_counter);
         }
         next.view_counter = top(&views);
         next.epoch_counter = top(&epochs);
         if !identity(&epochs) {
-            next.placements = self
+            next.placements = next
                 .placements
                 .iter()
                 .map(|(&a, p)| {
@@ -141,8 +165,8 @@ impl State {
                 })
                 .collect();
         }
-        debug_assert_eq!(next.nodes.len(), self.nodes.len());
-        debug_assert!(next.view_counter <= self.view_counter);
+        debug_assert_eq!(next.nodes.len(), node_count);
+        debug_assert!(next.view_counter <= view_counter_before);
         next
     }
 }
@@ -156,14 +180,15 @@ mod tests {
     #[test]
     fn permutation_moves_records_and_renames_members() {
         let mut s = State::initial(Config::fixed(3).unwrap());
-        s.nodes[0].status = NodeStatus::Active;
-        s.nodes[0].view = NodeSet::first(2);
-        s.nodes[0].partitioned_from = NodeSet::single(NodeId(3));
-        s.nodes[2].partitioned_from = NodeSet::single(NodeId(1));
+        s.update_node(NodeId(1), |r| r.status = NodeStatus::Active);
+        std::sync::Arc::make_mut(&mut s.nodes)[0].view = NodeSet::first(2);
+        std::sync::Arc::make_mut(&mut s.nodes)[0].partitioned_from = NodeSet::single(NodeId(3));
+        std::sync::Arc::make_mut(&mut s.nodes)[2].partitioned_from = NodeSet::single(NodeId(1));
         s.heartbeats = NodeSet::single(NodeId(1));
         // n1 -> n3, n2 -> n1, n3 -> n2
         let p = s.permuted(&[2, 0, 1]);
         assert_eq!(p.nodes[2].status, NodeStatus::Active);
+        assert_eq!(p.active(), NodeSet::single(NodeId(3)));
         assert_eq!(
             p.nodes[2].view,
             [NodeId(3), NodeId(1)].into_iter().collect()

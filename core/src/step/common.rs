@@ -176,7 +176,7 @@ pub(super) fn queue_hosted(
 }
 
 pub(super) fn set(next: &mut State, node: NodeId, update: impl FnOnce(&mut NodeRecord)) {
-    let found = next.node_mut(node).map(update).is_some();
+    let found = next.update_node(node, update);
     debug_assert!(found, "{node} was checked to exist before any update");
 }
 
@@ -192,20 +192,20 @@ pub(super) fn adopt_view(
     next: &mut State,
     effects: &mut Effects,
     node: NodeId,
-    view: NodeSet,
+    view: &NodeSet,
     view_number: u64,
 ) {
     assert!(!view.is_empty(), "{node}: an adopted view is never empty");
     assert!(view.contains(node), "{node}: a node always lists itself");
     set(next, node, |r| {
-        r.view = view;
+        r.view.clone_from(view);
         r.view_number = view_number;
         // A node listed again is no longer suspected by this node.
         r.detected = r.detected.difference(view);
     });
     effects.push(Effect::ViewChanged {
         node,
-        view,
+        view: view.clone(),
         view_number,
     });
 }
@@ -220,7 +220,7 @@ pub(super) fn step_down(
     reason: StepDownReason,
 ) {
     let fixed = rules.registry_counters();
-    let Some(r) = next.node(node).copied() else {
+    let Some(r) = next.node(node).cloned() else {
         debug_assert!(false, "{node} was checked to exist");
         return;
     };
@@ -247,7 +247,7 @@ pub(super) fn step_down(
 pub(super) fn forget_detections(next: &mut State, n: NodeId) {
     let nodes: Vec<NodeId> = next.node_ids().collect();
     for m in nodes {
-        set(next, m, |r| r.detected = r.detected.without(n));
+        set(next, m, |r| r.detected.remove(n));
     }
     debug_assert!(next.nodes().iter().all(|r| !r.detected.contains(n)));
 }

@@ -56,14 +56,14 @@ pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId)
     let mut effects = Effects::new();
     if listed {
         let view_number = next_view_number(rules, state, detector.view_number)?;
-        let view = detector.view.without(t).with(d);
-        adopt_view(&mut next, &mut effects, d, view, view_number);
+        let view = detector.view.clone().without(t).with(d);
+        adopt_view(&mut next, &mut effects, d, &view, view_number);
         record_view_number(rules, &mut next, view_number);
         assert!(!view.contains(t) && view.contains(d));
     }
     if rules.record_detections {
         // Fixed: the detection is recorded in the registry: d's vote for MarkNodeFailed(t).
-        set(&mut next, d, |r| r.detected = r.detected.with(t));
+        set(&mut next, d, |r| r.detected.insert(t));
     }
     assert!(next.node(d).is_some_and(|r| !r.view.contains(t)));
     assert_eq!(effects.len(), usize::from(listed));
@@ -181,7 +181,7 @@ pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepp
     forget_detections(&mut next, n);
     if let Some(view_number) = view_number {
         for &m in &listers {
-            adopt_view(&mut next, &mut effects, m, remaining, view_number);
+            adopt_view(&mut next, &mut effects, m, &remaining, view_number);
         }
         record_view_number(rules, &mut next, view_number);
     }

@@ -48,7 +48,7 @@ fn bootstrap(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Active);
     become_primary(rules, &mut next, &mut effects, n, term);
-    adopt_view(&mut next, &mut effects, n, NodeSet::single(n), view_number);
+    adopt_view(&mut next, &mut effects, n, &NodeSet::single(n), view_number);
     record_view_number(rules, &mut next, view_number);
     if rules.join_heartbeats {
         // Registry v2: the node's own committed transaction is its heartbeat this round.
@@ -75,14 +75,14 @@ pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Ste
     if state.reachable_active(n).is_empty() {
         return Err(Guard::NoReachableActivePeer { node: n });
     }
-    let view_number = next_view_number(rules, state, state.max_view_number(active))?;
+    let view_number = next_view_number(rules, state, state.max_view_number(&active))?;
     let view = active.with(n);
     let mut next = state.clone();
     let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Active);
     for m in view.iter() {
         if m == n || state.can_communicate(n, m) {
-            adopt_view(&mut next, &mut effects, m, view, view_number);
+            adopt_view(&mut next, &mut effects, m, &view, view_number);
         }
     }
     record_view_number(rules, &mut next, view_number);
@@ -149,7 +149,7 @@ pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> St
             forget_detections(&mut next, n);
             if let Some(view_number) = view_number {
                 for m in active.iter() {
-                    adopt_view(&mut next, &mut effects, m, active, view_number);
+                    adopt_view(&mut next, &mut effects, m, &active, view_number);
                 }
                 record_view_number(rules, &mut next, view_number);
             }
@@ -163,7 +163,7 @@ pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> St
             change_status(&mut next, &mut effects, n, NodeStatus::Left);
             set(&mut next, n, |r| r.view = NodeSet::EMPTY);
             for (m, view_number) in numbers {
-                adopt_view(&mut next, &mut effects, m, active, view_number);
+                adopt_view(&mut next, &mut effects, m, &active, view_number);
             }
         }
     }

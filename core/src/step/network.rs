@@ -19,12 +19,8 @@ pub(super) fn create_partition(state: &State, a: NodeId, b: NodeId) -> Stepped {
         return Err(Guard::AlreadyPartitioned { a, b });
     }
     let mut next = state.clone();
-    set(&mut next, a, |r| {
-        r.partitioned_from = r.partitioned_from.with(b)
-    });
-    set(&mut next, b, |r| {
-        r.partitioned_from = r.partitioned_from.with(a)
-    });
+    set(&mut next, a, |r| r.partitioned_from.insert(b));
+    set(&mut next, b, |r| r.partitioned_from.insert(a));
     assert!(!next.can_communicate(a, b) && !next.can_communicate(b, a));
     assert!(next.can_communicate(a, a));
     Ok((next, Effects::new()))
@@ -42,12 +38,8 @@ pub(super) fn heal_partition(rules: &Rules, state: &State, a: NodeId, b: NodeId)
     }
     let mut next = state.clone();
     let mut effects = Effects::new();
-    set(&mut next, a, |r| {
-        r.partitioned_from = r.partitioned_from.without(b)
-    });
-    set(&mut next, b, |r| {
-        r.partitioned_from = r.partitioned_from.without(a)
-    });
+    set(&mut next, a, |r| r.partitioned_from.remove(b));
+    set(&mut next, b, |r| r.partitioned_from.remove(a));
     let believes = |n: NodeId| state.node(n).is_some_and(|r| r.believes_primary);
     if believes(a) && believes(b) {
         let term = |n: NodeId| state.node(n).map_or(0, |r| r.term);
@@ -130,18 +122,18 @@ pub(super) fn sync_views(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> 
         rb
     };
     let view_number = next_view_number(rules, state, newer.view_number)?;
-    let view = newer.view.with(a).with(b);
+    let view = newer.view.clone().with(a).with(b);
     let newer_id = if ra.view_number > rb.view_number {
         a
     } else {
         b
     };
     // Mutant: the newer node keeps its own view under the new number.
-    let view_of = |m: NodeId| {
+    let view_of = |m: NodeId| -> &NodeSet {
         if rules.sync_merges_both || m != newer_id {
-            view
+            &view
         } else {
-            newer.view
+            &newer.view
         }
     };
     let mut next = state.clone();

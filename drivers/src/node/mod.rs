@@ -314,7 +314,9 @@ impl NodeHandle {
     /// The node's view and its number, as of its latest snapshot.
     pub fn view(&self) -> Option<(NodeSet, u64)> {
         let s = self.snapshot()?;
-        s.state.node(self.node).map(|r| (r.view, r.view_number))
+        s.state
+            .node(self.node)
+            .map(|r| (r.view.clone(), r.view_number))
     }
 
     /// The primary in office and its term, as of the node's latest snapshot.
