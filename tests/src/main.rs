@@ -14,7 +14,12 @@ fn main() -> ExitCode {
     let mut seeds = 100u64;
     let mut first = 0u64;
     let mut steps = 10_000u64;
-    let mut scenarios = vec![Scenario::Swarm, Scenario::Failover, Scenario::Degraded];
+    let mut scenarios = vec![
+        Scenario::Swarm,
+        Scenario::Failover,
+        Scenario::Degraded,
+        Scenario::ScaleDown,
+    ];
     let mut planted = None;
     let mut leaving_zombies = false;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -150,6 +155,23 @@ fn print_measurements(reports: &[Report]) {
     println!(
         "  false failure declarations without partition, crash or pause (jitter up to half a heartbeat interval, clocks at the rate error bound), over {} runs: {false_declared} (goal 0)",
         of(Scenario::Failover).count()
+    );
+    println!(
+        "  scale-down (all but nodes/2 leave, then a remaining member crashes): crash to declared failed: {}; to every actor served again: {}; false declarations over {} runs: {}",
+        percentiles(
+            of(Scenario::ScaleDown)
+                .filter_map(|r| r.measurements.failover_declared_ms)
+                .collect()
+        ),
+        percentiles(
+            of(Scenario::ScaleDown)
+                .filter_map(|r| r.measurements.failover_served_ms)
+                .collect()
+        ),
+        of(Scenario::ScaleDown).count(),
+        of(Scenario::ScaleDown)
+            .map(|r| r.measurements.false_declarations)
+            .sum::<u64>()
     );
     let healthy: u64 = of(Scenario::Degraded)
         .map(|r| r.measurements.degraded_healthy_declared)

@@ -488,6 +488,8 @@ pub struct Sim {
     settled_at_us: Option<u64>,
     crashed: Option<(NodeId, u64, BTreeSet<ActorId>, bool)>,
     degraded: Option<(NodeId, u64, u64)>,
+    /// `ScaleDown`: when the leaves began, and the nodes asked to leave.
+    scaled_down: Option<(u64, Vec<NodeId>)>,
 }
 
 impl Sim {
@@ -560,6 +562,7 @@ impl Sim {
             settled_at_us: None,
             crashed: None,
             degraded: None,
+            scaled_down: None,
             params,
         };
         if let Err(e) = ready(sim.store.init(config)) {
@@ -1511,7 +1514,7 @@ impl Sim {
         }
         match self.options.scenario {
             Scenario::Swarm => {}
-            Scenario::Failover => match &self.crashed {
+            Scenario::Failover | Scenario::ScaleDown => match &self.crashed {
                 Some((n, at, _, _)) if *n == node => {
                     if self.measurements.failover_declared_ms.is_none() {
                         self.measurements.failover_declared_ms = Some((self.now_us - at) / 1_000);
@@ -1988,28 +1991,13 @@ impl Sim {
                             self.crashed = Some((v, now, actors, was_primary));
                         }
                     }
-                    if let Some((v, at, actors, was_primary)) = self.crashed.clone() {
-                        if self.measurements.failover_served_ms.is_none() {
-                            let served = self.served();
-                            let all = actors
-                                .iter()
-                                .all(|a| served.get(a).is_some_and(|s| !s.is_empty()));
-                            if all {
-                                self.measurements.failover_served_ms = Some((now - at) / 1_000);
-                            }
-                        }
-                        if was_primary && self.measurements.failover_primary_ms.is_none() {
-                            let p = self.store.state().and_then(|s| s.primary_in_office());
-                            if p.is_some_and(|p| p != v) {
-                                self.measurements.failover_primary_ms = Some((now - at) / 1_000);
-                            }
-                        }
-                        let measured = self.measurements.failover_served_ms.is_some()
-                            && self.measurements.failover_declared_ms.is_some();
-                        if measured || now > at + FAILOVER_MAX_MS * 1_000 {
-                            self.start_liveness();
-                            return;
-                        }
+                    if self.measure_failover(now) {
+                        return;
+                    }
+                }
+                Scenario::ScaleDown => {
+                    if self.scale_down(now, settled) || self.measure_failover(now) {
+                        return;
                     }
                 }
                 Scenario::Degraded => {
@@ -2039,6 +2027,108 @@ impl Sim {
             }
         }
         self.push(now + SCRIPT_INTERVAL_MS * 1_000, Ev::Script);
+    }
+
+    /// `Failover` and `ScaleDown`, once a node crashed: measures when it is declared failed,
+    /// when its actors are all served again and (if it was the primary) when a new primary is in
+    /// office; starts the liveness phase once all is measured or the failover bound passed.
+    /// Returns whether it did.
+    fn measure_failover(&mut self, now: u64) -> bool {
+        let Some((v, at, actors, was_primary)) = self.crashed.clone() else {
+            return false;
+        };
+        if self.measurements.failover_served_ms.is_none() {
+            let served = self.served();
+            let all = actors
+                .iter()
+                .all(|a| served.get(a).is_some_and(|s| !s.is_empty()));
+            if all {
+                self.measurements.failover_served_ms = Some((now - at) / 1_000);
+            }
+        }
+        if was_primary && self.measurements.failover_primary_ms.is_none() {
+            let p = self.store.state().and_then(|s| s.primary_in_office());
+            if p.is_some_and(|p| p != v) {
+                self.measurements.failover_primary_ms = Some((now - at) / 1_000);
+            }
+        }
+        let measured = self.measurements.failover_served_ms.is_some()
+            && self.measurements.failover_declared_ms.is_some();
+        if measured || now > at + FAILOVER_MAX_MS * 1_000 {
+            self.start_liveness();
+            return true;
+        }
+        false
+    }
+
+    /// `ScaleDown`: two failure timeouts after the cluster settled, every node but the first
+    /// `nodes / 2` is asked to leave (and asked again to complete its leave at every script
+    /// tick until the registry shows it Left); once all are Left, one of the remaining members
+    /// crashes: the primary on even seeds, the highest remaining node on odd ones. Fails the
+    /// run when the leaves do not complete within `FAILOVER_MAX_MS`. Returns whether the run
+    /// ended (failed).
+    fn scale_down(&mut self, now: u64, settled: u64) -> bool {
+        let ft = self.ft_us();
+        let keep = self.params.nodes / 2;
+        if self.scaled_down.is_none() {
+            if now < settled + 2 * ft {
+                return false;
+            }
+            let leavers: Vec<NodeId> = (keep + 1..=self.params.nodes).map(NodeId).collect();
+            for &node in &leavers {
+                if let Some(&pid) = self.current.get(&node) {
+                    self.coverage.fault(FaultKind::GracefulLeave);
+                    self.leaving.insert(node);
+                    self.with_agent(pid, |agent, now| agent.leave(now));
+                }
+            }
+            self.scaled_down = Some((now, leavers));
+            return false;
+        }
+        if self.crashed.is_some() {
+            return false;
+        }
+        let Some((began, leavers)) = self.scaled_down.clone() else {
+            return false;
+        };
+        let Some(s) = self.store.state() else {
+            return false;
+        };
+        let still: Vec<NodeId> = leavers
+            .iter()
+            .copied()
+            .filter(|&n| s.node(n).is_some_and(|r| r.status != NodeStatus::Left))
+            .collect();
+        if !still.is_empty() {
+            if now > began + FAILOVER_MAX_MS * 1_000 {
+                self.fail(format!(
+                    "scale-down: {still:?} did not complete their leave"
+                ));
+                return true;
+            }
+            for node in still {
+                self.push(now, Ev::LeaveComplete(node));
+            }
+            return false;
+        }
+        // Fewer members than a majority of the slots remain.
+        debug_assert!(2 * s.active().len() <= self.params.nodes);
+        let primary = s.primary_in_office();
+        let victim = if self.options.seed % 2 == 0 {
+            primary
+        } else {
+            None
+        }
+        .or_else(|| s.active().iter().last());
+        if let Some(v) = victim {
+            let actors: BTreeSet<ActorId> = s
+                .hosted(v)
+                .map(|h| h.iter().copied().collect())
+                .unwrap_or_default();
+            self.crash(v);
+            self.crashed = Some((v, now, actors, primary == Some(v)));
+        }
+        false
     }
 
     /// Faults stop: links heal, frozen processes resume, crashed ones restart, nodes that left

@@ -8,6 +8,8 @@ use std::fmt;
 
 /// The fewest nodes a drawn world has.
 pub const NODES_MIN: u16 = 3;
+/// The fewest nodes of a `ScaleDown` world.
+pub const SCALE_DOWN_NODES_MIN: u16 = 5;
 /// The most nodes a drawn world has.
 pub const NODES_MAX_DRAWN: u16 = 7;
 /// The most actors a drawn world places.
@@ -26,6 +28,12 @@ pub enum Scenario {
     /// Default timing, calm; once converged, one node loses every path to its peers (but keeps
     /// the store) for ten failure timeouts. Counts the healthy nodes declared failed.
     Degraded,
+    /// Default timing, calm, at least 5 nodes; once converged, every node but the first
+    /// `nodes / 2` leaves gracefully, so the members left are fewer than a majority of the
+    /// registry's slots; once they are gone, one of the remaining members crashes (the primary
+    /// every other seed). The others must declare it and serve its actors: majorities are
+    /// counted over the members (registry v2), not the slots. Measured like `Failover`.
+    ScaleDown,
 }
 
 impl Scenario {
@@ -35,14 +43,20 @@ impl Scenario {
             Scenario::Swarm => "swarm",
             Scenario::Failover => "failover",
             Scenario::Degraded => "degraded",
+            Scenario::ScaleDown => "scale-down",
         }
     }
 
     /// The scenario with the given name.
     pub fn from_name(name: &str) -> Option<Scenario> {
-        [Scenario::Swarm, Scenario::Failover, Scenario::Degraded]
-            .into_iter()
-            .find(|s| s.name() == name)
+        [
+            Scenario::Swarm,
+            Scenario::Failover,
+            Scenario::Degraded,
+            Scenario::ScaleDown,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
     }
 }
 
@@ -196,6 +210,9 @@ impl Params {
         match scenario {
             Scenario::Swarm => Params::swarm(&mut rng, nodes),
             Scenario::Failover | Scenario::Degraded => Params::calm(&mut rng, nodes),
+            // Five nodes at least: two of them (fewer than a slot majority) stay, and one of
+            // those two crashes.
+            Scenario::ScaleDown => Params::calm(&mut rng, nodes.max(SCALE_DOWN_NODES_MIN)),
         }
     }
 

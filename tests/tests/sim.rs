@@ -36,7 +36,7 @@ fn ci_campaign_64_seeds_of_20000_steps_every_check_holds_and_everything_is_exerc
         steps += report.steps;
         total.add(&report.coverage);
     }
-    for scenario in [Scenario::Failover, Scenario::Degraded] {
+    for scenario in [Scenario::Failover, Scenario::Degraded, Scenario::ScaleDown] {
         for seed in 0..CI_SCENARIO_SEEDS {
             let report = run(Options {
                 scenario,
@@ -46,9 +46,17 @@ fn ci_campaign_64_seeds_of_20000_steps_every_check_holds_and_everything_is_exerc
             let m = &report.measurements;
             assert_eq!(m.false_declarations, 0, "seed {seed} {scenario:?}: {m:?}");
             assert_eq!(m.degraded_healthy_declared, 0, "seed {seed}: {m:?}");
-            if scenario == Scenario::Failover {
-                assert!(m.failover_declared_ms.is_some(), "seed {seed}: {m:?}");
-                assert!(m.failover_served_ms.is_some(), "seed {seed}: {m:?}");
+            if scenario != Scenario::Degraded {
+                // Failover, and ScaleDown: the crashed member is declared and its actors served
+                // again although fewer members than a slot majority remain.
+                assert!(
+                    m.failover_declared_ms.is_some(),
+                    "seed {seed} {scenario:?}: {m:?}"
+                );
+                assert!(
+                    m.failover_served_ms.is_some(),
+                    "seed {seed} {scenario:?}: {m:?}"
+                );
             }
             total.add(&report.coverage);
         }
@@ -304,6 +312,47 @@ fn regression_a_node_lost_for_good_leaves_the_others_carrying_on() {
         report.coverage.faults.get(&FaultKind::PermanentLoss),
         Some(&1)
     );
+}
+
+/// Issue 17, "Why 1": a cluster that scaled down below a majority of its slots and then lost a
+/// member. In the `ScaleDown` scenario every node but the first `nodes / 2` leaves, then one of
+/// the members left crashes (seed 0: the primary; seed 1: another member). The rest declare it
+/// and serve its actors again. With majorities counted over the slots (the planted mutant
+/// `quorum-over-slots`), the same world gets stuck: the primary loses its majority once the
+/// others leave, nothing migrates, and the leaves never complete.
+#[test]
+fn regression_a_cluster_scaled_down_below_a_slot_majority_survives_a_crash() {
+    for seed in [0, 1] {
+        let world = Options {
+            scenario: Scenario::ScaleDown,
+            ..Options::swarm(seed, 0)
+        };
+        let report = run(world);
+        assert!(
+            report.passed(),
+            "seed {seed}: {}",
+            report.failure.unwrap_or_default()
+        );
+        let m = &report.measurements;
+        assert!(
+            m.failover_declared_ms.is_some(),
+            "seed {seed}: never declared: {m:?}"
+        );
+        assert!(
+            m.failover_served_ms.is_some(),
+            "seed {seed}: actors not served: {m:?}"
+        );
+        assert_eq!(m.false_declarations, 0, "seed {seed}: {m:?}");
+        let stuck = run(Options {
+            planted: Planted::from_name("mutant:quorum-over-slots"),
+            ..world
+        });
+        let failure = stuck.failure.unwrap_or_default();
+        assert!(
+            failure.contains("did not complete their leave"),
+            "seed {seed}: with quorums over slots the scale-down should get stuck, got: {failure:?}"
+        );
+    }
 }
 
 /// Found by the 1,000-seed campaign, in the simulation itself: (seed 593) the application's
