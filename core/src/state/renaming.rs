@@ -12,7 +12,9 @@ impl State {
     pub(crate) fn permuted_nodes(&self, perm: &[usize]) -> (Vec<NodeRecord>, NodeSet) {
         debug_assert_eq!(perm.len(), self.nodes.len());
         // The record that lands at each index: built once, never cloned and overwritten.
-        let mut inverse: smallvec::SmallVec<[usize; crate::symmetry::SYMMETRY_NODES_MAX]> =
+        // Inline for every cluster symmetry reduction renames (`SYMMETRY_NODES_MAX`, 6).
+        const INVERSE_INLINE: usize = 8;
+        let mut inverse: smallvec::SmallVec<[usize; INVERSE_INLINE]> =
             smallvec::smallvec![0; perm.len()];
         for (i, &j) in perm.iter().enumerate() {
             if let Some(slot) = inverse.get_mut(j) {
