@@ -10,7 +10,7 @@ use super::timing::{later_ms, Timer};
 use crate::actor::{Placement, MIGRATION_BATCH_MAX};
 use crate::effect::Effect;
 use crate::event::Event;
-use crate::node::{NodeId, NodeStatus};
+use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::proposal::{Action, Proposal, ProposalError};
 use crate::refusal::Guard;
 use crate::state::{NodeRecord, State};
@@ -152,25 +152,43 @@ impl Agent {
         let round_age = self.round_age_ms(now_ms, o);
         let ripe = round_age >= settings.failure_timeout_ms;
         let peers = s.active().without(me);
-        for t in peers.iter() {
-            if !s.can_communicate(me, t) {
+        let heartbeats = s.heartbeats();
+        // The peers some member has detected: only they can have votes. (One pass over the
+        // records, with set operations; no reducer call per peer.)
+        let suspected = s
+            .nodes()
+            .iter()
+            .filter(|r| r.status == NodeStatus::Active && !r.detected.is_empty())
+            .fold(NodeSet::EMPTY, |acc, r| acc.union(&r.detected));
+        // Silent members only once the round is ripe; a heartbeating one whenever the reducer
+        // says its votes are a quorum, which needs a detection of it.
+        let silent = if ripe {
+            peers.difference(heartbeats)
+        } else {
+            NodeSet::EMPTY
+        };
+        let voted = peers.intersection(heartbeats).intersection(&suspected);
+        // Partitions are kept symmetric, so this node's row names every peer it cannot reach.
+        let cut_off = peers.intersection(&record.partitioned_from);
+        debug_assert!(peers
+            .iter()
+            .all(|t| s.can_communicate(me, t) != cut_off.contains(t)));
+        // In id order, as over every peer: the same proposals in the same order, without the
+        // ones the reducer would refuse.
+        for t in cut_off.union(&silent).union(&voted).iter() {
+            if cut_off.contains(t) {
                 let vote = Event::DetectFailure {
                     detector: me,
                     target: t,
                 };
                 self.propose_if_enabled(now_ms, vote, round);
             }
-            // Silent members only once the round is ripe; a heartbeating one whenever the
-            // reducer says its votes are a quorum.
-            if ripe || s.heartbeat_received(t) {
+            if silent.contains(t) || voted.contains(t) {
                 self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, round);
             }
         }
-        let all_heartbeated = s.active().iter().all(|m| s.heartbeat_received(m));
-        let voting = s
-            .active()
-            .iter()
-            .any(|m| s.node(m).is_some_and(|r| !r.detected.is_empty()));
+        let all_heartbeated = s.active().is_subset(heartbeats);
+        let voting = !suspected.is_empty();
         if all_heartbeated && (!voting || ripe) && round_age >= self.reset_after_ms(s) {
             self.propose_if_enabled(now_ms, Event::ResetHeartbeats, round);
         }
@@ -202,11 +220,11 @@ impl Agent {
         let round = Some(o.round);
         let round_age = self.round_age_ms(now_ms, o);
         if round_age >= settings.failure_timeout_ms {
-            for t in s.active().iter().filter(|&t| !s.heartbeat_received(t)) {
+            for t in s.active().difference(s.heartbeats()).iter() {
                 self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, round);
             }
         }
-        let all_heartbeated = s.active().iter().all(|m| s.heartbeat_received(m));
+        let all_heartbeated = s.active().is_subset(s.heartbeats());
         if all_heartbeated && round_age >= self.reset_after_ms(s) {
             self.propose_if_enabled(now_ms, Event::ResetHeartbeats, round);
         }
@@ -220,12 +238,23 @@ impl Agent {
     fn reset_after_ms(&self, s: &State) -> u64 {
         let settings = self.timing.settings();
         // A non-member (a Joining node) comes after every member.
-        let rank = s
-            .active()
-            .iter()
-            .position(|n| n == self.node)
-            .unwrap_or(usize::from(s.active().len()));
-        let rank = u64::try_from(rank).unwrap_or(u64::MAX);
+        let active = s.active();
+        let rank = if active.contains(self.node) {
+            // The members below this node: set operations, no walk over the members.
+            active
+                .intersection(NodeSet::first(self.node.0.saturating_sub(1)))
+                .len()
+        } else {
+            active.len()
+        };
+        debug_assert_eq!(
+            usize::from(rank),
+            active
+                .iter()
+                .position(|n| n == self.node)
+                .unwrap_or(usize::from(active.len()))
+        );
+        let rank = u64::from(rank);
         let after = settings
             .heartbeat_interval_ms
             .saturating_add(rank.saturating_mul(settings.heartbeat_interval_ms) / 2);
