@@ -177,6 +177,22 @@ MaxOf(S) == IF S = {} THEN 0 ELSE CHOOSE x \in S : \A y \in S : x >= y
 \* State::active
 active == {n \in Nodes : state[n] = "Active"}
 
+(***************************************************************************)
+(* State::configuration. DEVIATION (registry v2: one configuration): in    *)
+(* the fixed protocol the registry holds ONE current configuration: its    *)
+(* members, the Active nodes (the members a majority is counted over,      *)
+(* QuorumSize below), and its number, view_counter, which every change of  *)
+(* the members advances (Bootstrap, NodeJoinComplete, NodeLeave,           *)
+(* MarkNodeFailed), so a configuration number names exactly one set of     *)
+(* members. A node's view is the configuration it last adopted: view[n]    *)
+(* with number view_number[n], set only by n's own transactions (its       *)
+(* bootstrap or join, and SyncViews(n, n)). A change of the members thus   *)
+(* writes the changed node's record and the number, never every member's   *)
+(* record; the stored form keeps the members as one record (README,        *)
+(* "One configuration").                                                   *)
+(***************************************************************************)
+Configuration == active
+
 \* State::believers
 Believers == {n \in Nodes : believes_primary[n]}
 
@@ -244,7 +260,12 @@ RegistryTerm ==
 \* State::is_stable / State::is_converged / State::is_stale_primary
 Stable == /\ \A n \in Nodes : state[n] \in {"Active", "Left"}
           /\ partitioned = {}
-Converged == \A a, b \in active : view[a] = view[b]
+\* Registry v2: fixed, every member has adopted the current configuration
+\* (so, by MembershipConsistency, all views are the configuration).
+Converged ==
+    IF Mode = "fixed"
+      THEN \A n \in active : view_number[n] = view_counter
+      ELSE \A a, b \in active : view[a] = view[b]
 StalePrimary(n) == believes_primary[n] /\ state[n] = "Active" /\ ~HasMajority(n)
 
 (***************************************************************************)
@@ -436,6 +457,9 @@ NodeJoin(n) ==
 (* communicate with n adopt v with one new number; the others keep theirs. *)
 (* Reference: number 1 + max view number over active.                      *)
 (* DEVIATION (view counter): fixed takes the next registry view number.    *)
+(* DEVIATION (registry v2: one configuration): fixed, n alone adopts v:    *)
+(* v is the new configuration (Configuration below), its number the next   *)
+(* configuration number; every other member adopts it by SyncViews.        *)
 (* DEVIATION (registry v2: own heartbeat): fixed also sets n's own         *)
 (* heartbeat flag: the node's own committed transaction is evidence that   *)
 (* it is live in the current round (otherwise a node that completes its    *)
@@ -453,7 +477,13 @@ JoinAdmitted(n) ==
                    THEN view_counter + 1
                    ELSE MaxOf({view_number[m] : m \in active}) + 1
            v  == active \cup {n}
-           adopters == {m \in v : m = n \/ CanCommunicate(n, m)}
+           \* DEVIATION (registry v2: one configuration): fixed, only n adopts
+           \* the new configuration; the other members adopt it later, each
+           \* with its own SyncViews (the stored form writes n's record and
+           \* the configuration number, never every member's record).
+           adopters == IF Mode = "fixed"
+                         THEN {n}
+                         ELSE {m \in v : m = n \/ CanCommunicate(n, m)}
        IN  /\ vn <= MaxView
            /\ state' = [state EXCEPT ![n] = "Active"]
            /\ view' = [m \in Nodes |-> IF m \in adopters THEN v ELSE view[m]]
@@ -482,16 +512,20 @@ NodeJoinComplete(n) ==
 (* it, reason NodeLeaving (an actor already queued because its node failed *)
 (* keeps that entry: QueueHosted). The node stays Leaving until they have  *)
 (* all moved (see NodeLeaveComplete).                                      *)
+(* DEVIATION (registry v2: one configuration): n is no longer a member, so *)
+(* fixed issues the next configuration number (the bound check first, as   *)
+(* step/ issue_view_number); no node adopts it here (SyncViews).           *)
 (***************************************************************************)
 NodeLeave(n) ==
     /\ state[n] = "Active"
+    /\ Mode = "fixed" => view_counter + 1 <= MaxView
     /\ state' = [state EXCEPT ![n] = "Leaving"]
     /\ believes_primary' = BeliefsAfterStepDown({n})
     /\ term' = TermsAfterStepDown({n})
+    /\ view_counter' = IF Mode = "fixed" THEN view_counter + 1 ELSE view_counter
     /\ queue' = IF Mode = "fixed" THEN QueueHosted(n, "NodeLeaving") ELSE queue
     /\ UNCHANGED <<view, view_number, heartbeat_received, partitioned,
-                   term_counter, view_counter, detected,
-                   placements, epoch_counter>>
+                   term_counter, detected, placements, epoch_counter>>
 
 (***************************************************************************)
 (* NodeLeaveComplete(n) -- step/ node_leave_complete.                      *)
@@ -500,16 +534,15 @@ NodeLeave(n) ==
 (* not hold n.                                                             *)
 (* Reference: each Active node increments its own number (all must stay    *)
 (* <= MaxView); n keeps its view number and term.                          *)
-(* DEVIATION (view counter): fixed gives all Active nodes one new number   *)
-(* from the registry counter (none is issued when no node is Active), and  *)
-(* resets n's number to 0 as for every node outside the cluster.           *)
+(* DEVIATION (registry v2: one configuration): fixed changes no member's   *)
+(* view: n left the configuration at NodeLeave, so the configuration and   *)
+(* its number stay as they are; n's number is reset to 0 as for every node *)
+(* outside the cluster.                                                    *)
 (* DEVIATION (detection records): fixed also clears n's own detection      *)
 (* record (a node outside the cluster suspects nobody) and erases n from   *)
 (* every node's record: a detection of n must not outlive its leaving (if  *)
 (* n rejoins, a peer's old record would otherwise count as a detection of  *)
-(* the new member, and MarkNodeFailed would accept it). Each adopter also  *)
-(* drops the members of `active` from its record (DetectedAfterAdopt,      *)
-(* applied after the erasure, as in step/).                                *)
+(* the new member, and MarkNodeFailed would accept it).                    *)
 (* EXTENSION (leave cannot complete while holding actors): fixed is        *)
 (* refused while n still holds actors (Rust Guard::HoldsActors): they were *)
 (* queued by NodeLeave and must first be moved by the primary              *)
@@ -520,25 +553,13 @@ NodeLeaveComplete(n) ==
     /\ state[n] = "Leaving"
     /\ Mode = "fixed" => Load(n) = 0
     /\ IF Mode = "fixed"
-         THEN LET vn == view_counter + 1
-              IN  /\ active = {} \/ vn <= MaxView
-                  /\ state' = [state EXCEPT ![n] = "Left"]
-                  /\ view' = [m \in Nodes |->
-                                 IF m = n THEN {}
-                                 ELSE IF m \in active THEN active
-                                 ELSE view[m]]
-                  /\ view_number' = [m \in Nodes |->
-                                 IF m = n THEN 0
-                                 ELSE IF m \in active THEN vn
-                                 ELSE view_number[m]]
-                  /\ view_counter' = IF active = {} THEN view_counter ELSE vn
-                  /\ detected' = [m \in Nodes |->
-                                 IF m = n THEN {}
-                                 ELSE IF m \in active
-                                        THEN (detected[m] \ {n}) \ active
-                                 ELSE detected[m] \ {n}]
-                  /\ UNCHANGED <<believes_primary, term, heartbeat_received,
-                                 partitioned, term_counter>>
+         THEN /\ state' = [state EXCEPT ![n] = "Left"]
+              /\ view' = [view EXCEPT ![n] = {}]
+              /\ view_number' = [view_number EXCEPT ![n] = 0]
+              /\ detected' = [m \in Nodes |->
+                             IF m = n THEN {} ELSE detected[m] \ {n}]
+              /\ UNCHANGED <<believes_primary, term, heartbeat_received,
+                             partitioned, term_counter, view_counter>>
          ELSE /\ \A m \in active : view_number[m] + 1 <= MaxView
               /\ state' = [state EXCEPT ![n] = "Left"]
               /\ view' = [m \in Nodes |->
@@ -588,22 +609,19 @@ SendHeartbeat(n) ==
 (* registry's own evidence (MarkNodeFailed); a vote matters only for a t   *)
 (* that still heartbeats but that its peers cannot reach, which is exactly *)
 (* where the degraded-observer rule (a majority of votes) applies.         *)
-(* DEVIATION (view counter): fixed takes the next registry view number.    *)
-(* DEVIATION (detection records): fixed records the detection:             *)
-(* t \in detected'[d] (after d's adoption of its new view, which drops     *)
-(* that view's members from detected[d]): d's vote for MarkNodeFailed(t).  *)
-(* A peer that merely never heard of t has recorded nothing, so it cannot  *)
-(* count as a detector. This fixes the first half of REFERENCE.md section  *)
-(* 2's defect (the guard that confuses "never heard of" with "detected as  *)
-(* failed").                                                               *)
-(* DEVIATION (votes without a view change): in the fixed protocol the      *)
-(* guard "t in d's view" is replaced by "d has not recorded t yet" (one    *)
-(* vote per detector; implied by t \in view[d], since TypeOK keeps         *)
-(* detected[d] and view[d] disjoint; Rust refusal Guard::AlreadyDetected). *)
-(* A detector whose view no longer lists t (it adopted, by SyncViews, the  *)
-(* view of a peer that had dropped t, or its view predates t's admission)  *)
-(* records its vote with no view change and no view number. Without this,  *)
-(* a peer that synchronised with the first detector could never vote, and  *)
+(* DEVIATION (registry v2: one configuration): fixed changes no view: a    *)
+(* view is the configuration a node adopted (SyncViews), never a node's    *)
+(* private opinion, so DetectFailure(d, t) only records the detection:     *)
+(* t \in detected'[d], d's vote for MarkNodeFailed(t), in the current      *)
+(* round. A peer that merely never heard of t has recorded nothing, so it  *)
+(* cannot count as a detector. This fixes the first half of REFERENCE.md   *)
+(* section 2's defect (the guard that confuses "never heard of" with       *)
+(* "detected as failed").                                                  *)
+(* DEVIATION (one vote per detector): in the fixed protocol the guard "t   *)
+(* in d's view" is replaced by "d has not recorded t yet" (Rust refusal    *)
+(* Guard::AlreadyDetected): a detector's view may or may not list t (it    *)
+(* may predate t's admission), and it votes either way. Without this, a    *)
+(* member that synchronised before t was admitted could never vote, and    *)
 (* no majority of votes could form (EventualFailureDeclaration).           *)
 (***************************************************************************)
 DetectFailure(d, t) ==
@@ -613,20 +631,18 @@ DetectFailure(d, t) ==
     /\ IF Mode = "fixed" THEN t \notin detected[d] ELSE t \in view[d]
     /\ ~CanCommunicate(d, t)
     /\ Mode # "fixed" => ~heartbeat_received[t]
-    /\ IF t \in view[d]
-         THEN LET vn == IF Mode = "fixed" THEN view_counter + 1
-                                          ELSE view_number[d] + 1
+    /\ IF Mode = "fixed"
+         THEN \* The vote alone (registry v2: one configuration).
+              /\ detected' = [detected EXCEPT ![d] = @ \cup {t}]
+              /\ UNCHANGED <<view, view_number, view_counter>>
+         ELSE LET vn == view_number[d] + 1
                   v  == (view[d] \ {t}) \cup {d}
               IN  /\ vn <= MaxView
                   /\ view' = [view EXCEPT ![d] = v]
                   /\ view_number' = [view_number EXCEPT ![d] = vn]
-                  /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
-                  \* adopt_view, then (fixed only) the record of t.
-                  /\ detected' = [detected EXCEPT ![d] =
-                                     (@ \ v) \cup (IF Mode = "fixed" THEN {t} ELSE {})]
-         ELSE \* Fixed only (the guard above): the vote alone.
-              /\ detected' = [detected EXCEPT ![d] = @ \cup {t}]
-              /\ UNCHANGED <<view, view_number, view_counter>>
+                  \* adopt_view (a no-op on the reference modes' empty records).
+                  /\ detected' = [detected EXCEPT ![d] = @ \ v]
+                  /\ UNCHANGED view_counter
     /\ UNCHANGED <<state, believes_primary, term, heartbeat_received,
                    partitioned, term_counter>>
     /\ UNCHANGED actorVars
@@ -668,13 +684,13 @@ DetectFailure(d, t) ==
 (* guard holds); else some detector at all (Guard::Undetected), one of     *)
 (* them cut off from n (Guard::CanCommunicate), a majority of votes        *)
 (* (Guard::NoFailureQuorum).                                               *)
-(* DEVIATION (atomic failure handling): fixed removes n, in the same       *)
-(* transition, from every Active view that still lists it: those nodes     *)
-(* (the "listers") adopt `active \ {n}` with one new registry number (the  *)
-(* only bound check, and only when there is a lister); n is fenced (the    *)
-(* Rust effect Fenced: it stops serving; in the state, its primary belief  *)
-(* and term are dropped). So a Failed, later Left, node is in no Active    *)
-(* view (LeaveDetectionWeak).                                              *)
+(* DEVIATION (registry v2: one configuration): n is no longer a member:    *)
+(* fixed issues the next configuration number (the bound check first);     *)
+(* the members adopt the configuration without n by SyncViews, each in     *)
+(* its own transaction, so the declaration writes n's record and the       *)
+(* number, never every member's record. n is fenced (the Rust effect       *)
+(* Fenced: it stops serving; in the state, its primary belief and term are *)
+(* dropped).                                                               *)
 (* EXTENSION (failure handling queues the actors): in the same one atomic  *)
 (* transition every actor placed on n is queued to leave n with reason     *)
 (* NodeFailed (QueueHosted; an existing entry, of any reason, becomes      *)
@@ -683,9 +699,8 @@ DetectFailure(d, t) ==
 (* (MigrateActor) or it is removed; this is what SingleActivation allows   *)
 (* for a Failed (later Left, Joining, even Active again) node.             *)
 (* DEVIATION (detection records): the detection is consumed: n's own       *)
-(* record is cleared, n is removed from every node's record, and each      *)
-(* lister drops `active \ {n}` from its record (as in DetectedAfterAdopt). *)
-(* Written for every mode as step/ does; a no-op in the reference modes.   *)
+(* record is cleared and n is removed from every node's record. Written    *)
+(* for every mode as step/ does; a no-op in the reference modes.           *)
 (***************************************************************************)
 MarkNodeFailed(n) ==
     /\ state[n] = "Active"
@@ -698,29 +713,17 @@ MarkNodeFailed(n) ==
                      /\ \E d \in detectors : ~CanCommunicate(d, n)
                      /\ Cardinality(Votes(n)) >= Majority
          ELSE \E d \in active \ {n} : n \notin view[d]
-    /\ LET remaining == active \ {n}
-           listers   == {m \in remaining : n \in view[m]}
-           cleanup   == Mode = "fixed" /\ listers # {}
-           vn        == view_counter + 1
-       IN  /\ cleanup => vn <= MaxView
+    /\ LET vn == view_counter + 1
+       IN  /\ Mode = "fixed" => vn <= MaxView
            /\ state' = [state EXCEPT ![n] = "Failed"]
            \* step_down(n) then term := 0 in every mode, so term'[n] = 0.
            /\ believes_primary' = [believes_primary EXCEPT ![n] = FALSE]
            /\ term' = [term EXCEPT ![n] = 0]
-           /\ view' = [m \in Nodes |->
-                          IF m = n THEN {}
-                          ELSE IF cleanup /\ m \in listers THEN remaining
-                          ELSE view[m]]
-           /\ view_number' = [m \in Nodes |->
-                          IF m = n THEN 0
-                          ELSE IF cleanup /\ m \in listers THEN vn
-                          ELSE view_number[m]]
-           /\ view_counter' = IF cleanup THEN vn ELSE view_counter
+           /\ view' = [view EXCEPT ![n] = {}]
+           /\ view_number' = [view_number EXCEPT ![n] = 0]
+           /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
            /\ detected' = [m \in Nodes |->
-                          IF m = n THEN {}
-                          ELSE IF cleanup /\ m \in listers
-                                 THEN (detected[m] \ {n}) \ remaining
-                          ELSE detected[m] \ {n}]
+                          IF m = n THEN {} ELSE detected[m] \ {n}]
            /\ queue' = IF Mode = "fixed" THEN QueueHosted(n, "NodeFailed")
                                           ELSE queue
            /\ UNCHANGED <<heartbeat_received, partitioned, term_counter,
@@ -729,18 +732,15 @@ MarkNodeFailed(n) ==
 (***************************************************************************)
 (* NodeRecover(n) -- step/ node_recover.                                   *)
 (* n is Failed. It becomes Left: empty view, view number 0, term 0.        *)
-(* DEVIATION (recover guard): fixed also requires that no Active view      *)
-(* lists n (always true after a fixed MarkNodeFailed; checked anyway), so  *)
-(* a node is never Left while an Active node still counts it as a member.  *)
+(* (Registry v2: v1's recover guard, "no Active view lists n", is gone: n  *)
+(* left the configuration when it was declared, and a member that has not  *)
+(* synchronised since may still list it: LeaveDetectionWeak.)              *)
 (* n's detection record is cleared (already {} after MarkNodeFailed; as in *)
 (* step/, written for every mode). Its actors, queued with reason          *)
 (* NodeFailed by MarkNodeFailed, stay placed on it and queued.             *)
 (***************************************************************************)
 NodeRecover(n) ==
     /\ state[n] = "Failed"
-    /\ IF Mode = "fixed"
-         THEN \A m \in active : n \notin view[m]
-         ELSE TRUE
     /\ state' = [state EXCEPT ![n] = "Left"]
     /\ view' = [view EXCEPT ![n] = {}]
     /\ view_number' = [view_number EXCEPT ![n] = 0]
@@ -860,30 +860,50 @@ ResetHeartbeats ==
 
 (***************************************************************************)
 (* SyncViews(a, b) -- step/ sync_views.                                    *)
-(* a # b, both Active, can communicate, view numbers differ. Both adopt    *)
-(* the view of the node with the larger number, united with {a, b}, with   *)
-(* a new number: reference h + 1 where h is the larger number.             *)
-(* DEVIATION (view counter): fixed takes the next registry view number.    *)
-(* SyncViews(a, b) and SyncViews(b, a) are the same transition.            *)
+(* Reference: a # b, both Active, can communicate, view numbers differ.    *)
+(* Both adopt the view of the node with the larger number, united with     *)
+(* {a, b}, with a new number h + 1 where h is the larger number            *)
+(* (SyncPeers). SyncViews(a, b) and SyncViews(b, a) are the same           *)
+(* transition.                                                             *)
+(* DEVIATION (registry v2: one configuration): in the fixed protocol a     *)
+(* node synchronises with the registry, not with a peer: SyncViews(n, n)   *)
+(* (Rust refuses a # b with Guard::PeerSync). n is Active and has not      *)
+(* adopted the current configuration (view_number[n] < view_counter): it   *)
+(* adopts it, Configuration with number view_counter. No number is         *)
+(* issued, so a synchronisation is never refused by the bound, and the     *)
+(* detection records are left alone (a vote expires with its round, not    *)
+(* when its voter adopts a configuration that still lists the suspect).    *)
+(* The stored form writes n's own record only.                             *)
 (***************************************************************************)
-SyncViews(a, b) ==
+\* The reference SyncViews(a, b).
+SyncPeers(a, b) ==
     /\ a # b
     /\ state[a] = "Active"
     /\ state[b] = "Active"
     /\ CanCommunicate(a, b)
     /\ view_number[a] # view_number[b]
     /\ LET newer == IF view_number[a] > view_number[b] THEN a ELSE b
-           vn    == IF Mode = "fixed" THEN view_counter + 1
-                                      ELSE view_number[newer] + 1
+           vn    == view_number[newer] + 1
            v     == view[newer] \cup {a, b}
        IN  /\ vn <= MaxView
            /\ view' = [view EXCEPT ![a] = v, ![b] = v]
            /\ view_number' = [view_number EXCEPT ![a] = vn, ![b] = vn]
-           /\ view_counter' = IF Mode = "fixed" THEN vn ELSE view_counter
            /\ detected' = DetectedAfterAdopt({a, b}, v)
            /\ UNCHANGED <<state, believes_primary, term, heartbeat_received,
-                          partitioned, term_counter>>
+                          partitioned, term_counter, view_counter>>
     /\ UNCHANGED actorVars
+
+SyncViews(a, b) ==
+    IF Mode = "fixed"
+      THEN /\ a = b
+           /\ state[a] = "Active"
+           /\ view_number[a] < view_counter
+           /\ view' = [view EXCEPT ![a] = Configuration]
+           /\ view_number' = [view_number EXCEPT ![a] = view_counter]
+           /\ UNCHANGED <<state, believes_primary, term, heartbeat_received,
+                          partitioned, term_counter, view_counter, detected>>
+           /\ UNCHANGED actorVars
+      ELSE SyncPeers(a, b)
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
@@ -1047,11 +1067,13 @@ Next ==
           \/ RebalanceActors(t)
 
 \* invariants/ fair_events: weak fairness of SyncViews(a, b) for every pair
-\* (a < b suffices: the two orderings are the same action), of
+\* a <= b (the two orderings are the same action; a < b are the reference
+\* modes' instances, a = b the fixed protocol's; the others are never
+\* enabled, so their fairness is vacuous), of
 \* PrimaryStepDown(n) for every n, and (EXTENSION) of MigrateActor(a, t) for
 \* every actor a and term t in Terms.
 Fairness ==
-    /\ \A a \in Nodes : \A b \in {m \in Nodes : a < m} : WF_vars(SyncViews(a, b))
+    /\ \A a \in Nodes : \A b \in {m \in Nodes : a <= m} : WF_vars(SyncViews(a, b))
     /\ \A n \in Nodes : WF_vars(PrimaryStepDown(n))
     /\ \A a \in Actors : \A t \in Terms : WF_vars(MigrateActor(a, t))
 
@@ -1081,9 +1103,10 @@ TypeOK ==
     /\ term_counter \in 0..MaxView
     /\ view_counter \in 0..MaxView
     /\ detected \in [Nodes -> SUBSET Nodes]
-    \* A node never suspects itself, nor a member of its own view (every
-    \* adoption drops the view's members from the adopter's record).
-    /\ \A n \in Nodes : n \notin detected[n] /\ detected[n] \cap view[n] = {}
+    \* A node never suspects itself. (Registry v2: a member may suspect a
+    \* member of its own view: a view is a configuration, a vote is about
+    \* reachability in this round.)
+    /\ \A n \in Nodes : n \notin detected[n]
     \* Fixed: every node's term and view number was issued by the registry.
     /\ Mode = "fixed" =>
            \A n \in Nodes : term[n] <= term_counter /\ view_number[n] <= view_counter
@@ -1095,11 +1118,16 @@ TypeOK ==
     /\ DOMAIN queue \subseteq Actors
     /\ \A x \in DOMAIN queue : queue[x] \in [from : Nodes, reason : Reasons]
 
-\* membership_consistency
+\* membership_consistency. Registry v2 (restated for one configuration):
+\* fixed, also every member's view is a configuration the registry issued
+\* (its number is at most the current one: TypeOK), and a member that has
+\* adopted the current number holds exactly the current members.
 MembershipConsistency ==
-    \A a, b \in active :
-        (b \in view[a] /\ a \in view[b] /\ view_number[a] = view_number[b])
-            => view[a] = view[b]
+    /\ \A a, b \in active :
+           (b \in view[a] /\ a \in view[b] /\ view_number[a] = view_number[b])
+               => view[a] = view[b]
+    /\ Mode = "fixed" =>
+           \A n \in active : view_number[n] = view_counter => view[n] = Configuration
 
 \* join_atomicity
 JoinAtomicity ==
@@ -1108,9 +1136,13 @@ JoinAtomicity ==
         /\ state[n] \in {"Joining", "Left", "Failed"} => view[n] = {}
         \* a Leaving node may have any view
 
-\* leave_detection_weak
+\* leave_detection_weak. Registry v2 (restated for one configuration):
+\* fixed, a Left node may still be listed only by a member that has not yet
+\* adopted the current configuration (which never lists it).
 LeaveDetectionWeak ==
-    \A n \in Nodes : state[n] = "Left" => \A m \in active : n \notin view[m]
+    \A n \in Nodes : state[n] = "Left" =>
+        \A m \in active :
+            n \in view[m] => Mode = "fixed" /\ view_number[m] < view_counter
 
 \* no_split_brain
 NoSplitBrain ==
@@ -1241,16 +1273,18 @@ VotesExpireWithRound     == [][VotesExpireWithRoundStep]_vars
 (* Liveness (invariants/ `Liveness`): no fair behaviour stays forever in   *)
 (* the set Trapped, i.e. []<>~Trapped, under Fairness.                     *)
 (* NB: under a finite MaxView, a violation can be an artefact of the bound *)
-(* (SyncViews disabled because the next number would exceed MaxView; for   *)
-(* EventualFailureDeclaration a DetectFailure or the MarkNodeFailed view   *)
-(* cleanup that would exceed it).                                          *)
+(* (reference modes: SyncViews disabled because the next number would      *)
+(* exceed MaxView; for EventualFailureDeclaration a DetectFailure that     *)
+(* would exceed it; fixed: a MarkNodeFailed whose new configuration number *)
+(* would exceed it).                                                       *)
 (* Likewise under a finite MaxEpoch (MigrateActor disabled because the     *)
 (* next epoch would exceed MaxEpoch).                                      *)
 (***************************************************************************)
 
 \* Trapped = Stable /\ ~Converged: once the cluster is stable (every node
 \* Active or Left, nothing partitioned), all Active nodes eventually share
-\* one view.
+\* one view (fixed, registry v2: every member eventually adopts the current
+\* configuration).
 EventualMembershipConvergence == []<>~(Stable /\ ~Converged)
 
 \* Trapped = StalePrimary(n), for every n: a primary that cannot reach a

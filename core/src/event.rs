@@ -229,8 +229,8 @@ impl Event {
     }
 
     /// Every instance of every action over nodes `n1..=n{node_count}` (pairs ordered `a < b`
-    /// for the symmetric actions CreatePartition, HealPartition and SyncViews, whose two
-    /// orderings have the same effect). This is the spec's `Next` as a list.
+    /// for the symmetric actions CreatePartition and HealPartition, `a <= b` for SyncViews, whose
+    /// two orderings have the same effect). This is the spec's `Next` as a list.
     pub fn all(node_count: u16) -> Vec<Event> {
         let nodes: Vec<NodeId> = (1..=node_count).map(NodeId).collect();
         let mut events = Vec::new();
@@ -265,8 +265,10 @@ impl Event {
             }
         }
         events.push(Event::ResetHeartbeats);
+        // SyncViews: `a <= b`. The reference modes' instances are `a < b`; the fixed protocol's
+        // (registry v2: a node synchronises with the registry) are `SyncViews(n, n)`.
         for (i, &a) in nodes.iter().enumerate() {
-            for &b in &nodes[i + 1..] {
+            for &b in &nodes[i..] {
                 events.push(Event::SyncViews { a, b });
             }
         }

@@ -218,24 +218,20 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
                 // Registry v2: it bootstraps an empty cluster, with a fresh term.
                 f.read_write([term]);
             }
-            f.write(
-                active
-                    .iter()
-                    .filter(|&m| state.can_communicate(node, m))
-                    .map(Key::Node),
-            );
+            // Registry v2 (one configuration): no other member's record is written.
         }
         Event::NodeLeave { node } => {
             let actors = hosted(state, node);
-            f.read_write([Key::Node(node)]);
+            // Registry v2 (one configuration): the leaver's record and the configuration number.
+            f.read_write([Key::Node(node), view]);
             f.read([Key::Hosted(node)]);
             f.read_write(actors.iter().map(|&a| Key::Queue(a)));
         }
         Event::NodeLeaveComplete { node } => {
             f.read(every_node(state));
             f.read([Key::Load(node)]);
-            f.read_write([Key::Node(node), view]);
-            f.write(active.iter().map(Key::Node));
+            // Registry v2 (one configuration): no member's view, no configuration number.
+            f.read_write([Key::Node(node)]);
             f.write(detectors_of(state, node).into_iter().map(Key::Node));
         }
         Event::SendHeartbeat { node } => {
@@ -270,30 +266,21 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
         Event::DetectFailure { detector, target } => {
             // Registry v2: a vote does not depend on the target's heartbeat.
             f.read([Key::Node(target)]);
+            // Registry v2 (one configuration): the vote alone, in the detector's record.
             f.read_write([Key::Node(detector)]);
-            // A detector whose view no longer lists the target records its vote without a new
-            // view number, so the vote does not conflict with view changes elsewhere.
-            if state.node(detector).is_none_or(|r| r.view.contains(target)) {
-                f.read_write([view]);
-            }
         }
         Event::MarkNodeFailed { node } => {
             let actors = hosted(state, node);
             f.read(every_node(state));
             f.read([Key::Heartbeat(node), Key::Hosted(node)]);
+            // Registry v2 (one configuration): the configuration number, no member's view.
             f.read_write([Key::Node(node), view]);
             f.read_write(actors.iter().map(|&a| Key::Queue(a)));
-            f.write(
-                active
-                    .iter()
-                    .filter(|&m| state.node(m).is_some_and(|r| r.view.contains(node)))
-                    .map(Key::Node),
-            );
             f.write(detectors_of(state, node).into_iter().map(Key::Node));
         }
         Event::NodeRecover { node } => {
-            f.read(every_node(state));
-            f.write([Key::Node(node)]);
+            // Registry v2: the node's own record only (no view guard).
+            f.read_write([Key::Node(node)]);
         }
         Event::ElectPrimary { node } => {
             f.read(every_node(state));
@@ -323,7 +310,11 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             );
         }
         Event::SyncViews { a, b } => {
-            f.read_write([Key::Node(a), Key::Node(b), view]);
+            // Registry v2 (one configuration): the node's own record is written; the current
+            // configuration (the members' statuses and the number) is read.
+            f.read(every_node(state));
+            f.read([Key::Node(b), view]);
+            f.read_write([Key::Node(a)]);
         }
         Event::PlaceActor { actor } => {
             f.read(every_node(state));

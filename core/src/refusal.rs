@@ -67,14 +67,6 @@ pub enum Guard {
         /// The target.
         target: NodeId,
     },
-    /// A node is still listed in an Active node's view.
-    #[error("{node} is still in {viewer}'s view")]
-    StillInView {
-        /// The listed node.
-        node: NodeId,
-        /// The Active node listing it.
-        viewer: NodeId,
-    },
     /// The two nodes can communicate, so no failure can be detected.
     #[error("{a} can communicate with {b}")]
     CanCommunicate {
@@ -180,6 +172,23 @@ pub enum Guard {
         a: NodeId,
         /// The other.
         b: NodeId,
+    },
+    /// In the fixed protocol a node synchronises with the registry's configuration, not with a
+    /// peer: SyncViews names one node twice (`SyncViews(n, n)`).
+    #[error("{a} synchronises with the registry, not with {b}: SyncViews({a}, {a})")]
+    PeerSync {
+        /// The node that would synchronise.
+        a: NodeId,
+        /// The peer named instead of itself.
+        b: NodeId,
+    },
+    /// The node has adopted the current configuration already: nothing to synchronise.
+    #[error("{node} has adopted the current configuration {view_number} already")]
+    Synced {
+        /// The node.
+        node: NodeId,
+        /// The current configuration number.
+        view_number: u64,
     },
     /// Both nodes have the same view number: nothing to synchronise.
     #[error("{a} and {b} both have view number {view_number}")]

@@ -95,8 +95,17 @@ pub(crate) struct Rules {
     pub(crate) detect_needs_silence: bool,
     /// ResetHeartbeats clears every vote: votes expire with their round.
     pub(crate) votes_expire: bool,
-    /// MarkNodeFailed removes the node from every Active view, and NodeRecover checks it.
-    pub(crate) failure_cleans_views: bool,
+    /// Registry v2: the registry holds one configuration (the Active nodes, numbered by the view
+    /// counter, which every change of the members advances); a node's view is the configuration
+    /// it last adopted, and only its own transactions change it (its join, and SyncViews(n, n),
+    /// which adopts the current configuration). Off: the reference model's per-node views,
+    /// changed by peers' actions (NodeJoinComplete, NodeLeaveComplete, DetectFailure, SyncViews
+    /// between two peers).
+    pub(crate) one_configuration: bool,
+    /// With `one_configuration`: MarkNodeFailed issues a new configuration number (off, a
+    /// mutant: the failed node's removal keeps the number, which then names two different sets
+    /// of members).
+    pub(crate) failure_new_configuration: bool,
     /// MarkNodeFailed fences the node (an effect).
     pub(crate) failure_fences: bool,
     /// MarkNodeFailed queues the node's actors.
@@ -125,7 +134,9 @@ pub(crate) struct Rules {
     pub(crate) migrate_fresh_epoch: bool,
     /// MigrateActor takes the actor out of the queue (off: it queues it again at its new node).
     pub(crate) migrate_dequeues: bool,
-    /// SyncViews gives both nodes the merged view (off: the newer node keeps its own).
+    /// SyncViews gives the adopters the view they adopt (off, a mutant: fixed, the node takes
+    /// the current configuration's number but keeps its own view; reference, the newer node
+    /// keeps its own view under the new number).
     pub(crate) sync_merges_both: bool,
     /// PrimaryStepDown's refusals name their real guard (off: the step-down is refused always,
     /// labelled `BoundReached`).
@@ -148,7 +159,8 @@ impl Rules {
         join_bootstraps_empty: true,
         detect_needs_silence: false,
         votes_expire: true,
-        failure_cleans_views: true,
+        one_configuration: true,
+        failure_new_configuration: true,
         failure_fences: true,
         failure_queues_actors: true,
         actors: true,
@@ -181,7 +193,8 @@ impl Rules {
         join_bootstraps_empty: false,
         detect_needs_silence: true,
         votes_expire: true,
-        failure_cleans_views: false,
+        one_configuration: false,
+        failure_new_configuration: true,
         failure_fences: false,
         failure_queues_actors: false,
         actors: false,
@@ -230,10 +243,7 @@ impl Rules {
                 Some(Mutant::FailOnSingleDetection) => {
                     rules.failure_evidence = FailureEvidence::Recorded;
                 }
-                Some(Mutant::FailKeepsViews) => {
-                    rules.failure_evidence = FailureEvidence::ViewLacks;
-                    rules.failure_cleans_views = false;
-                }
+                Some(Mutant::FailKeepsViews) => rules.failure_new_configuration = false,
                 Some(Mutant::NoSyncViews) => rules.sync_views = false,
                 Some(Mutant::MigrateWithoutTermCheck) => rules.migrate_checks_term = false,
                 Some(Mutant::MigrateWithoutEpochIncrease) => rules.migrate_fresh_epoch = false,

@@ -1145,29 +1145,6 @@ fn node_recover_refusals() {
     assert_eq!(refuse(&s, recover(1)), refusal(a, status(1, Failed, Left)));
 }
 
-/// StillInView cannot be reached in the fixed protocol (MarkNodeFailed removes the node from
-/// every Active view, and no action adds a non-Active node to a view); the reducer checks it
-/// anyway, for states decoded from a store. The state here is reached under the FailKeepsViews
-/// mutant and then decoded under the plain fixed configuration.
-#[test]
-fn node_recover_fixed_is_refused_while_an_active_view_lists_the_node() {
-    let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3), fail(3)]);
-    let under_mutant = run(mutant(3, Mutant::FailKeepsViews), &events);
-    let decoded = under_mutant.with_config(fixed(3));
-    let refused = refuse(&decoded, recover(3));
-    assert_eq!(
-        refused,
-        refusal(
-            ActionName::NodeRecover,
-            Guard::StillInView {
-                node: n(3),
-                viewer: n(2)
-            }
-        )
-    );
-    assert_eq!(refused.to_string(), "NodeRecover: n3 is still in n2's view");
-}
-
 #[test]
 fn node_recover_reference_does_not_check_the_views() {
     let s = run(reference(3, 3), &then(&N3_UNKNOWN_TO_N1, &[fail(3)]));

@@ -10,7 +10,7 @@ use super::timing::{later_ms, Timer};
 use crate::actor::{Placement, MIGRATION_BATCH_MAX};
 use crate::effect::Effect;
 use crate::event::Event;
-use crate::node::{NodeId, NodeSet, NodeStatus};
+use crate::node::{NodeSet, NodeStatus};
 use crate::proposal::{Action, Proposal, ProposalError};
 use crate::refusal::Guard;
 use crate::state::{NodeRecord, State};
@@ -262,31 +262,17 @@ impl Agent {
         after
     }
 
-    /// Asks the first Active peer with a newer view than this node's to sync views.
+    /// Registry v2 (one configuration): when the registry's configuration is newer than the one
+    /// this node adopted, the node adopts it (`SyncViews(n, n)`), reading only its own record and
+    /// the configuration number to decide.
     fn sync_views(&mut self, now_ms: u64, s: &State, record: &NodeRecord) {
         let me = self.node;
         debug_assert!(record.status == NodeStatus::Active);
-        let newer: Vec<NodeId> = s
-            .active()
-            .without(me)
-            .iter()
-            .filter(|&p| {
-                s.node(p)
-                    .is_some_and(|r| r.view_number > record.view_number)
-            })
-            .collect();
-        debug_assert!(!newer.contains(&me));
-        for p in newer {
-            if self.propose_if_enabled(
-                now_ms,
-                Event::SyncViews {
-                    a: me.min(p),
-                    b: me.max(p),
-                },
-                None,
-            ) {
-                break;
-            }
+        debug_assert!(record.view_number <= s.view_counter());
+        if record.view_number < s.view_counter() {
+            let proposed =
+                self.propose_if_enabled(now_ms, Event::SyncViews { a: me, b: me }, None);
+            debug_assert!(!proposed || !self.settled(Kind::Sync));
         }
     }
 

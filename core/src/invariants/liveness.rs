@@ -118,13 +118,13 @@ impl fmt::Display for Liveness {
 }
 
 /// The spec's fairness assumption `Fairness`: weak fairness of every instance of these actions
-/// (`WF_vars(SyncViews(a, b))` for all `a < b`, `WF_vars(PrimaryStepDown(n))` for all `n`,
+/// (`WF_vars(SyncViews(a, b))` for all `a <= b`, `WF_vars(PrimaryStepDown(n))` for all `n`,
 /// `WF_vars(MigrateActor(a, t))` for every actor `a` and term `t` in `1..=max_term`).
 /// EventualFailureDeclaration assumes more ([`Liveness::fairness`]).
 pub fn fair_events(node_count: u16, actors: &[ActorId], max_term: u64) -> Vec<Event> {
     let mut events = Vec::new();
     for a in 1..=node_count {
-        for b in a + 1..=node_count {
+        for b in a..=node_count {
             events.push(Event::SyncViews {
                 a: NodeId(a),
                 b: NodeId(b),

@@ -34,14 +34,13 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
                 format!("{n} names a node outside Nodes"),
             );
         }
-        if r.detected.contains(n) || !r.detected.intersection(&r.view).is_empty() {
+        // A node never suspects itself. (Registry v2: a member may suspect a member of its own
+        // view: a view is a configuration, a vote is about reachability in this round.)
+        if r.detected.contains(n) || !r.detected.is_subset(&all) {
             return violation(
                 StateInvariant::TypeOK,
                 &[n],
-                format!(
-                    "{n} has detected {} while its view is {}",
-                    r.detected, r.view
-                ),
+                format!("{n} has detected {}", r.detected),
             );
         }
         if r.partitioned_from.contains(n) {
@@ -107,8 +106,28 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
 }
 
 /// MembershipConsistency: two Active nodes that each have the other in their view and have
-/// equal view numbers have equal views.
+/// equal view numbers have equal views. Registry v2 (fixed, one configuration): also, an Active
+/// node that has adopted the current configuration number holds exactly the current members.
 pub fn membership_consistency(state: &State) -> Result<(), Violation> {
+    if Rules::of(state.config()).one_configuration {
+        let members = state.active();
+        let current = state.view_counter();
+        for n in members.iter() {
+            if let Some(r) = state.node(n) {
+                if r.view_number == current && r.view != members {
+                    return violation(
+                        StateInvariant::MembershipConsistency,
+                        &[n],
+                        format!(
+                            "{n} has adopted configuration {current} with view {} but its \
+                             members are {members}",
+                            r.view
+                        ),
+                    );
+                }
+            }
+        }
+    }
     let active: Vec<(NodeId, _)> = state
         .active()
         .iter()
@@ -155,11 +174,18 @@ pub fn join_atomicity(state: &State) -> Result<(), Violation> {
     Ok(())
 }
 
-/// LeaveDetectionWeak: a Left node is in no Active node's view.
+/// LeaveDetectionWeak: a Left node is in no Active node's view. Registry v2 (fixed, one
+/// configuration): except in the view of a member that has not adopted the current configuration
+/// yet (which never lists a Left node).
 pub fn leave_detection_weak(state: &State) -> Result<(), Violation> {
     let left = state.with_status(NodeStatus::Left);
+    let one_configuration = Rules::of(state.config()).one_configuration;
+    let current = state.view_counter();
     for m in state.active().iter() {
         if let Some(r) = state.node(m) {
+            if one_configuration && r.view_number < current {
+                continue;
+            }
             if let Some(n) = r.view.intersection(&left).iter().next() {
                 return violation(
                     StateInvariant::LeaveDetectionWeak,

@@ -567,6 +567,15 @@ impl State {
 
     /// `Converged`: all Active nodes have the same view.
     pub fn is_converged(&self) -> bool {
+        if crate::rules::Rules::of(self.config()).one_configuration {
+            // Registry v2: every member has adopted the current configuration.
+            let current = self.view_counter;
+            return self
+                .nodes
+                .iter()
+                .filter(|r| r.status == NodeStatus::Active)
+                .all(|r| r.view_number == current);
+        }
         let mut views = self
             .nodes
             .iter()

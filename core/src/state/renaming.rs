@@ -98,8 +98,8 @@ impl State {
     /// `checking`): within each of the three kinds, the values the state holds (every node's
     /// view number, every node's term, every placement's epoch) together with 0 (and the term
     /// counter) are replaced by their rank among those values, so 0 stays 0 and order and
-    /// equality are kept; the term counter keeps its rank (the largest), and the view and epoch
-    /// counters become the largest rank held. The fixed protocol only compares
+    /// equality are kept; the term and view counters keep their ranks (the largest), and the
+    /// epoch counter becomes the largest rank held. The fixed protocol only compares
     /// these values for order and equality and draws new ones above the counter, so a state and
     /// its renumbering have the same future up to renumbering (the checker's finite graph of
     /// the unbounded protocol; `core/tests/renumber.rs` tests it). Idempotent.
@@ -130,12 +130,18 @@ impl State {
             let i = table.binary_search(&value).unwrap_or(0);
             u64::try_from(i).unwrap_or(u64::MAX)
         }
-        // The view and epoch counters are only ever used to draw a value above every value
-        // held (and TypeOK bounds values by them), so they become the largest rank held: a
-        // counter above every held value and one equal to the largest behave alike. The term
-        // counter is also compared for equality with held terms (the primary in office holds
-        // it), so it keeps its own rank.
-        let views = table(self.nodes.iter().map(|r| r.view_number));
+        // The epoch counter is only ever used to draw a value above every value held (and
+        // TypeOK bounds values by it), so it becomes the largest rank held: a counter above
+        // every held value and one equal to the largest behave alike. The term counter is also
+        // compared for equality with held terms (the primary in office holds it), and so is the
+        // view counter (registry v2: it is the current configuration's number, which a member
+        // has adopted or not), so each keeps its own rank.
+        let views = table(
+            self.nodes
+                .iter()
+                .map(|r| r.view_number)
+                .chain([self.view_counter]),
+        );
         let terms = table(self.nodes.iter().map(|r| r.term).chain([self.term_counter]));
         let epochs = table(self.placements.values().map(|p| p.epoch));
         let top = |table: &[u64]| u64::try_from(table.len() - 1).unwrap_or(u64::MAX);
@@ -149,8 +155,8 @@ impl State {
                 r.term = rank(&terms, r.term);
             }
             next.term_counter = rank(&terms, term_counter);
+            next.view_counter = rank(&views, view_counter_before);
         }
-        next.view_counter = top(&views);
         next.epoch_counter = top(&epochs);
         if !identity(&epochs) {
             next.placements = next

@@ -245,8 +245,13 @@ pub(super) fn step_down(
 /// Erases `n` from every node's detection record (it failed or left: an old record must not
 /// count as a detection of it later).
 pub(super) fn forget_detections(next: &mut State, n: NodeId) {
-    let nodes: Vec<NodeId> = next.node_ids().collect();
-    for m in nodes {
+    // Only the records that hold a detection of `n` are written (a copy-on-write of the node
+    // table per record otherwise).
+    let voters: Vec<NodeId> = next
+        .node_ids()
+        .filter(|&m| next.node(m).is_some_and(|r| r.detected.contains(n)))
+        .collect();
+    for m in voters {
         set(next, m, |r| r.detected.remove(n));
     }
     debug_assert!(next.nodes().iter().all(|r| !r.detected.contains(n)));

@@ -54,7 +54,9 @@ pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId)
     }
     let mut next = state.clone();
     let mut effects = Effects::new();
-    if listed {
+    // Registry v2 (one configuration): the fixed protocol changes no view here.
+    let drops = listed && !rules.one_configuration;
+    if drops {
         let view_number = next_view_number(rules, state, detector.view_number)?;
         let view = detector.view.clone().without(t).with(d);
         adopt_view(&mut next, &mut effects, d, &view, view_number);
@@ -65,8 +67,8 @@ pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId)
         // Fixed: the detection is recorded in the registry: d's vote for MarkNodeFailed(t).
         set(&mut next, d, |r| r.detected.insert(t));
     }
-    assert!(next.node(d).is_some_and(|r| !r.view.contains(t)));
-    assert_eq!(effects.len(), usize::from(listed));
+    assert!(rules.one_configuration || next.node(d).is_some_and(|r| !r.view.contains(t)));
+    assert_eq!(effects.len(), usize::from(drops));
     Ok((next, effects))
 }
 
@@ -122,10 +124,10 @@ fn failure_quorum(state: &State, n: NodeId) -> Result<NodeSet, Guard> {
 /// holds when `d` never heard of `n`: the LeaveDetectionWeak defect). Fixed (registry v2): `n`
 /// committed no heartbeat in this round (the registry's own evidence, whatever probes say), or
 /// else the quorum guard of [`failure_quorum`] (a majority of the members voted in this round);
-/// and in the same transition `n` is
-/// removed from every Active view that still lists it (those nodes adopt `active \ {n}` with
-/// one new number) and from every detection record, is fenced, and all its actors are queued
-/// with reason NodeFailed.
+/// and in the same transition `n` leaves the configuration, which takes the next number
+/// (registry v2, one configuration: no member's view changes here, each adopts the new
+/// configuration by its own SyncViews), `n` is erased from every detection record, is fenced,
+/// and all its actors are queued with reason NodeFailed.
 pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Active)?;
     let silent = !state.heartbeat_received(n);
@@ -151,13 +153,8 @@ pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepp
         }
         FailureEvidence::Nothing => {}
     }
-    let remaining = state.active().without(n);
-    let listers: Vec<NodeId> = remaining
-        .iter()
-        .filter(|&m| state.node(m).is_some_and(|r| r.view.contains(n)))
-        .collect();
-    let cleanup = rules.failure_cleans_views && !listers.is_empty();
-    let view_number = if cleanup {
+    // Registry v2 (one configuration): `n` leaves the configuration, which takes the next number.
+    let configuration = if rules.one_configuration && rules.failure_new_configuration {
         Some(issue_view_number(rules, state)?)
     } else {
         None
@@ -179,11 +176,8 @@ pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepp
         r.detected = NodeSet::EMPTY;
     });
     forget_detections(&mut next, n);
-    if let Some(view_number) = view_number {
-        for &m in &listers {
-            adopt_view(&mut next, &mut effects, m, &remaining, view_number);
-        }
-        record_view_number(rules, &mut next, view_number);
+    if let Some(number) = configuration {
+        record_view_number(rules, &mut next, number);
     }
     assert!(next
         .node(n)
@@ -191,30 +185,16 @@ pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepp
     assert!(next
         .node(n)
         .is_some_and(|r| r.view.is_empty() && r.term == 0));
-    debug_assert!(
-        !cleanup
-            || next
-                .active()
-                .iter()
-                .all(|m| next.node(m).is_some_and(|r| !r.view.contains(n)))
-    );
+    debug_assert!(configuration.is_none_or(|c| next.view_counter() == c));
     Ok((next, effects))
 }
 
 /// NodeRecover(n): `n` is Failed. It becomes Left (empty view, number 0, term 0, empty detection
-/// record). Fixed: only once no Active view lists it (always true after a fixed MarkNodeFailed;
-/// checked anyway). Its actors, queued with reason NodeFailed, stay queued.
-pub(super) fn node_recover(rules: &Rules, state: &State, n: NodeId) -> Stepped {
+/// record). Its actors, queued with reason NodeFailed, stay queued. (Registry v2: v1's guard "no
+/// Active view lists `n`" is gone: `n` left the configuration when it was declared, and a member
+/// that has not synchronised since may still list it.)
+pub(super) fn node_recover(state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Failed)?;
-    if rules.failure_cleans_views {
-        if let Some(viewer) = state
-            .active()
-            .iter()
-            .find(|&m| state.node(m).is_some_and(|r| r.view.contains(n)))
-        {
-            return Err(Guard::StillInView { node: n, viewer });
-        }
-    }
     let mut next = state.clone();
     let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Left);

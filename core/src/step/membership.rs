@@ -60,7 +60,9 @@ fn bootstrap(rules: &Rules, state: &State, n: NodeId) -> Stepped {
 }
 
 /// NodeJoinComplete(n): `n` is Joining and reaches an Active node. `n` and every Active node
-/// that can communicate with it adopt `active \cup {n}` with a new number. Fixed (registry v2):
+/// that can communicate with it adopt `active \cup {n}` with a new number. Fixed (registry v2,
+/// one configuration): `n` alone adopts it, the new configuration with the next number; the
+/// other members adopt it later, each by its own SyncViews(m, m). Fixed (registry v2):
 /// the transaction is also `n`'s heartbeat in the current round, so a node that completes its
 /// join in a round already old is not declared failed before its first heartbeat; and when no
 /// node is Active, `n` bootstraps (the spec's `Bootstrap`), since it can reach no member.
@@ -80,9 +82,13 @@ pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Ste
     let mut next = state.clone();
     let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Active);
-    for m in view.iter() {
-        if m == n || state.can_communicate(n, m) {
-            adopt_view(&mut next, &mut effects, m, &view, view_number);
+    if rules.one_configuration {
+        adopt_view(&mut next, &mut effects, n, &view, view_number);
+    } else {
+        for m in view.iter() {
+            if m == n || state.can_communicate(n, m) {
+                adopt_view(&mut next, &mut effects, m, &view, view_number);
+            }
         }
     }
     record_view_number(rules, &mut next, view_number);
@@ -98,12 +104,21 @@ pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Ste
 
 /// NodeLeave(n): `n` is Active. It becomes Leaving and gives up any primary belief. Fixed: its
 /// actors are queued with reason NodeLeaving (one kept NodeFailed from an earlier failure
-/// keeps that reason).
+/// keeps that reason). Fixed (registry v2, one configuration): `n` is no longer a member, so the
+/// next configuration number is issued (no member adopts it here: SyncViews).
 pub(super) fn node_leave(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Active)?;
+    let configuration = if rules.one_configuration {
+        Some(issue_view_number(rules, state)?)
+    } else {
+        None
+    };
     let mut next = state.clone();
     let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Leaving);
+    if let Some(number) = configuration {
+        record_view_number(rules, &mut next, number);
+    }
     step_down(rules, &mut next, &mut effects, n, StepDownReason::Leaving);
     if rules.actors {
         queue_hosted(&mut next, &mut effects, n, MigrationReason::NodeLeaving);
@@ -115,11 +130,12 @@ pub(super) fn node_leave(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     Ok((next, effects))
 }
 
-/// NodeLeaveComplete(n): `n` is Leaving. `n` becomes Left with an empty view; every Active node
-/// adopts `active` (which no longer holds `n`). Reference: each increments its own number (all
-/// must be below MaxView). Fixed: the node must hold no actors; all adopt one new number from
-/// the registry counter; the leaving node's number is reset to 0 and its detection record
-/// cleared, and `n` is erased from every detection record.
+/// NodeLeaveComplete(n): `n` is Leaving. `n` becomes Left with an empty view; reference: every
+/// Active node adopts `active` (which no longer holds `n`), each incrementing its own number
+/// (all must be below MaxView). Fixed: the node must hold no actors; no member's view changes
+/// (registry v2, one configuration: `n` left the configuration at NodeLeave); the leaving
+/// node's number is reset to 0 and its detection record cleared, and `n` is erased from every
+/// detection record.
 pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Leaving)?;
     if rules.actors && rules.leave_needs_no_actors {
@@ -133,11 +149,7 @@ pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> St
     let mut effects = Effects::new();
     match rules.numbering {
         Numbering::Registry => {
-            let view_number = if active.is_empty() {
-                None
-            } else {
-                Some(issue_view_number(rules, state)?)
-            };
+            debug_assert!(rules.one_configuration);
             change_status(&mut next, &mut effects, n, NodeStatus::Left);
             set(&mut next, n, |r| {
                 r.view = NodeSet::EMPTY;
@@ -147,12 +159,7 @@ pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> St
             // A detection of `n` must not outlive its leaving: if it rejoins, a peer's old
             // record would otherwise count as a detection of the new member.
             forget_detections(&mut next, n);
-            if let Some(view_number) = view_number {
-                for m in active.iter() {
-                    adopt_view(&mut next, &mut effects, m, &active, view_number);
-                }
-                record_view_number(rules, &mut next, view_number);
-            }
+            debug_assert_eq!(next.view_counter(), state.view_counter());
         }
         Numbering::PerNode => {
             let mut numbers = Vec::new();
@@ -170,9 +177,12 @@ pub(super) fn node_leave_complete(rules: &Rules, state: &State, n: NodeId) -> St
     assert!(next
         .node(n)
         .is_some_and(|r| r.status == NodeStatus::Left && r.view.is_empty()));
-    debug_assert!(active
-        .iter()
-        .all(|m| next.node(m).is_some_and(|r| r.view == active)));
+    debug_assert!(
+        rules.one_configuration
+            || active
+                .iter()
+                .all(|m| next.node(m).is_some_and(|r| r.view == active))
+    );
     Ok((next, effects))
 }
 

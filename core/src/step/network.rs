@@ -1,10 +1,10 @@
 //! The network's actions (CreatePartition, HealPartition, ResetHeartbeats) and SyncViews.
 
 use super::common::{
-    adopt_view, distinct, next_view_number, record, record_view_number, require_status, set,
-    step_down, Stepped,
+    adopt_view, distinct, record, require_status, set, step_down, successor, Stepped,
 };
-use crate::effect::{Effects, StepDownReason};
+use crate::effect::{Effect, Effects, StepDownReason};
+use crate::refusal::Counter;
 use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::refusal::Guard;
 use crate::rules::{HealRule, Rules};
@@ -94,12 +94,20 @@ pub(super) fn reset_heartbeats(rules: &Rules, state: &State) -> (State, Effects)
     (next, Effects::new())
 }
 
-/// SyncViews(a, b): `a != b`, both Active, can communicate, view numbers differ. Both adopt the
-/// view of the node with the larger number, united with `{a, b}`, with a new number: reference
-/// `h + 1` (below MaxView), fixed the next number of the registry counter.
+/// SyncViews(a, b). Fixed (registry v2, one configuration): a node synchronises with the
+/// registry, not with a peer, so `a == b` (else [`Guard::PeerSync`]): `a` is Active and has not
+/// adopted the current configuration; it adopts it (the Active nodes, with the current number).
+/// No number is issued and no detection record changes.
+///
+/// Reference: `a != b`, both Active, can communicate, view numbers differ. Both adopt the view
+/// of the node with the larger number, united with `{a, b}`, with the number `h + 1` (below
+/// MaxView).
 pub(super) fn sync_views(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Stepped {
     record(state, a)?;
     record(state, b)?;
+    if rules.one_configuration {
+        return adopt_configuration(rules, state, a, b);
+    }
     distinct(a, b)?;
     if !rules.sync_views {
         return Err(Guard::Disabled);
@@ -121,7 +129,7 @@ pub(super) fn sync_views(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> 
     } else {
         rb
     };
-    let view_number = next_view_number(rules, state, newer.view_number)?;
+    let view_number = successor(rules, Counter::ViewNumber, newer.view_number)?;
     let view = newer.view.clone().with(a).with(b);
     let newer_id = if ra.view_number > rb.view_number {
         a
@@ -152,8 +160,47 @@ pub(super) fn sync_views(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> 
         view_of(a.max(b)),
         view_number,
     );
-    record_view_number(rules, &mut next, view_number);
     assert!(view_number > ra.view_number.max(rb.view_number));
     assert_eq!(effects.len(), 2);
+    Ok((next, effects))
+}
+
+/// The fixed SyncViews(a, a): `a` adopts the current configuration.
+fn adopt_configuration(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> Stepped {
+    if a != b {
+        return Err(Guard::PeerSync { a, b });
+    }
+    if !rules.sync_views {
+        return Err(Guard::Disabled);
+    }
+    let own = require_status(state, a, NodeStatus::Active)?;
+    let current = state.view_counter();
+    if own.view_number >= current {
+        return Err(Guard::Synced {
+            node: a,
+            view_number: current,
+        });
+    }
+    let members = state.active();
+    // Mutant `sync-views-keeps-view`: the number is taken, the node's own view kept.
+    let view = if rules.sync_merges_both {
+        members
+    } else {
+        own.view.clone()
+    };
+    let mut next = state.clone();
+    set(&mut next, a, |r| {
+        r.view.clone_from(&view);
+        r.view_number = current;
+    });
+    let mut effects = Effects::new();
+    effects.push(Effect::ViewChanged {
+        node: a,
+        view,
+        view_number: current,
+    });
+    assert!(next.node(a).is_some_and(|r| r.view_number == current));
+    assert_eq!(next.view_counter(), current);
+    assert!(!rules.sync_merges_both || next.node(a).is_some_and(|r| r.view == next.active()));
     Ok((next, effects))
 }
