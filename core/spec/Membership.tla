@@ -514,7 +514,13 @@ NodeJoinComplete(n) ==
 (* all moved (see NodeLeaveComplete).                                      *)
 (* DEVIATION (registry v2: one configuration): n is no longer a member, so *)
 (* fixed issues the next configuration number (the bound check first, as   *)
-(* step/ issue_view_number); no node adopts it here (SyncViews).           *)
+(* step/ issue_view_number); no node adopts it here (SyncViews). n's view  *)
+(* is emptied (number 0), as for every node outside the configuration: a   *)
+(* non-member holds no configuration (and a Leaving node can no longer     *)
+(* adopt one, so a view kept here would only be a stale copy). Likewise    *)
+(* its votes are dropped and every vote against it (a Leaving node neither *)
+(* votes nor can be declared: Votes counts Active voters, MarkNodeFailed   *)
+(* needs an Active target), so NodeLeaveComplete finds nothing to erase.   *)
 (***************************************************************************)
 NodeLeave(n) ==
     /\ state[n] = "Active"
@@ -523,9 +529,15 @@ NodeLeave(n) ==
     /\ believes_primary' = BeliefsAfterStepDown({n})
     /\ term' = TermsAfterStepDown({n})
     /\ view_counter' = IF Mode = "fixed" THEN view_counter + 1 ELSE view_counter
+    /\ view' = IF Mode = "fixed" THEN [view EXCEPT ![n] = {}] ELSE view
+    /\ view_number' = IF Mode = "fixed" THEN [view_number EXCEPT ![n] = 0]
+                                         ELSE view_number
+    /\ detected' = IF Mode = "fixed"
+                     THEN [m \in Nodes |-> IF m = n THEN {} ELSE detected[m] \ {n}]
+                     ELSE detected
     /\ queue' = IF Mode = "fixed" THEN QueueHosted(n, "NodeLeaving") ELSE queue
-    /\ UNCHANGED <<view, view_number, heartbeat_received, partitioned,
-                   term_counter, detected, placements, epoch_counter>>
+    /\ UNCHANGED <<heartbeat_received, partitioned,
+                   term_counter, placements, epoch_counter>>
 
 (***************************************************************************)
 (* NodeLeaveComplete(n) -- step/ node_leave_complete.                      *)
@@ -604,11 +616,15 @@ SendHeartbeat(n) ==
 (* d # t, both Active, t in d's view, d cannot communicate with t, t's     *)
 (* heartbeat was not received. d drops t from its view (keeping itself in  *)
 (* it) with a new number: reference view_number[d] + 1.                    *)
-(* DEVIATION (registry v2: votes are about reachability): fixed drops the  *)
-(* guard "t's heartbeat was not received". A silent t is declared on the   *)
-(* registry's own evidence (MarkNodeFailed); a vote matters only for a t   *)
-(* that still heartbeats but that its peers cannot reach, which is exactly *)
-(* where the degraded-observer rule (a majority of votes) applies.         *)
+(* DEVIATION (registry v2: votes are about reachability): fixed replaces   *)
+(* the guard "t's heartbeat was not received" by its opposite, "t's        *)
+(* heartbeat was received" (Rust refusal Guard::Silent). A silent t is     *)
+(* declared on the registry's own evidence (MarkNodeFailed), with no vote; *)
+(* a vote matters only for a t that still heartbeats but that its peers    *)
+(* cannot reach, which is exactly where the degraded-observer rule (a      *)
+(* majority of votes) applies. (The Agent votes only against peers whose   *)
+(* heartbeat of the round is committed; votes against a silent node would  *)
+(* only be states that change nothing.)                                    *)
 (* DEVIATION (registry v2: one configuration): fixed changes no view: a    *)
 (* view is the configuration a node adopted (SyncViews), never a node's    *)
 (* private opinion, so DetectFailure(d, t) only records the detection:     *)
@@ -630,7 +646,7 @@ DetectFailure(d, t) ==
     /\ state[t] = "Active"
     /\ IF Mode = "fixed" THEN t \notin detected[d] ELSE t \in view[d]
     /\ ~CanCommunicate(d, t)
-    /\ Mode # "fixed" => ~heartbeat_received[t]
+    /\ IF Mode = "fixed" THEN heartbeat_received[t] ELSE ~heartbeat_received[t]
     /\ IF Mode = "fixed"
          THEN \* The vote alone (registry v2: one configuration).
               /\ detected' = [detected EXCEPT ![d] = @ \cup {t}]

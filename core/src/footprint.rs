@@ -222,8 +222,14 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
         }
         Event::NodeLeave { node } => {
             let actors = hosted(state, node);
-            // Registry v2 (one configuration): the leaver's record and the configuration number.
+            // Registry v2 (one configuration): the leaver's record and the configuration number;
+            // the votes against it are dropped, so the records holding them are written (which
+            // records those are is read from every record).
+            f.read(every_node(state));
             f.read_write([Key::Node(node), view]);
+            if status(state, node) == Some(NodeStatus::Active) {
+                f.write(detectors_of(state, node).into_iter().map(Key::Node));
+            }
             f.read([Key::Hosted(node)]);
             f.read_write(actors.iter().map(|&a| Key::Queue(a)));
         }
@@ -266,8 +272,10 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
         Event::DetectFailure { detector, target } => {
             // Registry v2: a vote does not depend on the target's heartbeat.
             f.read([Key::Node(target)]);
-            // Registry v2 (one configuration): the vote alone, in the detector's record.
+            // Registry v2 (one configuration): the vote alone, in the detector's record; cast only
+            // against a node whose heartbeat of the round was received (its flag is read).
             f.read_write([Key::Node(detector)]);
+            f.read([Key::Heartbeat(target)]);
         }
         Event::MarkNodeFailed { node } => {
             let actors = hosted(state, node);
@@ -357,6 +365,7 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
                     | Event::SendHeartbeat { .. }
                     | Event::NodeJoin { .. }
                     | Event::NodeJoinComplete { .. }
+                    | Event::DetectFailure { .. }
             )
         }
     );

@@ -173,6 +173,13 @@ pub enum Guard {
         /// The other.
         b: NodeId,
     },
+    /// The node committed no heartbeat in this round: it is declared failed on the registry's
+    /// own evidence, so no vote against it is cast (registry v2).
+    #[error("{node} committed no heartbeat this round: it is declared on the registry's evidence, without votes")]
+    Silent {
+        /// The silent node.
+        node: NodeId,
+    },
     /// In the fixed protocol a node synchronises with the registry's configuration, not with a
     /// peer: SyncViews names one node twice (`SyncViews(n, n)`).
     #[error("{a} synchronises with the registry, not with {b}: SyncViews({a}, {a})")]

@@ -5,7 +5,7 @@
 //! effect. Every state is built by replaying events from `State::initial` through `step`.
 
 use membership_core::checking::{Mode, Mutant};
-use membership_core::invariants::{self, TransitionInvariant};
+use membership_core::invariants::{self, StateInvariant, TransitionInvariant};
 #[cfg(test)]
 use membership_core::testing::*;
 use membership_core::{
@@ -73,6 +73,13 @@ fn member(status: NodeStatus, view: &[u16], view_number: u64) -> NodeRecord {
     }
 }
 
+/// Fixed protocol (registry v2): THREE_ACTIVE gives n1 {n1}#1 and n2 {n1, n2}#2 (only a joiner
+/// adopts the configuration its join creates); then n1 and n2 adopt the current configuration:
+/// all three hold {n1, n2, n3}#3.
+fn three_synced() -> Vec<Event> {
+    then(&THREE_ACTIVE, &[sync(1, 1), sync(2, 2)])
+}
+
 /// THREE_ACTIVE, then n1 (the primary) isolated from n2 and n3.
 fn n1_isolated() -> Vec<Event> {
     then(&THREE_ACTIVE, &[partition(1, 2), partition(1, 3)])
@@ -133,15 +140,17 @@ fn node_join_with_an_active_node_becomes_joining() {
 #[test]
 fn node_join_rebootstrap_fixed_takes_fresh_numbers() {
     let before = run(fixed(3), &[join(1), leave(1), leave_complete(1)]);
-    // The fixed protocol reset n1 entirely when it left; the counters remember 1 and 1.
+    // The fixed protocol reset n1 entirely when it left; the counters remember term 1 and view
+    // number 2 (registry v2: NodeLeave numbered the configuration without n1).
     assert_eq!(record(&before, 1), NodeRecord::INITIAL);
+    assert_eq!((before.term_counter(), before.view_counter()), (1, 2));
     let (after, effects) = accept(&before, join(1));
     assert_eq!(
         record(&after, 1),
         NodeRecord {
             believes_primary: true,
             term: 2,
-            ..member(Active, &[1], 2)
+            ..member(Active, &[1], 3)
         }
     );
     assert_eq!(
@@ -149,10 +158,10 @@ fn node_join_rebootstrap_fixed_takes_fresh_numbers() {
         vec![
             status_changed(1, Left, Active),
             became_primary(1, 2),
-            view_changed(1, &[1], 2),
+            view_changed(1, &[1], 3),
         ]
     );
-    assert_eq!((after.term_counter(), after.view_counter()), (2, 2));
+    assert_eq!((after.term_counter(), after.view_counter()), (2, 3));
 }
 
 #[test]
@@ -204,121 +213,201 @@ fn node_join_refusals() {
 
 #[test]
 fn node_join_bootstrap_is_refused_at_the_view_number_bound() {
-    let s = run(bounded(3, 1), &[join(1), leave(1), leave_complete(1)]);
+    // Registry v2: the bootstrap takes 1 and NodeLeave 2, so the second bootstrap would take 3.
+    let s = run(bounded(3, 2), &[join(1), leave(1), leave_complete(1)]);
+    assert_eq!(s.view_counter(), 2);
     assert_eq!(
         refuse(&s, join(1)),
-        refusal(ActionName::NodeJoin, view_bound(2, 1))
+        refusal(ActionName::NodeJoin, view_bound(3, 2))
     );
 }
 
 #[test]
 fn node_join_bootstrap_is_refused_at_the_term_bound() {
-    // Two elections bring the term counter to the bound 3 while the view counter stays at 2;
-    // then everyone leaves and n3 would bootstrap with view number 3 (fine) and term 4.
-    let events = [
-        join(1),
-        join(2),
-        join_complete(2),
-        partition(1, 2),
-        step_down(1),
-        heal(1, 2),
-        elect(1),
-        partition(1, 2),
-        step_down(1),
-        heal(1, 2),
-        elect(1),
-        leave(1),
-        leave(2),
-    ];
-    let s = run(bounded(3, 3), &events);
-    assert_eq!((s.term_counter(), s.view_counter()), (3, 2));
+    // Four elections bring the term counter to the bound 5 while the view counter reaches only
+    // 4 (the bootstrap 1, n2's join 2, and, registry v2, the two leaves 3 and 4); then n3 would
+    // bootstrap with view number 5 (fine) and term 6.
+    let cycle = [partition(1, 2), step_down(1), heal(1, 2), elect(1)];
+    let mut events = vec![join(1), join(2), join_complete(2)];
+    for _ in 0..4 {
+        events.extend(cycle);
+    }
+    events.extend([leave(1), leave(2)]);
+    let s = run(bounded(3, 5), &events);
+    assert_eq!((s.term_counter(), s.view_counter()), (5, 4));
     assert_eq!(
         refuse(&s, join(3)),
-        refusal(ActionName::NodeJoin, term_bound(4, 3))
+        refusal(ActionName::NodeJoin, term_bound(6, 5))
     );
 }
 
 // ---------------------------------------------------------------------------------------------
 // 2. NodeJoinComplete
 
+/// Registry v2: in the fixed protocol NodeJoinComplete(n) creates the configuration `active +
+/// {n}` with the next number and only `n` adopts it; every other member keeps the view it had
+/// and adopts the new configuration by its own SyncViews(m, m). The reference model admits the
+/// node into every reachable view.
 #[test]
-fn node_join_complete_admits_the_node_into_every_reachable_view() {
-    for config in [fixed(3), reference(3, 3)] {
-        let before = run(config, &[join(1), join(2)]);
-        let (after, effects) = accept(&before, join_complete(2));
-        assert_eq!(record(&after, 2), member(Active, &[1, 2], 2));
-        assert_eq!(
-            record(&after, 1),
-            NodeRecord {
-                view: nodes(&[1, 2]),
-                view_number: 2,
-                ..record(&before, 1)
-            }
-        );
-        assert_eq!(
-            effects,
-            vec![
-                status_changed(2, Joining, Active),
-                view_changed(1, &[1, 2], 2),
-                view_changed(2, &[1, 2], 2),
-            ]
-        );
-        others_unchanged(&before, &after, &[1, 2]);
-    }
-    let after = run(fixed(3), &[join(1), join(2), join_complete(2)]);
+fn node_join_complete_only_the_joiner_adopts_the_new_configuration() {
+    let before = run(fixed(3), &[join(1), join(2)]);
+    let (after, effects) = accept(&before, join_complete(2));
+    assert_eq!(record(&after, 2), member(Active, &[1, 2], 2));
+    assert_eq!(record(&after, 1), record(&before, 1));
+    assert_eq!(record(&after, 1).view, nodes(&[1]));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(2, Joining, Active),
+            view_changed(2, &[1, 2], 2),
+        ]
+    );
+    others_unchanged(&before, &after, &[2]);
     assert_eq!(after.view_counter(), 2);
+    // n1 adopts the configuration by its own transaction.
+    let (synced, effects) = accept(&after, sync(1, 1));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2], 2)]);
+    assert_eq!(
+        record(&synced, 1),
+        NodeRecord {
+            view: nodes(&[1, 2]),
+            view_number: 2,
+            ..record(&after, 1)
+        }
+    );
+    assert_eq!(synced.view_counter(), 2);
+
+    let before = run(reference(3, 3), &[join(1), join(2)]);
+    let (after, effects) = accept(&before, join_complete(2));
+    assert_eq!(record(&after, 2), member(Active, &[1, 2], 2));
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            view: nodes(&[1, 2]),
+            view_number: 2,
+            ..record(&before, 1)
+        }
+    );
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(2, Joining, Active),
+            view_changed(1, &[1, 2], 2),
+            view_changed(2, &[1, 2], 2),
+        ]
+    );
+    others_unchanged(&before, &after, &[1, 2]);
 }
 
+/// n3 completes its join through n2 while n1 is partitioned from it. Fixed (registry v2): no
+/// member's view changes, reachable (n2) or not (n1); each adopts {n1, n2, n3}#3 by its own
+/// SyncViews, n1 across the partition too (it synchronises with the registry, not with n3).
+/// Reference: n2 adopts the new view, the unreachable n1 keeps its old one.
 #[test]
-fn node_join_complete_leaves_an_unreachable_active_node_its_old_view() {
-    for config in [fixed(3), reference(3, 3)] {
-        let before = run(config, &N3_UNKNOWN_TO_N1[..5]);
-        let (after, effects) = accept(&before, join_complete(3));
-        assert_eq!(
-            effects,
-            vec![
-                status_changed(3, Joining, Active),
-                view_changed(2, &[1, 2, 3], 3),
-                view_changed(3, &[1, 2, 3], 3),
-            ]
-        );
-        assert_eq!(
-            record(&after, 3),
-            NodeRecord {
-                partitioned_from: nodes(&[1]),
-                ..member(Active, &[1, 2, 3], 3)
-            }
-        );
-        // n1 cannot communicate with n3: it keeps {n1, n2}#2.
-        assert_eq!(record(&after, 1), record(&before, 1));
-        assert_eq!(record(&after, 1).view, nodes(&[1, 2]));
-    }
+fn node_join_complete_fixed_changes_no_members_view_reference_only_the_reachable_ones() {
+    let before = run(fixed(3), &N3_UNKNOWN_TO_N1[..5]);
+    let (after, effects) = accept(&before, join_complete(3));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(3, Joining, Active),
+            view_changed(3, &[1, 2, 3], 3),
+        ]
+    );
+    assert_eq!(
+        record(&after, 3),
+        NodeRecord {
+            partitioned_from: nodes(&[1]),
+            ..member(Active, &[1, 2, 3], 3)
+        }
+    );
+    others_unchanged(&before, &after, &[3]);
+    assert_eq!(record(&after, 1).view, nodes(&[1]));
+    assert_eq!(record(&after, 2).view, nodes(&[1, 2]));
+    let (after, effects) = accept(&after, sync(1, 1));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2, 3], 3)]);
+    let (after, effects) = accept(&after, sync(2, 2));
+    assert_eq!(effects, vec![view_changed(2, &[1, 2, 3], 3)]);
+    assert!(after.is_converged());
+    assert_eq!(after.view_counter(), 3);
+
+    let before = run(reference(3, 3), &N3_UNKNOWN_TO_N1[..5]);
+    let (after, effects) = accept(&before, join_complete(3));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(3, Joining, Active),
+            view_changed(2, &[1, 2, 3], 3),
+            view_changed(3, &[1, 2, 3], 3),
+        ]
+    );
+    assert_eq!(
+        record(&after, 3),
+        NodeRecord {
+            partitioned_from: nodes(&[1]),
+            ..member(Active, &[1, 2, 3], 3)
+        }
+    );
+    // n1 cannot communicate with n3: it keeps {n1, n2}#2.
+    assert_eq!(record(&after, 1), record(&before, 1));
+    assert_eq!(record(&after, 1).view, nodes(&[1, 2]));
 }
 
 #[test]
 fn node_join_complete_number_fixed_counter_versus_reference_max_over_active() {
-    // n1 and n3 each drop the other: fixed issues 4 then 5 from the counter; the reference
-    // model increments each detector's own number (4 and 4).
+    // Fixed: n3 is declared failed, which numbers the configuration {n1, n2} 4 (registry v2)
+    // though no member holds 4 yet (n1 {n1}#1, n2 {n1, n2}#2): n4's join takes 5 from the
+    // counter, not 1 + the largest number held (3), and only n4 adopts it.
+    let events = then(
+        &THREE_ACTIVE,
+        &[
+            partition(1, 3),
+            partition(2, 3),
+            detect(1, 3),
+            detect(2, 3),
+            fail(3),
+            join(4),
+        ],
+    );
+    let before = run(fixed(4), &events);
+    assert_eq!(
+        (
+            before.view_counter(),
+            before.max_view_number(&before.active())
+        ),
+        (4, 2)
+    );
+    let (after, effects) = accept(&before, join_complete(4));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(4, Joining, Active),
+            view_changed(4, &[1, 2, 4], 5),
+        ]
+    );
+    assert_eq!(record(&after, 4), member(Active, &[1, 2, 4], 5));
+    assert_eq!(after.view_counter(), 5);
+
+    // Reference: n1 and n3 each drop the other, each incrementing its own number (4 and 4):
+    // n4's join takes 1 + the largest number over the Active nodes, and every Active node
+    // that can communicate with n4 adopts it.
     let events = then(
         &THREE_ACTIVE,
         &[partition(1, 3), detect(1, 3), detect(3, 1), join(4)],
     );
-    for (config, k) in [(fixed(4), 6), (reference(4, 6), 5)] {
-        let before = run(config, &events);
-        let (after, effects) = accept(&before, join_complete(4));
-        assert_eq!(
-            effects,
-            vec![
-                status_changed(4, Joining, Active),
-                view_changed(1, &[1, 2, 3, 4], k),
-                view_changed(2, &[1, 2, 3, 4], k),
-                view_changed(3, &[1, 2, 3, 4], k),
-                view_changed(4, &[1, 2, 3, 4], k),
-            ],
-            "{config:?}"
-        );
-        assert_eq!(record(&after, 4), member(Active, &[1, 2, 3, 4], k));
-    }
+    let before = run(reference(4, 6), &events);
+    let (after, effects) = accept(&before, join_complete(4));
+    assert_eq!(
+        effects,
+        vec![
+            status_changed(4, Joining, Active),
+            view_changed(1, &[1, 2, 3, 4], 5),
+            view_changed(2, &[1, 2, 3, 4], 5),
+            view_changed(3, &[1, 2, 3, 4], 5),
+            view_changed(4, &[1, 2, 3, 4], 5),
+        ]
+    );
+    assert_eq!(record(&after, 4), member(Active, &[1, 2, 3, 4], 5));
 }
 
 #[test]
@@ -369,14 +458,20 @@ fn node_join_complete_is_refused_at_the_bound() {
 fn node_leave_of_the_primary_steps_it_down() {
     let events = [join(1), join(2), join_complete(2)];
     // Fixed: the term is held only while primary, so it is cleared; reference keeps it.
-    for (config, kept_term) in [(fixed(3), 0), (reference(3, 3), 1), (buggy(3, 3), 1)] {
+    // Registry v2: the fixed protocol also empties the leaver's view (number 0), as for every
+    // node outside the configuration; the reference model keeps it.
+    for (config, kept_term, view, view_number) in [
+        (fixed(3), 0, &[][..], 0),
+        (reference(3, 3), 1, &[1, 2][..], 2),
+        (buggy(3, 3), 1, &[1, 2][..], 2),
+    ] {
         let before = run(config, &events);
         let (after, effects) = accept(&before, leave(1));
         assert_eq!(
             record(&after, 1),
             NodeRecord {
                 term: kept_term,
-                ..member(Leaving, &[1, 2], 2)
+                ..member(Leaving, view, view_number)
             },
             "{config:?}"
         );
@@ -392,13 +487,72 @@ fn node_leave_of_the_primary_steps_it_down() {
     }
 }
 
+/// Registry v2: the leaver is outside the configuration from NodeLeave on: its view is emptied
+/// (number 0), with no ViewChanged effect.
 #[test]
 fn node_leave_of_a_member() {
     let before = run(fixed(3), &[join(1), join(2), join_complete(2)]);
+    assert_eq!(record(&before, 2), member(Active, &[1, 2], 2));
     let (after, effects) = accept(&before, leave(2));
-    assert_eq!(record(&after, 2), member(Leaving, &[1, 2], 2));
+    assert_eq!(record(&after, 2), member(Leaving, &[], 0));
     assert_eq!(effects, vec![status_changed(2, Active, Leaving)]);
     others_unchanged(&before, &after, &[2]);
+}
+
+/// Registry v2: the leaving node is no longer a member, so in the fixed protocol NodeLeave
+/// numbers the configuration without it: the view counter advances, and no node adopts the new
+/// number here (no view changes, no effect for it); each member adopts it by its own SyncViews.
+/// The reference model issues no number.
+#[test]
+fn node_leave_fixed_issues_the_next_configuration_number() {
+    let before = run(fixed(3), &three_synced());
+    assert_eq!(before.view_counter(), 3);
+    let (after, effects) = accept(&before, leave(3));
+    assert_eq!(effects, vec![status_changed(3, Active, Leaving)]);
+    assert_eq!(after.view_counter(), 4);
+    assert_eq!(record(&after, 3), member(Leaving, &[], 0));
+    others_unchanged(&before, &after, &[3]);
+    invariants::check_state(&after).unwrap();
+    invariants::check_transition(&before, &after).unwrap();
+    assert!(!after.is_converged());
+    let (after, effects) = accept(&after, sync(1, 1));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2], 4)]);
+    let (after, effects) = accept(&after, sync(2, 2));
+    assert_eq!(effects, vec![view_changed(2, &[1, 2], 4)]);
+    assert!(after.is_converged());
+    assert_eq!(after.view_counter(), 4);
+    // The leaver is not Active: it adopts nothing.
+    assert_eq!(
+        refuse(&after, sync(3, 3)),
+        refusal(ActionName::SyncViews, status(3, Active, Leaving))
+    );
+
+    let before = run(reference(3, 3), &THREE_ACTIVE);
+    let (after, _) = accept(&before, leave(3));
+    assert_eq!(after.view_counter(), before.view_counter());
+}
+
+/// Registry v2: the fixed NodeLeave takes the next view number, so it is refused at the bound
+/// MaxView, checked right after the status guard (a node that is not Active is refused for its
+/// status first). The reference NodeLeave has no bound.
+#[test]
+fn node_leave_is_refused_at_the_view_number_bound() {
+    let a = ActionName::NodeLeave;
+    let s = run(bounded(4, 3), &then(&THREE_ACTIVE, &[join(4)]));
+    assert_eq!(s.view_counter(), 3);
+    let refused = refuse(&s, leave(2));
+    assert_eq!(refused, refusal(a, view_bound(4, 3)));
+    assert_eq!(
+        refused.to_string(),
+        "NodeLeave: view number 4 would exceed MaxView 3"
+    );
+    assert_eq!(refuse(&s, leave(9)), refusal(a, unknown(9)));
+    assert_eq!(refuse(&s, leave(4)), refusal(a, status(4, Active, Joining)));
+    // One below the bound: accepted, and the counter reaches it.
+    let (after, _) = accept(&run(bounded(3, 4), &THREE_ACTIVE), leave(2));
+    assert_eq!(after.view_counter(), 4);
+    let (after, _) = accept(&run(reference(3, 3), &THREE_ACTIVE), leave(2));
+    assert_eq!(after.view_counter(), 0);
 }
 
 #[test]
@@ -415,19 +569,17 @@ fn node_leave_refusals() {
 // ---------------------------------------------------------------------------------------------
 // 4. NodeLeaveComplete
 
+/// Registry v2: the fixed NodeLeaveComplete changes no member's view and issues no number (the
+/// leaver left the configuration at NodeLeave, which numbered it); the leaver is reset. The
+/// members adopt the configuration without it by their own SyncViews, n1 across its partition
+/// from the leaver too.
 #[test]
-fn node_leave_complete_updates_every_active_view_even_across_a_partition() {
-    let events = then(&THREE_ACTIVE, &[partition(1, 3), leave(3)]);
+fn node_leave_complete_fixed_changes_no_members_view_and_issues_no_number() {
+    let events = then(&three_synced(), &[partition(1, 3), leave(3)]);
     let before = run(fixed(3), &events);
+    assert_eq!(before.view_counter(), 4);
     let (after, effects) = accept(&before, leave_complete(3));
-    assert_eq!(
-        effects,
-        vec![
-            status_changed(3, Leaving, Left),
-            view_changed(1, &[1, 2], 4),
-            view_changed(2, &[1, 2], 4),
-        ]
-    );
+    assert_eq!(effects, vec![status_changed(3, Leaving, Left)]);
     assert_eq!(
         record(&after, 3),
         NodeRecord {
@@ -435,6 +587,16 @@ fn node_leave_complete_updates_every_active_view_even_across_a_partition() {
             ..member(Left, &[], 0)
         }
     );
+    others_unchanged(&before, &after, &[3]);
+    assert_eq!(record(&after, 1).view, nodes(&[1, 2, 3]));
+    assert_eq!(after.view_counter(), 4);
+    // n1 and n2 still list the Left n3, but they have not adopted the current configuration:
+    // LeaveDetectionWeak (registry v2) allows it.
+    invariants::check_state(&after).unwrap();
+    let (after, effects) = accept(&after, sync(1, 1));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2], 4)]);
+    let (after, effects) = accept(&after, sync(2, 2));
+    assert_eq!(effects, vec![view_changed(2, &[1, 2], 4)]);
     assert_eq!(
         record(&after, 1),
         NodeRecord {
@@ -447,21 +609,20 @@ fn node_leave_complete_updates_every_active_view_even_across_a_partition() {
 }
 
 #[test]
-fn node_leave_complete_fixed_one_new_number_reference_each_increments_its_own() {
-    // n1 dropped n3 (n1 {n1, n2}#4, n3 {n1, n2, n3}#3), then n2 leaves.
+fn node_leave_complete_fixed_issues_no_number_reference_each_increments_its_own() {
+    // Fixed: n1 records its vote against n3 (no view change, registry v2), then n2 leaves
+    // (which numbers the configuration {n1, n3} 4); n2's leave completes with no view change
+    // and no number.
     let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3), leave(2)]);
     let before = run(fixed(3), &events);
+    assert_eq!(before.view_counter(), 4);
     let (after, effects) = accept(&before, leave_complete(2));
-    assert_eq!(
-        effects,
-        vec![
-            status_changed(2, Leaving, Left),
-            view_changed(1, &[1, 3], 5),
-            view_changed(3, &[1, 3], 5),
-        ]
-    );
+    assert_eq!(effects, vec![status_changed(2, Leaving, Left)]);
     assert_eq!(record(&after, 2), member(Left, &[], 0));
+    others_unchanged(&before, &after, &[2]);
+    assert_eq!(after.view_counter(), 4);
 
+    // Reference: n1 dropped n3 (n1 {n1, n2}#4, n3 {n1, n2, n3}#3), then n2 leaves.
     let before = run(reference(3, 5), &events);
     let (after, effects) = accept(&before, leave_complete(2));
     assert_eq!(
@@ -479,10 +640,12 @@ fn node_leave_complete_fixed_one_new_number_reference_each_increments_its_own() 
 #[test]
 fn node_leave_complete_of_the_last_member() {
     let before = run(fixed(3), &[join(1), leave(1)]);
+    // Registry v2: NodeLeave numbered the empty configuration 2.
+    assert_eq!(before.view_counter(), 2);
     let (after, effects) = accept(&before, leave_complete(1));
     assert_eq!(effects, vec![status_changed(1, Leaving, Left)]);
     assert_eq!(record(&after, 1), NodeRecord::INITIAL);
-    assert_eq!(after.view_counter(), 1);
+    assert_eq!(after.view_counter(), 2);
 }
 
 #[test]
@@ -498,16 +661,22 @@ fn node_leave_complete_refusals() {
         refuse(&s, leave_complete(2)),
         refusal(a, status(2, Leaving, Left))
     );
+    // Reference: every Active node takes its own next number, within the bound.
     let events = then(&THREE_ACTIVE, &[leave(3)]);
-    for config in [reference(3, 3), bounded(3, 3)] {
-        let s = run(config, &events);
-        let refused = refuse(&s, leave_complete(3));
-        assert_eq!(refused, refusal(a, view_bound(4, 3)), "{config:?}");
-        assert_eq!(
-            refused.to_string(),
-            "NodeLeaveComplete: view number 4 would exceed MaxView 3"
-        );
-    }
+    let s = run(reference(3, 3), &events);
+    let refused = refuse(&s, leave_complete(3));
+    assert_eq!(refused, refusal(a, view_bound(4, 3)));
+    assert_eq!(
+        refused.to_string(),
+        "NodeLeaveComplete: view number 4 would exceed MaxView 3"
+    );
+    // Fixed (registry v2): the number was issued by NodeLeave; with the counter at the bound the
+    // leave still completes.
+    let s = run(bounded(3, 4), &events);
+    assert_eq!(s.view_counter(), 4);
+    let (after, effects) = accept(&s, leave_complete(3));
+    assert_eq!(effects, vec![status_changed(3, Leaving, Left)]);
+    assert_eq!(after.view_counter(), 4);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -579,29 +748,46 @@ fn send_heartbeat_refusals() {
 // ---------------------------------------------------------------------------------------------
 // 6. DetectFailure
 
+/// Registry v2: the fixed DetectFailure only records the vote (`detected[d] += {t}`): the
+/// detector's view, which still lists the target, does not change, no number is issued, no
+/// effect. A member may thus suspect a member of its own view (TypeOK allows it). The reference
+/// detector drops the target from its view (see the next test).
 #[test]
-fn detect_failure_drops_the_target_from_the_detectors_view() {
-    let before = run(fixed(3), &then(&THREE_ACTIVE, &[partition(1, 3)]));
+fn detect_failure_fixed_records_the_vote_and_changes_no_view() {
+    let before = run(fixed(3), &then(&three_synced(), &[partition(1, 3)]));
+    assert_eq!(record(&before, 1).view, nodes(&[1, 2, 3]));
     let (after, effects) = accept(&before, detect(1, 3));
-    assert_eq!(effects, vec![view_changed(1, &[1, 2], 4)]);
+    assert_eq!(effects, vec![]);
     assert_eq!(
         record(&after, 1),
         NodeRecord {
-            view: nodes(&[1, 2]),
-            view_number: 4,
-            // Fixed: the detection is recorded; MarkNodeFailed(n3) will require it.
+            // The detection is recorded; MarkNodeFailed(n3) will require it.
             detected: nodes(&[3]),
             ..record(&before, 1)
         }
     );
+    assert_eq!(record(&after, 1).view, nodes(&[1, 2, 3]));
     others_unchanged(&before, &after, &[1]);
-    assert_eq!(after.view_counter(), 4);
+    assert_eq!(after.view_counter(), 3);
+    invariants::check_state(&after).unwrap();
 }
 
 #[test]
-fn detect_failure_number_fixed_counter_versus_reference_own_increment() {
+fn detect_failure_fixed_issues_no_number_reference_increments_its_own() {
     let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]);
-    for (config, k) in [(fixed(3), 5), (reference(3, 5), 4), (buggy(3, 5), 4)] {
+    // Fixed (registry v2): the second vote takes no number either.
+    let before = run(fixed(3), &events);
+    let (after, effects) = accept(&before, detect(3, 1));
+    assert_eq!(effects, vec![]);
+    assert_eq!(
+        record(&after, 3),
+        NodeRecord {
+            detected: nodes(&[1]),
+            ..record(&before, 3)
+        }
+    );
+    assert_eq!((after.view_counter(), before.view_counter()), (3, 3));
+    for (config, k) in [(reference(3, 5), 4), (buggy(3, 5), 4)] {
         let before = run(config, &events);
         let (after, effects) = accept(&before, detect(3, 1));
         assert_eq!(effects, vec![view_changed(3, &[2, 3], k)], "{config:?}");
@@ -675,33 +861,39 @@ fn detect_failure_refusals() {
     );
 }
 
-/// Fixed: a detector whose view no longer lists the target records its vote without a view
-/// change (no effect, no new view number). Here n2 adopted n1's view, which had dropped n3, so
-/// n3 is in no view of n2's any more; without this n2 could never vote, and n3 never get the
-/// two votes a majority of three nodes needs.
+/// Fixed: a detector votes whether or not its view lists the target (registry v2: a view is the
+/// configuration a node adopted, which may predate the target's admission). Here n1 holds
+/// {n1}#1, which predates both joins, and n2 adopted {n1, n2, n3}#3: both vote with no view
+/// change, and their two votes are the majority of three members that a heartbeating n3 needs.
 #[test]
-fn detect_failure_fixed_records_a_vote_when_the_view_no_longer_lists_the_target() {
+fn detect_failure_fixed_votes_whether_or_not_the_detectors_view_lists_the_target() {
     let before = run(
         fixed(3),
         &then(
             &THREE_ACTIVE,
-            &[partition(1, 3), partition(2, 3), detect(1, 3), sync(1, 2)],
+            &[partition(1, 3), partition(2, 3), sync(2, 2)],
         ),
     );
-    assert_eq!(record(&before, 2).view, nodes(&[1, 2]));
-    assert!(record(&before, 2).detected.is_empty());
-    let (after, effects) = accept(&before, detect(2, 3));
+    assert_eq!(record(&before, 1).view, nodes(&[1]));
+    assert_eq!(record(&before, 2).view, nodes(&[1, 2, 3]));
+    let (voted, effects) = accept(&before, detect(1, 3));
     assert_eq!(effects, vec![]);
-    assert_eq!(
-        record(&after, 2),
-        NodeRecord {
-            detected: nodes(&[3]),
-            ..record(&before, 2)
-        }
-    );
-    others_unchanged(&before, &after, &[2]);
+    let (after, effects) = accept(&voted, detect(2, 3));
+    assert_eq!(effects, vec![]);
+    for i in [1, 2] {
+        assert_eq!(
+            record(&after, i),
+            NodeRecord {
+                detected: nodes(&[3]),
+                ..record(&before, i)
+            }
+        );
+    }
+    others_unchanged(&before, &after, &[1, 2]);
     assert_eq!(after.view_counter(), before.view_counter());
     assert_eq!(after.failure_votes(n(3)), nodes(&[1, 2]));
+    assert!(after.heartbeat_received(n(3)));
+    assert!(after.has_failure_quorum(n(3)));
     // The same for a peer that never listed n3 (its view predates n3's admission): it observes
     // n3 unreachable like any other peer. Its vote alone is no quorum (n2 still reaches n3).
     let s = run(fixed(3), &N3_UNKNOWN_TO_N1);
@@ -731,8 +923,14 @@ fn detect_failure_votes_on_a_heartbeating_node_in_the_fixed_protocol_only() {
     let before = run(fixed(3), &events);
     assert!(before.heartbeat_received(n(3)));
     let (after, effects) = accept(&before, detect(1, 3));
-    assert_eq!(effects, vec![view_changed(1, &[1, 2], 4)]);
-    assert_eq!(record(&after, 1).detected, nodes(&[3]));
+    assert_eq!(effects, vec![]);
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            detected: nodes(&[3]),
+            ..record(&before, 1)
+        }
+    );
     let before = run(reference(3, 5), &events);
     assert_eq!(
         refuse(&before, detect(1, 3)),
@@ -748,37 +946,43 @@ fn detect_failure_votes_on_a_heartbeating_node_in_the_fixed_protocol_only() {
     assert_eq!(effects, vec![view_changed(1, &[1, 2], 4)]);
 }
 
+/// The reference detector takes its next view number, within the bound. Registry v2: the fixed
+/// vote takes no number, so it is accepted with the counter at the bound.
 #[test]
-fn detect_failure_is_refused_at_the_bound() {
+fn detect_failure_is_refused_at_the_bound_in_the_reference_model_only() {
     let events = then(&THREE_ACTIVE, &[partition(1, 3)]);
-    for config in [reference(3, 3), bounded(3, 3)] {
-        let s = run(config, &events);
-        assert_eq!(
-            refuse(&s, detect(1, 3)),
-            refusal(ActionName::DetectFailure, view_bound(4, 3)),
-            "{config:?}"
-        );
-    }
+    let s = run(reference(3, 3), &events);
+    assert_eq!(
+        refuse(&s, detect(1, 3)),
+        refusal(ActionName::DetectFailure, view_bound(4, 3))
+    );
+    let s = run(bounded(3, 3), &events);
+    assert_eq!(s.view_counter(), 3);
+    let (after, effects) = accept(&s, detect(1, 3));
+    assert_eq!(effects, vec![]);
+    assert_eq!(record(&after, 1).detected, nodes(&[3]));
+    assert_eq!(after.view_counter(), 3);
 }
 
 // ---------------------------------------------------------------------------------------------
 // 7. MarkNodeFailed
 
-/// Five nodes: n1, n2 and n3 (a majority) cannot reach n5 and vote; n4 still reaches it and
-/// still lists it, so the failing transition removes n5 from n4's view. (With three nodes the
-/// two votes a majority needs are both peers, and a voter never lists the node it voted
-/// against: nobody is left to clean up.)
+/// Registry v2: the declared node leaves the configuration, which takes the next number; no
+/// member's view changes in the declaration (no "listers" cleanup): each member adopts the
+/// configuration without the node by its own SyncViews. Five nodes: n1, n2 and n3 (a majority)
+/// cannot reach n5 and vote; n4 still reaches it. The failed node is reset and fenced, and the
+/// voters' records are consumed.
 #[test]
-fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
+fn mark_node_failed_fixed_fences_and_numbers_the_configuration_without_the_node() {
     let before = run(fixed(5), &then(&all_active(5), &voted_out(5, &[1, 2, 3])));
     assert_eq!(before.failure_votes(n(5)), nodes(&[1, 2, 3]));
+    assert_eq!(before.view_counter(), 5);
     let (after, effects) = accept(&before, fail(5));
     assert_eq!(
         effects,
         vec![
             status_changed(5, Active, Failed),
             Effect::Fenced { node: n(5) },
-            view_changed(4, &[1, 2, 3, 4], 9),
         ]
     );
     assert_eq!(
@@ -788,7 +992,6 @@ fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
             ..member(Failed, &[], 0)
         }
     );
-    // The voters had already dropped n5 and keep their views; their records are consumed.
     for i in 1..=3 {
         assert_eq!(record(&before, i).detected, nodes(&[5]));
         assert_eq!(
@@ -799,14 +1002,27 @@ fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
             }
         );
     }
-    assert_eq!(record(&after, 4), member(Active, &[1, 2, 3, 4], 9));
-    assert_eq!(after.view_counter(), 9);
+    // n4 keeps the configuration it adopted at its join, which lists n5.
+    assert_eq!(record(&after, 4), record(&before, 4));
+    assert_eq!(record(&after, 4), member(Active, &[1, 2, 3, 4], 4));
+    assert_eq!(after.view_counter(), 6);
+    invariants::check_state(&after).unwrap();
+    invariants::check_transition(&before, &after).unwrap();
+    let mut synced = after;
+    for i in 1..=4 {
+        let (next, effects) = accept(&synced, sync(i, i));
+        assert_eq!(effects, vec![view_changed(i, &[1, 2, 3, 4], 6)]);
+        synced = next;
+    }
+    assert!(synced.is_converged());
+    assert_eq!(synced.view_counter(), 6);
 
-    // Three nodes: both peers voted, neither lists n3 any more, so no view changes.
+    // Three members that had all adopted {n1, n2, n3}#3: both peers voted; the declaration
+    // changes neither view (they still list the Failed n3 until they synchronise).
     let before = run(
         fixed(3),
         &then(
-            &THREE_ACTIVE,
+            &three_synced(),
             &[partition(1, 3), partition(2, 3), detect(1, 3), detect(2, 3)],
         ),
     );
@@ -818,7 +1034,7 @@ fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
             Effect::Fenced { node: n(3) },
         ]
     );
-    for (i, view_number) in [(1, 4), (2, 5)] {
+    for i in 1..=2 {
         assert_eq!(
             record(&after, i),
             NodeRecord {
@@ -828,10 +1044,11 @@ fn mark_node_failed_fixed_fences_and_removes_the_node_from_every_view() {
         );
         assert_eq!(
             (record(&after, i).view, record(&after, i).view_number),
-            (nodes(&[1, 2]), view_number)
+            (nodes(&[1, 2, 3]), 3)
         );
     }
-    assert_eq!(after.view_counter(), 5);
+    assert_eq!(after.view_counter(), 4);
+    invariants::check_state(&after).unwrap();
 }
 
 #[test]
@@ -988,23 +1205,62 @@ fn mark_node_failed_reference_has_only_the_weak_guard() {
     }
 }
 
+/// Registry v2: the fixed MarkNodeFailed always takes the next view number, so it is refused at
+/// the bound MaxView, checked after the evidence guards (a declaration without the evidence is
+/// refused for the evidence first).
 #[test]
-fn mark_node_failed_cleanup_is_refused_at_the_bound() {
-    // n4 still lists n5 (see mark_node_failed_fixed_fences_and_removes_the_node_from_every_view):
-    // its new view would take number 9.
+fn mark_node_failed_is_refused_at_the_view_number_bound_after_the_evidence_guards() {
+    let a = ActionName::MarkNodeFailed;
     let s = run(
-        bounded(5, 8),
+        bounded(5, 5),
         &then(&all_active(5), &voted_out(5, &[1, 2, 3])),
     );
+    assert_eq!(s.view_counter(), 5);
+    let refused = refuse(&s, fail(5));
+    assert_eq!(refused, refusal(a, view_bound(6, 5)));
     assert_eq!(
-        refuse(&s, fail(5)),
-        refusal(ActionName::MarkNodeFailed, view_bound(9, 8))
+        refused.to_string(),
+        "MarkNodeFailed: view number 6 would exceed MaxView 5"
     );
+    // n4 heartbeats (its join) and nobody detected it.
+    assert_eq!(
+        refuse(&s, fail(4)),
+        refusal(a, Guard::Undetected { node: n(4) })
+    );
+    // Three nodes, both peers voted: refused at the bound 3 as well.
+    let voted = then(
+        &THREE_ACTIVE,
+        &[partition(1, 3), partition(2, 3), detect(1, 3), detect(2, 3)],
+    );
+    assert_eq!(
+        refuse(&run(bounded(3, 3), &voted), fail(3)),
+        refusal(a, view_bound(4, 3))
+    );
+    // One vote only: the quorum guard answers first.
+    let s = run(
+        bounded(3, 3),
+        &then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]),
+    );
+    assert_eq!(
+        refuse(&s, fail(3)),
+        refusal(
+            a,
+            Guard::NoFailureQuorum {
+                node: n(3),
+                votes: nodes(&[1]),
+                needed: 2,
+                member_count: 3,
+            }
+        )
+    );
+    // One below the bound: accepted, and the counter reaches it.
+    let (after, _) = accept(&run(bounded(3, 4), &voted), fail(3));
+    assert_eq!(after.view_counter(), 4);
 }
 
 /// FailOnSingleDetection: one recorded detection suffices again (the fixed protocol before the
-/// quorum rule). The cleanup, fencing and records stay as in the fixed protocol;
-/// FailureNeedsQuorum catches the step, FailureRequiresDetection does not.
+/// quorum rule). The new configuration number, fencing and records stay as in the fixed
+/// protocol; FailureNeedsQuorum catches the step, FailureRequiresDetection does not.
 #[test]
 fn mutant_fail_on_single_detection_accepts_one_vote() {
     let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]);
@@ -1025,9 +1281,9 @@ fn mutant_fail_on_single_detection_accepts_one_vote() {
         vec![
             status_changed(3, Active, Failed),
             Effect::Fenced { node: n(3) },
-            view_changed(2, &[1, 2], 5),
         ]
     );
+    assert_eq!(after.view_counter(), 4);
     invariants::failure_requires_detection(&before, &after).unwrap();
     let violation = invariants::failure_needs_quorum(&before, &after).unwrap_err();
     assert_eq!(violation.invariant, TransitionInvariant::FailureNeedsQuorum);
@@ -1055,10 +1311,10 @@ fn mutant_fail_without_detection_drops_the_detection_guard_only() {
         vec![
             status_changed(3, Active, Failed),
             Effect::Fenced { node: n(3) },
-            view_changed(1, &[1, 2], 4),
-            view_changed(2, &[1, 2], 4),
         ]
     );
+    // The new configuration number stays (registry v2).
+    assert_eq!(after.view_counter(), 4);
     assert_eq!(
         invariants::failure_requires_detection(&before, &after)
             .unwrap_err()
@@ -1072,19 +1328,26 @@ fn mutant_fail_without_detection_drops_the_detection_guard_only() {
     );
 }
 
+/// FailKeepsViews (registry v2): MarkNodeFailed issues no new configuration number, so the
+/// current number names two sets of members. Members that had adopted it before the failure
+/// still hold the old members under the current number: MembershipConsistency flags the state,
+/// and their SyncViews is refused (Synced), so they never learn of the failure; once the node
+/// recovers, LeaveDetectionWeak flags it as well. The evidence guard stays.
 #[test]
-fn mutant_fail_keeps_views_skips_the_cleanup_and_the_recover_check() {
+fn mutant_fail_keeps_views_issues_no_configuration_number() {
     let config = mutant(3, Mutant::FailKeepsViews);
-    // The detection guard stays.
+    // The evidence guard stays.
     let s = run(config, &THREE_ACTIVE);
     assert_eq!(
         refuse(&s, fail(3)),
         refusal(ActionName::MarkNodeFailed, Guard::Undetected { node: n(3) })
     );
-    let before = run(
-        config,
-        &then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3)]),
+    let events = then(
+        &three_synced(),
+        &[partition(1, 3), partition(2, 3), detect(1, 3), detect(2, 3)],
     );
+    let before = run(config, &events);
+    invariants::membership_consistency(&before).unwrap();
     let (failed, effects) = accept(&before, fail(3));
     assert_eq!(
         effects,
@@ -1093,12 +1356,40 @@ fn mutant_fail_keeps_views_skips_the_cleanup_and_the_recover_check() {
             Effect::Fenced { node: n(3) }
         ]
     );
-    assert_eq!(record(&failed, 2), record(&before, 2));
-    assert!(record(&failed, 2).view.contains(n(3)));
+    assert_eq!(failed.view_counter(), 3);
+    assert_eq!(record(&failed, 1).view, nodes(&[1, 2, 3]));
+    let violation = invariants::membership_consistency(&failed).unwrap_err();
+    assert_eq!(violation.invariant, StateInvariant::MembershipConsistency);
+    assert_eq!(violation.nodes, vec![n(1)]);
+    assert_eq!(
+        violation.detail,
+        "n1 has adopted configuration 3 with view {n1, n2, n3} but its members are {n1, n2}"
+    );
+    assert_eq!(invariants::check_state(&failed).unwrap_err(), violation);
+    assert_eq!(
+        refuse(&failed, sync(1, 1)),
+        refusal(
+            ActionName::SyncViews,
+            Guard::Synced {
+                node: n(1),
+                view_number: 3
+            }
+        )
+    );
     let (recovered, effects) = accept(&failed, recover(3));
     assert_eq!(effects, vec![status_changed(3, Failed, Left)]);
     let violation = invariants::leave_detection_weak(&recovered).unwrap_err();
-    assert_eq!(violation.nodes, vec![n(2), n(3)]);
+    assert_eq!(violation.nodes, vec![n(1), n(3)]);
+
+    // The fixed protocol on the same path: the number 4 names {n1, n2}, the members adopt it.
+    let before = run(fixed(3), &events);
+    let (failed, _) = accept(&before, fail(3));
+    assert_eq!(failed.view_counter(), 4);
+    invariants::check_state(&failed).unwrap();
+    let (synced, effects) = accept(&failed, sync(1, 1));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2], 4)]);
+    let (recovered, _) = accept(&synced, recover(3));
+    invariants::check_state(&recovered).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1143,6 +1434,36 @@ fn node_recover_refusals() {
     );
     let s = State::initial(fixed(3));
     assert_eq!(refuse(&s, recover(1)), refusal(a, status(1, Failed, Left)));
+}
+
+/// Registry v2: NodeRecover has no view guard any more (v1's StillInView is gone). n4 adopted
+/// {n1, .., n5}#5 before n5 was declared and has not synchronised since, so it still lists n5;
+/// n5 recovers anyway: LeaveDetectionWeak allows a Left node in the view of a member that has
+/// not adopted the current configuration (#6), and n4's next SyncViews drops n5.
+#[test]
+fn node_recover_fixed_needs_no_member_to_have_synchronised() {
+    let events = then(
+        &all_active(5),
+        &then(&[sync(4, 4)], &voted_out(5, &[1, 2, 3])),
+    );
+    let failed = run(fixed(5), &then(&events, &[fail(5)]));
+    assert_eq!(record(&failed, 4), member(Active, &[1, 2, 3, 4, 5], 5));
+    assert_eq!(failed.view_counter(), 6);
+    let (after, effects) = accept(&failed, recover(5));
+    assert_eq!(effects, vec![status_changed(5, Failed, Left)]);
+    assert_eq!(
+        record(&after, 5),
+        NodeRecord {
+            partitioned_from: nodes(&[1, 2, 3]),
+            ..member(Left, &[], 0)
+        }
+    );
+    others_unchanged(&failed, &after, &[5]);
+    invariants::check_state(&after).unwrap();
+    // Once n4 adopts the current configuration, it no longer lists n5.
+    let (synced, effects) = accept(&after, sync(4, 4));
+    assert_eq!(effects, vec![view_changed(4, &[1, 2, 3, 4], 6)]);
+    invariants::check_state(&synced).unwrap();
 }
 
 #[test]
@@ -1612,40 +1933,76 @@ fn reset_heartbeats_clears_every_heartbeat() {
 // ---------------------------------------------------------------------------------------------
 // 14. SyncViews
 
+/// Registry v2: in the fixed protocol a node synchronises with the registry, SyncViews(n, n): an
+/// Active node that has not adopted the current configuration adopts it, the Active nodes with
+/// the current number (one ViewChanged, for `n` only). No number is issued, and the detection
+/// records are left alone (n1's vote against n3 survives its adopting a view that lists n3). A
+/// partition does not matter: the node reads the registry, not a peer.
 #[test]
-fn sync_views_adopts_the_newer_view() {
-    // n1 {n1, n2}#2 (it missed n3's join), n3 {n1, n2, n3}#3.
-    let events = then(&N3_UNKNOWN_TO_N1, &[heal(1, 3)]);
-    for config in [fixed(3), reference(3, 4)] {
-        let before = run(config, &events);
-        for event in [sync(1, 3), sync(3, 1)] {
-            let (after, effects) = accept(&before, event);
-            assert_eq!(
-                effects,
-                vec![
-                    view_changed(1, &[1, 2, 3], 4),
-                    view_changed(3, &[1, 2, 3], 4),
-                ],
-                "{config:?} {event}"
-            );
-            assert_eq!(
-                record(&after, 1),
-                NodeRecord {
-                    view: nodes(&[1, 2, 3]),
-                    view_number: 4,
-                    ..record(&before, 1)
-                }
-            );
-            others_unchanged(&before, &after, &[1, 3]);
+fn sync_views_fixed_adopts_the_current_configuration() {
+    let before = run(fixed(3), &then(&N3_UNKNOWN_TO_N1, &[detect(1, 3)]));
+    assert_eq!(record(&before, 1).view, nodes(&[1]));
+    assert_eq!(before.view_counter(), 3);
+    assert!(!before.is_converged());
+    let (after, effects) = accept(&before, sync(1, 1));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2, 3], 3)]);
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            view: nodes(&[1, 2, 3]),
+            view_number: 3,
+            ..record(&before, 1)
         }
-    }
+    );
+    assert_eq!(record(&after, 1).detected, nodes(&[3]));
+    others_unchanged(&before, &after, &[1]);
+    assert_eq!(after.view_counter(), 3);
+    assert_eq!(after.heartbeats(), before.heartbeats());
+    invariants::check_state(&after).unwrap();
+    invariants::check_transition(&before, &after).unwrap();
+    let (after, effects) = accept(&after, sync(2, 2));
+    assert_eq!(effects, vec![view_changed(2, &[1, 2, 3], 3)]);
+    assert!(after.is_converged());
 }
 
 #[test]
-fn sync_views_unites_the_newer_view_with_both_nodes() {
+fn sync_views_reference_adopts_the_newer_view() {
+    // n1 {n1, n2}#2 (it missed n3's join), n3 {n1, n2, n3}#3.
+    let events = then(&N3_UNKNOWN_TO_N1, &[heal(1, 3)]);
+    let config = reference(3, 4);
+    let before = run(config, &events);
+    for event in [sync(1, 3), sync(3, 1)] {
+        let (after, effects) = accept(&before, event);
+        assert_eq!(
+            effects,
+            vec![
+                view_changed(1, &[1, 2, 3], 4),
+                view_changed(3, &[1, 2, 3], 4),
+            ],
+            "{config:?} {event}"
+        );
+        assert_eq!(
+            record(&after, 1),
+            NodeRecord {
+                view: nodes(&[1, 2, 3]),
+                view_number: 4,
+                ..record(&before, 1)
+            }
+        );
+        others_unchanged(&before, &after, &[1, 3]);
+    }
+    // The fixed protocol refuses a synchronisation between peers.
+    assert_eq!(
+        refuse(&run(fixed(3), &events), sync(1, 3)),
+        refusal(ActionName::SyncViews, Guard::PeerSync { a: n(1), b: n(3) })
+    );
+}
+
+#[test]
+fn sync_views_reference_unites_the_newer_view_with_both_nodes() {
     // n1 dropped n3 ({n1, n2}#4, the newer); after the heal both adopt {n1, n2} + {n1, n3}.
     let events = then(&THREE_ACTIVE, &[partition(1, 3), detect(1, 3), heal(1, 3)]);
-    let before = run(fixed(3), &events);
+    let before = run(reference(3, 5), &events);
     let (_, effects) = accept(&before, sync(3, 1));
     assert_eq!(
         effects,
@@ -1657,32 +2014,36 @@ fn sync_views_unites_the_newer_view_with_both_nodes() {
 }
 
 #[test]
-fn sync_views_number_fixed_counter_versus_reference_newer_plus_one() {
-    // n1 {n1, n2}#4, n2 {n1, n2, n3}#3; fixed: n3 {n2, n3}#5, reference: n3 {n2, n3}#4.
+fn sync_views_number_fixed_current_versus_reference_newer_plus_one() {
     let events = then(
         &THREE_ACTIVE,
         &[partition(1, 3), detect(1, 3), detect(3, 1)],
     );
-    for (config, k) in [(fixed(3), 6), (reference(3, 5), 5)] {
-        let before = run(config, &events);
-        let (_, effects) = accept(&before, sync(1, 2));
-        assert_eq!(
-            effects,
-            vec![view_changed(1, &[1, 2], k), view_changed(2, &[1, 2], k)],
-            "{config:?}"
-        );
-    }
-    // After a heal, n1 and n3 hold different views: fixed numbers differ (4, 5), the
-    // reference numbers are both 4, so the reference model refuses to synchronise them.
-    let healed = then(&events, &[heal(1, 3)]);
-    let (_, effects) = accept(&run(fixed(3), &healed), sync(1, 3));
+    // Fixed (registry v2): the votes took no number; each member adopts the current number 3,
+    // and none is issued.
+    let before = run(fixed(3), &events);
+    let (after, effects) = accept(&before, sync(1, 1));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2, 3], 3)]);
+    let (after, effects) = accept(&after, sync(2, 2));
+    assert_eq!(effects, vec![view_changed(2, &[1, 2, 3], 3)]);
+    assert_eq!(
+        refuse(&after, sync(3, 3)).guard,
+        Guard::Synced {
+            node: n(3),
+            view_number: 3
+        }
+    );
+    assert_eq!(after.view_counter(), 3);
+    // Reference: n1 {n1, n2}#4, n2 {n1, n2, n3}#3, n3 {n2, n3}#4; n1 and n2 take 4 + 1.
+    let before = run(reference(3, 5), &events);
+    let (_, effects) = accept(&before, sync(1, 2));
     assert_eq!(
         effects,
-        vec![
-            view_changed(1, &[1, 2, 3], 6),
-            view_changed(3, &[1, 2, 3], 6),
-        ]
+        vec![view_changed(1, &[1, 2], 5), view_changed(2, &[1, 2], 5)]
     );
+    // After a heal, n1 and n3 hold different views with the same number 4, so the reference
+    // model refuses to synchronise them.
+    let healed = then(&events, &[heal(1, 3)]);
     assert_eq!(
         refuse(&run(reference(3, 5), &healed), sync(1, 3)),
         refusal(
@@ -1699,7 +2060,58 @@ fn sync_views_number_fixed_counter_versus_reference_newer_plus_one() {
 #[test]
 fn sync_views_refusals() {
     let a = ActionName::SyncViews;
+    // Fixed (registry v2): both records must exist, then a == b, then the NoSyncViews mutant's
+    // Disabled, then a Active, then a behind the current configuration.
     let s = run(fixed(3), &THREE_ACTIVE);
+    assert_eq!(refuse(&s, sync(0, 1)), refusal(a, unknown(0)));
+    assert_eq!(refuse(&s, sync(1, 4)), refusal(a, unknown(4)));
+    assert_eq!(refuse(&s, sync(4, 4)), refusal(a, unknown(4)));
+    let peer = refuse(&s, sync(1, 2));
+    assert_eq!(peer, refusal(a, Guard::PeerSync { a: n(1), b: n(2) }));
+    assert_eq!(
+        peer.to_string(),
+        "SyncViews: n1 synchronises with the registry, not with n2: SyncViews(n1, n1)"
+    );
+    assert_eq!(
+        refuse(&s, sync(2, 1)),
+        refusal(a, Guard::PeerSync { a: n(2), b: n(1) })
+    );
+    let synced = refuse(&s, sync(3, 3));
+    assert_eq!(
+        synced,
+        refusal(
+            a,
+            Guard::Synced {
+                node: n(3),
+                view_number: 3
+            }
+        )
+    );
+    assert_eq!(
+        synced.to_string(),
+        "SyncViews: n3 has adopted the current configuration 3 already"
+    );
+    let s = run(fixed(3), &[join(1), join(2), join_complete(2), join(3)]);
+    assert_eq!(
+        refuse(&s, sync(3, 3)),
+        refusal(a, status(3, Active, Joining))
+    );
+    // The peer check comes before the status check.
+    assert_eq!(
+        refuse(&s, sync(3, 1)),
+        refusal(a, Guard::PeerSync { a: n(3), b: n(1) })
+    );
+    let s = State::initial(fixed(3));
+    assert_eq!(refuse(&s, sync(1, 1)), refusal(a, status(1, Active, Left)));
+    // A Leaving node adopts nothing, even behind the current configuration.
+    let s = run(fixed(3), &then(&THREE_ACTIVE, &[leave(1)]));
+    assert_eq!(
+        refuse(&s, sync(1, 1)),
+        refusal(a, status(1, Active, Leaving))
+    );
+
+    // Reference: a != b, both Active, able to communicate, with different numbers.
+    let s = run(reference(3, 3), &THREE_ACTIVE);
     assert_eq!(refuse(&s, sync(0, 1)), refusal(a, unknown(0)));
     assert_eq!(refuse(&s, sync(1, 4)), refusal(a, unknown(4)));
     assert_eq!(
@@ -1722,7 +2134,10 @@ fn sync_views_refusals() {
         same.to_string(),
         "SyncViews: n1 and n2 both have view number 3"
     );
-    let s = run(fixed(3), &[join(1), join(2), join_complete(2), join(3)]);
+    let s = run(
+        reference(3, 3),
+        &[join(1), join(2), join_complete(2), join(3)],
+    );
     assert_eq!(
         refuse(&s, sync(3, 1)),
         refusal(a, status(3, Active, Joining))
@@ -1731,38 +2146,90 @@ fn sync_views_refusals() {
         refuse(&s, sync(1, 3)),
         refusal(a, status(3, Active, Joining))
     );
-    let s = run(fixed(3), &N3_UNKNOWN_TO_N1);
+    let s = run(reference(3, 3), &N3_UNKNOWN_TO_N1);
     assert_eq!(
         refuse(&s, sync(1, 3)),
         refusal(a, Guard::CannotCommunicate { a: n(1), b: n(3) })
     );
 }
 
+/// The reference synchronisation takes a new number, within the bound. Registry v2: the fixed
+/// SyncViews(n, n) issues none, so it is never refused by the bound.
 #[test]
-fn sync_views_is_refused_at_the_bound() {
+fn sync_views_is_refused_at_the_bound_in_the_reference_model_only() {
     let events = then(&N3_UNKNOWN_TO_N1, &[heal(1, 3)]);
-    for config in [reference(3, 3), bounded(3, 3)] {
-        let s = run(config, &events);
-        assert_eq!(
-            refuse(&s, sync(1, 3)),
-            refusal(ActionName::SyncViews, view_bound(4, 3)),
-            "{config:?}"
-        );
-    }
+    let s = run(reference(3, 3), &events);
+    assert_eq!(
+        refuse(&s, sync(1, 3)),
+        refusal(ActionName::SyncViews, view_bound(4, 3))
+    );
+    let s = run(bounded(3, 3), &events);
+    assert_eq!(s.view_counter(), 3);
+    let (after, effects) = accept(&s, sync(1, 1));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2, 3], 3)]);
+    assert_eq!(after.view_counter(), 3);
 }
 
+/// NoSyncViews: SyncViews(n, n) is refused with Disabled, after the record and peer checks
+/// (registry v2: SyncViews(a, b) with a != b is refused as PeerSync first), before any status
+/// check.
 #[test]
 fn mutant_no_sync_views_disables_the_action_before_any_status_check() {
     let a = ActionName::SyncViews;
     let config = mutant(3, Mutant::NoSyncViews);
     let s = run(config, &then(&N3_UNKNOWN_TO_N1, &[heal(1, 3)]));
-    assert_eq!(refuse(&s, sync(1, 3)), refusal(a, Guard::Disabled));
-    let s = State::initial(config);
-    assert_eq!(refuse(&s, sync(1, 2)), refusal(a, Guard::Disabled));
+    // n1 has not adopted the current configuration: the fixed protocol would accept this.
+    assert_eq!(record(&s, 1).view_number, 1);
+    assert_eq!(refuse(&s, sync(1, 1)), refusal(a, Guard::Disabled));
     assert_eq!(
-        refuse(&s, sync(1, 1)),
-        refusal(a, Guard::SameNode { node: n(1) })
+        refuse(&s, sync(1, 3)),
+        refusal(a, Guard::PeerSync { a: n(1), b: n(3) })
     );
+    let s = State::initial(config);
+    assert_eq!(refuse(&s, sync(1, 1)), refusal(a, Guard::Disabled));
+    assert_eq!(
+        refuse(&s, sync(1, 2)),
+        refusal(a, Guard::PeerSync { a: n(1), b: n(2) })
+    );
+    assert_eq!(refuse(&s, sync(0, 0)), refusal(a, unknown(0)));
+}
+
+/// SyncViewsKeepsView (registry v2): the node takes the current configuration's number but keeps
+/// its own view, so it holds the current number with other members than the configuration's:
+/// MembershipConsistency flags it, and the node never adopts the right view (its next SyncViews
+/// is refused as Synced).
+#[test]
+fn mutant_sync_views_keeps_view_takes_the_number_but_keeps_the_view() {
+    let config = mutant(3, Mutant::SyncViewsKeepsView);
+    let before = run(config, &THREE_ACTIVE);
+    let (after, effects) = accept(&before, sync(1, 1));
+    assert_eq!(effects, vec![view_changed(1, &[1], 3)]);
+    assert_eq!(
+        record(&after, 1),
+        NodeRecord {
+            view_number: 3,
+            ..record(&before, 1)
+        }
+    );
+    assert_eq!(after.view_counter(), 3);
+    let violation = invariants::membership_consistency(&after).unwrap_err();
+    assert_eq!(violation.invariant, StateInvariant::MembershipConsistency);
+    assert_eq!(violation.nodes, vec![n(1)]);
+    assert_eq!(
+        violation.detail,
+        "n1 has adopted configuration 3 with view {n1} but its members are {n1, n2, n3}"
+    );
+    assert_eq!(
+        refuse(&after, sync(1, 1)).guard,
+        Guard::Synced {
+            node: n(1),
+            view_number: 3
+        }
+    );
+    // The fixed protocol from the same state.
+    let (after, effects) = accept(&run(fixed(3), &THREE_ACTIVE), sync(1, 1));
+    assert_eq!(effects, vec![view_changed(1, &[1, 2, 3], 3)]);
+    invariants::membership_consistency(&after).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -226,17 +226,21 @@ fn heartbeats_of_two_nodes_never_conflict_and_placements_share_only_loads_and_ep
         hb1.writes.iter().copied().collect::<Vec<_>>(),
         vec![Key::Heartbeat(NodeId(1))]
     );
-    // A heartbeat conflicts with what reads the flag: MarkNodeFailed of its sender, and a new
-    // round (a vote, DetectFailure, is about reachability only and no longer reads it).
+    // A heartbeat conflicts with what reads the flag: MarkNodeFailed of its sender, a new round,
+    // and a vote against its sender (cast only against a node whose heartbeat of the round was
+    // received), never a vote by another node against another node.
     assert!(hb1.conflicts_with(&footprint(&s, &Event::ResetHeartbeats)));
-    let detect = footprint(
-        &s,
-        &Event::DetectFailure {
-            detector: NodeId(2),
-            target: NodeId(1),
-        },
-    );
-    assert!(!hb1.conflicts_with(&detect));
+    let vote = |detector: u16, target: u16| {
+        footprint(
+            &s,
+            &Event::DetectFailure {
+                detector: NodeId(detector),
+                target: NodeId(target),
+            },
+        )
+    };
+    assert!(hb1.conflicts_with(&vote(2, 1)));
+    assert!(!hb1.conflicts_with(&vote(3, 2)));
     let declare = footprint(&s, &Event::MarkNodeFailed { node: NodeId(1) });
     assert!(hb1.conflicts_with(&declare));
     // Two placements of different actors share the loads of the Active nodes, the actor count
@@ -273,7 +277,10 @@ fn heartbeats_of_two_nodes_never_conflict_and_placements_share_only_loads_and_ep
 
 /// Which events read every node record (the README lists them, with the reason). Registry v2:
 /// SendHeartbeat no longer does (it reads its sender's record only); ResetHeartbeats does (it
-/// clears every vote, and which records hold one is read from them).
+/// clears every vote, and which records hold one is read from them). One configuration:
+/// NodeRecover no longer does (it has no view guard: it reads and writes its own record only),
+/// and SyncViews does (the node adopts the current configuration, the Active nodes, read from
+/// every record).
 #[test]
 fn the_events_that_read_every_node_are_the_global_guards() {
     let s = place_on(&run(fixed(3), &all_active(3)), 2, [1]);
@@ -286,12 +293,13 @@ fn the_events_that_read_every_node_are_the_global_guards() {
     let expected: BTreeSet<String> = [
         "NodeJoin",
         "NodeJoinComplete",
+        "NodeLeave",
         "NodeLeaveComplete",
         "ResetHeartbeats",
         "MarkNodeFailed",
-        "NodeRecover",
         "ElectPrimary",
         "PrimaryStepDown",
+        "SyncViews",
         "PlaceActor",
         "RebalanceActors",
     ]
@@ -302,22 +310,43 @@ fn the_events_that_read_every_node_are_the_global_guards() {
     assert_eq!(every, expected);
 }
 
-/// A vote recorded without a view change (the detector's view no longer lists the target) takes
-/// no view number: its transaction neither reads nor writes the view counter. A detection that
-/// drops the target from the detector's view does both.
+/// Registry v2: a vote (DetectFailure) never changes a view nor takes a view number, whether or
+/// not the detector's view lists the target: its transaction reads the two records and writes
+/// the detector's alone, never the view counter. SyncViews(n, n) reads the configuration (every
+/// record and the view counter) and writes `n`'s record only, never the counter.
 #[test]
-fn a_vote_without_a_view_change_leaves_the_view_counter_alone() {
+fn a_vote_reads_and_writes_the_detectors_record_never_the_view_counter() {
     use membership_core::testing::{detect, partition, sync, then, THREE_ACTIVE};
     let view = Key::Counter(Counter::ViewNumber);
     let cut_off = then(&THREE_ACTIVE, &[partition(1, 3), partition(2, 3)]);
-    let listed = footprint(&run(fixed(3), &cut_off), &detect(1, 3));
-    assert!(listed.reads.contains(&view) && listed.writes.contains(&view));
-    let s = run(fixed(3), &then(&cut_off, &[detect(1, 3), sync(1, 2)]));
-    assert!(!s.node(NodeId(2)).unwrap().view.contains(NodeId(3)));
-    let vote = footprint(&s, &detect(2, 3));
-    assert!(!vote.reads.contains(&view) && !vote.writes.contains(&view));
-    let (next, effects) = step(&s, &detect(2, 3)).unwrap();
-    assert!(effects.is_empty());
+    // n1 {n1}#1 does not list n3; n2, after its SyncViews, {n1, n2, n3}#3 does.
+    let s = run(fixed(3), &then(&cut_off, &[sync(2, 2)]));
+    assert!(!s.node(NodeId(1)).unwrap().view.contains(NodeId(3)));
+    assert!(s.node(NodeId(2)).unwrap().view.contains(NodeId(3)));
+    for d in [1, 2] {
+        let vote = footprint(&s, &detect(d, 3));
+        assert!(!vote.reads.contains(&view) && !vote.writes.contains(&view));
+        assert_eq!(
+            vote.reads,
+            BTreeSet::from([
+                Key::Node(NodeId(d)),
+                Key::Node(NodeId(3)),
+                Key::Heartbeat(NodeId(3))
+            ])
+        );
+        assert_eq!(vote.writes, BTreeSet::from([Key::Node(NodeId(d))]));
+        let (next, effects) = step(&s, &detect(d, 3)).unwrap();
+        assert!(effects.is_empty());
+        assert_eq!(next.view_counter(), s.view_counter());
+        assert_eq!(
+            next.node(NodeId(d)).unwrap().view,
+            s.node(NodeId(d)).unwrap().view
+        );
+    }
+    let adopt = footprint(&s, &sync(1, 1));
+    assert!(adopt.reads.contains(&view) && !adopt.writes.contains(&view));
+    assert!(adopt.reads_every_node(&s));
+    assert_eq!(adopt.writes, BTreeSet::from([Key::Node(NodeId(1))]));
+    let (next, _) = step(&s, &sync(1, 1)).unwrap();
     assert_eq!(next.view_counter(), s.view_counter());
-    assert_eq!(vote.writes, BTreeSet::from([Key::Node(NodeId(2))]));
 }

@@ -6,12 +6,14 @@ use membership_core::{
     execute, Action, ActionName, Event, Meta, MetaKey, Proposal, ProposalError, ProposalId, State,
 };
 
-/// Three Active nodes with n1 and n3 partitioned: DetectFailure(n1, n3) and ResetHeartbeats
-/// are enabled in the reducer; the metadata's round is 4.
+/// Three Active nodes with n1 and n3 partitioned, n3 heartbeating in the new round:
+/// DetectFailure(n1, n3) and ResetHeartbeats are enabled in the reducer; the metadata's round is
+/// 4.
 fn world() -> (State, Meta) {
     let mut events = all_active(3);
     events.push(partition(1, 3));
     events.push(RESET);
+    events.push(heartbeat(3));
     let state = run(fixed(3), &events);
     let meta = Meta {
         round: 4,

@@ -7,12 +7,12 @@
 #![allow(clippy::unwrap_used)]
 
 use membership_core::testing::{
-    accept, all_active, detect, fixed, partition, place_on, reachable, run, Rng, RESET,
+    accept, all_active, detect, fixed, heartbeat, partition, place_on, reachable, run, Rng, RESET,
     THREE_ACTIVE,
 };
 use membership_core::{
-    step, ActorId, Delta, Event, Key, MigrationEntry, MigrationReason, NodeId, NodeRecord, NodeSet,
-    NodeStatus, Placement, RegistryError, RegistryFields, State, StateInvariant,
+    step, ActorId, Counter, Delta, Event, Key, MigrationEntry, MigrationReason, NodeId, NodeRecord,
+    NodeSet, NodeStatus, Placement, RegistryError, RegistryFields, State, StateInvariant,
     REGISTRY_FORMAT_VERSION,
 };
 use proptest::prelude::*;
@@ -351,18 +351,21 @@ fn a_delta_names_exactly_what_a_failure_changed() {
             partition(1, 3),
             partition(2, 3),
             RESET,
+            heartbeat(3),
             detect(1, 3),
             detect(2, 3),
         ],
     );
+    // n3 still heartbeats: it is declared on the votes of n1 and n2.
     let (after, _) = accept(&s, Event::MarkNodeFailed { node: NodeId(3) });
     let delta = s.delta(&after);
-    // n1 and n2 voted (their records are consumed) and no longer list n3: no new view number.
+    // n1 and n2 voted (their records are consumed); no member's view changes (registry v2, one
+    // configuration), and the configuration without n3 takes the next view number.
     assert_eq!(
         delta.nodes.keys().copied().collect::<Vec<_>>(),
         vec![NodeId(1), NodeId(2), NodeId(3)]
     );
-    assert!(delta.counters.is_empty());
+    assert_eq!(delta.counters, BTreeMap::from([(Counter::ViewNumber, 4)]));
     assert_eq!(
         delta.queue,
         BTreeMap::from([(
@@ -376,9 +379,10 @@ fn a_delta_names_exactly_what_a_failure_changed() {
     assert!(delta.placements.is_empty() && delta.heartbeats.is_empty());
     assert_eq!(
         delta.to_string(),
-        "n1 := Active view {n1, n2}#4 primary term 1 partitioned from {n3}; \
-         n2 := Active view {n1, n2}#5 partitioned from {n3}; \
+        "n1 := Active view {n1}#1 primary term 1 partitioned from {n3}; \
+         n2 := Active view {n1, n2}#2 partitioned from {n3}; \
          n3 := Failed view {}#0 partitioned from {n1, n2}; \
+         view number counter := 4; \
          queue[a1] := leave n3 (NodeFailed)"
     );
 }

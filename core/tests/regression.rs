@@ -76,7 +76,14 @@ fn fixed_protocol_keeps_every_invariant_on_the_accepted_prefix() {
     // n1 never heard of n3 (its view predates n3's admission) and has recorded no detection.
     assert!(!last.node(n(1)).unwrap().view.contains(n(3)));
     assert!(last.node(n(1)).unwrap().detected.is_empty());
-    assert!(last.node(n(2)).unwrap().view.contains(n(3)));
+    // Registry v2 (one configuration): only n3 adopted the configuration its join numbered,
+    // {n1, n2, n3}#3; n2 keeps {n1, n2}#2 until its own SyncViews, which adopts it.
+    assert_eq!(last.view_counter(), 3);
+    assert_eq!(last.node(n(3)).unwrap().view, nodes(&[1, 2, 3]));
+    assert_eq!(last.node(n(2)).unwrap().view, nodes(&[1, 2]));
+    let synced = run_checked(fixed(3), &then(&COUNTEREXAMPLE[..6], &[sync(2, 2)]));
+    let n2 = synced[7].node(n(2)).unwrap();
+    assert_eq!((n2.view.clone(), n2.view_number), (nodes(&[1, 2, 3]), 3));
 }
 
 /// core/spec/REFERENCE.md section 2: "the guard of MarkNodeFailed confuses 'never heard of' with 'detected
@@ -98,10 +105,14 @@ fn fixed_protocol_refuses_failing_a_node_its_peer_never_heard_of() {
 /// In the counterexample's state, the fixed protocol's detection route. n1 never listed n3, but
 /// it does observe n3 unreachable: DetectFailure(n1, n3) records its vote without a view change.
 /// DetectFailure(n2, n3) is refused while n2 can reach n3, and one vote is no majority of three:
-/// MarkNodeFailed(n3) is refused. Once n2 is cut off from n3 too, it detects and drops n3, n3 is
-/// declared failed and recovers, and no Active view lists it at any point after.
+/// MarkNodeFailed(n3) is refused. Once n2 is cut off from n3 too, it records its vote (registry
+/// v2: no view changes), n3 is declared failed and recovers, and no Active view lists it at any
+/// point after (neither n1 {n1}#1 nor n2 {n1, n2}#2 ever adopted a configuration with n3).
+/// Registry v2 (one configuration): when members did adopt a configuration listing the failed
+/// node, the declaration changes none of their views; it numbers the configuration without the
+/// node, and each member adopts that by its own SyncViews, every invariant holding all along.
 #[test]
-fn fixed_protocol_fails_n3_through_detect_failure_and_removes_it_from_every_view() {
+fn fixed_protocol_fails_n3_through_detect_failure_and_members_adopt_the_configuration_without_it() {
     let prefix = run(fixed(3), &N3_UNKNOWN_TO_N1);
     let (voted, effects) = step(&prefix, &detect(1, 3)).unwrap();
     assert!(effects.is_empty());
@@ -142,11 +153,16 @@ fn fixed_protocol_fails_n3_through_detect_failure_and_removes_it_from_every_view
         }
     }
 
-    // With n5 in every view to begin with, the failing transition itself removes it from the
-    // view of the peer that did not vote (n4, which still reaches n5).
+    // Five nodes that all adopted {n1, .., n5}#5: the declaration changes no view (the members
+    // still list n5, under a number below the current one), n5 recovers, and each member then
+    // adopts {n1, .., n4}#6 by its own SyncViews.
     let path = then(
         &all_active(5),
         &[
+            sync(1, 1),
+            sync(2, 2),
+            sync(3, 3),
+            sync(4, 4),
             partition(1, 5),
             partition(2, 5),
             partition(3, 5),
@@ -155,15 +171,31 @@ fn fixed_protocol_fails_n3_through_detect_failure_and_removes_it_from_every_view
             detect(3, 5),
             fail(5),
             recover(5),
+            sync(1, 1),
+            sync(2, 2),
+            sync(3, 3),
+            sync(4, 4),
         ],
     );
     let states = run_checked(fixed(5), &path);
-    let failed = &states[16];
+    let failed = &states[20];
+    assert_eq!(failed.node(n(5)).unwrap().status, NodeStatus::Failed);
     assert_eq!(failed.active(), nodes(&[1, 2, 3, 4]));
+    assert_eq!(failed.view_counter(), 6);
     for m in failed.active().iter() {
-        assert_eq!(failed.node(m).unwrap().view, nodes(&[1, 2, 3, 4]));
+        let r = failed.node(m).unwrap();
+        assert_eq!(
+            (r.view.clone(), r.view_number),
+            (nodes(&[1, 2, 3, 4, 5]), 5)
+        );
     }
-    assert_eq!(states[17].node(n(5)).unwrap().status, NodeStatus::Left);
+    assert_eq!(states[21].node(n(5)).unwrap().status, NodeStatus::Left);
+    let last = states.last().unwrap();
+    for m in last.active().iter() {
+        let r = last.node(m).unwrap();
+        assert_eq!((r.view.clone(), r.view_number), (nodes(&[1, 2, 3, 4]), 6));
+    }
+    assert!(last.is_converged());
 }
 
 /// Issue 12, the degraded observer: in a 3-node cluster split {n1} | {n2, n3}, n1 (cut off from
@@ -312,25 +344,32 @@ fn with_n1_cut_off_no_behaviour_declares_n2_or_n3_failed() {
 }
 
 /// EventualFailureDeclaration(n3)'s premise LooksCrashed(n3), and the fair steps that end it:
-/// n3 silent and cut off from n1 and n2, which reach each other. n1 detects n3 and n2 adopts
-/// n1's view (which no longer lists n3) before detecting: n2 still votes (without a view
-/// change), and the declaration is enabled. The model checker decides the property itself under
-/// weak fairness of DetectFailure and MarkNodeFailed (`fair_events`).
+/// n3 silent and cut off from n1 and n2, which reach each other. n1 detects n3, then adopts the
+/// current configuration (registry v2: SyncViews(n1, n1), whose view lists n3), and its vote
+/// survives the synchronisation; n2 detects n3 too, and the declaration is enabled. The model
+/// checker decides the property itself under weak fairness of DetectFailure and MarkNodeFailed
+/// (`fair_events`).
 #[test]
 fn a_node_that_looks_crashed_to_a_connected_majority_is_declared_failed() {
     let trapped = |s: &State, i| Liveness::EventualFailureDeclaration(n(i)).trapped(s);
     let cut_off = then(&THREE_ACTIVE, &[partition(1, 3), partition(2, 3), RESET]);
-    let states = run_checked(
-        fixed(3),
-        &then(&cut_off, &[detect(1, 3), sync(1, 2), detect(2, 3), fail(3)]),
-    );
+    let states = run_checked(fixed(3), &then(&cut_off, &[sync(1, 1), fail(3)]));
+    let synced = &states[THREE_ACTIVE.len() + 4];
+    let n1 = synced.node(n(1)).unwrap();
+    assert_eq!(n1.view, nodes(&[1, 2, 3]));
     let s = &states[THREE_ACTIVE.len() + 3];
     assert!(s.looks_crashed(n(3)) && trapped(s, 3));
     assert!(
         !trapped(s, 1) && !trapped(s, 2),
         "n1 and n2 reach each other"
     );
-    // Still trapped while the votes come in; no longer once n3 is Failed.
+    // Registry v2: n3 is silent, so it is declared on the registry's evidence; no vote against
+    // it is cast.
+    assert_eq!(
+        refuse(s, detect(1, 3)),
+        refusal(ActionName::DetectFailure, Guard::Silent { node: n(3) })
+    );
+    // Still trapped while a member synchronises; no longer once n3 is Failed.
     for state in &states[THREE_ACTIVE.len() + 3..states.len() - 1] {
         assert!(trapped(state, 3));
     }

@@ -270,8 +270,7 @@ impl Agent {
         debug_assert!(record.status == NodeStatus::Active);
         debug_assert!(record.view_number <= s.view_counter());
         if record.view_number < s.view_counter() {
-            let proposed =
-                self.propose_if_enabled(now_ms, Event::SyncViews { a: me, b: me }, None);
+            let proposed = self.propose_if_enabled(now_ms, Event::SyncViews { a: me, b: me }, None);
             debug_assert!(!proposed || !self.settled(Kind::Sync));
         }
     }

@@ -12,20 +12,18 @@ use crate::refusal::Guard;
 use crate::rules::{FailureEvidence, Rules};
 use crate::state::State;
 
-/// DetectFailure(d, t): both Active, `t` in `d`'s view, they cannot communicate, and (reference
-/// only) `t`'s heartbeat was not received. `d` drops `t` from its view with a new number.
+/// DetectFailure(d, t). Reference: both Active, `t` in `d`'s view, they cannot communicate, and
+/// `t`'s heartbeat was not received; `d` drops `t` from its view with a new number.
 ///
-/// Fixed (registry v2): a vote is about reachability only, so a node that still heartbeats can be
-/// voted on (the degraded-observer rule: it is declared only with a majority of the members'
-/// votes); the vote expires with the round (ResetHeartbeats).
-///
-/// Fixed: the detection is also recorded (`t` joins `detected[d]`): it is `d`'s vote for
-/// MarkNodeFailed(t). Instead of "`t` in `d`'s view" the guard is "`d` has not recorded a
-/// detection of `t` yet" (one vote per detector; implied by `t` in `d`'s view, since a node never
-/// suspects a member of its own view). A detector whose view no longer lists `t` (it adopted a
-/// view from a peer that had dropped `t`, or its view predates `t`'s admission) records its vote
-/// without a view change: otherwise a peer that synchronised its view with the first detector
-/// could never vote, and no majority of votes could form.
+/// Fixed (registry v2): the detection is recorded (`t` joins `detected[d]`): it is `d`'s vote
+/// for MarkNodeFailed(t), which expires with the round (ResetHeartbeats), and no view changes
+/// (one configuration: a view is what a node adopted from the registry). A vote is about
+/// reachability, and it is cast only against a node whose heartbeat of the round was received
+/// (else [`Guard::Silent`]): a silent node is declared on the registry's own evidence, a node
+/// that still heartbeats only with a majority of the members' votes (the degraded-observer
+/// rule). Instead of "`t` in `d`'s view" the guard is "`d` has not recorded a detection of `t`
+/// yet" (one vote per detector, whether or not `d`'s view lists `t`: a member that adopted its
+/// configuration before `t` was admitted votes too).
 pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId) -> Stepped {
     record(state, d)?;
     record(state, t)?;
@@ -51,6 +49,10 @@ pub(super) fn detect_failure(rules: &Rules, state: &State, d: NodeId, t: NodeId)
     }
     if rules.detect_needs_silence && state.heartbeat_received(t) {
         return Err(Guard::HeartbeatReceived { node: t });
+    }
+    if rules.one_configuration && !state.heartbeat_received(t) {
+        // Registry v2: a silent node is declared on the registry's own evidence, with no vote.
+        return Err(Guard::Silent { node: t });
     }
     let mut next = state.clone();
     let mut effects = Effects::new();

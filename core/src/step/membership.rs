@@ -105,7 +105,8 @@ pub(super) fn node_join_complete(rules: &Rules, state: &State, n: NodeId) -> Ste
 /// NodeLeave(n): `n` is Active. It becomes Leaving and gives up any primary belief. Fixed: its
 /// actors are queued with reason NodeLeaving (one kept NodeFailed from an earlier failure
 /// keeps that reason). Fixed (registry v2, one configuration): `n` is no longer a member, so the
-/// next configuration number is issued (no member adopts it here: SyncViews).
+/// next configuration number is issued (no member adopts it here: SyncViews), and `n`'s view is
+/// emptied (number 0), as for every node outside the configuration.
 pub(super) fn node_leave(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Active)?;
     let configuration = if rules.one_configuration {
@@ -118,6 +119,12 @@ pub(super) fn node_leave(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     change_status(&mut next, &mut effects, n, NodeStatus::Leaving);
     if let Some(number) = configuration {
         record_view_number(rules, &mut next, number);
+        set(&mut next, n, |r| {
+            r.view = NodeSet::EMPTY;
+            r.view_number = 0;
+            r.detected = NodeSet::EMPTY;
+        });
+        forget_detections(&mut next, n);
     }
     step_down(rules, &mut next, &mut effects, n, StepDownReason::Leaving);
     if rules.actors {

@@ -4,8 +4,8 @@ use super::common::{
     adopt_view, distinct, record, require_status, set, step_down, successor, Stepped,
 };
 use crate::effect::{Effect, Effects, StepDownReason};
-use crate::refusal::Counter;
 use crate::node::{NodeId, NodeSet, NodeStatus};
+use crate::refusal::Counter;
 use crate::refusal::Guard;
 use crate::rules::{HealRule, Rules};
 use crate::state::State;
