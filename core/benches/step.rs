@@ -6,7 +6,7 @@
 //! 5 nodes and at most 20 us at 1,000 nodes. Each benchmark steps one event from the same state:
 //! the five frequent events (SyncViews, ElectPrimary, SendHeartbeat, DetectFailure, a refusal)
 //! and the membership changes and round events whose cost grows with the cluster (NodeJoinComplete,
-//! NodeLeaveComplete, MarkNodeFailed, ResetHeartbeats, PlaceActor). `mix_of_5` steps the five
+//! NodeLeave, NodeLeaveComplete, MarkNodeFailed, ResetHeartbeats, PlaceActor). `mix_of_5` steps the five
 //! frequent events in one iteration (divide by 5 for the time per event; criterion also prints
 //! it as a throughput in events per second). Medians are in
 //! `target/criterion/step_<n>_nodes/<bench>/new/estimates.json` (`median.point_estimate`, ns).
@@ -125,9 +125,10 @@ fn cases(count: u16) -> Vec<(&'static str, State, Event, Option<Guard>)> {
         (
             "sync_views_enabled",
             base.clone(),
+            // Registry v2: n1, behind, adopts the current configuration.
             Event::SyncViews {
                 a: node(1),
-                b: node(2),
+                b: node(1),
             },
             None,
         ),
@@ -154,7 +155,7 @@ fn cases(count: u16) -> Vec<(&'static str, State, Event, Option<Guard>)> {
         ),
         (
             "elect_primary_refused",
-            base,
+            base.clone(),
             Event::ElectPrimary { node: node(2) },
             Some(Guard::ValidPrimaryExists { primary: node(1) }),
         ),
@@ -162,6 +163,12 @@ fn cases(count: u16) -> Vec<(&'static str, State, Event, Option<Guard>)> {
             "node_join_complete",
             rejoining,
             Event::NodeJoinComplete { node: last },
+            None,
+        ),
+        (
+            "node_leave",
+            base.clone(),
+            Event::NodeLeave { node: node(4) },
             None,
         ),
         (

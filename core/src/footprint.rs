@@ -270,7 +270,6 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             }
         }
         Event::DetectFailure { detector, target } => {
-            // Registry v2: a vote does not depend on the target's heartbeat.
             f.read([Key::Node(target)]);
             // Registry v2 (one configuration): the vote alone, in the detector's record; cast only
             // against a node whose heartbeat of the round was received (its flag is read).

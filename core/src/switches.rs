@@ -46,11 +46,10 @@ pub enum Mutant {
     /// MarkNodeFailed on a single recorded detection instead of a majority of votes: one
     /// degraded observer, cut off from its peers, can get healthy nodes declared failed.
     FailOnSingleDetection,
-    /// MarkNodeFailed's guard and view handling and NodeRecover's as in the reference model: a
-    /// peer that never heard of the node counts as its detector, the failed node stays in the
-    /// other views, and NodeRecover does not check them (the LeaveDetectionWeak defect of
-    /// core/spec/REFERENCE.md section 2). Fencing, detection records and actors stay as in the fixed
-    /// protocol.
+    /// MarkNodeFailed issues no new configuration number (registry v2): the failed node's removal
+    /// keeps the number, which then names two member sets, so a member that had adopted it keeps
+    /// a view listing the failed node as if it were current (MembershipConsistency), and later a
+    /// Left node in a view of the current number (LeaveDetectionWeak).
     FailKeepsViews,
     /// SyncViews is never enabled: views never converge (a planted liveness bug).
     NoSyncViews,
@@ -66,10 +65,9 @@ pub enum Mutant {
     /// reason): it migrates forever and is never placed for good (a planted livelock: every
     /// move draws a fresh epoch, so it shows only as a cycle of the renumbered graph).
     MigrateRequeues,
-    /// SyncViews merges wrongly: the node with the higher view number takes the new number but
-    /// keeps its old view, so the two nodes can end with different views of the same number and
-    /// SyncViews is never enabled between them again (a planted liveness bug that needs more
-    /// than three view numbers to show).
+    /// SyncViews adopts wrongly (registry v2): the node takes the current configuration's number
+    /// but keeps its old view, so it holds a view of the current number that is not the current
+    /// members (MembershipConsistency), and SyncViews is never enabled for it again.
     SyncViewsKeepsView,
     /// PrimaryStepDown is never enabled, and its refusal is mislabelled as the checking bound
     /// (`Guard::BoundReached`): a real blocking guard disguised as a model artefact.
@@ -146,16 +144,14 @@ impl Mutant {
             Mutant::FailOnSingleDetection => {
                 "MarkNodeFailed on one recorded detection, without a majority of votes"
             }
-            Mutant::FailKeepsViews => {
-                "MarkNodeFailed/NodeRecover as in the reference (LeaveDetectionWeak defect)"
-            }
+            Mutant::FailKeepsViews => "MarkNodeFailed issues no new configuration number",
             Mutant::NoSyncViews => "SyncViews never fires (planted liveness bug)",
             Mutant::MigrateWithoutTermCheck => "MigrateActor accepts any term",
             Mutant::MigrateWithoutEpochIncrease => "MigrateActor keeps the actor's epoch",
             Mutant::LeaveCompleteWithActors => "NodeLeaveComplete while holding actors",
             Mutant::FailForgetsActors => "MarkNodeFailed does not queue the node's actors",
             Mutant::MigrateRequeues => "MigrateActor queues the actor again at its new node",
-            Mutant::SyncViewsKeepsView => "SyncViews: the newer node keeps its old view",
+            Mutant::SyncViewsKeepsView => "SyncViews takes the current number, keeps the old view",
             Mutant::StepDownBlockedAsBound => {
                 "PrimaryStepDown never fires, its refusal mislabelled BoundReached"
             }

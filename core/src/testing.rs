@@ -294,8 +294,10 @@ pub fn all_active(count: u16) -> Vec<Event> {
     events
 }
 
-/// n1 bootstraps, n2 and n3 join and complete: all three Active with view {n1, n2, n3}#3, n1
-/// primary with term 1 (in every mode).
+/// n1 bootstraps, n2 and n3 join and complete: all three Active, n1 primary with term 1 (in
+/// every mode). The reference modes: every view {n1, n2, n3}#3. Fixed (registry v2, one
+/// configuration): each node holds the configuration it created, n1 {n1}#1, n2 {n1, n2}#2,
+/// n3 {n1, n2, n3}#3, until its own SyncViews(n, n).
 pub const THREE_ACTIVE: [Event; 5] = [
     Event::NodeJoin { node: NodeId(1) },
     Event::NodeJoin { node: NodeId(2) },
@@ -305,7 +307,8 @@ pub const THREE_ACTIVE: [Event; 5] = [
 ];
 
 /// `core/spec/REFERENCE.md` section 2: n1 bootstraps, n2 joins and completes, n3 joins, n1 and n3 are
-/// partitioned, n3 completes through n2 (n1 keeps {n1, n2}#2).
+/// partitioned, n3 completes through n2 (reference: n1 keeps {n1, n2}#2; fixed: n1 keeps
+/// {n1}#1, the configuration it created, until it synchronises).
 pub const N3_UNKNOWN_TO_N1: [Event; 6] = [
     Event::NodeJoin { node: NodeId(1) },
     Event::NodeJoin { node: NodeId(2) },

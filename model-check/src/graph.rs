@@ -404,10 +404,11 @@ pub struct Fairness {
 
 impl Fairness {
     /// The liveness properties of `model` and their fairness assumptions (`Liveness::fairness`:
-    /// the spec's `Fairness`, every SyncViews(a, b), PrimaryStepDown(n) and MigrateActor(a, t)
-    /// instance, plus what a property itself assumes, e.g. EventualFailureDeclaration(n) the
-    /// detections of `n` and MarkNodeFailed(n)). In a renumbered
-    /// model, MigrateActor(a, t) for all terms `t` is the one instance MigrateActor(a, current).
+    /// the spec's `Fairness`, every SyncViews(a, b) (a <= b; the fixed protocol enables only
+    /// SyncViews(n, n)), PrimaryStepDown(n) and MigrateActor(a, t) instance, plus what a
+    /// property itself assumes, e.g. EventualFailureDeclaration(n) the detections of `n` and
+    /// MarkNodeFailed(n)). In a renumbered model, MigrateActor(a, t) for all terms `t` is the
+    /// one instance MigrateActor(a, current).
     pub fn of(model: &MembershipModel) -> Fairness {
         let config = model.config();
         let count = config.node_count();

@@ -217,6 +217,13 @@ impl State {
             .map_or(0, |set| u64::try_from(set.len()).unwrap_or(u64::MAX))
     }
 
+    /// Every node that hosts actors, with its load, in node-id order (one pass over the index).
+    pub(crate) fn loads(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
+        self.hosted
+            .iter()
+            .map(|(&n, set)| (n, u64::try_from(set.len()).unwrap_or(u64::MAX)))
+    }
+
     /// The number of index entries over all nodes (equal to the number of placements in a
     /// consistent state).
     pub(crate) fn indexed_count(&self) -> usize {

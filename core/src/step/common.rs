@@ -121,17 +121,23 @@ pub(super) fn require_primary_term(state: &State, term: u64) -> Result<NodeId, G
         .ok_or(Guard::NoValidPrimary { term })
 }
 
-/// The Active nodes other than `except`, with their loads, in node-id order.
+/// The Active nodes other than `except`, with their loads, in node-id order. One merge of the
+/// Active set with the per-node index (both in node-id order), not one index lookup per node.
 pub(super) fn candidates(state: &State, except: Option<NodeId>) -> Vec<Candidate> {
-    state
-        .active()
-        .iter()
-        .filter(|&n| Some(n) != except)
-        .map(|node| Candidate {
-            node,
-            load: state.load(node),
-        })
-        .collect()
+    let active = state.active();
+    let mut loads = state.loads().peekable();
+    let mut out = Vec::with_capacity(usize::from(active.len()));
+    for node in active.iter().filter(|&n| Some(n) != except) {
+        while loads.next_if(|&(n, _)| n < node).is_some() {}
+        let load = match loads.peek() {
+            Some(&(n, load)) if n == node => load,
+            _ => 0,
+        };
+        out.push(Candidate { node, load });
+    }
+    debug_assert!(out.len() <= usize::from(active.len()));
+    debug_assert!(out.first().is_none_or(|c| c.load == state.load(c.node)));
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
