@@ -46,6 +46,13 @@ macro_rules! cases {
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn many_members() {
+            if let Some(s) = $store("many_members").await {
+                crate::conformance::many_members(s).await;
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn corruption() {
             if let Some(s) = $store("corruption").await {
                 crate::conformance::corruption(s).await;

@@ -527,6 +527,59 @@ pub async fn large_migration<S: Audit>(store: Arc<S>) {
     );
 }
 
+/// Members of the cluster in [`many_members`]: beyond etcd's 128 operations per transaction.
+const MANY_MEMBERS: u16 = 200;
+
+/// The most operations one membership change may write (its records, the counter, the log
+/// record, the proposal id): a constant, whatever the number of members.
+const MEMBERSHIP_CHANGE_OPS_MAX: u64 = 16;
+
+/// Registry v2, one configuration: a change of the members writes the changed node's record and
+/// the configuration number, never every member's record, so a cluster grows past etcd's 128
+/// operations per transaction (before, a join into a cluster of about 120 members was refused as
+/// too large). 200 nodes join one by one, the last leaves and joins again; every change commits,
+/// the members are all there with one configuration number per change, and (where the store
+/// counts them) no transaction wrote more than [`MEMBERSHIP_CHANGE_OPS_MAX`] operations.
+pub async fn many_members<S: Audit>(store: Arc<S>) {
+    let proposers = active(&*store, MANY_MEMBERS).await;
+    let last = &proposers[usize::from(MANY_MEMBERS - 1)];
+    let node = NodeId(MANY_MEMBERS);
+    for event in [
+        Event::NodeLeave { node },
+        Event::NodeLeaveComplete { node },
+        Event::NodeJoin { node },
+        Event::NodeJoinComplete { node },
+    ] {
+        let outcome = settle(&*store, last.step(event)).await.unwrap();
+        assert!(committed(&outcome), "{event}: {outcome:?}");
+    }
+    let s = store.snapshot().await.unwrap().state;
+    assert_eq!(s.active().len(), MANY_MEMBERS);
+    // One number per change of the members: 200 joins (the bootstrap included), the leave, the
+    // rejoin.
+    assert_eq!(s.view_counter(), u64::from(MANY_MEMBERS) + 2);
+    // The rejoined node holds the current configuration; n1, which joined first and never
+    // synchronised, holds the first one.
+    let rejoined = s.node(node).unwrap();
+    assert_eq!(rejoined.view_number, s.view_counter());
+    assert_eq!(rejoined.view, s.active());
+    assert_eq!(s.node(NodeId(1)).unwrap().view_number, 1);
+    let stats = store.stats();
+    if store.limits().ops_max.is_some() {
+        assert!(
+            stats.largest_write_ops <= MEMBERSHIP_CHANGE_OPS_MAX,
+            "{} operations in one transaction",
+            stats.largest_write_ops
+        );
+    }
+    println!(
+        "{MANY_MEMBERS} members, configuration {}; largest transaction {} operations, {} bytes",
+        s.view_counter(),
+        stats.largest_write_ops,
+        stats.largest_write_bytes
+    );
+}
+
 /// A corrupted stored value (truncated, of another format version, garbage) gives a typed error
 /// naming the key, for a snapshot and for a proposal that reads it; nothing is written, and once
 /// the value is repaired everything else is as it was.
