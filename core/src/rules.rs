@@ -262,6 +262,7 @@ impl Rules {
                 rules.quorum_over_members,
                 Rules::quorum_over_members(config)
             );
+            debug_assert_eq!(rules.one_configuration, Rules::one_configuration(config));
             debug_assert!(config.mode() == Mode::Fixed || rules.max_view.is_some());
             debug_assert!(config.mutant().is_none() || rules.numbering == Numbering::Registry);
             rules
@@ -286,6 +287,21 @@ impl Rules {
         {
             let _ = config;
             Rules::FIXED.quorum_over_members
+        }
+    }
+
+    /// Whether `config`'s protocol holds one configuration (the switch `one_configuration` of
+    /// [`Rules::of`]), without building the whole rule set (the state invariants ask for it on
+    /// every state the checker visits).
+    pub(crate) fn one_configuration(config: &Config) -> bool {
+        #[cfg(feature = "checking")]
+        {
+            config.mode() == crate::switches::Mode::Fixed
+        }
+        #[cfg(not(feature = "checking"))]
+        {
+            let _ = config;
+            Rules::FIXED.one_configuration
         }
     }
 

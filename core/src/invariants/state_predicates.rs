@@ -109,7 +109,7 @@ pub fn type_ok(state: &State) -> Result<(), Violation> {
 /// equal view numbers have equal views. Registry v2 (fixed, one configuration): also, an Active
 /// node that has adopted the current configuration number holds exactly the current members.
 pub fn membership_consistency(state: &State) -> Result<(), Violation> {
-    if Rules::of(state.config()).one_configuration {
+    if Rules::one_configuration(state.config()) {
         let members = state.active();
         let current = state.view_counter();
         for n in members.iter() {
@@ -179,7 +179,7 @@ pub fn join_atomicity(state: &State) -> Result<(), Violation> {
 /// yet (which never lists a Left node).
 pub fn leave_detection_weak(state: &State) -> Result<(), Violation> {
     let left = state.with_status(NodeStatus::Left);
-    let one_configuration = Rules::of(state.config()).one_configuration;
+    let one_configuration = Rules::one_configuration(state.config());
     let current = state.view_counter();
     for m in state.active().iter() {
         if let Some(r) = state.node(m) {

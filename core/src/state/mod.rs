@@ -574,7 +574,7 @@ impl State {
 
     /// `Converged`: all Active nodes have the same view.
     pub fn is_converged(&self) -> bool {
-        if crate::rules::Rules::of(self.config()).one_configuration {
+        if crate::rules::Rules::one_configuration(self.config()) {
             // Registry v2: every member has adopted the current configuration.
             let current = self.view_counter;
             return self

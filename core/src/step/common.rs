@@ -201,13 +201,26 @@ pub(super) fn adopt_view(
     view: &NodeSet,
     view_number: u64,
 ) {
+    // A node listed again is no longer suspected by this node.
+    set(next, node, |r| r.detected = r.detected.difference(view));
+    take_view(next, effects, node, view, view_number);
+}
+
+/// `node` holds `view` with `view_number` (and says so: `ViewChanged`). Shared by [`adopt_view`]
+/// and the fixed SyncViews(n, n), which adopts the current configuration without touching the
+/// node's votes.
+pub(super) fn take_view(
+    next: &mut State,
+    effects: &mut Effects,
+    node: NodeId,
+    view: &NodeSet,
+    view_number: u64,
+) {
     assert!(!view.is_empty(), "{node}: an adopted view is never empty");
     assert!(view.contains(node), "{node}: a node always lists itself");
     set(next, node, |r| {
         r.view.clone_from(view);
         r.view_number = view_number;
-        // A node listed again is no longer suspected by this node.
-        r.detected = r.detected.difference(view);
     });
     effects.push(Effect::ViewChanged {
         node,

@@ -1,9 +1,9 @@
 //! The network's actions (CreatePartition, HealPartition, ResetHeartbeats) and SyncViews.
 
 use super::common::{
-    adopt_view, distinct, record, require_status, set, step_down, successor, Stepped,
+    adopt_view, distinct, record, require_status, set, step_down, successor, take_view, Stepped,
 };
-use crate::effect::{Effect, Effects, StepDownReason};
+use crate::effect::{Effects, StepDownReason};
 use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::refusal::Counter;
 use crate::refusal::Guard;
@@ -189,16 +189,8 @@ fn adopt_configuration(rules: &Rules, state: &State, a: NodeId, b: NodeId) -> St
         own.view.clone()
     };
     let mut next = state.clone();
-    set(&mut next, a, |r| {
-        r.view.clone_from(&view);
-        r.view_number = current;
-    });
     let mut effects = Effects::new();
-    effects.push(Effect::ViewChanged {
-        node: a,
-        view,
-        view_number: current,
-    });
+    take_view(&mut next, &mut effects, a, &view, current);
     assert!(next.node(a).is_some_and(|r| r.view_number == current));
     assert_eq!(next.view_counter(), current);
     assert!(!rules.sync_merges_both || next.node(a).is_some_and(|r| r.view == next.active()));
