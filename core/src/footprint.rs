@@ -187,6 +187,22 @@ fn detectors_of(state: &State, n: NodeId) -> Vec<NodeId> {
         .collect()
 }
 
+/// The registry keys a step's outcome depends on without reading them: the proposer's own
+/// heartbeat (fixed rules) depends on its node record (is it Active?), and every way out of
+/// Active rewrites the node's slot, which the proposal compares ([`crate::execute`]). Empty for
+/// every other step: their footprints read what they depend on.
+pub fn fenced(state: &State, event: &Event) -> BTreeSet<Key> {
+    let fenced: BTreeSet<Key> = match *event {
+        Event::SendHeartbeat { node } if crate::rules::Rules::of(state.config()).own_heartbeat => {
+            BTreeSet::from([Key::Node(node)])
+        }
+        _ => BTreeSet::new(),
+    };
+    debug_assert!(fenced.is_disjoint(&footprint(state, event).reads));
+    debug_assert!(fenced.len() <= 1);
+    fenced
+}
+
 /// The footprint of `event` from `state` in the fixed protocol. Reads name the keys whose values
 /// the step's outcome depends on; writes every key the step may change (derived keys included).
 pub fn footprint(state: &State, event: &Event) -> Footprint {
@@ -241,19 +257,24 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             f.write(detectors_of(state, node).into_iter().map(Key::Node));
         }
         Event::SendHeartbeat { node } => {
-            // Registry v2: the node's own record (is it Active?) and its own flag, nothing else.
-            // The flag is read as well as written: the store writes only what changes, so a
-            // heartbeat that found its flag set must conflict with a ResetHeartbeats committed
-            // meanwhile (otherwise the new round would clear it in the store after it, while the
-            // serial order sets it).
-            f.read([Key::Node(node)]);
-            if status(state, node) == Some(NodeStatus::Active) {
-                f.read_write([Key::Heartbeat(node)]);
-                if !crate::rules::Rules::of(state.config()).own_heartbeat {
-                    // The reference rule (a checking mutant, `heartbeat-by-peer`): the flags of
-                    // every Active or Leaving peer it can reach too, read from every record, so
-                    // that a store running the mutant commits what it does.
-                    f.read(every_node(state));
+            if crate::rules::Rules::of(state.config()).own_heartbeat {
+                // Registry v2: a write of the node's own key, which names the round it ran at; it
+                // reads that key alone (so one node's heartbeats land in order, even a late
+                // retry), no record. Its guard (the node is Active) is fenced by the node's slot,
+                // which the proposal compares and every way out of Active rewrites (`execute`);
+                // a heartbeat that lands after a new round opened names a closed round and
+                // changes no flag.
+                if status(state, node) == Some(NodeStatus::Active) {
+                    f.read_write([Key::Heartbeat(node)]);
+                }
+            } else {
+                // The reference rule (a checking mutant, `heartbeat-by-peer`): the flags of
+                // every Active or Leaving peer it can reach too, read from every record, so
+                // that a store running the mutant commits what it does.
+                f.read([Key::Node(node)]);
+                f.read(every_node(state));
+                if status(state, node) == Some(NodeStatus::Active) {
+                    f.read_write([Key::Heartbeat(node)]);
                     f.write(
                         state
                             .node_ids()
@@ -303,12 +324,12 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
         }
         Event::ResetHeartbeats => {
             // Every flag is cleared, and every vote (registry v2): which records hold votes is
-            // read from every record. The flags are read too: the store writes only the flags
-            // that change, so a heartbeat committed between this transaction's read and its
-            // commit must conflict with it (otherwise that flag would survive the new round in
-            // the store while the serial order clears it: seen on etcd).
+            // read from every record. No flag is read: in the stored form a flag is "the node's
+            // key names the open round", so opening the next round clears them all without
+            // writing any node's key, and a heartbeat landing meanwhile names the closed round
+            // (serialised before this step, whose clearing it does not survive).
             f.read(every_node(state));
-            f.read_write(state.node_ids().map(Key::Heartbeat));
+            f.write(state.node_ids().map(Key::Heartbeat));
             f.write(
                 state
                     .node_ids()

@@ -52,20 +52,21 @@ pub use actor::{
     Placement, PlacementStrategy, ACTORS_MAX, MIGRATION_BATCH_MAX, MIGRATION_QUEUE_MAX,
     REBALANCE_BATCH_MAX,
 };
+pub use agent::Rounds;
 pub use agent::{
     drain, served_by, Agent, ClockFault, ClockReading, Decision, FenceReason, InputError, Io,
     Notification, Outgoing, Output, PlaceQueueFull, RequestError, ServingPermit, Timing,
     TimingError, TimingSettings, TooManyRequests, CLOCK_GAP_SLACK_MS, CLOCK_READING_SLACK_MS,
     DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, LOCAL_TIME_MS_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX,
     PROBES_PER_ROUND_MAX, PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
-    TIME_HEADROOM_MS, TIMING_MS_MAX,
+    ROUNDS_SEEN_MAX, TIME_HEADROOM_MS, TIMING_MS_MAX,
 };
 pub use batch::migrate_batch;
 pub use config::{Config, ConfigError};
 pub use delta::{Delta, DeltaError};
 pub use effect::{Effect, Effects, StepDownReason, EFFECTS_INLINE};
 pub use event::{ActionName, Event};
-pub use footprint::{footprint, Footprint, Key, Value};
+pub use footprint::{fenced, footprint, Footprint, Key, Value};
 pub use invariants::{Invariant, Liveness, StateInvariant, TransitionInvariant, Violation};
 pub use node::{NodeId, NodeSet, NodeSetIter, NodeStatus, NODES_MAX, NODE_SET_INLINE_NODES};
 pub use proposal::{

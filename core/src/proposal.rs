@@ -136,6 +136,13 @@ pub struct Meta {
     /// The recently applied proposals, at most [`PROPOSALS_REMEMBERED`] per incarnation (a
     /// persistent map: cloning the metadata is cheap).
     pub applied: imbl::OrdMap<ProposalId, Applied>,
+    /// The round each node's latest heartbeat names (store key `heartbeat/n`, written by that
+    /// node alone; absent: none since the registry began). The registry's flag
+    /// `heartbeat_received[n]` is exactly `heartbeat_rounds[n] == round`: opening a round
+    /// clears every flag without writing any node's key (registry v2, the stored form of the
+    /// flags; spec README, "The heartbeat: its stored form").
+    #[serde(default)]
+    pub heartbeat_rounds: imbl::OrdMap<NodeId, u64>,
 }
 
 /// A metadata key, as a store lays it out.
@@ -178,6 +185,27 @@ pub enum ProposalError {
         round: u64,
         /// The open round.
         current: u64,
+    },
+    /// A MarkNodeFailed on the evidence of an earlier round (`round` below the open one), but
+    /// the node committed a heartbeat naming that round or a later one: it was not silent
+    /// through it.
+    #[error("{node} committed a heartbeat in round {heartbeat_round}, not before round {round}")]
+    HeartbeatSince {
+        /// The node to declare.
+        node: NodeId,
+        /// The round its latest heartbeat names.
+        heartbeat_round: u64,
+        /// The round the proposer waited on.
+        round: u64,
+    },
+    /// A heartbeat proposed for another node: a node's heartbeat is written by that node alone
+    /// (registry v2; nothing written).
+    #[error("{proposer} cannot heartbeat for {node}: a node's heartbeat is its own")]
+    ForeignHeartbeat {
+        /// The proposing node.
+        proposer: NodeId,
+        /// The node the heartbeat names.
+        node: NodeId,
     },
     /// A DetectFailure or ResetHeartbeats that carries no round: its proposer cannot have waited
     /// the failure timeout on a round, so it is refused without running (nothing written).
@@ -229,6 +257,14 @@ pub enum ProposalOutcome {
 /// What one committed proposal writes, and what it did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commit {
+    /// The proposal committed.
+    pub id: ProposalId,
+    /// Whether the commit is the proposer's own heartbeat: it compares only its own key
+    /// (`heartbeat/n`, so the node's heartbeats land in order) and its slot, reads no record
+    /// and no round, and writes `heartbeat/n` = the round it ran at (`meta.round`). If another
+    /// round opened before it lands, the stored heartbeat names a closed round and changes no
+    /// flag (a stutter of the spec; the stores and the replays treat it so).
+    pub own_heartbeat: bool,
     /// The registry after the proposal.
     pub next: State,
     /// The registry keys written (blind writes included).
@@ -284,6 +320,57 @@ impl Meta {
     pub fn incarnation(&self, node: NodeId) -> u64 {
         self.slots.get(&node).map_or(0, |s| s.incarnation)
     }
+
+    /// The round `node`'s latest heartbeat names (`None`: it never heartbeated).
+    pub fn heartbeat_round(&self, node: NodeId) -> Option<u64> {
+        self.heartbeat_rounds.get(&node).copied()
+    }
+
+    /// Whether `node`'s heartbeat flag is set by the stored form: its latest heartbeat names
+    /// the open round.
+    pub fn heartbeat_current(&self, node: NodeId) -> bool {
+        self.heartbeat_round(node) == Some(self.round)
+    }
+}
+
+/// Whether `proposal` is its proposer's own heartbeat under the fixed rules (see
+/// [`Commit::own_heartbeat`]). Its guard, "the node is Active", is fenced by the node's slot:
+/// every transition out of Active (NodeLeave, MarkNodeFailed) rewrites `slot/n`, so a heartbeat
+/// that read its node Active and finds its slot unchanged at commit still finds it Active.
+fn own_heartbeat(state: &State, proposal: &Proposal) -> bool {
+    let own = matches!(
+        proposal.action,
+        Action::Step(Event::SendHeartbeat { node }) if node == proposal.id.node
+    );
+    own && proposal.round.is_none() && crate::rules::Rules::of(state.config()).own_heartbeat
+}
+
+/// The check of the round a proposal carries: the open round; or, for MarkNodeFailed(n) only,
+/// an earlier round that `n`'s latest heartbeat precedes (the registry's evidence that `n` was
+/// silent through a round the proposer saw open for the failure timeout: a later round opening
+/// does not undo it).
+fn check_round(meta: &Meta, action: &Action, round: u64) -> Result<(), ProposalError> {
+    if round == meta.round {
+        return Ok(());
+    }
+    if let Action::Step(Event::MarkNodeFailed { node }) = *action {
+        if round < meta.round {
+            return match meta.heartbeat_round(node) {
+                Some(heartbeat_round) if heartbeat_round >= round => {
+                    Err(ProposalError::HeartbeatSince {
+                        node,
+                        heartbeat_round,
+                        round,
+                    })
+                }
+                _ => Ok(()),
+            };
+        }
+    }
+    Err(ProposalError::StaleRound {
+        round,
+        current: meta.round,
+    })
 }
 
 /// A migration batch in one pass: [`migrate_batch_observed`] with the default placement strategy,
@@ -337,9 +424,22 @@ fn accepts_stale_incarnation(state: &State, incarnation: u64, current: u64) -> b
 /// the returned writes only if none of those keys changed meanwhile (else it retries).
 pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit, ProposalError> {
     let id = proposal.id;
-    let mut meta_reads = BTreeSet::from([MetaKey::Slot(id.node), MetaKey::Applied(id)]);
+    let blind = own_heartbeat(state, proposal);
+    let mut meta_reads = BTreeSet::from([MetaKey::Slot(id.node)]);
+    if !blind {
+        // A heartbeat is idempotent: it is not remembered (no record read or written).
+        meta_reads.insert(MetaKey::Applied(id));
+    }
     if state.node(id.node).is_none() {
         return Err(ProposalError::UnknownNode { node: id.node });
+    }
+    if let Action::Step(Event::SendHeartbeat { node }) = proposal.action {
+        if node != id.node && crate::rules::Rules::of(state.config()).own_heartbeat {
+            return Err(ProposalError::ForeignHeartbeat {
+                proposer: id.node,
+                node,
+            });
+        }
     }
     let current = meta.incarnation(id.node);
     if current != id.incarnation && !accepts_stale_incarnation(state, id.incarnation, current) {
@@ -349,9 +449,11 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
             current,
         });
     }
-    if let Some(applied) = meta.applied.get(&id) {
+    if let Some(applied) = meta.applied.get(&id).filter(|_| !blind) {
         // A retry of a proposal that did commit: recognised, not applied twice.
         return Ok(Commit {
+            id,
+            own_heartbeat: blind,
             next: state.clone(),
             delta: Delta::default(),
             reads: BTreeSet::new(),
@@ -373,7 +475,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
         )
         .next_back()
         .map(|(k, _)| k.seq);
-    if newest.is_some_and(|n| id.seq.saturating_add(PROPOSALS_REMEMBERED) <= n) {
+    if !blind && newest.is_some_and(|n| id.seq.saturating_add(PROPOSALS_REMEMBERED) <= n) {
         return Err(ProposalError::Forgotten {
             id,
             remembered: PROPOSALS_REMEMBERED,
@@ -386,12 +488,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
     }
     if let Some(round) = proposal.round {
         meta_reads.insert(MetaKey::Round);
-        if round != meta.round {
-            return Err(ProposalError::StaleRound {
-                round,
-                current: meta.round,
-            });
-        }
+        check_round(meta, &proposal.action, round)?;
     }
     let (next, effects, events, fp) = match proposal.action {
         Action::Step(event) => {
@@ -403,19 +500,22 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
     };
     let delta = state.delta_within(&next, &fp);
     let mut next_meta = meta.clone();
-    let mut meta_writes = BTreeSet::from([MetaKey::Applied(id)]);
-    next_meta.applied.insert(
-        id,
-        Applied {
-            effects: effects.clone(),
-        },
-    );
-    // Forget this incarnation's proposal that falls out of the window (one per commit, so the
-    // window never grows).
-    if let Some(old) = id.seq.checked_sub(PROPOSALS_REMEMBERED) {
-        let forgotten = ProposalId { seq: old, ..id };
-        if next_meta.applied.remove(&forgotten).is_some() {
-            meta_writes.insert(MetaKey::Applied(forgotten));
+    let mut meta_writes = BTreeSet::new();
+    if !blind {
+        meta_writes.insert(MetaKey::Applied(id));
+        next_meta.applied.insert(
+            id,
+            Applied {
+                effects: effects.clone(),
+            },
+        );
+        // Forget this incarnation's proposal that falls out of the window (one per commit, so
+        // the window never grows).
+        if let Some(old) = id.seq.checked_sub(PROPOSALS_REMEMBERED) {
+            let forgotten = ProposalId { seq: old, ..id };
+            if next_meta.applied.remove(&forgotten).is_some() {
+                meta_writes.insert(MetaKey::Applied(forgotten));
+            }
         }
     }
     if events.contains(&Event::ResetHeartbeats) {
@@ -423,9 +523,44 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
         meta_reads.insert(MetaKey::Round);
         meta_writes.insert(MetaKey::Round);
     }
+    for event in &events {
+        // The slot fences the own heartbeat: every way out of Active rewrites it, as read (so
+        // a claim committed meanwhile conflicts rather than being overwritten).
+        if let Event::NodeLeave { node } | Event::MarkNodeFailed { node } = *event {
+            meta_reads.insert(MetaKey::Slot(node));
+            meta_writes.insert(MetaKey::Slot(node));
+        }
+    }
+    // The stored form of the flags: a flag set is the node's key naming the open round; a flag
+    // read is its key and the round (so a transaction that reads or sets a flag conflicts with
+    // a round opened meanwhile), except the own heartbeat's, which names the round it ran at.
+    let touches_flags = fp
+        .reads
+        .iter()
+        .chain(fp.writes.iter())
+        .any(|k| matches!(k, Key::Heartbeat(_)));
+    if touches_flags && !blind {
+        meta_reads.insert(MetaKey::Round);
+    }
+    for key in delta.keys(state) {
+        if let Key::Heartbeat(n) = key {
+            if next.heartbeat_received(n) {
+                next_meta.heartbeat_rounds.insert(n, next_meta.round);
+            }
+        }
+    }
     assert!(!events.is_empty());
+    assert!(
+        !blind || meta_reads.len() == 1 && fp.reads.iter().all(|k| *k == Key::Heartbeat(id.node))
+    );
     debug_assert!(delta.keys(state).iter().all(|k| fp.writes.contains(k)));
+    debug_assert!(delta.keys(state).iter().all(|k| match k {
+        Key::Heartbeat(n) => next.heartbeat_received(*n) == next_meta.heartbeat_current(*n),
+        _ => true,
+    }));
     Ok(Commit {
+        id,
+        own_heartbeat: blind,
         next,
         delta,
         reads: fp.reads,

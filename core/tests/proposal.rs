@@ -3,7 +3,8 @@
 
 use membership_core::testing::{all_active, detect, fixed, heartbeat, partition, run, RESET};
 use membership_core::{
-    execute, Action, ActionName, Event, Meta, MetaKey, Proposal, ProposalError, ProposalId, State,
+    execute, Action, ActionName, Event, Key, Meta, MetaKey, NodeId, Proposal, ProposalError,
+    ProposalId, State,
 };
 
 /// Three Active nodes with n1 and n3 partitioned, n3 heartbeating in the new round:
@@ -86,8 +87,8 @@ fn the_open_round_is_accepted_read_and_a_reset_opens_the_next() {
 #[test]
 fn other_actions_need_no_round() {
     let (state, meta) = world();
-    let beat = execute(&state, &meta, &proposal(heartbeat(2), None)).unwrap();
-    assert_eq!(beat.events, vec![heartbeat(2)]);
+    let beat = execute(&state, &meta, &proposal(heartbeat(1), None)).unwrap();
+    assert_eq!(beat.events, vec![heartbeat(1)]);
     assert!(!beat.meta_reads.contains(&MetaKey::Round));
     assert_eq!(
         Action::MigrateBatch { term: 1, max: 1 }.round_required(),
@@ -97,5 +98,116 @@ fn other_actions_need_no_round() {
     assert_eq!(
         Action::Step(detect(1, 3)).round_required(),
         Some(ActionName::DetectFailure)
+    );
+}
+
+fn proposal_by(node: u16, event: Event, round: Option<u64>) -> Proposal {
+    Proposal {
+        id: ProposalId {
+            node: NodeId(node),
+            incarnation: 0,
+            seq: 1,
+        },
+        ..proposal(event, round)
+    }
+}
+
+/// Registry v2: a node's own heartbeat writes its own key, naming the round it ran at: it
+/// compares only that key and its slot (no record, no round), writes no proposal record, and
+/// sets the flag exactly when its key names the open round.
+#[test]
+fn an_own_heartbeat_compares_only_its_slot_and_names_the_open_round() {
+    let (state, meta) = world();
+    let beat = execute(&state, &meta, &proposal_by(2, heartbeat(2), None)).unwrap();
+    assert!(beat.own_heartbeat);
+    assert_eq!(
+        beat.meta_reads.iter().copied().collect::<Vec<_>>(),
+        vec![MetaKey::Slot(NodeId(2))]
+    );
+    assert_eq!(
+        beat.reads.iter().copied().collect::<Vec<_>>(),
+        vec![Key::Heartbeat(NodeId(2))]
+    );
+    assert!(beat.meta_writes.is_empty(), "{:?}", beat.meta_writes);
+    assert_eq!(beat.delta.keys(&state), vec![Key::Heartbeat(NodeId(2))]);
+    assert_eq!(beat.meta.heartbeat_round(NodeId(2)), Some(4));
+    assert!(beat.meta.heartbeat_current(NodeId(2)));
+    assert!(beat.next.heartbeat_received(NodeId(2)));
+    // Not remembered: a retry of the same proposal runs again (idempotent), it is not answered
+    // from a record; in the same round it finds its key already naming the round: it writes
+    // nothing, and still compares its key and its slot.
+    let again = execute(&beat.next, &beat.meta, &proposal_by(2, heartbeat(2), None)).unwrap();
+    assert!(!again.duplicate);
+    assert!(again.delta.keys(&beat.next).is_empty());
+    assert_eq!(again.meta.heartbeat_round(NodeId(2)), Some(4));
+    assert!(again.reads.contains(&Key::Heartbeat(NodeId(2))));
+    assert_eq!(again.meta.heartbeat_round(NodeId(2)), Some(4));
+}
+
+#[test]
+fn a_heartbeat_for_another_node_is_refused() {
+    let (state, meta) = world();
+    let error = execute(&state, &meta, &proposal_by(1, heartbeat(2), None)).unwrap_err();
+    assert_eq!(
+        error,
+        ProposalError::ForeignHeartbeat {
+            proposer: NodeId(1),
+            node: NodeId(2)
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "n1 cannot heartbeat for n2: a node's heartbeat is its own"
+    );
+}
+
+/// MarkNodeFailed on the evidence of an earlier round: accepted while the node's latest
+/// heartbeat names a round before it, refused once it names that round or a later one, and a
+/// round not yet open is refused.
+#[test]
+fn a_declaration_may_rest_on_an_earlier_round_the_node_was_silent_through() {
+    let (state, mut meta) = world();
+    // n2 never heartbeated in round 4 (its flag is clear); its latest heartbeat named round 2.
+    meta.heartbeat_rounds.insert(NodeId(2), 2);
+    meta.heartbeat_rounds.insert(NodeId(3), 4);
+    let declare = |meta: &Meta, round: u64| {
+        execute(
+            &state,
+            meta,
+            &proposal(Event::MarkNodeFailed { node: NodeId(2) }, Some(round)),
+        )
+    };
+    let declared = declare(&meta, 3).unwrap();
+    assert_eq!(
+        declared.events,
+        vec![Event::MarkNodeFailed { node: NodeId(2) }]
+    );
+    // The declared node's slot is rewritten: its heartbeats in flight conflict. It is
+    // read too: a claim of the slot committed meanwhile conflicts, never overwritten.
+    assert!(declared.meta_writes.contains(&MetaKey::Slot(NodeId(2))));
+    assert!(declared.meta_reads.contains(&MetaKey::Slot(NodeId(2))));
+    assert!(declared.reads.contains(&Key::Heartbeat(NodeId(2))));
+    assert_eq!(
+        declare(&meta, 2).map(|c| c.events),
+        Err(ProposalError::HeartbeatSince {
+            node: NodeId(2),
+            heartbeat_round: 2,
+            round: 2
+        })
+    );
+    assert_eq!(
+        declare(&meta, 5).map(|c| c.events),
+        Err(ProposalError::StaleRound {
+            round: 5,
+            current: 4
+        })
+    );
+    // Only a declaration may rest on an earlier round.
+    assert_eq!(
+        execute(&state, &meta, &proposal(detect(1, 3), Some(3))).map(|c| c.events),
+        Err(ProposalError::StaleRound {
+            round: 3,
+            current: 4
+        })
     );
 }

@@ -714,7 +714,9 @@ impl Audit for EtcdStore {
     }
 
     async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {
-        let pairs = export(&state);
+        // The flags are stored as heartbeats naming the open round, which the import keeps.
+        let round = self.snapshot().await.map_or(0, |s| s.round);
+        let pairs = export(&state, round);
         // Keep the metadata (slots, round); replace the registry's keys.
         for prefix in REGISTRY_PREFIXES {
             self.delete_prefix(self.key(prefix)).await?;

@@ -545,7 +545,9 @@ impl Audit for FdbStore {
     }
 
     async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {
-        let pairs = export(&state);
+        // The flags are stored as heartbeats naming the open round, which the import keeps.
+        let round = self.snapshot().await.map_or(0, |s| s.round);
+        let pairs = export(&state, round);
         for prefix in REGISTRY_PREFIXES {
             let (begin, end) = self.prefix_range(prefix);
             self.db

@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | `config` | the node count and the actor limit (written once by `init`) |
 //! | `node/n3` | the node record of `n3` |
-//! | `heartbeat/n3` | `n3`'s `heartbeat_received` flag |
+//! | `heartbeat/n3` | the round `n3`'s latest heartbeat ran at (its flag: that is the open round) |
 //! | `counter/Term`, `counter/ViewNumber`, `counter/Epoch` | the registry counters |
 //! | `actor/a7` | the placement of `a7` (absent: not placed) |
 //! | `queue/c0` | the queue entries of the actors `a0..a255` (absent: none queued), [`QUEUE_CHUNK_ACTORS`] per key |
@@ -50,7 +50,7 @@ pub(crate) const VERSION_KEY: &str = "version";
 /// The node records' family.
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const NODE_FAMILY: &str = "node/";
-/// The heartbeat flags' family.
+/// The heartbeats' family (each node's latest heartbeat round).
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const HEARTBEAT_FAMILY: &str = "heartbeat/";
 /// The counters' family.

@@ -23,8 +23,6 @@ use crate::keys::{
 #[cfg(feature = "testing")]
 use crate::store::Logged;
 use crate::store::StoreError;
-#[cfg(feature = "testing")]
-use membership_core::Event;
 use membership_core::{
     ActorId, Applied, Commit, Config, Counter, Key, Meta, MetaKey, MigrationEntry, NodeId,
     NodeRecord, NodeSet, Placement, ProposalId, RegistryFields, Slot, State,
@@ -135,10 +133,11 @@ pub(crate) fn load(entries: Vec<Entry>) -> Result<Loaded, StoreError> {
                 }
             }
             ["heartbeat", n] => {
+                // The round the node's latest heartbeat names; its flag is set when that is the
+                // open round (set below, once the round is read).
                 let node = node_of(key, n, count)?;
-                if decode::<bool>(key, bytes)? {
-                    fields.heartbeats = fields.heartbeats.with(node);
-                }
+                meta.heartbeat_rounds
+                    .insert(node, decode::<u64>(key, bytes)?);
             }
             ["counter", "Term"] => fields.term_counter = decode(key, bytes)?,
             ["counter", "ViewNumber"] => fields.view_counter = decode(key, bytes)?,
@@ -194,6 +193,12 @@ pub(crate) fn load(entries: Vec<Entry>) -> Result<Loaded, StoreError> {
         }
         versions.insert(entry.key, entry.version);
     }
+    fields.heartbeats = meta
+        .heartbeat_rounds
+        .iter()
+        .filter(|&(_, &r)| r == meta.round)
+        .map(|(&n, _)| n)
+        .collect();
     let state = State::try_from(fields).map_err(|e| DecodeError {
         key: "registry".to_string(),
         reason: e.to_string(),
@@ -262,7 +267,15 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
         let name = registry_key_name(&key);
         let value = match key {
             Key::Node(n) => next.node(n).map(encode),
-            Key::Heartbeat(n) => Some(encode(&next.heartbeat_received(n))),
+            Key::Heartbeat(n) => match commit.meta.heartbeat_round(n) {
+                // A flag set: the node's key names the open round.
+                Some(round) if next.heartbeat_received(n) => Some(encode(&round)),
+                // A flag cleared: the round moved on (ResetHeartbeats), nothing to write.
+                _ => {
+                    debug_assert!(commit.meta_writes.contains(&MetaKey::Round));
+                    continue;
+                }
+            },
             Key::Counter(Counter::Term) => Some(encode(&next.term_counter())),
             Key::Counter(Counter::ViewNumber) => Some(encode(&next.view_counter())),
             Key::Counter(Counter::Epoch) => Some(encode(&next.epoch_counter())),
@@ -302,7 +315,11 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
         writes.insert(name, value);
     }
     if log {
-        writes.insert(log_key_name(&id), Some(encode(&commit.events)));
+        let record = LogRecord {
+            round: commit.meta.round,
+            events: commit.events.clone(),
+        };
+        writes.insert(log_key_name(&id), Some(encode(&record)));
     }
     let writes = writes
         .into_iter()
@@ -314,19 +331,28 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
     Plan { reads, writes }
 }
 
-/// Every key-value pair of `state` (the registry part), for an import into an empty prefix.
+/// A committed-log record's value: the round the commit ran at (for a node's own heartbeat, the
+/// round its stored key names) and the spec actions it applied.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogRecord {
+    round: u64,
+    events: Vec<membership_core::Event>,
+}
+
+/// Every key-value pair of `state` (the registry part), for an import into an empty prefix
+/// whose open heartbeat round is `round` (a flag set is stored as a heartbeat naming it).
 #[cfg(feature = "testing")]
-pub(crate) fn export(state: &State) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn export(state: &State, round: u64) -> Vec<(String, Vec<u8>)> {
     let mut out = vec![(
         CONFIG_KEY.to_string(),
         encode(&StoredConfig::of(state.config())),
     )];
     for (n, record) in state.node_ids().zip(state.nodes()) {
         out.push((registry_key_name(&Key::Node(n)), encode(record)));
-        out.push((
-            registry_key_name(&Key::Heartbeat(n)),
-            encode(&state.heartbeat_received(n)),
-        ));
+        if state.heartbeat_received(n) {
+            out.push((registry_key_name(&Key::Heartbeat(n)), encode(&round)));
+        }
         out.push((registry_key_name(&Key::Load(n)), encode(&state.load(n))));
         out.push((registry_key_name(&Key::Hosted(n)), encode(&state.load(n))));
     }
@@ -375,9 +401,10 @@ pub(crate) fn logged(key: &str, bytes: &[u8], order: u64) -> Result<Logged, Stor
         .into());
     };
     let node: u16 = number(key, n.strip_prefix('n').unwrap_or("x"))?;
-    let events: Vec<Event> = decode(key, bytes)?;
+    let LogRecord { round, events } = decode(key, bytes)?;
     Ok(Logged {
         revision: order,
+        round,
         id: ProposalId {
             node: NodeId(node),
             incarnation: number(key, incarnation)?,
@@ -402,7 +429,7 @@ pub(crate) fn value_of(key: &StoreKey, state: &State, meta: &Meta) -> Option<Vec
             (!list.is_empty()).then(|| encode(&list))
         }
         StoreKey::Registry(Key::Node(n)) => state.node(*n).map(encode),
-        StoreKey::Registry(Key::Heartbeat(n)) => Some(encode(&state.heartbeat_received(*n))),
+        StoreKey::Registry(Key::Heartbeat(n)) => meta.heartbeat_round(*n).map(|r| encode(&r)),
         StoreKey::Registry(Key::Actor(a)) => state.placement(*a).map(|p| encode(&p)),
         StoreKey::Registry(Key::Counter(Counter::Term)) => Some(encode(&state.term_counter())),
         StoreKey::Registry(Key::Counter(Counter::ViewNumber)) => {

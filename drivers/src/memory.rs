@@ -14,8 +14,6 @@ use crate::keys::StoreKey;
 #[cfg(feature = "testing")]
 use crate::store::Logged;
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
-#[cfg(feature = "testing")]
-use membership_core::ProposalId;
 use membership_core::{
     execute, Commit, Config, Key, Meta, MetaKey, NodeId, Proposal, ProposalOutcome, Slot, State,
 };
@@ -370,11 +368,47 @@ impl MemoryStore {
                 return Err(Err(StoreError::Unavailable(e.to_string())));
             }
         };
+        // The flags' stored form: each written heartbeat names a round, and a flag is set when
+        // that is the open round (a heartbeat that ran at a round closed since changes no
+        // flag); opening a round clears every flag.
+        let round = if commit.meta_writes.contains(&MetaKey::Round) {
+            commit.meta.round
+        } else {
+            inner.meta.round
+        };
+        let mut flags = if round == inner.meta.round {
+            next.heartbeats().clone()
+        } else {
+            membership_core::NodeSet::EMPTY
+        };
+        for key in commit.delta.keys(view) {
+            if let Key::Heartbeat(n) = key {
+                match commit.meta.heartbeat_round(n) {
+                    Some(r) if commit.next.heartbeat_received(n) => {
+                        inner.meta.heartbeat_rounds.insert(n, r);
+                        if r == round {
+                            flags.insert(n);
+                        } else {
+                            flags.remove(n);
+                        }
+                    }
+                    _ => flags.remove(n),
+                }
+            }
+        }
+        let next = next.with_heartbeats(&flags);
+        debug_assert!(next
+            .heartbeats()
+            .iter()
+            .all(|n| inner.meta.heartbeat_rounds.get(&n) == Some(&round)));
         let revision = inner.revision + 1;
+        // A flag cleared by a new round is not a write of the node's key (the round key clears
+        // it), as on a store on a real engine.
         let mut written: Vec<StoreKey> = commit
             .delta
             .keys(view)
             .into_iter()
+            .filter(|k| !matches!(k, Key::Heartbeat(n) if !commit.next.heartbeat_received(*n)))
             .map(StoreKey::Registry)
             .collect();
         written.extend(commit.meta_writes.iter().map(|k| StoreKey::Meta(*k)));
@@ -431,7 +465,8 @@ impl MemoryStore {
         if inner.log.len() < COMMIT_LOG_MAX {
             inner.log.push(Logged {
                 revision,
-                id: commit_id(commit),
+                id: commit.id,
+                round: commit.meta.round,
                 events: commit.events.clone(),
             });
         }
@@ -439,23 +474,6 @@ impl MemoryStore {
         debug_assert_eq!(inner.revision, revision);
         Ok(revision)
     }
-}
-
-/// The proposal a commit applied (its log record's id).
-#[cfg(feature = "testing")]
-fn commit_id(commit: &Commit) -> ProposalId {
-    commit
-        .meta_writes
-        .iter()
-        .find_map(|k| match k {
-            MetaKey::Applied(id) if commit.meta.applied.contains_key(id) => Some(*id),
-            _ => None,
-        })
-        .unwrap_or(ProposalId {
-            node: NodeId(0),
-            incarnation: 0,
-            seq: 0,
-        })
 }
 
 /// The encoded size of a delta's writes: one key-value pair per entry, each key named as the

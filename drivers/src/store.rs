@@ -17,6 +17,8 @@ pub struct Snapshot {
     pub state: State,
     /// The heartbeat round.
     pub round: u64,
+    /// The round each node's latest heartbeat names (absent: none).
+    pub heartbeat_rounds: imbl::OrdMap<NodeId, u64>,
     /// The node slots (incarnations and probe addresses).
     pub slots: imbl::OrdMap<NodeId, Slot>,
     /// The store's revision when read (grows with every commit).
@@ -29,6 +31,7 @@ impl Snapshot {
         Snapshot {
             state,
             round: meta.round,
+            heartbeat_rounds: meta.heartbeat_rounds.clone(),
             slots: meta.slots.clone(),
             revision,
         }
@@ -90,6 +93,10 @@ pub struct Logged {
     pub revision: u64,
     /// The proposal.
     pub id: ProposalId,
+    /// The heartbeat round the commit ran at (after it, for ResetHeartbeats). A heartbeat
+    /// whose round is below the one open when it landed names a closed round:
+    /// it changed no flag, and a replay skips it.
+    pub round: u64,
     /// The spec actions applied, in order.
     pub events: Vec<Event>,
 }

@@ -121,6 +121,8 @@ pub fn refusal_kind(error: &ProposalError) -> String {
         ProposalError::UnknownNode { .. } => "UnknownNode".to_string(),
         ProposalError::StaleIncarnation { .. } => "StaleIncarnation".to_string(),
         ProposalError::StaleRound { .. } => "StaleRound".to_string(),
+        ProposalError::HeartbeatSince { .. } => "HeartbeatSince".to_string(),
+        ProposalError::ForeignHeartbeat { .. } => "ForeignHeartbeat".to_string(),
         ProposalError::RoundRequired { .. } => "RoundRequired".to_string(),
         ProposalError::Forgotten { .. } => "Forgotten".to_string(),
         ProposalError::NothingToMigrate { .. } => "NothingToMigrate".to_string(),

@@ -17,7 +17,8 @@ use crate::rng::{Rng, TraceHash};
 use crate::world::{Params, Planted, Scenario};
 use membership::protocol::{
     drain, ActorId, Agent, ClockReading, Config, Decision, Event, FenceReason, InputError, NodeId,
-    NodeStatus, Notification, Output, Proposal, ProposalError, ProposalOutcome, State, Timing,
+    NodeStatus, Notification, Output, Proposal, ProposalError, ProposalOutcome, Rounds, State,
+    Timing,
 };
 use membership::testing::{Attempt, Fault, Transaction};
 use membership::CONFLICT_RETRIES_MAX;
@@ -890,7 +891,16 @@ impl Sim {
                     let s = *s;
                     self.with_input(pid, |agent, now| {
                         let slot = s.slots.get(&agent.node()).map(|slot| slot.incarnation);
-                        agent.handle_snapshot(now, read_at_ms, s.state, s.round, slot)
+                        agent.handle_snapshot(
+                            now,
+                            read_at_ms,
+                            s.state,
+                            Rounds {
+                                round: s.round,
+                                heartbeat_rounds: s.heartbeat_rounds,
+                            },
+                            slot,
+                        )
                     });
                 }
                 if again {

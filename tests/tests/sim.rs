@@ -185,12 +185,12 @@ fn clock_faults_beyond_the_bound_serve_an_actor_twice_without_the_watchdog_and_n
 const STALE_INCARNATION: &str = "driver:accept-stale-incarnation";
 
 #[test]
-fn a_store_that_accepts_a_stale_incarnation_is_caught_at_seed_1904() {
+fn a_store_that_accepts_a_stale_incarnation_is_caught_at_seed_43() {
     let planted = Planted::from_name(STALE_INCARNATION);
     assert!(planted.is_some());
     let caught = run(Options {
         planted,
-        ..Options::swarm(1904, MUTANT_STEPS)
+        ..Options::swarm(43, MUTANT_STEPS)
     });
     // Seed 134 before the clock faults' draws (issue 18), then 76; registry v2 (issue 17)
     // changed every world's trace again (rounds every heartbeat interval, silent nodes declared
@@ -199,13 +199,14 @@ fn a_store_that_accepts_a_stale_incarnation_is_caught_at_seed_1904() {
     // configuration (membership changes write O(1) records, each member adopts the
     // configuration in its own transaction) 1904 is the first (scanned from seed 0 at 10,000
     // steps): the situation, a retried proposal of an older incarnation after its slot was
-    // claimed again, has become rarer, since fewer transactions conflict.
+    // claimed again, has become rarer, since fewer transactions conflict. With the heartbeat's
+    // stored form (rounds open every interval, blind heartbeats) seed 43 is the first again.
     let failure = caught.failure.unwrap_or_default();
     assert!(
-        failure.starts_with("SIMULATION FAILED: proposal n2.1#55 committed twice"),
+        failure.starts_with("SIMULATION FAILED: proposal n1.1#187 committed twice"),
         "{failure}"
     );
-    assert!(run(Options::swarm(1904, MUTANT_STEPS)).passed());
+    assert!(run(Options::swarm(43, MUTANT_STEPS)).passed());
 }
 
 #[test]
@@ -217,10 +218,11 @@ fn regression_a_zombie_of_a_leaving_node_learns_from_its_snapshot_that_it_was_su
     // holds the slot. Since the clock faults' draws (issue 18) changed every world's trace,
     // seed 41 was the first that reached the situation; since registry v2 (issue 17) changed
     // every trace again, seed 49 was, and since its one configuration (each member adopts the
-    // configuration in its own transaction), seed 462 is.
+    // configuration in its own transaction), seed 462 was; since the heartbeat's stored form
+    // (rounds open every interval), seed 916 is.
     let report = run(Options {
         leaving_zombies: true,
-        ..Options::swarm(462, 30_000)
+        ..Options::swarm(916, 30_000)
     });
     assert!(
         report.failure.is_none(),
@@ -230,7 +232,7 @@ fn regression_a_zombie_of_a_leaving_node_learns_from_its_snapshot_that_it_was_su
     // The situation is reached: one process of a Leaving node resumed as a zombie and fenced
     // itself as superseded.
     assert_eq!(report.measurements.superseded_while_leaving, 1);
-    assert!(run(Options::swarm(462, 30_000)).passed());
+    assert!(run(Options::swarm(916, 30_000)).passed());
 }
 
 #[test]
@@ -258,9 +260,9 @@ fn regression_a_migration_batch_that_finds_the_queue_empty_is_refused_not_a_pani
     // snapshot with a queued actor; by the time the transaction ran the queue was empty and
     // `execute` failed its assertion `!events.is_empty()`. It now refuses with
     // `NothingToMigrate`, which these seeds reach (233 and 942 after the clock faults' draws of
-    // issue 18 changed every world's trace; 14 and 36 after registry v2's; 63 and 67, the first
-    // two now, after its one configuration).
-    for (seed, refused) in [(63, 1), (67, 2)] {
+    // issue 18 changed every world's trace; 14 and 36 after registry v2's; 63 and 67 after its
+    // one configuration; 54 and 184, the first two now, after the heartbeat's stored form).
+    for (seed, refused) in [(54, 1), (184, 1)] {
         let report = run(Options::swarm(seed, 10_000));
         assert!(
             report.failure.is_none(),
@@ -278,10 +280,11 @@ fn regression_a_migration_batch_that_finds_the_queue_empty_is_refused_not_a_pani
 
 /// Issue 17, "Why" 2: a node that loses only its link to the store (its probes still answered)
 /// was never declared failed before registry v2: its peers' heartbeats kept its flag set, and it
-/// froze failover. Seed 2 drew long store cuts (10 to 15 failure timeouts): the cut node is
-/// declared failed on the registry's evidence (twice), every check holds, and the cluster
-/// converges once the link is back (seed 4 now: heartbeats that conflict with a new round changed
-/// the traces). Under the v1 heartbeat rule (the planted
+/// froze failover. Seed 4 draws a long store cut (10 to 15 failure timeouts): the cut node is
+/// declared failed on the registry's evidence, every check holds, and the cluster converges once
+/// the link is back (seed 2 until heartbeats that conflict with a new round changed the traces;
+/// the count of declarations moves with the traces, so the test asks that every long cut ends
+/// in one). Under the v1 heartbeat rule (the planted
 /// `mutant:heartbeat-by-peer`) the same world fails at once (OwnHeartbeat).
 #[test]
 fn regression_a_node_cut_off_from_the_store_only_is_declared_failed() {
@@ -291,8 +294,18 @@ fn regression_a_node_cut_off_from_the_store_only_is_declared_failed() {
         "{}",
         report.failure.unwrap_or_default()
     );
-    assert!(report.coverage.faults.get(&FaultKind::StoreCutLong) > Some(&0));
-    assert_eq!(report.measurements.declared_while_store_cut, 2);
+    // Every long cut (10 to 15 failure timeouts) ends in a declaration of the cut node.
+    let long_cuts = report
+        .coverage
+        .faults
+        .get(&FaultKind::StoreCutLong)
+        .copied();
+    assert!(long_cuts > Some(0));
+    assert!(
+        Some(report.measurements.declared_while_store_cut) >= long_cuts,
+        "{long_cuts:?} long cuts, {} declarations of a cut node",
+        report.measurements.declared_while_store_cut
+    );
     let v1 = run(Options {
         planted: Planted::from_name("mutant:heartbeat-by-peer"),
         ..Options::swarm(4, MUTANT_STEPS)

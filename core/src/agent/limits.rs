@@ -29,6 +29,11 @@ pub const REQUESTS_MAX: usize = 1_024;
 /// its result is [`RequestError::Unknown`](crate::RequestError::Unknown).
 pub const REQUEST_RETRIES_MAX: u32 = 8;
 
+/// The most heartbeat rounds a node remembers having seen open (with the local time it first
+/// saw each): the evidence a silent member is declared on. Older ones are forgotten first; the
+/// newest round seen open for the failure timeout is always kept.
+pub const ROUNDS_SEEN_MAX: usize = 64;
+
 /// The most peers a node probes per probe round (round-robin over its peers).
 pub const PROBES_PER_ROUND_MAX: usize = 8;
 

@@ -6,7 +6,7 @@
 use super::clocks::Watchdog;
 use super::limits::{DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, PLACE_QUEUE_MAX, REQUESTS_MAX};
 use super::output::{FenceReason, Io, Output, Outputs, PlaceQueueFull};
-use super::records::{InFlight, Kind, Observed, Peer, Request};
+use super::records::{InFlight, Kind, Observed, Peer, Request, Rounds, RoundsSeen};
 use super::timing::{later_ms, Timer, TimerTable, Timing, LOCAL_TIME_MS_MAX};
 use crate::actor::ActorId;
 use crate::event::Event;
@@ -75,7 +75,7 @@ pub struct Agent {
     pub(super) seq: u64,
     pub(super) next_token: u64,
     pub(super) observed: Option<Observed>,
-    pub(super) round_seen: Option<(u64, u64)>,
+    pub(super) rounds_seen: RoundsSeen,
     pub(super) lease_until_ms: Option<u64>,
     pub(super) last_heartbeat_commit_ms: Option<u64>,
     pub(super) fenced: Option<FenceReason>,
@@ -113,7 +113,7 @@ impl Agent {
             seq: 0,
             next_token: 1,
             observed: None,
-            round_seen: None,
+            rounds_seen: RoundsSeen::default(),
             lease_until_ms: None,
             last_heartbeat_commit_ms: None,
             fenced: Some(FenceReason::LeaseExpired),
@@ -234,8 +234,10 @@ impl Agent {
     }
 
     /// A snapshot of the registry read from the store, asked for at local time `read_at_ms`
-    /// (before the read started), with the store's heartbeat round and the incarnation holding
-    /// this node's slot in the same read (`None`: the store has no slot record for it).
+    /// (before the read started), with the store's heartbeat rounds (the open round, and the
+    /// round each node's latest heartbeat names: [`Rounds`]; a bare `u64` is the open round
+    /// alone) and the incarnation holding this node's slot in the same read (`None`: the store
+    /// has no slot record for it).
     ///
     /// A slot held by a newer incarnation means another process took this node's place (this
     /// one was frozen, or presumed dead): the Agent fences itself for good
@@ -249,9 +251,13 @@ impl Agent {
         now_ms: u64,
         read_at_ms: u64,
         state: State,
-        round: u64,
+        rounds: impl Into<Rounds>,
         slot_incarnation: Option<u64>,
     ) -> Result<(), InputError> {
+        let Rounds {
+            round,
+            heartbeat_rounds,
+        } = rounds.into();
         Self::check_time(self.latest_ms, now_ms)?;
         if read_at_ms > now_ms {
             return Err(InputError::ReadAfterArrival { read_at_ms, now_ms });
@@ -271,14 +277,12 @@ impl Agent {
             debug_assert!(self.serving.is_empty() && self.pending.is_empty());
             return Ok(());
         }
-        match self.round_seen {
-            Some((r, _)) if r == round => {}
-            _ => self.round_seen = Some((round, now_ms)),
-        }
+        self.rounds_seen.note(round, now_ms);
         self.notify_changes(&state);
         self.observed = Some(Observed {
             state,
             round,
+            heartbeat_rounds,
             read_at_ms,
         });
         self.evaluate(now_ms);

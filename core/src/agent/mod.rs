@@ -46,15 +46,18 @@
 //!   and drops its primary duties) and unfences only after a heartbeat commits again and a
 //!   snapshot read after that commit shows it Active.
 //! - **Rounds and detection (registry v2).** The store keeps a heartbeat round (metadata,
-//!   opened by every committed ResetHeartbeats); a node's flag says it committed a heartbeat (or
-//!   its own join) in the current round, and nobody else's transaction sets it. Once a round
-//!   is a heartbeat interval old (staggered by rank among the members, half an interval each;
-//!   a Joining node comes after every member) and every member heartbeated in it, a node opens
-//!   the next one, unless votes are gathering (then not before the round is
-//!   `failure_timeout_ms` old). A member that committed no heartbeat in a round this node has
-//!   seen open for `failure_timeout_ms` (by its own clock) is declared failed on the registry's
-//!   evidence: MarkNodeFailed carries the round and is refused if another round was opened
-//!   meanwhile. So the declared node committed nothing for at least `failure_timeout_ms` of the
+//!   opened by every committed ResetHeartbeats) and, for each node, the round its latest
+//!   heartbeat ran at (`heartbeat/n`, written by that node's blind heartbeat or its own join
+//!   alone; [`Rounds`]); a node's flag says that is the open round. Once the open round is a
+//!   heartbeat interval old (staggered by rank among the members, half an interval each; a
+//!   Joining node comes after every member) a node opens the next one, whoever has heartbeated
+//!   in it, unless votes are gathering (then not before the round is `failure_timeout_ms` old).
+//!   A member whose latest heartbeat names a round before one this node has seen open for
+//!   `failure_timeout_ms` (by its own clock; the rounds seen are kept, at most
+//!   [`ROUNDS_SEEN_MAX`]) is declared failed on the registry's evidence: MarkNodeFailed carries
+//!   that round and is refused if the member's heartbeat names it or a later one. That
+//!   heartbeat ran on a registry read before the round opened, so it was sent before; the
+//!   declared node committed nothing sent after that for at least `failure_timeout_ms` of the
 //!   proposer's clock, which (with `failure_timeout_ms / (1 + rate error) > lease_ms / (1 -
 //!   rate error) + heartbeat_interval_ms`, checked exactly by [`Timing::new`]: the proposer's
 //!   clock may be fast, the node's slow) is longer than the node's lease: it fenced itself
@@ -107,13 +110,14 @@ mod watchdog;
 pub use clocks::{ClockReading, CLOCK_GAP_SLACK_MS, CLOCK_READING_SLACK_MS};
 pub use limits::{
     DRAIN_OUTPUTS_MAX, IN_FLIGHT_MAX, NOTIFICATIONS_MAX, PLACE_QUEUE_MAX, PROBES_PER_ROUND_MAX,
-    PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX,
+    PROBE_STREAK_MIN, REQUESTS_MAX, REQUEST_RETRIES_MAX, RETRIES_MAX, ROUNDS_SEEN_MAX,
 };
 pub use machine::{drain, Agent, InputError};
 pub use output::{
     ClockFault, Decision, FenceReason, Io, Notification, Outgoing, Output, PlaceQueueFull,
     RequestError, TooManyRequests,
 };
+pub use records::Rounds;
 pub use serving::{served_by, ServingPermit};
 pub use timing::{
     Timing, TimingError, TimingSettings, LOCAL_TIME_MS_MAX, TIME_HEADROOM_MS, TIMING_MS_MAX,

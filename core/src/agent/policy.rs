@@ -129,23 +129,25 @@ impl Agent {
         debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
     }
 
-    /// Failure detection (registry v2), in the round this node saw open at `round_seen`:
-    /// - a member that committed no heartbeat in the round is declared failed on the registry's
-    ///   own evidence once the round is `failure_timeout_ms` old (the proposal carries the round,
-    ///   so it is refused if another round opened meanwhile);
+    /// Failure detection (registry v2), on the rounds this node saw open ([`RoundsSeen`]):
+    /// - a member whose latest heartbeat names a round before one this node saw open
+    ///   `failure_timeout_ms` ago is declared failed on the registry's own evidence (the proposal
+    ///   carries that round; the store refuses it if the member's heartbeat names that round or
+    ///   a later one, so a later round opening meanwhile does not undo the evidence);
     /// - a peer this node cannot reach (a partition recorded in the registry) gets this node's
-    ///   vote, and a heartbeating member is declared once a majority of the members voted;
-    /// - a new round is opened once the round is a heartbeat interval old (members take turns by
-    ///   rank, half an interval apart) and every member heartbeated in it; while votes are
+    ///   vote, and a heartbeating member is declared once a majority of the members voted (in
+    ///   the open round);
+    /// - a new round is opened once the open round is a heartbeat interval old (members take
+    ///   turns by rank, half an interval apart), whoever has heartbeated in it; while votes are
     ///   gathering, not before the round is `failure_timeout_ms` old (votes expire with it).
-    ///   No single node can hold rounds back: a silent member is declared, which ends the wait.
+    ///   No node, silent or storeless, can hold rounds back.
     fn detect(&mut self, now_ms: u64, o: &Observed, record: &NodeRecord) {
         let s = &o.state;
         let me = self.node;
         let settings = *self.timing.settings();
         debug_assert!(record.status == NodeStatus::Active);
         debug_assert!(
-            self.round_seen.is_some(),
+            !self.rounds_seen.is_empty(),
             "a snapshot was handled, so a round was seen"
         );
         let round = Some(o.round);
@@ -160,14 +162,11 @@ impl Agent {
             .iter()
             .filter(|r| r.status == NodeStatus::Active && !r.detected.is_empty())
             .fold(NodeSet::EMPTY, |acc, r| acc.union(&r.detected));
-        // Silent members only once the round is ripe; a heartbeating one whenever the reducer
-        // says its votes are a quorum, which needs a detection of it.
-        let silent = if ripe {
-            peers.difference(heartbeats)
-        } else {
-            NodeSet::EMPTY
-        };
+        // Silent members: no heartbeat since a round seen open for the failure timeout.
+        let evidence = self.rounds_seen.ripe(now_ms, settings.failure_timeout_ms);
+        let silent = silent_since(o, &peers, evidence);
         let voted = peers.intersection(heartbeats).intersection(&suspected);
+        debug_assert!(silent.intersection(&voted).is_empty());
         // Partitions are kept symmetric, so this node's row names every peer it cannot reach.
         let cut_off = peers.intersection(&record.partitioned_from);
         debug_assert!(peers
@@ -183,13 +182,14 @@ impl Agent {
                 };
                 self.propose_if_enabled(now_ms, vote, round);
             }
-            if silent.contains(t) || voted.contains(t) {
+            if silent.contains(t) {
+                self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, evidence);
+            } else if voted.contains(t) {
                 self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, round);
             }
         }
-        let all_heartbeated = s.active().is_subset(heartbeats);
         let voting = !suspected.is_empty();
-        if all_heartbeated && (!voting || ripe) && round_age >= self.reset_after_ms(s) {
+        if (!voting || ripe) && round_age >= self.reset_after_ms(s) {
             self.propose_if_enabled(now_ms, Event::ResetHeartbeats, round);
         }
         debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
@@ -198,19 +198,19 @@ impl Agent {
     /// How long this node has seen the snapshot's round open (0 when it has not seen it yet).
     fn round_age_ms(&self, now_ms: u64, o: &Observed) -> u64 {
         let age = self
-            .round_seen
-            .filter(|(r, _)| *r == o.round)
-            .map_or(0, |(_, seen)| now_ms.saturating_sub(seen));
+            .rounds_seen
+            .seen_ms(o.round)
+            .map_or(0, |seen| now_ms.saturating_sub(seen));
         debug_assert!(age <= now_ms);
         age
     }
 
     /// A Joining node (a live process, not yet a member) keeps the registry's own failure
     /// evidence moving too: once the members have had their turn it opens a new round, and it
-    /// declares a member that committed no heartbeat in a ripe round. Without it, a cluster whose
-    /// last members were lost while the others were joining would wait forever: nobody would be
-    /// left to declare them, and a joiner reaches no member to join through (registry v2; once
-    /// no member is left, its NodeJoinComplete bootstraps the cluster).
+    /// declares a member silent since a round it saw open for the failure timeout. Without it, a
+    /// cluster whose last members were lost while the others were joining would wait forever:
+    /// nobody would be left to declare them, and a joiner reaches no member to join through
+    /// (registry v2; once no member is left, its NodeJoinComplete bootstraps the cluster).
     fn watch_members(&mut self, now_ms: u64, o: &Observed) {
         let s = &o.state;
         let settings = *self.timing.settings();
@@ -219,13 +219,11 @@ impl Agent {
             .is_some_and(|r| r.status == NodeStatus::Joining));
         let round = Some(o.round);
         let round_age = self.round_age_ms(now_ms, o);
-        if round_age >= settings.failure_timeout_ms {
-            for t in s.active().difference(s.heartbeats()).iter() {
-                self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, round);
-            }
+        let evidence = self.rounds_seen.ripe(now_ms, settings.failure_timeout_ms);
+        for t in silent_since(o, &s.active(), evidence).iter() {
+            self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, evidence);
         }
-        let all_heartbeated = s.active().is_subset(s.heartbeats());
-        if all_heartbeated && round_age >= self.reset_after_ms(s) {
+        if round_age >= self.reset_after_ms(s) {
             self.propose_if_enabled(now_ms, Event::ResetHeartbeats, round);
         }
         debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
@@ -381,9 +379,13 @@ impl Agent {
                 next = Some(next.map_or(at, |n: u64| n.min(at)));
             }
         };
-        if let Some((_, seen)) = self.round_seen {
+        // Every round seen ripens into evidence; the open one also comes due for a reset.
+        self.rounds_seen.prune(now_ms, s.failure_timeout_ms);
+        for seen in self.rounds_seen.times() {
             consider(later_ms(seen, s.failure_timeout_ms));
-            if let Some(o) = &self.observed {
+        }
+        if let Some(o) = &self.observed {
+            if let Some(seen) = self.rounds_seen.seen_ms(o.round) {
                 consider(later_ms(seen, self.reset_after_ms(&o.state)));
             }
         }
@@ -399,4 +401,21 @@ impl Agent {
         debug_assert!(next.is_none_or(|at| at > now_ms));
         debug_assert!(self.timers.get(Timer::Evaluate) == next);
     }
+}
+
+/// The members among `candidates` silent since round `evidence` (none without one): their
+/// latest heartbeat, as snapshot `o` says, names an earlier round, or they never heartbeated.
+/// A member whose flag is set heartbeated in the open round, so only the others are looked up.
+fn silent_since(o: &Observed, candidates: &NodeSet, evidence: Option<u64>) -> NodeSet {
+    let Some(evidence) = evidence else {
+        return NodeSet::EMPTY;
+    };
+    debug_assert!(evidence <= o.round);
+    let silent: NodeSet = candidates
+        .difference(o.state.heartbeats())
+        .iter()
+        .filter(|&t| o.last_heartbeat(t).is_none_or(|h| h < evidence))
+        .collect();
+    debug_assert!(silent.is_subset(candidates));
+    silent
 }

@@ -319,6 +319,21 @@ impl State {
         }
     }
 
+    /// The registry with `heartbeats` as the set of heartbeat flags, the rest unchanged: for a
+    /// store that keeps the flags in their stored form (each node's latest heartbeat round
+    /// against the open round, [`crate::Meta::heartbeat_current`]) and rebuilds them from it.
+    /// Nodes outside the configuration are ignored.
+    pub fn with_heartbeats(&self, heartbeats: &NodeSet) -> State {
+        let mut next = self.clone();
+        next.heartbeats = NodeSet::EMPTY;
+        for n in heartbeats.iter().filter(|&n| self.node(n).is_some()) {
+            next.heartbeats.insert(n);
+        }
+        debug_assert!(next.heartbeats.is_subset(heartbeats));
+        debug_assert!(next.nodes() == self.nodes());
+        next
+    }
+
     /// All node ids of the configuration, in order (the spec's `Nodes`).
     pub fn node_ids(&self) -> impl Iterator<Item = NodeId> {
         (0..self.nodes.len()).map(NodeId::from_index)

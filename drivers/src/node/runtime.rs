@@ -225,7 +225,10 @@ impl<S: Store> Runtime<S> {
                             now,
                             read_at,
                             snapshot.state.clone(),
-                            snapshot.round,
+                            membership_core::Rounds {
+                                round: snapshot.round,
+                                heartbeat_rounds: snapshot.heartbeat_rounds.clone(),
+                            },
                             slot,
                         ) {
                             tracing::error!(%error, "the Agent refused a snapshot: dropped");

@@ -106,6 +106,7 @@ impl Snapshot {
             slots: self.slots.clone(),
             round: self.round,
             applied: imbl::OrdMap::new(),
+            heartbeat_rounds: self.heartbeat_rounds.clone(),
         }
     }
 }
