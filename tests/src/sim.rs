@@ -135,6 +135,10 @@ pub struct Measurements {
     /// Fences for a clock reason (`FenceReason::ClockSuspect`, told to the application; a node
     /// already fenced is not told again).
     pub clock_fences: u64,
+    /// Pauses of a process that overlapped a paused VM of its node (a process pause drawn while
+    /// the VM's clocks were stopped, or a VM paused under a paused process): the process stays
+    /// frozen until the later of the two ends, and is judged at its first wake-up.
+    pub pauses_overlapping_vm: u64,
 }
 
 /// The result of one run.
@@ -1111,8 +1115,12 @@ impl Sim {
                 let Some(p) = self.procs.get_mut(&pid) else {
                     return;
                 };
-                p.paused_until_us = now + length;
+                let overlapping = p.paused_until_us > now;
+                p.paused_until_us = p.paused_until_us.max(now + length);
                 p.clocks_stopped_unseen = true;
+                if overlapping {
+                    self.measurements.pauses_overlapping_vm += 1;
+                }
                 self.clocks[i] = primary.reanchored(now, STOPPED_PPM, 0);
                 self.node_clocks[i].reference = nc.reference.reanchored(now, STOPPED_PPM, 0);
                 self.node_clocks[i].stopped_since_us = Some(now);
@@ -1821,8 +1829,19 @@ impl Sim {
                         let lease = self.timing.settings().lease_ms * 1_000;
                         let length = self.rng.range(lease + 1, 4 * ft);
                         if let Some(&pid) = self.current.get(&node) {
+                            let vm_paused = node
+                                .index()
+                                .and_then(|i| self.node_clocks.get(i))
+                                .is_some_and(|c| c.stopped_since_us.is_some());
                             if let Some(proc_) = self.procs.get_mut(&pid) {
-                                proc_.paused_until_us = self.now_us + length;
+                                // A pause never ends one already under way early (its VM's
+                                // clocks may be stopped until then: a process running on
+                                // stopped clocks is no fault a real machine has).
+                                proc_.paused_until_us =
+                                    proc_.paused_until_us.max(self.now_us + length);
+                            }
+                            if vm_paused {
+                                self.measurements.pauses_overlapping_vm += 1;
                             }
                             self.coverage.fault(FaultKind::PauseBeyondLease);
                             if self.rng.chance(300) {
@@ -2247,13 +2266,17 @@ impl Sim {
         for (&pid, p) in &self.procs {
             // A process frozen with its clocks stopped (a paused VM) serves nothing while
             // frozen; what counts is what it does once it wakes, and its first input then is the
-            // clock reading (`clock_resume`).
+            // clock reading (`clock_resume`, or `wake` for any later input: the runtime reads
+            // the clocks before every input, a permit request included). So a process that has
+            // not woken since its clocks stopped is judged at that wake-up, not before: one
+            // whose own pause outlasted its VM's was counted with its stale clock (seeds 155
+            // and 165 of the harder world, `--leaving-zombies`).
             let stopped = p
                 .node
                 .index()
                 .and_then(|i| self.node_clocks.get(i))
                 .is_some_and(|c| c.stopped_since_us.is_some());
-            if (stopped || p.clocks_stopped_unseen) && p.paused_until_us > self.now_us {
+            if (stopped && p.paused_until_us > self.now_us) || p.clocks_stopped_unseen {
                 continue;
             }
             let now = self.local_ms(p.node);
