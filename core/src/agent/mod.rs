@@ -47,9 +47,9 @@
 //!   snapshot read after that commit shows it Active.
 //! - **Rounds and detection (registry v2).** The store keeps a heartbeat round (metadata,
 //!   opened by every committed ResetHeartbeats) and, for each node, the round its latest
-//!   heartbeat ran at (`heartbeat/n`, written by that node's blind heartbeat or its own join
-//!   alone; [`Rounds`]); a node's flag says that is the open round. Once the open round is a
-//!   heartbeat interval old (staggered by rank among the members, half an interval each; a
+//!   heartbeat ran at (`heartbeat/n`, written by that node's heartbeat or its own join
+//!   alone; [`Rounds`]); a node's flag says that is the open round. Once the open round is half
+//!   a heartbeat interval old (staggered by rank among the members, a quarter interval each; a
 //!   Joining node comes after every member) a node opens the next one, whoever has heartbeated
 //!   in it, unless votes are gathering (then not before the round is `failure_timeout_ms` old).
 //!   A member whose latest heartbeat names a round before one this node has seen open for

@@ -137,9 +137,10 @@ impl Agent {
     /// - a peer this node cannot reach (a partition recorded in the registry) gets this node's
     ///   vote, and a heartbeating member is declared once a majority of the members voted (in
     ///   the open round);
-    /// - a new round is opened once the open round is a heartbeat interval old (members take
-    ///   turns by rank, half an interval apart), whoever has heartbeated in it; while votes are
-    ///   gathering, not before the round is `failure_timeout_ms` old (votes expire with it).
+    /// - a new round is opened once the open round is half a heartbeat interval old (members
+    ///   take turns by rank, a quarter interval apart), whoever has heartbeated in it; while
+    ///   votes are gathering, not before the round is `failure_timeout_ms` old (votes expire
+    ///   with it).
     ///   No node, silent or storeless, can hold rounds back.
     fn detect(&mut self, now_ms: u64, o: &Observed, record: &NodeRecord) {
         let s = &o.state;
@@ -229,10 +230,15 @@ impl Agent {
         debug_assert!(self.in_flight.len() <= IN_FLIGHT_MAX);
     }
 
-    /// How old the round must be before this node opens the next one: a heartbeat interval, plus
-    /// half an interval per member ranked before it (so the lowest-ranked live member opens it and
-    /// the others seldom race it; a late one is refused: the round moved on). A non-member ranks
-    /// after every member.
+    /// How old the round must be before this node opens the next one: the round period, half a
+    /// heartbeat interval, plus half a period per member ranked before it (so the lowest-ranked
+    /// live member opens it and the others seldom race it; a late one is refused: the round moved
+    /// on). A non-member ranks after every member. Why half an interval: a silent node is
+    /// declared a failure timeout after the first round that opened after its last heartbeat, so
+    /// the period is what the declaration may come late by; with a whole interval (and the
+    /// next-ranked member's turn when the opener itself went silent) a node that lost its store
+    /// link was declared up to 653 ms after (p99; failure timeout 500 ms, interval 100 ms), with
+    /// half, 567 ms (`README.md`, performance).
     fn reset_after_ms(&self, s: &State) -> u64 {
         let settings = self.timing.settings();
         // A non-member (a Joining node) comes after every member.
@@ -253,10 +259,9 @@ impl Agent {
                 .unwrap_or(usize::from(active.len()))
         );
         let rank = u64::from(rank);
-        let after = settings
-            .heartbeat_interval_ms
-            .saturating_add(rank.saturating_mul(settings.heartbeat_interval_ms) / 2);
-        debug_assert!(after >= settings.heartbeat_interval_ms);
+        let period = (settings.heartbeat_interval_ms / 2).max(1);
+        let after = period.saturating_add(rank.saturating_mul(period) / 2);
+        debug_assert!(after >= period);
         after
     }
 
