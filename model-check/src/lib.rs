@@ -91,10 +91,14 @@ pub struct Job {
 /// 2. actors: 2 nodes and 2 actors, unbounded (renumbered);
 /// 3. actors with 3 nodes: 3 nodes and 1 actor, bounded by MaxView 3 and MaxEpoch 3 (2,373,712
 ///    states; the unbounded graph of 3 nodes with an actor, which `--nodes 3 --actors 1` checks,
-///    has 2,856,952 states since registry v2's one configuration, about 15 million before).
+///    has 2,856,952 states since registry v2's one configuration, about 15 million before);
+/// 4. membership with 4 nodes: 4 nodes and no actors, bounded by MaxView 2 (234,496 states): a
+///    majority of 4 is 3, so a node that reaches one peer is no majority, which 3 nodes cannot
+///    show (issue 20).
 pub fn default_suite(mutant: Option<Mutant>) -> Result<Vec<Job>, ConfigError> {
     let unbounded = |nodes| Config::new(Mode::Fixed, nodes, None, mutant);
     let bounded = Config::new(Mode::Fixed, 3, Some(3), mutant)?.with_max_epoch(Some(3))?;
+    let four = Config::new(Mode::Fixed, 4, Some(2), mutant)?;
     Ok(vec![
         Job {
             name: "membership: 3 nodes, no actors, unbounded (--nodes 3)",
@@ -114,6 +118,11 @@ pub fn default_suite(mutant: Option<Mutant>) -> Result<Vec<Job>, ConfigError> {
                 actors: 1,
                 ..Options::new(bounded)
             },
+        },
+        Job {
+            name: "membership with 4 nodes: 4 nodes, no actors, MaxView 2 \
+                   (--nodes 4 --max-view 2)",
+            options: Options::new(four),
         },
     ])
 }

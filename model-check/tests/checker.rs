@@ -107,6 +107,15 @@ fn fixed_protocol_state_spaces_are_pinned_and_every_property_holds() {
         // `unbounded(3)`).
         (unbounded(2), false, 698, 698, 13),
         (unbounded(3), false, 441_976, 441_976, 27),
+        // Four nodes at MaxView 2: the default run's fourth configuration (issue 20: a
+        // majority of 4 is 3, which 3 nodes cannot show).
+        (
+            Config::new(Mode::Fixed, 4, Some(2), None).unwrap(),
+            false,
+            234_496,
+            234_496,
+            20,
+        ),
     ];
     for (config, symmetry, distinct, graph, depth) in pins {
         let summary = run(&options(config, symmetry, true));
@@ -301,6 +310,21 @@ fn symmetry_reduction_is_refused_with_actors() {
         .notes
         .iter()
         .any(|n| n.contains("not sound with actors")));
+}
+
+#[test]
+fn the_default_run_has_four_configurations_and_the_fourth_has_four_nodes() {
+    let suite = default_suite(None).unwrap();
+    assert_eq!(suite.len(), 4);
+    let four = &suite[3].options;
+    assert_eq!(four.config.node_count(), 4);
+    assert_eq!(four.config.max_view(), Some(2));
+    assert_eq!(four.actors, 0);
+    assert!(
+        suite[3].name.contains("--nodes 4 --max-view 2"),
+        "{}",
+        suite[3].name
+    );
 }
 
 /// The default run's configurations, by number (1-based, as printed).
