@@ -17,7 +17,7 @@ use crate::delta::Delta;
 use crate::effect::Effect;
 use crate::event::{ActionName, Event};
 use crate::footprint::{footprint, Footprint, Key};
-use crate::node::NodeId;
+use crate::node::{NodeId, NodeSet};
 use crate::refusal::Refusal;
 use crate::state::State;
 use crate::step::step;
@@ -331,6 +331,29 @@ impl Meta {
     pub fn heartbeat_current(&self, node: NodeId) -> bool {
         self.heartbeat_round(node) == Some(self.round)
     }
+
+    /// Every flag the stored form sets (the refinement mapping of `heartbeat_received`, whole):
+    /// the nodes whose latest heartbeat names the open round. For a store that rebuilds the
+    /// registry from its keys; one pass over the heartbeats.
+    pub fn heartbeat_flags(&self) -> NodeSet {
+        let flags: NodeSet = self
+            .heartbeat_rounds
+            .iter()
+            .filter(|&(_, &r)| r == self.round)
+            .map(|(&n, _)| n)
+            .collect();
+        debug_assert!(flags.iter().all(|n| self.heartbeat_current(n)));
+        flags
+    }
+}
+
+/// Whether a committed transaction that applied `events`, having run at heartbeat round
+/// `ran_at`, changed nothing because it landed after round `open` had opened: only a node's own
+/// heartbeat can (it compares no round), and its stored key then names a closed round, so no
+/// flag changed (a stutter of the spec). A replay of a committed log skips exactly these.
+pub fn heartbeat_landed_closed(events: &[Event], ran_at: u64, open: u64) -> bool {
+    let heartbeat = matches!(events, [Event::SendHeartbeat { .. }]);
+    heartbeat && ran_at < open
 }
 
 /// Whether `proposal` is its proposer's own heartbeat under the fixed rules (see
@@ -424,9 +447,9 @@ fn accepts_stale_incarnation(state: &State, incarnation: u64, current: u64) -> b
 /// the returned writes only if none of those keys changed meanwhile (else it retries).
 pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit, ProposalError> {
     let id = proposal.id;
-    let blind = own_heartbeat(state, proposal);
+    let own = own_heartbeat(state, proposal);
     let mut meta_reads = BTreeSet::from([MetaKey::Slot(id.node)]);
-    if !blind {
+    if !own {
         // A heartbeat is idempotent: it is not remembered (no record read or written).
         meta_reads.insert(MetaKey::Applied(id));
     }
@@ -449,11 +472,11 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
             current,
         });
     }
-    if let Some(applied) = meta.applied.get(&id).filter(|_| !blind) {
+    if let Some(applied) = meta.applied.get(&id).filter(|_| !own) {
         // A retry of a proposal that did commit: recognised, not applied twice.
         return Ok(Commit {
             id,
-            own_heartbeat: blind,
+            own_heartbeat: own,
             next: state.clone(),
             delta: Delta::default(),
             reads: BTreeSet::new(),
@@ -475,7 +498,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
         )
         .next_back()
         .map(|(k, _)| k.seq);
-    if !blind && newest.is_some_and(|n| id.seq.saturating_add(PROPOSALS_REMEMBERED) <= n) {
+    if !own && newest.is_some_and(|n| id.seq.saturating_add(PROPOSALS_REMEMBERED) <= n) {
         return Err(ProposalError::Forgotten {
             id,
             remembered: PROPOSALS_REMEMBERED,
@@ -501,7 +524,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
     let delta = state.delta_within(&next, &fp);
     let mut next_meta = meta.clone();
     let mut meta_writes = BTreeSet::new();
-    if !blind {
+    if !own {
         meta_writes.insert(MetaKey::Applied(id));
         next_meta.applied.insert(
             id,
@@ -539,7 +562,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
         .iter()
         .chain(fp.writes.iter())
         .any(|k| matches!(k, Key::Heartbeat(_)));
-    if touches_flags && !blind {
+    if touches_flags && !own {
         meta_reads.insert(MetaKey::Round);
     }
     for key in delta.keys(state) {
@@ -551,7 +574,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
     }
     assert!(!events.is_empty());
     assert!(
-        !blind || meta_reads.len() == 1 && fp.reads.iter().all(|k| *k == Key::Heartbeat(id.node))
+        !own || meta_reads.len() == 1 && fp.reads.iter().all(|k| *k == Key::Heartbeat(id.node))
     );
     debug_assert!(delta.keys(state).iter().all(|k| fp.writes.contains(k)));
     debug_assert!(delta.keys(state).iter().all(|k| match k {
@@ -560,7 +583,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
     }));
     Ok(Commit {
         id,
-        own_heartbeat: blind,
+        own_heartbeat: own,
         next,
         delta,
         reads: fp.reads,

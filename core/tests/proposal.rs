@@ -211,3 +211,30 @@ fn a_declaration_may_rest_on_an_earlier_round_the_node_was_silent_through() {
         })
     );
 }
+
+/// The stored form's two helpers: the whole set of flags is exactly the nodes whose latest
+/// heartbeat names the open round, and only a heartbeat that ran at a closed round is a stutter.
+#[test]
+fn the_stored_flags_and_the_closed_round_heartbeat() {
+    let mut meta = Meta {
+        round: 4,
+        ..Meta::default()
+    };
+    meta.heartbeat_rounds.insert(NodeId(1), 4);
+    meta.heartbeat_rounds.insert(NodeId(2), 3);
+    meta.heartbeat_rounds.insert(NodeId(3), 4);
+    assert_eq!(
+        meta.heartbeat_flags().iter().collect::<Vec<_>>(),
+        vec![NodeId(1), NodeId(3)]
+    );
+    assert!(!meta.heartbeat_current(NodeId(2)) && !meta.heartbeat_current(NodeId(4)));
+    let beat = [heartbeat(2)];
+    assert!(membership_core::heartbeat_landed_closed(&beat, 3, 4));
+    assert!(!membership_core::heartbeat_landed_closed(&beat, 4, 4));
+    assert!(!membership_core::heartbeat_landed_closed(&[RESET], 3, 4));
+    assert!(!membership_core::heartbeat_landed_closed(
+        &[heartbeat(2), RESET],
+        3,
+        4
+    ));
+}

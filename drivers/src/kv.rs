@@ -193,12 +193,7 @@ pub(crate) fn load(entries: Vec<Entry>) -> Result<Loaded, StoreError> {
         }
         versions.insert(entry.key, entry.version);
     }
-    fields.heartbeats = meta
-        .heartbeat_rounds
-        .iter()
-        .filter(|&(_, &r)| r == meta.round)
-        .map(|(&n, _)| n)
-        .collect();
+    fields.heartbeats = meta.heartbeat_flags();
     let state = State::try_from(fields).map_err(|e| DecodeError {
         key: "registry".to_string(),
         reason: e.to_string(),

@@ -396,7 +396,11 @@ impl MemoryStore {
                 }
             }
         }
-        let next = next.with_heartbeats(&flags);
+        let next = if flags == *next.heartbeats() {
+            next
+        } else {
+            next.with_heartbeats(&flags)
+        };
         debug_assert!(next
             .heartbeats()
             .iter()

@@ -6,7 +6,7 @@
 //! up as a difference.
 
 use membership::protocol::invariants::{check_state, check_transition};
-use membership::protocol::{step, Config, Event, ProposalId, State};
+use membership::protocol::{heartbeat_landed_closed, step, Config, Event, ProposalId, State};
 use membership::testing::{Logged, COMMIT_LOG_MAX};
 use membership::MemoryStore;
 use std::collections::BTreeSet;
@@ -57,7 +57,7 @@ impl Replay {
         assert!(entries.len() <= REPLAY_BATCH_MAX);
         for entry in &entries {
             let heartbeat = matches!(entry.events.as_slice(), [Event::SendHeartbeat { .. }]);
-            if heartbeat && entry.round < self.round {
+            if heartbeat_landed_closed(&entry.events, entry.round, self.round) {
                 // A heartbeat that ran at a round closed before it landed: its stored key
                 // names that round, so no flag changed (a stutter of the spec).
                 self.position += 1;
