@@ -1367,4 +1367,83 @@ ElectionFairness == \A n \in Nodes : WF_vars(ElectPrimary(n))
 \* modes, and by the mutant quorum-over-slots).
 EventualElection == ElectionFairness => []<>~Leaderless
 
+(***************************************************************************)
+(* Issue 20: a property for every progress promise the README makes. Each *)
+(* has a planted bug in the Rust mutant catalogue that the default run of *)
+(* the model checker catches with it (core/src/switches.rs).              *)
+(***************************************************************************)
+
+\* State::is_majority_leaderless: n is a member that reaches a majority of
+\* the members, and no node holds a valid primary claim.
+MajorityLeaderless(n) ==
+    /\ state[n] = "Active"
+    /\ HasMajority(n)
+    /\ \A p \in Nodes : ~ValidPrimary(p)
+
+\* Trapped = MajorityLeaderless(n), for every n, under ElectionFairness:
+\* while n reaches a majority of the members, a primary is eventually in
+\* office, whatever else changes meanwhile (members joining and leaving,
+\* partitions elsewhere). EventualElection asks it only of a stable
+\* cluster, where a guard that churn keeps disabling (an election only for
+\* a member holding the newest configuration: mutant
+\* elect-needs-newest-view) goes unseen.
+EventualPrimary ==
+    \A n \in Nodes : ElectionFairness => []<>~MajorityLeaderless(n)
+
+\* State::is_rejoin_pending: n is Failed, Left or Joining (not a member and
+\* not on its way out) and can communicate with every node.
+RejoinPending(n) ==
+    /\ state[n] \in {"Failed", "Left", "Joining"}
+    /\ \A m \in Nodes : CanCommunicate(n, m)
+
+\* The node's own wish to be a member, assumed by EventualRejoin(n) only:
+\* the Agent proposes its node's NodeRecover, NodeJoin (while the
+\* application wants it in) and NodeJoinComplete whenever each is enabled.
+RejoinFairness(n) ==
+    /\ WF_vars(NodeRecover(n))
+    /\ WF_vars(NodeJoin(n))
+    /\ WF_vars(NodeJoinComplete(n))
+
+\* Trapped = RejoinPending(n), under RejoinFairness(n): a node whose
+\* partitions healed and that wants to be a member is eventually Active
+\* again. The recovery promised is this path: Failed, NodeRecover to Left,
+\* NodeJoin, NodeJoinComplete; a Failed node never becomes Active directly
+\* (mutant recover-needs-actors: no recovery once its actors moved away).
+EventualRejoin ==
+    \A n \in Nodes : RejoinFairness(n) => []<>~RejoinPending(n)
+
+\* State::is_stranded: a is placed on a node that no longer serves it (Failed,
+\* or recovered from Failed to Left).
+Stranded(a) ==
+    /\ a \in DOMAIN placements
+    /\ state[placements[a].node] \in {"Failed", "Left"}
+
+\* EXTENSION. Trapped = NoPartition /\ PrimaryInOffice /\ Stranded(a), for
+\* every actor a, under Fairness: every declared node's actors are
+\* eventually served by a member again (or removed). Mutant
+\* fail-forgets-actors (a declaration that queues nothing) violates it, as
+\* well as SingleActivation.
+EventualFailover ==
+    \A a \in Actors : []<>~(NoPartition /\ PrimaryInOffice /\ Stranded(a))
+
+\* The steps that change the loads RebalanceActors balances: an actor placed
+\* or removed, a change of the members.
+LoadChange ==
+    \/ \E a \in Actors : PlaceActor(a) \/ RemoveActor(a)
+    \/ \E n \in Nodes :
+          \/ NodeJoin(n) \/ NodeJoinComplete(n)
+          \/ NodeLeave(n) \/ NodeLeaveComplete(n)
+          \/ MarkNodeFailed(n) \/ NodeRecover(n)
+
+\* EXTENSION. Once the cluster stays stable and the loads stop changing,
+\* RebalanceActors eventually stops: no ping-pong of an actor between
+\* equally loaded nodes (mutant rebalance-share-rounds-down: the share
+\* rounded down). Not of the []<>~Trapped form: the Rust checker decides it
+\* on the behaviours that stay Stable and take no LoadChange step
+\* (Liveness::keeps), violated only by one that repeats RebalanceActors
+\* (Liveness::violated_by_repeating).
+BalanceSettles ==
+    (<>[]Stable /\ <>[][~LoadChange]_vars)
+        => <>[][\A t \in Terms : ~RebalanceActors(t)]_vars
+
 =============================================================================

@@ -141,6 +141,15 @@ pub(crate) struct Rules {
     /// PrimaryStepDown's refusals name their real guard (off: the step-down is refused always,
     /// labelled `BoundReached`).
     pub(crate) step_down_labels_truthfully: bool,
+    /// ElectPrimary does not ask whether the candidate holds the newest configuration (on: any
+    /// member with a majority may be elected; off, a mutant: only one whose view number is the
+    /// view counter).
+    pub(crate) elect_any_view: bool,
+    /// NodeRecover is enabled whatever the node still hosts (off, a mutant: refused once its
+    /// actors have all moved away).
+    pub(crate) recover_without_actors: bool,
+    /// RebalanceActors' balanced share is rounded up (off, a mutant: down).
+    pub(crate) share_rounds_up: bool,
     /// The checking bound on view numbers and terms (`MaxView`).
     pub(crate) max_view: Option<u64>,
     /// The checking bound on actor epochs (`MaxEpoch`).
@@ -177,6 +186,9 @@ impl Rules {
         migrate_dequeues: true,
         sync_merges_both: true,
         step_down_labels_truthfully: true,
+        elect_any_view: true,
+        recover_without_actors: true,
+        share_rounds_up: true,
         max_view: None,
         max_epoch: None,
     };
@@ -211,6 +223,9 @@ impl Rules {
         migrate_dequeues: true,
         sync_merges_both: true,
         step_down_labels_truthfully: true,
+        elect_any_view: true,
+        recover_without_actors: true,
+        share_rounds_up: true,
         max_view: None,
         max_epoch: None,
     };
@@ -255,6 +270,9 @@ impl Rules {
                 Some(Mutant::QuorumOverSlots) => rules.quorum_over_members = false,
                 Some(Mutant::VoteSurvivesRound) => rules.votes_expire = false,
                 Some(Mutant::HeartbeatByPeer) => rules.own_heartbeat = false,
+                Some(Mutant::ElectNeedsNewestView) => rules.elect_any_view = false,
+                Some(Mutant::RecoverNeedsActors) => rules.recover_without_actors = false,
+                Some(Mutant::RebalanceShareRoundsDown) => rules.share_rounds_up = false,
             }
             rules.max_view = config.max_view();
             rules.max_epoch = config.max_epoch();

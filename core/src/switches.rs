@@ -82,11 +82,25 @@ pub enum Mutant {
     /// reference model does: a node that lost the store but answers probes keeps its flag set by
     /// its peers (registry v2).
     HeartbeatByPeer,
+    /// ElectPrimary refused unless the candidate has adopted the current configuration (its
+    /// view number is the view counter): while the members keep changing, no member that
+    /// reaches a majority is ever continuously electable, and the cluster can stay without a
+    /// primary for good (a planted liveness bug: EventualPrimary).
+    ElectNeedsNewestView,
+    /// NodeRecover refused once the Failed node's actors have all moved away ("nothing left to
+    /// recover"): a declared node whose actors were served elsewhere can never come back (a
+    /// planted liveness bug: EventualRejoin).
+    RecoverNeedsActors,
+    /// RebalanceActors computes the balanced share rounded down instead of up: with more
+    /// actors than a multiple of the members, the node that receives the excess has an excess
+    /// itself, and an actor moves back and forth between two equally loaded nodes for ever (a
+    /// planted ping-pong livelock: BalanceSettles).
+    RebalanceShareRoundsDown,
 }
 
 impl Mutant {
     /// Every mutant, in catalogue order.
-    pub const ALL: [Mutant; 17] = [
+    pub const ALL: [Mutant; 20] = [
         Mutant::ElectWithoutMajority,
         Mutant::ElectWithoutTermIncrement,
         Mutant::NoStepDown,
@@ -104,6 +118,9 @@ impl Mutant {
         Mutant::QuorumOverSlots,
         Mutant::VoteSurvivesRound,
         Mutant::HeartbeatByPeer,
+        Mutant::ElectNeedsNewestView,
+        Mutant::RecoverNeedsActors,
+        Mutant::RebalanceShareRoundsDown,
     ];
 
     /// The mutant's command-line name.
@@ -126,6 +143,9 @@ impl Mutant {
             Mutant::QuorumOverSlots => "quorum-over-slots",
             Mutant::VoteSurvivesRound => "vote-survives-round",
             Mutant::HeartbeatByPeer => "heartbeat-by-peer",
+            Mutant::ElectNeedsNewestView => "elect-needs-newest-view",
+            Mutant::RecoverNeedsActors => "recover-needs-actors",
+            Mutant::RebalanceShareRoundsDown => "rebalance-share-rounds-down",
         }
     }
 
@@ -158,6 +178,11 @@ impl Mutant {
             Mutant::QuorumOverSlots => "majorities of the configured slots, not of the members",
             Mutant::VoteSurvivesRound => "ResetHeartbeats keeps the votes of the old round",
             Mutant::HeartbeatByPeer => "SendHeartbeat sets the flags of the sender's peers",
+            Mutant::ElectNeedsNewestView => {
+                "ElectPrimary only for a member holding the newest configuration"
+            }
+            Mutant::RecoverNeedsActors => "NodeRecover refused once the node's actors moved away",
+            Mutant::RebalanceShareRoundsDown => "RebalanceActors rounds the balanced share down",
         }
     }
 }

@@ -555,7 +555,6 @@ struct Expanded {
     words: Vec<u64>,
     labels: Vec<u16>,
     transition_violated: Vec<u8>,
-    succ_trapped: Vec<u64>,
     declared_hosts: usize,
 }
 
@@ -629,16 +628,6 @@ fn expand(cx: &Context<'_>, words: &[u64]) -> Expanded {
                     out.labels
                         .push(u16::try_from(label).unwrap_or(u16::MAX) | flag);
                     out.transition_violated.push(tv);
-                    if let Some(f) = cx.fairness {
-                        // Only needed to keep edges between states trapped for a common
-                        // property.
-                        let mask = if trapped == 0 {
-                            0
-                        } else {
-                            trapped_mask(&f.properties, &rep)
-                        };
-                        out.succ_trapped.push(mask);
-                    }
                     successors += 1;
                 }
                 Err(refusal) => {
@@ -813,9 +802,40 @@ impl Graph {
         }
         let mut graph = b.graph;
         graph.expanded = b.current;
+        if b.keep_edges {
+            graph.prune_edges();
+        }
         graph.max_depth = depth;
         graph.seconds = started.elapsed().as_secs_f64();
         graph
+    }
+
+    /// Keeps only the edges between states trapped for a common property (the only ones a
+    /// liveness verdict follows), compacting the edge arrays in place.
+    fn prune_edges(&mut self) {
+        let n = self.expanded.min(self.trapped.len());
+        let mut kept = 0usize;
+        let mut start = 0usize;
+        for i in 0..n {
+            let end = self.offsets[i + 1] as usize;
+            for j in start..end {
+                let t = self.targets[j] as usize;
+                let common = self.trapped[i] & self.trapped.get(t).copied().unwrap_or(0);
+                if common != 0 {
+                    self.targets[kept] = self.targets[j];
+                    self.labels[kept] = self.labels[j];
+                    kept += 1;
+                }
+            }
+            start = end;
+            self.offsets[i + 1] = kept as u64;
+        }
+        self.targets.truncate(kept);
+        self.labels.truncate(kept);
+        self.targets.shrink_to_fit();
+        self.labels.shrink_to_fit();
+        debug_assert_eq!(self.offsets.len(), n + 1);
+        debug_assert!(self.offsets.windows(2).all(|w| w[0] <= w[1]));
     }
 
     /// The number of states found.
@@ -940,7 +960,11 @@ impl Builder {
                         *slot = Some((to_u32(source), label & !TERM_CHANGED));
                     }
                 }
-                if self.keep_edges && source_trapped & part.succ_trapped[s] != 0 {
+                // Every edge out of a trapped state, for now: the edges between states trapped
+                // for no common property are dropped once every state's mask is known
+                // (`Graph::prune_edges`), so a successor's mask is computed once, when it is
+                // expanded, not once per edge into it.
+                if self.keep_edges && source_trapped != 0 {
                     graph.targets.push(target);
                     graph.labels.push(label);
                 }

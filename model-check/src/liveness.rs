@@ -37,6 +37,7 @@
 //! and strongly connected sets apart).
 
 use crate::graph::{Fairness, Graph, TERM_CHANGED};
+use membership_core::invariants::Liveness;
 use membership_core::Event;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -167,6 +168,7 @@ fn check(graph: &Graph, fairness: &Fairness, p: usize, scratch: &mut Scratch) ->
         trapped_states: 0,
     };
     let mut best: Option<Lasso> = None;
+    let steps = Steps::of(graph, property);
 
     // Stuttering forever in one trapped state (states in breadth-first order: the first one
     // found has the shortest prefix).
@@ -174,6 +176,10 @@ fn check(graph: &Graph, fairness: &Fairness, p: usize, scratch: &mut Scratch) ->
         report.trapped_states += 1;
         let enabled = graph.enabled[i] & assumed;
         let bound = only_bound(i) & assumed;
+        if steps.repeating {
+            // Stuttering takes no step, so it never violates a property of repeated steps.
+            continue;
+        }
         if enabled == 0 && bound == 0 {
             if best.is_none() {
                 best = Some(Lasso {
@@ -209,9 +215,9 @@ fn check(graph: &Graph, fairness: &Fairness, p: usize, scratch: &mut Scratch) ->
         stack.push(root);
         while let Some(&mut (v, ref mut pos)) = calls.last_mut() {
             let next = graph.edge(v, *pos);
-            if let Some((w, _)) = next {
+            if let Some((w, label)) = next {
                 *pos += 1;
-                if !trapped(w) {
+                if !trapped(w) || !steps.kept(label) {
                     continue;
                 }
                 if scratch.index[w] == NONE {
@@ -240,6 +246,7 @@ fn check(graph: &Graph, fairness: &Fairness, p: usize, scratch: &mut Scratch) ->
                     }
                     judge_component(
                         graph,
+                        &steps,
                         fairness,
                         assumed,
                         &members,
@@ -262,6 +269,7 @@ fn check(graph: &Graph, fairness: &Fairness, p: usize, scratch: &mut Scratch) ->
 #[allow(clippy::too_many_arguments)]
 fn judge_component(
     graph: &Graph,
+    steps: &Steps,
     fairness: &Fairness,
     assumed: u64,
     members: &[usize],
@@ -271,8 +279,13 @@ fn judge_component(
     report: &mut LivenessReport,
     best: &mut Option<Lasso>,
 ) {
-    let internal = |i: usize| graph.out(i).filter(move |&(t, _)| comp[t] == id);
+    let internal = |i: usize| {
+        graph
+            .out(i)
+            .filter(move |&(t, label)| comp[t] == id && steps.kept(label))
+    };
     let mut has_edge = false;
+    let mut moves = false;
     let mut taken = 0u64;
     let mut term_change = false;
     let mut disabled = 0u64; // really disabled at some member
@@ -280,6 +293,7 @@ fn judge_component(
     for &m in members {
         for (_, label) in internal(m) {
             has_edge = true;
+            moves |= steps.moving(label);
             term_change |= label & TERM_CHANGED != 0;
             if let Some(b) = fairness.bit_of_event[usize::from(label & !TERM_CHANGED)] {
                 taken |= 1 << b;
@@ -290,6 +304,9 @@ fn judge_component(
     }
     if !has_edge {
         return; // a single state without a self-loop: stuttering was handled apart
+    }
+    if steps.repeating && !moves {
+        return; // the property is violated only by repeating a step this set never takes
     }
     let vacuous = if term_change {
         fairness.vacuous_on_term_change
@@ -317,8 +334,11 @@ fn judge_component(
         if need_term_change {
             goals.push(Goal::TermChange);
         }
+        if steps.repeating {
+            goals.push(Goal::Move);
+        }
         let cycle = fair_cycle(
-            graph, fairness, members, id, comp, entry, &goals, only_bound,
+            graph, steps, fairness, members, id, comp, entry, &goals, only_bound,
         );
         let lasso = Lasso {
             prefix: graph.path(entry),
@@ -350,6 +370,54 @@ enum Goal {
     Take(usize),
     /// Take an edge that grants a term.
     TermChange,
+    /// Take a step the property forbids repeating for ever ([`Liveness::violated_by_repeating`]).
+    Move,
+}
+
+/// Which steps a property judges, by label: the steps its behaviours may take
+/// ([`Liveness::keeps`]) and, for a property of repeated steps, the steps it forbids repeating.
+struct Steps {
+    /// Per event of the model, whether the property's behaviours may take it.
+    keep: Vec<bool>,
+    /// Per event of the model, whether it is a step the property forbids repeating.
+    moving: Vec<bool>,
+    /// Whether the property is violated only by repeating a step (not by staying trapped).
+    repeating: bool,
+}
+
+impl Steps {
+    fn of(graph: &Graph, property: Liveness) -> Steps {
+        let keep: Vec<bool> = graph.events.iter().map(|e| property.keeps(e)).collect();
+        let repeated = property.violated_by_repeating();
+        let moving: Vec<bool> = graph
+            .events
+            .iter()
+            .map(|e| repeated.is_some_and(|f| f(e)))
+            .collect();
+        debug_assert_eq!(keep.len(), moving.len());
+        debug_assert!(repeated.is_some() || !moving.contains(&true));
+        Steps {
+            keep,
+            moving,
+            repeating: repeated.is_some(),
+        }
+    }
+
+    /// Whether an edge with this label (flags included) is one the property's behaviours take.
+    fn kept(&self, label: u16) -> bool {
+        self.keep
+            .get(usize::from(label & !TERM_CHANGED))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Whether an edge with this label is a step the property forbids repeating.
+    fn moving(&self, label: u16) -> bool {
+        self.moving
+            .get(usize::from(label & !TERM_CHANGED))
+            .copied()
+            .unwrap_or(false)
+    }
 }
 
 /// A cycle from `entry` back to `entry` inside the component that meets every goal, built from
@@ -357,6 +425,7 @@ enum Goal {
 #[allow(clippy::too_many_arguments)]
 fn fair_cycle(
     graph: &Graph,
+    steps: &Steps,
     fairness: &Fairness,
     members: &[usize],
     id: u32,
@@ -366,13 +435,18 @@ fn fair_cycle(
     only_bound: &dyn Fn(usize) -> u64,
 ) -> Vec<Event> {
     let members: BTreeSet<usize> = members.iter().copied().collect();
-    let internal = |i: usize| graph.out(i).filter(move |&(t, _)| comp[t] == id);
+    let internal = |i: usize| {
+        graph
+            .out(i)
+            .filter(move |&(t, label)| comp[t] == id && steps.kept(label))
+    };
     let edge_for = |i: usize, goal: Goal| {
         internal(i).find(|&(_, label)| match goal {
             Goal::Take(b) => {
                 fairness.bit_of_event[usize::from(label & !TERM_CHANGED)] == Some(b as u8)
             }
             Goal::TermChange => label & TERM_CHANGED != 0,
+            Goal::Move => steps.moving(label),
             Goal::Disabled(_) => false,
         })
     };
@@ -381,9 +455,9 @@ fn fair_cycle(
     for &goal in goals {
         let reached = |i: usize| match goal {
             Goal::Disabled(b) => (graph.enabled[i] | only_bound(i)) & (1 << b) == 0,
-            Goal::Take(_) | Goal::TermChange => edge_for(i, goal).is_some(),
+            Goal::Take(_) | Goal::TermChange | Goal::Move => edge_for(i, goal).is_some(),
         };
-        if let Some((walk, end)) = walk_to(graph, &members, id, comp, at, reached) {
+        if let Some((walk, end)) = walk_to(graph, steps, &members, id, comp, at, reached) {
             cycle.extend(walk);
             at = end;
             if let Some((t, label)) = edge_for(end, goal) {
@@ -399,7 +473,7 @@ fn fair_cycle(
             at = t;
         }
     }
-    if let Some((walk, _)) = walk_to(graph, &members, id, comp, at, |i| i == entry) {
+    if let Some((walk, _)) = walk_to(graph, steps, &members, id, comp, at, |i| i == entry) {
         cycle.extend(walk);
     }
     cycle
@@ -408,6 +482,7 @@ fn fair_cycle(
 /// The shortest walk inside the component from `from` to a state satisfying `goal`.
 fn walk_to(
     graph: &Graph,
+    steps: &Steps,
     members: &BTreeSet<usize>,
     id: u32,
     comp: &[u32],
@@ -430,7 +505,7 @@ fn walk_to(
             return Some((walk, v));
         }
         for (t, label) in graph.out(v) {
-            if comp[t] == id && members.contains(&t) && seen.insert(t) {
+            if comp[t] == id && steps.kept(label) && members.contains(&t) && seen.insert(t) {
                 parent.insert(t, (v, label));
                 queue.push_back(t);
             }

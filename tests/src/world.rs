@@ -79,13 +79,19 @@ pub enum Planted {
 /// mutants); the others break a safety property. `quorum-over-slots` (registry v2) leaves a
 /// cluster that scaled below a majority of its slots without a primary; the simulation keeps a
 /// majority of the slots running, so only the model checker catches it (EventualElection).
-pub const LIVENESS_MUTANTS: [Mutant; 6] = [
+/// Issue 20's three (`elect-needs-newest-view`, `recover-needs-actors`,
+/// `rebalance-share-rounds-down`) are the model checker's (EventualPrimary, EventualRejoin,
+/// BalanceSettles); the simulation is not asked to catch them.
+pub const LIVENESS_MUTANTS: [Mutant; 9] = [
     Mutant::NoStepDown,
     Mutant::NoSyncViews,
     Mutant::MigrateRequeues,
     Mutant::SyncViewsKeepsView,
     Mutant::StepDownBlockedAsBound,
     Mutant::QuorumOverSlots,
+    Mutant::ElectNeedsNewestView,
+    Mutant::RecoverNeedsActors,
+    Mutant::RebalanceShareRoundsDown,
 ];
 
 impl Planted {

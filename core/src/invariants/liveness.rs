@@ -37,6 +37,32 @@ pub enum Liveness {
     /// Fairness: besides the spec's `Fairness`, weak fairness of every ElectPrimary(n)
     /// ([`Liveness::fairness`]).
     EventualElection,
+    /// EventualPrimary(n) (issue 20): while `n` is a member that reaches a majority of the
+    /// members, a primary is eventually in office, whatever else changes meanwhile (members
+    /// joining and leaving, partitions elsewhere). EventualElection asks this only of a stable
+    /// cluster; a guard that churn keeps disabling (an election only for a member holding the
+    /// newest configuration) is caught here. `Trapped = MajorityLeaderless(n)`. Fairness:
+    /// besides the spec's `Fairness`, weak fairness of every ElectPrimary(m).
+    EventualPrimary(NodeId),
+    /// EventualRejoin(n) (issue 20): a node that wants to be a member (weak fairness of its own
+    /// NodeRecover, NodeJoin and NodeJoinComplete: the Agent proposes each whenever it is
+    /// enabled) and that can communicate with every node is eventually Active again, whether it
+    /// was declared Failed (it recovers to Left, then rejoins), left, or never joined. The
+    /// recovery the protocol promises is exactly this path: Failed, then Left, then Joining,
+    /// then Active; a Failed node never becomes Active directly. `Trapped = RejoinPending(n)`.
+    EventualRejoin(NodeId),
+    /// EventualFailover(a) (issue 20): once nothing is partitioned and a valid primary holds
+    /// the current term, an actor placed on a node that is no longer serving (Failed, or Left
+    /// after it recovered) is eventually placed on a member (or removed).
+    /// `Trapped = NoPartition /\ PrimaryInOffice /\ Stranded(a)`.
+    EventualFailover(ActorId),
+    /// BalanceSettles (issue 20): once the cluster stays stable (every node Active or Left,
+    /// nothing partitioned) and the loads stop changing (no actor placed or removed, no member
+    /// joining, leaving or declared), RebalanceActors eventually stops moving actors: no
+    /// ping-pong of an actor between equally loaded nodes. Judged on behaviours that stay
+    /// stable and take no load-changing step ([`Liveness::keeps`]); violated only by one that
+    /// keeps taking RebalanceActors ([`Liveness::violated_by_repeating`]).
+    BalanceSettles,
 }
 
 impl Liveness {
@@ -49,6 +75,12 @@ impl Liveness {
         all.extend((1..=node_count).map(|n| Liveness::EventualStepDown(NodeId(n))));
         all.extend((1..=node_count).map(|n| Liveness::EventualFailureDeclaration(NodeId(n))));
         all.extend(actors.iter().map(|&a| Liveness::EventualPlacement(a)));
+        all.extend((1..=node_count).map(|n| Liveness::EventualPrimary(NodeId(n))));
+        all.extend((1..=node_count).map(|n| Liveness::EventualRejoin(NodeId(n))));
+        all.extend(actors.iter().map(|&a| Liveness::EventualFailover(a)));
+        if !actors.is_empty() {
+            all.push(Liveness::BalanceSettles);
+        }
         all
     }
 
@@ -60,6 +92,10 @@ impl Liveness {
             Liveness::EventualPlacement(_) => "EventualPlacement",
             Liveness::EventualFailureDeclaration(_) => "EventualFailureDeclaration",
             Liveness::EventualElection => "EventualElection",
+            Liveness::EventualPrimary(_) => "EventualPrimary",
+            Liveness::EventualRejoin(_) => "EventualRejoin",
+            Liveness::EventualFailover(_) => "EventualFailover",
+            Liveness::BalanceSettles => "BalanceSettles",
         }
     }
 
@@ -82,10 +118,53 @@ impl Liveness {
             }));
             events.push(Event::MarkNodeFailed { node: n });
         }
-        if let Liveness::EventualElection = self {
+        if let Liveness::EventualElection | Liveness::EventualPrimary(_) = self {
             events.extend((1..=node_count).map(|n| Event::ElectPrimary { node: NodeId(n) }));
         }
+        if let Liveness::EventualRejoin(n) = self {
+            events.extend([
+                Event::NodeRecover { node: n },
+                Event::NodeJoin { node: n },
+                Event::NodeJoinComplete { node: n },
+            ]);
+        }
+        debug_assert!(events.len() >= fair_events(node_count, actors, max_term).len());
         events
+    }
+
+    /// Whether the behaviours this property judges may take `event`: a behaviour that takes
+    /// another step infinitely often satisfies the property (its premise is false). Every step
+    /// for every property but BalanceSettles, whose premise is that the loads stop changing:
+    /// no PlaceActor or RemoveActor, no change of the members (NodeJoin, NodeJoinComplete,
+    /// NodeLeave, NodeLeaveComplete, MarkNodeFailed, NodeRecover).
+    pub fn keeps(self, event: &Event) -> bool {
+        match self {
+            Liveness::BalanceSettles => !matches!(
+                event,
+                Event::PlaceActor { .. }
+                    | Event::RemoveActor { .. }
+                    | Event::NodeJoin { .. }
+                    | Event::NodeJoinComplete { .. }
+                    | Event::NodeLeave { .. }
+                    | Event::NodeLeaveComplete { .. }
+                    | Event::MarkNodeFailed { .. }
+                    | Event::NodeRecover { .. }
+            ),
+            _ => true,
+        }
+    }
+
+    /// Whether the property is violated only by a behaviour that takes a step satisfying this
+    /// predicate infinitely often (`<>[][~Move]_vars`), rather than by staying in `Trapped`:
+    /// BalanceSettles (the step is RebalanceActors, which queues actors to move). `None` for
+    /// every `[]<>~Trapped` property.
+    pub fn violated_by_repeating(self) -> Option<fn(&Event) -> bool> {
+        match self {
+            Liveness::BalanceSettles => {
+                Some(|event: &Event| matches!(event, Event::RebalanceActors { .. }))
+            }
+            _ => None,
+        }
     }
 
     /// Whether `state` is in the set the property forbids a fair behaviour to stay in forever.
@@ -100,6 +179,14 @@ impl Liveness {
             }
             Liveness::EventualFailureDeclaration(n) => state.looks_crashed(n),
             Liveness::EventualElection => state.is_leaderless(),
+            Liveness::EventualPrimary(n) => state.is_majority_leaderless(n),
+            Liveness::EventualRejoin(n) => state.is_rejoin_pending(n),
+            Liveness::EventualFailover(a) => {
+                state.is_stranded(a)
+                    && state.is_unpartitioned()
+                    && state.primary_in_office().is_some()
+            }
+            Liveness::BalanceSettles => state.is_stable(),
         }
     }
 }
@@ -107,9 +194,13 @@ impl Liveness {
 impl fmt::Display for Liveness {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Liveness::EventualMembershipConvergence | Liveness::EventualElection => {
-                f.write_str(self.name())
+            Liveness::EventualMembershipConvergence
+            | Liveness::EventualElection
+            | Liveness::BalanceSettles => f.write_str(self.name()),
+            Liveness::EventualPrimary(n) | Liveness::EventualRejoin(n) => {
+                write!(f, "{}({n})", self.name())
             }
+            Liveness::EventualFailover(a) => write!(f, "{}({a})", self.name()),
             Liveness::EventualStepDown(n) => write!(f, "{}({n})", self.name()),
             Liveness::EventualPlacement(a) => write!(f, "{}({a})", self.name()),
             Liveness::EventualFailureDeclaration(n) => write!(f, "{}({n})", self.name()),

@@ -490,6 +490,35 @@ impl State {
             && self.node_ids().all(|p| !self.valid_primary(p))
     }
 
+    /// `MajorityLeaderless(n)` (the premise of EventualPrimary): `n` is Active and reaches a
+    /// majority of the members (`has_majority`), and no node has a valid primary claim.
+    pub fn is_majority_leaderless(&self, node: NodeId) -> bool {
+        self.node(node)
+            .is_some_and(|r| r.status == NodeStatus::Active)
+            && self.has_majority(node)
+            && self.node_ids().all(|p| !self.valid_primary(p))
+    }
+
+    /// `RejoinPending(n)` (the premise of EventualRejoin): `n` is Failed, Left or Joining (not
+    /// a member, and not on its way out) and can communicate with every other node.
+    pub fn is_rejoin_pending(&self, node: NodeId) -> bool {
+        self.node(node).is_some_and(|r| {
+            matches!(
+                r.status,
+                NodeStatus::Failed | NodeStatus::Left | NodeStatus::Joining
+            ) && r.partitioned_from.is_empty()
+        })
+    }
+
+    /// `Stranded(a)` (the premise of EventualFailover): `a` is placed on a node that no longer
+    /// serves it, a Failed node or one that recovered from Failed to Left.
+    pub fn is_stranded(&self, actor: ActorId) -> bool {
+        self.placement(actor).is_some_and(|p| {
+            self.node(p.node)
+                .is_some_and(|r| matches!(r.status, NodeStatus::Failed | NodeStatus::Left))
+        })
+    }
+
     /// `LooksCrashed(n)` (the premise of EventualFailureDeclaration): `n` is Active, silent (its
     /// heartbeat was not received) and cut off from every other Active node, while the other
     /// Active nodes are a strict majority of the members and can all communicate with one another,

@@ -132,7 +132,12 @@ pub(super) fn rebalance_actors(rules: &Rules, state: &State, term: u64) -> Stepp
     require_primary_term(state, term)?;
     let active = state.active();
     let total: u64 = active.iter().map(|n| state.load(n)).sum();
-    let share = total.div_ceil(u64::from(active.len().max(1)));
+    let members = u64::from(active.len().max(1));
+    let share = if rules.share_rounds_up {
+        total.div_ceil(members)
+    } else {
+        total / members
+    };
     let mut next = state.clone();
     let mut effects = Effects::new();
     let mut budget = REBALANCE_BATCH_MAX;

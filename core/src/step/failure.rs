@@ -195,8 +195,11 @@ pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepp
 /// record). Its actors, queued with reason NodeFailed, stay queued. (Registry v2: v1's guard "no
 /// Active view lists `n`" is gone: `n` left the configuration when it was declared, and a member
 /// that has not synchronised since may still list it.)
-pub(super) fn node_recover(state: &State, n: NodeId) -> Stepped {
+pub(super) fn node_recover(rules: &Rules, state: &State, n: NodeId) -> Stepped {
     require_status(state, n, NodeStatus::Failed)?;
+    if !rules.recover_without_actors && state.load(n) == 0 {
+        return Err(Guard::Disabled);
+    }
     let mut next = state.clone();
     let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Left);

@@ -34,6 +34,9 @@ pub(super) fn elect_primary(rules: &Rules, state: &State, n: NodeId) -> Stepped 
             return Err(Guard::ValidPrimaryExists { primary });
         }
     }
+    if !rules.elect_any_view && r.view_number != state.view_counter() {
+        return Err(Guard::Disabled);
+    }
     let term = match rules.elect_term {
         ElectTerm::Fresh => issue_term(rules, state)?,
         ElectTerm::Reuse => state.term_counter(),

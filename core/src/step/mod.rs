@@ -66,7 +66,7 @@ pub fn step_with(
         Event::SendHeartbeat { node } => send_heartbeat(r, state, node),
         Event::DetectFailure { detector, target } => detect_failure(r, state, detector, target),
         Event::MarkNodeFailed { node } => mark_node_failed(r, state, node),
-        Event::NodeRecover { node } => node_recover(state, node),
+        Event::NodeRecover { node } => node_recover(r, state, node),
         Event::ElectPrimary { node } => elect_primary(r, state, node),
         Event::PrimaryStepDown { node } => primary_step_down(r, state, node),
         Event::CreatePartition { a, b } => create_partition(state, a, b),
