@@ -30,7 +30,7 @@ pub mod sim;
 pub mod world;
 
 pub use coverage::{Coverage, FaultKind};
-pub use sim::{run, Measurements, Options, Report};
+pub use sim::{run, run_window, Margins, Measurements, Options, Report};
 pub use world::{Params, Planted, Scenario};
 
 /// Runs `seeds` swarm seeds from `first` with `steps` steps each; the reports in seed order.
