@@ -25,11 +25,13 @@
 
 pub mod checker;
 pub mod coverage;
+pub mod pins;
 pub mod rng;
 pub mod sim;
 pub mod world;
 
 pub use coverage::{Coverage, FaultKind};
+pub use pins::{check_pin, Expectation};
 pub use sim::{run, run_window, Margins, Measurements, Options, Report};
 pub use world::{Params, Planted, Scenario};
 

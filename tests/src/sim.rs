@@ -176,10 +176,24 @@ pub struct Measurements {
 }
 
 /// A distribution of one oracle's margins in one run, in microseconds of true time.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Margins {
     /// Every sample, in the order taken.
     pub samples_us: Vec<i64>,
+}
+
+impl std::fmt::Debug for Margins {
+    // The summary, not every sample: failure and pin messages print measurements.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Margins {{ samples: {}, min_us: {:?}, median_us: {:?}, negative: {} }}",
+            self.samples_us.len(),
+            self.min_us(),
+            self.median_us(),
+            self.negative()
+        )
+    }
 }
 
 impl Margins {
