@@ -253,4 +253,15 @@ mod tests {
         }
         assert_eq!(Mutant::from_name("nope"), None);
     }
+
+    #[test]
+    fn driver_mutant_names_are_distinct_and_name_every_one() {
+        let names: std::collections::BTreeSet<&str> = DriverMutant::ALL
+            .into_iter()
+            .map(DriverMutant::name)
+            .collect();
+        assert_eq!(names.len(), DriverMutant::ALL.len());
+        assert!(names.contains("lease-one-interval-long"));
+        assert!(names.contains("halved-handoff-wait"));
+    }
 }
