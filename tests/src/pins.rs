@@ -132,6 +132,12 @@ fn divergence(
             }
         },
     };
+    divergence_from(then, report)
+}
+
+/// Where `report`'s trace first leaves the recorded checkpoints `then`, and the new trace's
+/// steps in that window (its run repeated with [`run_window`]); or that it never does.
+pub fn divergence_from(then: &[u64], report: &Report) -> String {
     let Some(i) = first_divergence(then, &report.checkpoints) else {
         return format!(
             "the trace is the recorded one at all {} checkpoints (every {CHECKPOINT_STEPS} \
@@ -141,8 +147,8 @@ fn divergence(
         );
     };
     let index = u64::try_from(i).unwrap_or(u64::MAX);
-    let first = index.saturating_mul(CHECKPOINT_STEPS) + 1;
-    let last = first + CHECKPOINT_STEPS - 1;
+    let first = index.saturating_mul(CHECKPOINT_STEPS).saturating_add(1);
+    let last = first.saturating_add(CHECKPOINT_STEPS - 1);
     let shown = |h: Option<&u64>| {
         h.map_or_else(|| "the run had ended".to_string(), |h| format!("{h:016x}"))
     };
@@ -209,5 +215,75 @@ pub fn check_pin(
         Ok(())
     } else {
         Err(failures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diverging_trace_is_shown_from_its_first_diverging_window() {
+        let report = run(Options::swarm(8, 2_000));
+        assert!(
+            report.checkpoints.len() >= 10,
+            "{}",
+            report.checkpoints.len()
+        );
+        // The recorded trace, as if it had differed from the fourth checkpoint on.
+        let mut then = report.checkpoints.clone();
+        for hash in &mut then[3..] {
+            *hash ^= 1;
+        }
+        let text = divergence_from(&then, &report);
+        assert!(
+            text.contains("diverges from the recorded one in steps 601 to 800"),
+            "{text}"
+        );
+        let steps: Vec<&str> = text.lines().filter(|l| l.starts_with("  step ")).collect();
+        assert_eq!(steps.len(), 200, "{text}");
+        assert!(steps[0].starts_with("  step     601 "), "{}", steps[0]);
+        assert!(steps[199].starts_with("  step     800 "), "{}", steps[199]);
+        // The same trace: no window, and the message says what changed instead.
+        let same = divergence_from(&report.checkpoints, &report);
+        assert!(
+            same.contains("the trace is the recorded one at all"),
+            "{same}"
+        );
+        // A recorded trace that ran on past the new run's end diverges where the new one ended.
+        let mut longer = report.checkpoints.clone();
+        longer.push(7);
+        let ended = divergence_from(&longer, &report);
+        assert!(ended.contains("now the run had ended"), "{ended}");
+    }
+
+    #[test]
+    fn a_failed_expectation_names_itself_the_bug_and_the_missing_record() {
+        if std::env::var(WRITE_PINS_VAR).is_ok() {
+            return; // it would write a pin file for its made-up pin
+        }
+        let failing: Expectation<'_> = &|_| Err("the pinned situation is no longer reached".into());
+        let message = check_pin(
+            "no_such_pin",
+            "a bug for the test",
+            &[(Options::swarm(8, 1_000), failing)],
+        )
+        .err()
+        .unwrap_or_default();
+        assert!(
+            message.contains("PIN no_such_pin FAILED: the pinned situation is no longer reached"),
+            "{message}"
+        );
+        assert!(
+            message.contains("it guards: a bug for the test"),
+            "{message}"
+        );
+        assert!(
+            message.contains("DST_SEED=8 DST_SCENARIO=swarm DST_STEPS=1000"),
+            "{message}"
+        );
+        assert!(message.contains("no recorded checkpoints"), "{message}");
+        let passing: Expectation<'_> = &|_| Ok(());
+        assert!(check_pin("no_such_pin", "", &[(Options::swarm(8, 1_000), passing)]).is_ok());
     }
 }
