@@ -551,6 +551,16 @@ struct Timed {
     partition_reports: BTreeSet<ProposalId>,
 }
 
+/// Which way a clock ran beyond its rate error bound. A slow clock stretches a holder's lease
+/// in true time (a slew below the bound, a paused VM's stopped clock); a fast one shortens an
+/// activator's hand-off wait (a slew above the bound, a forward jump). The other way only adds
+/// margin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Beyond {
+    Slow,
+    Fast,
+}
+
 /// A process seen serving: the last true instant it was, the lease rule's bound then (`None`:
 /// the rule allows nothing), and the true instant the rule counts from.
 #[derive(Clone, Copy, Debug)]
@@ -620,9 +630,10 @@ pub struct Sim {
     /// The lease as the rule counts it in true time: `lease_ms / (1 - rate error bound)` (us,
     /// rounded up) plus `CLOCK_ROUNDING_SLACK_US`.
     lease_true_us: u64,
-    /// Per node: the latest true instant its primary clock ran beyond the rate error bound (a
-    /// slew beyond it began or ended, its VM paused or resumed, it jumped).
-    clock_beyond_us: BTreeMap<NodeId, u64>,
+    /// Per node and direction: the latest true instant its primary clock ran beyond the rate
+    /// error bound that way (a slew beyond it began or ended, its VM paused or resumed, it
+    /// jumped).
+    clock_beyond_us: BTreeMap<(NodeId, Beyond), u64>,
     /// Per actor: the processes that held it since its latest activation, by pid.
     holders: BTreeMap<ActorId, BTreeMap<u64, Holder>>,
     /// The store's latest commit revision.
@@ -1281,7 +1292,8 @@ impl Sim {
                 };
                 self.clocks[i] = primary.reanchored(now, nc.rate_ppm + slew, 0);
                 self.node_clocks[i].slewed = true;
-                self.clock_beyond_us.insert(node, now);
+                let way = if slew < 0 { Beyond::Slow } else { Beyond::Fast };
+                self.clock_beyond_us.insert((node, way), now);
                 let until = now + self.rng.range(lease_us / 2, 4 * lease_us);
                 self.push(until, Ev::ClockRestore(node));
                 self.coverage.fault(FaultKind::ClockRateBeyondBound);
@@ -1306,14 +1318,14 @@ impl Sim {
                 self.clocks[i] = primary.reanchored(now, STOPPED_PPM, 0);
                 self.node_clocks[i].reference = nc.reference.reanchored(now, STOPPED_PPM, 0);
                 self.node_clocks[i].stopped_since_us = Some(now);
-                self.clock_beyond_us.insert(node, now);
+                self.clock_beyond_us.insert((node, Beyond::Slow), now);
                 self.push(now + length, Ev::ClockResume(node));
                 self.coverage.fault(FaultKind::ClockStopped);
             }
             _ => {
                 let jump = self.rng.range(1_000, 2 * lease_us);
                 self.clocks[i] = primary.reanchored(now, primary.rate_ppm, jump);
-                self.clock_beyond_us.insert(node, now);
+                self.clock_beyond_us.insert((node, Beyond::Fast), now);
                 self.coverage.fault(FaultKind::ClockJump);
             }
         }
@@ -1330,9 +1342,14 @@ impl Sim {
             return;
         };
         if nc.slewed && nc.stopped_since_us.is_none() {
+            let way = if primary.rate_ppm < nc.rate_ppm {
+                Beyond::Slow
+            } else {
+                Beyond::Fast
+            };
             self.clocks[i] = primary.reanchored(self.now_us, nc.rate_ppm, 0);
             self.node_clocks[i].slewed = false;
-            self.clock_beyond_us.insert(node, self.now_us);
+            self.clock_beyond_us.insert((node, way), self.now_us);
         }
     }
 
@@ -1351,7 +1368,11 @@ impl Sim {
             return;
         };
         let now = self.now_us;
-        self.clock_beyond_us.insert(node, now);
+        // Its clocks stood still until now, and a slew under way ends with the pause.
+        self.clock_beyond_us.insert((node, Beyond::Slow), now);
+        if nc.slewed {
+            self.clock_beyond_us.insert((node, Beyond::Fast), now);
+        }
         self.clocks[i] = primary.reanchored(now, nc.rate_ppm, 0);
         self.node_clocks[i] = NodeClocks {
             reference: nc.reference.reanchored(now, nc.rate_ppm, 0),
@@ -2511,18 +2532,26 @@ impl Sim {
         self.options.planted == Some(Planted::Driver(mutant))
     }
 
-    /// Whether `node`'s primary clock ran beyond its rate error bound at any instant from
-    /// `since_us` to now (a slew beyond the bound, a paused VM, a jump): the lease rule assumes
-    /// it did not.
-    fn clock_beyond_since(&self, node: NodeId, since_us: u64) -> bool {
-        let now_beyond = node
-            .index()
-            .and_then(|i| self.node_clocks.get(i))
-            .is_some_and(|c| c.slewed || c.stopped_since_us.is_some());
+    /// Whether `node`'s primary clock ran beyond its rate error bound the `way` given at any
+    /// instant from `since_us` to now: the lease rule assumes it did not.
+    fn clock_beyond_since(&self, node: NodeId, way: Beyond, since_us: u64) -> bool {
+        let now_beyond = node.index().is_some_and(|i| {
+            let (Some(nc), Some(primary)) = (self.node_clocks.get(i), self.clocks.get(i)) else {
+                return false;
+            };
+            match way {
+                Beyond::Slow => {
+                    nc.stopped_since_us.is_some() || (nc.slewed && primary.rate_ppm < nc.rate_ppm)
+                }
+                Beyond::Fast => {
+                    nc.stopped_since_us.is_none() && nc.slewed && primary.rate_ppm > nc.rate_ppm
+                }
+            }
+        });
         now_beyond
             || self
                 .clock_beyond_us
-                .get(&node)
+                .get(&(node, way))
                 .is_some_and(|&at| at >= since_us)
     }
 
@@ -2650,7 +2679,7 @@ impl Sim {
         let Some(bound_us) = bound_us else {
             return; // it served with no bound: reported as a failure when seen
         };
-        if self.clock_beyond_since(node, basis_us) {
+        if self.clock_beyond_since(node, Beyond::Slow, basis_us) {
             self.measurements.margins_skipped_clock_beyond_bound += 1;
             return;
         }
@@ -2667,10 +2696,13 @@ impl Sim {
         let now = self.now_us;
         let holders = self.holders.remove(&actor).unwrap_or_default();
         let wait_us = self.timing.handoff_wait_ms() * 1_000;
-        let own_clock_beyond = self.clock_beyond_since(node, now.saturating_sub(2 * wait_us));
+        // The activator's clock running fast during its wait shortens the wait; a holder's
+        // running slow stretches its lease.
+        let own_clock_beyond =
+            self.clock_beyond_since(node, Beyond::Fast, now.saturating_sub(2 * wait_us));
         let mut latest: Option<(u64, Holder)> = None;
         for (&q, &h) in holders.iter().filter(|(&q, _)| q != pid) {
-            if own_clock_beyond || self.clock_beyond_since(h.node, h.basis_us) {
+            if own_clock_beyond || self.clock_beyond_since(h.node, Beyond::Slow, h.basis_us) {
                 self.measurements.margins_skipped_clock_beyond_bound += 1;
                 continue;
             }
@@ -2752,7 +2784,7 @@ impl Sim {
             let inc = p.agent.incarnation();
             let previous = p.timed.serving;
             if let Some(&actor) = serving.first() {
-                let beyond = self.clock_beyond_since(node, basis);
+                let beyond = self.clock_beyond_since(node, Beyond::Slow, basis);
                 if over.is_none() && !beyond && bound.is_none_or(|b| now > b) {
                     over_margin = bound.map(|b| signed_diff(b, now));
                     over = Some(match bound {
