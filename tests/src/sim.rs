@@ -2717,10 +2717,11 @@ impl Sim {
         self.measurements.handoff_margins.samples_us.push(margin);
         if margin < 0 {
             self.fail(format!(
-                "hand-off: p{pid} ({node}) activated {actor} at {:.3} ms (true time), but its \
-                 previous holder p{q} ({}) may serve it until {:.3} ms by the lease rule (its last \
-                 snapshot read or heartbeat placing it there sent at {:.3} ms, plus lease_ms / \
-                 (1 - rate error bound) = {:.3} ms): {:.3} ms too early",
+                "hand-off: p{pid} ({node}) activated {actor} at {:.3} ms (true time), but p{q} \
+                 ({}), which held it since its previous activation, may serve it until {:.3} ms \
+                 by the lease rule (the earlier of its last snapshot read and its last committed \
+                 heartbeat while it held it, sent at {:.3} ms, plus lease_ms / (1 - rate error \
+                 bound) = {:.3} ms): {:.3} ms too early",
                 ms_f(now),
                 h.node,
                 ms_f(h.bound_us),
