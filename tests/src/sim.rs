@@ -56,8 +56,8 @@ pub const CHECKPOINT_STEPS: u64 = 200;
 /// The true time (microseconds) the timing oracles allow beyond the lease rule's exact bound: the
 /// simulated clocks' integer arithmetic (a microsecond lost at each truncation and re-anchoring).
 pub const CLOCK_ROUNDING_SLACK_US: u64 = 10;
-/// The most first-send instants of heartbeats a process's oracle record keeps (older ones,
-/// abandoned by the Agent, are dropped).
+/// The most heartbeat first sends and partition report ids a process's oracle record keeps
+/// (older ones, settled or abandoned by the Agent, are dropped).
 const FIRST_SENDS_MAX: usize = 64;
 
 /// What to run.
@@ -547,7 +547,8 @@ struct Timed {
     /// Per peer: consecutive failed probe results delivered, and the first one's send (its
     /// local ms).
     failed_probes: BTreeMap<NodeId, (u32, u64)>,
-    /// The partition reports it sent (retries are the same proposal).
+    /// The partition reports it sent (retries are the same proposal), the latest
+    /// `FIRST_SENDS_MAX`.
     partition_reports: BTreeSet<ProposalId>,
 }
 
@@ -2604,6 +2605,11 @@ impl Sim {
             Action::Step(Event::CreatePartition { a, b }) => {
                 if !p.timed.partition_reports.insert(proposal.id) {
                     return; // a retry of a report already checked
+                }
+                // A report is retried only while it is in flight, and the Agent keeps one of a
+                // kind in flight: the oldest ids kept are long settled.
+                if p.timed.partition_reports.len() > FIRST_SENDS_MAX {
+                    p.timed.partition_reports.pop_first();
                 }
                 let node = p.node;
                 let (failed, since_ms) = p.timed.failed_probes.get(&b).copied().unwrap_or((0, 0));
