@@ -156,13 +156,16 @@ pub struct Measurements {
     /// the last true instant it was seen serving. Negative: it served past the rule.
     pub lease_margins: Margins,
     /// The hand-off oracle's margins: each time a process activates an actor that another
-    /// process held, the activation's true instant minus the latest true instant the previous
-    /// holder may serve it by the same rule. Negative: a single-activation hazard.
+    /// process held since the actor's previous activation, the activation's true instant minus
+    /// the latest true instant any such holder may serve it by the same rule (whether or not it
+    /// still does). Negative: a single-activation hazard.
     pub handoff_margins: Margins,
     /// Lease and hand-off samples left out because a clock involved ran beyond its rate error
-    /// bound (an 8% slew, a paused VM, a forward jump) since the instant the rule counts from:
-    /// the rule assumes clocks within the bound; beyond it the clock watchdog answers for
-    /// safety, and single activation as experienced checks it.
+    /// bound the way that matters: a holder's slow or stopped (a slew below the bound, a paused
+    /// VM) since the instant its rule counts from, an activator's fast (a slew above the bound,
+    /// a forward jump) during its last two hand-off waits. The rule assumes clocks within the
+    /// bound; beyond it the clock watchdog answers for safety, and single activation as
+    /// experienced checks it.
     pub margins_skipped_clock_beyond_bound: u64,
     /// CreatePartition proposals sent without `PROBE_STREAK_MIN` consecutive failed probes of
     /// the peer spanning `suspect_after_ms` (by the reporter's clock), as the simulation
