@@ -204,14 +204,33 @@ pub enum DriverMutant {
     /// The Agent's clock watchdog is off: `Agent::handle_clock` records readings and never
     /// fences.
     NoClockWatchdog,
+    /// The Agent's self-fencing lease is one heartbeat interval too long: its lease check and
+    /// `Agent::may_serve` count `lease_ms + heartbeat_interval_ms` from a committed heartbeat's
+    /// send (the simulation's lease oracle catches it).
+    LeaseOneIntervalLong,
+    /// The Agent reports a partition (CreatePartition) after a single failed probe, ignoring
+    /// `PROBE_STREAK_MIN` and `suspect_after_ms` (the simulation's partition-report oracle
+    /// catches it).
+    SingleProbePartition,
+    /// The store the simulation reads serves snapshots one commit old. Not a switch of this
+    /// crate's code: the simulation's store read path plays it (the simulation's snapshot-age
+    /// oracle catches it).
+    StaleSnapshot,
+    /// The hand-off wait the Agent uses before activating an actor is half of
+    /// `Timing::handoff_wait_ms` (the simulation's hand-off oracle catches it).
+    HalvedHandoffWait,
 }
 
 impl DriverMutant {
     /// Every driver mutant.
-    pub const ALL: [DriverMutant; 3] = [
+    pub const ALL: [DriverMutant; 7] = [
         DriverMutant::NoSelfFence,
         DriverMutant::AcceptStaleIncarnation,
         DriverMutant::NoClockWatchdog,
+        DriverMutant::LeaseOneIntervalLong,
+        DriverMutant::SingleProbePartition,
+        DriverMutant::StaleSnapshot,
+        DriverMutant::HalvedHandoffWait,
     ];
 
     /// The mutant's command-line name.
@@ -220,6 +239,10 @@ impl DriverMutant {
             DriverMutant::NoSelfFence => "no-self-fence",
             DriverMutant::AcceptStaleIncarnation => "accept-stale-incarnation",
             DriverMutant::NoClockWatchdog => "no-clock-watchdog",
+            DriverMutant::LeaseOneIntervalLong => "lease-one-interval-long",
+            DriverMutant::SingleProbePartition => "single-probe-partition",
+            DriverMutant::StaleSnapshot => "stale-snapshot",
+            DriverMutant::HalvedHandoffWait => "halved-handoff-wait",
         }
     }
 }
@@ -254,5 +277,16 @@ mod tests {
             assert_eq!(Mutant::from_name(m.name()), Some(m));
         }
         assert_eq!(Mutant::from_name("nope"), None);
+    }
+
+    #[test]
+    fn driver_mutant_names_are_distinct_and_name_every_one() {
+        let names: std::collections::BTreeSet<&str> = DriverMutant::ALL
+            .into_iter()
+            .map(DriverMutant::name)
+            .collect();
+        assert_eq!(names.len(), DriverMutant::ALL.len());
+        assert!(names.contains("lease-one-interval-long"));
+        assert!(names.contains("halved-handoff-wait"));
     }
 }

@@ -14,8 +14,12 @@
 //! each process's own clock, paused and zombie processes included). After every commit: the
 //! independent [`checker::Replay`] replays the store's log through `core::step`, checks every
 //! state and transition invariant of `core`, that no proposal commits twice, and that the
-//! stored registry equals the replay. At the end of every run: a liveness phase (faults stop;
-//! within [`sim::LIVENESS_FAILURE_TIMEOUTS`] failure timeouts the cluster converges).
+//! stored registry equals the replay. After every step, activation, policy proposal and
+//! delivered snapshot: the timing oracles, which check the Agent's decisions against true time
+//! (the lease rule, the hand-off, partition reports backed by the probes delivered, snapshot
+//! age; margins in [`Measurements`]). At the end of every run: a liveness phase (faults stop;
+//! within [`sim::LIVENESS_FAILURE_TIMEOUTS`] failure timeouts the cluster converges). Pinned
+//! regression runs compare their traces with recorded checkpoints ([`pins`]).
 //!
 //! Reproduce a failing seed with the command its report prints, for example
 //! `DST_SEED=42 DST_SCENARIO=swarm DST_STEPS=10000 cargo test -p membership-sim --test sim reproduce -- --nocapture`.
@@ -25,12 +29,14 @@
 
 pub mod checker;
 pub mod coverage;
+pub mod pins;
 pub mod rng;
 pub mod sim;
 pub mod world;
 
 pub use coverage::{Coverage, FaultKind};
-pub use sim::{run, Measurements, Options, Report};
+pub use pins::{check_pin, Expectation};
+pub use sim::{run, run_window, Margins, Measurements, Options, Report};
 pub use world::{Params, Planted, Scenario};
 
 /// Runs `seeds` swarm seeds from `first` with `steps` steps each; the reports in seed order.

@@ -1,19 +1,25 @@
 //! The long campaign: `cargo run --release -p membership-sim -- --seeds 1000`.
 //!
-//! Runs swarm seeds (every fault), failover seeds and degraded-observer seeds, prints a progress
+//! Runs swarm seeds (every fault; [`SWARM_STEPS_DEFAULT`] fault-phase steps each unless
+//! `--steps` says otherwise, as CI runs them), failover, degraded-observer and scale-down seeds,
+//! prints a progress
 //! line on stderr, then the coverage report and the measurements. Exits 1 if any check failed
 //! (printing each failure's report and reproduce command).
 
-use membership_sim::{run, Coverage, Options, Planted, Report, Scenario};
+use membership_sim::{run, Coverage, Margins, Options, Planted, Report, Scenario};
 use std::process::ExitCode;
 use std::time::Instant;
 
-const USAGE: &str = "usage: membership-sim [--seeds N] [--first SEED] [--steps N] [--scenario swarm|failover|degraded|all] [--planted NAME] [--leaving-zombies]";
+/// Fault-phase steps of each swarm seed unless `--steps` says otherwise: what CI runs
+/// (`tests/tests/sim.rs`, 64 seeds x 20,000 steps).
+const SWARM_STEPS_DEFAULT: u64 = 20_000;
+
+const USAGE: &str = "usage: membership-sim [--seeds N] [--first SEED] [--steps N (default 20000)] [--scenario swarm|failover|degraded|scale-down] [--planted NAME] [--leaving-zombies]";
 
 fn main() -> ExitCode {
     let mut seeds = 100u64;
     let mut first = 0u64;
-    let mut steps = 10_000u64;
+    let mut steps = SWARM_STEPS_DEFAULT;
     let mut scenarios = vec![
         Scenario::Swarm,
         Scenario::Failover,
@@ -218,6 +224,7 @@ fn print_measurements(reports: &[Report]) {
         "  clock watchdog: {suspicions} suspicious clock readings, {fences} clock fences (FenceReason::ClockSuspect) in {} runs; runs with a dual activation: {dual} (compare with --planted driver:no-clock-watchdog)",
         reports.len()
     );
+    print_oracles(reports);
     println!(
         "  convergence after the faults stop (swarm): {}",
         percentiles(
@@ -225,5 +232,59 @@ fn print_measurements(reports: &[Report]) {
                 .filter_map(|r| r.measurements.converged_after_ms)
                 .collect()
         )
+    );
+}
+
+/// The smallest and the median of `xs` (us), shown in ms.
+fn min_median(mut xs: Vec<i64>) -> String {
+    if xs.is_empty() {
+        return "no samples".to_string();
+    }
+    xs.sort_unstable();
+    let ms = |us: i64| us as f64 / 1_000.0;
+    format!(
+        "min {:.3} ms, median {:.3} ms ({} samples)",
+        ms(xs[0]),
+        ms(xs[(xs.len() - 1) / 2]),
+        xs.len()
+    )
+}
+
+/// The timing oracles' figures: the margins (all samples, and the runs' own minima and
+/// medians), the runs with a negative one, the partition reports and the stale snapshots.
+fn print_oracles(reports: &[Report]) {
+    for (what, margins) in [
+        (
+            "lease margin (latest instant the lease rule allows minus the last instant seen serving)",
+            reports.iter().map(|r| &r.measurements.lease_margins).collect::<Vec<&Margins>>(),
+        ),
+        (
+            "hand-off margin (activation minus the previous holder's latest allowed instant)",
+            reports.iter().map(|r| &r.measurements.handoff_margins).collect(),
+        ),
+    ] {
+        let all: Vec<i64> = margins.iter().flat_map(|m| m.samples_us.iter().copied()).collect();
+        let mins: Vec<i64> = margins.iter().filter_map(|m| m.min_us()).collect();
+        let medians: Vec<i64> = margins.iter().filter_map(|m| m.median_us()).collect();
+        let negative = margins.iter().filter(|m| m.negative() > 0).count();
+        println!(
+            "  {what}: all samples {}; per-run minimum {}; per-run median {}; runs with a negative one: {negative}",
+            min_median(all),
+            min_median(mins),
+            min_median(medians)
+        );
+    }
+    println!(
+        "  margins left out because a clock ran beyond its bound (slew, paused VM, jump): {}",
+        reports
+            .iter()
+            .map(|r| r.measurements.margins_skipped_clock_beyond_bound)
+            .sum::<u64>()
+    );
+    println!(
+        "  partition reports: {} with the required agreeing probes, {} without (goal 0); stale snapshots delivered: {} (goal 0)",
+        reports.iter().map(|r| r.measurements.backed_partition_reports).sum::<u64>(),
+        reports.iter().map(|r| r.measurements.unbacked_partition_reports).sum::<u64>(),
+        reports.iter().map(|r| r.measurements.stale_snapshots).sum::<u64>()
     );
 }

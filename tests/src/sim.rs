@@ -15,10 +15,11 @@ use crate::checker::{events_text, Replay};
 use crate::coverage::{Coverage, FaultKind};
 use crate::rng::{Rng, TraceHash};
 use crate::world::{Params, Planted, Scenario};
+use membership::protocol::checking::DriverMutant;
 use membership::protocol::{
-    drain, ActorId, Agent, ClockReading, Config, Decision, Event, FenceReason, InputError, NodeId,
-    NodeStatus, Notification, Output, Proposal, ProposalError, ProposalOutcome, Rounds, State,
-    Timing,
+    drain, Action, ActorId, Agent, ClockReading, Config, Decision, Event, FenceReason, InputError,
+    NodeId, NodeStatus, Notification, Output, Proposal, ProposalError, ProposalId, ProposalOutcome,
+    Rounds, State, Timing, PROBE_STREAK_MIN,
 };
 use membership::testing::{Attempt, Fault, Transaction};
 use membership::CONFLICT_RETRIES_MAX;
@@ -48,6 +49,16 @@ pub const SETTLE_MAX_MS: u64 = 30_000;
 pub const FAILOVER_MAX_MS: u64 = 30_000;
 /// How many ten-microsecond nudges the clock inversion takes at most.
 const CLOCK_NUDGES_MAX: u32 = 64;
+/// Every how many steps a run records its running trace hash as a checkpoint
+/// ([`Report::checkpoints`]): the grain at which a pinned run's trace is compared with the one
+/// recorded for it (`crate::pins`).
+pub const CHECKPOINT_STEPS: u64 = 200;
+/// The true time (microseconds) the timing oracles allow beyond the lease rule's exact bound: the
+/// simulated clocks' integer arithmetic (a microsecond lost at each truncation and re-anchoring).
+pub const CLOCK_ROUNDING_SLACK_US: u64 = 10;
+/// The most heartbeat first sends and partition report ids a process's oracle record keeps
+/// (older ones, settled or abandoned by the Agent, are dropped).
+const FIRST_SENDS_MAX: usize = 64;
 
 /// What to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +150,72 @@ pub struct Measurements {
     /// the VM's clocks were stopped, or a VM paused under a paused process): the process stays
     /// frozen until the later of the two ends, and is judged at its first wake-up.
     pub pauses_overlapping_vm: u64,
+    /// The lease oracle's margins: each time a process stops serving (all of its actors), the
+    /// latest true instant the lease rule lets it serve (from its last committed heartbeat's
+    /// send and its last snapshot read's send, plus `lease_ms / (1 - rate error bound)`) minus
+    /// the last true instant it was seen serving. Negative: it served past the rule.
+    pub lease_margins: Margins,
+    /// The hand-off oracle's margins: each time a process activates an actor that another
+    /// process held since the actor's previous activation, the activation's true instant minus
+    /// the latest true instant any such holder may serve it by the same rule (whether or not it
+    /// still does). Negative: a single-activation hazard.
+    pub handoff_margins: Margins,
+    /// Lease and hand-off samples left out because a clock involved ran beyond its rate error
+    /// bound the way that matters: a holder's slow or stopped (a slew below the bound, a paused
+    /// VM) since the instant its rule counts from, an activator's fast (a slew above the bound,
+    /// a forward jump) during its last two hand-off waits. The rule assumes clocks within the
+    /// bound; beyond it the clock watchdog answers for safety, and single activation as
+    /// experienced checks it.
+    pub margins_skipped_clock_beyond_bound: u64,
+    /// CreatePartition proposals sent without `PROBE_STREAK_MIN` consecutive failed probes of
+    /// the peer spanning `suspect_after_ms` (by the reporter's clock), as the simulation
+    /// delivered them. Goal 0; any fails the run.
+    pub unbacked_partition_reports: u64,
+    /// CreatePartition proposals sent with the required agreeing probes.
+    pub backed_partition_reports: u64,
+    /// Snapshots delivered whose content a commit made before the read was sent had already
+    /// superseded. Goal 0; any fails the run.
+    pub stale_snapshots: u64,
+}
+
+/// A distribution of one oracle's margins in one run, in microseconds of true time.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Margins {
+    /// Every sample, in the order taken.
+    pub samples_us: Vec<i64>,
+}
+
+impl std::fmt::Debug for Margins {
+    // The summary, not every sample: failure and pin messages print measurements.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Margins {{ samples: {}, min_us: {:?}, median_us: {:?}, negative: {} }}",
+            self.samples_us.len(),
+            self.min_us(),
+            self.median_us(),
+            self.negative()
+        )
+    }
+}
+
+impl Margins {
+    /// The smallest margin, if any.
+    pub fn min_us(&self) -> Option<i64> {
+        self.samples_us.iter().copied().min()
+    }
+
+    /// The median margin (the lower one of an even count), if any.
+    pub fn median_us(&self) -> Option<i64> {
+        let mut xs = self.samples_us.clone();
+        xs.sort_unstable();
+        xs.get(xs.len().saturating_sub(1) / 2).copied()
+    }
+
+    /// How many margins are negative.
+    pub fn negative(&self) -> usize {
+        self.samples_us.iter().filter(|&&m| m < 0).count()
+    }
 }
 
 /// The result of one run.
@@ -162,6 +239,10 @@ pub struct Report {
     pub measurements: Measurements,
     /// The first check that failed, with the context to reproduce it.
     pub failure: Option<String>,
+    /// The running trace hash every [`CHECKPOINT_STEPS`] steps (after steps 200, 400, ...).
+    pub checkpoints: Vec<u64>,
+    /// The steps of the window asked for by [`run_window`] (step number, true time, what).
+    pub window: Vec<String>,
 }
 
 impl Report {
@@ -446,6 +527,60 @@ struct Proc {
     activated_at_us: BTreeMap<ActorId, u64>,
     fenced_at_us: Option<u64>,
     unfenced_at_us: Option<u64>,
+    /// What the timing oracles know of it.
+    timed: Timed,
+}
+
+/// What the timing oracles know of one process, from what the simulation delivered to it.
+#[derive(Clone, Debug, Default)]
+struct Timed {
+    /// The true instant of the first send of each heartbeat proposal of its still waiting for
+    /// a final outcome (the Agent counts its lease from the first send).
+    heartbeat_sent_us: BTreeMap<ProposalId, u64>,
+    /// The first send of its latest committed heartbeat whose outcome it was told (true time).
+    lease_basis_us: Option<u64>,
+    /// The true instant its latest delivered snapshot's read was sent.
+    read_basis_us: Option<u64>,
+    /// The read in flight: the true instant it was sent, and the store's latest commit revision
+    /// then.
+    read_sent: Option<(u64, u64)>,
+    /// While it serves: the last true instant it was seen serving, the lease rule's bound then
+    /// (`None`: the rule allows nothing), and the instant the rule counts from.
+    serving: Option<SeenServing>,
+    /// Per peer: consecutive failed probe results delivered, and the first one's send (its
+    /// local ms).
+    failed_probes: BTreeMap<NodeId, (u32, u64)>,
+    /// The partition reports it sent (retries are the same proposal), the latest
+    /// `FIRST_SENDS_MAX`.
+    partition_reports: BTreeSet<ProposalId>,
+}
+
+/// Which way a clock ran beyond its rate error bound. A slow clock stretches a holder's lease
+/// in true time (a slew below the bound, a paused VM's stopped clock); a fast one shortens an
+/// activator's hand-off wait (a slew above the bound, a forward jump). The other way only adds
+/// margin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Beyond {
+    Slow,
+    Fast,
+}
+
+/// A process seen serving: the last true instant it was, the lease rule's bound then (`None`:
+/// the rule allows nothing), and the true instant the rule counts from.
+#[derive(Clone, Copy, Debug)]
+struct SeenServing {
+    last_us: u64,
+    bound_us: Option<u64>,
+    basis_us: u64,
+}
+
+/// A process that held an actor: the latest true instant it may serve it by the lease rule,
+/// the true instant the rule counts from, and its node.
+#[derive(Clone, Copy, Debug)]
+struct Holder {
+    bound_us: u64,
+    basis_us: u64,
+    node: NodeId,
 }
 
 /// The world.
@@ -495,12 +630,37 @@ pub struct Sim {
     degraded: Option<(NodeId, u64, u64)>,
     /// `ScaleDown`: when the leaves began, and the nodes asked to leave.
     scaled_down: Option<(u64, Vec<NodeId>)>,
+    // Timing oracles.
+    /// The lease as the rule counts it in true time: `lease_ms / (1 - rate error bound)` (us,
+    /// rounded up) plus `CLOCK_ROUNDING_SLACK_US`.
+    lease_true_us: u64,
+    /// Per node and direction: the latest true instant its primary clock ran beyond the rate
+    /// error bound that way (a slew beyond it began or ended, its VM paused or resumed, it
+    /// jumped).
+    clock_beyond_us: BTreeMap<(NodeId, Beyond), u64>,
+    /// Per actor: the processes that held it since its latest activation, by pid.
+    holders: BTreeMap<ActorId, BTreeMap<u64, Holder>>,
+    /// The store's latest commit revision.
+    last_revision: u64,
+    /// The planted `stale-snapshot` store: the snapshot as it was before the latest commit.
+    one_commit_old: Option<Box<Snapshot>>,
+    /// The trace hash every `CHECKPOINT_STEPS` steps.
+    checkpoints: Vec<u64>,
+    /// The steps (first, last) whose briefs to record, and the record.
+    window: Option<(u64, u64)>,
+    window_steps: Vec<String>,
 }
 
 impl Sim {
     /// A world for `options`, on the fixed protocol for `params.nodes` nodes.
     fn new(options: Options, params: Params, base: Config) -> Sim {
         let timing = Timing::new(params.timing).unwrap_or_else(|_| Timing::default_timing());
+        let lease_true_us = {
+            let s = timing.settings();
+            let ppm = u128::from(s.max_clock_rate_error_ppm.min(999_999));
+            let us = (u128::from(s.lease_ms) * 1_000 * 1_000_000).div_ceil(1_000_000 - ppm);
+            u64::try_from(us).unwrap_or(u64::MAX / 4) + CLOCK_ROUNDING_SLACK_US
+        };
         let mut config = base;
         match options.planted {
             Some(Planted::Reducer(m)) => {
@@ -568,6 +728,14 @@ impl Sim {
             crashed: None,
             degraded: None,
             scaled_down: None,
+            lease_true_us,
+            clock_beyond_us: BTreeMap::new(),
+            holders: BTreeMap::new(),
+            last_revision: 0,
+            one_commit_old: None,
+            checkpoints: Vec::new(),
+            window: None,
+            window_steps: Vec::new(),
             params,
         };
         if let Err(e) = ready(sim.store.init(config)) {
@@ -710,6 +878,17 @@ impl Sim {
             }
             // Kept as events, formatted only if the run fails.
             self.tail.push_back((entry.at_us, entry.ev.clone()));
+            if self
+                .window
+                .is_some_and(|(first, last)| (first..=last).contains(&self.steps))
+            {
+                self.window_steps.push(format!(
+                    "step {:>7} {:>12.3} ms  {}",
+                    self.steps,
+                    ms_f(entry.at_us),
+                    brief(&entry.ev)
+                ));
+            }
             // A panic in the production code under test (an assertion of the Agent, the
             // reducer or the transaction) is a failure of this seed, reported like any other.
             let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -724,7 +903,11 @@ impl Sim {
                 self.fail(format!("the production code panicked: {what}"));
                 break;
             }
+            self.check_timing();
             self.check_serving();
+            if self.steps % CHECKPOINT_STEPS == 0 {
+                self.checkpoints.push(self.hash.value());
+            }
             if self.faults_on
                 && self.options.scenario == Scenario::Swarm
                 && self.steps >= self.options.steps
@@ -767,6 +950,8 @@ impl Sim {
             coverage: self.coverage.clone(),
             measurements: self.measurements.clone(),
             failure,
+            checkpoints: std::mem::take(&mut self.checkpoints),
+            window: std::mem::take(&mut self.window_steps),
         }
     }
 
@@ -858,9 +1043,13 @@ impl Sim {
             }
             Ev::ReadAtStore { pid, read_at_ms } => {
                 let node = self.procs.get(&pid).map(|p| p.node);
-                let snapshot = match ready(self.store.snapshot()) {
-                    Ok(s) => Some(Box::new(s)),
-                    Err(_) => None,
+                let snapshot = match self.one_commit_old.clone() {
+                    // The planted `stale-snapshot` store serves the snapshot one commit old.
+                    Some(old) if self.planted_driver(DriverMutant::StaleSnapshot) => Some(old),
+                    _ => match ready(self.store.snapshot()) {
+                        Ok(s) => Some(Box::new(s)),
+                        Err(_) => None,
+                    },
                 };
                 let cut = node.is_some_and(|n| self.store_cut(n));
                 let delay = if cut {
@@ -884,13 +1073,19 @@ impl Sim {
                 read_at_ms,
                 snapshot,
             } => {
-                let again = match self.procs.get_mut(&pid) {
+                let (again, sent) = match self.procs.get_mut(&pid) {
                     Some(p) => {
                         p.reading = false;
-                        std::mem::take(&mut p.read_again)
+                        (std::mem::take(&mut p.read_again), p.timed.read_sent.take())
                     }
-                    None => false,
+                    None => (false, None),
                 };
+                if let (Some(s), Some((sent_us, revision))) = (&snapshot, sent) {
+                    self.check_snapshot_age(pid, sent_us, revision, s.revision);
+                    if let Some(p) = self.procs.get_mut(&pid) {
+                        p.timed.read_basis_us = p.timed.read_basis_us.max(Some(sent_us));
+                    }
+                }
                 if let Some(s) = snapshot {
                     let s = *s;
                     self.with_input(pid, |agent, now| {
@@ -920,6 +1115,7 @@ impl Sim {
                 outcome,
             } => match reply {
                 Reply::Agent(token) => {
+                    self.note_outcome(pid, &proposal, &outcome);
                     self.with_input(pid, |agent, now| agent.handle_outcome(now, token, outcome))
                 }
                 Reply::Direct(token) => {
@@ -1100,6 +1296,8 @@ impl Sim {
                 };
                 self.clocks[i] = primary.reanchored(now, nc.rate_ppm + slew, 0);
                 self.node_clocks[i].slewed = true;
+                let way = if slew < 0 { Beyond::Slow } else { Beyond::Fast };
+                self.clock_beyond_us.insert((node, way), now);
                 let until = now + self.rng.range(lease_us / 2, 4 * lease_us);
                 self.push(until, Ev::ClockRestore(node));
                 self.coverage.fault(FaultKind::ClockRateBeyondBound);
@@ -1124,12 +1322,14 @@ impl Sim {
                 self.clocks[i] = primary.reanchored(now, STOPPED_PPM, 0);
                 self.node_clocks[i].reference = nc.reference.reanchored(now, STOPPED_PPM, 0);
                 self.node_clocks[i].stopped_since_us = Some(now);
+                self.clock_beyond_us.insert((node, Beyond::Slow), now);
                 self.push(now + length, Ev::ClockResume(node));
                 self.coverage.fault(FaultKind::ClockStopped);
             }
             _ => {
                 let jump = self.rng.range(1_000, 2 * lease_us);
                 self.clocks[i] = primary.reanchored(now, primary.rate_ppm, jump);
+                self.clock_beyond_us.insert((node, Beyond::Fast), now);
                 self.coverage.fault(FaultKind::ClockJump);
             }
         }
@@ -1146,8 +1346,14 @@ impl Sim {
             return;
         };
         if nc.slewed && nc.stopped_since_us.is_none() {
+            let way = if primary.rate_ppm < nc.rate_ppm {
+                Beyond::Slow
+            } else {
+                Beyond::Fast
+            };
             self.clocks[i] = primary.reanchored(self.now_us, nc.rate_ppm, 0);
             self.node_clocks[i].slewed = false;
+            self.clock_beyond_us.insert((node, way), self.now_us);
         }
     }
 
@@ -1166,6 +1372,11 @@ impl Sim {
             return;
         };
         let now = self.now_us;
+        // Its clocks stood still until now, and a slew under way ends with the pause.
+        self.clock_beyond_us.insert((node, Beyond::Slow), now);
+        if nc.slewed {
+            self.clock_beyond_us.insert((node, Beyond::Fast), now);
+        }
         self.clocks[i] = primary.reanchored(now, nc.rate_ppm, 0);
         self.node_clocks[i] = NodeClocks {
             reference: nc.reference.reanchored(now, nc.rate_ppm, 0),
@@ -1287,6 +1498,8 @@ impl Sim {
                 Decision::Activate { actor, epoch } => {
                     p.serving.insert(actor, epoch);
                     p.activated_at_us.insert(actor, self.now_us);
+                    let node = p.node;
+                    self.check_handoff(pid, node, actor);
                 }
                 Decision::Deactivate { actor, .. } => {
                     p.serving.remove(&actor);
@@ -1310,6 +1523,7 @@ impl Sim {
             return;
         }
         p.reading = true;
+        p.timed.read_sent = Some((self.now_us, self.last_revision));
         let node = p.node;
         let read_at_ms = self.local_ms(node);
         if self.store_cut(node) {
@@ -1333,6 +1547,9 @@ impl Sim {
         let Some(node) = self.procs.get(&pid).map(|p| p.node) else {
             return;
         };
+        if matches!(reply, Reply::Agent(_)) {
+            self.note_send(pid, &proposal);
+        }
         if self.store_cut(node) {
             // The request is lost on the cut link: the driver's timeout says unknown.
             self.coverage.fault(FaultKind::StoreTimeout);
@@ -1462,9 +1679,19 @@ impl Sim {
             Some(Planted::ReadsLess) => Some(Fault::ValidatesOnlyWrites),
             _ => None,
         };
+        // The planted `stale-snapshot` store keeps the snapshot as it was before each commit.
+        let before = if self.planted_driver(DriverMutant::StaleSnapshot) {
+            ready(self.store.snapshot()).ok().map(Box::new)
+        } else {
+            None
+        };
         match self.store.try_commit(txn, &request.proposal, store_fault) {
             Attempt::Committed(commit, revision) => {
                 if !commit.duplicate {
+                    self.last_revision = self.last_revision.max(revision);
+                    if before.is_some() {
+                        self.one_commit_old = before;
+                    }
                     self.commits += 1;
                     self.hash.u64(revision);
                     self.hash.bytes(events_text(&commit.events).as_bytes());
@@ -1643,6 +1870,13 @@ impl Sim {
         if !ok {
             self.coverage.fault(FaultKind::ProbeTimeout);
         }
+        // What the partition-report oracle knows: the failed results delivered in a row.
+        if ok {
+            p.timed.failed_probes.remove(&peer);
+        } else {
+            let failed = p.timed.failed_probes.entry(peer).or_insert((0, sent_ms));
+            failed.0 = failed.0.saturating_add(1);
+        }
         self.with_input(pid, |agent, now| agent.handle_probe(now, peer, sent_ms, ok));
     }
 
@@ -1703,6 +1937,7 @@ impl Sim {
                 activated_at_us: BTreeMap::new(),
                 fenced_at_us: None,
                 unfenced_at_us: None,
+                timed: Timed::default(),
             },
         );
         self.hash.u64(pid);
@@ -1730,7 +1965,11 @@ impl Sim {
 
     fn crash(&mut self, node: NodeId) {
         if let Some(&pid) = self.current.get(&node) {
-            if self.procs.remove(&pid).is_some() {
+            if let Some(p) = self.procs.remove(&pid) {
+                // It stops serving at its crash: the lease oracle's margin of its last serving.
+                if let Some(serving) = p.timed.serving {
+                    self.lease_margin(serving, node);
+                }
                 self.down.insert(node);
                 self.coverage.fault(FaultKind::Crash);
             }
@@ -2289,6 +2528,330 @@ impl Sim {
         served
     }
 
+    // ---------------------------------------------------------------------------------------
+    // Timing oracles: the Agent's decisions against true time
+
+    /// Whether `mutant` is the planted bug of this run.
+    fn planted_driver(&self, mutant: DriverMutant) -> bool {
+        self.options.planted == Some(Planted::Driver(mutant))
+    }
+
+    /// Whether `node`'s primary clock ran beyond its rate error bound the `way` given at any
+    /// instant from `since_us` to now: the lease rule assumes it did not.
+    fn clock_beyond_since(&self, node: NodeId, way: Beyond, since_us: u64) -> bool {
+        let now_beyond = node.index().is_some_and(|i| {
+            let (Some(nc), Some(primary)) = (self.node_clocks.get(i), self.clocks.get(i)) else {
+                return false;
+            };
+            match way {
+                Beyond::Slow => {
+                    nc.stopped_since_us.is_some() || (nc.slewed && primary.rate_ppm < nc.rate_ppm)
+                }
+                Beyond::Fast => {
+                    nc.stopped_since_us.is_none() && nc.slewed && primary.rate_ppm > nc.rate_ppm
+                }
+            }
+        });
+        now_beyond
+            || self
+                .clock_beyond_us
+                .get(&(node, way))
+                .is_some_and(|&at| at >= since_us)
+    }
+
+    /// The lease rule for process `p` now: the latest true instant it may serve (`None`: it may
+    /// serve nothing) and the true instant the rule counts from. An Active node serves until the
+    /// earlier of its last committed heartbeat's send and its last snapshot read's send plus
+    /// the lease as a slow clock may stretch it (`lease_ms / (1 - rate error bound)`); a
+    /// Leaving one on its snapshot's read alone. Computed from what the simulation sent and
+    /// delivered, not from the Agent's state.
+    fn serve_bound(&self, p: &Proc) -> (Option<u64>, u64) {
+        let status = p
+            .agent
+            .snapshot()
+            .and_then(|s| s.node(p.node))
+            .map(|r| r.status);
+        let read = p.timed.read_basis_us;
+        let lease = p.timed.lease_basis_us;
+        let basis = match status {
+            Some(NodeStatus::Active) => match (read, lease) {
+                (Some(r), Some(l)) => Some(r.min(l)),
+                _ => None,
+            },
+            Some(NodeStatus::Leaving) => read,
+            _ => None,
+        };
+        match basis {
+            Some(b) => (Some(b + self.lease_true_us), b),
+            None => (None, read.or(lease).unwrap_or(0)),
+        }
+    }
+
+    /// A proposal of process `pid`'s policy is sent (a first send or a retry): the first send
+    /// of a heartbeat is recorded (its lease counts from it), and a partition report is checked
+    /// against the probes the simulation delivered.
+    fn note_send(&mut self, pid: u64, proposal: &Proposal) {
+        let now_us = self.now_us;
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        match proposal.action {
+            Action::Step(Event::SendHeartbeat { .. }) => {
+                if p.timed.heartbeat_sent_us.len() >= FIRST_SENDS_MAX {
+                    p.timed.heartbeat_sent_us.pop_first();
+                }
+                p.timed
+                    .heartbeat_sent_us
+                    .entry(proposal.id)
+                    .or_insert(now_us);
+            }
+            Action::Step(Event::CreatePartition { a, b }) => {
+                if !p.timed.partition_reports.insert(proposal.id) {
+                    return; // a retry of a report already checked
+                }
+                // A report is retried only while it is in flight, and the Agent keeps one of a
+                // kind in flight: the oldest ids kept are long settled.
+                if p.timed.partition_reports.len() > FIRST_SENDS_MAX {
+                    p.timed.partition_reports.pop_first();
+                }
+                let node = p.node;
+                let (failed, since_ms) = p.timed.failed_probes.get(&b).copied().unwrap_or((0, 0));
+                let now_ms = self.local_ms(node);
+                let after_ms = self.timing.settings().suspect_after_ms;
+                let span_ms = now_ms.saturating_sub(since_ms);
+                if failed >= PROBE_STREAK_MIN && span_ms >= after_ms {
+                    self.measurements.backed_partition_reports += 1;
+                } else {
+                    self.measurements.unbacked_partition_reports += 1;
+                    self.fail(format!(
+                        "partition reported without the required agreeing probes: p{pid} ({node}) \
+                         proposed CreatePartition({a}, {b}) at {:.3} ms (true time) after {failed} \
+                         failed probe(s) of {b} in a row spanning {} ms of its clock (the rule: at \
+                         least PROBE_STREAK_MIN = {PROBE_STREAK_MIN} spanning suspect_after_ms = \
+                         {after_ms} ms)",
+                        ms_f(now_us),
+                        if failed == 0 { 0 } else { span_ms },
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A final or unknown outcome of a policy proposal reaches process `pid`: a committed
+    /// heartbeat moves its lease basis to the heartbeat's first send.
+    fn note_outcome(&mut self, pid: u64, proposal: &Proposal, outcome: &ProposalOutcome) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if !matches!(proposal.action, Action::Step(Event::SendHeartbeat { .. })) {
+            return;
+        }
+        match outcome {
+            ProposalOutcome::Committed { .. } => {
+                if let Some(sent) = p.timed.heartbeat_sent_us.remove(&proposal.id) {
+                    p.timed.lease_basis_us = p.timed.lease_basis_us.max(Some(sent));
+                }
+            }
+            ProposalOutcome::Refused(_) => {
+                p.timed.heartbeat_sent_us.remove(&proposal.id);
+            }
+            ProposalOutcome::Unknown | ProposalOutcome::Unavailable => {}
+        }
+    }
+
+    /// The snapshot-age oracle: a snapshot read sent at `sent_us`, when the store's latest
+    /// commit was `revision_at_send`, must show at least that commit.
+    fn check_snapshot_age(&mut self, pid: u64, sent_us: u64, revision_at_send: u64, got: u64) {
+        if got >= revision_at_send {
+            return;
+        }
+        self.measurements.stale_snapshots += 1;
+        let node = self.procs.get(&pid).map_or(NodeId(0), |p| p.node);
+        self.fail(format!(
+            "stale snapshot: p{pid} ({node}) got a snapshot of revision {got} at {:.3} ms (true \
+             time) for a read sent at {:.3} ms, when revision {revision_at_send} had already \
+             been committed (a snapshot must show every commit made before its read was sent)",
+            ms_f(self.now_us),
+            ms_f(sent_us)
+        ));
+    }
+
+    /// Records one lease margin: a process of `node` last seen serving at `last_us` under the
+    /// bound `bound_us` counted from `basis_us` has stopped.
+    fn lease_margin(&mut self, seen: SeenServing, node: NodeId) {
+        let SeenServing {
+            last_us,
+            bound_us,
+            basis_us,
+        } = seen;
+        let Some(bound_us) = bound_us else {
+            return; // it served with no bound: reported as a failure when seen
+        };
+        if self.clock_beyond_since(node, Beyond::Slow, basis_us) {
+            self.measurements.margins_skipped_clock_beyond_bound += 1;
+            return;
+        }
+        self.measurements
+            .lease_margins
+            .samples_us
+            .push(signed_diff(bound_us, last_us));
+    }
+
+    /// The hand-off oracle, when process `pid` of `node` activates `actor`: every other process
+    /// that held it since its previous activation may serve it until its lease rule's bound;
+    /// the activation must come after the latest of them.
+    fn check_handoff(&mut self, pid: u64, node: NodeId, actor: ActorId) {
+        let now = self.now_us;
+        let holders = self.holders.remove(&actor).unwrap_or_default();
+        let wait_us = self.timing.handoff_wait_ms() * 1_000;
+        // The activator's clock running fast during its wait shortens the wait; a holder's
+        // running slow stretches its lease.
+        let own_clock_beyond =
+            self.clock_beyond_since(node, Beyond::Fast, now.saturating_sub(2 * wait_us));
+        let mut latest: Option<(u64, Holder)> = None;
+        for (&q, &h) in holders.iter().filter(|(&q, _)| q != pid) {
+            if own_clock_beyond || self.clock_beyond_since(h.node, Beyond::Slow, h.basis_us) {
+                self.measurements.margins_skipped_clock_beyond_bound += 1;
+                continue;
+            }
+            if latest.is_none_or(|(_, l)| h.bound_us > l.bound_us) {
+                latest = Some((q, h));
+            }
+        }
+        let Some((q, h)) = latest else {
+            return;
+        };
+        let margin = signed_diff(now, h.bound_us);
+        self.measurements.handoff_margins.samples_us.push(margin);
+        if margin < 0 {
+            self.fail(format!(
+                "hand-off: p{pid} ({node}) activated {actor} at {:.3} ms (true time), but p{q} \
+                 ({}), which held it since its previous activation, may serve it until {:.3} ms \
+                 by the lease rule (the earlier of its last snapshot read and its last committed \
+                 heartbeat while it held it, sent at {:.3} ms, plus lease_ms / (1 - rate error \
+                 bound) = {:.3} ms): {:.3} ms too early",
+                ms_f(now),
+                h.node,
+                ms_f(h.bound_us),
+                ms_f(h.basis_us),
+                ms_f(self.lease_true_us),
+                ms_f(h.bound_us - now)
+            ));
+        }
+    }
+
+    /// The lease oracle after every step: each process seen serving (`Agent::may_serve` at its
+    /// own clock, as `served` counts) must be within its lease rule's bound; each actor's
+    /// holders are noted for the hand-off oracle; a process that stopped serving gives a margin.
+    fn check_timing(&mut self) {
+        if self.done {
+            return;
+        }
+        let now = self.now_us;
+        let mut over: Option<String> = None;
+        let mut over_margin: Option<i64> = None;
+        let mut stopped: Vec<(SeenServing, NodeId)> = Vec::new();
+        let mut held: Vec<(ActorId, u64, Holder)> = Vec::new();
+        let pids: Vec<u64> = self.procs.keys().copied().collect();
+        for pid in pids {
+            let Some(p) = self.procs.get(&pid) else {
+                continue;
+            };
+            let stopped_clock = p
+                .node
+                .index()
+                .and_then(|i| self.node_clocks.get(i))
+                .is_some_and(|c| c.stopped_since_us.is_some());
+            if (stopped_clock && p.paused_until_us > now) || p.clocks_stopped_unseen {
+                continue; // frozen on stopped clocks: judged at its wake-up (see `served`)
+            }
+            let local = self.local_ms(p.node);
+            let serving: Vec<ActorId> = p
+                .agent
+                .serving()
+                .keys()
+                .copied()
+                .filter(|&a| p.agent.may_serve(a, local))
+                .collect();
+            let (bound, basis) = self.serve_bound(p);
+            if !p.agent.is_fenced() {
+                if let Some(bound_us) = bound {
+                    for &actor in p.agent.serving().keys() {
+                        held.push((
+                            actor,
+                            pid,
+                            Holder {
+                                bound_us,
+                                basis_us: basis,
+                                node: p.node,
+                            },
+                        ));
+                    }
+                }
+            }
+            let node = p.node;
+            let inc = p.agent.incarnation();
+            let previous = p.timed.serving;
+            if let Some(&actor) = serving.first() {
+                let beyond = self.clock_beyond_since(node, Beyond::Slow, basis);
+                if over.is_none() && !beyond && bound.is_none_or(|b| now > b) {
+                    over_margin = bound.map(|b| signed_diff(b, now));
+                    over = Some(match bound {
+                        Some(b) => format!(
+                            "lease: p{pid} ({node}, incarnation {inc}) serves {actor} at {:.3} ms \
+                             (true time), {:.3} ms past the latest instant the lease rule allows \
+                             it, {:.3} ms (its last committed heartbeat sent at {}, its last \
+                             snapshot read sent at {}, plus lease_ms / (1 - rate error bound) = \
+                             {:.3} ms)",
+                            ms_f(now),
+                            ms_f(now - b),
+                            ms_f(b),
+                            instant_text(self.procs.get(&pid).and_then(|p| p.timed.lease_basis_us)),
+                            instant_text(self.procs.get(&pid).and_then(|p| p.timed.read_basis_us)),
+                            ms_f(self.lease_true_us)
+                        ),
+                        None => format!(
+                            "lease: p{pid} ({node}, incarnation {inc}) serves {actor} at {:.3} ms \
+                             (true time) with no committed heartbeat or snapshot read the lease \
+                             rule could count from",
+                            ms_f(now)
+                        ),
+                    });
+                }
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.timed.serving = Some(SeenServing {
+                        last_us: now,
+                        bound_us: bound,
+                        basis_us: basis,
+                    });
+                }
+            } else if let Some(last) = previous {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.timed.serving = None;
+                }
+                stopped.push((last, node));
+            }
+        }
+        for (last, node) in stopped {
+            self.lease_margin(last, node);
+        }
+        for (actor, pid, h) in held {
+            let holders = self.holders.entry(actor).or_default();
+            let entry = holders.entry(pid).or_insert(h);
+            if h.bound_us > entry.bound_us {
+                *entry = h;
+            }
+        }
+        if let Some(what) = over {
+            // The failing run's margins include the one it failed on.
+            if let Some(margin) = over_margin {
+                self.measurements.lease_margins.samples_us.push(margin);
+            }
+            self.fail(what);
+        }
+    }
+
     /// Single activation as the nodes experience it, after every step.
     fn check_serving(&mut self) {
         if self.done {
@@ -2323,6 +2886,20 @@ impl Sim {
             ));
         }
     }
+}
+
+/// `a - b` as a signed number of microseconds.
+fn signed_diff(a: u64, b: u64) -> i64 {
+    if a >= b {
+        i64::try_from(a - b).unwrap_or(i64::MAX)
+    } else {
+        i64::try_from(b - a).map_or(i64::MIN, |d| -d)
+    }
+}
+
+/// A true instant for a failure report, or "none".
+fn instant_text(us: Option<u64>) -> String {
+    us.map_or_else(|| "none".to_string(), |us| format!("{:.3} ms", ms_f(us)))
 }
 
 fn ms_f(us: u64) -> f64 {
@@ -2387,9 +2964,24 @@ fn refusal_text(e: &ProposalError) -> String {
 
 /// Runs one simulation.
 pub fn run(options: Options) -> Report {
+    run_with(options, None)
+}
+
+/// Runs one simulation, recording the brief of each step from `first_step` to `last_step`
+/// (inclusive) in [`Report::window`]: what a pinned run that diverged from its recorded trace
+/// shows of the window where it diverged. The run is the same as [`run`]'s.
+pub fn run_window(options: Options, first_step: u64, last_step: u64) -> Report {
+    run_with(options, Some((first_step, last_step)))
+}
+
+fn run_with(options: Options, window: Option<(u64, u64)>) -> Report {
     let params = Params::draw(options.seed, options.scenario);
     match Config::fixed(params.nodes) {
-        Ok(config) => Sim::new(options, params, config).run(),
+        Ok(config) => {
+            let mut sim = Sim::new(options, params, config);
+            sim.window = window;
+            sim.run()
+        }
         Err(e) => Report {
             options,
             params,
@@ -2400,6 +2992,8 @@ pub fn run(options: Options) -> Report {
             coverage: Coverage::default(),
             measurements: Measurements::default(),
             failure: Some(format!("bad world: {e}")),
+            checkpoints: Vec::new(),
+            window: Vec::new(),
         },
     }
 }

@@ -21,6 +21,27 @@ impl Agent {
         }
     }
 
+    /// How much longer than `lease_ms` the lease check and `may_serve` let a committed heartbeat
+    /// count: one heartbeat interval under the simulation's planted bug
+    /// `DriverMutant::LeaseOneIntervalLong` (feature `checking`), 0 otherwise (always 0 in a
+    /// production build).
+    pub(super) fn lease_slack_ms(&self, state: &State) -> u64 {
+        #[cfg(feature = "checking")]
+        {
+            if state.config().driver_mutant()
+                == Some(crate::checking::DriverMutant::LeaseOneIntervalLong)
+            {
+                return self.timing.settings().heartbeat_interval_ms;
+            }
+            0
+        }
+        #[cfg(not(feature = "checking"))]
+        {
+            let _ = state;
+            0
+        }
+    }
+
     /// Stops serving everything (each actor deactivated) and records why; told once, except
     /// that Superseded is recorded (and told) over an earlier reason.
     pub(super) fn fence(&mut self, reason: FenceReason) {
@@ -54,9 +75,13 @@ impl Agent {
         };
         let status = o.state.node(self.node).map(|r| r.status);
         let never_fences = self.never_fences(&o.state);
+        let slack_ms = self.lease_slack_ms(&o.state);
         let fresh =
             never_fences || now_ms < later_ms(o.read_at_ms, self.timing.settings().lease_ms);
-        let leased = never_fences || self.lease_until_ms.is_some_and(|until| now_ms < until);
+        let leased = never_fences
+            || self
+                .lease_until_ms
+                .is_some_and(|until| now_ms < later_ms(until, slack_ms));
         match status {
             Some(NodeStatus::Failed) => self.fence(FenceReason::DeclaredFailed),
             Some(NodeStatus::Active) if !leased => self.fence(FenceReason::LeaseExpired),
@@ -84,7 +109,7 @@ impl Agent {
             }
             _ => {}
         }
-        if let Some(until) = self.lease_until_ms {
+        if let Some(until) = self.lease_until_ms.map(|until| later_ms(until, slack_ms)) {
             if until > now_ms {
                 self.timers.set(Timer::Lease, until);
             }

@@ -74,6 +74,22 @@ impl Agent {
         debug_assert!(count == 0 || self.probe_cursor < count);
     }
 
+    /// Whether the simulation's planted bug `DriverMutant::SingleProbePartition` (feature
+    /// `checking`) is in force: a partition reported after one failed probe. Always false in a
+    /// production build.
+    fn partition_on_one_probe(state: &State) -> bool {
+        #[cfg(feature = "checking")]
+        {
+            state.config().driver_mutant()
+                == Some(crate::checking::DriverMutant::SingleProbePartition)
+        }
+        #[cfg(not(feature = "checking"))]
+        {
+            let _ = state;
+            false
+        }
+    }
+
     /// Proposes CreatePartition for a live peer whose probes kept failing for
     /// `suspect_after_ms` (and [`PROBE_STREAK_MIN`] probes), HealPartition for a cut-off peer
     /// whose probes kept answering as long.
@@ -82,6 +98,7 @@ impl Agent {
         let after = self.timing.settings().suspect_after_ms;
         let peers: Vec<(NodeId, Peer)> = self.peers.iter().map(|(&n, &p)| (n, p)).collect();
         debug_assert!(after > 0);
+        let one_probe = Self::partition_on_one_probe(s);
         for (peer, p) in peers {
             debug_assert!(p.failing_since_ms.is_none() || p.ok_since_ms.is_none());
             let live = s.node(peer).is_some_and(|r| {
@@ -91,9 +108,10 @@ impl Agent {
                 )
             });
             let streak = p.streak >= PROBE_STREAK_MIN;
-            let suspected = streak
-                && p.failing_since_ms
-                    .is_some_and(|since| now_ms.saturating_sub(since) >= after);
+            let suspected = (one_probe && p.failing_since_ms.is_some())
+                || (streak
+                    && p.failing_since_ms
+                        .is_some_and(|since| now_ms.saturating_sub(since) >= after));
             let trusted = streak
                 && p.ok_since_ms
                     .is_some_and(|since| now_ms.saturating_sub(since) >= after);

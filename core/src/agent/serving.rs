@@ -58,8 +58,11 @@ impl Agent {
             });
         }
         let fresh_until_ms = later_ms(o.read_at_ms, self.timing.settings().lease_ms);
+        let slack_ms = self.lease_slack_ms(&o.state);
         let valid_until_ms = match o.state.node(self.node).map(|r| r.status) {
-            Some(NodeStatus::Active) => fresh_until_ms.min(self.lease_until_ms?),
+            Some(NodeStatus::Active) => {
+                fresh_until_ms.min(later_ms(self.lease_until_ms?, slack_ms))
+            }
             Some(NodeStatus::Leaving) => fresh_until_ms,
             _ => return None,
         };
@@ -72,6 +75,26 @@ impl Agent {
             epoch,
             valid_until_ms,
         })
+    }
+
+    /// The hand-off wait ([`Timing::handoff_wait_ms`](super::timing::Timing::handoff_wait_ms)),
+    /// halved under the simulation's planted bug `DriverMutant::HalvedHandoffWait` (feature
+    /// `checking`; never in a production build).
+    fn handoff_wait_ms(&self, state: &crate::state::State) -> u64 {
+        let wait = self.timing.handoff_wait_ms();
+        #[cfg(feature = "checking")]
+        {
+            if state.config().driver_mutant()
+                == Some(crate::checking::DriverMutant::HalvedHandoffWait)
+            {
+                return wait / 2;
+            }
+        }
+        #[cfg(not(feature = "checking"))]
+        {
+            let _ = state;
+        }
+        wait
     }
 
     /// Serving: stop what the registry no longer places here, start what it does after the
@@ -111,7 +134,7 @@ impl Agent {
         }
         self.pending
             .retain(|a, (epoch, _)| desired.get(a) == Some(epoch));
-        let wait = self.timing.handoff_wait_ms();
+        let wait = self.handoff_wait_ms(&o.state);
         let mut start = Vec::new();
         for (&actor, &epoch) in &desired {
             if self.serving.get(&actor) == Some(&epoch) {
