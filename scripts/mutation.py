@@ -357,6 +357,10 @@ def main():
                 f.write(originals[p["file"]])
         progress(f"{p['name']}: {verdict} by {check} ({secs:.0f} s): {one_line(evidence, 160)}")
         results.append((p, verdict, check, evidence, secs, rows))
+        with open(os.path.join(base, "results.txt"), "a", encoding="utf-8") as f:
+            f.write(f"{commit} {p['name']} {verdict} {check} {secs:.0f}s {one_line(evidence)}\n")
+            for name, outcome, ev, s in rows:
+                f.write(f"    {name}: {outcome} {s:.0f}s {one_line(ev)}\n")
 
     wall = time.monotonic() - started
     print(f"mutation testing of {commit}: {len(results)} plants, {wall:.0f} s wall")
