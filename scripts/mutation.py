@@ -165,7 +165,7 @@ def model_check_evidence(output):
 def panic_evidence(output):
     m = re.search(r"panicked at ([^\n]*):\n([^\n]*)", output)
     if m:
-        return f"panic at {m.group(1)}: {m.group(2)}"
+        return f"panic at {m.group(1)}: {m.group(2) or '(empty message)'}"
     m = re.search(r"panicked at (.*)", output)
     if m:
         return f"panic at {m.group(1)}"
@@ -174,9 +174,10 @@ def panic_evidence(output):
 
 def test_evidence(output):
     parts = []
-    failed = re.search(r"^test (\S+) \.\.\. FAILED", output, re.M)
+    failed = re.findall(r"^test (\S+) \.\.\. FAILED", output, re.M)
     if failed:
-        parts.append(f"test {failed.group(1)} FAILED")
+        more = f" (and {len(failed) - 1} more of that target)" if len(failed) > 1 else ""
+        parts.append(f"test {failed[0]} FAILED{more}")
     sim = re.search(r"SIMULATION FAILED: [^\n]*", output)
     if sim:
         parts.append(sim.group(0))
