@@ -173,23 +173,29 @@ def panic_evidence(output):
 
 
 def test_evidence(output):
-    parts = []
+    """The failing test and its own panic message; among several failing tests, the CI campaign's
+    simulation failure, else the first simulation failure (a check of the simulation, not a
+    pinned trace), else the first failing test."""
     failed = re.findall(r"^test (\S+) \.\.\. FAILED", output, re.M)
+    panics = {}
+    for m in re.finditer(r"thread '([^']+)'(?: \(\d+\))? panicked at ([^\n]*):\n([^\n]*)", output):
+        panics.setdefault(m.group(1), (m.group(2), m.group(3)))
     if failed:
+        simulated = [t for t in failed if "SIMULATION FAILED" in panics.get(t, ("", ""))[1]]
+        campaign = [t for t in simulated if "campaign" in t]
+        chosen = (campaign or simulated or failed)[0]
         more = f" (and {len(failed) - 1} more of that target)" if len(failed) > 1 else ""
-        parts.append(f"test {failed[0]} FAILED{more}")
-    sim = re.search(r"SIMULATION FAILED: [^\n]*", output)
-    if sim:
-        parts.append(sim.group(0))
-    else:
-        panic = panic_evidence(output)
-        if panic:
-            parts.append(panic)
-    if not parts:
-        m = re.search(r"^error: test failed, to rerun pass (.*)$", output, re.M)
-        if m:
-            parts.append(f"test target {m.group(1)} failed")
-    return "; ".join(parts) or None
+        where, message = panics.get(chosen, (None, None))
+        if where is None:
+            return f"test {chosen} FAILED{more}"
+        return f"test {chosen} FAILED{more}: {message or '(empty message)'} (at {where})"
+    panic = panic_evidence(output)
+    if panic:
+        return panic
+    m = re.search(r"^error: test failed, to rerun pass (.*)$", output, re.M)
+    if m:
+        return f"test target {m.group(1)} failed"
+    return None
 
 
 def one_line(s, limit=220):
