@@ -330,6 +330,10 @@ def main():
     env["CARGO_TARGET_DIR"] = os.path.abspath(args.target_dir)
     env.setdefault("CARGO_TERM_COLOR", "never")
     logs = os.path.join(base, "logs")
+    if os.path.exists(logs):
+        shutil.rmtree(logs)
+    with open(os.path.join(base, "results.txt"), "w", encoding="utf-8") as f:
+        f.write(f"mutation testing of {commit}\n")
     started = time.monotonic()
     progress(f"testing {commit} in {scratch}, target dir {env['CARGO_TARGET_DIR']}, {len(plants)} plants")
 
