@@ -40,6 +40,9 @@ The output is a table, plant | file | caught by | evidence | seconds, where the 
 the first line naming the violated property, the failing test and its panic message, or the
 `SIMULATION FAILED` line; every check's full output is kept under <scratch>/../logs/<plant>/.
 `--keep` also keeps each mutated tree (<scratch>/../kept/<plant>, without build output).
+One run at a time may use a scratch directory's parent and a target directory (a lock file
+in each, `mutation.lock`): a second run is refused (exit 2); give it its own `--scratch` and
+`--target-dir`.
 
 Exit status: 0 when every plant run is caught, 1 when one survives (each is named), 2 on a
 catalogue error (a search text not found exactly once, a plant that does not compile) or a
@@ -49,6 +52,7 @@ Python 3 standard library only.
 """
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -291,6 +295,26 @@ def main():
         print("the scratch directory must lie outside the repository", file=sys.stderr)
         return 2
     base = os.path.dirname(scratch)
+    # One run at a time per scratch directory and per target directory: a second run would
+    # delete the first one's copy, and two cargo processes uplifting the same binary
+    # (debug/model-check) into one target directory can run each other's build.
+    locks = []
+    for d in (base, os.path.abspath(args.target_dir)):
+        os.makedirs(d, exist_ok=True)
+        lock = open(os.path.join(d, "mutation.lock"), "a+", encoding="utf-8")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            print(f"{d} is in use by another mutation run ({holder}); give it its own "
+                  "--scratch and --target-dir", file=sys.stderr)
+            return 2
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}, {REPO}\n")
+        lock.flush()
+        locks.append(lock)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", args.rev], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.strip()
