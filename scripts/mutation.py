@@ -30,11 +30,11 @@ panic); the later checks are then skipped unless `--all` is given. A check that 
 compile the plant's file (model-check and core-tests do not build drivers/) is "n/a". A test
 target that does not compile is a catalogue error. Each check has a timeout (CHECK_TIMEOUT_S,
 reported as "timeout"). Every plant shares one cargo target directory (`--target-dir`, default
-/tmp/mutation-target), so a plant rebuilds only the workspace crates; seed it once from a
-built tree to reuse the compiled dependencies:
-
-    mkdir -p /tmp/mutation-target/debug
-    cp -al target/debug/{deps,build,.fingerprint} /tmp/mutation-target/debug/
+/tmp/mutation-target), so a plant rebuilds only the workspace crates (the first run builds
+the dependencies once). Never seed it with hard links (`cp -al`) from another target
+directory: cargo names a workspace crate's artifacts the same in every checkout, so the two
+builds would write the same files and one could run the other's stale build (a copy, `cp -a`,
+is safe).
 
 The output is a table, plant | file | caught by | evidence | seconds, where the evidence is
 the first line naming the violated property, the failing test and its panic message, or the
