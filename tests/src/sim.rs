@@ -1051,6 +1051,9 @@ impl Sim {
                         Err(_) => None,
                     },
                 };
+                if let Some(read) = &snapshot {
+                    self.check_snapshot_content(pid, read);
+                }
                 let cut = node.is_some_and(|n| self.store_cut(n));
                 let delay = if cut {
                     self.coverage.fault(FaultKind::StoreTimeout);
@@ -2674,6 +2677,26 @@ impl Sim {
              been committed (a snapshot must show every commit made before its read was sent)",
             ms_f(self.now_us),
             ms_f(sent_us)
+        ));
+    }
+
+    /// The snapshot-age oracle's second half: a snapshot labelled with the store's latest
+    /// revision must hold the registry the committed log gives at that revision (the independent
+    /// replay, caught up after every commit). A store that serves an old registry under a
+    /// current revision passes the revision check above and fails here.
+    fn check_snapshot_content(&mut self, pid: u64, read: &Snapshot) {
+        if read.revision != self.last_revision || read.state == *self.replay.state() {
+            return;
+        }
+        self.measurements.stale_snapshots += 1;
+        let node = self.procs.get(&pid).map_or(NodeId(0), |p| p.node);
+        let diff = self.replay.state().delta(&read.state);
+        self.fail(format!(
+            "stale snapshot: p{pid} ({node}) was served a registry at {:.3} ms (true time) \
+             labelled revision {}, the latest, that is not the registry the committed log gives \
+             at that revision (served minus replayed: {diff:?})",
+            ms_f(self.now_us),
+            read.revision
         ));
     }
 
