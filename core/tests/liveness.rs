@@ -7,9 +7,26 @@ use membership_core::checking::Mutant;
 use membership_core::invariants::Liveness;
 use membership_core::testing::*;
 use membership_core::{
-    ActionName, Effect, Event, Guard, MigrationReason, NodeStatus, State, REBALANCE_BATCH_MAX,
+    ActionName, Effect, Event, Guard, MigrationReason, NodeId, NodeStatus, State,
+    REBALANCE_BATCH_MAX,
 };
 use proptest::prelude::*;
+
+/// After THREE_ACTIVE: a new round in which n1 and n2 heartbeat and n3 is silent and cut off
+/// from both: the registry's own evidence against n3 (append `fail(3)` to declare it).
+const N3_SILENT_AND_CUT_OFF: [Event; 5] = [
+    Event::ResetHeartbeats,
+    Event::SendHeartbeat { node: NodeId(1) },
+    Event::SendHeartbeat { node: NodeId(2) },
+    Event::CreatePartition {
+        a: NodeId(1),
+        b: NodeId(3),
+    },
+    Event::CreatePartition {
+        a: NodeId(2),
+        b: NodeId(3),
+    },
+];
 
 fn loads(state: &State, count: u16) -> Vec<u64> {
     (1..=count).map(|i| state.load(n(i))).collect()
@@ -83,19 +100,7 @@ fn eventual_rejoin_follows_a_declared_node_back_to_active() {
     let initial = State::initial(fixed(3));
     assert!(trapped(&initial), "a node that never joined is Left");
     // n3 silent and cut off from both peers: declared on the registry's evidence.
-    let declared = run(
-        fixed(3),
-        &then(
-            &THREE_ACTIVE,
-            &[
-                RESET,
-                heartbeat(1),
-                heartbeat(2),
-                partition(1, 3),
-                partition(2, 3),
-            ],
-        ),
-    );
+    let declared = run(fixed(3), &then(&THREE_ACTIVE, &N3_SILENT_AND_CUT_OFF));
     assert_eq!(record(&declared, 3).status, NodeStatus::Active);
     assert!(!trapped(&declared), "Active");
     let (failed, _) = accept(&declared, fail(3));
@@ -128,17 +133,7 @@ fn eventual_rejoin_follows_a_declared_node_back_to_active() {
 /// Failed node any more; the fixed protocol recovers it whatever it hosts.
 #[test]
 fn recover_needs_actors_strands_a_declared_node_whose_actors_moved_away() {
-    let events = then(
-        &THREE_ACTIVE,
-        &[
-            RESET,
-            heartbeat(1),
-            heartbeat(2),
-            partition(1, 3),
-            partition(2, 3),
-            fail(3),
-        ],
-    );
+    let events = then(&then(&THREE_ACTIVE, &N3_SILENT_AND_CUT_OFF), &[fail(3)]);
     let s = run(mutant(3, Mutant::RecoverNeedsActors), &events);
     assert_eq!(s.load(n(3)), 0);
     assert_eq!(
@@ -164,17 +159,7 @@ fn eventual_failover_traps_an_actor_left_on_a_declared_node() {
     let trapped = |s: &State, a| Liveness::EventualFailover(actor(a)).trapped(s);
     let s = place_on(&run(fixed(3), &THREE_ACTIVE), 3, [1]);
     assert!(!trapped(&s, 1), "on an Active node");
-    let s = apply(
-        &s,
-        &[
-            RESET,
-            heartbeat(1),
-            heartbeat(2),
-            partition(1, 3),
-            partition(2, 3),
-            fail(3),
-        ],
-    );
+    let s = apply(&s, &then(&N3_SILENT_AND_CUT_OFF, &[fail(3)]));
     assert!(s.is_stranded(actor(1)));
     assert!(!trapped(&s, 1), "partitioned");
     let healed = apply(&s, &[heal(1, 3), heal(2, 3)]);

@@ -276,6 +276,20 @@ fn passes_reaching(
     }
 }
 
+/// The run failed with a report that contains `needle` anywhere; else `why`, with the report's
+/// first line.
+fn fails_containing(report: &Report, needle: &str, why: &str) -> Result<(), String> {
+    let failure = report.failure.as_deref().unwrap_or("(the run passed)");
+    if failure.contains(needle) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{why}, got: {}",
+            failure.lines().next().unwrap_or("")
+        ))
+    }
+}
+
 /// The run failed, its first line starting with `first`.
 fn fails_with(report: &Report, first: &str) -> Result<(), String> {
     let line = report
@@ -478,15 +492,11 @@ fn regression_a_node_cut_off_from_the_store_only_is_declared_failed() {
         )
     };
     let v1: Expectation<'_> = &|r| {
-        let failure = r.failure.as_deref().unwrap_or("(the run passed)");
-        if failure.contains("OwnHeartbeat violated") {
-            Ok(())
-        } else {
-            Err(format!(
-                "under the v1 heartbeat rule the run should break OwnHeartbeat, got: {}",
-                failure.lines().next().unwrap_or("")
-            ))
-        }
+        fails_containing(
+            r,
+            "OwnHeartbeat violated",
+            "under the v1 heartbeat rule the run should break OwnHeartbeat",
+        )
     };
     pin(
         "regression_a_node_cut_off_from_the_store_only_is_declared_failed",
@@ -545,15 +555,11 @@ fn regression_a_cluster_scaled_down_below_a_slot_majority_survives_a_crash() {
         )
     };
     let stuck: Expectation<'_> = &|r| {
-        let failure = r.failure.as_deref().unwrap_or("(the run passed)");
-        if failure.contains("did not complete their leave") {
-            Ok(())
-        } else {
-            Err(format!(
-                "with quorums over slots the scale-down should get stuck, got: {}",
-                failure.lines().next().unwrap_or("")
-            ))
-        }
+        fails_containing(
+            r,
+            "did not complete their leave",
+            "with quorums over slots the scale-down should get stuck",
+        )
     };
     let mut runs: Vec<(Options, Expectation<'_>)> = Vec::new();
     for seed in [0, 1] {
