@@ -112,6 +112,14 @@ impl MigrationQueue {
         self.entries.iter()
     }
 
+    /// The entries of the actors in `range`, in actor-id order (a store's queue chunk).
+    pub fn range(
+        &self,
+        range: std::ops::Range<ActorId>,
+    ) -> impl Iterator<Item = (&ActorId, &MigrationEntry)> {
+        self.entries.range(range)
+    }
+
     /// The queued actors in actor-id order.
     pub fn actors(&self) -> impl Iterator<Item = ActorId> + '_ {
         self.entries.keys().copied()

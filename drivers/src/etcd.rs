@@ -31,29 +31,31 @@
 use crate::codec::{decode, encode};
 #[cfg(feature = "testing")]
 use crate::fault::Fault;
+use crate::cache::{Cache, View};
 use crate::keys::{
-    meta_key_name, never_deleted, proposals_of, proposals_of_node, CONFIG_KEY, HOSTED_FAMILY,
-    NODE_FAMILY, PER_NODE_FAMILIES, PROPOSAL_FAMILY, QUEUE_FAMILY,
+    meta_key_name, never_deleted, proposals_of_node, CONFIG_KEY, HOSTED_FAMILY, NODE_FAMILY,
+    PER_NODE_FAMILIES, VERSION_KEY,
 };
 #[cfg(feature = "testing")]
 use crate::keys::{StoreKey, LOG_FAMILY, REGISTRY_PREFIXES};
 #[cfg(feature = "testing")]
 use crate::kv::{export, logged, value_of};
-use crate::kv::{load, plan_fitting, Entry, Loaded, Planned, StoredConfig, Write};
+use crate::kv::{load_lenient, plan_fitting, Change, Entry, Planned, StoredConfig, Write};
 #[cfg(feature = "testing")]
 use crate::store::Logged;
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 #[cfg(feature = "testing")]
 use crate::testing::{Audit, Limits};
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
 use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
 #[cfg(feature = "testing")]
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// etcd's default `--max-txn-ops`: compares, and writes, per transaction.
@@ -148,6 +150,13 @@ pub struct EtcdStore {
     options: EtcdOptions,
     changes: watch::Sender<u64>,
     watcher: tokio::task::JoinHandle<()>,
+    /// The registry, fed by the watch: transactions run on it, snapshots are read from it.
+    cache: Arc<Cache>,
+    /// One confirmation read at a time; concurrent snapshots share its result.
+    confirming: tokio::sync::Mutex<()>,
+    /// The revision of this handle's latest write: its snapshots and transactions wait for the
+    /// cache to hold it (read-your-writes through the handle).
+    written: AtomicI64,
     stats: Arc<Mutex<StoreStats>>,
     /// Faults queued for the next proposals.
     #[cfg(feature = "testing")]
@@ -216,21 +225,27 @@ impl EtcdStore {
             .await
             .map_err(unavailable)?;
         let (changes, _) = watch::channel(0);
-        let watcher = tokio::spawn(watch_prefix(
+        let cache = Arc::new(Cache::new());
+        let watcher = tokio::spawn(feed_cache(
             client.clone(),
             options.prefix.clone(),
+            cache.clone(),
             changes.clone(),
         ));
-        Ok(EtcdStore {
+        let store = EtcdStore {
             client,
             prefix: options.prefix.clone(),
             options,
             changes,
             watcher,
+            cache,
+            confirming: tokio::sync::Mutex::new(()),
+            written: AtomicI64::new(0),
             stats: Arc::new(Mutex::new(StoreStats::default())),
             #[cfg(feature = "testing")]
             faults: Mutex::new(VecDeque::new()),
-        })
+        };
+        Ok(store)
     }
 
     /// Connects with a store URL (`etcd://127.0.0.1:2379,127.0.0.1:22379/membership`).
@@ -277,59 +292,63 @@ impl EtcdStore {
         }
     }
 
-    /// Reads the registry and metadata at one revision (and, with `proposals`, the records of
-    /// that incarnation's proposals). Returns the revision read.
-    async fn read(&self, proposals: Option<(NodeId, u64)>) -> Result<(Loaded, i64), StoreError> {
-        let p = &self.prefix;
-        // Everything but the version markers, the log and the proposal records: [p, p/hosted/),
-        // [p/node/, p/proposal/), [p/queue/, end of p). (Markers are compared without being
-        // read: they are never deleted.)
-        let mut ops = vec![
-            TxnOp::get(
-                p.as_bytes().to_vec(),
-                Some(GetOptions::new().with_range(self.key(HOSTED_FAMILY))),
-            ),
-            TxnOp::get(
-                self.key(NODE_FAMILY),
-                Some(GetOptions::new().with_range(self.key(PROPOSAL_FAMILY))),
-            ),
-            TxnOp::get(
-                self.key(QUEUE_FAMILY),
-                Some(GetOptions::new().with_range(range_end(p))),
-            ),
-        ];
-        if let Some((node, incarnation)) = proposals {
-            ops.push(TxnOp::get(
-                self.key(&proposals_of(node, incarnation)),
-                Some(GetOptions::new().with_prefix()),
-            ));
-        }
+    /// The linearizable read of the commit marker (`version`): the revision of the latest
+    /// commit on the prefix when the read was served.
+    async fn latest_commit(&self) -> Result<i64, StoreError> {
+        let key = self.key(VERSION_KEY);
         let response = self
             .retrying(|| {
                 let mut kv = self.kv();
-                let txn = Txn::new().and_then(ops.clone());
-                async move { kv.txn(txn).await }
+                let key = key.clone();
+                async move { kv.get(key, Some(GetOptions::new().with_keys_only())).await }
             })
             .await
             .map_err(unavailable)?;
-        let revision = response.header().map_or(0, |h| h.revision());
-        let mut entries = Vec::new();
-        for op in response.op_responses() {
-            if let TxnOpResponse::Get(get) = op {
-                for kv in get.kvs() {
-                    let key = String::from_utf8_lossy(kv.key());
-                    let Some(name) = key.strip_prefix(p.as_str()) else {
-                        continue;
-                    };
-                    entries.push(Entry {
-                        key: name.to_string(),
-                        value: kv.value().to_vec(),
-                        version: kv.mod_revision(),
-                    });
-                }
-            }
+        lock(&self.stats).confirm_reads += 1;
+        Ok(response.kvs().first().map_or(0, |kv| kv.mod_revision()))
+    }
+
+    /// Makes sure the cache holds every commit made before a recent instant, and returns that
+    /// instant (the module `cache` argues it): a confirmation at most
+    /// [`crate::CACHE_CONFIRM_REUSE_MS`] old is shared; otherwise one small linearizable read
+    /// of the commit marker, then a wait (at most the request timeout) for the watch to
+    /// deliver that commit.
+    async fn confirm(&self) -> Result<Instant, StoreError> {
+        self.caught_up(self.written.load(Ordering::Acquire)).await?;
+        let _one_at_a_time = self.confirming.lock().await;
+        if let Some(sent) = self.cache.fresh_confirmation() {
+            return Ok(sent);
         }
-        Ok((load(entries)?, revision))
+        let sent = Instant::now();
+        let latest = self.latest_commit().await?;
+        self.caught_up(latest).await?;
+        self.cache.confirmed(sent, latest);
+        Ok(sent)
+    }
+
+    /// Waits (at most the request timeout) until the cache has applied `revision`.
+    async fn caught_up(&self, revision: i64) -> Result<(), StoreError> {
+        let timeout = Duration::from_millis(self.options.request_timeout_ms);
+        if self.cache.wait_for(revision, timeout).await {
+            return Ok(());
+        }
+        Err(match self.cache.view() {
+            Err(error) => error,
+            Ok(view) => StoreError::Unavailable(format!(
+                "the registry cache is at revision {}, behind the store's {revision}",
+                view.revision
+            )),
+        })
+    }
+
+    /// The cache's view, or why it cannot be used.
+    fn view(&self) -> Result<View, StoreError> {
+        self.cache.view()
+    }
+
+    /// Notes a write of this handle committed at `revision` (see `written`).
+    fn wrote(&self, revision: i64) {
+        self.written.fetch_max(revision, Ordering::AcqRel);
     }
 
     /// The compares of a plan: one per key, or one per family range where a family read has
@@ -367,14 +386,17 @@ impl EtcdStore {
         compares
     }
 
-    /// One attempt: read, execute, commit. `Err` when it could not run.
+    /// One attempt on the cache: execute, commit comparing exactly what the execution read.
+    /// `Err` when it could not run. No key is read from etcd: the cache holds the registry at
+    /// one revision, and the commit compares every key of the read footprint with that
+    /// revision.
     async fn attempt(
         &self,
         proposal: &Proposal,
         uncertain: &mut bool,
     ) -> Result<Attempt, StoreError> {
-        let id = proposal.id;
-        let (loaded, revision) = self.read(Some((id.node, id.incarnation))).await?;
+        let view = self.view()?;
+        let revision = view.revision;
         let name = action_name(proposal);
         let fits = |plan: &crate::kv::Plan| {
             let (ops, bytes) = self.cost(plan, revision);
@@ -385,8 +407,13 @@ impl EtcdStore {
                 Ok(())
             }
         };
-        let (commit, plan) = match plan_fitting(&loaded, proposal, self.options.record_log, fits)? {
+        let planned = plan_fitting(&view.loaded, proposal, self.options.record_log, fits)?;
+        let (commit, plan) = match planned {
             Planned::Refused(error) => {
+                if let Some(error) = view.poisoned_among(view.poisoned.keys()) {
+                    // A refusal computed on a key that cannot be decoded is no answer.
+                    return Err(error.into());
+                }
                 *lock(&self.stats).refusals.entry(name).or_default() += 1;
                 return Ok(Attempt::Done(ProposalOutcome::Refused(error)));
             }
@@ -395,9 +422,12 @@ impl EtcdStore {
             }
             Planned::Commit(commit, plan) => (commit, plan),
         };
+        if let Some(error) = view.poisoned_among(plan.reads.keys()) {
+            return Err(error.into());
+        }
         let (ops, bytes) = self.cost(&plan, revision);
         let compares = self.compares(&plan.reads, revision);
-        let writes: Vec<TxnOp> = plan
+        let mut writes: Vec<TxnOp> = plan
             .writes
             .iter()
             .map(|w| match w {
@@ -405,7 +435,12 @@ impl EtcdStore {
                 Write::Delete(k) => TxnOp::delete(self.key(k), None),
             })
             .collect();
-        let txn = Txn::new().when(compares).and_then(writes);
+        writes.push(TxnOp::put(self.key(VERSION_KEY), Vec::new(), None));
+        let otherwise = vec![TxnOp::get(
+            self.key(VERSION_KEY),
+            Some(GetOptions::new().with_keys_only()),
+        )];
+        let txn = Txn::new().when(compares).and_then(writes).or_else(otherwise);
         let response = match self.kv().txn(txn).await {
             Ok(r) => r,
             Err(e) if too_large(&e) => {
@@ -421,14 +456,35 @@ impl EtcdStore {
                 return Err(unavailable(e));
             }
         };
-        let mut stats = lock(&self.stats);
         if !response.succeeded() {
-            *stats.conflicts.entry(name).or_default() += 1;
+            // Another commit changed a key this one read: wait for the cache to hold the
+            // latest commit, then run again.
+            let latest = response
+                .op_responses()
+                .into_iter()
+                .find_map(|op| match op {
+                    TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.mod_revision()),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            *lock(&self.stats).conflicts.entry(name).or_default() += 1;
+            self.caught_up(latest).await?;
             return Ok(Attempt::Conflict);
         }
-        *stats.commits.entry(name).or_default() += 1;
-        stats.largest_write_bytes = stats.largest_write_bytes.max(bytes as u64);
-        stats.largest_write_ops = stats.largest_write_ops.max(ops as u64);
+        {
+            let mut stats = lock(&self.stats);
+            *stats.commits.entry(name.clone()).or_default() += 1;
+            stats.largest_write_bytes = stats.largest_write_bytes.max(bytes as u64);
+            stats.largest_write_ops = stats.largest_write_ops.max(ops as u64);
+            let read = stats.keys_read_max.entry(name).or_default();
+            *read = (*read).max(plan.reads.len() as u64);
+        }
+        // The proposer's next proposal runs on a cache that holds this commit (its own keys
+        // compare equal); a cache that does not catch up in time only costs that proposal a
+        // conflict.
+        let committed_at = response.header().map_or(0, |h| h.revision());
+        self.wrote(committed_at);
+        let _ = self.caught_up(committed_at).await;
         Ok(Attempt::Done(ProposalOutcome::Committed {
             effects: commit.effects,
         }))
@@ -451,18 +507,25 @@ impl EtcdStore {
     #[cfg(feature = "testing")]
     async fn put_raw(&self, name: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
         let key = self.key(name);
+        let version = self.key(VERSION_KEY);
         self.retrying(|| {
+            let marker_key = version.clone();
             let mut kv = self.kv();
             let key = key.clone();
             let value = value.clone();
             async move {
-                match value {
-                    Some(v) => kv.put(key, v, None).await.map(|_| ()),
-                    None => kv.delete(key, None).await.map(|_| ()),
-                }
+                let write = match value {
+                    Some(v) => TxnOp::put(key, v, None),
+                    None => TxnOp::delete(key, None),
+                };
+                let marker = TxnOp::put(marker_key.clone(), Vec::new(), None);
+                kv.txn(Txn::new().and_then(vec![write, marker]))
+                    .await
+                    .map(|r| r.header().map_or(0, |h| h.revision()))
             }
         })
         .await
+        .map(|revision| self.wrote(revision))
         .map_err(unavailable)
     }
 
@@ -487,31 +550,142 @@ impl EtcdStore {
     }
 }
 
-/// Watches every key under the prefix and bumps `changes` to each new revision; watches again
-/// (from the next revision) after an error, with a bounded backoff, until the store is dropped.
-async fn watch_prefix(client: Client, prefix: String, changes: watch::Sender<u64>) {
-    let mut next_revision: i64 = 0;
-    let mut backoff_ms = ETCD_RETRY_BACKOFF_MS;
-    loop {
-        let mut options = WatchOptions::new().with_prefix();
-        if next_revision > 0 {
-            options = options.with_start_revision(next_revision);
+/// Reads the whole registry and metadata under `prefix` at one revision, for the cache's load:
+/// one read-only etcd transaction of three ranges, every key but the load and hosted markers
+/// and the log (never read back).
+async fn read_all(client: &Client, prefix: &str) -> Result<(Vec<Entry>, i64), StoreError> {
+    let key = |name: &str| format!("{prefix}{name}");
+    // [p, p/hosted/), [p/node/, p/node0), [p/proposal/, end of p): every key but the load and
+    // hosted markers and the log, which are never read back.
+    let ops = vec![
+        TxnOp::get(
+            prefix.as_bytes().to_vec(),
+            Some(GetOptions::new().with_range(key(HOSTED_FAMILY))),
+        ),
+        TxnOp::get(
+            key(NODE_FAMILY),
+            Some(GetOptions::new().with_range(range_end(&key(NODE_FAMILY)))),
+        ),
+        TxnOp::get(
+            key(crate::keys::PROPOSAL_FAMILY),
+            Some(GetOptions::new().with_range(range_end(prefix))),
+        ),
+    ];
+    let mut kv = client
+        .kv_client()
+        .max_decoding_message_size(ETCD_RESPONSE_BYTES_MAX);
+    let response = kv
+        .txn(Txn::new().and_then(ops))
+        .await
+        .map_err(unavailable)?;
+    let revision = response.header().map_or(0, |h| h.revision());
+    let mut entries = Vec::new();
+    for op in response.op_responses() {
+        if let TxnOpResponse::Get(get) = op {
+            for kv in get.kvs() {
+                let key = String::from_utf8_lossy(kv.key());
+                let Some(name) = key.strip_prefix(prefix) else {
+                    continue;
+                };
+                entries.push(Entry {
+                    key: name.to_string(),
+                    value: kv.value().to_vec(),
+                    version: kv.mod_revision(),
+                });
+            }
         }
-        match client
-            .watch_client()
-            .watch(prefix.clone(), Some(options))
-            .await
-        {
+    }
+    Ok((entries, revision))
+}
+
+/// Whether a key of the prefix is fed to the cache (the markers and the log are not).
+fn cached(name: &str) -> bool {
+    !(name.starts_with(crate::keys::LOAD_FAMILY)
+        || name.starts_with(HOSTED_FAMILY)
+        || name.starts_with(crate::keys::LOG_FAMILY))
+}
+
+/// Feeds the cache: loads the registry, then watches the prefix from the next revision and
+/// applies each commit's changes in revision order, bumping `changes` to each revision applied
+/// (the nodes' wake-up). A watch that breaks is watched again from the cache's revision; one
+/// cancelled because etcd compacted that revision, or a change that does not fit the registry,
+/// loads the registry again (once per gap). Runs until the store is dropped.
+async fn feed_cache(client: Client, prefix: String, cache: Arc<Cache>, changes: watch::Sender<u64>) {
+    let mut backoff_ms = ETCD_RETRY_BACKOFF_MS;
+    let mut load = true;
+    loop {
+        if load {
+            match read_all(&client, &prefix).await {
+                Ok((entries, revision)) => {
+                    cache.replace(load_lenient(entries), revision);
+                    changes.send_replace(u64::try_from(revision).unwrap_or(0));
+                    load = false;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "etcd registry load failed: loading again");
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    backoff_ms = (backoff_ms * 2).min(ETCD_WATCH_BACKOFF_MAX_MS);
+                    continue;
+                }
+            }
+        }
+        let from = cache.revision() + 1;
+        let options = WatchOptions::new().with_prefix().with_start_revision(from);
+        match client.watch_client().watch(prefix.clone(), Some(options)).await {
             Ok(mut stream) => {
                 while let Ok(Some(response)) = stream.message().await {
                     backoff_ms = ETCD_RETRY_BACKOFF_MS;
+                    if response.compact_revision() > 0 || response.canceled() {
+                        // The revisions the cache needs are gone: load again (once).
+                        tracing::info!(
+                            compacted = response.compact_revision(),
+                            "etcd watch cancelled: loading the registry again"
+                        );
+                        load = true;
+                        break;
+                    }
                     if response.events().is_empty() {
                         continue;
                     }
-                    if let Some(header) = response.header() {
-                        next_revision = header.revision() + 1;
-                        changes.send_replace(u64::try_from(header.revision()).unwrap_or(0));
+                    if cache.is_broken() {
+                        load = true; // a change may have repaired what the load could not read
+                        break;
                     }
+                    let mut commit: Vec<Change> = Vec::new();
+                    let mut at = 0;
+                    let mut failed = false;
+                    for event in response.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        let revision = kv.mod_revision();
+                        if revision != at && !commit.is_empty() {
+                            failed |= cache.apply(at, &std::mem::take(&mut commit)).is_err();
+                        }
+                        at = revision;
+                        let key = String::from_utf8_lossy(kv.key());
+                        let Some(name) = key.strip_prefix(prefix.as_str()) else {
+                            continue;
+                        };
+                        if !cached(name) {
+                            continue;
+                        }
+                        commit.push(Change {
+                            key: name.to_string(),
+                            value: match event.event_type() {
+                                EventType::Put => Some(kv.value().to_vec()),
+                                EventType::Delete => None,
+                            },
+                            version: revision,
+                        });
+                    }
+                    if at > 0 {
+                        failed |= cache.apply(at, &commit).is_err();
+                    }
+                    if failed {
+                        tracing::warn!("a change did not fit the cached registry: loading again");
+                        load = true;
+                        break;
+                    }
+                    changes.send_replace(u64::try_from(cache.revision()).unwrap_or(0));
                 }
             }
             Err(error) => tracing::debug!(%error, "etcd watch failed: watching again"),
@@ -534,7 +708,10 @@ impl Store for EtcdStore {
                         CompareOp::Equal,
                         0,
                     )])
-                    .and_then(vec![TxnOp::put(key.clone(), value.clone(), None)])
+                    .and_then(vec![
+                        TxnOp::put(key.clone(), value.clone(), None),
+                        TxnOp::put(self.key(VERSION_KEY), Vec::new(), None),
+                    ])
                     .or_else(vec![TxnOp::get(key.clone(), None)]);
                 async move { kv.txn(txn).await }
             })
@@ -559,17 +736,21 @@ impl Store for EtcdStore {
 
     async fn claim(&self, node: NodeId, address: &str) -> Result<Slot, StoreError> {
         let slot_name = meta_key_name(&MetaKey::Slot(node));
+        self.confirm().await?;
         for _ in 0..ETCD_CONFLICT_RETRIES_MAX {
-            let (loaded, _) = self.read(None).await?;
-            if loaded.state.node(node).is_none() {
+            let view = self.view()?;
+            if view.loaded.state.node(node).is_none() {
                 return Err(StoreError::UnknownNode { node });
             }
-            let slot = loaded.meta.claim(node, address);
+            if let Some(error) = view.poisoned_among([&slot_name]) {
+                return Err(error.into());
+            }
+            let slot = view.loaded.meta.claim(node, address);
             let txn = Txn::new()
                 .when(vec![Compare::mod_revision(
                     self.key(&slot_name),
                     CompareOp::Equal,
-                    loaded.version(&slot_name),
+                    view.loaded.version(&slot_name),
                 )])
                 .and_then(vec![
                     TxnOp::put(self.key(&slot_name), encode(&slot), None),
@@ -577,7 +758,12 @@ impl Store for EtcdStore {
                         self.key(&proposals_of_node(node)),
                         Some(DeleteOptions::new().with_prefix()),
                     ),
-                ]);
+                    TxnOp::put(self.key(VERSION_KEY), Vec::new(), None),
+                ])
+                .or_else(vec![TxnOp::get(
+                    self.key(VERSION_KEY),
+                    Some(GetOptions::new().with_keys_only()),
+                )]);
             // A claim whose outcome is unknown is claimed again: at worst the slot skips an
             // incarnation nobody used.
             let response = self
@@ -588,9 +774,13 @@ impl Store for EtcdStore {
                 })
                 .await
                 .map_err(unavailable)?;
+            let at = response.header().map_or(0, |h| h.revision());
             if response.succeeded() {
+                self.wrote(at);
+                let _ = self.caught_up(at).await;
                 return Ok(slot);
             }
+            self.caught_up(at).await?;
         }
         Err(StoreError::Unavailable(format!(
             "claiming {node} conflicted {ETCD_CONFLICT_RETRIES_MAX} times"
@@ -629,12 +819,17 @@ impl Store for EtcdStore {
                 }
                 Ok(Attempt::Conflict) => continue,
                 Err(StoreError::Unavailable(why)) if failures < ETCD_UNAVAILABLE_RETRIES_MAX => {
-                    // A failed commit may have applied: the next attempt reads again and
-                    // recognises it by its id.
+                    // A failed commit may have applied: the next attempt runs on a cache
+                    // confirmed current, which holds it if it did, and recognises it by its id
+                    // (one that applies later still fails the next commit's compare of its
+                    // proposal record).
                     tracing::debug!(%why, "etcd attempt failed: retrying");
                     failures += 1;
                     tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                     backoff_ms *= 2;
+                    if let Err(error) = self.confirm().await {
+                        tracing::debug!(%error, "etcd confirmation failed");
+                    }
                 }
                 Err(StoreError::Unavailable(_)) if uncertain => {
                     lock(&self.stats).unknown_outcomes += 1;
@@ -650,12 +845,18 @@ impl Store for EtcdStore {
     }
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let (loaded, revision) = self.read(None).await?;
-        Ok(Snapshot::of(
-            loaded.state,
-            &loaded.meta,
-            u64::try_from(revision).unwrap_or(0),
-        ))
+        let confirmed_at = self.confirm().await?;
+        let view = self.view()?;
+        if let Some(error) = view.poisoned_among(view.poisoned.keys()) {
+            return Err(error.into());
+        }
+        let mut snapshot = Snapshot::of(
+            view.loaded.state,
+            &view.loaded.meta,
+            u64::try_from(view.revision).unwrap_or(0),
+        );
+        snapshot.confirmed_at = Some(confirmed_at);
+        Ok(snapshot)
     }
 
     fn watch(&self) -> watch::Receiver<u64> {
@@ -663,7 +864,9 @@ impl Store for EtcdStore {
     }
 
     fn stats(&self) -> StoreStats {
-        lock(&self.stats).clone()
+        let mut stats = lock(&self.stats).clone();
+        stats.cache_loads = self.cache.reloads();
+        stats
     }
 }
 
@@ -721,17 +924,19 @@ impl Audit for EtcdStore {
         for prefix in REGISTRY_PREFIXES {
             self.delete_prefix(self.key(prefix)).await?;
         }
-        for batch in pairs.chunks(ETCD_TXN_OPS_MAX) {
+        for batch in pairs.chunks(ETCD_TXN_OPS_MAX - 1) {
             let ops: Vec<TxnOp> = batch
                 .iter()
                 .map(|(k, v)| TxnOp::put(self.key(k), v.clone(), None))
+                .chain([TxnOp::put(self.key(VERSION_KEY), Vec::new(), None)])
                 .collect();
             self.retrying(|| {
                 let mut kv = self.kv();
                 let txn = Txn::new().and_then(ops.clone());
-                async move { kv.txn(txn).await.map(|_| ()) }
+                async move { kv.txn(txn).await }
             })
             .await
+            .map(|r| self.wrote(r.header().map_or(0, |h| h.revision())))
             .map_err(unavailable)?;
         }
         Ok(())

@@ -44,7 +44,7 @@ pub(crate) const CONFIG_KEY: &str = "config";
 pub(crate) const ROUND_KEY: &str = "round";
 
 /// FoundationDB's commit counter (bumped by every commit; its watch wakes the nodes).
-#[cfg(feature = "fdb")]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const VERSION_KEY: &str = "version";
 
 /// The node records' family.
@@ -200,7 +200,7 @@ pub(crate) fn proposals_of_node(node: NodeId) -> String {
 }
 
 /// The key prefix holding the records of one incarnation's proposals.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(feature = "fdb")]
 pub(crate) fn proposals_of(node: NodeId, incarnation: u64) -> String {
     format!("{PROPOSAL_FAMILY}{node}/{incarnation}/")
 }

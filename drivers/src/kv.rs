@@ -64,7 +64,9 @@ pub(crate) struct Entry {
 pub(crate) struct Loaded {
     pub(crate) state: State,
     pub(crate) meta: Meta,
-    pub(crate) versions: BTreeMap<String, i64>,
+    /// Every key read, with its version (a persistent map: cloning a cache's view is constant
+    /// time whatever the registry's size).
+    pub(crate) versions: imbl::OrdMap<String, i64>,
 }
 
 impl Loaded {
@@ -98,12 +100,130 @@ fn actor_of(key: &str, text: &str) -> Result<ActorId, DecodeError> {
 
 /// Rebuilds the registry and metadata from `entries` (any order). The `config` key must be
 /// among them. Every value is decoded; the first undecodable one is the error, naming its key.
+#[cfg(feature = "fdb")]
 pub(crate) fn load(entries: Vec<Entry>) -> Result<Loaded, StoreError> {
+    let (loaded, poisoned) = load_lenient(entries)?;
+    match poisoned.into_values().next() {
+        Some(error) => Err(error.into()),
+        None => Ok(loaded),
+    }
+}
+
+/// Keys whose stored value cannot be decoded, with the error naming each (a cache keeps them
+/// apart: the proposals that read one fail with its error until the value is repaired).
+pub(crate) type Poisoned = BTreeMap<String, DecodeError>;
+
+/// What one stored key holds, decoded.
+enum Decoded {
+    /// A node record (absent: the initial record).
+    Node(NodeId, NodeRecord),
+    /// The round a node's latest heartbeat names (absent: none).
+    Heartbeat(NodeId, Option<u64>),
+    /// A registry counter.
+    Counter(Counter, u64),
+    /// A placement (absent: not placed).
+    Actor(ActorId, Option<Placement>),
+    /// A queue chunk's entries.
+    Queue(u64, Vec<(ActorId, MigrationEntry)>),
+    /// A node slot (absent: never claimed).
+    Slot(NodeId, Option<Slot>),
+    /// The heartbeat round.
+    Round(u64),
+    /// An applied proposal's record (absent: forgotten).
+    Applied(ProposalId, Option<Applied>),
+    /// A key read back into nothing (the configuration, version markers, the log).
+    Nothing,
+}
+
+/// Decodes one stored key (`None`: the key is absent or was deleted).
+fn decode_key(key: &str, bytes: Option<&[u8]>, count: u16) -> Result<Decoded, DecodeError> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let decoded = match parts.as_slice() {
+        ["config"] | ["version"] | ["counter", "actors"] | ["load", _] | ["hosted", _]
+        | ["log", ..] | ["logorder", ..] => Decoded::Nothing,
+        ["node", n] => {
+            let node = node_of(key, n, count)?;
+            let record = match bytes {
+                Some(b) => decode(key, b)?,
+                None => NodeRecord::INITIAL,
+            };
+            Decoded::Node(node, record)
+        }
+        ["heartbeat", n] => Decoded::Heartbeat(
+            node_of(key, n, count)?,
+            bytes.map(|b| decode::<u64>(key, b)).transpose()?,
+        ),
+        ["counter", name] => {
+            let counter = match *name {
+                "Term" => Counter::Term,
+                "ViewNumber" => Counter::ViewNumber,
+                "Epoch" => Counter::Epoch,
+                _ => {
+                    return Err(DecodeError {
+                        key: key.to_string(),
+                        reason: "not a key of this layout".to_string(),
+                    })
+                }
+            };
+            let value = bytes.map(|b| decode(key, b)).transpose()?;
+            Decoded::Counter(counter, value.unwrap_or(0))
+        }
+        ["actor", a] => Decoded::Actor(
+            actor_of(key, a)?,
+            bytes.map(|b| decode(key, b)).transpose()?,
+        ),
+        ["queue", c] => {
+            let chunk: u64 = number(key, c.strip_prefix('c').unwrap_or("x"))?;
+            let entries: Vec<(ActorId, MigrationEntry)> = match bytes {
+                Some(b) => decode(key, b)?,
+                None => Vec::new(),
+            };
+            if let Some((actor, _)) = entries.iter().find(|(a, _)| a.0 / QUEUE_CHUNK_ACTORS != chunk)
+            {
+                return Err(DecodeError {
+                    key: key.to_string(),
+                    reason: format!("{actor} does not belong to this chunk"),
+                });
+            }
+            Decoded::Queue(chunk, entries)
+        }
+        ["slot", n] => Decoded::Slot(
+            node_of(key, n, count)?,
+            bytes.map(|b| decode(key, b)).transpose()?,
+        ),
+        ["round"] => Decoded::Round(bytes.map(|b| decode(key, b)).transpose()?.unwrap_or(0)),
+        ["proposal", n, incarnation, seq] => Decoded::Applied(
+            ProposalId {
+                node: node_of(key, n, count)?,
+                incarnation: number(key, incarnation)?,
+                seq: number(key, seq)?,
+            },
+            bytes.map(|b| decode(key, b)).transpose()?,
+        ),
+        _ => {
+            return Err(DecodeError {
+                key: key.to_string(),
+                reason: "not a key of this layout".to_string(),
+            })
+        }
+    };
+    Ok(decoded)
+}
+
+/// The stored configuration among `entries`.
+fn config_of(entries: &[Entry]) -> Result<StoredConfig, StoreError> {
     let config_entry = entries
         .iter()
         .find(|e| e.key == CONFIG_KEY)
         .ok_or(StoreError::Uninitialised)?;
-    let config: StoredConfig = decode(CONFIG_KEY, &config_entry.value)?;
+    Ok(decode(CONFIG_KEY, &config_entry.value)?)
+}
+
+/// Rebuilds the registry and metadata from `entries` (any order), keeping every key whose value
+/// cannot be decoded apart ([`Poisoned`]: the key holds its initial value meanwhile). The
+/// `config` key must be among them and decode; the registry must be well formed.
+pub(crate) fn load_lenient(entries: Vec<Entry>) -> Result<(Loaded, Poisoned), StoreError> {
+    let config = config_of(&entries)?;
     let count = config.node_count;
     let mut fields = RegistryFields {
         format_version: REGISTRY_FORMAT_VERSION,
@@ -118,86 +238,181 @@ pub(crate) fn load(entries: Vec<Entry>) -> Result<Loaded, StoreError> {
         queue: BTreeMap::new(),
     };
     let mut meta = Meta::default();
-    let mut versions = BTreeMap::new();
+    let mut versions = imbl::OrdMap::new();
+    let mut poisoned = Poisoned::new();
     for entry in entries {
-        let key = entry.key.as_str();
-        let bytes = &entry.value;
-        let parts: Vec<&str> = key.split('/').collect();
-        match parts.as_slice() {
-            ["config"] => {}
-            ["node", n] => {
-                let node = node_of(key, n, count)?;
-                let record: NodeRecord = decode(key, bytes)?;
+        let decoded = match decode_key(&entry.key, Some(&entry.value), count) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                poisoned.insert(entry.key.clone(), error);
+                versions.insert(entry.key, entry.version);
+                continue;
+            }
+        };
+        match decoded {
+            Decoded::Node(node, record) => {
                 if let Some(slot) = node.index().and_then(|i| fields.nodes.get_mut(i)) {
                     *slot = record;
                 }
             }
-            ["heartbeat", n] => {
+            Decoded::Heartbeat(node, round) => {
                 // The round the node's latest heartbeat names; its flag is set when that is the
                 // open round (set below, once the round is read).
-                let node = node_of(key, n, count)?;
-                meta.heartbeat_rounds
-                    .insert(node, decode::<u64>(key, bytes)?);
-            }
-            ["counter", "Term"] => fields.term_counter = decode(key, bytes)?,
-            ["counter", "ViewNumber"] => fields.view_counter = decode(key, bytes)?,
-            ["counter", "Epoch"] => fields.epoch_counter = decode(key, bytes)?,
-            ["counter", "actors"]
-            | ["load", _]
-            | ["hosted", _]
-            | ["log", ..]
-            | ["logorder", ..] => {
-                // Version markers and the log: never read back into the registry.
-            }
-            ["actor", a] => {
-                let actor = actor_of(key, a)?;
-                let placement: Placement = decode(key, bytes)?;
-                fields.placements.insert(actor, placement);
-            }
-            ["queue", c] => {
-                let chunk: u64 = number(key, c.strip_prefix('c').unwrap_or("x"))?;
-                let chunk_entries: Vec<(ActorId, MigrationEntry)> = decode(key, bytes)?;
-                for (actor, queued) in chunk_entries {
-                    if actor.0 / QUEUE_CHUNK_ACTORS != chunk {
-                        return Err(DecodeError {
-                            key: key.to_string(),
-                            reason: format!("{actor} does not belong to this chunk"),
-                        }
-                        .into());
-                    }
-                    fields.queue.insert(actor, queued);
+                if let Some(round) = round {
+                    meta.heartbeat_rounds.insert(node, round);
                 }
             }
-            ["slot", n] => {
-                let node = node_of(key, n, count)?;
-                let slot: Slot = decode(key, bytes)?;
-                meta.slots.insert(node, slot);
-            }
-            ["round"] => meta.round = decode(key, bytes)?,
-            ["proposal", n, incarnation, seq] => {
-                let id = ProposalId {
-                    node: node_of(key, n, count)?,
-                    incarnation: number(key, incarnation)?,
-                    seq: number(key, seq)?,
-                };
-                let applied: Applied = decode(key, bytes)?;
-                meta.applied.insert(id, applied);
-            }
-            _ => {
-                return Err(DecodeError {
-                    key: key.to_string(),
-                    reason: "not a key of this layout".to_string(),
+            Decoded::Counter(Counter::Term, v) => fields.term_counter = v,
+            Decoded::Counter(Counter::ViewNumber, v) => fields.view_counter = v,
+            Decoded::Counter(Counter::Epoch, v) => fields.epoch_counter = v,
+            Decoded::Actor(actor, placement) => {
+                if let Some(p) = placement {
+                    fields.placements.insert(actor, p);
                 }
-                .into())
             }
+            Decoded::Queue(_, list) => fields.queue.extend(list),
+            Decoded::Slot(node, slot) => {
+                if let Some(slot) = slot {
+                    meta.slots.insert(node, slot);
+                }
+            }
+            Decoded::Round(round) => meta.round = round,
+            Decoded::Applied(id, applied) => {
+                if let Some(applied) = applied {
+                    meta.applied.insert(id, applied);
+                }
+            }
+            Decoded::Nothing => {}
         }
         versions.insert(entry.key, entry.version);
     }
     fields.heartbeats = meta.heartbeat_flags();
-    let state = State::try_from(fields).map_err(|e| DecodeError {
+    let state = match State::try_from(fields) {
+        Ok(state) => state,
+        // An undecodable key explains an ill-formed registry better than the registry does.
+        Err(e) => {
+            return Err(match poisoned.into_values().next() {
+                Some(error) => error.into(),
+                None => DecodeError {
+                    key: "registry".to_string(),
+                    reason: e.to_string(),
+                }
+                .into(),
+            })
+        }
+    };
+    Ok((
+        Loaded {
+            state,
+            meta,
+            versions,
+        },
+        poisoned,
+    ))
+}
+
+/// One key's change as an engine's change feed delivers it: the key relative to the prefix, its
+/// new value (`None`: deleted) and the version that wrote it.
+#[derive(Clone, Debug)]
+pub(crate) struct Change {
+    pub(crate) key: String,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) version: i64,
+}
+
+/// Applies one commit's `changes` (every key it wrote, as the change feed delivers them) to a
+/// loaded registry. A value that cannot be decoded puts its key in `poisoned` (the key keeps
+/// its value until a decodable one arrives); a decodable value takes a key out of it. Costs
+/// O(keys changed x log registry), and O(nodes) more when the heartbeat round moves. An error
+/// means the changes do not fit the registry (a registry edited by hand): the cache must load
+/// the registry again.
+pub(crate) fn apply_changes(
+    loaded: &Loaded,
+    poisoned: &mut Poisoned,
+    changes: &[Change],
+) -> Result<Loaded, StoreError> {
+    let count = loaded.state.config().node_count();
+    let mut delta = membership_core::Delta::default();
+    let mut meta = loaded.meta.clone();
+    let mut versions = loaded.versions.clone();
+    let mut beats = BTreeSet::new();
+    let round_before = meta.round;
+    for change in changes {
+        match change.value {
+            Some(_) => versions.insert(change.key.clone(), change.version),
+            None => versions.remove(&change.key),
+        };
+        let decoded = match decode_key(&change.key, change.value.as_deref(), count) {
+            Ok(decoded) => {
+                poisoned.remove(&change.key);
+                decoded
+            }
+            Err(error) => {
+                poisoned.insert(change.key.clone(), error);
+                continue;
+            }
+        };
+        match decoded {
+            Decoded::Node(node, record) => {
+                delta.nodes.insert(node, record);
+            }
+            Decoded::Heartbeat(node, round) => {
+                match round {
+                    Some(round) => meta.heartbeat_rounds.insert(node, round),
+                    None => meta.heartbeat_rounds.remove(&node),
+                };
+                beats.insert(node);
+            }
+            Decoded::Counter(counter, value) => {
+                delta.counters.insert(counter, value);
+            }
+            Decoded::Actor(actor, placement) => {
+                delta.placements.insert(actor, placement);
+            }
+            Decoded::Queue(chunk, list) => {
+                let start = ActorId(chunk.saturating_mul(QUEUE_CHUNK_ACTORS));
+                let end = ActorId(chunk.saturating_add(1).saturating_mul(QUEUE_CHUNK_ACTORS));
+                for (&actor, _) in loaded.state.queue().range(start..end) {
+                    delta.queue.insert(actor, None);
+                }
+                for (actor, entry) in list {
+                    delta.queue.insert(actor, Some(entry));
+                }
+            }
+            Decoded::Slot(node, slot) => {
+                match slot {
+                    Some(slot) => meta.slots.insert(node, slot),
+                    None => meta.slots.remove(&node),
+                };
+            }
+            Decoded::Round(round) => meta.round = round,
+            Decoded::Applied(id, applied) => {
+                match applied {
+                    Some(applied) => meta.applied.insert(id, applied),
+                    None => meta.applied.remove(&id),
+                };
+            }
+            Decoded::Nothing => {}
+        }
+    }
+    // A flag is "the node's key names the open round": a new round changes every flag, a
+    // heartbeat its node's.
+    let flagged: Vec<NodeId> = if meta.round == round_before {
+        beats.into_iter().collect()
+    } else {
+        loaded.state.node_ids().collect()
+    };
+    for node in flagged {
+        let flag = meta.heartbeat_current(node);
+        if flag != loaded.state.heartbeat_received(node) {
+            delta.heartbeats.insert(node, flag);
+        }
+    }
+    let state = loaded.state.apply(&delta).map_err(|e| DecodeError {
         key: "registry".to_string(),
         reason: e.to_string(),
     })?;
+    debug_assert!(state.node_ids().all(|n| state.heartbeat_received(n) == meta.heartbeat_current(n)));
     Ok(Loaded {
         state,
         meta,
@@ -287,10 +502,10 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
     if !chunks.is_empty() {
         let mut contents: BTreeMap<u64, Vec<(ActorId, MigrationEntry)>> =
             chunks.iter().map(|&c| (c, Vec::new())).collect();
-        for (&actor, &entry) in next.queue().iter() {
-            if let Some(list) = contents.get_mut(&(actor.0 / QUEUE_CHUNK_ACTORS)) {
-                list.push((actor, entry));
-            }
+        for (&chunk, list) in contents.iter_mut() {
+            let start = ActorId(chunk.saturating_mul(QUEUE_CHUNK_ACTORS));
+            let end = ActorId(chunk.saturating_add(1).saturating_mul(QUEUE_CHUNK_ACTORS));
+            list.extend(next.queue().range(start..end).map(|(&a, &e)| (a, e)));
         }
         for (chunk, list) in contents {
             let name = queue_chunk_name(chunk);
@@ -348,8 +563,6 @@ pub(crate) fn export(state: &State, round: u64) -> Vec<(String, Vec<u8>)> {
         if state.heartbeat_received(n) {
             out.push((registry_key_name(&Key::Heartbeat(n)), encode(&round)));
         }
-        out.push((registry_key_name(&Key::Load(n)), encode(&state.load(n))));
-        out.push((registry_key_name(&Key::Hosted(n)), encode(&state.load(n))));
     }
     out.push((
         registry_key_name(&Key::Counter(Counter::Term)),
@@ -379,6 +592,13 @@ pub(crate) fn export(state: &State, round: u64) -> Vec<(String, Vec<u8>)> {
     }
     for (chunk, list) in chunks {
         out.push((queue_chunk_name(chunk), encode(&list)));
+    }
+    // The version markers last: an engine that imports in several transactions changes a
+    // node's markers only after its placements, so a transaction that compares a marker sees
+    // every placement the import wrote (etcd's cache may lag the import's batches).
+    for n in state.node_ids() {
+        out.push((registry_key_name(&Key::Load(n)), encode(&state.load(n))));
+        out.push((registry_key_name(&Key::Hosted(n)), encode(&state.load(n))));
     }
     out
 }

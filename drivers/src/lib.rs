@@ -61,6 +61,8 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+#[cfg(feature = "etcd")]
+mod cache;
 mod clock;
 mod codec;
 #[cfg(feature = "etcd")]
@@ -84,6 +86,8 @@ pub mod testing;
 pub use membership_core as protocol;
 
 pub use codec::DecodeError;
+#[cfg(feature = "etcd")]
+pub use cache::{CACHE_CHANGES_PER_COMMIT_MAX, CACHE_CONFIRM_REUSE_MS};
 #[cfg(feature = "etcd")]
 pub use etcd::{
     EtcdOptions, EtcdStore, ETCD_CONFLICT_RETRIES_MAX, ETCD_FAMILY_KEYS_MAX, ETCD_LOG_READ_MAX,

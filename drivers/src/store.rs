@@ -23,6 +23,11 @@ pub struct Snapshot {
     pub slots: imbl::OrdMap<NodeId, Slot>,
     /// The store's revision when read (grows with every commit).
     pub revision: u64,
+    /// When the store last confirmed that this was the latest registry, if that was before the
+    /// snapshot was asked for (a cache fed by a change feed, confirmed by a small read that
+    /// other snapshots share: `crate`'s etcd store). `None`: it was read after it was asked
+    /// for. A node measures the snapshot's age from the earlier of the two.
+    pub confirmed_at: Option<std::time::Instant>,
 }
 
 impl Snapshot {
@@ -34,6 +39,7 @@ impl Snapshot {
             heartbeat_rounds: meta.heartbeat_rounds.clone(),
             slots: meta.slots.clone(),
             revision,
+            confirmed_at: None,
         }
     }
 }
@@ -125,6 +131,16 @@ pub struct StoreStats {
     pub uncertain_resolved: u64,
     /// Proposals the store answered `Unknown` (injected faults included).
     pub unknown_outcomes: u64,
+    /// The most keys one committed transaction read (and compared at commit), by action: its
+    /// read footprint with the metadata `execute` reads (the proposer's slot, the round, the
+    /// proposal's record), queue chunks written included.
+    pub keys_read_max: BTreeMap<String, u64>,
+    /// Reads a store made to learn that its registry cache is current (etcd: the linearizable
+    /// read of the commit marker).
+    pub confirm_reads: u64,
+    /// Whole-registry loads of the store's cache (etcd: the first, then one per gap in the
+    /// watch).
+    pub cache_loads: u64,
 }
 
 impl StoreStats {

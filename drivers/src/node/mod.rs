@@ -87,6 +87,7 @@ impl NodeHandle {
                 addresses: BTreeMap::new(),
                 reading: false,
                 read_again: false,
+                confirmed: None,
                 requests: BTreeMap::new(),
                 placing: BTreeMap::new(),
                 tasks: JoinSet::new(),

@@ -39,6 +39,9 @@ pub(super) struct Glue<S: Store> {
     pub(super) addresses: BTreeMap<NodeId, String>,
     pub(super) reading: bool,
     pub(super) read_again: bool,
+    /// The latest store confirmation a snapshot carried and the local time it was taken to be
+    /// (`Snapshot::confirmed_at`): snapshots sharing a confirmation get the same read time.
+    pub(super) confirmed: Option<(Instant, u64)>,
     /// The application's proposals waiting for their result, by id.
     pub(super) requests: BTreeMap<ProposalId, Pending>,
     /// The application's place requests waiting for their result, by actor, oldest first,
@@ -221,6 +224,24 @@ impl<S: Store> Runtime<S> {
                             .slots
                             .get(&self.agent.node())
                             .map(|s| s.incarnation);
+                        // A snapshot confirmed current before it was asked for is as old
+                        // as its confirmation (the age the lease rests on).
+                        let read_at = match snapshot.confirmed_at {
+                            Some(at) => {
+                                let local = match self.glue.confirmed {
+                                    Some((seen, local)) if seen == at => local,
+                                    _ => {
+                                        let age = u64::try_from(at.elapsed().as_millis())
+                                            .unwrap_or(u64::MAX);
+                                        now.saturating_sub(age.saturating_add(1))
+                                    }
+                                };
+                                self.glue.confirmed = Some((at, local));
+                                read_at.min(local)
+                            }
+                            None => read_at,
+                        };
+                        debug_assert!(read_at <= now);
                         if let Err(error) = self.agent.handle_snapshot(
                             now,
                             read_at,

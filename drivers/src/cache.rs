@@ -1,0 +1,210 @@
+//! A registry cache fed by a store's change feed (etcd's watch): one consistent read of the whole
+//! registry, then every committed change applied in commit order ([`crate::kv::apply_changes`]).
+//! A store's transactions run on the cache and compare what they read at commit; its snapshots
+//! are the cache once it has been confirmed current.
+//!
+//! **How current a cache is.** The cache knows the revision it is complete up to (the read's,
+//! then each applied commit's). It does not know by itself whether the store holds newer
+//! commits. Every commit on the store also writes one marker key (`version`), so a linearizable
+//! read of that key, sent at instant `t`, returns the revision `V` of the latest commit before
+//! `t`. Once the cache has applied `V`, it holds every commit made before `t`: the cache is
+//! *confirmed at `t`*. A snapshot handed to a node is labelled with the instant of its latest
+//! confirmation ([`crate::Snapshot::confirmed_at`]), and the node measures the snapshot's age
+//! from there, never from when it asked. A confirmation is reused for at most
+//! [`CACHE_CONFIRM_REUSE_MS`], so that many nodes in one process share one small read instead
+//! of each reading the registry after every commit.
+//!
+//! **Gaps.** The change feed can break (etcd compacted the revisions the watch needed, the
+//! connection was lost for longer than the history kept, a change that does not fit the
+//! registry). Then the feed's owner loads the whole registry again, exactly once per gap, and
+//! counts it ([`Cache::reloads`]).
+
+use crate::codec::DecodeError;
+use crate::kv::{apply_changes, Change, Loaded, Poisoned};
+use crate::store::StoreError;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long one confirmation that the cache is current serves further snapshots, in ms. Small
+/// beside any lease (the default lease is 300 ms): a snapshot's age counts from its
+/// confirmation, so reuse costs a node at most this much of its serving time.
+pub const CACHE_CONFIRM_REUSE_MS: u64 = 20;
+
+/// The most changes of one commit the cache applies at once (etcd's transaction limit is 128
+/// writes, plus the commit marker: any change feed batch beyond this is split by the caller).
+pub const CACHE_CHANGES_PER_COMMIT_MAX: usize = 4_096;
+
+/// What a cache holds.
+#[derive(Default)]
+struct Inner {
+    /// The registry and metadata with each key's version (None: not loaded yet).
+    loaded: Option<Loaded>,
+    /// The revision the cache is complete up to.
+    revision: i64,
+    /// Keys whose latest value cannot be decoded.
+    poisoned: Poisoned,
+    /// Why the cache cannot be used (a load failed, or a change did not fit): reads fail with
+    /// it until the next load succeeds.
+    broken: Option<StoreError>,
+    /// The latest confirmation: when its read was sent, and the revision it required.
+    confirmed: Option<(Instant, i64)>,
+    /// Whole-registry loads so far (the first included).
+    reloads: u64,
+}
+
+/// A consistent view of the cache: the registry at one revision, and the keys that could not
+/// be decoded.
+#[derive(Clone, Debug)]
+pub(crate) struct View {
+    /// The registry, metadata and versions.
+    pub(crate) loaded: Loaded,
+    /// The revision it is complete up to.
+    pub(crate) revision: i64,
+    /// Keys whose stored value cannot be decoded (they hold their previous value here).
+    pub(crate) poisoned: Poisoned,
+}
+
+impl View {
+    /// The error of the first undecodable key among `keys`, if any.
+    pub(crate) fn poisoned_among<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k String>,
+    ) -> Option<DecodeError> {
+        if self.poisoned.is_empty() {
+            return None;
+        }
+        keys.into_iter()
+            .find_map(|k| self.poisoned.get(k))
+            .cloned()
+    }
+}
+
+/// A registry cache shared by every node of a process on one store handle.
+pub(crate) struct Cache {
+    inner: Mutex<Inner>,
+    /// The revision the cache is complete up to, for waiters.
+    complete: watch::Sender<i64>,
+}
+
+impl Cache {
+    /// An empty cache (not loaded).
+    pub(crate) fn new() -> Cache {
+        let (complete, _) = watch::channel(0);
+        Cache {
+            inner: Mutex::new(Inner::default()),
+            complete,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the cache with a whole-registry load read at `revision` (or its failure).
+    pub(crate) fn replace(&self, load: Result<(Loaded, Poisoned), StoreError>, revision: i64) {
+        let mut inner = self.lock();
+        inner.reloads += 1;
+        inner.revision = inner.revision.max(revision);
+        match load {
+            Ok((loaded, poisoned)) => {
+                inner.loaded = Some(loaded);
+                inner.poisoned = poisoned;
+                inner.broken = None;
+            }
+            Err(error) => inner.broken = Some(error),
+        }
+        let complete = inner.revision;
+        drop(inner);
+        self.complete.send_replace(complete);
+        debug_assert!(*self.complete.borrow() >= revision);
+    }
+
+    /// Applies one commit's changes at `revision` (above the cache's). `Err` means the cache
+    /// must be loaded again (it is marked broken until then).
+    pub(crate) fn apply(&self, revision: i64, changes: &[Change]) -> Result<(), StoreError> {
+        debug_assert!(changes.len() <= CACHE_CHANGES_PER_COMMIT_MAX);
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if revision < inner.revision {
+            return Ok(()); // already loaded (a watch that restarted before the load's revision)
+        }
+        let result = match (&inner.broken, &inner.loaded) {
+            (Some(error), _) => Err(error.clone()),
+            (None, None) => Err(StoreError::Unavailable("the cache is not loaded".into())),
+            (None, Some(loaded)) => apply_changes(loaded, &mut inner.poisoned, changes),
+        };
+        match result {
+            Ok(next) => {
+                inner.loaded = Some(next);
+                inner.revision = revision;
+                drop(guard);
+                self.complete.send_replace(revision);
+                Ok(())
+            }
+            Err(error) => {
+                inner.broken = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether the cache is loaded and usable.
+    pub(crate) fn is_broken(&self) -> bool {
+        let inner = self.lock();
+        inner.broken.is_some() || inner.loaded.is_none()
+    }
+
+    /// The revision the cache is complete up to.
+    pub(crate) fn revision(&self) -> i64 {
+        self.lock().revision
+    }
+
+    /// Whole-registry loads so far.
+    pub(crate) fn reloads(&self) -> u64 {
+        self.lock().reloads
+    }
+
+    /// The cache's current view, or why it cannot be used.
+    pub(crate) fn view(&self) -> Result<View, StoreError> {
+        let inner = self.lock();
+        if let Some(error) = &inner.broken {
+            return Err(error.clone());
+        }
+        let loaded = inner
+            .loaded
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the registry cache is not loaded".into()))?;
+        Ok(View {
+            loaded,
+            revision: inner.revision,
+            poisoned: inner.poisoned.clone(),
+        })
+    }
+
+    /// Waits until the cache is complete up to `revision`; false when `timeout` passed first.
+    pub(crate) async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
+        let mut complete = self.complete.subscribe();
+        let reached = tokio::time::timeout(timeout, complete.wait_for(|&r| r >= revision)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// The latest confirmation if it is at most [`CACHE_CONFIRM_REUSE_MS`] old and the cache
+    /// has applied what it required: the instant its read was sent.
+    pub(crate) fn fresh_confirmation(&self) -> Option<Instant> {
+        let inner = self.lock();
+        let (sent, required) = inner.confirmed?;
+        let fresh = sent.elapsed() <= Duration::from_millis(CACHE_CONFIRM_REUSE_MS);
+        (fresh && inner.revision >= required && inner.broken.is_none()).then_some(sent)
+    }
+
+    /// Records a confirmation: a read sent at `sent` found `required` the latest commit, and
+    /// the cache has applied it.
+    pub(crate) fn confirmed(&self, sent: Instant, required: i64) {
+        let mut inner = self.lock();
+        debug_assert!(inner.revision >= required);
+        if inner.confirmed.is_none_or(|(s, _)| s <= sent) {
+            inner.confirmed = Some((sent, required));
+        }
+    }
+}
