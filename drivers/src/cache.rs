@@ -74,9 +74,7 @@ impl View {
         if self.poisoned.is_empty() {
             return None;
         }
-        keys.into_iter()
-            .find_map(|k| self.poisoned.get(k))
-            .cloned()
+        keys.into_iter().find_map(|k| self.poisoned.get(k)).cloned()
     }
 }
 

@@ -28,10 +28,10 @@
 //! retries run out after a commit was sent, the outcome is `Unknown`; etcd can apply a timed-out
 //! write later, and the proposer's retry with the same id is still recognised.
 
+use crate::cache::{Cache, View};
 use crate::codec::{decode, encode};
 #[cfg(feature = "testing")]
 use crate::fault::Fault;
-use crate::cache::{Cache, View};
 use crate::keys::{
     meta_key_name, never_deleted, proposals_of_node, CONFIG_KEY, HOSTED_FAMILY, NODE_FAMILY,
     PER_NODE_FAMILIES, VERSION_KEY,
@@ -152,6 +152,9 @@ pub struct EtcdStore {
     watcher: tokio::task::JoinHandle<()>,
     /// The registry, fed by the watch: transactions run on it, snapshots are read from it.
     cache: Arc<Cache>,
+    /// True while the test kit holds the cache's feed (a lagging watcher, on purpose).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code, reason = "set by the test kit"))]
+    feed_paused: watch::Sender<bool>,
     /// One confirmation read at a time; concurrent snapshots share its result.
     confirming: tokio::sync::Mutex<()>,
     /// The revision of this handle's latest write: its snapshots and transactions wait for the
@@ -226,11 +229,13 @@ impl EtcdStore {
             .map_err(unavailable)?;
         let (changes, _) = watch::channel(0);
         let cache = Arc::new(Cache::new());
+        let (feed_paused, paused) = watch::channel(false);
         let watcher = tokio::spawn(feed_cache(
             client.clone(),
             options.prefix.clone(),
             cache.clone(),
             changes.clone(),
+            paused,
         ));
         let store = EtcdStore {
             client,
@@ -239,6 +244,7 @@ impl EtcdStore {
             changes,
             watcher,
             cache,
+            feed_paused,
             confirming: tokio::sync::Mutex::new(()),
             written: AtomicI64::new(0),
             stats: Arc::new(Mutex::new(StoreStats::default())),
@@ -440,7 +446,10 @@ impl EtcdStore {
             self.key(VERSION_KEY),
             Some(GetOptions::new().with_keys_only()),
         )];
-        let txn = Txn::new().when(compares).and_then(writes).or_else(otherwise);
+        let txn = Txn::new()
+            .when(compares)
+            .and_then(writes)
+            .or_else(otherwise);
         let response = match self.kv().txn(txn).await {
             Ok(r) => r,
             Err(e) if too_large(&e) => {
@@ -529,6 +538,35 @@ impl EtcdStore {
         .map_err(unavailable)
     }
 
+    /// Stops feeding the cache (the test kit's lagging watcher): the watch is dropped, and the
+    /// cache stays at its revision until [`EtcdStore::resume_feed`].
+    #[cfg(feature = "testing")]
+    pub fn pause_feed(&self) {
+        self.feed_paused.send_replace(true);
+    }
+
+    /// Feeds the cache again: it watches from the revision after its own, and loads the whole
+    /// registry again if etcd compacted that revision meanwhile.
+    #[cfg(feature = "testing")]
+    pub fn resume_feed(&self) {
+        self.feed_paused.send_replace(false);
+    }
+
+    /// Compacts etcd's history up to its current revision (every key's older versions; the
+    /// whole cluster's, not only this prefix's). Returns the revision compacted.
+    #[cfg(feature = "testing")]
+    pub async fn compact(&self) -> Result<i64, StoreError> {
+        let mut kv = self.kv();
+        let current = kv
+            .get(self.key(VERSION_KEY), None)
+            .await
+            .map_err(unavailable)?
+            .header()
+            .map_or(0, |h| h.revision());
+        kv.compact(current, None).await.map_err(unavailable)?;
+        Ok(current)
+    }
+
     /// Deletes every key under the prefix (tests; a cluster no node uses).
     pub async fn clear(&self) -> Result<(), StoreError> {
         self.delete_prefix(self.prefix.clone()).await
@@ -610,10 +648,19 @@ fn cached(name: &str) -> bool {
 /// (the nodes' wake-up). A watch that breaks is watched again from the cache's revision; one
 /// cancelled because etcd compacted that revision, or a change that does not fit the registry,
 /// loads the registry again (once per gap). Runs until the store is dropped.
-async fn feed_cache(client: Client, prefix: String, cache: Arc<Cache>, changes: watch::Sender<u64>) {
+async fn feed_cache(
+    client: Client,
+    prefix: String,
+    cache: Arc<Cache>,
+    changes: watch::Sender<u64>,
+    mut paused: watch::Receiver<bool>,
+) {
     let mut backoff_ms = ETCD_RETRY_BACKOFF_MS;
     let mut load = true;
     loop {
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return; // the store was dropped
+        }
         if load {
             match read_all(&client, &prefix).await {
                 Ok((entries, revision)) => {
@@ -631,9 +678,20 @@ async fn feed_cache(client: Client, prefix: String, cache: Arc<Cache>, changes: 
         }
         let from = cache.revision() + 1;
         let options = WatchOptions::new().with_prefix().with_start_revision(from);
-        match client.watch_client().watch(prefix.clone(), Some(options)).await {
+        match client
+            .watch_client()
+            .watch(prefix.clone(), Some(options))
+            .await
+        {
             Ok(mut stream) => {
-                while let Ok(Some(response)) = stream.message().await {
+                loop {
+                    let response = tokio::select! {
+                        message = stream.message() => match message {
+                            Ok(Some(response)) => response,
+                            _ => break,
+                        },
+                        _ = paused.wait_for(|p| *p) => break,
+                    };
                     backoff_ms = ETCD_RETRY_BACKOFF_MS;
                     if response.compact_revision() > 0 || response.canceled() {
                         // The revisions the cache needs are gone: load again (once).

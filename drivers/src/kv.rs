@@ -139,8 +139,13 @@ enum Decoded {
 fn decode_key(key: &str, bytes: Option<&[u8]>, count: u16) -> Result<Decoded, DecodeError> {
     let parts: Vec<&str> = key.split('/').collect();
     let decoded = match parts.as_slice() {
-        ["config"] | ["version"] | ["counter", "actors"] | ["load", _] | ["hosted", _]
-        | ["log", ..] | ["logorder", ..] => Decoded::Nothing,
+        ["config"]
+        | ["version"]
+        | ["counter", "actors"]
+        | ["load", _]
+        | ["hosted", _]
+        | ["log", ..]
+        | ["logorder", ..] => Decoded::Nothing,
         ["node", n] => {
             let node = node_of(key, n, count)?;
             let record = match bytes {
@@ -178,7 +183,9 @@ fn decode_key(key: &str, bytes: Option<&[u8]>, count: u16) -> Result<Decoded, De
                 Some(b) => decode(key, b)?,
                 None => Vec::new(),
             };
-            if let Some((actor, _)) = entries.iter().find(|(a, _)| a.0 / QUEUE_CHUNK_ACTORS != chunk)
+            if let Some((actor, _)) = entries
+                .iter()
+                .find(|(a, _)| a.0 / QUEUE_CHUNK_ACTORS != chunk)
             {
                 return Err(DecodeError {
                     key: key.to_string(),
@@ -412,7 +419,9 @@ pub(crate) fn apply_changes(
         key: "registry".to_string(),
         reason: e.to_string(),
     })?;
-    debug_assert!(state.node_ids().all(|n| state.heartbeat_received(n) == meta.heartbeat_current(n)));
+    debug_assert!(state
+        .node_ids()
+        .all(|n| state.heartbeat_received(n) == meta.heartbeat_current(n)));
     Ok(Loaded {
         state,
         meta,

@@ -85,9 +85,9 @@ pub mod testing;
 /// Agent.
 pub use membership_core as protocol;
 
-pub use codec::DecodeError;
 #[cfg(feature = "etcd")]
 pub use cache::{CACHE_CHANGES_PER_COMMIT_MAX, CACHE_CONFIRM_REUSE_MS};
+pub use codec::DecodeError;
 #[cfg(feature = "etcd")]
 pub use etcd::{
     EtcdOptions, EtcdStore, ETCD_CONFLICT_RETRIES_MAX, ETCD_FAMILY_KEYS_MAX, ETCD_LOG_READ_MAX,

@@ -461,6 +461,13 @@ impl MemoryStore {
         inner.state = Some(next);
         inner.revision = revision;
         *inner.stats.commits.entry(name.to_string()).or_default() += 1;
+        let read = (commit.reads.len() + commit.meta_reads.len()) as u64;
+        let most = inner
+            .stats
+            .keys_read_max
+            .entry(name.to_string())
+            .or_default();
+        *most = (*most).max(read);
         inner.writers.insert(revision, name.to_string());
         while inner.writers.len() > WRITERS_KEPT {
             inner.writers.pop_first();

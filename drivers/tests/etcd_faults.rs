@@ -343,3 +343,35 @@ async fn leader_killed_with_proposals_in_flight() {
     }
     finish(cluster, ACTORS + 60).await;
 }
+
+/// A gap in the cache's change feed: the store's watch lags (held by the test kit) while the
+/// nodes keep committing, etcd compacts its history past the cache's revision, and the watch
+/// resumes. etcd cancels it (the revisions it needs are gone) and the cache loads the whole
+/// registry again, exactly once; the cluster converges, the committed log replays to the
+/// stored registry, and no actor was ever active twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cache_loads_again_once_after_compaction() {
+    let Some(env) = env("cache_loads_again_once_after_compaction") else {
+        return;
+    };
+    let cluster = start(&env, "compaction").await;
+    // Loads so far: one when the store connected (to an empty prefix), one when `init` wrote
+    // the registry into it.
+    let loads_before = cluster.store.stats().cache_loads;
+    cluster.store.pause_feed();
+    // The nodes go on committing heartbeats (each lands once; their next ones conflict with a
+    // cache that no longer moves).
+    tokio::time::sleep(Duration::from_millis(cluster.timing.settings().heartbeat_interval_ms * 2)).await;
+    let compacted = cluster.store.compact().await.unwrap();
+    cluster.store.resume_feed();
+    eventually("the cache to load again", || {
+        cluster.store.stats().cache_loads > loads_before
+    })
+    .await;
+    place(&cluster, ACTORS + 1..=ACTORS + 10).await;
+    converged(&cluster, ACTORS + 10).await;
+    let loads = cluster.store.stats().cache_loads;
+    println!("compacted at revision {compacted}; cache loads {loads_before} -> {loads}");
+    assert_eq!(loads, loads_before + 1, "exactly one load for the one gap");
+    finish(cluster, ACTORS + 10).await;
+}

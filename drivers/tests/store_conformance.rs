@@ -60,6 +60,13 @@ macro_rules! cases {
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn footprint_bounds() {
+            if let Some(s) = $store("footprint_bounds").await {
+                crate::conformance::footprint_bounds(s).await;
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn bad_input() {
             if let Some(s) = $store("bad_input").await {
                 crate::conformance::bad_input(s).await;

@@ -16,7 +16,7 @@ use membership::protocol::{
 };
 use membership::testing::{encode, Audit, Fault, StoreKey};
 use membership::{Snapshot, Store, StoreError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -598,6 +598,114 @@ pub async fn many_members<S: Audit>(store: Arc<S>) {
         stats.largest_write_ops,
         stats.largest_write_bytes
     );
+}
+
+/// The keys a node's own heartbeat transaction reads on any store: its heartbeat key and its
+/// slot (the incarnation check). No record, no other node's key, no proposal record (a
+/// heartbeat is idempotent and not remembered).
+pub const HEARTBEAT_KEYS_READ_MAX: u64 = 2;
+
+/// The keys each transaction of [`footprint_bounds`] reads in a 5-node cluster, whatever the
+/// number of actors (`core/src/footprint.rs` gives each footprint; `execute` adds the
+/// proposer's slot and, but for a heartbeat, its proposal's record). PlaceActor: the 5 node
+/// records, the 5 Active nodes' loads, the placement, the actor count and the epoch counter.
+pub const FOOTPRINT_KEYS_READ_5_NODES: [(&str, u64); 8] = [
+    ("CreatePartition", 4), // both records
+    ("HealPartition", 4),
+    ("NodeJoin", 11), // every record and the two counters (from `active`)
+    ("NodeJoinComplete", 10),
+    ("PlaceActor", 15),
+    ("RemoveActor", 6), // the placement, the queue entry, the count, the host's load
+    ("SendHeartbeat", HEARTBEAT_KEYS_READ_MAX),
+    ("SyncViews", 8), // every record and the configuration number
+];
+
+/// Actors placed per node in the small and the large registry of [`footprint_bounds`].
+pub const FOOTPRINT_ACTORS_SMALL: u64 = 20;
+/// See [`FOOTPRINT_ACTORS_SMALL`]: 50 times as many.
+pub const FOOTPRINT_ACTORS_LARGE: u64 = 1_000;
+
+/// A transaction reads its footprint and nothing else: the keys each committed transaction read
+/// (`StoreStats::keys_read_max`, counted by the store at commit) are the same on a registry of
+/// 5 x 20 actors and on one of 5 x 1,000 (a placement reads per-node loads, never the
+/// placements), and are the pinned [`FOOTPRINT_KEYS_READ_5_NODES`] on every store.
+pub async fn footprint_bounds<S: Audit>(store: Arc<S>) {
+    const NODES: u16 = 5;
+    let proposers = active(&*store, NODES).await;
+    let mut figures = Vec::new();
+    for (phase, per_node) in [FOOTPRINT_ACTORS_SMALL, FOOTPRINT_ACTORS_LARGE]
+        .into_iter()
+        .enumerate()
+    {
+        let mut state = store.snapshot().await.unwrap().state;
+        for n in 1..=NODES {
+            let first = phase as u64 * 100_000 + u64::from(n - 1) * per_node + 1;
+            state = membership::protocol::testing::place_on(&state, n, first..first + per_node);
+        }
+        store.import(state).await.unwrap();
+        let placed = phase as u64 * 100_000 + u64::from(NODES) * per_node;
+        let fresh = ActorId(1_000_000 + phase as u64);
+        for (who, event) in [
+            (0, Event::SendHeartbeat { node: NodeId(1) }),
+            (1, Event::SendHeartbeat { node: NodeId(2) }),
+            (0, Event::PlaceActor { actor: fresh }),
+            (
+                0,
+                Event::RemoveActor {
+                    actor: ActorId(placed),
+                },
+            ),
+            (
+                1,
+                Event::CreatePartition {
+                    a: NodeId(2),
+                    b: NodeId(3),
+                },
+            ),
+            (
+                1,
+                Event::HealPartition {
+                    a: NodeId(2),
+                    b: NodeId(3),
+                },
+            ),
+            (
+                2,
+                Event::SyncViews {
+                    a: NodeId(3),
+                    b: NodeId(3),
+                },
+            ),
+        ] {
+            let proposal: &Proposer = &proposers[who];
+            let outcome = settle(&*store, proposal.step(event)).await.unwrap();
+            assert!(
+                matches!(
+                    outcome,
+                    ProposalOutcome::Committed { .. } | ProposalOutcome::Refused(_)
+                ),
+                "{event}: {outcome:?}"
+            );
+        }
+        figures.push((per_node, store.stats().keys_read_max));
+    }
+    let (small, large) = (&figures[0], &figures[1]);
+    println!(
+        "keys read per transaction at {} actors: {:?}; at {} actors: {:?}",
+        u64::from(NODES) * small.0,
+        small.1,
+        u64::from(NODES) * large.0,
+        large.1
+    );
+    assert_eq!(
+        small.1, large.1,
+        "the keys a transaction reads grew with the number of actors"
+    );
+    let pinned: BTreeMap<String, u64> = FOOTPRINT_KEYS_READ_5_NODES
+        .iter()
+        .map(|&(action, keys)| (action.to_string(), keys))
+        .collect();
+    assert_eq!(large.1, pinned, "the keys read per transaction, by action");
 }
 
 /// A corrupted stored value (truncated, of another format version, garbage) gives a typed error
