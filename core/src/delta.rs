@@ -89,6 +89,16 @@ impl Delta {
         if self.actor_count.is_some() {
             keys.push(Key::ActorCount);
         }
+        let active = |status: Option<crate::node::NodeStatus>| {
+            status == Some(crate::node::NodeStatus::Active)
+        };
+        if self
+            .nodes
+            .iter()
+            .any(|(&n, r)| active(before.node(n).map(|b| b.status)) != active(Some(r.status)))
+        {
+            keys.push(Key::Members);
+        }
         for (&actor, new) in &self.placements {
             let old = before.placement(actor).map(|p| p.node);
             let new = new.map(|p| p.node);

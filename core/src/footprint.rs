@@ -12,7 +12,7 @@
 
 use crate::actor::{ActorId, MigrationEntry, Placement};
 use crate::event::Event;
-use crate::node::{NodeId, NodeStatus};
+use crate::node::{NodeId, NodeSet, NodeStatus};
 use crate::refusal::Counter;
 use crate::state::{NodeRecord, State};
 use serde::{Deserialize, Serialize};
@@ -39,13 +39,21 @@ pub enum Key {
     Load(NodeId),
     /// The set of actors placed on a node (derived; a store keeps it as an index range).
     Hosted(NodeId),
+    /// The current members: the set of Active nodes (derived from the node records' statuses;
+    /// a store keeps it as one key, written by every step that changes the set). A step that
+    /// needs only the set (SyncViews, a join, a placement) reads this key instead of every
+    /// node record, so that members writing their own records do not conflict with it.
+    Members,
 }
 
 impl Key {
     /// Whether the key's value is derived from the placements (a store maintains it from the
     /// placement changes of a [`crate::Delta`]).
     pub fn is_derived(&self) -> bool {
-        matches!(self, Key::ActorCount | Key::Load(_) | Key::Hosted(_))
+        matches!(
+            self,
+            Key::ActorCount | Key::Load(_) | Key::Hosted(_) | Key::Members
+        )
     }
 }
 
@@ -60,6 +68,7 @@ impl fmt::Display for Key {
             Key::Queue(a) => write!(f, "queue/{a}"),
             Key::Load(n) => write!(f, "load/{n}"),
             Key::Hosted(n) => write!(f, "hosted/{n}"),
+            Key::Members => write!(f, "members"),
         }
     }
 }
@@ -79,6 +88,8 @@ pub enum Value {
     Queue(Option<MigrationEntry>),
     /// The actors placed on a node, in id order.
     Hosted(Vec<ActorId>),
+    /// The Active nodes.
+    Members(NodeSet),
 }
 
 impl State {
@@ -101,6 +112,7 @@ impl State {
                     .map(|set| set.iter().copied().collect())
                     .unwrap_or_default(),
             ),
+            Key::Members => Value::Members(self.active()),
         }
     }
 }
@@ -213,20 +225,21 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
     let active = state.active();
     match *event {
         Event::NodeJoin { node } => {
-            // Whether the node bootstraps depends on every node's status.
-            f.read(every_node(state));
+            // Whether the node bootstraps depends on whether any node is Active: the members.
+            f.read([Key::Node(node), Key::Members]);
             f.read([view, term]);
             f.write([Key::Node(node)]);
             if active.is_empty() && status(state, node) == Some(NodeStatus::Left) {
                 // The bootstrap is also the node's heartbeat this round (registry v2); the flag
                 // is read too (see SendHeartbeat).
-                f.write([view, term]);
+                f.write([view, term, Key::Members]);
                 f.read_write([Key::Heartbeat(node)]);
             }
         }
         Event::NodeJoinComplete { node } => {
-            f.read(every_node(state));
-            f.read_write([Key::Node(node), view]);
+            // The members (the new configuration, and which of them the node reaches: its own
+            // record holds its partitions, kept symmetric), never another member's record.
+            f.read_write([Key::Node(node), view, Key::Members]);
             // The completed join is also the node's heartbeat this round (registry v2); the flag
             // is read too (see SendHeartbeat).
             f.read_write([Key::Heartbeat(node)]);
@@ -245,6 +258,7 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             f.read_write([Key::Node(node), view]);
             if status(state, node) == Some(NodeStatus::Active) {
                 f.write(detectors_of(state, node).into_iter().map(Key::Node));
+                f.write([Key::Members]);
             }
             f.read([Key::Hosted(node)]);
             f.read_write(actors.iter().map(|&a| Key::Queue(a)));
@@ -305,6 +319,7 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
             f.read_write([Key::Node(node), view]);
             f.read_write(actors.iter().map(|&a| Key::Queue(a)));
             f.write(detectors_of(state, node).into_iter().map(Key::Node));
+            f.write([Key::Members]);
         }
         Event::NodeRecover { node } => {
             // Registry v2: the node's own record only (no view guard).
@@ -339,13 +354,13 @@ pub fn footprint(state: &State, event: &Event) -> Footprint {
         }
         Event::SyncViews { a, b } => {
             // Registry v2 (one configuration): the node's own record is written; the current
-            // configuration (the members' statuses and the number) is read.
-            f.read(every_node(state));
-            f.read([Key::Node(b), view]);
+            // configuration (the members and the number) is read, not the members' records.
+            f.read([Key::Members, Key::Node(b), view]);
             f.read_write([Key::Node(a)]);
         }
         Event::PlaceActor { actor } => {
-            f.read(every_node(state));
+            // The least-loaded member: the members and their loads, never their records.
+            f.read([Key::Members]);
             f.read_write([Key::Actor(actor), Key::ActorCount, epoch]);
             f.read_write(active.iter().map(Key::Load));
             f.write(active.iter().map(Key::Hosted));

@@ -288,9 +288,10 @@ fn heartbeats_of_two_nodes_never_conflict_and_placements_share_only_loads_and_ep
 /// Which events read every node record (the README lists them, with the reason). Registry v2:
 /// SendHeartbeat no longer does (it reads its sender's record only); ResetHeartbeats does (it
 /// clears every vote, and which records hold one is read from them). One configuration:
-/// NodeRecover no longer does (it has no view guard: it reads and writes its own record only),
-/// and SyncViews does (the node adopts the current configuration, the Active nodes, read from
-/// every record).
+/// NodeRecover no longer does (it has no view guard: it reads and writes its own record only).
+/// The members key (issue 19): SyncViews, NodeJoin, NodeJoinComplete and PlaceActor need only
+/// the set of Active nodes, which they read as one key (`Key::Members`), so a member writing
+/// its own record (its SyncViews, its vote) never conflicts with them.
 #[test]
 fn the_events_that_read_every_node_are_the_global_guards() {
     let s = place_on(&run(fixed(3), &all_active(3)), 2, [1]);
@@ -301,16 +302,12 @@ fn the_events_that_read_every_node_are_the_global_guards() {
         }
     }
     let expected: BTreeSet<String> = [
-        "NodeJoin",
-        "NodeJoinComplete",
         "NodeLeave",
         "NodeLeaveComplete",
         "ResetHeartbeats",
         "MarkNodeFailed",
         "ElectPrimary",
         "PrimaryStepDown",
-        "SyncViews",
-        "PlaceActor",
         "RebalanceActors",
     ]
     .into_iter()
@@ -318,12 +315,28 @@ fn the_events_that_read_every_node_are_the_global_guards() {
     .collect();
     // MigrateActor reads every node only when its actor is queued (none is here).
     assert_eq!(every, expected);
+    for event in [
+        Event::NodeJoin { node: NodeId(3) },
+        Event::SyncViews {
+            a: NodeId(1),
+            b: NodeId(1),
+        },
+        Event::PlaceActor { actor: ActorId(9) },
+    ] {
+        let f = footprint(&s, &event);
+        assert!(f.reads.contains(&Key::Members), "{event} reads the members");
+        assert!(
+            f.reads.iter().filter(|k| matches!(k, Key::Node(_))).count() <= 1,
+            "{event} reads at most its own record: {:?}",
+            f.reads
+        );
+    }
 }
 
 /// Registry v2: a vote (DetectFailure) never changes a view nor takes a view number, whether or
 /// not the detector's view lists the target: its transaction reads the two records and writes
-/// the detector's alone, never the view counter. SyncViews(n, n) reads the configuration (every
-/// record and the view counter) and writes `n`'s record only, never the counter.
+/// the detector's alone, never the view counter. SyncViews(n, n) reads the configuration (the
+/// members key and the view counter) and writes `n`'s record only, never the counter.
 #[test]
 fn a_vote_reads_and_writes_the_detectors_record_never_the_view_counter() {
     use membership_core::testing::{detect, partition, sync, then, THREE_ACTIVE};
@@ -355,7 +368,7 @@ fn a_vote_reads_and_writes_the_detectors_record_never_the_view_counter() {
     }
     let adopt = footprint(&s, &sync(1, 1));
     assert!(adopt.reads.contains(&view) && !adopt.writes.contains(&view));
-    assert!(adopt.reads_every_node(&s));
+    assert!(adopt.reads.contains(&Key::Members) && !adopt.reads_every_node(&s));
     assert_eq!(adopt.writes, BTreeSet::from([Key::Node(NodeId(1))]));
     let (next, _) = step(&s, &sync(1, 1)).unwrap();
     assert_eq!(next.view_counter(), s.view_counter());

@@ -59,7 +59,7 @@ pub(crate) fn check_registry(key: &Key, bytes: &[u8]) -> Result<(), DecodeError>
     match key {
         Key::Node(_) => decode::<NodeRecord>(&name, bytes).map(|_| ()),
         Key::Heartbeat(_) => decode::<bool>(&name, bytes).map(|_| ()),
-        Key::Counter(_) | Key::ActorCount | Key::Load(_) | Key::Hosted(_) => {
+        Key::Counter(_) | Key::ActorCount | Key::Load(_) | Key::Hosted(_) | Key::Members => {
             decode::<u64>(&name, bytes).map(|_| ())
         }
         Key::Actor(_) => decode::<Placement>(&name, bytes).map(|_| ()),

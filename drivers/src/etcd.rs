@@ -153,7 +153,10 @@ pub struct EtcdStore {
     /// The registry, fed by the watch: transactions run on it, snapshots are read from it.
     cache: Arc<Cache>,
     /// True while the test kit holds the cache's feed (a lagging watcher, on purpose).
-    #[cfg_attr(not(feature = "testing"), allow(dead_code, reason = "set by the test kit"))]
+    #[cfg_attr(
+        not(feature = "testing"),
+        allow(dead_code, reason = "set by the test kit")
+    )]
     feed_paused: watch::Sender<bool>,
     /// One confirmation read at a time; concurrent snapshots share its result.
     confirming: tokio::sync::Mutex<()>,
@@ -215,6 +218,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 enum Attempt {
     Done(ProposalOutcome),
     Conflict,
+    /// Run again on a cache confirmed current (a refusal found on one not confirmed yet).
+    Again,
 }
 
 impl EtcdStore {
@@ -400,7 +405,10 @@ impl EtcdStore {
         &self,
         proposal: &Proposal,
         uncertain: &mut bool,
+        confirmed: &mut bool,
     ) -> Result<Attempt, StoreError> {
+        // Read-your-writes through this handle (an import, a claim, a commit of another task).
+        self.caught_up(self.written.load(Ordering::Acquire)).await?;
         let view = self.view()?;
         let revision = view.revision;
         let name = action_name(proposal);
@@ -419,6 +427,13 @@ impl EtcdStore {
                 if let Some(error) = view.poisoned_among(view.poisoned.keys()) {
                     // A refusal computed on a key that cannot be decoded is no answer.
                     return Err(error.into());
+                }
+                if !*confirmed {
+                    // A refusal is final, and compares nothing: it must come from a cache that
+                    // holds every commit made before it is answered. Confirm, then run again.
+                    self.confirm().await?;
+                    *confirmed = true;
+                    return Ok(Attempt::Again);
                 }
                 *lock(&self.stats).refusals.entry(name).or_default() += 1;
                 return Ok(Attempt::Done(ProposalOutcome::Refused(error)));
@@ -855,13 +870,18 @@ impl Store for EtcdStore {
         }
         let name = action_name(&proposal);
         let mut uncertain = false;
+        let mut confirmed = false;
         let mut failures = 0;
         let mut backoff_ms = ETCD_RETRY_BACKOFF_MS;
+        let mut again = false;
         for attempt in 0..ETCD_CONFLICT_RETRIES_MAX {
-            if attempt > 0 {
+            if attempt > 0 && !std::mem::take(&mut again) {
                 *lock(&self.stats).retries.entry(name.clone()).or_default() += 1;
             }
-            match self.attempt(&proposal, &mut uncertain).await {
+            match self
+                .attempt(&proposal, &mut uncertain, &mut confirmed)
+                .await
+            {
                 Ok(Attempt::Done(outcome)) => {
                     #[cfg(feature = "testing")]
                     let outcome = match (fault, outcome) {
@@ -876,6 +896,7 @@ impl Store for EtcdStore {
                     return Ok(outcome);
                 }
                 Ok(Attempt::Conflict) => continue,
+                Ok(Attempt::Again) => again = true,
                 Err(StoreError::Unavailable(why)) if failures < ETCD_UNAVAILABLE_RETRIES_MAX => {
                     // A failed commit may have applied: the next attempt runs on a cache
                     // confirmed current, which holds it if it did, and recognises it by its id

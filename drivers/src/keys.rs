@@ -43,7 +43,13 @@ pub(crate) const CONFIG_KEY: &str = "config";
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 pub(crate) const ROUND_KEY: &str = "round";
 
-/// FoundationDB's commit counter (bumped by every commit; its watch wakes the nodes).
+/// The members' version marker (`Key::Members`: written whenever the set of Active nodes
+/// changes; never deleted, never read back).
+#[cfg(feature = "etcd")]
+pub(crate) const MEMBERS_KEY: &str = "members";
+
+/// The commit marker: written by every commit (etcd: its `mod_revision` is the latest commit's
+/// revision; FoundationDB: bumped by an atomic add, the nodes' watch).
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const VERSION_KEY: &str = "version";
 
@@ -125,6 +131,7 @@ pub(crate) fn never_deleted(name: &str) -> bool {
         .any(|family| name.starts_with(family))
         || name == ROUND_KEY
         || name == CONFIG_KEY
+        || name == MEMBERS_KEY
 }
 
 /// A key of the store: a registry key or a metadata key.

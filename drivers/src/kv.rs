@@ -141,6 +141,7 @@ fn decode_key(key: &str, bytes: Option<&[u8]>, count: u16) -> Result<Decoded, De
     let decoded = match parts.as_slice() {
         ["config"]
         | ["version"]
+        | ["members"]
         | ["counter", "actors"]
         | ["load", _]
         | ["hosted", _]
@@ -501,6 +502,7 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
             Key::ActorCount => Some(encode(&(next.placements().len() as u64))),
             Key::Actor(a) => next.placement(a).map(|p| encode(&p)),
             Key::Load(n) | Key::Hosted(n) => Some(encode(&next.load(n))),
+            Key::Members => Some(encode(&u64::from(next.active().len()))),
             Key::Queue(a) => {
                 chunks.insert(a.0 / QUEUE_CHUNK_ACTORS);
                 continue;
@@ -609,6 +611,10 @@ pub(crate) fn export(state: &State, round: u64) -> Vec<(String, Vec<u8>)> {
         out.push((registry_key_name(&Key::Load(n)), encode(&state.load(n))));
         out.push((registry_key_name(&Key::Hosted(n)), encode(&state.load(n))));
     }
+    out.push((
+        registry_key_name(&Key::Members),
+        encode(&u64::from(state.active().len())),
+    ));
     out
 }
 
@@ -662,6 +668,7 @@ pub(crate) fn value_of(key: &StoreKey, state: &State, meta: &Meta) -> Option<Vec
         StoreKey::Registry(Key::Counter(Counter::Epoch)) => Some(encode(&state.epoch_counter())),
         StoreKey::Registry(Key::ActorCount) => Some(encode(&(state.placements().len() as u64))),
         StoreKey::Registry(Key::Load(n) | Key::Hosted(n)) => Some(encode(&state.load(*n))),
+        StoreKey::Registry(Key::Members) => Some(encode(&u64::from(state.active().len()))),
         StoreKey::Meta(MetaKey::Slot(n)) => meta.slots.get(n).map(encode),
         StoreKey::Meta(MetaKey::Round) => Some(encode(&meta.round)),
         StoreKey::Meta(MetaKey::Applied(id)) => meta.applied.get(id).map(encode),

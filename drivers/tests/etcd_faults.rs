@@ -361,7 +361,10 @@ async fn cache_loads_again_once_after_compaction() {
     cluster.store.pause_feed();
     // The nodes go on committing heartbeats (each lands once; their next ones conflict with a
     // cache that no longer moves).
-    tokio::time::sleep(Duration::from_millis(cluster.timing.settings().heartbeat_interval_ms * 2)).await;
+    tokio::time::sleep(Duration::from_millis(
+        cluster.timing.settings().heartbeat_interval_ms * 2,
+    ))
+    .await;
     let compacted = cluster.store.compact().await.unwrap();
     cluster.store.resume_feed();
     eventually("the cache to load again", || {

@@ -607,17 +607,18 @@ pub const HEARTBEAT_KEYS_READ_MAX: u64 = 2;
 
 /// The keys each transaction of [`footprint_bounds`] reads in a 5-node cluster, whatever the
 /// number of actors (`core/src/footprint.rs` gives each footprint; `execute` adds the
-/// proposer's slot and, but for a heartbeat, its proposal's record). PlaceActor: the 5 node
-/// records, the 5 Active nodes' loads, the placement, the actor count and the epoch counter.
+/// proposer's slot and, but for a heartbeat, its proposal's record). None reads another
+/// member's record but a partition report (the two records it writes); the joins, SyncViews and
+/// PlaceActor read the members as one key.
 pub const FOOTPRINT_KEYS_READ_5_NODES: [(&str, u64); 8] = [
     ("CreatePartition", 4), // both records
     ("HealPartition", 4),
-    ("NodeJoin", 11), // every record and the two counters (from `active`)
-    ("NodeJoinComplete", 10),
-    ("PlaceActor", 15),
+    ("NodeJoin", 8), // its record, the members, two counters, its flag (the bootstrap)
+    ("NodeJoinComplete", 7), // its record, the members, the view counter, its flag
+    ("PlaceActor", 11), // the members, their 5 loads, the placement, the count, the epoch
     ("RemoveActor", 6), // the placement, the queue entry, the count, the host's load
     ("SendHeartbeat", HEARTBEAT_KEYS_READ_MAX),
-    ("SyncViews", 8), // every record and the configuration number
+    ("SyncViews", 5), // its record, the members, the view counter
 ];
 
 /// Actors placed per node in the small and the large registry of [`footprint_bounds`].
