@@ -70,8 +70,9 @@ pub use footprint::{fenced, footprint, Footprint, Key, Value};
 pub use invariants::{Invariant, Liveness, StateInvariant, TransitionInvariant, Violation};
 pub use node::{NodeId, NodeSet, NodeSetIter, NodeStatus, NODES_MAX, NODE_SET_INLINE_NODES};
 pub use proposal::{
-    execute, heartbeat_landed_closed, Action, Applied, Commit, Meta, MetaKey, Proposal,
-    ProposalError, ProposalId, ProposalOutcome, Slot, ADDRESS_MAX_BYTES, PROPOSALS_REMEMBERED,
+    execute, heartbeat_landed_closed, Action, ActorBatch, Applied, BatchError, Commit, Meta,
+    MetaKey, Proposal, ProposalError, ProposalId, ProposalOutcome, Slot, ADDRESS_MAX_BYTES,
+    PLACE_BATCH_MAX, PROPOSALS_REMEMBERED,
 };
 pub use refusal::{Counter, Guard, Refusal};
 pub use registry::{RegistryError, RegistryFields, REGISTRY_FORMAT_VERSION};

@@ -11,7 +11,7 @@
 //! what to write. Stores wrap it in their engine's transaction (read the footprint, run
 //! `execute`, write, commit) and never decide anything themselves.
 
-use crate::actor::{LeastLoaded, MIGRATION_BATCH_MAX};
+use crate::actor::{ActorId, LeastLoaded, MIGRATION_BATCH_MAX};
 use crate::batch::migrate_batch_observed;
 use crate::delta::Delta;
 use crate::effect::Effect;
@@ -52,6 +52,85 @@ impl fmt::Display for ProposalId {
     }
 }
 
+/// The most actors one placement batch places ([`Action::PlaceBatch`]): one transaction writes a
+/// placement per actor plus the load and hosted markers of the nodes it places on, which stays
+/// within etcd's 128 operations for clusters of up to about 40 members (a store halves a batch
+/// that does not fit).
+pub const PLACE_BATCH_MAX: usize = 32;
+
+/// One to [`PLACE_BATCH_MAX`] distinct actors to place in one transaction, in order. A
+/// fixed-capacity list, so that [`Action`] stays `Copy`; serialized as a list.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<ActorId>", into = "Vec<ActorId>")]
+pub struct ActorBatch {
+    ids: [ActorId; PLACE_BATCH_MAX],
+    len: u8,
+}
+
+/// A list that is not a placement batch, naming why.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("not a placement batch: {0}")]
+pub struct BatchError(String);
+
+impl ActorBatch {
+    /// The batch of `actors`: one to [`PLACE_BATCH_MAX`] distinct actors, in order.
+    pub fn new(actors: &[ActorId]) -> Result<ActorBatch, BatchError> {
+        if actors.is_empty() || actors.len() > PLACE_BATCH_MAX {
+            return Err(BatchError(format!(
+                "{} actors, not 1 to {PLACE_BATCH_MAX}",
+                actors.len()
+            )));
+        }
+        let distinct: BTreeSet<ActorId> = actors.iter().copied().collect();
+        if distinct.len() != actors.len() {
+            return Err(BatchError("an actor is listed twice".to_string()));
+        }
+        let mut ids = [ActorId(0); PLACE_BATCH_MAX];
+        ids[..actors.len()].copy_from_slice(actors);
+        let batch = ActorBatch {
+            ids,
+            len: u8::try_from(actors.len()).map_err(|e| BatchError(e.to_string()))?,
+        };
+        assert_eq!(batch.actors(), actors);
+        Ok(batch)
+    }
+
+    /// The actors, in order.
+    pub fn actors(&self) -> &[ActorId] {
+        let len = usize::from(self.len).min(PLACE_BATCH_MAX);
+        &self.ids[..len]
+    }
+
+    /// The first `len` actors (at least one).
+    pub fn truncated(&self, len: usize) -> ActorBatch {
+        let len = len.clamp(1, self.actors().len());
+        let mut batch = *self;
+        batch.len = u8::try_from(len).unwrap_or(batch.len);
+        debug_assert!(batch.actors().len() == len);
+        batch
+    }
+}
+
+impl fmt::Debug for ActorBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.actors()).finish()
+    }
+}
+
+impl TryFrom<Vec<ActorId>> for ActorBatch {
+    type Error = BatchError;
+
+    fn try_from(actors: Vec<ActorId>) -> Result<ActorBatch, BatchError> {
+        ActorBatch::new(&actors)
+    }
+}
+
+impl From<ActorBatch> for Vec<ActorId> {
+    fn from(batch: ActorBatch) -> Vec<ActorId> {
+        batch.actors().to_vec()
+    }
+}
+
 /// What a proposal asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
@@ -65,6 +144,14 @@ pub enum Action {
         /// The most moves.
         max: usize,
     },
+    /// PlaceActor for each actor of the batch, in order, in one transaction: each one the
+    /// reducer refuses on the state the earlier ones left is skipped (it is not placed, and
+    /// its refusal is read: the transaction conflicts on what decided it); refused only if
+    /// every one is.
+    PlaceBatch {
+        /// The actors.
+        actors: ActorBatch,
+    },
 }
 
 impl Action {
@@ -75,7 +162,7 @@ impl Action {
     pub fn round_required(&self) -> Option<ActionName> {
         let name = match self {
             Action::Step(event) => event.name(),
-            Action::MigrateBatch { .. } => return None,
+            Action::MigrateBatch { .. } | Action::PlaceBatch { .. } => return None,
         };
         let required = matches!(
             name,
@@ -91,6 +178,15 @@ impl fmt::Display for Action {
         match self {
             Action::Step(e) => write!(f, "{e}"),
             Action::MigrateBatch { term, max } => write!(f, "MigrateBatch(term {term}, max {max})"),
+            Action::PlaceBatch { actors } => {
+                let list = actors.actors();
+                match (list.first(), list.last()) {
+                    (Some(first), Some(last)) => {
+                        write!(f, "PlaceBatch({} actors, {first}..{last})", list.len())
+                    }
+                    _ => write!(f, "PlaceBatch()"),
+                }
+            }
         }
     }
 }
@@ -425,6 +521,46 @@ fn batch(
     Ok((current, effects, events, union))
 }
 
+/// A placement batch in one pass: PlaceActor for each actor on the state the earlier ones left;
+/// a refused one is skipped, its footprint's reads kept (its refusal is part of the outcome).
+/// Refused, with the first refusal, only if every one is.
+fn place_batch(
+    state: &State,
+    actors: &ActorBatch,
+) -> Result<(State, Vec<Effect>, Vec<Event>, Footprint), ProposalError> {
+    let list = actors.actors();
+    assert!(!list.is_empty() && list.len() <= PLACE_BATCH_MAX);
+    let mut union = Footprint::default();
+    let mut current = state.clone();
+    let mut effects = Vec::new();
+    let mut events = Vec::new();
+    let mut refused = None;
+    for &actor in list {
+        let event = Event::PlaceActor { actor };
+        let f = footprint(&current, &event);
+        union.reads.extend(f.reads);
+        match step(&current, &event) {
+            Ok((next, e)) => {
+                union.writes.extend(f.writes);
+                effects.extend(e);
+                events.push(event);
+                current = next;
+            }
+            Err(refusal) => {
+                refused.get_or_insert(refusal);
+            }
+        }
+    }
+    if let (true, Some(refusal)) = (events.is_empty(), refused) {
+        return Err(ProposalError::Refused(refusal));
+    }
+    // Each actor was either placed or refused, and the batch is never empty.
+    assert!(!events.is_empty());
+    assert_eq!(effects.len(), events.len());
+    assert!(current.placements().len() == state.placements().len() + events.len());
+    Ok((current, effects, events, union))
+}
+
 /// Whether the simulation's planted bug `DriverMutant::AcceptStaleIncarnation` (feature
 /// `checking`) lets an older incarnation's proposal through. Always false in a production build.
 fn accepts_stale_incarnation(state: &State, incarnation: u64, current: u64) -> bool {
@@ -520,6 +656,7 @@ pub fn execute(state: &State, meta: &Meta, proposal: &Proposal) -> Result<Commit
             (next, effects.into_vec(), vec![event], fp)
         }
         Action::MigrateBatch { term, max } => batch(state, term, max)?,
+        Action::PlaceBatch { actors } => place_batch(state, &actors)?,
     };
     let delta = state.delta_within(&next, &fp);
     let mut next_meta = meta.clone();

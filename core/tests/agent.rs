@@ -1042,7 +1042,7 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
                     .handle_outcome(t, out.token, ProposalOutcome::Committed { effects: vec![] })
                     .unwrap(),
                 Action::MigrateBatch { .. } => batches.push((t, out)),
-                Action::Step(_) => {}
+                Action::Step(_) | Action::PlaceBatch { .. } => {}
             }
         }
         agent
@@ -1629,6 +1629,118 @@ fn a_placement_the_store_finds_already_placed_is_answered_with_its_placement() {
     assert!(
         !outputs.iter().any(
             |o| matches!(o, Output::Propose(p) if p.proposal.action == Action::Step(place(2)))
+        ),
+        "{outputs:?}"
+    );
+}
+
+/// Issue 19: requests queued together go out as one PlaceBatch (up to `PLACE_BATCH_MAX`); the
+/// commit answers each actor it placed, and an actor it skipped (placed meanwhile) goes back to
+/// the queue and is answered from the next snapshot, never proposed again.
+#[test]
+fn requests_queued_together_are_placed_by_one_batch_and_each_is_answered() {
+    use membership_core::testing::{accept, place};
+    use membership_core::{Action, ActorBatch, Effect, Placement};
+    let room = three_active_with_room_for(10);
+    let mut agent = active_agent(&room);
+    // a9 goes out alone (nothing else is queued); a1, a2 and a3 queue behind it.
+    agent.place(actor(9), 1).unwrap();
+    let mut outputs: Vec<Output> = Vec::new();
+    drain(&mut agent, &mut outputs);
+    let [Output::Propose(first)] = outputs.as_slice() else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(first.proposal.action, Action::Step(place(9)));
+    for a in [1, 2, 3] {
+        agent.place(actor(a), 1).unwrap();
+    }
+    let nine = Effect::ActorActivated {
+        actor: actor(9),
+        node: NodeId(1),
+        epoch: 1,
+    };
+    agent
+        .handle_outcome(
+            2,
+            first.token,
+            ProposalOutcome::Committed {
+                effects: vec![nine],
+            },
+        )
+        .unwrap();
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert_eq!(outputs[0], Output::Read, "{outputs:?}");
+    // The snapshot read after that outcome shows a9: the three queued requests go out at once.
+    let room = accept(&room, place(9)).0;
+    agent
+        .handle_snapshot(3, 3, room.clone(), 0, Some(1))
+        .unwrap();
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    let Some(Output::Propose(sent)) = outputs.iter().find(|o| matches!(o, Output::Propose(_)))
+    else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(
+        sent.proposal.action,
+        Action::PlaceBatch {
+            actors: ActorBatch::new(&[actor(1), actor(2), actor(3)]).unwrap()
+        }
+    );
+    // The store placed a1 and a3; a2 had been placed meanwhile by another node.
+    let effects = vec![
+        Effect::ActorActivated {
+            actor: actor(1),
+            node: NodeId(2),
+            epoch: 3,
+        },
+        Effect::ActorActivated {
+            actor: actor(3),
+            node: NodeId(3),
+            epoch: 4,
+        },
+    ];
+    agent
+        .handle_outcome(4, sent.token, ProposalOutcome::Committed { effects })
+        .unwrap();
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert_eq!(
+        outputs,
+        vec![
+            Output::Read,
+            Output::Placed {
+                actor: actor(1),
+                result: Ok(Placement {
+                    node: NodeId(2),
+                    epoch: 3
+                })
+            },
+            Output::Placed {
+                actor: actor(3),
+                result: Ok(Placement {
+                    node: NodeId(3),
+                    epoch: 4
+                })
+            },
+        ]
+    );
+    let placed = accept(&room, place(2)).0;
+    let placement = placed.placement(actor(2)).unwrap();
+    agent.handle_snapshot(5, 5, placed, 0, Some(1)).unwrap();
+    outputs.clear();
+    drain(&mut agent, &mut outputs);
+    assert!(
+        outputs.contains(&Output::Placed {
+            actor: actor(2),
+            result: Ok(placement)
+        }),
+        "{outputs:?}"
+    );
+    assert!(
+        !outputs.iter().any(
+            |o| matches!(o, Output::Propose(p) if p.proposal.action.to_string().contains("Place"))
         ),
         "{outputs:?}"
     );

@@ -238,3 +238,169 @@ fn the_stored_flags_and_the_closed_round_heartbeat() {
         4
     ));
 }
+
+/// Placement batches (issue 19): one transaction places each actor of the batch in order,
+/// skipping the ones the reducer refuses, and reads what decided each.
+mod place_batch {
+    use super::*;
+    use membership_core::testing::{accept, place, THREE_ACTIVE};
+    use membership_core::{step, ActorBatch, ActorId, Config, Effect, Guard, PLACE_BATCH_MAX};
+    use proptest::prelude::*;
+
+    fn three(actors_max: u64) -> State {
+        run(
+            Config::fixed(3)
+                .unwrap()
+                .with_actors_max(actors_max)
+                .unwrap(),
+            &THREE_ACTIVE,
+        )
+    }
+
+    fn batch(ids: &[u64]) -> Proposal {
+        let actors: Vec<ActorId> = ids.iter().copied().map(ActorId).collect();
+        Proposal {
+            id: ProposalId {
+                node: NodeId(1),
+                incarnation: 0,
+                seq: 7,
+            },
+            action: Action::PlaceBatch {
+                actors: ActorBatch::new(&actors).unwrap(),
+            },
+            round: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_places_each_actor_on_a_least_loaded_member_with_fresh_epochs() {
+        let s = three(10);
+        let commit = execute(&s, &Meta::default(), &batch(&[1, 2, 3])).unwrap();
+        // Each on a member of least load on the state the earlier ones left (ties broken by
+        // the strategy's hash of the actor): one per member.
+        assert_eq!(
+            commit.effects,
+            vec![
+                Effect::ActorActivated {
+                    actor: ActorId(1),
+                    node: NodeId(2),
+                    epoch: 1
+                },
+                Effect::ActorActivated {
+                    actor: ActorId(2),
+                    node: NodeId(1),
+                    epoch: 2
+                },
+                Effect::ActorActivated {
+                    actor: ActorId(3),
+                    node: NodeId(3),
+                    epoch: 3
+                },
+            ]
+        );
+        assert_eq!(commit.events, vec![place(1), place(2), place(3)]);
+        // The members, their loads, the three placements, the count and the epoch counter:
+        // no node record.
+        assert!(commit.reads.contains(&Key::Members));
+        assert!(!commit.reads.iter().any(|k| matches!(k, Key::Node(_))));
+        assert_eq!(commit.next.placements().len(), 3);
+        assert!(commit
+            .meta_writes
+            .contains(&MetaKey::Applied(batch(&[1]).id)));
+    }
+
+    #[test]
+    fn an_actor_already_placed_is_skipped_and_its_placement_read() {
+        let s = accept(&three(10), place(2)).0;
+        let commit = execute(&s, &Meta::default(), &batch(&[1, 2, 3])).unwrap();
+        assert_eq!(commit.events, vec![place(1), place(3)]);
+        assert_eq!(
+            commit.effects,
+            vec![
+                Effect::ActorActivated {
+                    actor: ActorId(1),
+                    node: NodeId(1),
+                    epoch: 2
+                },
+                Effect::ActorActivated {
+                    actor: ActorId(3),
+                    node: NodeId(3),
+                    epoch: 3
+                },
+            ]
+        );
+        assert!(commit.reads.contains(&Key::Actor(ActorId(2))));
+        assert_eq!(commit.next.placement(ActorId(2)), s.placement(ActorId(2)));
+    }
+
+    #[test]
+    fn a_batch_that_places_nothing_is_refused_with_its_first_refusal() {
+        let s = accept(&three(1), place(9)).0;
+        let first = batch(&[9, 1]);
+        match execute(&s, &Meta::default(), &first) {
+            Err(ProposalError::Refused(r)) => {
+                assert!(matches!(r.guard, Guard::AlreadyPlaced { .. }), "{r}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // The registry fills up within a batch: the rest is skipped, not refused.
+        let commit = execute(&three(2), &Meta::default(), &batch(&[1, 2, 3])).unwrap();
+        assert_eq!(commit.events, vec![place(1), place(2)]);
+    }
+
+    #[test]
+    fn a_batch_is_one_to_the_maximum_distinct_actors() {
+        assert!(ActorBatch::new(&[]).is_err());
+        assert!(ActorBatch::new(&[ActorId(1), ActorId(1)])
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        let too_many: Vec<ActorId> = (0..=PLACE_BATCH_MAX as u64).map(ActorId).collect();
+        assert!(ActorBatch::new(&too_many).is_err());
+        let full = ActorBatch::new(&too_many[..PLACE_BATCH_MAX]).unwrap();
+        assert_eq!(full.actors(), &too_many[..PLACE_BATCH_MAX]);
+        assert_eq!(full.truncated(3).actors(), &too_many[..3]);
+        assert_eq!(full.truncated(0).actors(), &too_many[..1]);
+        // Serialized as a list, and a list that is no batch does not decode.
+        let text = serde_json::to_string(&full.truncated(2)).unwrap();
+        assert_eq!(text, "[0,1]");
+        assert!(serde_json::from_str::<ActorBatch>("[]").is_err());
+        assert!(serde_json::from_str::<ActorBatch>("[4,4]").is_err());
+    }
+
+    proptest! {
+        /// A batch commits exactly what its accepted PlaceActor steps give one after another,
+        /// and is refused only when each of them is.
+        #[test]
+        fn a_batch_is_the_sequence_of_its_accepted_placements(
+            actors_max in 1u64..6,
+            placed in proptest::collection::btree_set(1u64..12, 0..4),
+            ids in proptest::collection::btree_set(1u64..12, 1..8),
+        ) {
+            // Room for at least what is placed already, often for little more.
+            let mut s = three(actors_max.max(placed.len() as u64));
+            for &a in &placed {
+                s = accept(&s, place(a)).0;
+            }
+            let list: Vec<u64> = ids.into_iter().collect();
+            let mut expected = s.clone();
+            let mut events = Vec::new();
+            for &a in &list {
+                if let Ok((next, _)) = step(&expected, &place(a)) {
+                    expected = next;
+                    events.push(place(a));
+                }
+            }
+            match execute(&s, &Meta::default(), &batch(&list)) {
+                Ok(commit) => {
+                    prop_assert_eq!(&commit.next, &expected);
+                    prop_assert_eq!(&commit.events, &events);
+                    prop_assert_eq!(commit.effects.len(), events.len());
+                    prop_assert_eq!(s.apply(&commit.delta).unwrap(), expected);
+                }
+                Err(ProposalError::Refused(_)) => prop_assert!(events.is_empty()),
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
+}

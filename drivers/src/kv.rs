@@ -688,7 +688,7 @@ pub(crate) enum Planned {
 /// Runs `proposal` on `loaded` and plans its commit. A plan that does not fit the engine
 /// (`fits` gives the operations and bytes it needs when it does not) is refused with
 /// [`StoreError::TooLarge`], except a migration batch, which runs again with half as many moves
-/// (the next batch moves the rest).
+/// (the next batch moves the rest), and a placement batch, which runs again with its first half.
 pub(crate) fn plan_fitting(
     loaded: &Loaded,
     proposal: &membership_core::Proposal,
@@ -709,6 +709,14 @@ pub(crate) fn plan_fitting(
             Err((ops, bytes)) => match proposal.action {
                 membership_core::Action::MigrateBatch { term, max } if max > 1 => {
                     proposal.action = membership_core::Action::MigrateBatch { term, max: max / 2 };
+                }
+                membership_core::Action::PlaceBatch { actors } if actors.actors().len() > 1 => {
+                    // The first half (the proposer answers the rest from its next snapshot:
+                    // they were not placed, and go back to its queue).
+                    let half = actors.actors().len() / 2;
+                    proposal.action = membership_core::Action::PlaceBatch {
+                        actors: actors.truncated(half),
+                    };
                 }
                 _ => {
                     return Err(StoreError::TooLarge {

@@ -159,6 +159,11 @@ impl StoreStats {
 pub(crate) fn action_name(proposal: &Proposal) -> String {
     match proposal.action {
         membership_core::Action::Step(e) => e.name().to_string(),
+        membership_core::Action::PlaceBatch { .. } => Event::PlaceActor {
+            actor: membership_core::ActorId(0),
+        }
+        .name()
+        .to_string(),
         membership_core::Action::MigrateBatch { .. } => Event::MigrateActor {
             actor: membership_core::ActorId(0),
             term: 0,

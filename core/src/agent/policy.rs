@@ -7,11 +7,11 @@ use super::machine::Agent;
 use super::output::{FenceReason, RequestError};
 use super::records::{Kind, Observed};
 use super::timing::{later_ms, Timer};
-use crate::actor::{Placement, MIGRATION_BATCH_MAX};
+use crate::actor::{ActorId, Placement, MIGRATION_BATCH_MAX};
 use crate::effect::Effect;
 use crate::event::Event;
 use crate::node::{NodeSet, NodeStatus};
-use crate::proposal::{Action, Proposal, ProposalError};
+use crate::proposal::{Action, ActorBatch, Proposal, ProposalError, PLACE_BATCH_MAX};
 use crate::refusal::Guard;
 use crate::state::{NodeRecord, State};
 use crate::step::step;
@@ -301,17 +301,25 @@ impl Agent {
         }
     }
 
-    /// Proposes the oldest place request the reducer accepts on the snapshot; every request
-    /// ahead of it that the reducer refuses is answered with its refusal and dropped (final:
-    /// never proposed later, and it holds up nothing behind it). Judged only once no placement
-    /// of this node is in flight and the snapshot was read after the last one finished, so the
-    /// snapshot already shows this node's own earlier placements.
+    /// Proposes the oldest place requests the reducer accepts on the snapshot: one as
+    /// PlaceActor, several (up to [`PLACE_BATCH_MAX`]) as one PlaceBatch transaction. Every
+    /// request ahead of them that the reducer refuses on the snapshot is answered with its
+    /// refusal and dropped (final: never proposed later, and it holds up nothing behind it); a
+    /// request the snapshot accepts but the batch so far would refuse (the registry filling
+    /// up, the actor asked for twice) ends the batch and waits for the next one. Judged only
+    /// once no placement of this node is in flight and the snapshot was read after the last
+    /// one finished, so the snapshot already shows this node's own earlier placements.
     fn place_requested(&mut self, now_ms: u64, s: &State) {
         if !self.settled(Kind::Place) {
             return;
         }
         let queued = self.place_requests.len();
+        let mut batch: Vec<ActorId> = Vec::new();
+        let mut after = s.clone();
         while let Some(&actor) = self.place_requests.front() {
+            if batch.len() >= PLACE_BATCH_MAX {
+                break;
+            }
             let event = Event::PlaceActor { actor };
             if let Err(refusal) = step(s, &event) {
                 self.place_requests.pop_front();
@@ -326,42 +334,56 @@ impl Agent {
                 self.outputs.placed(actor, answer);
                 continue;
             }
-            if self.propose(now_ms, Action::Step(event), None) {
-                self.place_requests.pop_front();
+            match step(&after, &event) {
+                Ok((next, _)) => {
+                    after = next;
+                    batch.push(actor);
+                    self.place_requests.pop_front();
+                }
+                Err(_) => break,
             }
-            break;
+        }
+        let action = match batch.as_slice() {
+            [] => None,
+            [actor] => Some(Action::Step(Event::PlaceActor { actor: *actor })),
+            many => ActorBatch::new(many)
+                .ok()
+                .map(|actors| Action::PlaceBatch { actors }),
+        };
+        let proposed = action.is_some_and(|action| self.propose(now_ms, action, None));
+        if !proposed {
+            // Not proposed (the in-flight limit): the requests wait, in their order.
+            for &actor in batch.iter().rev() {
+                self.place_requests.push_front(actor);
+            }
         }
         debug_assert!(self.place_requests.len() <= queued);
         debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
     }
 
-    /// Answers the place request behind a finished policy proposal, if `proposal` is one
-    /// (PlaceActor): with the placement its commit made, or with why it did not commit. Its
-    /// request was dropped from the queue when it was proposed: it is never proposed again.
+    /// Answers the place requests behind a finished policy proposal, if `proposal` is one
+    /// (PlaceActor, PlaceBatch): with the placement its commit made, or with why it did not
+    /// commit. Its requests were dropped from the queue when it was proposed: never proposed
+    /// again, except that an actor the commit did not place (placed meanwhile, or skipped by a
+    /// batch whose other actors were placed), or whose batch was refused, goes back to the
+    /// front of the queue, to be answered from the next snapshot.
     pub(super) fn answer_place(
         &mut self,
         proposal: &Proposal,
         result: Result<&[Effect], RequestError>,
     ) {
-        let Action::Step(Event::PlaceActor { actor }) = proposal.action else {
-            return;
-        };
         debug_assert!(proposal.id.node == self.node);
-        if let Err(RequestError::Refused(ProposalError::Refused(refusal))) = &result {
-            if matches!(refusal.guard, Guard::AlreadyPlaced { .. })
-                && self.place_requests.len() < PLACE_QUEUE_MAX
-            {
-                // Placed meanwhile (by an earlier attempt, or another node): answered with its
-                // placement from the next snapshot, read after this outcome.
-                self.place_requests.push_front(actor);
-                debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
-                return;
-            }
-        }
-        let answer = result.and_then(|effects| {
-            effects
-                .iter()
-                .find_map(|e| match *e {
+        let actors: &[ActorId] = match &proposal.action {
+            Action::Step(Event::PlaceActor { actor }) => std::slice::from_ref(actor),
+            Action::PlaceBatch { actors } => actors.actors(),
+            _ => return,
+        };
+        let single = actors.len() == 1 && matches!(proposal.action, Action::Step(_));
+        // Actors to judge again, each with its answer should the queue be full.
+        let mut again: Vec<(ActorId, RequestError)> = Vec::new();
+        for &actor in actors {
+            let placed = result.as_ref().map(|effects| {
+                effects.iter().find_map(|e| match *e {
                     Effect::ActorActivated {
                         actor: a,
                         node,
@@ -369,10 +391,37 @@ impl Agent {
                     } if a == actor => Some(Placement { node, epoch }),
                     _ => None,
                 })
-                .ok_or(RequestError::Unknown)
-        });
-        debug_assert!(answer.as_ref().map_or(true, |p| p.epoch > 0));
-        self.outputs.placed(actor, answer);
+            });
+            let answer = match (placed, &result) {
+                (Ok(Some(placement)), _) => Ok(placement),
+                // A batch's actor it did not place: judged again on the next snapshot.
+                (Ok(None), _) if !single => {
+                    again.push((actor, RequestError::Unknown));
+                    continue;
+                }
+                (Ok(None), _) => Err(RequestError::Unknown),
+                (Err(_), Err(error @ RequestError::Refused(ProposalError::Refused(refusal))))
+                    if !single || matches!(refusal.guard, Guard::AlreadyPlaced { .. }) =>
+                {
+                    // Placed meanwhile (by an earlier attempt, or another node), or a refused
+                    // batch: answered from the next snapshot, read after this outcome.
+                    again.push((actor, error.clone()));
+                    continue;
+                }
+                (Err(_), Err(error)) => Err(error.clone()),
+                (Err(_), Ok(_)) => Err(RequestError::Unknown),
+            };
+            debug_assert!(answer.as_ref().map_or(true, |p| p.epoch > 0));
+            self.outputs.placed(actor, answer);
+        }
+        for (actor, otherwise) in again.into_iter().rev() {
+            if self.place_requests.len() < PLACE_QUEUE_MAX {
+                self.place_requests.push_front(actor);
+            } else {
+                self.outputs.placed(actor, Err(otherwise));
+            }
+        }
+        debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
     }
 
     /// Looks again when a round or a suspicion ripens.

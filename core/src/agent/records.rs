@@ -137,6 +137,7 @@ impl Kind {
     pub(super) fn of(action: &Action) -> Kind {
         match *action {
             Action::MigrateBatch { .. } => Kind::Migrate,
+            Action::PlaceBatch { .. } => Kind::Place,
             Action::Step(event) => match event {
                 Event::NodeJoin { .. }
                 | Event::NodeJoinComplete { .. }
