@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 /// How long any phase of a run may take before the run counts as failed.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The most place requests the example has waiting at once (across its nodes).
+const PLACEMENTS_IN_FLIGHT_MAX: usize = 4_096;
+
 #[derive(Parser, Debug)]
 #[command(
     about = "Run a cluster in one process: place actors, kill the primary, watch the failover",
@@ -212,14 +215,24 @@ async fn run_on<S: Store>(
             nodes[0].primary()
         );
     }
-    // Place the actors from every node at once (each node proposes its share).
+    // Place the actors from every node at once (each node proposes its share, its queued
+    // requests in batches), at most PLACEMENTS_IN_FLIGHT_MAX waiting at a time, as a client
+    // placing many actors would: a request waits at most `wait_timeout_ms` in its node's queue.
     let mut placing = Vec::new();
     let handles: Vec<Arc<NodeHandle>> = nodes.into_iter().map(Arc::new).collect();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(PLACEMENTS_IN_FLIGHT_MAX));
     for a in 1..=cli.actors {
         let node = handles[usize::try_from(a % u64::from(cli.nodes)).unwrap_or(0)].clone();
-        placing.push(tokio::spawn(
-            async move { node.place_actor(ActorId(a)).await },
-        ));
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        placing.push(tokio::spawn(async move {
+            let placed = node.place_actor(ActorId(a)).await;
+            drop(permit);
+            placed
+        }));
     }
     for p in placing {
         p.await

@@ -63,6 +63,7 @@ impl Agent {
                 .notify(Notification::ActorDeactivated { actor, epoch });
         }
         self.pending.clear();
+        self.pending_due_ms = None;
         assert!(self.serving.is_empty());
         assert!(self.fenced.is_some());
     }

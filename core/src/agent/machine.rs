@@ -81,6 +81,11 @@ pub struct Agent {
     pub(super) fenced: Option<FenceReason>,
     pub(super) serving: BTreeMap<ActorId, u64>,
     pub(super) pending: BTreeMap<ActorId, (u64, u64)>,
+    /// What the serving rules' last pass ran on (they look only at what changed since).
+    pub(super) reconciled: Option<super::serving::Reconciled>,
+    /// The earliest hand-off deadline among `pending` (kept by the serving rules; the
+    /// Activation timer is stopped when it fires, this is not).
+    pub(super) pending_due_ms: Option<u64>,
     pub(super) peers: BTreeMap<NodeId, Peer>,
     pub(super) probe_cursor: usize,
     pub(super) in_flight: BTreeMap<u64, InFlight>,
@@ -119,6 +124,8 @@ impl Agent {
             fenced: Some(FenceReason::LeaseExpired),
             serving: BTreeMap::new(),
             pending: BTreeMap::new(),
+            reconciled: None,
+            pending_due_ms: None,
             peers: BTreeMap::new(),
             probe_cursor: 0,
             in_flight: BTreeMap::new(),

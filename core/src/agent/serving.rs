@@ -6,6 +6,7 @@ use super::output::{Decision, Notification};
 use super::timing::{later_ms, Timer};
 use crate::actor::ActorId;
 use crate::node::{NodeId, NodeStatus};
+use imbl::ordmap::DiffItem;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A node's permit to serve one actor ([`Agent::permit`]): the activation's epoch, to pass on as
@@ -99,62 +100,124 @@ impl Agent {
 
     /// Serving: stop what the registry no longer places here, start what it does after the
     /// hand-off wait (see the module documentation); only what this process is serving, with
-    /// the same epoch, goes on without one.
+    /// the same epoch, goes on without one. Runs after every input, so it looks only at what
+    /// changed: the actors whose placement changed since its last pass (a diff of the two
+    /// snapshots' placements, which share their unchanged parts: O(changes x log actors)),
+    /// or every actor of this node when the fence or the node's status changed.
     pub(super) fn reconcile(&mut self, now_ms: u64) {
         let Some(o) = &self.observed else {
             return;
         };
         let me = self.node;
         let status = o.state.node(me).map(|r| r.status);
-        let desired: BTreeMap<ActorId, u64> = if self.fenced.is_none()
-            && matches!(status, Some(NodeStatus::Active | NodeStatus::Leaving))
-        {
-            o.state
-                .hosted(me)
-                .map(|set| {
-                    set.iter()
-                        .filter_map(|&a| o.state.placement(a).map(|p| (a, p.epoch)))
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            BTreeMap::new()
-        };
-        let stop: Vec<(ActorId, u64)> = self
-            .serving
-            .iter()
-            .filter(|(a, e)| desired.get(a) != Some(e))
-            .map(|(&a, &e)| (a, e))
-            .collect();
-        for (actor, epoch) in stop {
-            self.serving.remove(&actor);
-            self.outputs.decide(Decision::Deactivate { actor, epoch });
-            self.outputs
-                .notify(Notification::ActorDeactivated { actor, epoch });
-        }
-        self.pending
-            .retain(|a, (epoch, _)| desired.get(a) == Some(epoch));
+        let fenced = self.fenced.is_some();
+        let serves = !fenced && matches!(status, Some(NodeStatus::Active | NodeStatus::Leaving));
+        let placements = o.state.placements().clone();
         let wait = self.handoff_wait_ms(&o.state);
-        let mut start = Vec::new();
-        for (&actor, &epoch) in &desired {
-            if self.serving.get(&actor) == Some(&epoch) {
-                continue;
+        let basis = self.reconciled.take();
+        let (desired, candidates): (BTreeMap<ActorId, u64>, Vec<ActorId>) = match basis {
+            Some(b) if b.fenced == fenced && b.status == status => {
+                let mut desired = b.desired;
+                let mut changed = Vec::new();
+                for item in b.placements.diff(&placements) {
+                    let (actor, before, after) = match item {
+                        DiffItem::Add(a, p) => (*a, None, Some(*p)),
+                        DiffItem::Update { old, new } => (*old.0, Some(*old.1), Some(*new.1)),
+                        DiffItem::Remove(a, p) => (*a, Some(*p), None),
+                    };
+                    if before.is_some_and(|p| p.node == me) || after.is_some_and(|p| p.node == me) {
+                        match after {
+                            Some(p) if serves && p.node == me => desired.insert(actor, p.epoch),
+                            _ => desired.remove(&actor),
+                        };
+                        changed.push(actor);
+                    }
+                }
+                (desired, changed)
             }
-            let at = match self.pending.get(&actor) {
-                Some(&(_, at)) => at,
-                None => {
+            _ => {
+                let desired: BTreeMap<ActorId, u64> = if serves {
+                    o.state
+                        .hosted(me)
+                        .map(|set| {
+                            set.iter()
+                                .filter_map(|&a| o.state.placement(a).map(|p| (a, p.epoch)))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                } else {
+                    BTreeMap::new()
+                };
+                let every: BTreeSet<ActorId> = self
+                    .serving
+                    .keys()
+                    .chain(self.pending.keys())
+                    .chain(desired.keys())
+                    .copied()
+                    .collect();
+                (desired, every.into_iter().collect())
+            }
+        };
+        debug_assert!(candidates.windows(2).all(|w| w[0] < w[1]), "in actor order");
+        // Stop first (every actor no longer placed here with the epoch served), then drop the
+        // waits that no longer apply, then start waiting for the new ones.
+        for &actor in &candidates {
+            let want = desired.get(&actor).copied();
+            if let Some(&epoch) = self.serving.get(&actor) {
+                if want != Some(epoch) {
+                    self.serving.remove(&actor);
+                    self.outputs.decide(Decision::Deactivate { actor, epoch });
+                    self.outputs
+                        .notify(Notification::ActorDeactivated { actor, epoch });
+                }
+            }
+        }
+        for &actor in &candidates {
+            let want = desired.get(&actor).copied();
+            if self.pending.get(&actor).is_some_and(|&(epoch, _)| want != Some(epoch)) {
+                self.pending.remove(&actor);
+            }
+            if let Some(epoch) = want {
+                if self.serving.get(&actor) != Some(&epoch) && !self.pending.contains_key(&actor) {
                     // Whoever held the actor before (a live node, a Failed one, this node's
                     // previous incarnation, this very process before a fence) may still serve
                     // it for up to a lease after its last snapshot read before the move: wait.
-                    let at = later_ms(now_ms, wait);
-                    self.pending.insert(actor, (epoch, at));
-                    at
+                    self.pending.insert(actor, (epoch, later_ms(now_ms, wait)));
                 }
-            };
-            if at <= now_ms {
-                start.push((actor, epoch));
             }
         }
+        debug_assert!(self.serving.keys().all(|a| desired.contains_key(a)));
+        debug_assert!(self
+            .pending
+            .iter()
+            .all(|(a, &(e, _))| desired.get(a) == Some(&e)));
+        self.reconciled = Some(Reconciled {
+            fenced,
+            status,
+            placements,
+            desired,
+        });
+        self.pending_due_ms = self.pending.values().map(|&(_, at)| at).min();
+        self.activate_due(now_ms);
+        debug_assert!(self.fenced.is_none() || self.serving.is_empty());
+    }
+
+    /// Activates the actors whose hand-off wait has passed, in actor order: nothing when the
+    /// earliest is not due yet.
+    fn activate_due(&mut self, now_ms: u64) {
+        if self.pending_due_ms.is_none_or(|at| at > now_ms) {
+            debug_assert!(self.pending.values().all(|&(_, at)| at > now_ms));
+            self.timers
+                .set_or_stop(Timer::Activation, self.pending_due_ms);
+            return;
+        }
+        debug_assert!(self.fenced.is_none());
+        let start: Vec<(ActorId, u64)> = self
+            .pending
+            .iter()
+            .filter(|(_, &(_, at))| at <= now_ms)
+            .map(|(&actor, &(epoch, _))| (actor, epoch))
+            .collect();
         for (actor, epoch) in start {
             self.pending.remove(&actor);
             self.serving.insert(actor, epoch);
@@ -164,10 +227,20 @@ impl Agent {
         }
         let next = self.pending.values().map(|&(_, at)| at).min();
         self.timers.set_or_stop(Timer::Activation, next);
+        self.pending_due_ms = next;
         debug_assert!(next.is_none_or(|at| at > now_ms));
-        debug_assert!(self.serving.keys().all(|a| desired.contains_key(a)));
-        debug_assert!(self.fenced.is_none() || self.serving.is_empty());
+        debug_assert!(self.pending.values().all(|&(_, at)| at > now_ms));
     }
+}
+
+/// What the serving rules' last pass ran on: whether the node was fenced, its status, the
+/// snapshot's placements, and the actors (with their epochs) it wanted served.
+#[derive(Clone, Debug)]
+pub(super) struct Reconciled {
+    fenced: bool,
+    status: Option<NodeStatus>,
+    placements: imbl::OrdMap<ActorId, crate::actor::Placement>,
+    desired: BTreeMap<ActorId, u64>,
 }
 
 /// The nodes that may serve each actor, at each agent's local time (agent, `now_ms`): what the
