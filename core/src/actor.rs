@@ -120,6 +120,15 @@ impl MigrationQueue {
         self.entries.range(range)
     }
 
+    /// The entries that differ from `other`'s, in actor-id order (skipping the parts the two
+    /// queues share).
+    pub fn diff<'a>(
+        &'a self,
+        other: &'a MigrationQueue,
+    ) -> impl Iterator<Item = imbl::ordmap::DiffItem<'a, 'a, ActorId, MigrationEntry>> + 'a {
+        self.entries.diff(&other.entries)
+    }
+
     /// The queued actors in actor-id order.
     pub fn actors(&self) -> impl Iterator<Item = ActorId> + '_ {
         self.entries.keys().copied()

@@ -6,6 +6,7 @@ use crate::footprint::{Footprint, Key, Value};
 use crate::node::NodeId;
 use crate::refusal::Counter;
 use crate::state::{NodeRecord, State};
+use imbl::ordmap::DiffItem;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -255,12 +256,16 @@ impl State {
                 None => next.dequeue(actor),
             }
         }
-        for (&actor, entry) in next.queue().iter() {
-            if next.placement(actor).map(|p| p.node) != Some(entry.from) {
-                return Err(DeltaError::QueueEntry {
-                    actor,
-                    from: entry.from,
-                });
+        // Only an actor whose placement or queue entry the delta wrote can disagree now (the
+        // others agreed before): O(delta), not O(queue).
+        for &actor in delta.placements.keys().chain(delta.queue.keys()) {
+            if let Some(entry) = next.queue().get(actor) {
+                if next.placement(actor).map(|p| p.node) != Some(entry.from) {
+                    return Err(DeltaError::QueueEntry {
+                        actor,
+                        from: entry.from,
+                    });
+                }
             }
         }
         for (&node, &claimed) in &delta.loads {
@@ -293,21 +298,20 @@ fn diff(
     a: &imbl::OrdMap<ActorId, Placement>,
     b: &imbl::OrdMap<ActorId, Placement>,
 ) -> Vec<(ActorId, Option<Placement>, Option<Placement>)> {
-    let mut out = Vec::new();
-    if a.ptr_eq(b) {
-        return out;
-    }
-    for (&actor, &p) in a {
-        match b.get(&actor) {
-            Some(&q) if q == p => {}
-            other => out.push((actor, Some(p), other.copied())),
-        }
-    }
-    for (&actor, &q) in b {
-        if !a.contains_key(&actor) {
-            out.push((actor, None, Some(q)));
-        }
-    }
+    // imbl's diff skips the subtrees the two maps share: a step's successor shares all but
+    // the paths it wrote, so this is O(changes x log actors), not O(actors).
+    let out: Vec<(ActorId, Option<Placement>, Option<Placement>)> = a
+        .diff(b)
+        .map(|item| match item {
+            DiffItem::Add(&actor, &q) => (actor, None, Some(q)),
+            DiffItem::Update {
+                old: (&actor, &p),
+                new: (_, &q),
+            } => (actor, Some(p), Some(q)),
+            DiffItem::Remove(&actor, &p) => (actor, Some(p), None),
+        })
+        .collect();
+    debug_assert!(out.iter().all(|(_, old, new)| old != new));
     out
 }
 
@@ -316,18 +320,18 @@ fn diff_queue(
     a: &MigrationQueue,
     b: &MigrationQueue,
 ) -> Vec<(ActorId, Option<MigrationEntry>, Option<MigrationEntry>)> {
-    let mut out = Vec::new();
-    for (&actor, &e) in a.iter() {
-        match b.get(actor) {
-            Some(f) if f == e => {}
-            other => out.push((actor, Some(e), other)),
-        }
-    }
-    for (&actor, &f) in b.iter() {
-        if !a.contains(actor) {
-            out.push((actor, None, Some(f)));
-        }
-    }
+    let out: Vec<(ActorId, Option<MigrationEntry>, Option<MigrationEntry>)> = a
+        .diff(b)
+        .map(|item| match item {
+            DiffItem::Add(&actor, &f) => (actor, None, Some(f)),
+            DiffItem::Update {
+                old: (&actor, &e),
+                new: (_, &f),
+            } => (actor, Some(e), Some(f)),
+            DiffItem::Remove(&actor, &e) => (actor, Some(e), None),
+        })
+        .collect();
+    debug_assert!(out.iter().all(|(_, old, new)| old != new));
     out
 }
 
