@@ -78,6 +78,7 @@ pub mod probe;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upgrade;
 
 /// The protocol core (`membership_core`), re-exported: events, effects, the registry, the
 /// Agent.
