@@ -75,6 +75,7 @@ mod kv;
 mod memory;
 mod node;
 pub mod probe;
+pub mod status;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
