@@ -21,6 +21,9 @@ pub const METRICS_REQUEST_TIMEOUT_MS: u64 = 5_000;
 pub const METRICS_CONNECTIONS_MAX: usize = 16;
 /// The bytes one read of a request head takes at most.
 const METRICS_READ_CHUNK_BYTES: usize = 1_024;
+/// How long the endpoint waits after a failed accept (out of file descriptors, say) before it
+/// accepts again.
+const METRICS_ACCEPT_BACKOFF_MS: u64 = 10;
 
 /// What a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,7 +205,7 @@ where
             Ok((stream, _)) => stream,
             Err(error) => {
                 tracing::warn!(%error, "metrics endpoint: accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(METRICS_ACCEPT_BACKOFF_MS)).await;
                 continue;
             }
         };
