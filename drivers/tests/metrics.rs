@@ -290,3 +290,59 @@ async fn the_endpoint_refuses_what_it_does_not_serve() {
         Ok(_) => panic!("a metrics address in use was accepted"),
     }
 }
+
+/// GETs `path` until `done` holds for the answer (at most 10 s); returns it.
+async fn get_until(
+    at: SocketAddr,
+    path: &str,
+    what: &str,
+    done: impl Fn(&Answer) -> bool,
+) -> Answer {
+    let mut answer = get(at, path).await;
+    for _ in 0..200 {
+        if done(&answer) {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answer = get(at, path).await;
+    }
+    panic!(
+        "timed out waiting for {what}: {} {}",
+        answer.status, answer.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_loses_its_store_is_live_but_not_ready_until_it_is_back() {
+    let store = Arc::new(MemoryStore::new());
+    store.init(Config::fixed(1).unwrap()).await.unwrap();
+    let node = NodeHandle::start(store.clone(), options(1)).await.unwrap();
+    node.join().await.unwrap();
+    let at = address(&node);
+    get_until(at, "/readyz", "ready", |a| a.status == 200).await;
+    store.set_unreachable(true);
+    // It fences itself within its lease: not ready, naming why; still live.
+    let not_ready = get_until(at, "/readyz", "not ready", |a| a.status == 503).await;
+    assert!(
+        not_ready.body.starts_with("the node is fenced: ")
+            || not_ready.body.starts_with("the node's snapshot is "),
+        "{}",
+        not_ready.body
+    );
+    let fenced = get_until(at, "/metrics", "fenced", |a| {
+        value(&a.body, "membership_fenced") == Some(1.0)
+    })
+    .await;
+    let fences: f64 = fenced
+        .body
+        .lines()
+        .filter(|l| l.starts_with("membership_fences_total{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert!(fences >= 1.0, "{}", fenced.body);
+    assert_eq!(must(&fenced.body, "membership_ready"), 0.0);
+    assert_eq!(get(at, "/livez").await.status, 200);
+    // The store back: ready again.
+    store.set_unreachable(false);
+    get_until(at, "/readyz", "ready again", |a| a.status == 200).await;
+}
