@@ -77,9 +77,11 @@ mod kv;
 mod memory;
 mod node;
 pub mod probe;
+pub mod status;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upgrade;
 
 /// The protocol core (`membership_core`), re-exported: events, effects, the registry, the
 /// Agent.
@@ -102,6 +104,9 @@ pub use keys::QUEUE_CHUNK_ACTORS;
 pub use memory::{MemoryStore, CONFLICT_RETRIES_MAX};
 pub use node::{
     Error, NodeHandle, NodeNotification, NodeOptions, Permit, COMMANDS_MAX, INBOX_MAX,
-    NOTIFICATION_BUFFER, STOP_REASON_WAIT_MS,
+    METRICS_CONNECTIONS_MAX, METRICS_LATENCY_BUCKETS_COUNT, METRICS_LATENCY_BUCKET_FACTOR,
+    METRICS_LATENCY_FIRST_BUCKET_SECONDS, METRICS_PREFIX, METRICS_REQUEST_HEAD_BYTES_MAX,
+    METRICS_REQUEST_TIMEOUT_MS, METRICS_TASK_ANSWER_TIMEOUT_MS, NOTIFICATION_BUFFER,
+    STOP_REASON_WAIT_MS,
 };
 pub use store::{Snapshot, Store, StoreError, StoreStats};

@@ -180,6 +180,29 @@ impl Agent {
         self.observed.as_ref().map(|o| &o.state)
     }
 
+    /// Why the node is fenced, or `None` when it is not (for monitoring: readiness, metrics).
+    pub fn fence_reason(&self) -> Option<FenceReason> {
+        self.fenced
+    }
+
+    /// The local time at which the latest snapshot the Agent took was asked for (its age is
+    /// counted from there, as the serving rule counts it), or `None` before the first.
+    pub fn snapshot_read_at_ms(&self) -> Option<u64> {
+        self.observed.as_ref().map(|o| o.read_at_ms)
+    }
+
+    /// The local time at which the node's latest heartbeat commit was handled, or `None`
+    /// before the first (for monitoring: the heartbeat lag).
+    pub fn last_heartbeat_commit_ms(&self) -> Option<u64> {
+        self.last_heartbeat_commit_ms
+    }
+
+    /// How many actors placed on this node are waiting out the hand-off wait before the node
+    /// activates them.
+    pub fn handoff_waiting(&self) -> usize {
+        self.pending.len()
+    }
+
     /// The application wants the node in the cluster: it proposes NodeJoin when it is Left.
     /// A `now_ms` the timed inputs would refuse ([`InputError`]) records the wish and
     /// acts on it at the next accepted input.

@@ -18,6 +18,9 @@ pub const NOTIFICATION_BUFFER: usize = 65_536;
 /// How long a handle waits, once the node's task has ended, for the reason to be published
 /// (its probe listener is closed first).
 pub const STOP_REASON_WAIT_MS: u64 = 1_000;
+/// How long the metrics endpoint waits for the node's task to report its health (a task that
+/// does not answer in time is not ready, and its health metrics are left out of the scrape).
+pub const METRICS_TASK_ANSWER_TIMEOUT_MS: u64 = 1_000;
 
 /// Why a handle operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -65,8 +68,8 @@ pub enum Error {
     /// probe listener and every other task of the node stopped with it.
     #[error("the node has stopped: {0}")]
     Stopped(String),
-    /// The probe address could not be bound.
-    #[error("probe address: {0}")]
+    /// The probe address or the metrics address could not be bound (the message names which).
+    #[error("{0}")]
     Io(String),
 }
 
@@ -83,6 +86,10 @@ pub struct NodeOptions {
     pub store_timeout_ms: u64,
     /// How long `join`, `leave` and `place_actor` wait for the registry.
     pub wait_timeout_ms: u64,
+    /// Where to serve the metrics endpoint (HTTP/1.1 `GET /metrics`, `/livez`, `/readyz`), or
+    /// `None` (the default) for none; port 0 picks a free port
+    /// ([`NodeHandle::metrics_address`](super::NodeHandle::metrics_address) tells which).
+    pub metrics_address: Option<SocketAddr>,
     /// Offsets a test adds to the node's clock readings (feature `testing`).
     #[cfg(feature = "testing")]
     pub clock_skew: Option<crate::clock::ClockSkew>,
@@ -97,6 +104,7 @@ impl NodeOptions {
             timing: Timing::default_timing(),
             store_timeout_ms: 1_000,
             wait_timeout_ms: 30_000,
+            metrics_address: None,
             #[cfg(feature = "testing")]
             clock_skew: None,
         }

@@ -3,18 +3,30 @@
 //! [`NodeHandle`].
 
 mod api;
+mod endpoint;
+mod http;
+mod metrics;
 mod runtime;
 mod wire;
 
 pub use api::{
-    Error, NodeNotification, NodeOptions, Permit, COMMANDS_MAX, INBOX_MAX, NOTIFICATION_BUFFER,
-    STOP_REASON_WAIT_MS,
+    Error, NodeNotification, NodeOptions, Permit, COMMANDS_MAX, INBOX_MAX,
+    METRICS_TASK_ANSWER_TIMEOUT_MS, NOTIFICATION_BUFFER, STOP_REASON_WAIT_MS,
+};
+pub use http::{
+    METRICS_CONNECTIONS_MAX, METRICS_REQUEST_HEAD_BYTES_MAX, METRICS_REQUEST_TIMEOUT_MS,
+};
+pub use metrics::{
+    METRICS_LATENCY_BUCKETS_COUNT, METRICS_LATENCY_BUCKET_FACTOR,
+    METRICS_LATENCY_FIRST_BUCKET_SECONDS, METRICS_PREFIX,
 };
 
 use crate::clock::Clocks;
 use crate::probe;
 use crate::store::{Snapshot, Store};
+use endpoint::Endpoint;
 use membership_core::{ActorId, Agent, Effect, Event, NodeId, NodeSet, NodeStatus, Placement};
+use metrics::Metrics;
 use runtime::{Glue, Runtime};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,17 +49,31 @@ pub struct NodeHandle {
     shared: Arc<Shared>,
     task: AbortHandle,
     probe_task: AbortHandle,
+    /// The metrics endpoint's address and task (it outlives the node's task, to answer that it
+    /// stopped; it ends when the handle is dropped).
+    metrics: Option<(SocketAddr, AbortHandle)>,
     next_ticket: AtomicU64,
 }
 
 impl NodeHandle {
-    /// Starts a node on `store`: binds the probe address, claims the node's slot (a fresh
+    /// Starts a node on `store`: binds the probe address (and the metrics address, if
+    /// [`NodeOptions::metrics_address`] asks for one), claims the node's slot (a fresh
     /// incarnation: an older process of the same node can no longer act), and runs its task.
     /// The node is not a member until [`NodeHandle::join`].
     pub async fn start<S: Store>(store: Arc<S>, options: NodeOptions) -> Result<NodeHandle, Error> {
         let (probe_address, probe_task) = probe::serve(options.probe_address)
             .await
-            .map_err(|e| Error::Io(e.to_string()))?;
+            .map_err(|e| Error::Io(format!("probe address {}: {e}", options.probe_address)))?;
+        let metrics_listener = match options.metrics_address {
+            None => None,
+            Some(address) => match tokio::net::TcpListener::bind(address).await {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    probe_task.abort();
+                    return Err(Error::Io(format!("metrics address {address}: {e}")));
+                }
+            },
+        };
         let slot = match store.claim(options.node, &probe_address.to_string()).await {
             Ok(slot) => slot,
             Err(e) => {
@@ -71,6 +97,8 @@ impl NodeHandle {
         });
         let (tx, inbox) = mpsc::channel::<Message>(INBOX_MAX);
         let probe_timeout = Duration::from_millis(options.timing.settings().probe_timeout_ms);
+        let metrics = Arc::new(Metrics::default());
+        let endpoint_store = store.clone();
         let runtime = Runtime {
             agent,
             commands: command_rx,
@@ -91,12 +119,43 @@ impl NodeHandle {
                 requests: BTreeMap::new(),
                 placing: BTreeMap::new(),
                 tasks: JoinSet::new(),
+                metrics: metrics.clone(),
             },
         };
         let span =
             tracing::info_span!("node", node = %options.node, incarnation = slot.incarnation);
         let task = tokio::spawn(runtime.run().instrument(span.clone()));
         let (task_abort, probe_abort) = (task.abort_handle(), probe_task.abort_handle());
+        let metrics = match metrics_listener {
+            None => None,
+            Some(listener) => {
+                let address = listener
+                    .local_addr()
+                    .map_err(|e| Error::Io(format!("metrics address: {e}")));
+                let address = match address {
+                    Ok(address) => address,
+                    Err(e) => {
+                        task_abort.abort();
+                        return Err(e);
+                    }
+                };
+                let endpoint = Arc::new(Endpoint {
+                    node: options.node,
+                    incarnation: slot.incarnation,
+                    commands: commands.clone(),
+                    shared: shared.clone(),
+                    store: endpoint_store,
+                    metrics,
+                    task: task_abort.clone(),
+                });
+                let answer = move |route| {
+                    let endpoint = endpoint.clone();
+                    async move { endpoint.answer(route).await }
+                };
+                let server = tokio::spawn(http::serve(listener, answer).instrument(span.clone()));
+                Some((address, server.abort_handle()))
+            }
+        };
         // The node dies whole: when its task ends (panic, or any return), its probe listener
         // is closed (peers' probes are refused) and then the reason is published. Its other
         // tasks are in the task's `JoinSet`, aborted when the task's future is dropped.
@@ -121,6 +180,7 @@ impl NodeHandle {
             shared,
             task: task_abort,
             probe_task: probe_abort,
+            metrics,
             next_ticket: AtomicU64::new(0),
         })
     }
@@ -138,6 +198,16 @@ impl NodeHandle {
     /// The address the node answers probes on.
     pub fn probe_address(&self) -> SocketAddr {
         self.probe_address
+    }
+
+    /// The address the metrics endpoint listens on (`None` unless
+    /// [`NodeOptions::metrics_address`] asked for one): HTTP/1.1 `GET /metrics` (the Prometheus
+    /// text format), `/livez` (200 while the node's task runs, else 503 naming why it stopped)
+    /// and `/readyz` (200 when the node is Active, not fenced, and its latest snapshot is
+    /// fresher than the lease; else 503 with the reason). The endpoint keeps answering after
+    /// the node's task has ended (so that `/livez` can say so), until the handle is dropped.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(address, _)| *address)
     }
 
     /// Subscribes to the node's notifications (became primary, stepped down, view changed, node
@@ -409,5 +479,8 @@ fn stop_reason(result: Result<(), JoinError>) -> String {
 impl Drop for NodeHandle {
     fn drop(&mut self) {
         self.kill();
+        if let Some((_, server)) = &self.metrics {
+            server.abort();
+        }
     }
 }

@@ -2,10 +2,11 @@
 //! half of the shared drain).
 
 use super::api::{Error, NodeNotification, Permit};
+use super::metrics::{outcome_label, Health, Metrics};
 use super::wire::{Command, Message, Pending, PlaceReply, Shared};
 use crate::clock::Clocks;
 use crate::probe;
-use crate::store::{Store, StoreError};
+use crate::store::{action_name, Store, StoreError};
 use membership_core::{
     drain, ActorId, Agent, Decision, Effect, Io, NodeId, Notification, Outgoing, Placement,
     ProposalId, ProposalOutcome, RequestError, PLACE_QUEUE_MAX,
@@ -50,6 +51,8 @@ pub(super) struct Glue<S: Store> {
     /// Every task the node spawned (proposals, probes, reads): aborted when the node's task
     /// ends, whatever ends it (dropping the set aborts them).
     pub(super) tasks: JoinSet<()>,
+    /// What the node counts for its metrics endpoint.
+    pub(super) metrics: Arc<Metrics>,
 }
 
 /// What woke a node's loop.
@@ -138,6 +141,24 @@ impl<S: Store> Runtime<S> {
                     })
                     .collect();
                 let _ = reply.send(permits);
+            }
+            Command::Health(reply) => {
+                let agent = &self.agent;
+                let health = Health {
+                    status: agent
+                        .snapshot()
+                        .and_then(|s| s.node(agent.node()))
+                        .map(|r| r.status),
+                    fenced: agent.fence_reason(),
+                    snapshot_age_ms: agent.snapshot_read_at_ms().map(|t| now.saturating_sub(t)),
+                    lease_ms: agent.timing().settings().lease_ms,
+                    heartbeat_age_ms: agent
+                        .last_heartbeat_commit_ms()
+                        .map(|t| now.saturating_sub(t)),
+                    serving: agent.serving().len(),
+                    handoff_waiting: agent.handoff_waiting(),
+                };
+                let _ = reply.send(health);
             }
             Command::Join => self.agent.join(now),
             Command::Leave => self.agent.leave(now),
@@ -291,15 +312,20 @@ impl<S: Store> Io for Glue<S> {
         let store = self.store.clone();
         let timeout = self.store_timeout;
         let tx = self.tx.clone();
+        let metrics = self.metrics.clone();
+        let action = action_name(&out.proposal);
         let span =
             tracing::info_span!("proposal", id = %out.proposal.id, action = %out.proposal.action);
         self.tasks.spawn(
             async move {
+                let started = Instant::now();
                 let outcome = match tokio::time::timeout(timeout, store.propose(out.proposal)).await
                 {
                     Err(_) => Ok(ProposalOutcome::Unknown),
                     Ok(result) => result,
                 };
+                let seconds = started.elapsed().as_secs_f64();
+                metrics.proposal(action, outcome_label(&outcome), seconds);
                 tracing::debug!(?outcome, "commit outcome");
                 let _ = tx
                     .send(Message::ProposalDone(out.token, out.proposal.id, outcome))
@@ -351,6 +377,7 @@ impl<S: Store> Io for Glue<S> {
             Decision::Fence => serving.clear(),
             Decision::Unfence => {}
             Decision::Activate { actor, epoch } => {
+                self.metrics.activated();
                 serving.insert(actor, epoch);
             }
             Decision::Deactivate { actor, .. } => {
@@ -361,6 +388,7 @@ impl<S: Store> Io for Glue<S> {
 
     fn notify(&mut self, notification: Notification) {
         tracing::debug!(?notification, "notification");
+        self.metrics.notified(&notification);
         let _ = self.notifications.send(NodeNotification {
             at: Instant::now(),
             node: self.node,

@@ -1,6 +1,7 @@
 //! What a node's handle and its task send each other.
 
 use super::api::{Error, Permit};
+use super::metrics::Health;
 use crate::store::{Snapshot, StoreError};
 use membership_core::{ActorId, Effect, Event, NodeId, Placement, ProposalId, ProposalOutcome};
 use std::collections::BTreeMap;
@@ -22,6 +23,8 @@ pub(super) enum Command {
     Propose(Event, oneshot::Sender<Result<Vec<Effect>, Error>>),
     /// The permits of the given actors (every activated actor when `None`).
     Permits(Option<ActorId>, oneshot::Sender<BTreeMap<ActorId, Permit>>),
+    /// What the node reports about itself now (the metrics endpoint's `/readyz` and scrapes).
+    Health(oneshot::Sender<Health>),
 }
 
 pub(super) enum Message {
