@@ -80,6 +80,11 @@ pub const ETCD_UNAVAILABLE_RETRIES_MAX: u32 = 4;
 /// The first retry's backoff; each further retry waits twice as long.
 pub const ETCD_RETRY_BACKOFF_MS: u64 = 25;
 
+/// The most moves of a migration batch, or placements of a placement batch, one etcd
+/// transaction runs (each writes its actor's key; etcd allows [`ETCD_TXN_OPS_MAX`] writes): a
+/// larger batch is cut to this before it runs, and halved if it still does not fit.
+pub const ETCD_BATCH_MOVES_MAX: usize = 64;
+
 /// The default timeout of one request, after which a commit's outcome is unknown.
 pub const ETCD_REQUEST_TIMEOUT_MS: u64 = 400;
 
@@ -421,7 +426,13 @@ impl EtcdStore {
                 Ok(())
             }
         };
-        let planned = plan_fitting(&view.loaded, proposal, self.options.record_log, fits)?;
+        let planned = plan_fitting(
+            &view.loaded,
+            proposal,
+            self.options.record_log,
+            ETCD_BATCH_MOVES_MAX,
+            fits,
+        )?;
         let (commit, plan) = match planned {
             Planned::Refused(error) => {
                 if let Some(error) = view.poisoned_among(view.poisoned.keys()) {

@@ -403,7 +403,7 @@ impl Store for FdbStore {
                         }
                     };
                     let (commit, plan) =
-                        match plan_fitting(&loaded, &proposal, self.record_log, fits)
+                        match plan_fitting(&loaded, &proposal, self.record_log, usize::MAX, fits)
                             .map_err(custom)?
                         {
                             Planned::Refused(error) => return Ok(Decided::Refused(error)),

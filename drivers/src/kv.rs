@@ -100,7 +100,7 @@ fn actor_of(key: &str, text: &str) -> Result<ActorId, DecodeError> {
 
 /// Rebuilds the registry and metadata from `entries` (any order). The `config` key must be
 /// among them. Every value is decoded; the first undecodable one is the error, naming its key.
-#[cfg(feature = "fdb")]
+#[cfg(any(feature = "fdb", test))]
 pub(crate) fn load(entries: Vec<Entry>) -> Result<Loaded, StoreError> {
     let (loaded, poisoned) = load_lenient(entries)?;
     match poisoned.into_values().next() {
@@ -693,9 +693,25 @@ pub(crate) fn plan_fitting(
     loaded: &Loaded,
     proposal: &membership_core::Proposal,
     log: bool,
+    moves_max: usize,
     fits: impl Fn(&Plan) -> Result<(), (u64, u64)>,
 ) -> Result<Planned, StoreError> {
     let mut proposal = *proposal;
+    // A batch is capped at the engine's most moves (or placements) before it runs: each one
+    // writes at least its actor's key, so a larger batch cannot fit, and running it only to
+    // halve it costs its whole execution each time.
+    proposal.action = match proposal.action {
+        membership_core::Action::MigrateBatch { term, max } => {
+            membership_core::Action::MigrateBatch {
+                term,
+                max: max.min(moves_max).max(1),
+            }
+        }
+        membership_core::Action::PlaceBatch { actors } => membership_core::Action::PlaceBatch {
+            actors: actors.truncated(moves_max),
+        },
+        other => other,
+    };
     // Halving from any batch size reaches one move within 64 rounds.
     for _ in 0..64 {
         let commit = match membership_core::execute(&loaded.state, &loaded.meta, &proposal) {

@@ -60,6 +60,7 @@ fn snapshot() -> Snapshot {
             .map(|n| (NodeId(n), slot(n)))
             .collect(),
         revision: 42,
+        confirmed_at: None,
     }
 }
 

@@ -174,7 +174,11 @@ impl Agent {
         }
         for &actor in &candidates {
             let want = desired.get(&actor).copied();
-            if self.pending.get(&actor).is_some_and(|&(epoch, _)| want != Some(epoch)) {
+            if self
+                .pending
+                .get(&actor)
+                .is_some_and(|&(epoch, _)| want != Some(epoch))
+            {
                 self.pending.remove(&actor);
             }
             if let Some(epoch) = want {
