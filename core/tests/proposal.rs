@@ -241,6 +241,7 @@ fn the_stored_flags_and_the_closed_round_heartbeat() {
 
 /// Placement batches (issue 19): one transaction places each actor of the batch in order,
 /// skipping the ones the reducer refuses, and reads what decided each.
+#[allow(clippy::unwrap_used, reason = "test helpers")]
 mod place_batch {
     use super::*;
     use membership_core::testing::{accept, place, THREE_ACTIVE};

@@ -278,7 +278,10 @@ pub(crate) fn load_lenient(entries: Vec<Entry>) -> Result<(Loaded, Poisoned), St
                     fields.placements.insert(actor, p);
                 }
             }
-            Decoded::Queue(_, list) => fields.queue.extend(list),
+            Decoded::Queue(chunk, list) => {
+                debug_assert!(list.iter().all(|(a, _)| a.0 / QUEUE_CHUNK_ACTORS == chunk));
+                fields.queue.extend(list);
+            }
             Decoded::Slot(node, slot) => {
                 if let Some(slot) = slot {
                     meta.slots.insert(node, slot);
@@ -321,6 +324,7 @@ pub(crate) fn load_lenient(entries: Vec<Entry>) -> Result<(Loaded, Poisoned), St
 
 /// One key's change as an engine's change feed delivers it: the key relative to the prefix, its
 /// new value (`None`: deleted) and the version that wrote it.
+#[cfg(feature = "etcd")]
 #[derive(Clone, Debug)]
 pub(crate) struct Change {
     pub(crate) key: String,
@@ -334,6 +338,7 @@ pub(crate) struct Change {
 /// O(keys changed x log registry), and O(nodes) more when the heartbeat round moves. An error
 /// means the changes do not fit the registry (a registry edited by hand): the cache must load
 /// the registry again.
+#[cfg(feature = "etcd")]
 pub(crate) fn apply_changes(
     loaded: &Loaded,
     poisoned: &mut Poisoned,

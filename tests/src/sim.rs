@@ -407,7 +407,8 @@ enum Ev {
     ProposalDone {
         pid: u64,
         reply: Reply,
-        proposal: Proposal,
+        /// Boxed: a proposal carries its placement batch inline.
+        proposal: Box<Proposal>,
         outcome: ProposalOutcome,
     },
     ProbeArrive {
@@ -1562,7 +1563,7 @@ impl Sim {
                 Ev::ProposalDone {
                     pid,
                     reply,
-                    proposal,
+                    proposal: Box::new(proposal),
                     outcome: ProposalOutcome::Unknown,
                 },
             );
@@ -1610,7 +1611,7 @@ impl Sim {
                 Ev::ProposalDone {
                     pid,
                     reply,
-                    proposal,
+                    proposal: Box::new(proposal),
                     outcome: ProposalOutcome::Unknown,
                 },
             );
@@ -1632,7 +1633,7 @@ impl Sim {
                 Ev::ProposalDone {
                     pid: request.pid,
                     reply: request.reply,
-                    proposal: request.proposal,
+                    proposal: Box::new(request.proposal),
                     outcome: ProposalOutcome::Unknown,
                 },
             );
@@ -1644,7 +1645,7 @@ impl Sim {
             Ev::ProposalDone {
                 pid: request.pid,
                 reply: request.reply,
-                proposal: request.proposal,
+                proposal: Box::new(request.proposal),
                 outcome,
             },
         );

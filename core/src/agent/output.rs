@@ -183,6 +183,10 @@ pub struct PlaceQueueFull;
 /// [`Agent::poll_output`](crate::Agent::poll_output).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a proposal (with an inline placement batch) is Copy; outputs are drained at once"
+)]
 pub enum Output {
     /// Run this proposal as one store transaction; its outcome goes to
     /// [`Agent::handle_outcome`](crate::Agent::handle_outcome) with the token.

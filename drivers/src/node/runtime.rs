@@ -278,7 +278,7 @@ impl<S: Store> Runtime<S> {
                         self.glue
                             .shared
                             .snapshot
-                            .send_replace(Some(Arc::new(snapshot)));
+                            .send_replace(Some(Arc::from(snapshot)));
                     }
                     Err(error) => tracing::warn!(%error, "snapshot failed"),
                 }
@@ -363,7 +363,9 @@ impl<S: Store> Io for Glue<S> {
             let result = tokio::time::timeout(timeout, store.snapshot())
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Unavailable("snapshot timed out".into())));
-            let _ = tx.send(Message::Snapshot(read_at, result)).await;
+            let _ = tx
+                .send(Message::Snapshot(read_at, result.map(Box::new)))
+                .await;
         });
     }
 

@@ -31,7 +31,9 @@ pub(super) enum Message {
     /// A proposal's token, its id, and what the store said (or why it could not run).
     ProposalDone(u64, ProposalId, Result<ProposalOutcome, StoreError>),
     Probe(NodeId, u64, bool),
-    Snapshot(u64, Result<Snapshot, StoreError>),
+    /// A snapshot read asked for at the given local time (boxed: a snapshot is the largest
+    /// message by far).
+    Snapshot(u64, Result<Box<Snapshot>, StoreError>),
 }
 
 /// An application's proposal waiting for its result: where to send it, and the store error of
