@@ -82,7 +82,7 @@ pub struct Agent {
     pub(super) serving: BTreeMap<ActorId, u64>,
     pub(super) pending: BTreeMap<ActorId, (u64, u64)>,
     /// What the serving rules' last pass ran on (they look only at what changed since).
-    pub(super) reconciled: Option<super::serving::Reconciled>,
+    pub(super) reconciled: Option<super::records::Reconciled>,
     /// The earliest hand-off deadline among `pending` (kept by the serving rules; the
     /// Activation timer is stopped when it fires, this is not).
     pub(super) pending_due_ms: Option<u64>,

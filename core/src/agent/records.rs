@@ -200,3 +200,13 @@ impl Peer {
         self.failing_since_ms.or(self.ok_since_ms)
     }
 }
+
+/// What the serving rules' last pass ran on: whether the node was fenced, its status, the
+/// snapshot's placements, and the actors (with their epochs) it wanted served.
+#[derive(Clone, Debug)]
+pub(super) struct Reconciled {
+    pub(super) fenced: bool,
+    pub(super) status: Option<crate::node::NodeStatus>,
+    pub(super) placements: imbl::OrdMap<crate::actor::ActorId, crate::actor::Placement>,
+    pub(super) desired: std::collections::BTreeMap<crate::actor::ActorId, u64>,
+}

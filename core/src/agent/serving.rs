@@ -2,6 +2,7 @@
 //! it starts one (see the module documentation of `agent`).
 
 use super::machine::Agent;
+use super::records::Reconciled;
 use super::output::{Decision, Notification};
 use super::timing::{later_ms, Timer};
 use crate::actor::ActorId;
@@ -237,15 +238,6 @@ impl Agent {
     }
 }
 
-/// What the serving rules' last pass ran on: whether the node was fenced, its status, the
-/// snapshot's placements, and the actors (with their epochs) it wanted served.
-#[derive(Clone, Debug)]
-pub(super) struct Reconciled {
-    fenced: bool,
-    status: Option<NodeStatus>,
-    placements: imbl::OrdMap<ActorId, crate::actor::Placement>,
-    desired: BTreeMap<ActorId, u64>,
-}
 
 /// The nodes that may serve each actor, at each agent's local time (agent, `now_ms`): what the
 /// simulation and the drivers' tests check single activation on ([`Agent::may_serve`]).
