@@ -2,8 +2,8 @@
 //! it starts one (see the module documentation of `agent`).
 
 use super::machine::Agent;
-use super::records::Reconciled;
 use super::output::{Decision, Notification};
+use super::records::Reconciled;
 use super::timing::{later_ms, Timer};
 use crate::actor::ActorId;
 use crate::node::{NodeId, NodeStatus};
@@ -237,7 +237,6 @@ impl Agent {
         debug_assert!(self.pending.values().all(|&(_, at)| at > now_ms));
     }
 }
-
 
 /// The nodes that may serve each actor, at each agent's local time (agent, `now_ms`): what the
 /// simulation and the drivers' tests check single activation on ([`Agent::may_serve`]).
