@@ -300,19 +300,7 @@ fn diff(
 ) -> Vec<(ActorId, Option<Placement>, Option<Placement>)> {
     // imbl's diff skips the subtrees the two maps share: a step's successor shares all but
     // the paths it wrote, so this is O(changes x log actors), not O(actors).
-    let out: Vec<(ActorId, Option<Placement>, Option<Placement>)> = a
-        .diff(b)
-        .map(|item| match item {
-            DiffItem::Add(&actor, &q) => (actor, None, Some(q)),
-            DiffItem::Update {
-                old: (&actor, &p),
-                new: (_, &q),
-            } => (actor, Some(p), Some(q)),
-            DiffItem::Remove(&actor, &p) => (actor, Some(p), None),
-        })
-        .collect();
-    debug_assert!(out.iter().all(|(_, old, new)| old != new));
-    out
+    changes(a.diff(b))
 }
 
 /// The actors whose queue entry differs, with old and new.
@@ -320,18 +308,25 @@ fn diff_queue(
     a: &MigrationQueue,
     b: &MigrationQueue,
 ) -> Vec<(ActorId, Option<MigrationEntry>, Option<MigrationEntry>)> {
-    let out: Vec<(ActorId, Option<MigrationEntry>, Option<MigrationEntry>)> = a
-        .diff(b)
+    changes(a.diff(b))
+}
+
+/// An imbl diff of two per-actor maps as (actor, old value, new value), in actor order.
+fn changes<'a, V: Copy + PartialEq + 'a>(
+    items: impl Iterator<Item = DiffItem<'a, 'a, ActorId, V>>,
+) -> Vec<(ActorId, Option<V>, Option<V>)> {
+    let out: Vec<(ActorId, Option<V>, Option<V>)> = items
         .map(|item| match item {
-            DiffItem::Add(&actor, &f) => (actor, None, Some(f)),
+            DiffItem::Add(&actor, &new) => (actor, None, Some(new)),
             DiffItem::Update {
-                old: (&actor, &e),
-                new: (_, &f),
-            } => (actor, Some(e), Some(f)),
-            DiffItem::Remove(&actor, &e) => (actor, Some(e), None),
+                old: (&actor, &old),
+                new: (_, &new),
+            } => (actor, Some(old), Some(new)),
+            DiffItem::Remove(&actor, &old) => (actor, Some(old), None),
         })
         .collect();
     debug_assert!(out.iter().all(|(_, old, new)| old != new));
+    debug_assert!(out.windows(2).all(|w| w[0].0 < w[1].0));
     out
 }
 

@@ -11,8 +11,9 @@
 
 mod conformance;
 
+use membership::protocol::Key;
 use membership::protocol::{ActorId, Config, Event, NodeId, Notification, Timing};
-use membership::testing::check_single_activation;
+use membership::testing::{check_single_activation, encode, Audit, StoreKey};
 use membership::{EtcdOptions, EtcdStore, NodeHandle, NodeNotification, NodeOptions, Store};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -359,12 +360,20 @@ async fn cache_loads_again_once_after_compaction() {
     // the registry into it.
     let loads_before = cluster.store.stats().cache_loads;
     cluster.store.pause_feed();
-    // The nodes go on committing heartbeats (each lands once; their next ones conflict with a
-    // cache that no longer moves).
+    // Commits the held cache does not see: the nodes' heartbeats may land or wait (they wait for
+    // the cache when it lags their own writes), so the test also writes a version marker three
+    // times itself (`load/n1`, never read back: only transactions comparing it notice). The
+    // cache then lags at least two revisions behind the compaction, so the revision it watches
+    // from is compacted whatever the nodes did (found in CI: with no other commit, the cache
+    // lagged one revision, which a compaction at the current revision keeps).
     tokio::time::sleep(Duration::from_millis(
         cluster.timing.settings().heartbeat_interval_ms * 2,
     ))
     .await;
+    let marker = StoreKey::Registry(Key::Load(NodeId(1)));
+    for _ in 0..3 {
+        cluster.store.corrupt(marker, encode(&0u64)).await.unwrap();
+    }
     let compacted = cluster.store.compact().await.unwrap();
     cluster.store.resume_feed();
     eventually("the cache to load again", || {
