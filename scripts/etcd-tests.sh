@@ -17,6 +17,9 @@ url=$("$cluster" url)
 export ETCD_ENDPOINTS=${url#etcd://}
 export ETCD_CLUSTER_SCRIPT="$PWD/$cluster"
 
+echo "== the library's unit tests with the etcd feature (the key-value layout, the cache, the upgrade from format version 1)"
+cargo test -p membership --features etcd "$@" --lib
+
 echo "== etcd: the store conformance suite"
 cargo test -p membership --features etcd "$@" --test store_conformance -- --test-threads 2
 

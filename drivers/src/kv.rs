@@ -157,7 +157,9 @@ fn decode_key(key: &str, bytes: Option<&[u8]>, count: u16) -> Result<Decoded, De
         }
         ["heartbeat", n] => Decoded::Heartbeat(
             node_of(key, n, count)?,
-            bytes.map(|b| decode::<u64>(key, b)).transpose()?,
+            bytes
+                .map(|b| decode::<u64>(key, b).map_err(|e| first_layout(key, b).unwrap_or(e)))
+                .transpose()?,
         ),
         ["counter", name] => {
             let counter = match *name {
@@ -216,6 +218,19 @@ fn decode_key(key: &str, bytes: Option<&[u8]>, count: u16) -> Result<Decoded, De
         }
     };
     Ok(decoded)
+}
+
+/// The error for a heartbeat value of format version 1's first layout (a flag, before registry
+/// v2 stored the round): named as such, pointing to the migration (`crate::upgrade`), rather than
+/// as a value of the wrong type (`crate::upgrade::heartbeat_layout` tells the layouts apart the
+/// same way). `None` for any other undecodable value.
+fn first_layout(key: &str, bytes: &[u8]) -> Option<DecodeError> {
+    decode::<bool>(key, bytes).is_ok().then(|| DecodeError {
+        key: key.to_string(),
+        reason: "a heartbeat flag of the first layout (before registry v2): migrate the registry \
+                 first (membership::upgrade::migrate_v1, with no node running)"
+            .to_string(),
+    })
 }
 
 /// The stored configuration among `entries`.
