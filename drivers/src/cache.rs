@@ -23,7 +23,7 @@ use crate::codec::DecodeError;
 use crate::kv::{apply_changes, Change, Loaded, Poisoned};
 use crate::store::StoreError;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// How long one confirmation that the cache is current serves further snapshots, in ms. Small
@@ -47,8 +47,9 @@ struct Inner {
     /// Why the cache cannot be used (a load failed, or a change did not fit): reads fail with
     /// it until the next load succeeds.
     broken: Option<StoreError>,
-    /// The latest confirmation: when its read was sent, and the revision it required.
-    confirmed: Option<(Instant, i64)>,
+    /// The latest confirmation: when its read was sent (`clock::boottime_ms`), and the revision
+    /// it required.
+    confirmed: Option<(u64, i64)>,
     /// Whole-registry loads so far (the first included).
     reloads: u64,
 }
@@ -189,20 +190,21 @@ impl Cache {
 
     /// The latest confirmation if it is at most [`CACHE_CONFIRM_REUSE_MS`] old and the cache
     /// has applied what it required: the instant its read was sent.
-    pub(crate) fn fresh_confirmation(&self) -> Option<Instant> {
+    pub(crate) fn fresh_confirmation(&self) -> Option<u64> {
         let inner = self.lock();
-        let (sent, required) = inner.confirmed?;
-        let fresh = sent.elapsed() <= Duration::from_millis(CACHE_CONFIRM_REUSE_MS);
-        (fresh && inner.revision >= required && inner.broken.is_none()).then_some(sent)
+        let (sent_ms, required) = inner.confirmed?;
+        let age_ms = crate::clock::boottime_ms().saturating_sub(sent_ms);
+        let fresh = age_ms <= CACHE_CONFIRM_REUSE_MS;
+        (fresh && inner.revision >= required && inner.broken.is_none()).then_some(sent_ms)
     }
 
     /// Records a confirmation: a read sent at `sent` found `required` the latest commit, and
     /// the cache has applied it.
-    pub(crate) fn confirmed(&self, sent: Instant, required: i64) {
+    pub(crate) fn confirmed(&self, sent_ms: u64, required: i64) {
         let mut inner = self.lock();
         debug_assert!(inner.revision >= required);
-        if inner.confirmed.is_none_or(|(s, _)| s <= sent) {
-            inner.confirmed = Some((sent, required));
+        if inner.confirmed.is_none_or(|(s, _)| s <= sent_ms) {
+            inner.confirmed = Some((sent_ms, required));
         }
     }
 }

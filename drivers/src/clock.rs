@@ -44,6 +44,27 @@ const CLOCK_READ_SPREAD_NS_MAX: u128 = 100_000;
 #[cfg(target_os = "linux")]
 const CLOCK_READ_ATTEMPTS_MAX: u32 = 4;
 
+/// `CLOCK_BOOTTIME` in ms (elsewhere than Linux: `Instant` since the process's first call): the
+/// primary clock without a node's origin or test skew. What a store stamps a moment with when a
+/// node will later measure that moment's age: it counts suspend, as the Agent's clock does, so a
+/// process suspended between the stamp and the measure sees the age in full (`Instant`,
+/// `CLOCK_MONOTONIC`, would hide the suspend).
+pub(crate) fn boottime_ms() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        let ms = u128::try_from(t.tv_sec).unwrap_or(0) * 1_000
+            + u128::try_from(t.tv_nsec).unwrap_or(0) / NS_PER_MS;
+        u64::try_from(ms).unwrap_or(u64::MAX)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let start = START.get_or_init(std::time::Instant::now);
+        u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 /// The node's clocks, as its loop reads them.
 #[derive(Debug)]
 pub(crate) struct Clocks {

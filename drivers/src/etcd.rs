@@ -55,7 +55,7 @@ use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// etcd's default `--max-txn-ops`: compares, and writes, per transaction.
@@ -329,13 +329,13 @@ impl EtcdStore {
     /// [`crate::CACHE_CONFIRM_REUSE_MS`] old is shared; otherwise one small linearizable read
     /// of the commit marker, then a wait (at most the request timeout) for the watch to
     /// deliver that commit.
-    async fn confirm(&self) -> Result<Instant, StoreError> {
+    async fn confirm(&self) -> Result<u64, StoreError> {
         self.caught_up(self.written.load(Ordering::Acquire)).await?;
         let _one_at_a_time = self.confirming.lock().await;
         if let Some(sent) = self.cache.fresh_confirmation() {
             return Ok(sent);
         }
-        let sent = Instant::now();
+        let sent = crate::clock::boottime_ms();
         let latest = self.latest_commit().await?;
         self.caught_up(latest).await?;
         self.cache.confirmed(sent, latest);

@@ -23,11 +23,12 @@ pub struct Snapshot {
     pub slots: imbl::OrdMap<NodeId, Slot>,
     /// The store's revision when read (grows with every commit).
     pub revision: u64,
-    /// When the store last confirmed that this was the latest registry, if that was before the
-    /// snapshot was asked for (a cache fed by a change feed, confirmed by a small read that
-    /// other snapshots share: `crate`'s etcd store). `None`: it was read after it was asked
-    /// for. A node measures the snapshot's age from the earlier of the two.
-    pub confirmed_at: Option<std::time::Instant>,
+    /// When the store last confirmed that this was the latest registry, in ms of the host's
+    /// `CLOCK_BOOTTIME` (which counts suspend), if that may be before the snapshot was asked for
+    /// (a cache fed by a change feed, confirmed by a small read that other snapshots share: the
+    /// etcd store). `None`: it was read after it was asked for. A node measures the snapshot's
+    /// age from the earlier of the two.
+    pub confirmed_at: Option<u64>,
 }
 
 impl Snapshot {

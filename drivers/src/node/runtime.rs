@@ -42,7 +42,7 @@ pub(super) struct Glue<S: Store> {
     pub(super) read_again: bool,
     /// The latest store confirmation a snapshot carried and the local time it was taken to be
     /// (`Snapshot::confirmed_at`): snapshots sharing a confirmation get the same read time.
-    pub(super) confirmed: Option<(Instant, u64)>,
+    pub(super) confirmed: Option<(u64, u64)>,
     /// The application's proposals waiting for their result, by id.
     pub(super) requests: BTreeMap<ProposalId, Pending>,
     /// The application's place requests waiting for their result, by actor, oldest first,
@@ -252,8 +252,9 @@ impl<S: Store> Runtime<S> {
                                 let local = match self.glue.confirmed {
                                     Some((seen, local)) if seen == at => local,
                                     _ => {
-                                        let age = u64::try_from(at.elapsed().as_millis())
-                                            .unwrap_or(u64::MAX);
+                                        // Both ends on CLOCK_BOOTTIME: a suspend in between
+                                        // counts in the age.
+                                        let age = crate::clock::boottime_ms().saturating_sub(at);
                                         now.saturating_sub(age.saturating_add(1))
                                     }
                                 };
