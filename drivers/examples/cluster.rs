@@ -73,6 +73,12 @@ struct Cli {
     /// declaration time is measured too.
     #[arg(long)]
     second_crash: bool,
+    /// How many failovers each run measures: once the actors are placed, the primary is killed,
+    /// and once the others serve every actor again, the next primary is killed, and so on (the
+    /// cluster shrinks by one member each time; the figures are over every failover of every
+    /// run).
+    #[arg(long, default_value_t = 1)]
+    failovers: u32,
     /// Print every notification as it happens.
     #[arg(long)]
     verbose: bool,
@@ -131,7 +137,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1_000.0
 }
 
-async fn run_once(cli: &Cli, timing: Timing, run: u32) -> Result<RunReport, String> {
+async fn run_once(cli: &Cli, timing: Timing, run: u32) -> Result<Vec<RunReport>, String> {
     if cli.store == "memory" {
         return run_on(cli, timing, run, Arc::new(MemoryStore::new())).await;
     }
@@ -165,7 +171,7 @@ async fn run_on<S: Store>(
     timing: Timing,
     run: u32,
     store: Arc<S>,
-) -> Result<RunReport, String> {
+) -> Result<Vec<RunReport>, String> {
     let config = Config::fixed(cli.nodes).map_err(|e| e.to_string())?;
     store.init(config).await.map_err(|e| e.to_string())?;
     let log: Log = Arc::new(Mutex::new(Vec::new()));
@@ -285,27 +291,105 @@ async fn run_on<S: Store>(
             );
         }
     }
-    let victim = handles
+    if run == 1 {
+        println!(
+            "{:>8.0} ms  {} actors placed and served",
+            ms(started.elapsed()),
+            cli.actors
+        );
+    }
+    let mut live: Vec<Arc<NodeHandle>> = handles
+        .iter()
+        .filter(|n| !leavers.contains(&n.node()))
+        .cloned()
+        .collect();
+    let mut killed: Vec<(NodeId, Instant)> = Vec::new();
+    let mut reports = Vec::new();
+    for failover in 1..=cli.failovers.max(1) {
+        let report = fail_over(
+            cli,
+            (run, failover, started),
+            &log,
+            &links,
+            &mut live,
+            &mut killed,
+        )
+        .await?;
+        reports.push(report);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let log = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    // A killed process serves nothing after its kill; a cut one runs on and reports its own
+    // deactivations (it fences itself), so it is checked like any live node.
+    let single = check_single_activation(&log, &killed);
+    if run == 1 {
+        match &single {
+            Ok(checked) => println!(
+                "single activation: held ({checked} activations checked from the nodes' notifications)"
+            ),
+            Err(e) => println!("single activation: VIOLATED: {e}"),
+        }
+    }
+    for r in &mut reports {
+        r.single_activation = single.is_ok();
+    }
+    if run == 1 {
+        let stats = store.stats();
+        println!(
+            "store: {} commits, {} conflicts; the largest transaction wrote {} bytes in {} \
+             operations (etcd's limits: 1.5 MiB, 128); the most keys one read: {} ({})",
+            stats.total_commits(),
+            stats.total_conflicts(),
+            stats.largest_write_bytes,
+            stats.largest_write_ops,
+            stats.keys_read_max.values().max().copied().unwrap_or(0),
+            stats
+                .keys_read_max
+                .iter()
+                .max_by_key(|(_, v)| **v)
+                .map_or("none", |(k, _)| k.as_str())
+        );
+    }
+    for n in &handles {
+        n.kill();
+    }
+    Ok(reports)
+}
+
+/// Kills (or cuts off) the primary of the `live` nodes, waits until the others serve every
+/// actor and agree on a new primary, and measures it from the notifications. The victim (and
+/// the second crash, if any) leave `live`; the killed ones join `killed`.
+async fn fail_over<S: Store>(
+    cli: &Cli,
+    (run, failover, started): (u32, u32, Instant),
+    log: &Log,
+    links: &[Arc<CutLink<S>>],
+    live: &mut Vec<Arc<NodeHandle>>,
+    killed: &mut Vec<(NodeId, Instant)>,
+) -> Result<RunReport, String> {
+    let first = live.first().ok_or("no live node")?;
+    let primary = first.primary().ok_or("no primary")?;
+    let victim = live
         .iter()
         .find(|n| n.node() == primary.0)
         .ok_or("primary not found")?
         .clone();
     let held: BTreeSet<ActorId> = victim.activated_ignoring_lease().keys().copied().collect();
-    if run == 1 {
+    let verbose = run == 1;
+    if verbose {
         println!(
-            "{:>8.0} ms  {} actors placed and served; primary {} (term {}) serves {}",
+            "{:>8.0} ms  failover {failover}: primary {} (term {}) serves {} actors, {} members",
             ms(started.elapsed()),
-            cli.actors,
             primary.0,
             primary.1,
-            held.len()
+            held.len(),
+            live.len()
         );
     }
     let second: Option<NodeId> = if cli.second_crash {
-        handles
-            .iter()
+        live.iter()
             .map(|n| n.node())
-            .filter(|&n| n != primary.0 && !leavers.contains(&n))
+            .filter(|&n| n != primary.0)
             .max()
     } else {
         None
@@ -316,13 +400,15 @@ async fn run_on<S: Store>(
         links.get(index).ok_or("no link")?.set_cut(true);
     } else {
         victim.kill();
+        killed.push((primary.0, killed_at));
     }
     if let Some(second) = second {
-        if let Some(n) = handles.iter().find(|n| n.node() == second) {
+        if let Some(n) = live.iter().find(|n| n.node() == second) {
             n.kill();
+            killed.push((second, killed_at));
         }
     }
-    if run == 1 {
+    if verbose {
         println!(
             "{:>8.0} ms  {} {}{}",
             ms(started.elapsed()),
@@ -335,13 +421,8 @@ async fn run_on<S: Store>(
             second.map_or(String::new(), |n| format!(", killed the task of {n}"))
         );
     }
-    let survivors: Vec<Arc<NodeHandle>> = handles
-        .iter()
-        .filter(|n| {
-            n.node() != primary.0 && !leavers.contains(&n.node()) && Some(n.node()) != second
-        })
-        .cloned()
-        .collect();
+    live.retain(|n| n.node() != primary.0 && Some(n.node()) != second);
+    let survivors: &[Arc<NodeHandle>] = live;
     wait_until("the failover", || {
         let served: usize = survivors
             .iter()
@@ -358,7 +439,7 @@ async fn run_on<S: Store>(
     tokio::time::sleep(Duration::from_millis(50)).await;
     let log = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let after =
-        |n: &&NodeNotification| n.at >= killed_at && n.node != primary.0 && Some(n.node) != second;
+        |n: &&NodeNotification| n.at >= killed_at && survivors.iter().any(|s| s.node() == n.node);
     let second_detected = second.and_then(|second| {
         log.iter()
             .filter(after)
@@ -387,25 +468,15 @@ async fn run_on<S: Store>(
     else {
         return Err("the failover left no trace in the notifications".into());
     };
-    // A killed process serves nothing after its kill; a cut one runs on and reports its own
-    // deactivations (it fences itself), so it is checked like any live node.
-    let mut killed = Vec::new();
-    if !cli.cut_store {
-        killed.push((primary.0, killed_at));
-    }
-    if let Some(second) = second {
-        killed.push((second, killed_at));
-    }
-    let single = check_single_activation(&log, &killed);
     let report = RunReport {
         to_detected_ms: ms(detected - killed_at),
         to_second_detected_ms: second_detected.map(|at| ms(at - killed_at)),
         to_primary_ms: ms(primary_at - killed_at),
         to_actors_ms: ms(last_moved - killed_at),
         moved: held.len(),
-        single_activation: single.is_ok(),
+        single_activation: true,
     };
-    if run == 1 {
+    if verbose {
         println!(
             "{:>8.0} ms  after the kill: {} declared failed (the first survivor saw it)",
             report.to_detected_ms, primary.0
@@ -421,15 +492,6 @@ async fn run_on<S: Store>(
             "{:>8.0} ms  after the kill: all {} actors of {} active again elsewhere",
             report.to_actors_ms, report.moved, primary.0
         );
-        match &single {
-            Ok(checked) => println!(
-                "single activation: held ({checked} activations checked from the nodes' notifications)"
-            ),
-            Err(e) => println!("single activation: VIOLATED: {e}"),
-        }
-    }
-    for n in &handles {
-        n.kill();
     }
     Ok(report)
 }
@@ -452,6 +514,20 @@ fn main() -> ExitCode {
              and someone must take its actors",
             cli.leave, cli.nodes
         );
+        return ExitCode::from(2);
+    }
+    let killed_per_failover = if cli.second_crash { 2 } else { 1 };
+    let members = u32::from(cli.nodes - cli.leave);
+    if cli.failovers == 0 || (cli.failovers * killed_per_failover) * 2 >= members {
+        eprintln!(
+            "error: --failovers {} must be at least 1 and leave a majority of the {members} members \
+             running",
+            cli.failovers
+        );
+        return ExitCode::from(2);
+    }
+    if cli.failovers > 1 && cli.cut_store {
+        eprintln!("error: --failovers above 1 kills each primary; --cut-store cuts only one");
         return ExitCode::from(2);
     }
     let timing = match timing(&cli) {
@@ -479,7 +555,7 @@ fn main() -> ExitCode {
     let mut reports = Vec::new();
     for run in 1..=cli.runs.max(1) {
         match runtime.block_on(run_once(&cli, timing, run)) {
-            Ok(r) => reports.push(r),
+            Ok(r) => reports.extend(r),
             Err(e) => {
                 eprintln!("run {run} failed: {e}");
                 return ExitCode::FAILURE;
@@ -488,6 +564,12 @@ fn main() -> ExitCode {
     }
     let ok = reports.iter().all(|r| r.single_activation);
     if reports.len() > 1 {
+        let moved: Vec<usize> = reports.iter().map(|r| r.moved).collect();
+        println!(
+            "actors moved per failover: {} to {}",
+            moved.iter().min().copied().unwrap_or(0),
+            moved.iter().max().copied().unwrap_or(0)
+        );
         for (name, pick) in [
             (
                 "to detection",
@@ -507,7 +589,7 @@ fn main() -> ExitCode {
             }
             v.sort_by(f64::total_cmp);
             println!(
-                "failover {name} over {} runs: median {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                "failover {name} over {} failovers: median {:.0} ms, p99 {:.0} ms, max {:.0} ms",
                 v.len(),
                 percentile(&v, 0.5),
                 percentile(&v, 0.99),
@@ -516,7 +598,7 @@ fn main() -> ExitCode {
         }
         let violated = reports.iter().filter(|r| !r.single_activation).count();
         println!(
-            "single activation: held in {} of {} runs",
+            "single activation: held in {} of {} failovers",
             reports.len() - violated,
             reports.len()
         );
