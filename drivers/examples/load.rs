@@ -31,6 +31,7 @@ const JOINS_IN_FLIGHT_MAX: usize = 16;
 /// The most child processes `--processes` starts.
 const PROCESSES_MAX: u16 = 64;
 
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 /// How long the parent waits for a child's next line (its nodes joined, its tally), in ms.
 const CHILD_WAIT_MS: u64 = 600_000;
 
@@ -104,12 +105,14 @@ fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTree
         .collect()
 }
 
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 fn add(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     for (k, v) in from {
         *into.entry(k.clone()).or_default() += v;
     }
 }
 
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 fn max_into(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     for (k, v) in from {
         let e = into.entry(k.clone()).or_default();
@@ -135,6 +138,7 @@ impl Tally {
         }
     }
 
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     fn add(&mut self, other: &Tally) {
         self.nodes += other.nodes;
         add(&mut self.commits, &other.commits);
