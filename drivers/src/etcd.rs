@@ -50,7 +50,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
-use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
+use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot, NODES_MAX};
 #[cfg(feature = "testing")]
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -165,9 +165,18 @@ pub struct EtcdStore {
     feed_paused: watch::Sender<bool>,
     /// One confirmation read at a time; concurrent snapshots share its result.
     confirming: tokio::sync::Mutex<()>,
-    /// The revision of this handle's latest write: its snapshots and transactions wait for the
-    /// cache to hold it (read-your-writes through the handle).
+    /// The revision of this handle's latest write: its snapshots wait for the cache to hold it
+    /// (read-your-writes through the handle).
     written: AtomicI64,
+    /// The revision of the latest write of each node's proposals and claims through this
+    /// handle (index: the node id, up to `NODES_MAX`): a node's transactions wait for the cache
+    /// to hold its own latest write, never the other nodes' (a burst of one node's commits
+    /// does not hold up another node's heartbeat; a cache behind on a key a transaction reads
+    /// only costs that transaction a conflict).
+    written_by: Box<[AtomicI64]>,
+    /// The revision of this handle's latest write that is no node's (an import, a raw write of
+    /// the test kit): every transaction waits for it.
+    written_raw: AtomicI64,
     stats: Arc<Mutex<StoreStats>>,
     /// Faults queued for the next proposals.
     #[cfg(feature = "testing")]
@@ -257,6 +266,8 @@ impl EtcdStore {
             feed_paused,
             confirming: tokio::sync::Mutex::new(()),
             written: AtomicI64::new(0),
+            written_by: (0..=NODES_MAX).map(|_| AtomicI64::new(0)).collect(),
+            written_raw: AtomicI64::new(0),
             stats: Arc::new(Mutex::new(StoreStats::default())),
             #[cfg(feature = "testing")]
             faults: Mutex::new(VecDeque::new()),
@@ -362,9 +373,39 @@ impl EtcdStore {
         self.cache.view()
     }
 
-    /// Notes a write of this handle committed at `revision` (see `written`).
+    /// Notes a write of this handle that is no node's, committed at `revision` (see
+    /// `written_raw`).
     fn wrote(&self, revision: i64) {
         self.written.fetch_max(revision, Ordering::AcqRel);
+        self.written_raw.fetch_max(revision, Ordering::AcqRel);
+    }
+
+    /// Notes a write of `node`'s (a commit of its proposal, its claim) at `revision` (see
+    /// `written_by`).
+    fn wrote_for(&self, node: NodeId, revision: i64) {
+        self.written.fetch_max(revision, Ordering::AcqRel);
+        match self.written_by.get(usize::from(node.0)) {
+            Some(by) => {
+                by.fetch_max(revision, Ordering::AcqRel);
+            }
+            // Not a node id this store can hold (claims refuse it): every write counts.
+            None => {
+                self.written_raw.fetch_max(revision, Ordering::AcqRel);
+            }
+        }
+        debug_assert!(self.written.load(Ordering::Acquire) >= revision);
+    }
+
+    /// The revision a transaction of `node` waits for the cache to hold: its own latest write
+    /// through this handle, and the latest write that is no node's.
+    fn written_for(&self, node: NodeId) -> i64 {
+        let own = self
+            .written_by
+            .get(usize::from(node.0))
+            .map_or(0, |by| by.load(Ordering::Acquire));
+        let revision = own.max(self.written_raw.load(Ordering::Acquire));
+        debug_assert!(revision <= self.written.load(Ordering::Acquire));
+        revision
     }
 
     /// The compares of a plan: one per key, or one per family range where a family read has
@@ -412,8 +453,9 @@ impl EtcdStore {
         uncertain: &mut bool,
         confirmed: &mut bool,
     ) -> Result<Attempt, StoreError> {
-        // Read-your-writes through this handle (an import, a claim, a commit of another task).
-        self.caught_up(self.written.load(Ordering::Acquire)).await?;
+        // Read-your-writes of the proposer through this handle (its claim, its latest commit;
+        // an import): a cache without them would only make this attempt conflict.
+        self.caught_up(self.written_for(proposal.id.node)).await?;
         let view = self.view()?;
         let revision = view.revision;
         let name = action_name(proposal);
@@ -514,12 +556,10 @@ impl EtcdStore {
             let read = stats.keys_read_max.entry(name).or_default();
             *read = (*read).max(plan.reads.len() as u64);
         }
-        // The proposer's next proposal runs on a cache that holds this commit (its own keys
-        // compare equal); a cache that does not catch up in time only costs that proposal a
-        // conflict.
+        // The proposer's next proposal waits for a cache that holds this commit (its own keys
+        // then compare equal); its answer does not wait for the feed.
         let committed_at = response.header().map_or(0, |h| h.revision());
-        self.wrote(committed_at);
-        let _ = self.caught_up(committed_at).await;
+        self.wrote_for(proposal.id.node, committed_at);
         Ok(Attempt::Done(ProposalOutcome::Committed {
             effects: commit.effects,
         }))
@@ -860,7 +900,7 @@ impl Store for EtcdStore {
                 .map_err(unavailable)?;
             let at = response.header().map_or(0, |h| h.revision());
             if response.succeeded() {
-                self.wrote(at);
+                self.wrote_for(node, at);
                 let _ = self.caught_up(at).await;
                 return Ok(slot);
             }
