@@ -73,6 +73,11 @@ struct Cli {
     /// declaration time is measured too.
     #[arg(long)]
     second_crash: bool,
+    /// How many nodes ask for the placements (the first ones; default: every node). The
+    /// requests of one node go out in batches; placements asked of many nodes at once conflict
+    /// on the load counters they all read.
+    #[arg(long)]
+    placers: Option<u16>,
     /// How many failovers each run measures: once the actors are placed, the primary is killed,
     /// and once the others serve every actor again, the next primary is killed, and so on (the
     /// cluster shrinks by one member each time; the figures are over every failover of every
@@ -225,10 +230,11 @@ async fn run_on<S: Store>(
     // requests in batches), at most PLACEMENTS_IN_FLIGHT_MAX waiting at a time, as a client
     // placing many actors would: a request waits at most `wait_timeout_ms` in its node's queue.
     let mut placing = Vec::new();
+    let placers = cli.placers.unwrap_or(cli.nodes).clamp(1, cli.nodes);
     let handles: Vec<Arc<NodeHandle>> = nodes.into_iter().map(Arc::new).collect();
     let in_flight = Arc::new(tokio::sync::Semaphore::new(PLACEMENTS_IN_FLIGHT_MAX));
     for a in 1..=cli.actors {
-        let node = handles[usize::try_from(a % u64::from(cli.nodes)).unwrap_or(0)].clone();
+        let node = handles[usize::try_from(a % u64::from(placers)).unwrap_or(0)].clone();
         let permit = in_flight
             .clone()
             .acquire_owned()

@@ -20,6 +20,7 @@ pub use metrics::{
     METRICS_LATENCY_BUCKETS_COUNT, METRICS_LATENCY_BUCKET_FACTOR,
     METRICS_LATENCY_FIRST_BUCKET_SECONDS, METRICS_PREFIX,
 };
+pub use runtime::CHANGE_READ_GAP_MS;
 
 use crate::clock::Clocks;
 use crate::probe;
@@ -109,6 +110,7 @@ impl NodeHandle {
                 clocks,
                 store_timeout: Duration::from_millis(options.store_timeout_ms),
                 probe_timeout,
+                prober: Arc::new(probe::Prober::new()),
                 tx,
                 notifications: notifications.clone(),
                 shared: shared.clone(),

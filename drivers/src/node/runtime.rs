@@ -18,6 +18,12 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+/// The least time between two snapshot reads a node starts because the store said its registry
+/// changed, in ms. The Agent reads every `snapshot_interval_ms` anyway; a change read only makes
+/// a commit seen sooner. Without the gap, every node of a process would read (and handle) one
+/// snapshot per commit of the whole cluster: nodes x commits a second.
+pub const CHANGE_READ_GAP_MS: u64 = 10;
+
 /// A node's task: its Agent, and the glue that executes the Agent's outputs.
 pub(super) struct Runtime<S: Store> {
     pub(super) agent: Agent,
@@ -34,6 +40,8 @@ pub(super) struct Glue<S: Store> {
     pub(super) clocks: Clocks,
     pub(super) store_timeout: Duration,
     pub(super) probe_timeout: Duration,
+    /// The node's probes and the connections they keep.
+    pub(super) prober: Arc<probe::Prober>,
     pub(super) tx: mpsc::Sender<Message>,
     pub(super) notifications: broadcast::Sender<NodeNotification>,
     pub(super) shared: Arc<Shared>,
@@ -70,6 +78,9 @@ enum Wake {
 impl<S: Store> Runtime<S> {
     pub(super) async fn run(mut self) {
         let mut changes = self.glue.store.watch();
+        let gap = Duration::from_millis(CHANGE_READ_GAP_MS);
+        // When the next read for a change of the registry may start.
+        let mut change_reads_from = tokio::time::Instant::now();
         loop {
             // Reap the finished tasks (the set holds only those still running).
             while self.glue.tasks.try_join_next().is_some() {}
@@ -81,14 +92,26 @@ impl<S: Store> Runtime<S> {
                     None => std::future::pending().await,
                 }
             };
+            // A change seen within the gap waits for its end (one read then covers every
+            // change of the gap).
+            let gap_open = tokio::time::Instant::now() >= change_reads_from;
+            let change_waits = !gap_open && changes.has_changed().unwrap_or(false);
+            let gap_end = async {
+                if change_waits {
+                    tokio::time::sleep_until(change_reads_from).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
             let wake = tokio::select! {
                 () = sleep => Wake::Deadline,
+                () = gap_end => Wake::Changed(true),
                 Some(message) = self.inbox.recv() => Wake::Message(Box::new(message)),
                 command = self.commands.recv() => match command {
                     Some(command) => Wake::Command(command),
                     None => return,
                 },
-                changed = changes.changed() => Wake::Changed(changed.is_ok()),
+                changed = changes.changed(), if gap_open => Wake::Changed(changed.is_ok()),
             };
             // Every wake-up first reads the clocks for the watchdog, before any input it
             // brings (a jump is seen before it can start anything).
@@ -104,7 +127,9 @@ impl<S: Store> Runtime<S> {
                 Wake::Command(command) => self.command(command),
                 Wake::Changed(changed) => {
                     if changed {
+                        changes.borrow_and_update();
                         self.glue.read();
+                        change_reads_from = tokio::time::Instant::now() + gap;
                     }
                 }
             }
@@ -341,9 +366,10 @@ impl<S: Store> Io for Glue<S> {
         let tx = self.tx.clone();
         let address = self.addresses.get(&peer).cloned();
         let timeout = self.probe_timeout;
+        let prober = self.prober.clone();
         self.tasks.spawn(async move {
             let ok = match address {
-                Some(address) => probe::probe(&address, timeout).await,
+                Some(address) => prober.probe(&address, timeout).await,
                 None => false,
             };
             let _ = tx.send(Message::Probe(peer, sent, ok)).await;
