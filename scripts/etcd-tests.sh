@@ -29,3 +29,7 @@ cargo test -p membership --features etcd "$@" --test etcd_faults -- --test-threa
 echo "== etcd: one node per OS process (kill -9 the primary, SIGSTOP past the lease)"
 cargo build -p membership --features etcd "$@" --example node
 cargo test -p membership --features etcd "$@" --test processes -- --test-threads 1
+echo "== etcd: scale in short form (the full-size runs are commands in the README, 'Performance')"
+cargo build -p membership --features etcd "$@" --example load --example cluster
+cargo run -q -p membership --features etcd "$@" --example load -- --nodes 12 --processes 2 --seconds 5 --store "$url"
+cargo run -q -p membership --features etcd "$@" --example cluster -- --nodes 10 --actors 2000 --failovers 3 --store "$url"

@@ -11,6 +11,9 @@
 //! runtime: `--nodes 250 --processes 5` is 5 processes of 50 nodes. The parent writes the
 //! registry, starts the children, waits until every node is Active, then tells every child to
 //! observe for the same `--seconds` and adds up what they counted.
+//!
+//! It exits 1 if a node was declared failed or is not Active at the end (nobody is stopped, so
+//! any declaration is false).
 
 #![allow(clippy::print_stdout)]
 
@@ -460,14 +463,15 @@ async fn run_single<S: Store>(cli: &Cli, timing: Timing, store: Arc<S>) -> Resul
         cli.seconds
     );
     let tally = nodes.observe(store.as_ref(), cli.seconds).await;
-    print_state(store.as_ref(), cli.seconds).await?;
+    let active = print_state(store.as_ref(), cli.seconds).await?;
     tally.print(cli.seconds, &timing);
     conflict_pairs(&store.stats());
     nodes.kill();
-    Ok(())
+    verdict(cli.nodes, active, &tally)
 }
 
-async fn print_state<S: Store>(store: &S, seconds: u64) -> Result<(), String> {
+/// Prints the registry's members, primary and views; the number of Active members.
+async fn print_state<S: Store>(store: &S, seconds: u64) -> Result<u16, String> {
     let state = store.snapshot().await.map_err(|e| e.to_string())?.state;
     println!(
         "after {seconds} s: {} Active, primary {:?}, converged {}",
@@ -475,6 +479,19 @@ async fn print_state<S: Store>(store: &S, seconds: u64) -> Result<(), String> {
         state.primary_in_office(),
         state.is_converged()
     );
+    Ok(state.active().len())
+}
+
+/// The run's verdict: nobody was stopped, so every node must still be Active and none may have
+/// been declared failed.
+fn verdict(nodes: u16, active: u16, tally: &Tally) -> Result<(), String> {
+    if tally.declared_failed > 0 || active != nodes {
+        return Err(format!(
+            "{} nodes declared failed, {active} of {nodes} Active at the end: every node ran \
+             throughout, so every declaration was false",
+            tally.declared_failed
+        ));
+    }
     Ok(())
 }
 
@@ -669,9 +686,9 @@ mod parent {
             );
             total.add(&tally);
         }
-        print_state(store.as_ref(), cli.seconds).await?;
+        let active = print_state(store.as_ref(), cli.seconds).await?;
         children.stop();
         total.print(cli.seconds, &timing);
-        Ok(())
+        verdict(cli.nodes, active, &total)
     }
 }
