@@ -69,10 +69,10 @@ pub(crate) const ACTOR_FAMILY: &str = "actor/";
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 pub(crate) const QUEUE_FAMILY: &str = "queue/";
 /// The load markers' family.
-#[cfg(any(feature = "etcd", all(feature = "testing", feature = "fdb")))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const LOAD_FAMILY: &str = "load/";
 /// The hosted markers' family.
-#[cfg(any(feature = "etcd", all(feature = "testing", feature = "fdb")))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const HOSTED_FAMILY: &str = "hosted/";
 /// The node slots' family.
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
@@ -132,6 +132,15 @@ pub(crate) fn never_deleted(name: &str) -> bool {
         || name == ROUND_KEY
         || name == CONFIG_KEY
         || name == MEMBERS_KEY
+}
+
+/// Whether a key named so is fed to a registry cache ([`crate::cache`]): every key but the load
+/// and hosted markers and the committed log, which are never read back.
+#[cfg(feature = "etcd")]
+pub(crate) fn cached(name: &str) -> bool {
+    !(name.starts_with(LOAD_FAMILY)
+        || name.starts_with(HOSTED_FAMILY)
+        || name.starts_with(LOG_FAMILY))
 }
 
 /// A key of the store: a registry key or a metadata key.

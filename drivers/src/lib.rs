@@ -63,6 +63,8 @@
 
 #[cfg(feature = "etcd")]
 mod cache;
+#[cfg(feature = "etcd")]
+mod cached;
 mod clock;
 mod codec;
 #[cfg(feature = "etcd")]
