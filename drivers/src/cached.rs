@@ -68,6 +68,10 @@ pub(crate) enum Committed {
 pub(crate) struct Shared {
     /// The registry, fed by the engine's change feed.
     pub(crate) cache: Arc<Cache>,
+    /// The engine's bounds.
+    bounds: Bounds,
+    /// Whether commits record the committed log.
+    record_log: bool,
     /// The handle's statistics.
     pub(crate) stats: Mutex<StoreStats>,
     /// Faults queued for the next proposals.
@@ -81,10 +85,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The state of a new handle on `cache`.
-    pub(crate) fn new(cache: Arc<Cache>) -> Shared {
+    /// The state of a new handle on `cache`, within the engine's `bounds`, recording the
+    /// committed log or not.
+    pub(crate) fn new(cache: Arc<Cache>, bounds: Bounds, record_log: bool) -> Shared {
         Shared {
             cache,
+            bounds,
+            record_log,
             stats: Mutex::new(StoreStats::default()),
             #[cfg(feature = "testing")]
             faults: Mutex::new(VecDeque::new()),
@@ -127,12 +134,6 @@ pub(crate) trait Engine: Sync {
     /// The handle's shared state.
     fn shared(&self) -> &Shared;
 
-    /// The engine's bounds.
-    fn bounds(&self) -> Bounds;
-
-    /// Whether commits record the committed log.
-    fn record_log(&self) -> bool;
-
     /// The operations and bytes `plan`'s commit takes on a view at `revision`.
     fn cost(&self, plan: &Plan, revision: i64) -> (usize, usize);
 
@@ -173,8 +174,9 @@ enum Attempt {
 /// Waits (at most the engine's catch-up time) until the cache has applied `revision`.
 pub(crate) async fn caught_up<E: Engine>(engine: &E, revision: i64) -> Result<(), StoreError> {
     let cache = &engine.shared().cache;
-    let timeout = Duration::from_millis(engine.bounds().catch_up_ms);
+    let timeout = Duration::from_millis(engine.shared().bounds.catch_up_ms);
     if cache.wait_for(revision, timeout).await {
+        debug_assert!(cache.revision() >= revision);
         return Ok(());
     }
     Err(match cache.view() {
@@ -213,7 +215,9 @@ pub(crate) async fn confirm<E: Engine>(engine: &E) -> Result<u64, StoreError> {
     if let Some(sent) = shared.cache.fresh_confirmation() {
         return Ok(sent);
     }
-    catch_up_latest(engine).await
+    let sent = catch_up_latest(engine).await?;
+    debug_assert!(sent <= crate::clock::boottime_ms());
+    Ok(sent)
 }
 
 /// The snapshot of the confirmed cache.
@@ -251,7 +255,7 @@ pub(crate) async fn claim<E: Engine>(
 ) -> Result<Slot, StoreError> {
     let slot_name = meta_key_name(&MetaKey::Slot(node));
     confirm(engine).await?;
-    let retries_max = engine.bounds().conflict_retries_max;
+    let retries_max = engine.shared().bounds.conflict_retries_max;
     for _ in 0..retries_max {
         let view = engine.shared().cache.view()?;
         if view.loaded.state.node(node).is_none() {
@@ -307,8 +311,8 @@ async fn attempt<E: Engine>(
     let planned = plan_fitting(
         &view.loaded,
         proposal,
-        engine.record_log(),
-        engine.bounds().moves_max,
+        engine.shared().record_log,
+        engine.shared().bounds.moves_max,
         fits,
     )?;
     let (commit, plan) = match planned {
@@ -389,7 +393,7 @@ pub(crate) async fn propose<E: Engine>(
         shared.stats().unknown_outcomes += u64::from(answer == Ok(ProposalOutcome::Unknown));
         return answer;
     }
-    let bounds = engine.bounds();
+    let bounds = engine.shared().bounds;
     let name = action_name(&proposal);
     let mut uncertain = false;
     let mut confirmed = false;

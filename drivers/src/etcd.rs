@@ -225,13 +225,20 @@ impl EtcdStore {
             changes.clone(),
             paused,
         ));
+        let bounds = Bounds {
+            conflict_retries_max: ETCD_CONFLICT_RETRIES_MAX,
+            unavailable_retries_max: ETCD_UNAVAILABLE_RETRIES_MAX,
+            backoff_ms: ETCD_RETRY_BACKOFF_MS,
+            moves_max: ETCD_BATCH_MOVES_MAX,
+            catch_up_ms: options.request_timeout_ms,
+        };
         let store = EtcdStore {
             client,
             prefix: options.prefix.clone(),
+            shared: Shared::new(cache, bounds, options.record_log),
             options,
             changes,
             watcher,
-            shared: Shared::new(cache),
             feed_paused,
         };
         Ok(store)
@@ -408,20 +415,6 @@ impl EtcdStore {
 impl Engine for EtcdStore {
     fn shared(&self) -> &Shared {
         &self.shared
-    }
-
-    fn bounds(&self) -> Bounds {
-        Bounds {
-            conflict_retries_max: ETCD_CONFLICT_RETRIES_MAX,
-            unavailable_retries_max: ETCD_UNAVAILABLE_RETRIES_MAX,
-            backoff_ms: ETCD_RETRY_BACKOFF_MS,
-            moves_max: ETCD_BATCH_MOVES_MAX,
-            catch_up_ms: self.options.request_timeout_ms,
-        }
-    }
-
-    fn record_log(&self) -> bool {
-        self.options.record_log
     }
 
     fn cost(&self, plan: &Plan, revision: i64) -> (usize, usize) {
