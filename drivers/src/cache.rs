@@ -1,4 +1,5 @@
-//! A registry cache fed by a store's change feed (etcd's watch): one consistent read of the whole
+//! A registry cache fed by a store's change feed (etcd's watch, FoundationDB's versionstamped
+//! feed, `crate::feed`): one consistent read of the whole
 //! registry, then every committed change applied in commit order ([`crate::kv::apply_changes`]).
 //! A store's transactions run on the cache and compare what they read at commit; its snapshots
 //! are the cache once it has been confirmed current.
@@ -14,9 +15,9 @@
 //! [`CACHE_CONFIRM_REUSE_MS`], so that many nodes in one process share one small read instead
 //! of each reading the registry after every commit.
 //!
-//! **Gaps.** The change feed can break (etcd compacted the revisions the watch needed, the
-//! connection was lost for longer than the history kept, a change that does not fit the
-//! registry). Then the feed's owner loads the whole registry again, exactly once per gap, and
+//! **Gaps.** The change feed can break (etcd compacted the revisions the watch needed, or
+//! FoundationDB's feed was trimmed past the reader's position; the connection was lost for
+//! longer than the history kept; a change that does not fit the registry). Then the feed's owner loads the whole registry again, exactly once per gap, and
 //! counts it ([`Cache::reloads`]).
 
 use crate::codec::DecodeError;
@@ -146,6 +147,20 @@ impl Cache {
                 Err(error)
             }
         }
+    }
+
+    /// Records that the store holds no commit after the cache's revision up to `revision` (a
+    /// read at `revision` found the latest commit at or below the cache's): the cache is complete
+    /// up to `revision`. A cache already further is left as it is.
+    pub(crate) fn advance(&self, revision: i64) {
+        let mut inner = self.lock();
+        if revision <= inner.revision || inner.loaded.is_none() || inner.broken.is_some() {
+            return;
+        }
+        inner.revision = revision;
+        drop(inner);
+        self.complete.send_replace(revision);
+        debug_assert!(*self.complete.borrow() >= revision);
     }
 
     /// Whether the cache is loaded and usable.

@@ -29,32 +29,30 @@
 //! write later, and the proposer's retry with the same id is still recognised.
 
 use crate::cache::{Cache, View};
+use crate::cached::{self, Bounds, Committed, Engine, Latest, Shared};
 use crate::codec::{decode, encode};
 #[cfg(feature = "testing")]
 use crate::fault::Fault;
 use crate::keys::{
-    meta_key_name, never_deleted, proposals_of_node, CONFIG_KEY, HOSTED_FAMILY, NODE_FAMILY,
-    PER_NODE_FAMILIES, VERSION_KEY,
+    cached, meta_key_name, never_deleted, proposals_of_node, CONFIG_KEY, HOSTED_FAMILY,
+    NODE_FAMILY, PER_NODE_FAMILIES, VERSION_KEY,
 };
 #[cfg(feature = "testing")]
 use crate::keys::{StoreKey, LOG_FAMILY, REGISTRY_PREFIXES};
 #[cfg(feature = "testing")]
 use crate::kv::{export, logged, value_of};
-use crate::kv::{load_lenient, plan_fitting, Change, Entry, Planned, StoredConfig, Write};
+use crate::kv::{load_lenient, Change, Entry, Plan, StoredConfig, Write};
 #[cfg(feature = "testing")]
 use crate::store::Logged;
-use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
+use crate::store::{Snapshot, Store, StoreError, StoreStats};
 #[cfg(feature = "testing")]
 use crate::testing::{Audit, Limits};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, Txn, TxnOp,
     TxnOpResponse, WatchOptions,
 };
-use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot, NODES_MAX};
-#[cfg(feature = "testing")]
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -155,32 +153,15 @@ pub struct EtcdStore {
     options: EtcdOptions,
     changes: watch::Sender<u64>,
     watcher: tokio::task::JoinHandle<()>,
-    /// The registry, fed by the watch: transactions run on it, snapshots are read from it.
-    cache: Arc<Cache>,
+    /// The registry cache, fed by the watch (transactions run on it, snapshots are read from
+    /// it), the statistics, the injected faults, the handle's latest write.
+    shared: Shared,
     /// True while the test kit holds the cache's feed (a lagging watcher, on purpose).
     #[cfg_attr(
         not(feature = "testing"),
         allow(dead_code, reason = "set by the test kit")
     )]
     feed_paused: watch::Sender<bool>,
-    /// One confirmation read at a time; concurrent snapshots share its result.
-    confirming: tokio::sync::Mutex<()>,
-    /// The revision of this handle's latest write: its snapshots wait for the cache to hold it
-    /// (read-your-writes through the handle).
-    written: AtomicI64,
-    /// The revision of the latest write of each node's proposals and claims through this
-    /// handle (index: the node id, up to `NODES_MAX`): a node's transactions wait for the cache
-    /// to hold its own latest write, never the other nodes' (a burst of one node's commits
-    /// does not hold up another node's heartbeat; a cache behind on a key a transaction reads
-    /// only costs that transaction a conflict).
-    written_by: Box<[AtomicI64]>,
-    /// The revision of this handle's latest write that is no node's (an import, a raw write of
-    /// the test kit): every transaction waits for it.
-    written_raw: AtomicI64,
-    stats: Arc<Mutex<StoreStats>>,
-    /// Faults queued for the next proposals.
-    #[cfg(feature = "testing")]
-    faults: Mutex<VecDeque<Fault>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -224,18 +205,6 @@ fn range_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// What one commit attempt came to.
-enum Attempt {
-    Done(ProposalOutcome),
-    Conflict,
-    /// Run again on a cache confirmed current (a refusal found on one not confirmed yet).
-    Again,
-}
-
 impl EtcdStore {
     /// Connects to the cluster and starts watching the prefix.
     pub async fn connect(options: EtcdOptions) -> Result<EtcdStore, StoreError> {
@@ -256,21 +225,21 @@ impl EtcdStore {
             changes.clone(),
             paused,
         ));
+        let bounds = Bounds {
+            conflict_retries_max: ETCD_CONFLICT_RETRIES_MAX,
+            unavailable_retries_max: ETCD_UNAVAILABLE_RETRIES_MAX,
+            backoff_ms: ETCD_RETRY_BACKOFF_MS,
+            moves_max: ETCD_BATCH_MOVES_MAX,
+            catch_up_ms: options.request_timeout_ms,
+        };
         let store = EtcdStore {
             client,
             prefix: options.prefix.clone(),
+            shared: Shared::new(cache, bounds, options.record_log),
             options,
             changes,
             watcher,
-            cache,
             feed_paused,
-            confirming: tokio::sync::Mutex::new(()),
-            written: AtomicI64::new(0),
-            written_by: (0..=NODES_MAX).map(|_| AtomicI64::new(0)).collect(),
-            written_raw: AtomicI64::new(0),
-            stats: Arc::new(Mutex::new(StoreStats::default())),
-            #[cfg(feature = "testing")]
-            faults: Mutex::new(VecDeque::new()),
         };
         Ok(store)
     }
@@ -319,95 +288,6 @@ impl EtcdStore {
         }
     }
 
-    /// The linearizable read of the commit marker (`version`): the revision of the latest
-    /// commit on the prefix when the read was served.
-    async fn latest_commit(&self) -> Result<i64, StoreError> {
-        let key = self.key(VERSION_KEY);
-        let response = self
-            .retrying(|| {
-                let mut kv = self.kv();
-                let key = key.clone();
-                async move { kv.get(key, Some(GetOptions::new().with_keys_only())).await }
-            })
-            .await
-            .map_err(unavailable)?;
-        lock(&self.stats).confirm_reads += 1;
-        Ok(response.kvs().first().map_or(0, |kv| kv.mod_revision()))
-    }
-
-    /// Makes sure the cache holds every commit made before a recent instant, and returns that
-    /// instant (the module `cache` argues it): a confirmation at most
-    /// [`crate::CACHE_CONFIRM_REUSE_MS`] old is shared; otherwise one small linearizable read
-    /// of the commit marker, then a wait (at most the request timeout) for the watch to
-    /// deliver that commit.
-    async fn confirm(&self) -> Result<u64, StoreError> {
-        self.caught_up(self.written.load(Ordering::Acquire)).await?;
-        let _one_at_a_time = self.confirming.lock().await;
-        if let Some(sent) = self.cache.fresh_confirmation() {
-            return Ok(sent);
-        }
-        let sent = crate::clock::boottime_ms();
-        let latest = self.latest_commit().await?;
-        self.caught_up(latest).await?;
-        self.cache.confirmed(sent, latest);
-        Ok(sent)
-    }
-
-    /// Waits (at most the request timeout) until the cache has applied `revision`.
-    async fn caught_up(&self, revision: i64) -> Result<(), StoreError> {
-        let timeout = Duration::from_millis(self.options.request_timeout_ms);
-        if self.cache.wait_for(revision, timeout).await {
-            return Ok(());
-        }
-        Err(match self.cache.view() {
-            Err(error) => error,
-            Ok(view) => StoreError::Unavailable(format!(
-                "the registry cache is at revision {}, behind the store's {revision}",
-                view.revision
-            )),
-        })
-    }
-
-    /// The cache's view, or why it cannot be used.
-    fn view(&self) -> Result<View, StoreError> {
-        self.cache.view()
-    }
-
-    /// Notes a write of this handle that is no node's, committed at `revision` (see
-    /// `written_raw`).
-    fn wrote(&self, revision: i64) {
-        self.written.fetch_max(revision, Ordering::AcqRel);
-        self.written_raw.fetch_max(revision, Ordering::AcqRel);
-    }
-
-    /// Notes a write of `node`'s (a commit of its proposal, its claim) at `revision` (see
-    /// `written_by`).
-    fn wrote_for(&self, node: NodeId, revision: i64) {
-        self.written.fetch_max(revision, Ordering::AcqRel);
-        match self.written_by.get(usize::from(node.0)) {
-            Some(by) => {
-                by.fetch_max(revision, Ordering::AcqRel);
-            }
-            // Not a node id this store can hold (claims refuse it): every write counts.
-            None => {
-                self.written_raw.fetch_max(revision, Ordering::AcqRel);
-            }
-        }
-        debug_assert!(self.written.load(Ordering::Acquire) >= revision);
-    }
-
-    /// The revision a transaction of `node` waits for the cache to hold: its own latest write
-    /// through this handle, and the latest write that is no node's.
-    fn written_for(&self, node: NodeId) -> i64 {
-        let own = self
-            .written_by
-            .get(usize::from(node.0))
-            .map_or(0, |by| by.load(Ordering::Acquire));
-        let revision = own.max(self.written_raw.load(Ordering::Acquire));
-        debug_assert!(revision <= self.written.load(Ordering::Acquire));
-        revision
-    }
-
     /// The compares of a plan: one per key, or one per family range where a family read has
     /// more than [`ETCD_FAMILY_KEYS_MAX`] keys.
     fn compares(
@@ -443,130 +323,8 @@ impl EtcdStore {
         compares
     }
 
-    /// One attempt on the cache: execute, commit comparing exactly what the execution read.
-    /// `Err` when it could not run. No key is read from etcd: the cache holds the registry at
-    /// one revision, and the commit compares every key of the read footprint with that
-    /// revision.
-    async fn attempt(
-        &self,
-        proposal: &Proposal,
-        uncertain: &mut bool,
-        confirmed: &mut bool,
-    ) -> Result<Attempt, StoreError> {
-        // Read-your-writes of the proposer through this handle (its claim, its latest commit;
-        // an import): a cache without them would only make this attempt conflict.
-        self.caught_up(self.written_for(proposal.id.node)).await?;
-        let view = self.view()?;
-        let revision = view.revision;
-        let name = action_name(proposal);
-        let fits = |plan: &crate::kv::Plan| {
-            let (ops, bytes) = self.cost(plan, revision);
-            if ops > ETCD_TXN_OPS_MAX || bytes > ETCD_REQUEST_BYTES_MAX - ETCD_REQUEST_MARGIN_BYTES
-            {
-                Err((ops as u64, bytes as u64))
-            } else {
-                Ok(())
-            }
-        };
-        let planned = plan_fitting(
-            &view.loaded,
-            proposal,
-            self.options.record_log,
-            ETCD_BATCH_MOVES_MAX,
-            fits,
-        )?;
-        let (commit, plan) = match planned {
-            Planned::Refused(error) => {
-                if let Some(error) = view.poisoned_among(view.poisoned.keys()) {
-                    // A refusal computed on a key that cannot be decoded is no answer.
-                    return Err(error.into());
-                }
-                if !*confirmed {
-                    // A refusal is final, and compares nothing: it must come from a cache that
-                    // holds every commit made before it is answered. Confirm, then run again.
-                    self.confirm().await?;
-                    *confirmed = true;
-                    return Ok(Attempt::Again);
-                }
-                *lock(&self.stats).refusals.entry(name).or_default() += 1;
-                return Ok(Attempt::Done(ProposalOutcome::Refused(error)));
-            }
-            Planned::Duplicate(effects) => {
-                return Ok(Attempt::Done(ProposalOutcome::Committed { effects }))
-            }
-            Planned::Commit(commit, plan) => (commit, plan),
-        };
-        if let Some(error) = view.poisoned_among(plan.reads.keys()) {
-            return Err(error.into());
-        }
-        let (ops, bytes) = self.cost(&plan, revision);
-        let compares = self.compares(&plan.reads, revision);
-        let mut writes: Vec<TxnOp> = plan
-            .writes
-            .iter()
-            .map(|w| match w {
-                Write::Put(k, v) => TxnOp::put(self.key(k), v.clone(), None),
-                Write::Delete(k) => TxnOp::delete(self.key(k), None),
-            })
-            .collect();
-        writes.push(TxnOp::put(self.key(VERSION_KEY), Vec::new(), None));
-        let otherwise = vec![TxnOp::get(
-            self.key(VERSION_KEY),
-            Some(GetOptions::new().with_keys_only()),
-        )];
-        let txn = Txn::new()
-            .when(compares)
-            .and_then(writes)
-            .or_else(otherwise);
-        let response = match self.kv().txn(txn).await {
-            Ok(r) => r,
-            Err(e) if too_large(&e) => {
-                return Err(StoreError::TooLarge {
-                    action: name,
-                    ops: ops as u64,
-                    bytes: bytes as u64,
-                })
-            }
-            Err(e) => {
-                // The commit may or may not have been applied (or may be applied later).
-                *uncertain = true;
-                return Err(unavailable(e));
-            }
-        };
-        if !response.succeeded() {
-            // Another commit changed a key this one read: wait for the cache to hold the
-            // latest commit, then run again.
-            let latest = response
-                .op_responses()
-                .into_iter()
-                .find_map(|op| match op {
-                    TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.mod_revision()),
-                    _ => None,
-                })
-                .unwrap_or(0);
-            *lock(&self.stats).conflicts.entry(name).or_default() += 1;
-            self.caught_up(latest).await?;
-            return Ok(Attempt::Conflict);
-        }
-        {
-            let mut stats = lock(&self.stats);
-            *stats.commits.entry(name.clone()).or_default() += 1;
-            stats.largest_write_bytes = stats.largest_write_bytes.max(bytes as u64);
-            stats.largest_write_ops = stats.largest_write_ops.max(ops as u64);
-            let read = stats.keys_read_max.entry(name).or_default();
-            *read = (*read).max(plan.reads.len() as u64);
-        }
-        // The proposer's next proposal waits for a cache that holds this commit (its own keys
-        // then compare equal); its answer does not wait for the feed.
-        let committed_at = response.header().map_or(0, |h| h.revision());
-        self.wrote_for(proposal.id.node, committed_at);
-        Ok(Attempt::Done(ProposalOutcome::Committed {
-            effects: commit.effects,
-        }))
-    }
-
     /// The operations (compares or writes, whichever is more) and request bytes of a plan.
-    fn cost(&self, plan: &crate::kv::Plan, revision: i64) -> (usize, usize) {
+    fn plan_cost(&self, plan: &Plan, revision: i64) -> (usize, usize) {
         let compares = self.compares(&plan.reads, revision);
         let bytes = plan.write_bytes()
             + plan.writes.len() * self.prefix.len()
@@ -600,7 +358,7 @@ impl EtcdStore {
             }
         })
         .await
-        .map(|revision| self.wrote(revision))
+        .map(|revision| self.shared.wrote(revision))
         .map_err(unavailable)
     }
 
@@ -654,6 +412,142 @@ impl EtcdStore {
     }
 }
 
+impl Engine for EtcdStore {
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn cost(&self, plan: &Plan, revision: i64) -> (usize, usize) {
+        self.plan_cost(plan, revision)
+    }
+
+    fn fits(&self, ops: usize, bytes: usize) -> bool {
+        ops <= ETCD_TXN_OPS_MAX && bytes <= ETCD_REQUEST_BYTES_MAX - ETCD_REQUEST_MARGIN_BYTES
+    }
+
+    /// The linearizable read of the commit marker (`version`): the revision of the latest
+    /// commit on the prefix when the read was served.
+    async fn latest_commit(&self) -> Result<Latest, StoreError> {
+        let key = self.key(VERSION_KEY);
+        let response = self
+            .retrying(|| {
+                let mut kv = self.kv();
+                let key = key.clone();
+                async move { kv.get(key, Some(GetOptions::new().with_keys_only())).await }
+            })
+            .await
+            .map_err(unavailable)?;
+        self.shared.stats().confirm_reads += 1;
+        let commit = response.kvs().first().map_or(0, |kv| kv.mod_revision());
+        Ok(Latest {
+            commit,
+            read_at: commit,
+        })
+    }
+
+    /// One etcd transaction that compares exactly what the execution read (no key is read
+    /// from etcd: the cache holds the registry at `revision`, and the compares check every key
+    /// of the read footprint against it) and writes the plan and the commit marker.
+    async fn commit(
+        &self,
+        plan: &Plan,
+        revision: i64,
+        action: &str,
+        uncertain: &mut bool,
+    ) -> Result<Committed, StoreError> {
+        let (ops, bytes) = self.plan_cost(plan, revision);
+        let compares = self.compares(&plan.reads, revision);
+        let mut writes: Vec<TxnOp> = plan
+            .writes
+            .iter()
+            .map(|w| match w {
+                Write::Put(k, v) => TxnOp::put(self.key(k), v.clone(), None),
+                Write::Delete(k) => TxnOp::delete(self.key(k), None),
+            })
+            .collect();
+        writes.push(TxnOp::put(self.key(VERSION_KEY), Vec::new(), None));
+        let otherwise = vec![TxnOp::get(
+            self.key(VERSION_KEY),
+            Some(GetOptions::new().with_keys_only()),
+        )];
+        let txn = Txn::new()
+            .when(compares)
+            .and_then(writes)
+            .or_else(otherwise);
+        let response = match self.kv().txn(txn).await {
+            Ok(r) => r,
+            Err(e) if too_large(&e) => {
+                return Err(StoreError::TooLarge {
+                    action: action.to_string(),
+                    ops: ops as u64,
+                    bytes: bytes as u64,
+                })
+            }
+            Err(e) => {
+                // The commit may or may not have been applied (or may be applied later).
+                *uncertain = true;
+                return Err(unavailable(e));
+            }
+        };
+        if !response.succeeded() {
+            // Another commit changed a key this one read: the else branch read the marker.
+            let latest = response
+                .op_responses()
+                .into_iter()
+                .find_map(|op| match op {
+                    TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.mod_revision()),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            return Ok(Committed::Conflict(Some(latest)));
+        }
+        Ok(Committed::At(response.header().map_or(0, |h| h.revision())))
+    }
+
+    async fn commit_claim(
+        &self,
+        view: &View,
+        node: NodeId,
+        slot: &Slot,
+    ) -> Result<Committed, StoreError> {
+        let slot_name = meta_key_name(&MetaKey::Slot(node));
+        let txn = Txn::new()
+            .when(vec![Compare::mod_revision(
+                self.key(&slot_name),
+                CompareOp::Equal,
+                view.loaded.version(&slot_name),
+            )])
+            .and_then(vec![
+                TxnOp::put(self.key(&slot_name), encode(slot), None),
+                TxnOp::delete(
+                    self.key(&proposals_of_node(node)),
+                    Some(DeleteOptions::new().with_prefix()),
+                ),
+                TxnOp::put(self.key(VERSION_KEY), Vec::new(), None),
+            ])
+            .or_else(vec![TxnOp::get(
+                self.key(VERSION_KEY),
+                Some(GetOptions::new().with_keys_only()),
+            )]);
+        // A claim whose outcome is unknown is claimed again: at worst the slot skips an
+        // incarnation nobody used.
+        let response = self
+            .retrying(|| {
+                let mut kv = self.kv();
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await
+            .map_err(unavailable)?;
+        let at = response.header().map_or(0, |h| h.revision());
+        Ok(if response.succeeded() {
+            Committed::At(at)
+        } else {
+            Committed::Conflict(Some(at))
+        })
+    }
+}
+
 /// Reads the whole registry and metadata under `prefix` at one revision, for the cache's load:
 /// one read-only etcd transaction of three ranges, every key but the load and hosted markers
 /// and the log (never read back).
@@ -700,13 +594,6 @@ async fn read_all(client: &Client, prefix: &str) -> Result<(Vec<Entry>, i64), St
         }
     }
     Ok((entries, revision))
-}
-
-/// Whether a key of the prefix is fed to the cache (the markers and the log are not).
-fn cached(name: &str) -> bool {
-    !(name.starts_with(crate::keys::LOAD_FAMILY)
-        || name.starts_with(HOSTED_FAMILY)
-        || name.starts_with(crate::keys::LOG_FAMILY))
 }
 
 /// Feeds the cache: loads the registry, then watches the prefix from the next revision and
@@ -859,134 +746,15 @@ impl Store for EtcdStore {
     }
 
     async fn claim(&self, node: NodeId, address: &str) -> Result<Slot, StoreError> {
-        let slot_name = meta_key_name(&MetaKey::Slot(node));
-        self.confirm().await?;
-        for _ in 0..ETCD_CONFLICT_RETRIES_MAX {
-            let view = self.view()?;
-            if view.loaded.state.node(node).is_none() {
-                return Err(StoreError::UnknownNode { node });
-            }
-            if let Some(error) = view.poisoned_among([&slot_name]) {
-                return Err(error.into());
-            }
-            let slot = view.loaded.meta.claim(node, address);
-            let txn = Txn::new()
-                .when(vec![Compare::mod_revision(
-                    self.key(&slot_name),
-                    CompareOp::Equal,
-                    view.loaded.version(&slot_name),
-                )])
-                .and_then(vec![
-                    TxnOp::put(self.key(&slot_name), encode(&slot), None),
-                    TxnOp::delete(
-                        self.key(&proposals_of_node(node)),
-                        Some(DeleteOptions::new().with_prefix()),
-                    ),
-                    TxnOp::put(self.key(VERSION_KEY), Vec::new(), None),
-                ])
-                .or_else(vec![TxnOp::get(
-                    self.key(VERSION_KEY),
-                    Some(GetOptions::new().with_keys_only()),
-                )]);
-            // A claim whose outcome is unknown is claimed again: at worst the slot skips an
-            // incarnation nobody used.
-            let response = self
-                .retrying(|| {
-                    let mut kv = self.kv();
-                    let txn = txn.clone();
-                    async move { kv.txn(txn).await }
-                })
-                .await
-                .map_err(unavailable)?;
-            let at = response.header().map_or(0, |h| h.revision());
-            if response.succeeded() {
-                self.wrote_for(node, at);
-                let _ = self.caught_up(at).await;
-                return Ok(slot);
-            }
-            self.caught_up(at).await?;
-        }
-        Err(StoreError::Unavailable(format!(
-            "claiming {node} conflicted {ETCD_CONFLICT_RETRIES_MAX} times"
-        )))
+        cached::claim(self, node, address).await
     }
 
     async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, StoreError> {
-        #[cfg(feature = "testing")]
-        let fault = lock(&self.faults).pop_front();
-        #[cfg(feature = "testing")]
-        if let Some(answer) = Fault::answer_before_running(fault) {
-            lock(&self.stats).unknown_outcomes += u64::from(answer == Ok(ProposalOutcome::Unknown));
-            return answer;
-        }
-        let name = action_name(&proposal);
-        let mut uncertain = false;
-        let mut confirmed = false;
-        let mut failures = 0;
-        let mut backoff_ms = ETCD_RETRY_BACKOFF_MS;
-        let mut again = false;
-        for attempt in 0..ETCD_CONFLICT_RETRIES_MAX {
-            if attempt > 0 && !std::mem::take(&mut again) {
-                *lock(&self.stats).retries.entry(name.clone()).or_default() += 1;
-            }
-            match self
-                .attempt(&proposal, &mut uncertain, &mut confirmed)
-                .await
-            {
-                Ok(Attempt::Done(outcome)) => {
-                    #[cfg(feature = "testing")]
-                    let outcome = match (fault, outcome) {
-                        (Some(Fault::UnknownAfterCommit), ProposalOutcome::Committed { .. }) => {
-                            ProposalOutcome::Unknown
-                        }
-                        (_, outcome) => outcome,
-                    };
-                    let mut stats = lock(&self.stats);
-                    stats.uncertain_resolved += u64::from(uncertain);
-                    stats.unknown_outcomes += u64::from(outcome == ProposalOutcome::Unknown);
-                    return Ok(outcome);
-                }
-                Ok(Attempt::Conflict) => continue,
-                Ok(Attempt::Again) => again = true,
-                Err(StoreError::Unavailable(why)) if failures < ETCD_UNAVAILABLE_RETRIES_MAX => {
-                    // A failed commit may have applied: the next attempt runs on a cache
-                    // confirmed current, which holds it if it did, and recognises it by its id
-                    // (one that applies later still fails the next commit's compare of its
-                    // proposal record).
-                    tracing::debug!(%why, "etcd attempt failed: retrying");
-                    failures += 1;
-                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                    backoff_ms *= 2;
-                    if let Err(error) = self.confirm().await {
-                        tracing::debug!(%error, "etcd confirmation failed");
-                    }
-                }
-                Err(StoreError::Unavailable(_)) if uncertain => {
-                    lock(&self.stats).unknown_outcomes += 1;
-                    return Ok(ProposalOutcome::Unknown);
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "{} conflicted {ETCD_CONFLICT_RETRIES_MAX} times",
-            proposal.action
-        )))
+        cached::propose(self, proposal).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let confirmed_at = self.confirm().await?;
-        let view = self.view()?;
-        if let Some(error) = view.poisoned_among(view.poisoned.keys()) {
-            return Err(error.into());
-        }
-        let mut snapshot = Snapshot::of(
-            view.loaded.state,
-            &view.loaded.meta,
-            u64::try_from(view.revision).unwrap_or(0),
-        );
-        snapshot.confirmed_at = Some(confirmed_at);
-        Ok(snapshot)
+        cached::snapshot(self).await
     }
 
     fn watch(&self) -> watch::Receiver<u64> {
@@ -994,9 +762,7 @@ impl Store for EtcdStore {
     }
 
     fn stats(&self) -> StoreStats {
-        let mut stats = lock(&self.stats).clone();
-        stats.cache_loads = self.cache.reloads();
-        stats
+        self.shared.snapshot_stats()
     }
 }
 
@@ -1034,7 +800,7 @@ impl Audit for EtcdStore {
     }
 
     fn inject(&self, fault: Fault) {
-        Fault::enqueue(&mut lock(&self.faults), fault);
+        self.shared.inject(fault);
     }
 
     async fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) -> Result<(), StoreError> {
@@ -1066,7 +832,7 @@ impl Audit for EtcdStore {
                 async move { kv.txn(txn).await }
             })
             .await
-            .map(|r| self.wrote(r.header().map_or(0, |h| h.revision())))
+            .map(|r| self.shared.wrote(r.header().map_or(0, |h| h.revision())))
             .map_err(unavailable)?;
         }
         Ok(())

@@ -1,145 +1,146 @@
 //! The FoundationDB store (cargo feature `fdb`, `foundationdb` 0.11, API 7.1): the registry
 //! laid out as in [`crate::kv`], each key the store's subspace followed by the key's name as
 //! one tuple-layer string (`(subspace, "node/n3")`), values versioned. A thin adapter: the
-//! transaction logic is [`crate::kv`]'s and `membership_core::execute`'s, shared with the etcd
-//! store and tested by the conformance suite.
+//! transactions are [`crate::cached`]'s (shared with the etcd store), the key layout
+//! [`crate::kv`]'s, the change feed's bytes and rules [`crate::feed`]'s; here are the store
+//! (this file), what a commit writes and what its errors mean (`fdb/layout.rs`), and the task
+//! that follows the feed (`fdb/feeder.rs`).
 //!
-//! - **One `db.run` per proposal**: the closure reads the registry with snapshot reads, runs
-//!   `execute`, adds a read conflict range for exactly the keys of the read footprint (so two
-//!   heartbeats never conflict), writes the delta, and bumps the version key with an atomic add
-//!   (no conflict). When the closure runs again with `MaybeCommitted`, the previous attempt may
-//!   have committed: `execute` recognises the proposal id and returns its recorded effects.
-//! - **Unreachable cluster**: every attempt has a timeout ([`FDB_TRANSACTION_TIMEOUT_MS`]) and
-//!   the retry loop a limit ([`FDB_RETRY_LIMIT`]); when they run out the proposal is
-//!   unavailable, or unknown if an attempt may have committed.
-//! - **Batches under 1 MB**: a plan writing more than [`FDB_BATCH_BYTES_MAX`] is refused, except
-//!   a migration batch, which runs with half as many moves.
-//! - **Watch**: a task watches the version key and feeds the store's `watch::Receiver<u64>`.
+//! **Never run against a cluster.** This store builds and passes clippy on machines without
+//! `libfdb_c`; its conformance run (`tests/store_conformance.rs`, `fdb_suite`) needs
+//! `FDB_CLUSTER_FILE` and has not been run (`drivers/README.md`, "FoundationDB on a real
+//! cluster").
+//!
+//! - **A registry cache per handle, fed by a change feed.** FoundationDB has no change feed of
+//!   its own, so every commit of this store appends one: its changed keys with their new values
+//!   (or deletions) under `(subspace, "feed", versionstamp)`, cut into parts of at most
+//!   [`FDB_FEED_PART_BYTES_MAX`] (FoundationDB's value limit is 100 kB), and sets the commit
+//!   marker `version` to its versionstamp (a versionstamped value: no read, no conflict). A task
+//!   per handle loads the whole registry at one read version, then, each time its watch on
+//!   `version` fires (or after [`FDB_FEED_POLL_MS`]), reads the feed from where it is up to a
+//!   fresh read version and applies each commit with `kv::apply_changes` into the cache
+//!   ([`crate::cache`], the etcd store's). It trims the feed below [`FDB_FEED_RETENTION_VERSIONS`]
+//!   (about 5 s) every [`FDB_FEED_TRIM_EVERY_VERSIONS`], recording the trim point in `feedtrim`
+//!   (an atomic max); a reader whose position is below the trim point has a gap and loads the
+//!   whole registry again, once per gap (`StoreStats::cache_loads`).
+//! - **Transactions read their footprint only, at the cache's version.** An attempt runs
+//!   `execute` on the cache (complete up to commit version `R`), then one FoundationDB
+//!   transaction with its read version set to `R` adds a read conflict range for exactly the keys
+//!   the execution read (its footprint, the proposer's slot, its proposal's record, the queue
+//!   chunks it writes: the etcd store's compare set), writes the delta and the feed entry, and
+//!   commits. FoundationDB's resolver refuses the commit if any of those keys was written after
+//!   `R` (`not_committed`): a conflict; the cache catches up with the latest commit and the
+//!   attempt runs again, at most [`FDB_CONFLICT_RETRIES_MAX`] times. No key is read from the store: the
+//!   values it would read at `R` are the cache's, and comparing values could not see a change of
+//!   a marker whose value is a count standing for a set (`hosted/n3`, `members`). A cache older
+//!   than FoundationDB's 5 s of history (`transaction_too_old`) is confirmed again first.
+//! - **Snapshots from the cache**, confirmed as etcd's: a fresh read version (linearizable)
+//!   and, at it, the commit marker (the latest commit's versionstamp); once the cache holds that
+//!   commit it is current as of the read, stamped with the boot-time instant the read was sent.
+//! - **Unreachable cluster**: every transaction has a timeout ([`FDB_TRANSACTION_TIMEOUT_MS`]);
+//!   a commit whose outcome is unknown is retried ([`FDB_UNAVAILABLE_RETRIES_MAX`] times) on a
+//!   cache confirmed current, where `execute` recognises the proposal id; when the retries run
+//!   out the outcome is `Unknown`.
+//! - **Batches under 1 MB**: a commit writing more than [`FDB_BATCH_BYTES_MAX`] (its keys and its
+//!   feed entry, which repeats the cached keys' values) or more keys than a cache applies at
+//!   once is refused with `StoreError::TooLarge`, except a migration or placement batch, which
+//!   runs with half as many moves (at most [`FDB_BATCH_MOVES_MAX`]).
 //!
 //! The FoundationDB client network must be running in the process before [`FdbStore::open`]:
 //! the application boots it once (`foundationdb::boot()`, an `unsafe` call this crate does not
 //! make: its code forbids `unsafe`) and drops the guard before it exits.
 
+mod feeder;
+mod layout;
+
+pub use feeder::{
+    FDB_FEED_BACKOFF_MAX_MS, FDB_FEED_POLL_MS, FDB_FEED_RETENTION_VERSIONS,
+    FDB_FEED_TRIM_EVERY_VERSIONS,
+};
+pub use layout::{FDB_RETRY_BACKOFF_MS, FDB_RETRY_LIMIT, FDB_TRANSACTION_TIMEOUT_MS};
+
+use crate::cache::{Cache, View, CACHE_CHANGES_PER_COMMIT_MAX};
+use crate::cached::{self, Bounds, Committed, Engine, Latest, Shared};
 use crate::codec::{decode, encode};
 #[cfg(feature = "testing")]
 use crate::fault::Fault;
-use crate::keys::{
-    log_key_name, meta_key_name, order_key_name, proposals_of, proposals_of_node, CONFIG_KEY,
-    LOAD_PREFIXES, VERSION_KEY,
-};
+use crate::feed::{self, Stamp};
 #[cfg(feature = "testing")]
-use crate::keys::{StoreKey, LOG_FAMILY, LOG_ORDER_FAMILY, REGISTRY_PREFIXES};
+use crate::keys::{
+    cached, order_key_name, StoreKey, LOG_FAMILY, LOG_ORDER_FAMILY, REGISTRY_PREFIXES,
+};
+use crate::keys::{meta_key_name, proposals_of_node, CONFIG_KEY, VERSION_KEY};
 #[cfg(feature = "testing")]
 use crate::kv::{export, logged, value_of};
-use crate::kv::{load, plan_fitting, Entry, Loaded, Planned, StoredConfig, Write};
+use crate::kv::{Plan, StoredConfig, Write};
 #[cfg(feature = "testing")]
 use crate::store::Logged;
-use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
+use crate::store::{Snapshot, Store, StoreError, StoreStats};
 #[cfg(feature = "testing")]
 use crate::testing::{Audit, Limits};
-use foundationdb::options::{ConflictRangeType, MutationType, StreamingMode, TransactionOption};
-use foundationdb::tuple::Subspace;
-use foundationdb::{Database, FdbBindingError, RangeOption, Transaction};
+use feeder::feed_cache;
+use foundationdb::options::ConflictRangeType;
+use foundationdb::{Database, FdbBindingError, RetryableTransaction};
+use layout::{
+    commit_cost, commit_failed, conflict_on, custom, limit, marker_version, store_error,
+    unavailable, write_commit, Keys,
+};
 use membership_core::{Config, MetaKey, NodeId, Proposal, ProposalOutcome, Slot};
-#[cfg(feature = "testing")]
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
 use tokio::sync::watch;
 
-/// The most bytes one transaction writes (FoundationDB recommends at most 1 MB; its hard limit
-/// is 10 MB).
+/// The most bytes one transaction writes, its feed entry included (FoundationDB recommends at
+/// most 1 MB; its hard limit is 10 MB).
 pub const FDB_BATCH_BYTES_MAX: usize = 900_000;
 
-/// One transaction attempt's timeout, in ms (FoundationDB's own limit is 5 s).
-pub const FDB_TRANSACTION_TIMEOUT_MS: i32 = 2_000;
+/// How many times one proposal (or claim) runs again after a conflict (or a cache older than
+/// FoundationDB's history).
+pub const FDB_CONFLICT_RETRIES_MAX: u32 = 64;
 
-/// How many times one proposal's transaction is retried (conflicts and retryable errors).
-pub const FDB_RETRY_LIMIT: i32 = 64;
+/// How many times an attempt that failed (unreachable cluster, unknown commit) runs again.
+pub const FDB_UNAVAILABLE_RETRIES_MAX: u32 = 4;
 
-/// The most pages of one range read.
-const RANGE_PAGES_MAX: usize = 100_000;
+/// The most moves of a migration batch, or placements of a placement batch, one transaction
+/// runs (each writes its actor's key, and the cache applies at most
+/// [`CACHE_CHANGES_PER_COMMIT_MAX`] keys of one commit).
+pub const FDB_BATCH_MOVES_MAX: usize = 1_024;
 
-/// The watcher's backoff after an error, in ms.
-const WATCH_BACKOFF_MS: u64 = 100;
+/// How long a proposal or a snapshot waits for the cache to hold a commit, in ms.
+pub const FDB_CACHE_WAIT_MS: u64 = 500;
+
+/// The FoundationDB store's bounds on one proposal.
+const FDB_BOUNDS: Bounds = Bounds {
+    conflict_retries_max: FDB_CONFLICT_RETRIES_MAX,
+    unavailable_retries_max: FDB_UNAVAILABLE_RETRIES_MAX,
+    backoff_ms: FDB_RETRY_BACKOFF_MS,
+    moves_max: FDB_BATCH_MOVES_MAX,
+    catch_up_ms: FDB_CACHE_WAIT_MS,
+};
 
 /// The registry in a FoundationDB cluster.
 pub struct FdbStore {
     db: Arc<Database>,
-    subspace: Subspace,
-    record_log: bool,
+    keys: Keys,
     changes: watch::Sender<u64>,
-    watcher: tokio::task::JoinHandle<()>,
-    stats: Arc<Mutex<StoreStats>>,
-    /// Faults queued for the next proposals.
-    #[cfg(feature = "testing")]
-    faults: Mutex<VecDeque<Fault>>,
+    feeder: tokio::task::JoinHandle<()>,
+    /// The registry cache fed by the change feed, the statistics, the injected faults, the
+    /// handle's latest write.
+    shared: Shared,
 }
 
 impl std::fmt::Debug for FdbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FdbStore")
-            .field("subspace", &self.subspace.bytes())
+            .field("subspace", &self.keys.subspace.bytes())
             .finish()
     }
 }
 
 impl Drop for FdbStore {
     fn drop(&mut self) {
-        self.watcher.abort();
+        self.feeder.abort();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-fn custom(e: StoreError) -> FdbBindingError {
-    FdbBindingError::CustomError(Box::new(e))
-}
-
-/// The store error inside a binding error, or the binding error as unavailability.
-fn store_error(e: FdbBindingError) -> StoreError {
-    match e {
-        FdbBindingError::CustomError(inner) => match inner.downcast::<StoreError>() {
-            Ok(error) => *error,
-            Err(other) => unavailable(other),
-        },
-        other => unavailable(other),
-    }
-}
-
-/// FoundationDB's error code for a commit that conflicted (`not_committed`).
-const FDB_NOT_COMMITTED: i32 = 1020;
-
-/// Counts a proposal's failed commits: conflicts (`not_committed`) and every retry.
-struct Counting<'a> {
-    stats: &'a Mutex<StoreStats>,
-    name: &'a str,
-}
-
-impl foundationdb::RunnerHooks for Counting<'_> {
-    fn on_commit_error(
-        &self,
-        err: &foundationdb::TransactionCommitError,
-    ) -> impl std::future::Future<Output = foundationdb::FdbResult<()>> + Send {
-        let mut stats = lock(self.stats);
-        if err.code() == FDB_NOT_COMMITTED {
-            *stats.conflicts.entry(self.name.to_string()).or_default() += 1;
-        }
-        *stats.retries.entry(self.name.to_string()).or_default() += 1;
-        async { Ok(()) }
-    }
-}
-
-/// What the transaction closure decided.
-enum Decided {
-    Refused(membership_core::ProposalError),
-    Committed(Vec<membership_core::Effect>, u64, bool),
 }
 
 impl FdbStore {
@@ -154,179 +155,200 @@ impl FdbStore {
         Ok(FdbStore::new(db, subspace, record_log).await)
     }
 
-    /// A store on an open database, under the subspace `(subspace,)`. Its watch task runs on
-    /// the calling tokio runtime.
+    /// A store on an open database, under the subspace `(subspace,)`. Its feed task runs on the
+    /// calling tokio runtime.
     pub async fn new(db: Database, subspace: &str, record_log: bool) -> FdbStore {
         let db = Arc::new(db);
-        let subspace = Subspace::from(subspace);
+        let keys = Keys::new(subspace);
         let (changes, _) = watch::channel(0);
-        let watcher = tokio::spawn(watch_version(
+        let cache = Arc::new(Cache::new());
+        let feeder = tokio::spawn(feed_cache(
             db.clone(),
-            subspace.pack(&VERSION_KEY),
+            keys.clone(),
+            cache.clone(),
             changes.clone(),
         ));
         FdbStore {
             db,
-            subspace,
-            record_log,
+            keys,
             changes,
-            watcher,
-            stats: Arc::new(Mutex::new(StoreStats::default())),
-            #[cfg(feature = "testing")]
-            faults: Mutex::new(VecDeque::new()),
+            feeder,
+            shared: Shared::new(cache, FDB_BOUNDS, record_log),
         }
     }
 
-    fn key(&self, name: &str) -> Vec<u8> {
-        self.subspace.pack(&name)
-    }
-
-    /// The key range of every name starting with `prefix` (a tuple-layer string is its bytes
-    /// after a type code, so a name prefix is a byte prefix).
-    fn prefix_range(&self, prefix: &str) -> (Vec<u8>, Vec<u8>) {
-        let mut begin = self.subspace.bytes().to_vec();
-        begin.push(0x02);
-        begin.extend_from_slice(prefix.as_bytes());
-        let mut end = begin.clone();
-        end.push(0xff);
-        (begin, end)
-    }
-
-    /// Reads every pair of the prefix range, as entries named relative to the subspace.
-    async fn read_range(
-        &self,
-        trx: &Transaction,
-        prefix: &str,
-        out: &mut Vec<Entry>,
-    ) -> Result<(), FdbBindingError> {
-        let (begin, end) = self.prefix_range(prefix);
-        let mut opt = RangeOption::from((begin, end));
-        opt.mode = StreamingMode::WantAll;
-        for iteration in 1..=RANGE_PAGES_MAX {
-            let values = trx.get_range(&opt, iteration, true).await?;
-            for kv in values.iter() {
-                let name: String = self
-                    .subspace
-                    .unpack(kv.key())
-                    .map_err(FdbBindingError::PackError)?;
-                out.push(Entry {
-                    key: name,
-                    value: kv.value().to_vec(),
-                    version: 0,
-                });
-            }
-            match opt.next_range(&values) {
-                Some(next) => opt = next,
-                None => return Ok(()),
+    /// Runs `work` in `db.run` (bounded by the transaction's timeout and retry limit; `work`
+    /// must be idempotent) and notes its commit as this handle's latest write, so that the
+    /// handle's snapshots and proposals see it.
+    async fn run_writing<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: Fn(RetryableTransaction) -> Fut,
+        Fut: Future<Output = Result<T, FdbBindingError>>,
+    {
+        let (value, stamp) = self
+            .db
+            .run(|trx, _maybe_committed| {
+                let run = work(trx.clone());
+                async move {
+                    limit(&trx)?;
+                    let value = run.await?;
+                    Ok((value, trx.get_versionstamp()))
+                }
+            })
+            .await
+            .map_err(store_error)?;
+        // A transaction that wrote nothing has no versionstamp, and nothing to wait for.
+        if let Ok(stamp) = stamp.await {
+            if let Ok(stamp) = Stamp::try_from(&*stamp) {
+                self.shared.wrote(feed::stamp_version(&stamp));
             }
         }
-        Ok(())
-    }
-
-    /// The registry and metadata (and, with `proposals`, that incarnation's records), read in
-    /// `trx` with snapshot reads.
-    async fn load_in(
-        &self,
-        trx: &Transaction,
-        proposals: Option<(NodeId, u64)>,
-    ) -> Result<Loaded, FdbBindingError> {
-        let mut entries = Vec::new();
-        for prefix in LOAD_PREFIXES {
-            self.read_range(trx, prefix, &mut entries).await?;
-        }
-        if let Some((node, incarnation)) = proposals {
-            self.read_range(trx, &proposals_of(node, incarnation), &mut entries)
-                .await?;
-        }
-        load(entries).map_err(custom)
-    }
-
-    fn limit(&self, trx: &Transaction) -> Result<(), FdbBindingError> {
-        trx.set_option(TransactionOption::Timeout(FDB_TRANSACTION_TIMEOUT_MS))?;
-        trx.set_option(TransactionOption::RetryLimit(FDB_RETRY_LIMIT))?;
-        Ok(())
+        Ok(value)
     }
 
     /// Writes `value` under `name` as it is, or deletes the key (a corruption or a repair).
     #[cfg(feature = "testing")]
     async fn put_raw(&self, name: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
-        let key = self.key(name);
-        let version = self.key(VERSION_KEY);
-        self.db
-            .run(|trx, _| {
-                let key = key.clone();
-                let value = value.clone();
-                let version = version.clone();
-                async move {
-                    match value {
-                        Some(v) => trx.set(&key, &v),
-                        None => trx.clear(&key),
-                    }
-                    trx.atomic_op(&version, &1i64.to_le_bytes(), MutationType::Add);
-                    Ok(())
-                }
-            })
-            .await
-            .map_err(store_error)
+        let write = match value {
+            Some(v) => Write::Put(name.to_string(), v),
+            None => Write::Delete(name.to_string()),
+        };
+        let writes = [write];
+        self.run_writing(|trx| {
+            let writes = &writes;
+            async move { write_commit(&trx, &self.keys, writes, "write").map_err(custom) }
+        })
+        .await
     }
 }
 
-/// Watches the version key and bumps `changes` after every commit, until the store is dropped.
-async fn watch_version(db: Arc<Database>, key: Vec<u8>, changes: watch::Sender<u64>) {
-    let mut seen = 0u64;
-    loop {
-        let watched = async {
-            let trx = db.create_trx()?;
-            let value = trx.get(&key, false).await?;
-            let version = value.map_or(0, |v| {
-                let mut bytes = [0u8; 8];
-                for (b, v) in bytes.iter_mut().zip(v.iter()) {
-                    *b = *v;
-                }
-                u64::from_le_bytes(bytes)
-            });
-            let watch = trx.watch(&key);
-            trx.commit().await.map_err(foundationdb::FdbError::from)?;
-            Ok::<_, foundationdb::FdbError>((version, watch))
+impl Engine for FdbStore {
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn cost(&self, plan: &Plan, _revision: i64) -> (usize, usize) {
+        let (ops, bytes) = commit_cost(&self.keys, &plan.writes);
+        debug_assert!(bytes >= plan.write_bytes());
+        (ops, bytes)
+    }
+
+    fn fits(&self, ops: usize, bytes: usize) -> bool {
+        ops <= CACHE_CHANGES_PER_COMMIT_MAX && bytes <= FDB_BATCH_BYTES_MAX
+    }
+
+    /// A fresh read version (linearizable: it follows every commit acknowledged before it was
+    /// asked for) and, at it, the commit marker: the latest commit's versionstamp.
+    async fn latest_commit(&self) -> Result<Latest, StoreError> {
+        let trx = self.db.create_trx().map_err(unavailable)?;
+        limit(&trx).map_err(unavailable)?;
+        let read_at = trx.get_read_version().await.map_err(unavailable)?;
+        let marker = trx
+            .get(&self.keys.key(VERSION_KEY), true)
+            .await
+            .map_err(unavailable)?;
+        let commit = marker_version(marker.as_deref())?;
+        self.shared.stats().confirm_reads += 1;
+        debug_assert!(commit <= read_at);
+        debug_assert!(read_at > 0, "a cluster's read versions are positive");
+        Ok(Latest { commit, read_at })
+    }
+
+    /// One transaction at read version `revision` (the cache's) with a read conflict range on
+    /// each key the plan read: FoundationDB commits it only if none was written since.
+    async fn commit(
+        &self,
+        plan: &Plan,
+        revision: i64,
+        action: &str,
+        uncertain: &mut bool,
+    ) -> Result<Committed, StoreError> {
+        debug_assert!(revision > 0, "a cache is loaded at a read version");
+        let trx = self.db.create_trx().map_err(unavailable)?;
+        limit(&trx).map_err(unavailable)?;
+        trx.set_read_version(revision);
+        for name in plan.reads.keys() {
+            conflict_on(&trx, &self.keys, name).map_err(unavailable)?;
         }
-        .await;
-        match watched {
-            Ok((version, watch)) => {
-                if version != seen {
-                    seen = version;
-                    changes.send_replace(version);
+        write_commit(&trx, &self.keys, &plan.writes, action)?;
+        let cost = commit_cost(&self.keys, &plan.writes);
+        match trx.commit().await {
+            Ok(committed) => match committed.committed_version() {
+                Ok(at) => {
+                    debug_assert!(at > revision, "a commit lands after its read version");
+                    Ok(Committed::At(at))
                 }
-                if watch.await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(WATCH_BACKOFF_MS)).await;
+                Err(error) => {
+                    // It committed; its version is not known: the retry finds it by its id.
+                    *uncertain = true;
+                    Err(unavailable(error))
                 }
-            }
-            Err(error) => {
-                tracing::debug!(%error, "FoundationDB watch failed: watching again");
-                tokio::time::sleep(Duration::from_millis(WATCH_BACKOFF_MS)).await;
-            }
+            },
+            Err(error) => commit_failed(*error, action, cost, uncertain),
+        }
+    }
+
+    /// The slot and the deletion of the node's proposal records (the cache's list of them is
+    /// exact: the transaction conflicts on the whole range), at the view's read version.
+    async fn commit_claim(
+        &self,
+        view: &View,
+        node: NodeId,
+        slot: &Slot,
+    ) -> Result<Committed, StoreError> {
+        debug_assert!(view.revision > 0, "a cache is loaded at a read version");
+        debug_assert!(slot.incarnation > 0);
+        let slot_name = meta_key_name(&MetaKey::Slot(node));
+        let records = proposals_of_node(node);
+        let mut writes = vec![Write::Put(slot_name.clone(), encode(slot))];
+        writes.extend(
+            view.loaded
+                .versions
+                .range(records.clone()..)
+                .take_while(|(k, _)| k.starts_with(&records))
+                .map(|(k, _)| Write::Delete(k.clone())),
+        );
+        let trx = self.db.create_trx().map_err(unavailable)?;
+        limit(&trx).map_err(unavailable)?;
+        trx.set_read_version(view.revision);
+        conflict_on(&trx, &self.keys, &slot_name).map_err(unavailable)?;
+        let (begin, end) = self.keys.prefix_range(&records);
+        trx.add_conflict_range(&begin, &end, ConflictRangeType::Read)
+            .map_err(unavailable)?;
+        trx.clear_range(&begin, &end);
+        write_commit(&trx, &self.keys, &writes, "claim")?;
+        let cost = commit_cost(&self.keys, &writes);
+        let mut uncertain = false;
+        match trx.commit().await {
+            Ok(committed) => Ok(committed
+                .committed_version()
+                .map_or(Committed::Conflict(None), Committed::At)),
+            // A claim whose outcome is unknown is claimed again: at worst the slot skips an
+            // incarnation nobody used.
+            Err(error) => match commit_failed(*error, "claim", cost, &mut uncertain) {
+                Err(StoreError::Unavailable(_)) if uncertain => Ok(Committed::Conflict(None)),
+                other => other,
+            },
         }
     }
 }
 
 impl Store for FdbStore {
     async fn init(&self, config: Config) -> Result<(), StoreError> {
-        let key = self.key(CONFIG_KEY);
         let value = encode(&StoredConfig::of(&config));
+        let writes = [Write::Put(CONFIG_KEY.to_string(), value)];
         let stored = self
-            .db
-            .run(|trx, _| {
-                let key = key.clone();
-                let value = value.clone();
+            .run_writing(|trx| {
+                let writes = &writes;
                 async move {
-                    let stored = trx.get(&key, false).await?;
+                    let stored = trx.get(&self.keys.key(CONFIG_KEY), false).await?;
                     if stored.is_none() {
-                        trx.set(&key, &value);
+                        write_commit(&trx, &self.keys, writes, "init").map_err(custom)?;
                     }
                     Ok(stored.map(|v| v.to_vec()))
                 }
             })
-            .await
-            .map_err(store_error)?;
+            .await?;
         if let Some(bytes) = stored {
             let stored: StoredConfig = decode(CONFIG_KEY, &bytes)?;
             if stored.node_count != config.node_count() {
@@ -340,155 +362,15 @@ impl Store for FdbStore {
     }
 
     async fn claim(&self, node: NodeId, address: &str) -> Result<Slot, StoreError> {
-        let slot_name = meta_key_name(&MetaKey::Slot(node));
-        self.db
-            .run(|trx, _| {
-                let slot_name = slot_name.clone();
-                async move {
-                    self.limit(&trx)?;
-                    let loaded = self.load_in(&trx, None).await?;
-                    if loaded.state.node(node).is_none() {
-                        return Err(custom(StoreError::UnknownNode { node }));
-                    }
-                    let slot = loaded.meta.claim(node, address);
-                    let key = self.key(&slot_name);
-                    let mut end = key.clone();
-                    end.push(0);
-                    trx.add_conflict_range(&key, &end, ConflictRangeType::Read)?;
-                    trx.set(&key, &encode(&slot));
-                    let (begin, end) = self.prefix_range(&proposals_of_node(node));
-                    trx.clear_range(&begin, &end);
-                    trx.atomic_op(
-                        &self.key(VERSION_KEY),
-                        &1i64.to_le_bytes(),
-                        MutationType::Add,
-                    );
-                    Ok(slot)
-                }
-            })
-            .await
-            .map_err(store_error)
+        cached::claim(self, node, address).await
     }
 
     async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, StoreError> {
-        #[cfg(feature = "testing")]
-        let fault = lock(&self.faults).pop_front();
-        #[cfg(feature = "testing")]
-        if let Some(answer) = Fault::answer_before_running(fault) {
-            return answer;
-        }
-        let name = action_name(&proposal);
-        let id = proposal.id;
-        let uncertain = Arc::new(Mutex::new(false));
-        let hooks = Counting {
-            stats: &self.stats,
-            name: &name,
-        };
-        let result = self
-            .db
-            .run_with_hooks(&hooks, |trx, maybe_committed| {
-                let uncertain = uncertain.clone();
-                async move {
-                    if bool::from(maybe_committed) {
-                        *lock(&uncertain) = true;
-                    }
-                    self.limit(&trx)?;
-                    let loaded = self.load_in(&trx, Some((id.node, id.incarnation))).await?;
-                    let fits = |plan: &crate::kv::Plan| {
-                        let bytes = plan.write_bytes();
-                        if bytes > FDB_BATCH_BYTES_MAX {
-                            Err((plan.writes.len() as u64, bytes as u64))
-                        } else {
-                            Ok(())
-                        }
-                    };
-                    let (commit, plan) =
-                        match plan_fitting(&loaded, &proposal, self.record_log, usize::MAX, fits)
-                            .map_err(custom)?
-                        {
-                            Planned::Refused(error) => return Ok(Decided::Refused(error)),
-                            Planned::Duplicate(effects) => {
-                                return Ok(Decided::Committed(effects, 0, true))
-                            }
-                            Planned::Commit(commit, plan) => (commit, plan),
-                        };
-                    for read in plan.reads.keys() {
-                        let key = self.key(read);
-                        let mut end = key.clone();
-                        end.push(0);
-                        trx.add_conflict_range(&key, &end, ConflictRangeType::Read)?;
-                    }
-                    for write in &plan.writes {
-                        match write {
-                            Write::Put(k, v) => trx.set(&self.key(k), v),
-                            Write::Delete(k) => trx.clear(&self.key(k)),
-                        }
-                    }
-                    trx.atomic_op(
-                        &self.key(VERSION_KEY),
-                        &1i64.to_le_bytes(),
-                        MutationType::Add,
-                    );
-                    if self.record_log {
-                        // The commit's versionstamp (10 bytes, in commit order) beside the log
-                        // record: the commit order of the log.
-                        let mut param = vec![0u8; 10];
-                        param.extend_from_slice(&0u32.to_le_bytes());
-                        trx.atomic_op(
-                            &self.key(&order_key_name(&log_key_name(&id))),
-                            &param,
-                            MutationType::SetVersionstampedValue,
-                        );
-                    }
-                    Ok(Decided::Committed(
-                        commit.effects.clone(),
-                        plan.write_bytes() as u64,
-                        false,
-                    ))
-                }
-            })
-            .await;
-        let uncertain = *lock(&uncertain);
-        let mut stats = lock(&self.stats);
-        match result {
-            Ok(Decided::Refused(error)) => {
-                *stats.refusals.entry(name).or_default() += 1;
-                Ok(ProposalOutcome::Refused(error))
-            }
-            Ok(Decided::Committed(effects, bytes, duplicate)) => {
-                if !duplicate {
-                    *stats.commits.entry(name).or_default() += 1;
-                    stats.largest_write_bytes = stats.largest_write_bytes.max(bytes);
-                }
-                stats.uncertain_resolved += u64::from(uncertain);
-                #[cfg(feature = "testing")]
-                if fault == Some(Fault::UnknownAfterCommit) {
-                    stats.unknown_outcomes += 1;
-                    return Ok(ProposalOutcome::Unknown);
-                }
-                Ok(ProposalOutcome::Committed { effects })
-            }
-            Err(FdbBindingError::CustomError(e)) => {
-                Err(store_error(FdbBindingError::CustomError(e)))
-            }
-            Err(_) if uncertain => {
-                stats.unknown_outcomes += 1;
-                Ok(ProposalOutcome::Unknown)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        cached::propose(self, proposal).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let trx = self.db.create_trx().map_err(unavailable)?;
-        self.limit(&trx).map_err(store_error)?;
-        let loaded = self.load_in(&trx, None).await.map_err(store_error)?;
-        let version = trx.get_read_version().await.map_err(unavailable)?;
-        Ok(Snapshot::of(
-            loaded.state,
-            &loaded.meta,
-            u64::try_from(version).unwrap_or(0),
-        ))
+        cached::snapshot(self).await
     }
 
     fn watch(&self) -> watch::Receiver<u64> {
@@ -496,9 +378,14 @@ impl Store for FdbStore {
     }
 
     fn stats(&self) -> StoreStats {
-        lock(&self.stats).clone()
+        self.shared.snapshot_stats()
     }
 }
+
+/// The most keys one transaction of the test kit's import writes (each a change the cache
+/// applies).
+#[cfg(feature = "testing")]
+const IMPORT_KEYS_PER_COMMIT_MAX: usize = 1_000;
 
 #[cfg(feature = "testing")]
 impl Audit for FdbStore {
@@ -506,11 +393,13 @@ impl Audit for FdbStore {
         // Each record's commit order is the versionstamp written beside it.
         let trx = self.db.create_trx().map_err(unavailable)?;
         let mut records = Vec::new();
-        self.read_range(&trx, LOG_FAMILY, &mut records)
+        self.keys
+            .read_range(&trx, LOG_FAMILY, 0, &mut records)
             .await
             .map_err(store_error)?;
         let mut orders = Vec::new();
-        self.read_range(&trx, LOG_ORDER_FAMILY, &mut orders)
+        self.keys
+            .read_range(&trx, LOG_ORDER_FAMILY, 0, &mut orders)
             .await
             .map_err(store_error)?;
         let orders: std::collections::BTreeMap<String, Vec<u8>> =
@@ -532,7 +421,7 @@ impl Audit for FdbStore {
     }
 
     fn inject(&self, fault: Fault) {
-        Fault::enqueue(&mut lock(&self.faults), fault);
+        self.shared.inject(fault);
     }
 
     async fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) -> Result<(), StoreError> {
@@ -547,49 +436,47 @@ impl Audit for FdbStore {
     async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {
         // The flags are stored as heartbeats naming the open round, which the import keeps.
         let round = self.snapshot().await.map_or(0, |s| s.round);
-        let pairs = export(&state, round);
-        for prefix in REGISTRY_PREFIXES {
-            let (begin, end) = self.prefix_range(prefix);
-            self.db
-                .run(|trx, _| {
-                    let (begin, end) = (begin.clone(), end.clone());
-                    async move {
-                        trx.clear_range(&begin, &end);
-                        Ok(())
-                    }
-                })
+        // Keep the metadata (slots, round); replace the registry's keys: the cached ones are
+        // deleted one by one (the feed names each), the others (markers, log) by range.
+        let trx = self.db.create_trx().map_err(unavailable)?;
+        let mut old = Vec::new();
+        for prefix in REGISTRY_PREFIXES.iter().filter(|p| cached(p)) {
+            self.keys
+                .read_range(&trx, prefix, 0, &mut old)
                 .await
                 .map_err(store_error)?;
         }
-        let mut batch: Vec<&(String, Vec<u8>)> = Vec::new();
+        let mut writes: Vec<Write> = old.into_iter().map(|e| Write::Delete(e.key)).collect();
+        writes.extend(
+            export(&state, round)
+                .into_iter()
+                .map(|(k, v)| Write::Put(k, v)),
+        );
+        for prefix in REGISTRY_PREFIXES.iter().filter(|p| !cached(p)) {
+            let (begin, end) = self.keys.prefix_range(prefix);
+            self.run_writing(|trx| {
+                let (begin, end) = (&begin, &end);
+                async move {
+                    trx.clear_range(begin, end);
+                    Ok(())
+                }
+            })
+            .await?;
+        }
+        let mut batch: Vec<Write> = Vec::new();
         let mut bytes = 0;
-        for pair in pairs
-            .iter()
-            .chain(std::iter::once(&(String::new(), Vec::new())))
-        {
-            let last = pair.0.is_empty();
-            if !last {
-                bytes += pair.0.len() + pair.1.len();
-                batch.push(pair);
-            }
-            if last || bytes > FDB_BATCH_BYTES_MAX / 2 {
-                let writes: Vec<(Vec<u8>, Vec<u8>)> = batch
-                    .iter()
-                    .map(|(k, v)| (self.key(k), v.clone()))
-                    .collect();
-                self.db
-                    .run(|trx, _| {
-                        let writes = writes.clone();
-                        async move {
-                            for (k, v) in &writes {
-                                trx.set(k, v);
-                            }
-                            Ok(())
-                        }
-                    })
-                    .await
-                    .map_err(store_error)?;
-                batch.clear();
+        let last = writes.len();
+        for (i, write) in writes.into_iter().enumerate() {
+            bytes += write.bytes();
+            batch.push(write);
+            let full = batch.len() >= IMPORT_KEYS_PER_COMMIT_MAX || bytes > FDB_BATCH_BYTES_MAX / 4;
+            if full || i + 1 == last {
+                let writes = std::mem::take(&mut batch);
+                self.run_writing(|trx| {
+                    let writes = &writes;
+                    async move { write_commit(&trx, &self.keys, writes, "import").map_err(custom) }
+                })
+                .await?;
                 bytes = 0;
             }
         }
@@ -598,9 +485,9 @@ impl Audit for FdbStore {
 
     fn limits(&self) -> Limits {
         Limits {
-            ops_max: None,
+            ops_max: Some(CACHE_CHANGES_PER_COMMIT_MAX as u64),
             write_bytes_max: FDB_BATCH_BYTES_MAX as u64,
-            moves_max: membership_core::MIGRATION_BATCH_MAX as u64,
+            moves_max: FDB_BATCH_MOVES_MAX as u64,
         }
     }
 }

@@ -14,7 +14,9 @@
 //! | `load/n3`, `hosted/n3`, `counter/actors` | derived: version markers written whenever the placements on `n3` (the actor count) change; never read back |
 //! | `slot/n3`, `round`, `proposal/n3/2/17` | metadata: `n3`'s slot, the heartbeat round, an applied proposal's record |
 //! | `log/n3/2/17` | the committed log (optional, for audits and the conformance suite): the spec actions a proposal applied |
-//! | `logorder/n3/2/17`, `version` | FoundationDB only: a log record's commit versionstamp; the commit counter its watch follows |
+//! | `logorder/n3/2/17` | FoundationDB only: a log record's commit versionstamp |
+//! | `version` | the commit marker: etcd, an empty value whose `mod_revision` is the latest commit's; FoundationDB, the latest commit's versionstamp |
+//! | `(subspace, "feed", versionstamp)`, `feedtrim` | FoundationDB only: the change feed (each commit's changed keys and values, in parts) and its trim point |
 //!
 //! A registry key's name is the registry key's own (`membership_core::Key`'s display), except a
 //! queue entry's, which is its chunk's: `queue/c<actor / QUEUE_CHUNK_ACTORS>` (the one spelling,
@@ -49,7 +51,7 @@ pub(crate) const ROUND_KEY: &str = "round";
 pub(crate) const MEMBERS_KEY: &str = "members";
 
 /// The commit marker: written by every commit (etcd: its `mod_revision` is the latest commit's
-/// revision; FoundationDB: bumped by an atomic add, the nodes' watch).
+/// revision; FoundationDB: the latest commit's versionstamp, watched by the change feed's task).
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const VERSION_KEY: &str = "version";
 
@@ -69,10 +71,10 @@ pub(crate) const ACTOR_FAMILY: &str = "actor/";
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 pub(crate) const QUEUE_FAMILY: &str = "queue/";
 /// The load markers' family.
-#[cfg(any(feature = "etcd", all(feature = "testing", feature = "fdb")))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const LOAD_FAMILY: &str = "load/";
 /// The hosted markers' family.
-#[cfg(any(feature = "etcd", all(feature = "testing", feature = "fdb")))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const HOSTED_FAMILY: &str = "hosted/";
 /// The node slots' family.
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
@@ -86,6 +88,14 @@ pub(crate) const LOG_FAMILY: &str = "log/";
 /// The family of the log records' commit versionstamps (FoundationDB).
 #[cfg(feature = "fdb")]
 pub(crate) const LOG_ORDER_FAMILY: &str = "logorder/";
+/// The FoundationDB change feed: its entries are `(subspace, "feed", versionstamp)` (the
+/// commit's, with the part's index as user version), not named keys (`crate::feed`).
+#[cfg(feature = "fdb")]
+pub(crate) const FEED_KEY: &str = "feed";
+/// The FoundationDB change feed's trim point: entries of commit versions below it are deleted
+/// (a little-endian u64, raised by an atomic max).
+#[cfg(feature = "fdb")]
+pub(crate) const FEED_TRIM_KEY: &str = "feedtrim";
 
 /// The key families of the registry itself (not the metadata: slots, round, config), as
 /// prefixes: what `import` replaces when a test installs another registry.
@@ -101,15 +111,16 @@ pub(crate) const REGISTRY_PREFIXES: [&str; 8] = [
     LOG_FAMILY,
 ];
 
-/// What a registry load reads (every key but the version markers, the log and the proposal
-/// records), as prefixes in key order.
+/// What a registry cache's load reads (every key a cache holds: all but the load and hosted
+/// markers, the log and the FoundationDB feed), as prefixes in key order (FoundationDB).
 #[cfg(feature = "fdb")]
-pub(crate) const LOAD_PREFIXES: [&str; 8] = [
+pub(crate) const LOAD_PREFIXES: [&str; 9] = [
     ACTOR_FAMILY,
     CONFIG_KEY,
     COUNTER_FAMILY,
     HEARTBEAT_FAMILY,
     NODE_FAMILY,
+    PROPOSAL_FAMILY,
     QUEUE_FAMILY,
     ROUND_KEY,
     SLOT_FAMILY,
@@ -132,6 +143,15 @@ pub(crate) fn never_deleted(name: &str) -> bool {
         || name == ROUND_KEY
         || name == CONFIG_KEY
         || name == MEMBERS_KEY
+}
+
+/// Whether a key named so is fed to a registry cache ([`crate::cache`]): every key but the load
+/// and hosted markers and the committed log, which are never read back.
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+pub(crate) fn cached(name: &str) -> bool {
+    !(name.starts_with(LOAD_FAMILY)
+        || name.starts_with(HOSTED_FAMILY)
+        || name.starts_with(LOG_FAMILY))
 }
 
 /// A key of the store: a registry key or a metadata key.
@@ -204,12 +224,6 @@ pub(crate) fn order_key_name(log_key: &str) -> String {
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) fn proposals_of_node(node: NodeId) -> String {
     format!("{PROPOSAL_FAMILY}{node}/")
-}
-
-/// The key prefix holding the records of one incarnation's proposals.
-#[cfg(feature = "fdb")]
-pub(crate) fn proposals_of(node: NodeId, incarnation: u64) -> String {
-    format!("{PROPOSAL_FAMILY}{node}/{incarnation}/")
 }
 
 #[cfg(all(test, feature = "testing"))]

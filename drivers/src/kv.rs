@@ -100,7 +100,7 @@ fn actor_of(key: &str, text: &str) -> Result<ActorId, DecodeError> {
 
 /// Rebuilds the registry and metadata from `entries` (any order). The `config` key must be
 /// among them. Every value is decoded; the first undecodable one is the error, naming its key.
-#[cfg(any(feature = "fdb", test))]
+#[cfg(test)]
 pub(crate) fn load(entries: Vec<Entry>) -> Result<Loaded, StoreError> {
     let (loaded, poisoned) = load_lenient(entries)?;
     match poisoned.into_values().next() {
@@ -339,7 +339,6 @@ pub(crate) fn load_lenient(entries: Vec<Entry>) -> Result<(Loaded, Poisoned), St
 
 /// One key's change as an engine's change feed delivers it: the key relative to the prefix, its
 /// new value (`None`: deleted) and the version that wrote it.
-#[cfg(feature = "etcd")]
 #[derive(Clone, Debug)]
 pub(crate) struct Change {
     pub(crate) key: String,
@@ -353,7 +352,6 @@ pub(crate) struct Change {
 /// O(keys changed x log registry), and O(nodes) more when the heartbeat round moves. An error
 /// means the changes do not fit the registry (a registry edited by hand): the cache must load
 /// the registry again.
-#[cfg(feature = "etcd")]
 pub(crate) fn apply_changes(
     loaded: &Loaded,
     poisoned: &mut Poisoned,

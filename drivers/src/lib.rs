@@ -61,8 +61,10 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
-#[cfg(feature = "etcd")]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 mod cache;
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+mod cached;
 mod clock;
 mod codec;
 #[cfg(feature = "etcd")]
@@ -71,6 +73,17 @@ mod etcd;
 mod fault;
 #[cfg(feature = "fdb")]
 mod fdb;
+// The change feed's bytes and rules: pure, so its unit tests run without the `fdb` feature.
+#[cfg(any(feature = "fdb", test))]
+#[cfg_attr(
+    not(feature = "fdb"),
+    allow(
+        dead_code,
+        unreachable_pub,
+        reason = "used by the fdb store; tested without it"
+    )
+)]
+mod feed;
 mod keys;
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 mod kv;
@@ -87,7 +100,7 @@ pub mod upgrade;
 /// Agent.
 pub use membership_core as protocol;
 
-#[cfg(feature = "etcd")]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub use cache::{CACHE_CHANGES_PER_COMMIT_MAX, CACHE_CONFIRM_REUSE_MS};
 pub use codec::DecodeError;
 #[cfg(feature = "etcd")]
@@ -98,7 +111,14 @@ pub use etcd::{
     ETCD_WATCH_BACKOFF_MAX_MS,
 };
 #[cfg(feature = "fdb")]
-pub use fdb::{FdbStore, FDB_BATCH_BYTES_MAX, FDB_RETRY_LIMIT, FDB_TRANSACTION_TIMEOUT_MS};
+pub use fdb::{
+    FdbStore, FDB_BATCH_BYTES_MAX, FDB_BATCH_MOVES_MAX, FDB_CACHE_WAIT_MS,
+    FDB_CONFLICT_RETRIES_MAX, FDB_FEED_BACKOFF_MAX_MS, FDB_FEED_POLL_MS,
+    FDB_FEED_RETENTION_VERSIONS, FDB_FEED_TRIM_EVERY_VERSIONS, FDB_RETRY_BACKOFF_MS,
+    FDB_RETRY_LIMIT, FDB_TRANSACTION_TIMEOUT_MS, FDB_UNAVAILABLE_RETRIES_MAX,
+};
+#[cfg(feature = "fdb")]
+pub use feed::{FDB_FEED_PARTS_PER_COMMIT_MAX, FDB_FEED_PART_BYTES_MAX, FDB_FEED_READ_PARTS_MAX};
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 pub use keys::QUEUE_CHUNK_ACTORS;
 pub use memory::{MemoryStore, CONFLICT_RETRIES_MAX};

@@ -26,7 +26,7 @@ pub struct Snapshot {
     /// When the store last confirmed that this was the latest registry, in ms of the host's
     /// `CLOCK_BOOTTIME` (which counts suspend), if that may be before the snapshot was asked for
     /// (a cache fed by a change feed, confirmed by a small read that other snapshots share: the
-    /// etcd store). `None`: it was read after it was asked for. A node measures the snapshot's
+    /// etcd and FoundationDB stores). `None`: it was read after it was asked for. A node measures the snapshot's
     /// age from the earlier of the two.
     pub confirmed_at: Option<u64>,
 }
@@ -137,10 +137,10 @@ pub struct StoreStats {
     /// proposal's record), queue chunks written included.
     pub keys_read_max: BTreeMap<String, u64>,
     /// Reads a store made to learn that its registry cache is current (etcd: the linearizable
-    /// read of the commit marker).
+    /// read of the commit marker; FoundationDB: a fresh read version and the marker at it).
     pub confirm_reads: u64,
-    /// Whole-registry loads of the store's cache (etcd: the first, then one per gap in the
-    /// watch).
+    /// Whole-registry loads of the store's cache (the first, then one per gap: etcd's watch
+    /// compacted away, FoundationDB's feed trimmed past the cache).
     pub cache_loads: u64,
 }
 

@@ -156,7 +156,9 @@ mod fdb {
         crate::conformance::footprints(store(f, "footprints").await).await;
         crate::conformance::watches(store(f, "watches").await).await;
         crate::conformance::large_migration(store(f, "large_migration").await).await;
+        crate::conformance::many_members(store(f, "many_members").await).await;
         crate::conformance::corruption(store(f, "corruption").await).await;
+        crate::conformance::footprint_bounds(store(f, "footprint_bounds").await).await;
         crate::conformance::bad_input(store(f, "bad_input").await).await;
     }
 }
