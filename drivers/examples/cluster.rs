@@ -162,6 +162,9 @@ async fn run_once(cli: &Cli, timing: Timing, run: u32) -> Result<Vec<RunReport>,
         );
         store.clear().await.map_err(|e| e.to_string())?;
         let report = run_on(cli, timing, run, store.clone()).await;
+        if report.is_err() || cli.verbose {
+            print_conflicts(&store.stats());
+        }
         store.clear().await.map_err(|e| e.to_string())?;
         return report;
     }
@@ -500,6 +503,19 @@ async fn fail_over<S: Store>(
         );
     }
     Ok(report)
+}
+
+/// The store's commits and conflicts by action, and which commits the conflicts met.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+fn print_conflicts(stats: &membership::StoreStats) {
+    println!("store commits (conflicts) by action:");
+    for (action, commits) in &stats.commits {
+        let conflicts = stats.conflicts.get(action).copied().unwrap_or(0);
+        println!("  {action}: {commits} ({conflicts})");
+    }
+    for ((victim, winner), count) in &stats.conflict_pairs {
+        println!("  conflict {victim} <- {winner}: {count}");
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
