@@ -4,8 +4,16 @@
 //! after each commit. It shares nothing with the store but the reducer and the invariant
 //! predicates: a lost update, a double application, a footprint error or a partial write shows
 //! up as a difference.
+//!
+//! A large registry (more than [`WHOLE_CHECK_ACTORS_MAX`] actors, the simulation at scale) is
+//! checked at the cost of what each step changed: the state invariants with
+//! `invariants::check_state_step` (the same verdict as checking the whole state, given the
+//! state before it passed), and the stored registry against the replay by their changes since
+//! the previous comparison (equal before, equal changes: equal now). Every
+//! [`WHOLE_CHECK_EVENTS`] replayed events, and at the end of a run ([`Replay::check_whole`]),
+//! both are checked whole.
 
-use membership::protocol::invariants::{check_state, check_transition};
+use membership::protocol::invariants::{check_state, check_state_step, check_transition};
 use membership::protocol::{heartbeat_landed_closed, step, Config, Event, ProposalId, State};
 use membership::testing::{Logged, COMMIT_LOG_MAX};
 use membership::MemoryStore;
@@ -13,6 +21,15 @@ use std::collections::BTreeSet;
 
 /// The most log entries one catch-up replays (the store's log bound).
 pub const REPLAY_BATCH_MAX: usize = COMMIT_LOG_MAX;
+/// Up to this many placed actors, every replayed step's state is checked whole and the stored
+/// registry compared whole with the replay after every commit (every drawn world is far
+/// below it); beyond it, step by step (see the module documentation).
+pub const WHOLE_CHECK_ACTORS_MAX: usize = 4_096;
+/// Up to this many nodes (and [`WHOLE_CHECK_ACTORS_MAX`] actors), the registry is checked
+/// whole after every step.
+pub const WHOLE_CHECK_NODES_MAX: u16 = 64;
+/// Every how many replayed events a large registry is checked whole anyway.
+pub const WHOLE_CHECK_EVENTS: u64 = 1 << 15;
 
 /// The replay: the registry as the log says it must be.
 #[derive(Clone, Debug)]
@@ -22,6 +39,10 @@ pub struct Replay {
     /// The open heartbeat round, as the replayed ResetHeartbeats say.
     round: u64,
     position: usize,
+    /// Events replayed since the registry was last checked whole.
+    since_whole: u64,
+    /// The stored and the replayed registry at the last comparison, found equal.
+    compared: Option<(State, State)>,
 }
 
 impl Replay {
@@ -32,6 +53,8 @@ impl Replay {
             applied: BTreeSet::new(),
             round: 0,
             position: 0,
+            since_whole: 0,
+            compared: None,
         }
     }
 
@@ -87,6 +110,7 @@ impl Replay {
             }
             for event in &entry.events {
                 let before = self.state.clone();
+                let whole = small(&before) || self.since_whole >= WHOLE_CHECK_EVENTS;
                 let (after, _) = step(&before, event).map_err(|refusal| {
                     format!(
                         "the store committed {event} (proposal {}, revision {}), which the spec \
@@ -94,8 +118,14 @@ impl Replay {
                         entry.id, entry.revision
                     )
                 })?;
-                check_state(&after)
-                    .map_err(|v| format!("after {event} (proposal {}): {v}", entry.id))?;
+                if whole {
+                    self.since_whole = 0;
+                    check_state(&after)
+                } else {
+                    self.since_whole += 1;
+                    check_state_step(&before, &after)
+                }
+                .map_err(|v| format!("after {event} (proposal {}): {v}", entry.id))?;
                 check_transition(&before, &after)
                     .map_err(|v| format!("step {event} (proposal {}): {v}", entry.id))?;
                 on_event(entry, event);
@@ -109,14 +139,47 @@ impl Replay {
         assert_eq!(self.position, start + entries.len());
         if !entries.is_empty() {
             let stored = store.state().ok_or("the store holds no registry")?;
-            if stored != self.state {
-                let diff = self.state.delta(&stored);
-                return Err(format!(
-                    "the stored registry differs from the replay of its log after {} commits; \
-                     stored minus replayed: {diff:?}",
-                    self.position
-                ));
+            let same = match &self.compared {
+                Some((was_stored, was_replayed)) if !small(&stored) && self.since_whole > 0 => {
+                    was_stored.delta(&stored) == was_replayed.delta(&self.state)
+                }
+                _ => stored == self.state,
+            };
+            if !same {
+                return Err(self.differs(&stored));
             }
+            self.compared = Some((stored, self.state.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `state` is small enough to be checked whole after every step: at most
+/// [`WHOLE_CHECK_NODES_MAX`] nodes and [`WHOLE_CHECK_ACTORS_MAX`] placed actors (every drawn
+/// world is).
+pub fn small(state: &State) -> bool {
+    state.config().node_count() <= WHOLE_CHECK_NODES_MAX
+        && state.placements().len() <= WHOLE_CHECK_ACTORS_MAX
+}
+
+impl Replay {
+    /// What a stored registry that differs from the replay is reported as.
+    fn differs(&self, stored: &State) -> String {
+        let diff = self.state.delta(stored);
+        format!(
+            "the stored registry differs from the replay of its log after {} commits; \
+             stored minus replayed: {diff:?}",
+            self.position
+        )
+    }
+
+    /// The whole check, at the end of a run (and whatever the registry's size): every state
+    /// invariant on the replayed registry, and the stored registry equal to it.
+    pub fn check_whole(&self, store: &MemoryStore) -> Result<(), String> {
+        check_state(&self.state).map_err(|v| format!("after the last commit: {v}"))?;
+        let stored = store.state().ok_or("the store holds no registry")?;
+        if stored != self.state {
+            return Err(self.differs(&stored));
         }
         Ok(())
     }

@@ -5,6 +5,11 @@
 //! prints a progress
 //! line on stderr, then the coverage report and the measurements. Exits 1 if any check failed
 //! (printing each failure's report and reproduce command).
+//!
+//! The simulation at scale (issue 19) is its own scenario, never in the default set:
+//! `cargo run --release -p membership-sim -- --scenario scale --nodes 1000 --actors 1000000 --seeds 1`
+//! prints, per run, its steps, simulated and wall time, steps per second, commits, peak memory
+//! and the placement and failover figures.
 
 use membership_sim::{run, Coverage, Margins, Options, Planted, Report, Scenario};
 use std::process::ExitCode;
@@ -14,7 +19,7 @@ use std::time::Instant;
 /// (`tests/tests/sim.rs`, 64 seeds x 20,000 steps).
 const SWARM_STEPS_DEFAULT: u64 = 20_000;
 
-const USAGE: &str = "usage: membership-sim [--seeds N] [--first SEED] [--steps N (default 20000)] [--scenario swarm|failover|degraded|scale-down] [--planted NAME] [--leaving-zombies]";
+const USAGE: &str = "usage: membership-sim [--seeds N] [--first SEED] [--steps N (default 20000)] [--scenario swarm|failover|degraded|scale-down|scale] [--nodes N --actors M (scale only)] [--planted NAME] [--leaving-zombies]";
 
 fn main() -> ExitCode {
     let mut seeds = 100u64;
@@ -28,6 +33,8 @@ fn main() -> ExitCode {
     ];
     let mut planted = None;
     let mut leaving_zombies = false;
+    let mut nodes: Option<u16> = None;
+    let mut actors: Option<u64> = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -43,6 +50,20 @@ fn main() -> ExitCode {
                 }
             }
             "--planted" => planted = Planted::from_name(&value),
+            "--nodes" => match value.parse() {
+                Ok(n) => nodes = Some(n),
+                Err(_) => {
+                    eprintln!("{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--actors" => match value.parse() {
+                Ok(n) => actors = Some(n),
+                Err(_) => {
+                    eprintln!("{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "--leaving-zombies" => {
                 leaving_zombies = true;
                 i += 1;
@@ -63,13 +84,19 @@ fn main() -> ExitCode {
     let mut sim_ms_total = 0u64;
     for (k, seed) in (first..first + seeds).enumerate() {
         for &scenario in &scenarios {
+            let run_started = Instant::now();
             let report = run(Options {
                 seed,
                 scenario,
                 steps,
                 planted,
                 leaving_zombies,
+                nodes,
+                actors,
             });
+            if scenario == Scenario::Scale {
+                print_scale(&report, run_started.elapsed().as_secs_f64());
+            }
             total.add(&report.coverage);
             steps_total += report.steps;
             sim_ms_total += report.sim_ms;
@@ -102,12 +129,61 @@ fn main() -> ExitCode {
         sim_ms_total as f64 / 1_000.0,
         sim_ms_total as f64 / 1_000.0 / wall.max(1e-9)
     );
-    println!("runs: {}, failed: {failures}", reports.len());
+    println!(
+        "runs: {}, failed: {failures}; peak memory {}",
+        reports.len(),
+        peak_memory()
+    );
     if failures > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The process's peak resident memory (`VmHWM` of `/proc/self/status`), if it can be read.
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// One `Scale` run's figures: its size, speed and memory, and what it measured.
+fn print_scale(report: &Report, wall: f64) {
+    let m = &report.measurements;
+    let ms = |x: Option<u64>| x.map_or_else(|| "not reached".to_string(), |v| format!("{v} ms"));
+    println!(
+        "scale seed {}: {} nodes, {} actors: {} ({} steps, {:.1} s simulated, {:.1} s wall, {:.0} steps/s, {} commits, peak memory {} so far)",
+        report.options.seed,
+        report.params.nodes,
+        report.params.actors,
+        if report.passed() { "passed" } else { "FAILED" },
+        report.steps,
+        report.sim_ms as f64 / 1_000.0,
+        wall,
+        report.steps as f64 / wall.max(1e-9),
+        report.commits,
+        peak_memory()
+    );
+    println!(
+        "  every node a member with a primary at {}; every actor placed and served {} later ({} placements answered, {} errors); crash of a node hosting {} actors: declared failed after {}, its actors served again after {}, new primary after {}; false declarations {}; converged {} after the liveness phase began",
+        ms(m.scale_members_ms),
+        ms(m.scale_placed_ms),
+        m.scale_place_answers,
+        m.scale_place_errors,
+        m.scale_failover_actors,
+        ms(m.failover_declared_ms),
+        ms(m.failover_served_ms),
+        ms(m.failover_primary_ms),
+        m.false_declarations,
+        ms(m.converged_after_ms)
+    );
 }
 
 fn percentiles(mut xs: Vec<u64>) -> String {

@@ -11,10 +11,10 @@
 //! `try_commit` later, so that interleaved transactions really conflict), snapshots and slot
 //! claims through its `Store` trait implementation.
 
-use crate::checker::{events_text, Replay};
+use crate::checker::{events_text, small, Replay, WHOLE_CHECK_NODES_MAX};
 use crate::coverage::{Coverage, FaultKind};
 use crate::rng::{Rng, TraceHash};
-use crate::world::{Params, Planted, Scenario};
+use crate::world::{Params, Planted, Scenario, SCALE_ACTORS_DEFAULT, SCALE_NODES_DEFAULT};
 use membership::protocol::checking::DriverMutant;
 use membership::protocol::{
     drain, Action, ActorId, Agent, ClockReading, Config, Decision, Event, FenceReason, InputError,
@@ -34,6 +34,15 @@ use std::task::{Context, Poll, Waker};
 /// The most events one run processes, liveness phase included (a run that has not converged
 /// by then fails).
 pub const STEPS_MAX: u64 = 10_000_000;
+/// The most events a `Scale` run processes: it ends by itself once its liveness phase
+/// converges (or fails); this only stops a run that never would.
+pub const SCALE_STEPS_MAX: u64 = 4_000_000_000;
+/// The longest a `Scale` run waits for each of its phases (every node a member, every actor
+/// placed and served), in simulated ms.
+pub const SCALE_PHASE_MAX_MS: u64 = 600_000;
+/// The most place requests a `Scale` application keeps waiting at its node's Agent (it asks for
+/// more as they are answered): enough to keep a placement batch of `PLACE_BATCH_MAX` in flight.
+pub const SCALE_PLACE_OUTSTANDING_MAX: u64 = 256;
 /// The most events waiting in the queue at once.
 pub const QUEUE_MAX: usize = 1_000_000;
 /// How many recent steps and commits a failure report shows.
@@ -56,6 +65,26 @@ pub const CHECKPOINT_STEPS: u64 = 200;
 /// The true time (microseconds) the timing oracles allow beyond the lease rule's exact bound: the
 /// simulated clocks' integer arithmetic (a microsecond lost at each truncation and re-anchoring).
 pub const CLOCK_ROUNDING_SLACK_US: u64 = 10;
+/// Up to this many entries in all serving sets together (and up to `WHOLE_CHECK_NODES_MAX`
+/// nodes), the driver's serving set of every process is compared with its Agent's after every
+/// step; beyond it, only those of the
+/// processes that took an input in the step (their sizes, and the actors they decided on), and
+/// every process's whole set every [`FULL_CHECK_STEPS`] steps and at the end of the run.
+pub const SERVING_FULL_CHECK_MAX: usize = 4_096;
+/// Every how many steps a large world compares every serving set whole (see
+/// [`SERVING_FULL_CHECK_MAX`]).
+pub const FULL_CHECK_STEPS: u64 = 1 << 16;
+/// Up to this many placed actors, the convergence check looks at every actor each time it is
+/// asked; beyond it, only once the serving sets hold exactly one entry per placed actor (no
+/// actor held twice, no stale entry left: cheap to know, and what a large converged cluster
+/// also shows once its stale holders have deactivated).
+pub const CONVERGED_FULL_CHECK_MAX: usize = 4_096;
+/// A permit valid for longer than this (ms of its clock) never runs out: the planted
+/// `driver:no-self-fence`'s, valid until the end of time.
+const PERMIT_ENDLESS_MS: u64 = 1 << 40;
+/// A hold (the hand-off oracle's record of a process holding an actor) that begins at the end
+/// of the current step.
+const HOLD_FROM_END_OF_STEP: usize = usize::MAX;
 /// The most heartbeat first sends and partition report ids a process's oracle record keeps
 /// (older ones, settled or abandoned by the Agent, are dropped).
 const FIRST_SENDS_MAX: usize = 64;
@@ -78,6 +107,12 @@ pub struct Options {
     /// Agent's fix of the first bug this simulation found; before it, the zombie served beside
     /// its successor). Off by default, so that the default world's seeds stay as pinned.
     pub leaving_zombies: bool,
+    /// `Scale` only: the nodes of the world (`world::SCALE_NODES_DEFAULT` when `None`; at
+    /// least `world::SCALE_NODES_MIN`). The other scenarios draw theirs from the seed.
+    pub nodes: Option<u16>,
+    /// `Scale` only: the actors the applications place (`world::SCALE_ACTORS_DEFAULT` when
+    /// `None`).
+    pub actors: Option<u64>,
 }
 
 impl Options {
@@ -89,6 +124,30 @@ impl Options {
             steps,
             planted: None,
             leaving_zombies: false,
+            nodes: None,
+            actors: None,
+        }
+    }
+
+    /// A `Scale` run of `nodes` nodes and `actors` actors.
+    pub fn scale(seed: u64, nodes: u16, actors: u64) -> Options {
+        Options {
+            scenario: Scenario::Scale,
+            nodes: Some(nodes),
+            actors: Some(actors),
+            ..Options::swarm(seed, 0)
+        }
+    }
+
+    /// The world of this run: drawn from the seed, or (`Scale`) of the sizes asked for.
+    pub fn params(&self) -> Params {
+        match self.scenario {
+            Scenario::Scale => Params::scale(
+                self.seed,
+                self.nodes.unwrap_or(SCALE_NODES_DEFAULT),
+                self.actors.unwrap_or(SCALE_ACTORS_DEFAULT),
+            ),
+            _ => Params::draw(self.seed, self.scenario),
         }
     }
 
@@ -100,6 +159,12 @@ impl Options {
             .unwrap_or_default();
         if self.leaving_zombies {
             planted.push_str("DST_LEAVING_ZOMBIES=1 ");
+        }
+        if let Some(nodes) = self.nodes {
+            planted.push_str(&format!("DST_NODES={nodes} "));
+        }
+        if let Some(actors) = self.actors {
+            planted.push_str(&format!("DST_ACTORS={actors} "));
         }
         format!(
             "DST_SEED={} DST_SCENARIO={} DST_STEPS={} {planted}cargo test -p membership-sim --test sim reproduce -- --nocapture",
@@ -176,6 +241,18 @@ pub struct Measurements {
     /// Snapshots delivered whose content a commit made before the read was sent had already
     /// superseded. Goal 0; any fails the run.
     pub stale_snapshots: u64,
+    /// `Scale`: from the start to every node Active with a primary in office.
+    pub scale_members_ms: Option<u64>,
+    /// `Scale`: from every node a member to every actor placed (every place request answered)
+    /// and served by exactly its node's process.
+    pub scale_placed_ms: Option<u64>,
+    /// `Scale`: place requests answered with a placement.
+    pub scale_place_answers: u64,
+    /// `Scale`: place requests answered with an error (asked again). Expected 0 in the calm
+    /// world.
+    pub scale_place_errors: u64,
+    /// `Scale`: actors the crashed node hosted (each must be served again elsewhere).
+    pub scale_failover_actors: u64,
 }
 
 /// A distribution of one oracle's margins in one run, in microseconds of true time.
@@ -298,6 +375,34 @@ impl Clock {
 
     fn local_ms(&self, true_us: u64) -> u64 {
         self.local_us(true_us) / 1_000
+    }
+
+    /// The first true time (microseconds) at which the local clock shows `local_ms`, at least
+    /// `not_before`, exactly: `true_at` may overshoot by up to its nudge (10 us), which would
+    /// let a check due at that instant come one step late. (A stopped clock: `true_at`'s far
+    /// instant.)
+    fn first_at(&self, local_ms: u64, not_before: u64) -> u64 {
+        let mut high = self.true_at(local_ms, not_before);
+        if self.local_ms(high) < local_ms || self.local_ms(not_before) >= local_ms {
+            return if self.local_ms(not_before) >= local_ms {
+                not_before
+            } else {
+                high
+            };
+        }
+        // local_ms(low) < local_ms <= local_ms(high); the clock is monotonic.
+        let mut low = not_before;
+        let mut halvings = 0;
+        while high - low > 1 && halvings < CLOCK_NUDGES_MAX {
+            let mid = low + (high - low) / 2;
+            if self.local_ms(mid) >= local_ms {
+                high = mid;
+            } else {
+                low = mid;
+            }
+            halvings += 1;
+        }
+        high
     }
 
     /// The first true time at which the local clock shows `local_ms` (at least `not_before`).
@@ -554,6 +659,68 @@ struct Timed {
     /// The partition reports it sent (retries are the same proposal), the latest
     /// `FIRST_SENDS_MAX`.
     partition_reports: BTreeSet<ProposalId>,
+    /// Whether it was frozen on stopped clocks when last looked at (its serving record then
+    /// stands still until it wakes).
+    skipped: bool,
+    /// The hand-off oracle's record of its lease-rule bound: the value at the end of each step
+    /// it was looked at in which it changed (`None`: fenced, or no bound), counted, with the
+    /// largest bound from any record on read from `bound_stack`.
+    bounds: BoundRecord,
+    /// Per actor it holds (its serving set): the index of the bound record its hold began at
+    /// ([`HOLD_FROM_END_OF_STEP`]: at the end of this step).
+    hold_from: BTreeMap<ActorId, usize>,
+}
+
+/// A process's lease-rule bound as the hand-off oracle records it: every value it took at the
+/// end of a step (recorded when it changes), of which only the largest from any record on is
+/// ever asked for. `stack` keeps the records no later one exceeds, in record order (bounds
+/// non-increasing), so that the largest from record `i` on is the first kept at `i` or later.
+#[derive(Clone, Debug, Default)]
+struct BoundRecord {
+    /// Records made.
+    count: usize,
+    /// The latest record's value: (bound, basis), `None` when it may not serve.
+    current: Option<(u64, u64)>,
+    /// (record index, bound, basis), bounds non-increasing.
+    stack: Vec<(usize, u64, u64)>,
+}
+
+impl BoundRecord {
+    /// Records the value at the end of a step (a new record only when it changed, or when
+    /// `anew`: the first look after a freeze on stopped clocks, whose steps count for no hold).
+    fn record(&mut self, value: Option<(u64, u64)>, anew: bool) {
+        if self.count > 0 && value == self.current && !anew {
+            return;
+        }
+        let index = self.count;
+        self.count += 1;
+        self.current = value;
+        if let Some((bound, basis)) = value {
+            while self.stack.last().is_some_and(|&(_, b, _)| b < bound) {
+                self.stack.pop();
+            }
+            self.stack.push((index, bound, basis));
+        }
+        debug_assert!(self
+            .stack
+            .windows(2)
+            .all(|w| w[0].1 >= w[1].1 && w[0].0 < w[1].0));
+    }
+
+    /// The index of the latest record (the value now), or the next one before any.
+    fn latest(&self) -> usize {
+        self.count.saturating_sub(1)
+    }
+
+    /// The largest bound (with its basis) of the records from index `from` on; `None` when
+    /// none of them allowed serving.
+    fn largest_from(&self, from: usize) -> Option<(u64, u64)> {
+        if from == HOLD_FROM_END_OF_STEP {
+            return None;
+        }
+        let at = self.stack.partition_point(|&(i, _, _)| i < from);
+        self.stack.get(at).map(|&(_, bound, basis)| (bound, basis))
+    }
 }
 
 /// Which way a clock ran beyond its rate error bound. A slow clock stretches a holder's lease
@@ -582,6 +749,19 @@ struct Holder {
     bound_us: u64,
     basis_us: u64,
     node: NodeId,
+}
+
+/// `Scale`: what the applications have asked their Agents to place, and what was answered.
+#[derive(Clone, Debug, Default)]
+struct Placing {
+    /// When every node was a member with a primary in office (placement began).
+    members_at_us: Option<u64>,
+    /// The next actor id to ask for (from 1).
+    next: u64,
+    /// Per node: place requests asked and not answered yet.
+    outstanding: BTreeMap<NodeId, u64>,
+    /// Actors answered with an error, to ask for again.
+    again: Vec<ActorId>,
 }
 
 /// The world.
@@ -631,6 +811,8 @@ pub struct Sim {
     degraded: Option<(NodeId, u64, u64)>,
     /// `ScaleDown`: when the leaves began, and the nodes asked to leave.
     scaled_down: Option<(u64, Vec<NodeId>)>,
+    /// `Scale`: the application's placement.
+    placing: Placing,
     // Timing oracles.
     /// The lease as the rule counts it in true time: `lease_ms / (1 - rate error bound)` (us,
     /// rounded up) plus `CLOCK_ROUNDING_SLACK_US`.
@@ -639,8 +821,29 @@ pub struct Sim {
     /// error bound that way (a slew beyond it began or ended, its VM paused or resumed, it
     /// jumped).
     clock_beyond_us: BTreeMap<(NodeId, Beyond), u64>,
-    /// Per actor: the processes that held it since its latest activation, by pid.
+    /// Per actor: the processes that held it since its latest activation and hold it no more,
+    /// by pid (the hand-off oracle; those that still hold it are read from their records).
     holders: BTreeMap<ActorId, BTreeMap<u64, Holder>>,
+    /// Every (actor, pid) of the processes' serving sets (the driver's, kept from the Agent's
+    /// decisions): who holds each actor.
+    held: BTreeSet<(ActorId, u64)>,
+    /// The actors two processes or more hold: the only ones single activation can fail on.
+    contested: BTreeSet<ActorId>,
+    /// Entries in all serving sets together.
+    serving_total: usize,
+    /// The processes that took an input in this step, or whose clocks, pause or lease-rule
+    /// record changed: the ones the per-step checks look at (with those due).
+    touched: BTreeSet<u64>,
+    /// (true instant, pid): when a process must be looked at again although nothing happened
+    /// to it (its permit runs out, its lease rule's bound passes, its pause ends).
+    timing_due: BTreeSet<(u64, u64)>,
+    /// The (pid, actor) decisions of this step.
+    decided: Vec<(u64, ActorId)>,
+    /// The (pid, actor) holds that begin at the end of this step (an activation, or another
+    /// process's activation of an actor it still holds).
+    hold_restarts: Vec<(u64, ActorId)>,
+    /// The true instant of the previous step.
+    prev_step_us: u64,
     /// The store's latest commit revision.
     last_revision: u64,
     /// The planted `stale-snapshot` store: the snapshot as it was before the latest commit.
@@ -729,9 +932,18 @@ impl Sim {
             crashed: None,
             degraded: None,
             scaled_down: None,
+            placing: Placing::default(),
             lease_true_us,
             clock_beyond_us: BTreeMap::new(),
             holders: BTreeMap::new(),
+            held: BTreeSet::new(),
+            contested: BTreeSet::new(),
+            serving_total: 0,
+            touched: BTreeSet::new(),
+            timing_due: BTreeSet::new(),
+            decided: Vec::new(),
+            hold_restarts: Vec::new(),
+            prev_step_us: 0,
             last_revision: 0,
             one_commit_old: None,
             checkpoints: Vec::new(),
@@ -755,9 +967,13 @@ impl Sim {
                 self.coverage.fault(FaultKind::ClockSkewAndRate);
             }
         }
-        for actor in 1..=self.params.actors {
-            let at = self.rng.range(300_000, 3_000_000);
-            self.push(at, Ev::Place(ActorId(actor)));
+        // A `Scale` world's applications place their actors once every node is a member
+        // (`scale_script`), drawing nothing.
+        if self.options.scenario != Scenario::Scale {
+            for actor in 1..=self.params.actors {
+                let at = self.rng.range(300_000, 3_000_000);
+                self.push(at, Ev::Place(ActorId(actor)));
+            }
         }
         if self.options.scenario == Scenario::Swarm {
             let p = self.params.clone();
@@ -849,7 +1065,12 @@ impl Sim {
 
     /// Runs to the end: the fault phase, the liveness phase, and the checks after every step.
     pub fn run(mut self) -> Report {
-        while !self.done && self.steps < STEPS_MAX {
+        let steps_max = if self.options.scenario == Scenario::Scale {
+            SCALE_STEPS_MAX
+        } else {
+            STEPS_MAX
+        };
+        while !self.done && self.steps < steps_max {
             let Some(entry) = self.queue.pop() else {
                 self.fail("the event queue ran dry".to_string());
                 break;
@@ -906,6 +1127,9 @@ impl Sim {
             }
             self.check_timing();
             self.check_serving();
+            self.touched.clear();
+            self.decided.clear();
+            self.prev_step_us = self.now_us;
             if self.steps % CHECKPOINT_STEPS == 0 {
                 self.checkpoints.push(self.hash.value());
             }
@@ -920,7 +1144,7 @@ impl Sim {
             }
         }
         if !self.done && self.failure.is_none() {
-            self.fail(format!("the run did not finish within {STEPS_MAX} steps"));
+            self.fail(format!("the run did not finish within {steps_max} steps"));
         }
         self.finish()
     }
@@ -940,6 +1164,26 @@ impl Sim {
     }
 
     fn finish(mut self) -> Report {
+        // The serving sets whole once more (a large world compares them whole only every
+        // `FULL_CHECK_STEPS` steps).
+        if self.failure.is_none() {
+            if let Some(p) = self
+                .procs
+                .values()
+                .find(|p| p.serving != *p.agent.serving())
+            {
+                self.failure = Some(format!(
+                    "{}: the driver's serving set differs from the Agent's",
+                    p.node
+                ));
+            }
+        }
+        // The replay whole once more (a large registry is checked whole only now and then).
+        if self.failure.is_none() {
+            if let Err(what) = self.replay.check_whole(&self.store) {
+                self.failure = Some(what);
+            }
+        }
         let failure = self.failure.take().map(|what| self.failure_report(&what));
         Report {
             options: self.options,
@@ -1077,6 +1321,7 @@ impl Sim {
                 read_at_ms,
                 snapshot,
             } => {
+                self.touched.insert(pid);
                 let (again, sent) = match self.procs.get_mut(&pid) {
                     Some(p) => {
                         p.reading = false;
@@ -1195,6 +1440,7 @@ impl Sim {
 
     /// Feeds one input to a process's Agent (at its local time) and executes its outputs.
     fn with_agent(&mut self, pid: u64, input: impl FnOnce(&mut Agent, u64)) {
+        self.touched.insert(pid);
         let Some(now) = self.wake(pid) else {
             return;
         };
@@ -1257,6 +1503,7 @@ impl Sim {
         let Some(i) = node.index() else {
             return;
         };
+        self.touch_node(node);
         // While a node is leaving, half of the direct proposals ask to complete its leave (an
         // impatient application; registry v2 moves a leaver's actors within a few heartbeats).
         let kind = if !self.leaving.is_empty() && self.rng.chance(500) {
@@ -1345,6 +1592,7 @@ impl Sim {
         let Some(i) = node.index() else {
             return;
         };
+        self.touch_node(node);
         let (Some(nc), Some(&primary)) = (self.node_clocks.get(i).copied(), self.clocks.get(i))
         else {
             return;
@@ -1368,6 +1616,7 @@ impl Sim {
         let Some(i) = node.index() else {
             return;
         };
+        self.touch_node(node);
         let (Some(nc), Some(&primary)) = (self.node_clocks.get(i).copied(), self.clocks.get(i))
         else {
             return;
@@ -1420,6 +1669,7 @@ impl Sim {
     /// its deadline is not armed again (arming recomputes the true time from now, which would
     /// move a timer held back by a pause).
     fn with_request(&mut self, pid: u64, input: impl FnOnce(&mut Agent, u64)) {
+        self.touched.insert(pid);
         let Some(now) = self.wake(pid) else {
             return;
         };
@@ -1462,7 +1712,8 @@ impl Sim {
                 Output::Notify(Notification::Fenced {
                     reason: FenceReason::Superseded,
                 }) if was_leaving => self.measurements.superseded_while_leaving += 1,
-                Output::Notify(_) | Output::Reply { .. } | Output::Placed { .. } => {}
+                Output::Placed { actor, result } => self.placed(node, actor, result.is_ok()),
+                Output::Notify(_) | Output::Reply { .. } => {}
             }
         }
         if matches!(reply(0), Reply::Direct(_)) {
@@ -1490,25 +1741,118 @@ impl Sim {
         }
     }
 
+    /// A place request's final result reached `node`'s application (`Scale` counts them, and
+    /// asks again for an actor answered with an error; the other scenarios' applications do not
+    /// look).
+    fn placed(&mut self, node: NodeId, actor: ActorId, ok: bool) {
+        if self.options.scenario != Scenario::Scale {
+            return;
+        }
+        if let Some(n) = self.placing.outstanding.get_mut(&node) {
+            *n = n.saturating_sub(1);
+        }
+        if ok {
+            self.measurements.scale_place_answers += 1;
+        } else {
+            self.measurements.scale_place_errors += 1;
+            self.placing.again.push(actor);
+        }
+    }
+
+    /// Process `pid` starts serving `actor` (an activation): its serving set, the index of who
+    /// holds what, and the hand-off oracle's record (its hold begins at the end of this step).
+    fn hold(&mut self, pid: u64, actor: ActorId, epoch: u64) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if p.serving.insert(actor, epoch).is_none() {
+            self.serving_total += 1;
+        }
+        p.timed.hold_from.insert(actor, HOLD_FROM_END_OF_STEP);
+        self.hold_restarts.push((pid, actor));
+        self.held.insert((actor, pid));
+        if self.holders_of(actor).nth(1).is_some() {
+            self.contested.insert(actor);
+        }
+    }
+
+    /// Process `pid` stops serving `actor` (a deactivation, a fence, or its crash, which calls
+    /// this on a process already removed: `p` then): its serving set, the index, and the
+    /// hand-off oracle's record of its hold, kept in `holders` until the actor's next activation.
+    fn unhold(&mut self, pid: u64, actor: ActorId) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if p.serving.remove(&actor).is_some() {
+            self.serving_total -= 1;
+        }
+        let node = p.node;
+        let hold = p
+            .timed
+            .hold_from
+            .remove(&actor)
+            .and_then(|from| p.timed.bounds.largest_from(from));
+        self.unhold_index(pid, actor);
+        if let Some((bound_us, basis_us)) = hold {
+            self.note_holder(
+                actor,
+                pid,
+                Holder {
+                    bound_us,
+                    basis_us,
+                    node,
+                },
+            );
+        }
+    }
+
+    /// Removes (actor, pid) from the index of who holds what.
+    fn unhold_index(&mut self, pid: u64, actor: ActorId) {
+        if self.held.remove(&(actor, pid)) && self.holders_of(actor).nth(1).is_none() {
+            self.contested.remove(&actor);
+        }
+    }
+
+    /// The processes whose serving set holds `actor`, in pid order.
+    fn holders_of(&self, actor: ActorId) -> impl Iterator<Item = u64> + '_ {
+        self.held
+            .range((actor, 0)..=(actor, u64::MAX))
+            .map(|&(_, pid)| pid)
+    }
+
+    /// Records that `pid` held `actor` since its latest activation, with the largest lease-rule
+    /// bound it had meanwhile (the hand-off oracle's `holders`).
+    fn note_holder(&mut self, actor: ActorId, pid: u64, h: Holder) {
+        let holders = self.holders.entry(actor).or_default();
+        let entry = holders.entry(pid).or_insert(h);
+        if h.bound_us > entry.bound_us {
+            *entry = h;
+        }
+    }
+
     /// Executes a local decision of process `pid` (and hashes it).
     fn decide(&mut self, pid: u64, d: Decision) {
         if let Some(p) = self.procs.get_mut(&pid) {
             match d {
                 Decision::Fence => {
-                    p.serving.clear();
+                    let actors: Vec<ActorId> = p.serving.keys().copied().collect();
                     p.fenced_at_us = Some(self.now_us);
+                    for actor in actors {
+                        self.unhold(pid, actor);
+                    }
                 }
                 Decision::Unfence => p.unfenced_at_us = Some(self.now_us),
                 Decision::Activate { actor, epoch } => {
-                    p.serving.insert(actor, epoch);
                     p.activated_at_us.insert(actor, self.now_us);
                     let node = p.node;
+                    self.hold(pid, actor, epoch);
                     self.check_handoff(pid, node, actor);
                 }
-                Decision::Deactivate { actor, .. } => {
-                    p.serving.remove(&actor);
-                }
+                Decision::Deactivate { actor, .. } => self.unhold(pid, actor),
             }
+        }
+        if let Decision::Activate { actor, .. } | Decision::Deactivate { actor, .. } = d {
+            self.decided.push((pid, actor));
         }
         self.hash.u64(match d {
             Decision::Fence => 1,
@@ -1763,7 +2107,7 @@ impl Sim {
         }
         match self.options.scenario {
             Scenario::Swarm => {}
-            Scenario::Failover | Scenario::ScaleDown => match &self.crashed {
+            Scenario::Failover | Scenario::ScaleDown | Scenario::Scale => match &self.crashed {
                 Some((n, at, _, _)) if *n == node => {
                     if self.measurements.failover_declared_ms.is_none() {
                         self.measurements.failover_declared_ms = Some((self.now_us - at) / 1_000);
@@ -1946,6 +2290,7 @@ impl Sim {
         );
         self.hash.u64(pid);
         self.hash.u64(slot.incarnation);
+        self.touched.insert(pid);
         self.flush(pid, Reply::Agent);
         debug_assert_eq!(self.current.get(&node), Some(&pid));
     }
@@ -1969,11 +2314,20 @@ impl Sim {
 
     fn crash(&mut self, node: NodeId) {
         if let Some(&pid) = self.current.get(&node) {
-            if let Some(p) = self.procs.remove(&pid) {
+            if let Some(seen) = self.seen_serving(pid) {
                 // It stops serving at its crash: the lease oracle's margin of its last serving.
-                if let Some(serving) = p.timed.serving {
-                    self.lease_margin(serving, node);
-                }
+                self.lease_margin(seen, node);
+            }
+            // Its holds end: the hand-off oracle keeps them until each actor's next activation.
+            let actors: Vec<ActorId> = self
+                .procs
+                .get(&pid)
+                .map(|p| p.serving.keys().copied().collect())
+                .unwrap_or_default();
+            for actor in actors {
+                self.unhold(pid, actor);
+            }
+            if self.procs.remove(&pid).is_some() {
                 self.down.insert(node);
                 self.coverage.fault(FaultKind::Crash);
             }
@@ -2076,6 +2430,7 @@ impl Sim {
                                 .index()
                                 .and_then(|i| self.node_clocks.get(i))
                                 .is_some_and(|c| c.stopped_since_us.is_some());
+                            self.touched.insert(pid);
                             if let Some(proc_) = self.procs.get_mut(&pid) {
                                 // A pause never ends one already under way early (its VM's
                                 // clocks may be stopped until then: a process running on
@@ -2233,6 +2588,12 @@ impl Sim {
         if self.liveness_from_us.is_some() {
             return;
         }
+        if self.options.scenario == Scenario::Scale {
+            if !self.scale_script(now) {
+                self.push(now + SCRIPT_INTERVAL_MS * 1_000, Ev::Script);
+            }
+            return;
+        }
         if self.settled_at_us.is_none() {
             if self.settled() {
                 self.settled_at_us = Some(now);
@@ -2267,6 +2628,8 @@ impl Sim {
                         return;
                     }
                 }
+                // Scripted by `scale_script`.
+                Scenario::Scale => {}
                 Scenario::ScaleDown => {
                     if self.scale_down(now, settled) || self.measure_failover(now) {
                         return;
@@ -2310,10 +2673,7 @@ impl Sim {
             return false;
         };
         if self.measurements.failover_served_ms.is_none() {
-            let served = self.served();
-            let all = actors
-                .iter()
-                .all(|a| served.get(a).is_some_and(|s| !s.is_empty()));
+            let all = actors.iter().all(|&a| !self.served_by(a).is_empty());
             if all {
                 self.measurements.failover_served_ms = Some((now - at) / 1_000);
             }
@@ -2331,6 +2691,114 @@ impl Sim {
             return true;
         }
         false
+    }
+
+    /// `Scale`, at every script tick: waits for every node to be a member with a primary in
+    /// office, then has the applications place the actors (each node's application keeps up to
+    /// [`SCALE_PLACE_OUTSTANDING_MAX`] place requests waiting at its Agent), waits for every
+    /// actor to be placed and served by exactly its node's process, then (two failure timeouts
+    /// later) crashes a node hosting actors and measures the failover as `Failover` does.
+    /// Returns whether the script is done (the liveness phase began, or the run failed).
+    fn scale_script(&mut self, now: u64) -> bool {
+        let ft = self.ft_us();
+        let Some(members_at) = self.placing.members_at_us else {
+            let nodes = self.params.nodes;
+            let members = self
+                .store
+                .state()
+                .is_some_and(|s| s.active().len() == nodes && s.primary_in_office().is_some());
+            if members {
+                self.placing.members_at_us = Some(now);
+                self.placing.next = 1;
+                self.measurements.scale_members_ms = Some(now / 1_000);
+            } else if now > SCALE_PHASE_MAX_MS * 1_000 {
+                self.fail(format!(
+                    "scale: not every one of the {nodes} nodes is a member with a primary in \
+                     office after {SCALE_PHASE_MAX_MS} ms"
+                ));
+                return true;
+            }
+            return false;
+        };
+        let Some(settled) = self.settled_at_us else {
+            self.scale_place();
+            let asked_all = self.placing.next > self.params.actors && self.placing.again.is_empty();
+            let answered_all = self.placing.outstanding.values().all(|&n| n == 0);
+            if asked_all && answered_all && self.settled() {
+                self.settled_at_us = Some(now);
+                self.measurements.scale_placed_ms = Some((now - members_at) / 1_000);
+            } else if now > members_at + SCALE_PHASE_MAX_MS * 1_000 {
+                let placed = self.store.state().map_or(0, |s| s.placements().len());
+                self.fail(format!(
+                    "scale: {placed} of {} actors placed and served {SCALE_PHASE_MAX_MS} ms \
+                     after every node became a member",
+                    self.params.actors
+                ));
+                return true;
+            }
+            return false;
+        };
+        if self.crashed.is_none() && now >= settled + 2 * ft {
+            let Some(s) = self.store.state() else {
+                return false;
+            };
+            let primary = s.primary_in_office();
+            let hosts = |n: NodeId| s.hosted(n).is_some_and(|h| !h.is_empty());
+            let victim = primary
+                .filter(|&p| self.options.seed % 2 == 0 && hosts(p))
+                .or_else(|| s.active().iter().find(|&n| Some(n) != primary && hosts(n)))
+                .or(primary);
+            if let Some(v) = victim {
+                let actors: BTreeSet<ActorId> = s
+                    .hosted(v)
+                    .map(|h| h.iter().copied().collect())
+                    .unwrap_or_default();
+                self.measurements.scale_failover_actors = actors.len() as u64;
+                self.crash(v);
+                self.crashed = Some((v, now, actors, primary == Some(v)));
+            }
+        }
+        self.measure_failover(now)
+    }
+
+    /// `Scale`: each live node's application asks its Agent to place more actors, keeping up to
+    /// [`SCALE_PLACE_OUTSTANDING_MAX`] requests waiting (actors answered with an error first),
+    /// in node order; every actor is asked for once unless an error answered it.
+    fn scale_place(&mut self) {
+        for node in self.live_nodes() {
+            let waiting = self.placing.outstanding.get(&node).copied().unwrap_or(0);
+            let room = SCALE_PLACE_OUTSTANDING_MAX.saturating_sub(waiting);
+            let mut asks: Vec<ActorId> = Vec::new();
+            while (asks.len() as u64) < room {
+                if let Some(actor) = self.placing.again.pop() {
+                    asks.push(actor);
+                } else if self.placing.next <= self.params.actors {
+                    asks.push(ActorId(self.placing.next));
+                    self.placing.next += 1;
+                } else {
+                    break;
+                }
+            }
+            if asks.is_empty() {
+                break;
+            }
+            let Some(&pid) = self.current.get(&node) else {
+                continue;
+            };
+            let mut asked = 0u64;
+            let mut refused: Vec<ActorId> = Vec::new();
+            self.with_agent(pid, |agent, now| {
+                for &actor in &asks {
+                    // A full queue refuses the request: asked again at the next tick.
+                    match agent.place(actor, now) {
+                        Ok(()) => asked += 1,
+                        Err(_) => refused.push(actor),
+                    }
+                }
+            });
+            *self.placing.outstanding.entry(node).or_default() += asked;
+            self.placing.again.extend(refused);
+        }
     }
 
     /// `ScaleDown`: two failure timeouts after the cluster settled, every node but the first
@@ -2415,6 +2883,7 @@ impl Sim {
         for p in self.procs.values_mut() {
             p.paused_until_us = p.paused_until_us.min(now);
         }
+        self.touched.extend(self.procs.keys().copied());
         for node in (1..=self.params.nodes).map(NodeId) {
             self.clock_restore(node);
             self.clock_resume(node);
@@ -2488,9 +2957,20 @@ impl Sim {
         if !s.queue().is_empty() {
             return Err("migrations still queued".to_string());
         }
-        let served = self.served();
+        let placed = s.placements().len();
+        if placed > CONVERGED_FULL_CHECK_MAX
+            && (self.serving_total != placed || !self.contested.is_empty())
+        {
+            // Cheap: one entry in the serving sets per placement, no actor held twice. (Only
+            // then is every actor looked at.)
+            return Err(format!(
+                "{} entries in the serving sets for {placed} placed actors, {} held twice",
+                self.serving_total,
+                self.contested.len()
+            ));
+        }
         for (&actor, placement) in s.placements() {
-            let by = served.get(&actor).cloned().unwrap_or_default();
+            let by = self.served_by(actor);
             let expected: BTreeSet<NodeId> = BTreeSet::from([placement.node]);
             if by.into_iter().map(|(n, _)| n).collect::<BTreeSet<_>>() != expected {
                 return Err(format!(
@@ -2502,11 +2982,15 @@ impl Sim {
         Ok(())
     }
 
-    /// The processes (node, pid) that may serve each actor now, by their own clocks
-    /// (`Agent::may_serve`), paused and zombie processes included.
-    fn served(&self) -> BTreeMap<ActorId, BTreeSet<(NodeId, u64)>> {
-        let mut served: BTreeMap<ActorId, BTreeSet<(NodeId, u64)>> = BTreeMap::new();
-        for (&pid, p) in &self.procs {
+    /// The processes (node, pid) that may serve `actor` now, by their own clocks
+    /// (`Agent::may_serve`), paused and zombie processes included: among those whose serving
+    /// set holds it (`held`; the driver's set equals the Agent's, checked after every step).
+    fn served_by(&self, actor: ActorId) -> BTreeSet<(NodeId, u64)> {
+        let mut by = BTreeSet::new();
+        for pid in self.holders_of(actor) {
+            let Some(p) = self.procs.get(&pid) else {
+                continue;
+            };
             // A process frozen with its clocks stopped (a paused VM) serves nothing while
             // frozen; what counts is what it does once it wakes, and its first input then is the
             // clock reading (`clock_resume`, or `wake` for any later input: the runtime reads
@@ -2514,22 +2998,14 @@ impl Sim {
             // not woken since its clocks stopped is judged at that wake-up, not before: one
             // whose own pause outlasted its VM's was counted with its stale clock (seeds 155
             // and 165 of the harder world, `--leaving-zombies`).
-            let stopped = p
-                .node
-                .index()
-                .and_then(|i| self.node_clocks.get(i))
-                .is_some_and(|c| c.stopped_since_us.is_some());
-            if (stopped && p.paused_until_us > self.now_us) || p.clocks_stopped_unseen {
+            if self.frozen_on_stopped_clocks(p) {
                 continue;
             }
-            let now = self.local_ms(p.node);
-            for &actor in p.agent.serving().keys() {
-                if p.agent.may_serve(actor, now) {
-                    served.entry(actor).or_default().insert((p.node, pid));
-                }
+            if p.agent.may_serve(actor, self.local_ms(p.node)) {
+                by.insert((p.node, pid));
             }
         }
-        served
+        by
     }
 
     // ---------------------------------------------------------------------------------------
@@ -2645,6 +3121,7 @@ impl Sim {
     /// A final or unknown outcome of a policy proposal reaches process `pid`: a committed
     /// heartbeat moves its lease basis to the heartbeat's first send.
     fn note_outcome(&mut self, pid: u64, proposal: &Proposal, outcome: &ProposalOutcome) {
+        self.touched.insert(pid);
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
@@ -2686,7 +3163,18 @@ impl Sim {
     /// replay, caught up after every commit). A store that serves an old registry under a
     /// current revision passes the revision check above and fails here.
     fn check_snapshot_content(&mut self, pid: u64, read: &Snapshot) {
-        if read.revision != self.last_revision || read.state == *self.replay.state() {
+        if read.revision != self.last_revision {
+            return;
+        }
+        // A large registry is compared with the stored one (which shares its structure, so the
+        // comparison is cheap): the replay checker found the stored registry equal to the
+        // replay after the latest commit.
+        let same = if small(&read.state) {
+            read.state == *self.replay.state()
+        } else {
+            self.store.state().is_some_and(|s| s == read.state)
+        };
+        if same {
             return;
         }
         self.measurements.stale_snapshots += 1;
@@ -2727,7 +3215,33 @@ impl Sim {
     /// the activation must come after the latest of them.
     fn check_handoff(&mut self, pid: u64, node: NodeId, actor: ActorId) {
         let now = self.now_us;
-        let holders = self.holders.remove(&actor).unwrap_or_default();
+        let mut holders = self.holders.remove(&actor).unwrap_or_default();
+        // The processes that still hold it: their holds so far (to the end of the previous
+        // step), which begin again at the end of this one.
+        let still: Vec<u64> = self.holders_of(actor).filter(|&q| q != pid).collect();
+        for q in still {
+            let Some(p) = self.procs.get_mut(&q) else {
+                continue;
+            };
+            let node = p.node;
+            let Some(from) = p.timed.hold_from.get_mut(&actor) else {
+                continue;
+            };
+            let hold = p.timed.bounds.largest_from(*from);
+            *from = HOLD_FROM_END_OF_STEP;
+            self.hold_restarts.push((q, actor));
+            if let Some((bound_us, basis_us)) = hold {
+                let h = Holder {
+                    bound_us,
+                    basis_us,
+                    node,
+                };
+                let entry = holders.entry(q).or_insert(h);
+                if h.bound_us > entry.bound_us {
+                    *entry = h;
+                }
+            }
+        }
         let wait_us = self.timing.handoff_wait_ms() * 1_000;
         // The activator's clock running fast during its wait shortens the wait; a holder's
         // running slow stretches its lease.
@@ -2765,59 +3279,98 @@ impl Sim {
         }
     }
 
+    /// Process `pid`'s serving record brought up to the previous step (`None`: it was not
+    /// serving, or there is no such process). A process looked at last while serving, and not
+    /// frozen on stopped clocks then, served at every step since: nothing happened to it
+    /// (anything that does puts it in `touched`), and it is looked at again when its permit runs
+    /// out or its pause ends (`timing_due`).
+    fn seen_serving(&mut self, pid: u64) -> Option<SeenServing> {
+        let prev = self.prev_step_us;
+        let p = self.procs.get_mut(&pid)?;
+        if !p.timed.skipped {
+            if let Some(seen) = &mut p.timed.serving {
+                seen.last_us = seen.last_us.max(prev);
+            }
+        }
+        p.timed.serving
+    }
+
+    /// Marks every process of `node` (its current one and any zombie) as touched: its clocks
+    /// changed.
+    fn touch_node(&mut self, node: NodeId) {
+        let pids: Vec<u64> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.node == node)
+            .map(|(&pid, _)| pid)
+            .collect();
+        self.touched.extend(pids);
+    }
+
+    /// Whether process `p` is frozen on stopped clocks and not woken since: it serves nothing
+    /// while frozen and is judged at its wake-up (see `served_by`).
+    fn frozen_on_stopped_clocks(&self, p: &Proc) -> bool {
+        let stopped = p
+            .node
+            .index()
+            .and_then(|i| self.node_clocks.get(i))
+            .is_some_and(|c| c.stopped_since_us.is_some());
+        (stopped && p.paused_until_us > self.now_us) || p.clocks_stopped_unseen
+    }
+
     /// The lease oracle after every step: each process seen serving (`Agent::may_serve` at its
-    /// own clock, as `served` counts) must be within its lease rule's bound; each actor's
+    /// own clock, as `served_by` counts) must be within its lease rule's bound; each actor's
     /// holders are noted for the hand-off oracle; a process that stopped serving gives a margin.
+    ///
+    /// It looks at the processes touched in the step and those due (`timing_due`): any other
+    /// is as it was at the previous step (no input, no clock or pause change, its permit not
+    /// run out, its bound not passed), so looking at it would find what it found then. The
+    /// verdicts, margins and messages are those of looking at every process after every step.
     fn check_timing(&mut self) {
         if self.done {
             return;
         }
         let now = self.now_us;
+        let mut pids: BTreeSet<u64> = self.touched.clone();
+        while let Some(&(at, pid)) = self.timing_due.first() {
+            if at > now {
+                break;
+            }
+            self.timing_due.pop_first();
+            pids.insert(pid);
+        }
         let mut over: Option<String> = None;
         let mut over_margin: Option<i64> = None;
         let mut stopped: Vec<(SeenServing, NodeId)> = Vec::new();
-        let mut held: Vec<(ActorId, u64, Holder)> = Vec::new();
-        let pids: Vec<u64> = self.procs.keys().copied().collect();
         for pid in pids {
+            let previous = self.seen_serving(pid);
             let Some(p) = self.procs.get(&pid) else {
                 continue;
             };
-            let stopped_clock = p
-                .node
-                .index()
-                .and_then(|i| self.node_clocks.get(i))
-                .is_some_and(|c| c.stopped_since_us.is_some());
-            if (stopped_clock && p.paused_until_us > now) || p.clocks_stopped_unseen {
-                continue; // frozen on stopped clocks: judged at its wake-up (see `served`)
+            if self.frozen_on_stopped_clocks(p) {
+                // Frozen on stopped clocks: judged at its wake-up (see `served_by`).
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.timed.skipped = true;
+                }
+                continue;
             }
             let local = self.local_ms(p.node);
-            let serving: Vec<ActorId> = p
+            // `may_serve` is the same for every actor of the serving set (it has activated it,
+            // is not fenced, its lease and snapshot are fresh): the first tells for all.
+            let serving = p
                 .agent
                 .serving()
                 .keys()
+                .next()
                 .copied()
-                .filter(|&a| p.agent.may_serve(a, local))
-                .collect();
+                .filter(|&a| p.agent.may_serve(a, local));
             let (bound, basis) = self.serve_bound(p);
-            if !p.agent.is_fenced() {
-                if let Some(bound_us) = bound {
-                    for &actor in p.agent.serving().keys() {
-                        held.push((
-                            actor,
-                            pid,
-                            Holder {
-                                bound_us,
-                                basis_us: basis,
-                                node: p.node,
-                            },
-                        ));
-                    }
-                }
-            }
+            let value = bound.filter(|_| !p.agent.is_fenced()).map(|b| (b, basis));
             let node = p.node;
             let inc = p.agent.incarnation();
-            let previous = p.timed.serving;
-            if let Some(&actor) = serving.first() {
+            let paused_until = p.paused_until_us;
+            let mut due: Option<u64> = (paused_until > now).then_some(paused_until);
+            if let Some(actor) = serving {
                 let beyond = self.clock_beyond_since(node, Beyond::Slow, basis);
                 if over.is_none() && !beyond && bound.is_none_or(|b| now > b) {
                     over_margin = bound.map(|b| signed_diff(b, now));
@@ -2831,8 +3384,8 @@ impl Sim {
                             ms_f(now),
                             ms_f(now - b),
                             ms_f(b),
-                            instant_text(self.procs.get(&pid).and_then(|p| p.timed.lease_basis_us)),
-                            instant_text(self.procs.get(&pid).and_then(|p| p.timed.read_basis_us)),
+                            instant_text(p.timed.lease_basis_us),
+                            instant_text(p.timed.read_basis_us),
                             ms_f(self.lease_true_us)
                         ),
                         None => format!(
@@ -2843,29 +3396,59 @@ impl Sim {
                         ),
                     });
                 }
-                if let Some(p) = self.procs.get_mut(&pid) {
-                    p.timed.serving = Some(SeenServing {
-                        last_us: now,
-                        bound_us: bound,
-                        basis_us: basis,
+                // Looked at again when its permit runs out, or its bound passes.
+                // (A permit without end, `driver:no-self-fence`'s, never runs out.)
+                let until = p
+                    .agent
+                    .permit(actor, local)
+                    .filter(|permit| permit.valid_until_ms - local < PERMIT_ENDLESS_MS)
+                    .map(|permit| {
+                        self.clock(node)
+                            .first_at(permit.valid_until_ms, now)
+                            .max(now + 1)
                     });
+                let passes = bound.filter(|&b| now <= b).map(|b| b + 1);
+                for at in [until, passes].into_iter().flatten() {
+                    due = Some(due.map_or(at, |d| d.min(at)));
                 }
+            }
+            let Some(p) = self.procs.get_mut(&pid) else {
+                continue;
+            };
+            let anew = std::mem::replace(&mut p.timed.skipped, false);
+            p.timed.bounds.record(value, anew);
+            if serving.is_some() {
+                p.timed.serving = Some(SeenServing {
+                    last_us: now,
+                    bound_us: bound,
+                    basis_us: basis,
+                });
             } else if let Some(last) = previous {
-                if let Some(p) = self.procs.get_mut(&pid) {
-                    p.timed.serving = None;
-                }
+                p.timed.serving = None;
                 stopped.push((last, node));
+            }
+            if let Some(at) = due {
+                self.timing_due.insert((at, pid));
+            }
+        }
+        // The holds that began in this step begin at the record of its end (at the next record
+        // for a process frozen on stopped clocks: its frozen steps count for no hold).
+        for (pid, actor) in std::mem::take(&mut self.hold_restarts) {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                let latest = if p.timed.skipped {
+                    p.timed.bounds.count
+                } else {
+                    p.timed.bounds.latest()
+                };
+                if let Some(from) = p.timed.hold_from.get_mut(&actor) {
+                    if *from == HOLD_FROM_END_OF_STEP {
+                        *from = latest;
+                    }
+                }
             }
         }
         for (last, node) in stopped {
             self.lease_margin(last, node);
-        }
-        for (actor, pid, h) in held {
-            let holders = self.holders.entry(actor).or_default();
-            let entry = holders.entry(pid).or_insert(h);
-            if h.bound_us > entry.bound_us {
-                *entry = h;
-            }
         }
         if let Some(what) = over {
             // The failing run's margins include the one it failed on.
@@ -2876,25 +3459,36 @@ impl Sim {
         }
     }
 
-    /// Single activation as the nodes experience it, after every step.
+    /// Single activation as the nodes experience it, after every step: only an actor that two
+    /// processes hold (`contested`) can be served by two at once. Then the driver's serving sets
+    /// against the Agents' (see [`SERVING_FULL_CHECK_MAX`]).
     fn check_serving(&mut self) {
         if self.done {
             return;
         }
         let mut dual = None;
-        for (actor, by) in self.served() {
+        for &actor in &self.contested {
+            let by = self.served_by(actor);
             if by.len() > 1 {
                 dual = Some((actor, by));
                 break;
             }
         }
-        for p in self.procs.values() {
-            if p.serving != *p.agent.serving() {
-                return self.fail(format!(
-                    "{}: the driver's serving set differs from the Agent's",
-                    p.node
-                ));
-            }
+        let whole = (self.serving_total <= SERVING_FULL_CHECK_MAX
+            && self.params.nodes <= WHOLE_CHECK_NODES_MAX)
+            || self.steps % FULL_CHECK_STEPS == 0;
+        let differs = if whole {
+            self.procs
+                .values()
+                .find(|p| p.serving != *p.agent.serving())
+                .map(|p| p.node)
+        } else {
+            self.serving_differs()
+        };
+        if let Some(node) = differs {
+            return self.fail(format!(
+                "{node}: the driver's serving set differs from the Agent's"
+            ));
         }
         if let Some((actor, by)) = dual {
             let who: Vec<String> = by
@@ -2909,6 +3503,23 @@ impl Sim {
                 who.join(" and ")
             ));
         }
+    }
+
+    /// The first node (in pid order) of a process touched in this step whose serving set,
+    /// kept from its Agent's decisions, differs from the Agent's: in size, or at an actor it
+    /// decided on in the step.
+    fn serving_differs(&self) -> Option<NodeId> {
+        self.touched.iter().find_map(|pid| {
+            let p = self.procs.get(pid)?;
+            let agent = p.agent.serving();
+            let differs = p.serving.len() != agent.len()
+                || self
+                    .decided
+                    .iter()
+                    .filter(|(q, _)| q == pid)
+                    .any(|(_, a)| p.serving.get(a) != agent.get(a));
+            differs.then_some(p.node)
+        })
     }
 }
 
@@ -2999,7 +3610,7 @@ pub fn run_window(options: Options, first_step: u64, last_step: u64) -> Report {
 }
 
 fn run_with(options: Options, window: Option<(u64, u64)>) -> Report {
-    let params = Params::draw(options.seed, options.scenario);
+    let params = options.params();
     match Config::fixed(params.nodes) {
         Ok(config) => {
             let mut sim = Sim::new(options, params, config);

@@ -14,6 +14,12 @@ pub const SCALE_DOWN_NODES_MIN: u16 = 5;
 pub const NODES_MAX_DRAWN: u16 = 7;
 /// The most actors a drawn world places.
 pub const ACTORS_MAX_DRAWN: u64 = 32;
+/// The nodes of a `Scale` world when `Options::nodes` says nothing.
+pub const SCALE_NODES_DEFAULT: u16 = 100;
+/// The actors of a `Scale` world when `Options::actors` says nothing.
+pub const SCALE_ACTORS_DEFAULT: u64 = 100_000;
+/// The fewest nodes of a `Scale` world (the calm worlds' minimum).
+pub const SCALE_NODES_MIN: u16 = 4;
 
 /// What a run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,6 +40,15 @@ pub enum Scenario {
     /// every other seed). The others must declare it and serve its actors: majorities are
     /// counted over the members (registry v2), not the slots. Measured like `Failover`.
     ScaleDown,
+    /// The simulation at scale (issue 19): default timing, calm, with the sizes asked for
+    /// (`Options::nodes`, `Options::actors`; [`SCALE_NODES_DEFAULT`] and
+    /// [`SCALE_ACTORS_DEFAULT`] otherwise). The nodes join; once every node is Active with a
+    /// primary, the applications place the actors (each node's application asks its own Agent,
+    /// which proposes them in placement batches); once every actor is placed and served, one
+    /// node hosting actors crashes (the primary on even seeds, when it hosts any) and every
+    /// actor it held must be served again; then the liveness phase. Not in the campaign's
+    /// default set.
+    Scale,
 }
 
 impl Scenario {
@@ -44,6 +59,7 @@ impl Scenario {
             Scenario::Failover => "failover",
             Scenario::Degraded => "degraded",
             Scenario::ScaleDown => "scale-down",
+            Scenario::Scale => "scale",
         }
     }
 
@@ -54,6 +70,7 @@ impl Scenario {
             Scenario::Failover,
             Scenario::Degraded,
             Scenario::ScaleDown,
+            Scenario::Scale,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -219,6 +236,19 @@ impl Params {
             // Five nodes at least: two of them (fewer than a slot majority) stay, and one of
             // those two crashes.
             Scenario::ScaleDown => Params::calm(&mut rng, nodes.max(SCALE_DOWN_NODES_MIN)),
+            Scenario::Scale => Params::scale(seed, SCALE_NODES_DEFAULT, SCALE_ACTORS_DEFAULT),
+        }
+    }
+
+    /// The world of a `Scale` run of `seed`: the calm world (default timing, clocks at the rate
+    /// error bound, latency jitter) with `nodes` nodes (at least [`SCALE_NODES_MIN`]) and
+    /// `actors` actors. Its draws are its own: no other scenario's world calls this.
+    pub fn scale(seed: u64, nodes: u16, actors: u64) -> Params {
+        let mut rng = Rng::new(seed ^ 0x0000_5CA1_E0F1_E1D5);
+        let nodes = nodes.max(SCALE_NODES_MIN);
+        Params {
+            actors,
+            ..Params::calm(&mut rng, nodes)
         }
     }
 

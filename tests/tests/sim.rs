@@ -610,9 +610,61 @@ fn regression_the_simulation_keeps_frozen_and_lost_processes_honest() {
     );
 }
 
+/// The short form of the simulation at scale (issue 19, point 5; the long form is
+/// `cargo run --release -p membership-sim -- --scenario scale --nodes 1000 --actors 1000000
+/// --seeds 1`): 50 nodes join, their applications place 5,000 actors through their Agents'
+/// placement batches, a node hosting actors crashes, and every check stays on (the replay
+/// checker's included, checked whole at the end of the run).
+const SCALE_NODES: u16 = 50;
+/// Actors of the short form at scale.
+const SCALE_ACTORS: u64 = 5_000;
+
+#[test]
+fn at_scale_50_nodes_place_5000_actors_once_and_serve_a_crashed_nodes_actors_again() {
+    let report = run(Options::scale(0, SCALE_NODES, SCALE_ACTORS));
+    assert!(report.passed(), "{}", report.failure.unwrap_or_default());
+    assert_eq!(report.params.nodes, SCALE_NODES);
+    let m = &report.measurements;
+    // Every node a member, every actor placed (every request answered with its placement, no
+    // error) and served by exactly its node's process.
+    assert!(m.scale_members_ms.is_some(), "{m:?}");
+    assert!(m.scale_placed_ms.is_some(), "{m:?}");
+    assert_eq!(m.scale_place_answers, SCALE_ACTORS, "{m:?}");
+    assert_eq!(m.scale_place_errors, 0, "{m:?}");
+    // Placed once: the replay checker replayed exactly one PlaceActor per actor (a second one
+    // would have been refused by the reducer, and none was removed).
+    assert_eq!(
+        report
+            .coverage
+            .actions
+            .get(&ActionName::PlaceActor)
+            .copied(),
+        Some(SCALE_ACTORS)
+    );
+    assert_eq!(report.coverage.actions.get(&ActionName::RemoveActor), None);
+    // Failover at scale: the crashed node hosted actors, was declared failed, and every actor it
+    // held was served again elsewhere; nobody else was declared; then the cluster converged
+    // (every placed actor served by exactly its node's process).
+    assert!(m.scale_failover_actors > 0, "{m:?}");
+    assert!(m.failover_declared_ms.is_some(), "{m:?}");
+    assert!(m.failover_served_ms.is_some(), "{m:?}");
+    assert_eq!(m.false_declarations, 0, "{m:?}");
+    assert!(m.converged_after_ms.is_some(), "{m:?}");
+    // The timing oracles held.
+    assert_eq!(m.lease_margins.negative(), 0);
+    assert_eq!(m.handoff_margins.negative(), 0);
+    assert_eq!(m.stale_snapshots, 0);
+    assert_eq!(m.past_deadlines, 0);
+    println!(
+        "scale: {} nodes, {} actors: {} steps, {} ms simulated, {} commits; {m:?}",
+        report.params.nodes, report.params.actors, report.steps, report.sim_ms, report.commits
+    );
+}
+
 #[test]
 fn reproduce() {
-    // `DST_SEED=<seed> [DST_SCENARIO=..] [DST_STEPS=..] [DST_PLANTED=..] [DST_LEAVING_ZOMBIES=1]`;
+    // `DST_SEED=<seed> [DST_SCENARIO=..] [DST_STEPS=..] [DST_PLANTED=..] [DST_LEAVING_ZOMBIES=1]`
+    // `[DST_NODES=.. DST_ACTORS=..]` (the `scale` scenario's sizes);
     // without DST_SEED it runs seed 0 of the swarm.
     let var = |name: &str| std::env::var(name).ok();
     let seed = var("DST_SEED").and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -630,6 +682,8 @@ fn reproduce() {
         steps,
         planted,
         leaving_zombies,
+        nodes: var("DST_NODES").and_then(|s| s.parse().ok()),
+        actors: var("DST_ACTORS").and_then(|s| s.parse().ok()),
     };
     let report = run(options);
     println!(

@@ -314,6 +314,7 @@ impl Agent {
             round,
             heartbeat_rounds,
             read_at_ms,
+            silent: None,
         });
         self.evaluate(now_ms);
         debug_assert!(self.observed.is_some());

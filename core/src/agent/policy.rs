@@ -165,7 +165,7 @@ impl Agent {
             .fold(NodeSet::EMPTY, |acc, r| acc.union(&r.detected));
         // Silent members: no heartbeat since a round seen open for the failure timeout.
         let evidence = self.rounds_seen.ripe(now_ms, settings.failure_timeout_ms);
-        let silent = silent_since(o, &peers, evidence);
+        let silent = self.silent_since(o, &peers, evidence);
         let voted = peers.intersection(heartbeats).intersection(&suspected);
         debug_assert!(silent.intersection(&voted).is_empty());
         // Partitions are kept symmetric, so this node's row names every peer it cannot reach.
@@ -221,7 +221,7 @@ impl Agent {
         let round = Some(o.round);
         let round_age = self.round_age_ms(now_ms, o);
         let evidence = self.rounds_seen.ripe(now_ms, settings.failure_timeout_ms);
-        for t in silent_since(o, &s.active(), evidence).iter() {
+        for t in self.silent_since(o, &s.active(), evidence).iter() {
             self.propose_if_enabled(now_ms, Event::MarkNodeFailed { node: t }, evidence);
         }
         if round_age >= self.reset_after_ms(s) {
@@ -422,6 +422,29 @@ impl Agent {
             }
         }
         debug_assert!(self.place_requests.len() <= PLACE_QUEUE_MAX);
+    }
+
+    /// [`silent_since`] on the snapshot `o` (a copy of `self.observed`), computed once per
+    /// snapshot, candidates and evidence (kept in `self.observed`): the same set, without a
+    /// lookup per member on every input.
+    fn silent_since(
+        &mut self,
+        o: &Observed,
+        candidates: &NodeSet,
+        evidence: Option<u64>,
+    ) -> NodeSet {
+        if let Some((c, e, silent)) = &o.silent {
+            if c == candidates && *e == evidence {
+                debug_assert_eq!(*silent, silent_since(o, candidates, evidence));
+                return silent.clone();
+            }
+        }
+        let silent = silent_since(o, candidates, evidence);
+        if let Some(observed) = &mut self.observed {
+            debug_assert_eq!(observed.read_at_ms, o.read_at_ms);
+            observed.silent = Some((candidates.clone(), evidence, silent.clone()));
+        }
+        silent
     }
 
     /// Looks again when a round or a suspicion ripens.

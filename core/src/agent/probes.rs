@@ -96,30 +96,54 @@ impl Agent {
     pub(super) fn report_partitions(&mut self, now_ms: u64, s: &State) {
         let me = self.node;
         let after = self.timing.settings().suspect_after_ms;
-        let peers: Vec<(NodeId, Peer)> = self.peers.iter().map(|(&n, &p)| (n, p)).collect();
         debug_assert!(after > 0);
         let one_probe = Self::partition_on_one_probe(s);
-        for (peer, p) in peers {
-            debug_assert!(p.failing_since_ms.is_none() || p.ok_since_ms.is_none());
-            let live = s.node(peer).is_some_and(|r| {
-                matches!(
-                    r.status,
-                    NodeStatus::Active | NodeStatus::Leaving | NodeStatus::Joining
-                )
-            });
-            let streak = p.streak >= PROBE_STREAK_MIN;
-            let suspected = (one_probe && p.failing_since_ms.is_some())
-                || (streak
-                    && p.failing_since_ms
-                        .is_some_and(|since| now_ms.saturating_sub(since) >= after));
-            let trusted = streak
-                && p.ok_since_ms
-                    .is_some_and(|since| now_ms.saturating_sub(since) >= after);
-            if live && suspected && s.can_communicate(me, peer) {
-                self.propose_if_enabled(now_ms, Event::CreatePartition { a: me, b: peer }, None);
-            } else if trusted && !s.can_communicate(me, peer) {
-                self.propose_if_enabled(now_ms, Event::HealPartition { a: me, b: peer }, None);
-            }
+        // The reports first (a pass over the peers that copies nothing: it runs after every
+        // input), then their proposals, in peer order; proposing changes no peer record.
+        let reports: Vec<Event> = self
+            .peers
+            .iter()
+            .filter_map(|(&peer, p)| partition_report(me, peer, p, s, now_ms, after, one_probe))
+            .collect();
+        for event in reports {
+            self.propose_if_enabled(now_ms, event, None);
         }
+    }
+}
+
+/// What node `me` reports about `peer` from its probes `p` at `now_ms`: CreatePartition for a
+/// live peer whose probes kept failing for `after` (`suspect_after_ms`, and
+/// [`PROBE_STREAK_MIN`] probes) while the registry has them communicating, HealPartition for a
+/// cut-off peer whose probes kept answering as long, or nothing.
+fn partition_report(
+    me: NodeId,
+    peer: NodeId,
+    p: &Peer,
+    s: &State,
+    now_ms: u64,
+    after: u64,
+    one_probe: bool,
+) -> Option<Event> {
+    debug_assert!(p.failing_since_ms.is_none() || p.ok_since_ms.is_none());
+    let live = s.node(peer).is_some_and(|r| {
+        matches!(
+            r.status,
+            NodeStatus::Active | NodeStatus::Leaving | NodeStatus::Joining
+        )
+    });
+    let streak = p.streak >= PROBE_STREAK_MIN;
+    let suspected = (one_probe && p.failing_since_ms.is_some())
+        || (streak
+            && p.failing_since_ms
+                .is_some_and(|since| now_ms.saturating_sub(since) >= after));
+    let trusted = streak
+        && p.ok_since_ms
+            .is_some_and(|since| now_ms.saturating_sub(since) >= after);
+    if live && suspected && s.can_communicate(me, peer) {
+        Some(Event::CreatePartition { a: me, b: peer })
+    } else if trusted && !s.can_communicate(me, peer) {
+        Some(Event::HealPartition { a: me, b: peer })
+    } else {
+        None
     }
 }

@@ -4,7 +4,7 @@
 //! that updates them lives in the `impl Agent` modules.
 
 use crate::event::Event;
-use crate::node::NodeId;
+use crate::node::{NodeId, NodeSet};
 use crate::proposal::{Action, Proposal};
 use crate::state::State;
 use std::collections::VecDeque;
@@ -37,6 +37,11 @@ pub(super) struct Observed {
     pub(super) round: u64,
     pub(super) heartbeat_rounds: imbl::OrdMap<NodeId, u64>,
     pub(super) read_at_ms: u64,
+    /// The last silent set computed on this snapshot: (candidates, evidence round, the members
+    /// among the candidates silent since it). Every input runs the policy, most of them on the
+    /// same snapshot and evidence; the set is a function of those alone, so it is computed once
+    /// per snapshot and evidence instead of once per input (a lookup per member: O(members)).
+    pub(super) silent: Option<(NodeSet, Option<u64>, NodeSet)>,
 }
 
 impl Observed {

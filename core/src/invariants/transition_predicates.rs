@@ -2,8 +2,10 @@
 //! state before and after one step.
 
 use super::violation::{violation, TransitionInvariant, Violation};
+use crate::actor::{ActorId, Placement};
 use crate::node::{NodeId, NodeStatus};
 use crate::state::State;
+use imbl::ordmap::DiffItem;
 
 /// FencingTermMonotonic (transition): the registry's term (see [`State::registry_term`]) never
 /// decreases, and a node that newly holds a primary term holds one above every term granted
@@ -138,7 +140,9 @@ pub fn epoch_monotonic(before: &State, after: &State) -> Result<(), Violation> {
             ),
         );
     }
-    for (&actor, pa) in after.placements() {
+    // Only the actors whose placement changed can break it (an unchanged one keeps its epoch):
+    // the diff skips what the two states share.
+    for (actor, pa) in changed_placements(before, after) {
         match before.placement(actor) {
             Some(pb) if pa.epoch < pb.epoch || (pa.node != pb.node && pa.epoch <= pb.epoch) => {
                 return violation(
@@ -173,7 +177,7 @@ pub fn migration_by_primary(before: &State, after: &State) -> Result<(), Violati
     if before.primary_in_office().is_some() {
         return Ok(());
     }
-    for (&actor, pa) in after.placements() {
+    for (actor, pa) in changed_placements(before, after) {
         if let Some(pb) = before.placement(actor) {
             if pb.node != pa.node {
                 return violation(
@@ -234,4 +238,23 @@ pub fn votes_expire_with_round(before: &State, after: &State) -> Result<(), Viol
         );
     }
     Ok(())
+}
+
+/// The actors placed in `after` whose placement differs from `before`'s (new ones included),
+/// with their placement in `after`, in actor order: the only ones a per-actor transition
+/// property can fail on (imbl's diff skips the subtrees the two maps share).
+fn changed_placements<'a>(
+    before: &'a State,
+    after: &'a State,
+) -> impl Iterator<Item = (ActorId, Placement)> + 'a {
+    before
+        .placements()
+        .diff(after.placements())
+        .filter_map(|item| match item {
+            DiffItem::Add(&actor, &p) => Some((actor, p)),
+            DiffItem::Update {
+                new: (&actor, &p), ..
+            } => Some((actor, p)),
+            DiffItem::Remove(..) => None,
+        })
 }

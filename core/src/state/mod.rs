@@ -210,6 +210,12 @@ impl State {
         self.hosted.get(&node)
     }
 
+    /// The index of placements by node (derived from the placements): what a step's invariant
+    /// check diffs to find the actors whose index entry changed.
+    pub(crate) fn hosted_index(&self) -> &OrdMap<NodeId, OrdSet<ActorId>> {
+        &self.hosted
+    }
+
     /// The number of actors placed on `node` (its load).
     pub fn load(&self, node: NodeId) -> u64 {
         self.hosted
