@@ -34,6 +34,10 @@ const JOINS_IN_FLIGHT_MAX: usize = 16;
 /// The most child processes `--processes` starts.
 const PROCESSES_MAX: u16 = 64;
 
+/// How often the parent looks whether a child exited while it waits for a line, in ms.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+const CHILD_POLL_MS: u64 = 200;
+
 #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 /// How long the parent waits for a child's next line (its nodes joined, its tally), in ms.
 const CHILD_WAIT_MS: u64 = 600_000;
@@ -594,20 +598,31 @@ mod parent {
         }
 
         /// The next line starting with `tag` from any child (blocking at most
-        /// [`CHILD_WAIT_MS`]).
+        /// [`CHILD_WAIT_MS`]); an error as soon as a child has exited without printing it.
         async fn next(&mut self, tag: &str) -> Result<(usize, String), String> {
             let deadline = Instant::now() + Duration::from_millis(CHILD_WAIT_MS);
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::task::block_in_place(|| self.lines.recv_timeout(left)) {
+            while Instant::now() < deadline {
+                let wait = Duration::from_millis(CHILD_POLL_MS);
+                match tokio::task::block_in_place(|| self.lines.recv_timeout(wait)) {
                     Ok((i, line)) => {
                         if let Some(rest) = line.strip_prefix(tag) {
                             return Ok((i, rest.trim().to_string()));
                         }
                     }
-                    Err(_) => return Err(format!("no {tag} line from a child process in time")),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        for (i, c) in self.children.iter_mut().enumerate() {
+                            if let Ok(Some(status)) = c.try_wait() {
+                                return Err(format!(
+                                    "child process {} exited ({status}) before its {tag} line",
+                                    i + 1
+                                ));
+                            }
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             }
+            Err(format!("no {tag} line from a child process in time"))
         }
 
         fn say(&mut self, line: &str) {
