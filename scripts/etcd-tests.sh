@@ -20,6 +20,9 @@ export ETCD_CLUSTER_SCRIPT="$PWD/$cluster"
 echo "== the library's unit tests with the etcd feature (the key-value layout, the cache, the upgrade from format version 1)"
 cargo test -p membership --features etcd "$@" --lib
 
+echo "== etcd: a stored format-version-1 registry migrated by 'membership migrate'"
+cargo test -p membership --features etcd "$@" --test format_v1
+
 echo "== etcd: the store conformance suite"
 cargo test -p membership --features etcd "$@" --test store_conformance -- --test-threads 2
 

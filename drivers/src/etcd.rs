@@ -29,9 +29,11 @@
 //! write later, and the proposer's retry with the same id is still recognised.
 
 mod feed;
+mod migrate;
 
 use feed::{range_end, unavailable};
 pub use feed::{ETCD_RESPONSE_BYTES_MAX, ETCD_RETRY_BACKOFF_MS, ETCD_WATCH_BACKOFF_MAX_MS};
+pub use migrate::{ETCD_MIGRATION_BYTES_MAX, ETCD_MIGRATION_PAGE_KEYS, ETCD_MIGRATION_WRITES_MAX};
 
 use crate::cache::{Cache, View};
 use crate::cached::{self, Bounds, Committed, Engine, Latest, Shared};
@@ -44,7 +46,7 @@ use crate::keys::{
 #[cfg(feature = "testing")]
 use crate::keys::{StoreKey, LOG_FAMILY, REGISTRY_PREFIXES};
 #[cfg(feature = "testing")]
-use crate::kv::{export, logged, value_of};
+use crate::kv::{export, logged, stored_name, value_of};
 use crate::kv::{Plan, StoredConfig, Write};
 #[cfg(feature = "testing")]
 use crate::store::Logged;
@@ -371,6 +373,23 @@ impl EtcdStore {
         Ok(current)
     }
 
+    /// Migrates a registry stored by an earlier layout of format version 1 to this build's
+    /// ([`crate::upgrade::migrate_v1`]: heartbeat flags to rounds, log records with their
+    /// rounds, the queue's chunks regrouped by node), with no node running. With `apply` false
+    /// it only reports what it would write. Refused with [`StoreError::Changed`] when a node
+    /// wrote meanwhile (what was written so far is consistent: run it again once every node
+    /// is stopped).
+    pub async fn migrate_v1(&self, apply: bool) -> Result<crate::upgrade::Migrated, StoreError> {
+        migrate::migrate(&self.client, &self.prefix, apply).await
+    }
+
+    /// Writes `value` under `name` (relative to the prefix) as it is, or removes the key: a
+    /// test's way to store another layout's registry.
+    #[cfg(feature = "testing")]
+    pub async fn write_raw(&self, name: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        self.put_raw(name, value).await
+    }
+
     /// Deletes every key under the prefix (tests; a cluster no node uses).
     pub async fn clear(&self) -> Result<(), StoreError> {
         self.delete_prefix(self.prefix.clone()).await
@@ -626,12 +645,13 @@ impl Audit for EtcdStore {
     }
 
     async fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.put_raw(&key.name(), Some(bytes)).await
+        let state = self.snapshot().await?.state;
+        self.put_raw(&stored_name(&key, &state), Some(bytes)).await
     }
 
     async fn repair(&self, key: StoreKey, before: &Snapshot) -> Result<(), StoreError> {
         let value = value_of(&key, &before.state, &before.slots_meta());
-        self.put_raw(&key.name(), value).await
+        self.put_raw(&stored_name(&key, &before.state), value).await
     }
 
     async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {

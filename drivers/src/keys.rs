@@ -10,7 +10,7 @@
 //! | `heartbeat/n3` | the round `n3`'s latest heartbeat ran at (its flag: that is the open round) |
 //! | `counter/Term`, `counter/ViewNumber`, `counter/Epoch` | the registry counters |
 //! | `actor/a7` | the placement of `a7` (absent: not placed) |
-//! | `queue/c0` | the queue entries of the actors `a0..a255` (absent: none queued), [`QUEUE_CHUNK_ACTORS`] per key |
+//! | `queue/n3/c0` | the queue entries of the actors queued to leave `n3` with ids `a0..a16383` (absent: none queued), [`QUEUE_CHUNK_ACTORS`] ids per key (`crate::kv::queue`) |
 //! | `load/n3`, `hosted/n3`, `counter/actors` | derived: version markers written whenever the placements on `n3` (the actor count) change; never read back |
 //! | `slot/n3`, `round`, `proposal/n3/2/17` | metadata: `n3`'s slot, the heartbeat round, an applied proposal's record |
 //! | `log/n3/2/17` | the committed log (optional, for audits and the conformance suite): the spec actions a proposal applied |
@@ -19,15 +19,35 @@
 //! | `(subspace, "feed", versionstamp)`, `feedtrim` | FoundationDB only: the change feed (each commit's changed keys and values, in parts) and its trim point |
 //!
 //! A registry key's name is the registry key's own (`membership_core::Key`'s display), except a
-//! queue entry's, which is its chunk's: `queue/c<actor / QUEUE_CHUNK_ACTORS>` (the one spelling,
-//! the one etcd and FoundationDB persist).
+//! queue entry's on etcd and FoundationDB, which is its chunk's:
+//! `queue/<node>/c<actor / QUEUE_CHUNK_ACTORS>`, the node being the one the actor is queued to
+//! leave (or placed on), so it is named against a registry (`crate::kv::queue`). The in-memory
+//! store keeps one entry per key and names it as the registry key does (`queue/a7`).
+
+// The queue's layout is used by the engines' stores and by the migration (`crate::upgrade`),
+// which is built without them.
+#[cfg_attr(
+    not(any(feature = "etcd", feature = "fdb")),
+    allow(
+        dead_code,
+        reason = "used by the etcd and fdb stores; tested without them"
+    )
+)]
+pub(crate) mod queue;
 
 use membership_core::{Key, MetaKey};
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 use membership_core::{NodeId, ProposalId};
+#[cfg(feature = "testing")]
+use {
+    crate::codec::{decode, DecodeError},
+    membership_core::{Applied, MigrationEntry, NodeRecord, Placement, Slot},
+};
 
-/// How many actors' queue entries share one `queue/c<i>` key (etcd and FoundationDB stores).
-#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
+/// How many actor ids one queue key covers, under one node (`queue/n3/c<i>`: the ids
+/// `i * QUEUE_CHUNK_ACTORS ..`; etcd and FoundationDB stores). A declaration writes one key per
+/// this many ids of the declared node's actors (7 for ids up to 100,000), and a key holds at
+/// most this many entries (about 8 bytes each).
 #[cfg_attr(
     not(any(feature = "etcd", feature = "fdb")),
     allow(
@@ -35,7 +55,7 @@ use membership_core::{NodeId, ProposalId};
         reason = "public at the crate root with the etcd or fdb feature"
     )
 )]
-pub const QUEUE_CHUNK_ACTORS: u64 = 256;
+pub const QUEUE_CHUNK_ACTORS: u64 = 16_384;
 
 /// The configuration key.
 #[cfg(any(feature = "etcd", feature = "fdb"))]
@@ -68,7 +88,6 @@ pub(crate) const COUNTER_FAMILY: &str = "counter/";
 #[cfg(any(feature = "fdb", all(feature = "testing", feature = "etcd")))]
 pub(crate) const ACTOR_FAMILY: &str = "actor/";
 /// The queue chunks' family.
-#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 pub(crate) const QUEUE_FAMILY: &str = "queue/";
 /// The load markers' family.
 #[cfg(any(feature = "etcd", feature = "fdb"))]
@@ -169,7 +188,9 @@ pub enum StoreKey {
 
 #[cfg(feature = "testing")]
 impl StoreKey {
-    /// The key's name (`node/n1`, `slot/n2`, `queue/c0`, ...): for a queue entry, its chunk's.
+    /// The key's name (`node/n1`, `slot/n2`, ...). A queue entry's is the in-memory store's
+    /// (`queue/a7`); on etcd and FoundationDB it lives in its node's chunk, whose name depends
+    /// on the registry (`StoreKey::stored_name`).
     pub fn name(&self) -> String {
         match self {
             StoreKey::Registry(k) => registry_key_name(k),
@@ -178,19 +199,11 @@ impl StoreKey {
     }
 }
 
-/// The name of the key holding registry key `key` (queue entries: their chunk).
+/// The name of registry key `key`: its display. On etcd and FoundationDB a queue entry is kept
+/// in its node's chunk instead, named against a registry (`crate::kv::queue::chunk_of`).
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 pub(crate) fn registry_key_name(key: &Key) -> String {
-    match key {
-        Key::Queue(a) => queue_chunk_name(a.0 / QUEUE_CHUNK_ACTORS),
-        other => other.to_string(),
-    }
-}
-
-/// The name of queue chunk `chunk` (the entries of actors `chunk * QUEUE_CHUNK_ACTORS ..`).
-#[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
-pub(crate) fn queue_chunk_name(chunk: u64) -> String {
-    format!("{QUEUE_FAMILY}c{chunk}")
+    key.to_string()
 }
 
 /// The name of a metadata key.
@@ -226,15 +239,43 @@ pub(crate) fn proposals_of_node(node: NodeId) -> String {
     format!("{PROPOSAL_FAMILY}{node}/")
 }
 
+/// Checks that `bytes` decode as the value of registry key `key` (the in-memory store's check
+/// of a corrupted value; a queue entry is one entry there, `queue/a7`).
+#[cfg(feature = "testing")]
+pub(crate) fn check_registry(key: &Key, bytes: &[u8]) -> Result<(), DecodeError> {
+    let name = registry_key_name(key);
+    match key {
+        Key::Node(_) => decode::<NodeRecord>(&name, bytes).map(|_| ()),
+        Key::Heartbeat(_) => decode::<bool>(&name, bytes).map(|_| ()),
+        Key::Counter(_) | Key::ActorCount | Key::Load(_) | Key::Hosted(_) | Key::Members => {
+            decode::<u64>(&name, bytes).map(|_| ())
+        }
+        Key::Actor(_) => decode::<Placement>(&name, bytes).map(|_| ()),
+        Key::Queue(_) => decode::<MigrationEntry>(&name, bytes).map(|_| ()),
+    }
+}
+
+/// Checks that `bytes` decode as the value of metadata key `key`.
+#[cfg(feature = "testing")]
+pub(crate) fn check_meta(key: &MetaKey, bytes: &[u8]) -> Result<(), DecodeError> {
+    let name = meta_key_name(key);
+    match key {
+        MetaKey::Slot(_) => decode::<Slot>(&name, bytes).map(|_| ()),
+        MetaKey::Round => decode::<u64>(&name, bytes).map(|_| ()),
+        MetaKey::Applied(_) => decode::<Applied>(&name, bytes).map(|_| ()),
+    }
+}
+
 #[cfg(all(test, feature = "testing"))]
 mod tests {
     use super::*;
+    use crate::codec::encode;
     use membership_core::{ActorId, NodeId, ProposalId};
 
     #[test]
     fn names_follow_the_layout() {
         let queued = StoreKey::Registry(Key::Queue(ActorId(300)));
-        assert_eq!(queued.name(), "queue/c1");
+        assert_eq!(queued.name(), "queue/a300");
         assert_eq!(StoreKey::Registry(Key::Node(NodeId(3))).name(), "node/n3");
         assert_eq!(StoreKey::Meta(MetaKey::Slot(NodeId(2))).name(), "slot/n2");
         assert_eq!(StoreKey::Meta(MetaKey::Round).name(), "round");
@@ -247,5 +288,27 @@ mod tests {
             StoreKey::Meta(MetaKey::Applied(id)).name(),
             "proposal/n3/2/17"
         );
+    }
+
+    #[test]
+    fn values_round_trip_and_bad_bytes_name_the_key() {
+        let record = NodeRecord::INITIAL;
+        let key = Key::Node(NodeId(2));
+        let bytes = encode(&record);
+        assert_eq!(check_registry(&key, &bytes), Ok(()));
+        let truncated = &bytes[..bytes.len() / 2];
+        let err = check_registry(&key, truncated).unwrap_err();
+        assert_eq!(err.key, "node/n2");
+        assert!(err
+            .to_string()
+            .starts_with("stored value of node/n2 cannot be decoded"));
+        let mut wrong_version = bytes.clone();
+        wrong_version[0] = 9;
+        assert_eq!(
+            check_registry(&key, &wrong_version).unwrap_err().reason,
+            "format version 9, this build reads version 1"
+        );
+        assert!(check_registry(&key, b"\x01garbage").is_err());
+        assert_eq!(check_registry(&key, b"").unwrap_err().reason, "empty value");
     }
 }

@@ -7,19 +7,16 @@
 //! initial value (a node record of a Left node, a clear flag, a zero counter), so `init` writes
 //! `config` only.
 //!
-//! **Queue entries are grouped** by actor id, [`QUEUE_CHUNK_ACTORS`] per key: MarkNodeFailed and
-//! NodeLeave queue every actor of a node in one step (one atomic transition), which with one key
-//! per entry would need one write per actor in one transaction; etcd allows 128. A chunk written
-//! is always compared too (read-modify-write), so no concurrent change to another entry of the
-//! chunk is lost.
+//! **Queue entries are grouped** by the node they leave, then by actor id ([`crate::keys::queue`]): MarkNodeFailed
+//! and NodeLeave queue every actor of a node in one step (one atomic transition), which with one
+//! key per entry would need one write per actor in one transaction; etcd allows 128. A chunk
+//! written is always compared too (read-modify-write), so no concurrent change to another entry
+//! of the chunk is lost.
 
 use crate::codec::{decode, encode, DecodeError};
 #[cfg(feature = "testing")]
 use crate::keys::StoreKey;
-use crate::keys::{
-    log_key_name, meta_key_name, queue_chunk_name, registry_key_name, CONFIG_KEY,
-    QUEUE_CHUNK_ACTORS,
-};
+use crate::keys::{log_key_name, meta_key_name, registry_key_name, CONFIG_KEY};
 #[cfg(feature = "testing")]
 use crate::store::Logged;
 use crate::store::StoreError;
@@ -30,6 +27,8 @@ use membership_core::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+
+use crate::keys::queue::{self, Chunk};
 
 /// The stored configuration (`config`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,8 +122,8 @@ enum Decoded {
     Counter(Counter, u64),
     /// A placement (absent: not placed).
     Actor(ActorId, Option<Placement>),
-    /// A queue chunk's entries.
-    Queue(u64, Vec<(ActorId, MigrationEntry)>),
+    /// A queue chunk's entries (absent: none).
+    Queue(Chunk, Vec<(ActorId, MigrationEntry)>),
     /// A node slot (absent: never claimed).
     Slot(NodeId, Option<Slot>),
     /// The heartbeat round.
@@ -180,21 +179,15 @@ fn decode_key(key: &str, bytes: Option<&[u8]>, count: u16) -> Result<Decoded, De
             actor_of(key, a)?,
             bytes.map(|b| decode(key, b)).transpose()?,
         ),
-        ["queue", c] => {
-            let chunk: u64 = number(key, c.strip_prefix('c').unwrap_or("x"))?;
-            let entries: Vec<(ActorId, MigrationEntry)> = match bytes {
-                Some(b) => decode(key, b)?,
+        ["queue", n, c] => {
+            let chunk = Chunk {
+                node: node_of(key, n, count)?,
+                index: number(key, c.strip_prefix('c').unwrap_or("x"))?,
+            };
+            let entries = match bytes {
+                Some(b) => queue::decode_chunk(key, chunk, b)?,
                 None => Vec::new(),
             };
-            if let Some((actor, _)) = entries
-                .iter()
-                .find(|(a, _)| a.0 / QUEUE_CHUNK_ACTORS != chunk)
-            {
-                return Err(DecodeError {
-                    key: key.to_string(),
-                    reason: format!("{actor} does not belong to this chunk"),
-                });
-            }
             Decoded::Queue(chunk, entries)
         }
         ["slot", n] => Decoded::Slot(
@@ -264,6 +257,9 @@ pub(crate) fn load_lenient(entries: Vec<Entry>) -> Result<(Loaded, Poisoned), St
     let mut versions = imbl::OrdMap::new();
     let mut poisoned = Poisoned::new();
     for entry in entries {
+        if let Some(error) = queue::previous_layout(&entry.key) {
+            return Err(error.into());
+        }
         let decoded = match decode_key(&entry.key, Some(&entry.value), count) {
             Ok(decoded) => decoded,
             Err(error) => {
@@ -294,7 +290,7 @@ pub(crate) fn load_lenient(entries: Vec<Entry>) -> Result<(Loaded, Poisoned), St
                 }
             }
             Decoded::Queue(chunk, list) => {
-                debug_assert!(list.iter().all(|(a, _)| a.0 / QUEUE_CHUNK_ACTORS == chunk));
+                debug_assert!(list.iter().all(|(a, e)| Chunk::of(e.from, *a) == chunk));
                 fields.queue.extend(list);
             }
             Decoded::Slot(node, slot) => {
@@ -364,6 +360,9 @@ pub(crate) fn apply_changes(
     let mut beats = BTreeSet::new();
     let round_before = meta.round;
     for change in changes {
+        if let Some(error) = queue::previous_layout(&change.key) {
+            return Err(error.into());
+        }
         match change.value {
             Some(_) => versions.insert(change.key.clone(), change.version),
             None => versions.remove(&change.key),
@@ -396,10 +395,12 @@ pub(crate) fn apply_changes(
                 delta.placements.insert(actor, placement);
             }
             Decoded::Queue(chunk, list) => {
-                let start = ActorId(chunk.saturating_mul(QUEUE_CHUNK_ACTORS));
-                let end = ActorId(chunk.saturating_add(1).saturating_mul(QUEUE_CHUNK_ACTORS));
-                for (&actor, _) in loaded.state.queue().range(start..end) {
-                    delta.queue.insert(actor, None);
+                // The chunk's entries before, dropped unless another chunk of the same commit
+                // queues the actor again (an actor's entry is in one chunk at a time: an
+                // entry that moved to another node's chunk is kept, in whichever order the
+                // commit's keys arrive).
+                for (actor, _) in chunk.entries(&loaded.state) {
+                    delta.queue.entry(actor).or_insert(None);
                 }
                 for (actor, entry) in list {
                     delta.queue.insert(actor, Some(entry));
@@ -490,7 +491,18 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
     let next = &commit.next;
     let mut reads = BTreeMap::new();
     for key in &commit.reads {
-        let name = registry_key_name(key);
+        let name = match key {
+            // The chunk holding the entry (or that would hold it); an actor neither queued nor
+            // placed has none (its placement's key, which the footprint reads too, is compared).
+            Key::Queue(a) => match queue::chunk_of(view, *a) {
+                Some(chunk) => chunk.name(),
+                None => {
+                    debug_assert!(commit.reads.contains(&Key::Actor(*a)));
+                    continue;
+                }
+            },
+            _ => registry_key_name(key),
+        };
         let version = loaded.version(&name);
         reads.insert(name, version);
     }
@@ -522,27 +534,21 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
             Key::Load(n) | Key::Hosted(n) => Some(encode(&next.load(n))),
             Key::Members => Some(encode(&u64::from(next.active().len()))),
             Key::Queue(a) => {
-                chunks.insert(a.0 / QUEUE_CHUNK_ACTORS);
+                // The chunk the entry leaves and the one it joins (one of them when it stays
+                // under its node).
+                chunks.extend(queue::queued_chunk(view, a));
+                chunks.extend(queue::queued_chunk(next, a));
                 continue;
             }
         };
         writes.insert(name, value);
     }
-    if !chunks.is_empty() {
-        let mut contents: BTreeMap<u64, Vec<(ActorId, MigrationEntry)>> =
-            chunks.iter().map(|&c| (c, Vec::new())).collect();
-        for (&chunk, list) in contents.iter_mut() {
-            let start = ActorId(chunk.saturating_mul(QUEUE_CHUNK_ACTORS));
-            let end = ActorId(chunk.saturating_add(1).saturating_mul(QUEUE_CHUNK_ACTORS));
-            list.extend(next.queue().range(start..end).map(|(&a, &e)| (a, e)));
-        }
-        for (chunk, list) in contents {
-            let name = queue_chunk_name(chunk);
-            // Read-modify-write: the chunk holds other actors' entries too.
-            let version = loaded.version(&name);
-            reads.insert(name.clone(), version);
-            writes.insert(name, (!list.is_empty()).then(|| encode(&list)));
-        }
+    for chunk in chunks {
+        let name = chunk.name();
+        // Read-modify-write: the chunk holds other actors' entries too.
+        let version = loaded.version(&name);
+        reads.insert(name.clone(), version);
+        writes.insert(name, queue::encode_chunk(&chunk.entries(next)));
     }
     for key in &commit.meta_writes {
         let name = meta_key_name(key);
@@ -612,15 +618,10 @@ pub(crate) fn export(state: &State, round: u64) -> Vec<(String, Vec<u8>)> {
     for (a, p) in state.placements().iter() {
         out.push((registry_key_name(&Key::Actor(*a)), encode(p)));
     }
-    let mut chunks: BTreeMap<u64, Vec<(ActorId, MigrationEntry)>> = BTreeMap::new();
-    for (&actor, &entry) in state.queue().iter() {
-        chunks
-            .entry(actor.0 / QUEUE_CHUNK_ACTORS)
-            .or_default()
-            .push((actor, entry));
-    }
-    for (chunk, list) in chunks {
-        out.push((queue_chunk_name(chunk), encode(&list)));
+    for (chunk, list) in queue::chunks(state.queue().iter()) {
+        if let Some(bytes) = queue::encode_chunk(&list) {
+            out.push((chunk.name(), bytes));
+        }
     }
     // The version markers last: an engine that imports in several transactions changes a
     // node's markers only after its placements, so a transaction that compares a marker sees
@@ -662,19 +663,24 @@ pub(crate) fn logged(key: &str, bytes: &[u8], order: u64) -> Result<Logged, Stor
     })
 }
 
+/// The name under which an engine keeps `key` in `state`: a queue entry's chunk (its node's),
+/// any other key's own name.
+#[cfg(feature = "testing")]
+pub(crate) fn stored_name(key: &StoreKey, state: &State) -> String {
+    match key {
+        StoreKey::Registry(Key::Queue(a)) => {
+            queue::chunk_of(state, *a).map_or_else(|| key.name(), |c| c.name())
+        }
+        _ => key.name(),
+    }
+}
+
 /// The stored bytes of `key` in a snapshot's registry and metadata (None: absent).
 #[cfg(feature = "testing")]
 pub(crate) fn value_of(key: &StoreKey, state: &State, meta: &Meta) -> Option<Vec<u8>> {
     match key {
         StoreKey::Registry(Key::Queue(a)) => {
-            let chunk = a.0 / QUEUE_CHUNK_ACTORS;
-            let list: Vec<(ActorId, MigrationEntry)> = state
-                .queue()
-                .iter()
-                .filter(|(x, _)| x.0 / QUEUE_CHUNK_ACTORS == chunk)
-                .map(|(&x, &e)| (x, e))
-                .collect();
-            (!list.is_empty()).then(|| encode(&list))
+            queue::chunk_of(state, *a).and_then(|c| queue::encode_chunk(&c.entries(state)))
         }
         StoreKey::Registry(Key::Node(n)) => state.node(*n).map(encode),
         StoreKey::Registry(Key::Heartbeat(n)) => meta.heartbeat_round(*n).map(|r| encode(&r)),

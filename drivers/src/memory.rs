@@ -7,19 +7,21 @@
 
 use crate::codec::encode;
 #[cfg(feature = "testing")]
-use crate::codec::{check_meta, check_registry, DecodeError};
+use crate::codec::DecodeError;
 #[cfg(feature = "testing")]
 use crate::fault::Fault;
 use crate::keys::StoreKey;
+#[cfg(feature = "testing")]
+use crate::keys::{check_meta, check_registry};
 #[cfg(feature = "testing")]
 use crate::store::Logged;
 use crate::store::{action_name, Snapshot, Store, StoreError, StoreStats};
 use membership_core::{
     execute, Commit, Config, Key, Meta, MetaKey, NodeId, Proposal, ProposalOutcome, Slot, State,
 };
-use std::collections::{BTreeMap, HashMap};
 #[cfg(feature = "testing")]
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
@@ -461,7 +463,7 @@ impl MemoryStore {
         inner.state = Some(next);
         inner.revision = revision;
         *inner.stats.commits.entry(name.to_string()).or_default() += 1;
-        let read = (commit.reads.len() + commit.meta_reads.len()) as u64;
+        let read = keys_read(view, &commit.reads) + commit.meta_reads.len() as u64;
         let most = inner
             .stats
             .keys_read_max
@@ -485,6 +487,26 @@ impl MemoryStore {
         debug_assert_eq!(inner.revision, revision);
         Ok(revision)
     }
+}
+
+/// The registry keys a commit read, counted as the stores on an engine keep them (a queue entry
+/// under its node's chunk, `crate::keys::queue`), so the figure `StoreStats::keys_read_max`
+/// compares across stores.
+fn keys_read(view: &State, reads: &BTreeSet<Key>) -> u64 {
+    let mut chunks = BTreeSet::new();
+    let mut others = 0u64;
+    for key in reads {
+        match key {
+            Key::Queue(a) => {
+                // Neither queued nor placed: no chunk (its placement's key is read).
+                chunks.extend(crate::keys::queue::chunk_of(view, *a));
+            }
+            _ => others += 1,
+        }
+    }
+    let count = others + chunks.len() as u64;
+    debug_assert!(count <= reads.len() as u64);
+    count
 }
 
 /// The encoded size of a delta's writes: one key-value pair per entry, each key named as the

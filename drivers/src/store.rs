@@ -81,6 +81,15 @@ pub enum StoreError {
         /// The bytes written.
         bytes: u64,
     },
+    /// The registry changed while a one-shot migration rewrote it (a node ran meanwhile): the
+    /// transaction that would have rewritten `key` wrote nothing.
+    #[error("the registry changed during the migration (at {key}, read at revision {revision}): stop every node and run the migration again")]
+    Changed {
+        /// The first key of the transaction refused.
+        key: String,
+        /// The revision the migration read the registry at.
+        revision: i64,
+    },
     /// A store URL that cannot be used.
     #[error("store URL {url}: {reason}")]
     Url {

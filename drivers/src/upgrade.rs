@@ -9,8 +9,13 @@
 //! | `heartbeat/n3` | `true` / `false`: the flag "n3 heartbeated in the open round" (ResetHeartbeats wrote `false` to every set flag) | the round n3's latest heartbeat ran at (absent: none); its flag is "this is the open round" (ResetHeartbeats writes none of them) |
 //! | `log/n3/2/17` (with `record_log`) | the spec actions applied, a JSON array | `{"round": r, "events": [...]}`: the round the commit ran at (after it, for ResetHeartbeats) |
 //!
-//! Every other value (`config`, `node/`, `counter/`, `actor/`, `queue/`, `load/`, `hosted/`,
-//! `slot/`, `round`, `proposal/`) has the same shape in both. Both shapes of the two families
+//! | `queue/c0` | the queue entries of actors `a0..a255`, `[[actor, {"from", "reason"}], ...]` (up to 159d90e) | `queue/n3/c0`: the entries of the actors queued to leave `n3` with ids `a0..a16383`, `[[reason, [actor, ...]], ...]` (`crate::keys::queue`) |
+//!
+//! Every other value (`config`, `node/`, `counter/`, `actor/`, `load/`, `hosted/`, `slot/`,
+//! `round`, `proposal/`) has the same shape in all of them. The queue's keys were regrouped by
+//! node after registry v2 (a declaration of a node whose actors' ids are spread over the
+//! registry wrote one key per 256 ids, past etcd's 128 operations); [`migrate_v1`] regroups
+//! them too, and the reader refuses a key of the previous spelling, naming the migration. Both shapes of the two families
 //! are told apart by their JSON (a boolean or a number; an array or an object), so a value says
 //! which layout wrote it.
 //!
@@ -35,8 +40,9 @@
 //! round, so a log that starts after the registry was created (its first rounds lost) still
 //! gets the rounds it ran at; a log with more ResetHeartbeats than the stored round is refused.
 
-use crate::codec::{encode, DecodeError};
-use membership_core::{Event, REGISTRY_FORMAT_VERSION};
+use crate::codec::{decode, encode, DecodeError};
+use crate::keys::queue;
+use membership_core::{ActorId, Event, MigrationEntry, REGISTRY_FORMAT_VERSION};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Which layout of format version 1 wrote a value of a family that changed.
@@ -74,6 +80,19 @@ impl Migration {
         out.extend(self.puts.iter().map(|(k, v)| (k.clone(), v.clone())));
         out
     }
+}
+
+/// What a store's migration did (or, not applied, would do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migrated {
+    /// Keys written.
+    pub puts: usize,
+    /// Keys removed.
+    pub deletes: usize,
+    /// The engine's transactions it takes.
+    pub transactions: usize,
+    /// Whether it was written (false: a dry run, or nothing to write).
+    pub applied: bool,
 }
 
 fn error(key: &str, reason: impl Into<String>) -> DecodeError {
@@ -232,7 +251,57 @@ pub fn migrate_v1(
             migration.puts.insert(key, new);
         }
     }
+    upgrade_queue(entries, &mut migration)?;
     Ok(migration)
+}
+
+/// The queue's chunks by actor id (`queue/c<i>`) regrouped by the node each entry leaves
+/// (`queue/n3/c<j>`), into `migration`: the old keys removed, the new ones written, merged
+/// with a new-layout chunk already stored (a migration applied in several transactions and
+/// interrupted runs again to the same end). An actor queued twice with different entries is
+/// refused, naming the key.
+fn upgrade_queue(
+    entries: &BTreeMap<String, Vec<u8>>,
+    migration: &mut Migration,
+) -> Result<(), DecodeError> {
+    let mut queued: BTreeMap<ActorId, MigrationEntry> = BTreeMap::new();
+    for (key, bytes) in entries.range("queue/".to_string().."queue0".to_string()) {
+        if queue::previous_layout(key).is_none() {
+            continue;
+        }
+        let list: Vec<(ActorId, MigrationEntry)> = decode(key, bytes)?;
+        for (actor, entry) in list {
+            if queued.insert(actor, entry).is_some() {
+                return Err(error(key, format!("{actor} is queued twice")));
+            }
+        }
+        migration.deletes.insert(key.clone());
+    }
+    for (chunk, list) in queue::chunks(queued.iter()) {
+        let name = chunk.name();
+        let mut merged: BTreeMap<ActorId, MigrationEntry> = match entries.get(&name) {
+            Some(bytes) => queue::decode_chunk(&name, chunk, bytes)?
+                .into_iter()
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        for (actor, entry) in list {
+            if merged.insert(actor, entry).is_some_and(|e| e != entry) {
+                return Err(error(&name, format!("{actor} is queued twice")));
+            }
+        }
+        let merged: Vec<(ActorId, MigrationEntry)> = merged.into_iter().collect();
+        if let Some(bytes) = queue::encode_chunk(&merged) {
+            if entries.get(&name) != Some(&bytes) {
+                migration.puts.insert(name, bytes);
+            }
+        }
+    }
+    debug_assert!(migration
+        .deletes
+        .iter()
+        .all(|k| !migration.puts.contains_key(k)));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -343,6 +412,50 @@ mod tests {
         let after = m.apply(&entries);
         assert_eq!(after["node/n1"], v("{}"));
         assert_eq!(migrate_v1(&after, &order), Ok(Migration::default()));
+        // Queue chunks by actor id are regrouped by node, once.
+        let old = |list: &str| v(list);
+        entries.insert(
+            "queue/c0".to_string(),
+            old(r#"[[3,{"from":2,"reason":"NodeFailed"}],[7,{"from":1,"reason":"NodeLeaving"}]]"#),
+        );
+        entries.insert(
+            "queue/c64".to_string(),
+            old(r#"[[16390,{"from":2,"reason":"NodeFailed"}]]"#),
+        );
+        let m = migrate_v1(&entries, &order).unwrap();
+        assert_eq!(
+            m.deletes.iter().collect::<Vec<_>>(),
+            ["queue/c0", "queue/c64"]
+        );
+        assert_eq!(m.puts["queue/n1/c0"], v(r#"[["NodeLeaving",[7]]]"#));
+        assert_eq!(m.puts["queue/n2/c0"], v(r#"[["NodeFailed",[3]]]"#));
+        assert_eq!(m.puts["queue/n2/c1"], v(r#"[["NodeFailed",[16390]]]"#));
+        let after = m.apply(&entries);
+        assert_eq!(migrate_v1(&after, &order), Ok(Migration::default()));
+        // An actor in two chunks by actor id is refused, naming the second.
+        entries.insert(
+            "queue/c1".to_string(),
+            old(r#"[[3,{"from":2,"reason":"NodeFailed"}]]"#),
+        );
+        let e = migrate_v1(&entries, &order).unwrap_err();
+        assert_eq!(e.key, "queue/c1");
+        assert!(e.reason.contains("queued twice"), "{e}");
+        entries.remove("queue/c1");
+        // Interrupted after the new chunks were written, before the old ones were removed:
+        // the next run merges (nothing new to write) and removes the old ones.
+        let mut halfway = entries.clone();
+        halfway.extend(
+            m.puts
+                .iter()
+                .filter(|(k, _)| k.starts_with("queue/"))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let rest = migrate_v1(&halfway, &order).unwrap();
+        assert!(
+            rest.puts.keys().all(|k| !k.starts_with("queue/")),
+            "{rest:?}"
+        );
+        assert_eq!(rest.deletes, m.deletes);
         // Every log record must be in the commit order.
         assert_eq!(migrate_v1(&entries, &[]).unwrap_err().key, "log/n1/1/1");
     }
@@ -406,7 +519,9 @@ mod fixture {
         let (entries, revisions) = fixture();
         assert_eq!(entries.len(), 66, "the fixture's keys");
         let migration = migrate_v1(&entries, &log_order(&revisions)).unwrap();
-        assert_eq!(migration.deletes, BTreeSet::new());
+        // The queue's one chunk by actor id (a6, leaving n3) is regrouped under n3.
+        assert_eq!(migration.deletes, BTreeSet::from(["queue/c0".to_string()]));
+        assert!(migration.puts.contains_key("queue/n3/c0"));
         let heartbeats: Vec<&str> = migration
             .puts
             .keys()
@@ -480,7 +595,11 @@ mod fixture {
 
     #[test]
     fn the_round_layout_reader_refuses_an_unmigrated_flag_naming_the_migration() {
-        let (entries, revisions) = fixture();
+        let (mut entries, revisions) = fixture();
+        // The queue alone migrated: the heartbeat flags are what is refused.
+        let mut queue_only = Migration::default();
+        upgrade_queue(&entries, &mut queue_only).unwrap();
+        entries = queue_only.apply(&entries);
         match read(&entries, &revisions) {
             Err(StoreError::Decode(e)) => {
                 assert_eq!(e.key, "heartbeat/n1");
@@ -489,6 +608,26 @@ mod fixture {
             other => panic!(
                 "an unmigrated first-layout registry was read: {:?}",
                 other.map(|l| l.meta.round)
+            ),
+        }
+    }
+
+    #[test]
+    fn the_reader_refuses_a_queue_chunk_by_actor_id_naming_the_migration() {
+        let (entries, revisions) = fixture();
+        let migration = migrate_v1(&entries, &log_order(&revisions)).unwrap();
+        let mut after = migration.apply(&entries);
+        // The chunk by actor id put back: its entries would be lost if it were skipped.
+        after.remove("queue/n3/c0");
+        after.insert("queue/c0".to_string(), entries["queue/c0"].clone());
+        match read(&after, &revisions) {
+            Err(StoreError::Decode(e)) => {
+                assert_eq!(e.key, "queue/c0");
+                assert!(e.reason.contains("migrate_v1"), "{e}");
+            }
+            other => panic!(
+                "a registry with a queue chunk by actor id was read: {:?}",
+                other.map(|l| l.state.queue().len())
             ),
         }
     }

@@ -1,13 +1,13 @@
 //! The stored fixture of a format-version-1 registry in the first layout (heartbeat flags;
 //! `tests/fixtures/format-v1/`, written at 7f400ca by `scripts/format-v1-fixture/`): what
-//! changed since (only `heartbeat/` and `log/`), and the one-shot migration
-//! (`membership::upgrade::migrate_v1`) that brings it to the round layout, every value then
-//! decoding as the current types. The read through a store's own reader is in
+//! changed since (`heartbeat/` and `log/` values; the queue's keys, regrouped by node), and the
+//! one-shot migration (`membership::upgrade::migrate_v1`) that brings it to the current layout,
+//! every value then decoding as the current types. The read through a store's own reader is in
 //! `src/upgrade.rs` (it needs an engine feature).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use membership::protocol::{ActorId, Applied, Event, MigrationEntry, NodeRecord, Placement, Slot};
+use membership::protocol::{Applied, Event, MigrationReason, NodeRecord, Placement, Slot};
 use membership::upgrade::{heartbeat_layout, migrate_v1, Layout};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -68,7 +68,11 @@ fn undecodable(entries: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
                 decode::<u64>(key, bytes).map(drop)
             }
             "actor" => decode::<Placement>(key, bytes).map(drop),
-            "queue" => decode::<Vec<(ActorId, MigrationEntry)>>(key, bytes).map(drop),
+            // Grouped by node (`queue/n3/c0`); a chunk by actor id (`queue/c0`) is not read.
+            "queue" if key.split('/').count() == 3 => {
+                decode::<Vec<(MigrationReason, Vec<u64>)>>(key, bytes).map(drop)
+            }
+            "queue" => Err(format!("{key}: a queue chunk by actor id")),
             "slot" => decode::<Slot>(key, bytes).map(drop),
             "proposal" => decode::<Applied>(key, bytes).map(drop),
             "log" => decode::<LogRecord>(key, bytes).map(drop),
@@ -82,11 +86,11 @@ fn undecodable(entries: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
 }
 
 #[test]
-fn only_heartbeats_and_log_records_changed_shape_since_the_first_layout() {
+fn only_heartbeats_log_records_and_the_queue_changed_shape_since_the_first_layout() {
     let (entries, logs) = fixture();
     assert_eq!(entries.len(), 66);
     assert_eq!(logs.len(), 19);
-    let mut expected: Vec<String> = ["heartbeat/n1", "heartbeat/n2", "heartbeat/n3"]
+    let mut expected: Vec<String> = ["heartbeat/n1", "heartbeat/n2", "heartbeat/n3", "queue/c0"]
         .map(String::from)
         .to_vec();
     expected.extend(logs.iter().cloned());
@@ -126,10 +130,120 @@ fn the_migration_brings_every_value_to_the_round_layout_once() {
         .unwrap();
     assert!(records[..reset].iter().all(|r| r.round == 0));
     assert!(records[reset..].iter().all(|r| r.round == 1));
-    // Nothing else is written, and a second run writes nothing.
+    // The queue's chunk by actor id is regrouped under the node its entry leaves (a6 leaving
+    // n3); nothing else is written, and a second run writes nothing.
+    assert_eq!(migration.deletes.iter().collect::<Vec<_>>(), ["queue/c0"]);
+    assert_eq!(
+        decode::<Vec<(MigrationReason, Vec<u64>)>>("queue/n3/c0", &after["queue/n3/c0"]).unwrap(),
+        [(MigrationReason::NodeLeaving, vec![6])]
+    );
     assert!(migration
         .puts
         .keys()
-        .all(|k| k.starts_with("heartbeat/") || k.starts_with("log/")));
+        .all(|k| k.starts_with("heartbeat/") || k.starts_with("log/") || k == "queue/n3/c0"));
     assert!(migrate_v1(&after, &logs).unwrap().is_empty());
+}
+
+/// The fixture stored on the real etcd of `ETCD_ENDPOINTS` under a prefix of its own, migrated
+/// by the operator's command (`membership migrate`), then read by a store of this build.
+#[cfg(feature = "etcd")]
+mod on_etcd {
+    use super::fixture;
+    use membership::protocol::{ActorId, MigrationEntry, MigrationReason, NodeId, NodeStatus};
+    use membership::{EtcdStore, Store};
+    use std::process::Command;
+
+    fn membership(args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_membership"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_migrate_command_brings_a_stored_first_layout_registry_to_this_builds() {
+        let Ok(endpoints) = std::env::var("ETCD_ENDPOINTS") else {
+            println!("SKIPPED: ETCD_ENDPOINTS not set");
+            return;
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let url = format!(
+            "etcd://{endpoints}/format-v1/{}-{nanos}/",
+            std::process::id()
+        );
+        let writer = EtcdStore::connect_url(&url).await.unwrap();
+        writer.clear().await.unwrap();
+        // Stored in the fixture's revision order: the log records' creation order is their
+        // commit order.
+        let (entries, logs) = fixture();
+        let mut ordered: Vec<&String> = entries.keys().filter(|k| !logs.contains(k)).collect();
+        ordered.extend(logs.iter());
+        for key in ordered {
+            writer
+                .write_raw(key, Some(entries[key].clone()))
+                .await
+                .unwrap();
+        }
+        drop(writer);
+
+        let (ok, out, err) = membership(&["migrate", "--store", &url, "--dry-run"]);
+        assert!(ok, "{err}");
+        // 3 heartbeats, 19 log records and the regrouped queue chunk; the old chunk removed.
+        assert_eq!(
+            out,
+            "dry run: would migrate (23 keys written, 1 removed, in 1 transactions); nothing written"
+        );
+        let (ok, out, err) = membership(&["migrate", "--store", &url]);
+        assert!(ok, "{err}");
+        assert_eq!(
+            out,
+            "migrated: 23 keys written, 1 removed, in 1 transactions"
+        );
+        let (ok, out, _) = membership(&["migrate", "--store", &url]);
+        assert!(ok);
+        assert_eq!(
+            out,
+            "the registry is in this build's layout: nothing to migrate"
+        );
+
+        let store = EtcdStore::connect_url(&url).await.unwrap();
+        let snapshot = store.snapshot().await.unwrap();
+        let state = &snapshot.state;
+        assert_eq!(snapshot.round, 1);
+        assert_eq!(
+            state.heartbeats().iter().map(|n| n.0).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(
+            state.node(NodeId(3)).map(|r| r.status),
+            Some(NodeStatus::Leaving)
+        );
+        assert_eq!(
+            state
+                .queue()
+                .iter()
+                .map(|(&a, &e)| (a, e))
+                .collect::<Vec<_>>(),
+            [(
+                ActorId(6),
+                MigrationEntry {
+                    from: NodeId(3),
+                    reason: MigrationReason::NodeLeaving
+                }
+            )]
+        );
+        assert_eq!(state.placements().len(), 6);
+        let (ok, status, err) = membership(&["status", "--store", &url]);
+        assert!(ok, "{err}");
+        assert!(status.contains("n3"), "{status}");
+        store.clear().await.unwrap();
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! membership status --store etcd://127.0.0.1:2379[,...][/prefix] [--json]
+//! membership migrate --store etcd://127.0.0.1:2379[,...][/prefix] [--dry-run]
 //! ```
 //!
 //! `status` reads one snapshot of the registry (nodes, status, incarnation, primary and term,
@@ -9,6 +10,11 @@
 //! prints it as a table, or as JSON with `--json` (`membership::status::Status`). The store URL
 //! is an etcd URL (the binary must be built with `--features etcd`); `memory` is refused: the
 //! in-memory store lives inside one process.
+//!
+//! `migrate` rewrites a registry stored by an earlier layout of format version 1 (heartbeat
+//! flags, log records without their round, the queue's chunks by actor id) to this build's
+//! (`membership::upgrade::migrate_v1`), with every node stopped; `--dry-run` only prints what it
+//! would write. Running it on a registry of this layout writes nothing.
 //!
 //! Exit status: 0 on success, 1 when the store could not be read, 2 on bad arguments.
 
@@ -19,29 +25,45 @@ use membership::{Snapshot, StoreError};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: membership status --store URL [--json]
+       membership migrate --store URL [--dry-run]
   --store URL   etcd://host:port[,host:port...][/prefix] (the binary needs --features etcd)
-  --json        print JSON instead of a table";
+  --json        status: print JSON instead of a table
+  --dry-run     migrate: print what would be written, write nothing";
+
+/// Which command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verb {
+    /// Print the registry.
+    Status,
+    /// Migrate the stored layout.
+    Migrate,
+}
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 struct Command {
+    verb: Verb,
     store: String,
     json: bool,
+    dry_run: bool,
 }
 
 /// Parses the arguments (without the program name); the error names what was wrong.
 fn parse(args: &[String]) -> Result<Command, String> {
     let mut args = args.iter();
-    match args.next().map(String::as_str) {
-        Some("status") => {}
-        Some(other) => return Err(format!("unknown command {other:?}: only `status`")),
+    let verb = match args.next().map(String::as_str) {
+        Some("status") => Verb::Status,
+        Some("migrate") => Verb::Migrate,
+        Some(other) => return Err(format!("unknown command {other:?}: `status` or `migrate`")),
         None => return Err("no command given".to_string()),
-    }
+    };
     let mut store = None;
     let mut json = false;
+    let mut dry_run = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--json" => json = true,
+            "--json" if verb == Verb::Status => json = true,
+            "--dry-run" if verb == Verb::Migrate => dry_run = true,
             "--store" => match args.next() {
                 Some(url) => store = Some(url.clone()),
                 None => return Err("--store needs a URL".to_string()),
@@ -50,23 +72,81 @@ fn parse(args: &[String]) -> Result<Command, String> {
         }
     }
     let store = store.ok_or_else(|| "--store URL is required".to_string())?;
-    Ok(Command { store, json })
+    Ok(Command {
+        verb,
+        store,
+        json,
+        dry_run,
+    })
 }
 
-/// Reads one snapshot from the store at `url`.
-async fn snapshot(url: &str) -> Result<Snapshot, StoreError> {
-    let refused = |reason: &str| StoreError::Url {
+/// The store URL refused with `reason`.
+fn refused(url: &str, reason: &str) -> StoreError {
+    StoreError::Url {
         url: url.to_string(),
         reason: reason.to_string(),
-    };
+    }
+}
+
+/// Checks that `url` names a shared store this binary reads.
+fn shared_store(url: &str) -> Result<(), StoreError> {
     if url == "memory" {
         return Err(refused(
+            url,
             "the in-memory store lives inside one process: give the cluster's shared store",
         ));
     }
     if !url.starts_with("etcd://") {
-        return Err(refused("not a store URL this binary reads (etcd://...)"));
+        return Err(refused(
+            url,
+            "not a store URL this binary reads (etcd://...)",
+        ));
     }
+    if cfg!(feature = "etcd") {
+        Ok(())
+    } else {
+        Err(refused(
+            url,
+            "this binary was built without the `etcd` feature (cargo build -p membership --features etcd --bin membership)",
+        ))
+    }
+}
+
+/// Migrates the registry at `url` (or, with `dry_run`, reports what it would write).
+async fn migrate(url: &str, dry_run: bool) -> Result<membership::upgrade::Migrated, StoreError> {
+    shared_store(url)?;
+    #[cfg(feature = "etcd")]
+    {
+        let store = membership::EtcdStore::connect_url(url).await?;
+        store.migrate_v1(!dry_run).await
+    }
+    #[cfg(not(feature = "etcd"))]
+    {
+        // Refused by `shared_store` above.
+        let _ = dry_run;
+        Err(refused(url, "no etcd feature"))
+    }
+}
+
+/// The line `migrate` prints.
+fn migrated_line(m: &membership::upgrade::Migrated, dry_run: bool) -> String {
+    if m.puts == 0 && m.deletes == 0 {
+        return "the registry is in this build's layout: nothing to migrate".to_string();
+    }
+    let what = format!(
+        "{} keys written, {} removed, in {} transactions",
+        m.puts, m.deletes, m.transactions
+    );
+    if dry_run {
+        format!("dry run: would migrate ({what}); nothing written")
+    } else {
+        format!("migrated: {what}")
+    }
+}
+
+/// Reads one snapshot from the store at `url`.
+async fn snapshot(url: &str) -> Result<Snapshot, StoreError> {
+    shared_store(url)?;
     #[cfg(feature = "etcd")]
     {
         use membership::Store;
@@ -75,9 +155,7 @@ async fn snapshot(url: &str) -> Result<Snapshot, StoreError> {
     }
     #[cfg(not(feature = "etcd"))]
     {
-        Err(refused(
-            "this binary was built without the `etcd` feature (cargo build -p membership --features etcd --bin membership)",
-        ))
+        Err(refused(url, "no etcd feature"))
     }
 }
 
@@ -91,6 +169,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if command.verb == Verb::Migrate {
+        return match migrate(&command.store, command.dry_run).await {
+            Ok(migrated) => {
+                println!("{}", migrated_line(&migrated, command.dry_run));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("membership: {error}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match snapshot(&command.store).await {
         Ok(snapshot) => {
             let status = Status::of(&snapshot);
@@ -121,14 +211,29 @@ mod tests {
         assert_eq!(
             parse(&args(&["status", "--store", "etcd://h:1", "--json"])),
             Ok(Command {
+                verb: Verb::Status,
                 store: "etcd://h:1".to_string(),
-                json: true
+                json: true,
+                dry_run: false,
             })
+        );
+        assert_eq!(
+            parse(&args(&["migrate", "--dry-run", "--store", "etcd://h:1"])),
+            Ok(Command {
+                verb: Verb::Migrate,
+                store: "etcd://h:1".to_string(),
+                json: false,
+                dry_run: true,
+            })
+        );
+        assert_eq!(
+            parse(&args(&["migrate", "--store", "etcd://h:1", "--json"])),
+            Err("unknown argument \"--json\"".to_string())
         );
         assert_eq!(parse(&args(&[])), Err("no command given".to_string()));
         assert_eq!(
             parse(&args(&["watch"])),
-            Err("unknown command \"watch\": only `status`".to_string())
+            Err("unknown command \"watch\": `status` or `migrate`".to_string())
         );
         assert_eq!(
             parse(&args(&["status"])),
@@ -153,5 +258,42 @@ mod tests {
         );
         let err = snapshot("http://x").await.unwrap_err().to_string();
         assert!(err.contains("not a store URL this binary reads"), "{err}");
+    }
+
+    #[test]
+    fn the_migration_line_says_what_was_written() {
+        let m = membership::upgrade::Migrated {
+            puts: 4,
+            deletes: 1,
+            transactions: 1,
+            applied: true,
+        };
+        assert_eq!(
+            migrated_line(&m, false),
+            "migrated: 4 keys written, 1 removed, in 1 transactions"
+        );
+        assert_eq!(
+            migrated_line(&m, true),
+            "dry run: would migrate (4 keys written, 1 removed, in 1 transactions); nothing written"
+        );
+        let nothing = membership::upgrade::Migrated {
+            puts: 0,
+            deletes: 0,
+            transactions: 0,
+            applied: false,
+        };
+        assert_eq!(
+            migrated_line(&nothing, false),
+            "the registry is in this build's layout: nothing to migrate"
+        );
+    }
+
+    #[tokio::test]
+    async fn migrate_refuses_the_memory_store_by_name() {
+        let err = migrate("memory", true).await.unwrap_err().to_string();
+        assert!(
+            err.contains("the in-memory store lives inside one process"),
+            "{err}"
+        );
     }
 }

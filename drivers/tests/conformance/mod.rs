@@ -610,11 +610,14 @@ pub const HEARTBEAT_KEYS_READ_MAX: u64 = 2;
 /// proposer's slot and, but for a heartbeat, its proposal's record). None reads another
 /// member's record but a partition report (the two records it writes); the joins, SyncViews and
 /// PlaceActor read the members as one key.
-pub const FOOTPRINT_KEYS_READ_5_NODES: [(&str, u64); 8] = [
+pub const FOOTPRINT_KEYS_READ_5_NODES: [(&str, u64); 9] = [
     ("CreatePartition", 4), // both records
     ("HealPartition", 4),
     ("NodeJoin", 8), // its record, the members, two counters, its flag (the bootstrap)
     ("NodeJoinComplete", 7), // its record, the members, the view counter, its flag
+    // every record (who voted against it), the view counter, its hosted marker, its actors'
+    // queue entries: one key of its node's whatever their number (ids within 16,384)
+    ("NodeLeave", 10),
     ("PlaceActor", 11), // the members, their 5 loads, the placement, the count, the epoch
     ("RemoveActor", 6), // the placement, the queue entry, the count, the host's load
     ("SendHeartbeat", HEARTBEAT_KEYS_READ_MAX),
@@ -629,7 +632,9 @@ pub const FOOTPRINT_ACTORS_LARGE: u64 = 1_000;
 /// A transaction reads its footprint and nothing else: the keys each committed transaction read
 /// (`StoreStats::keys_read_max`, counted by the store at commit) are the same on a registry of
 /// 5 x 20 actors and on one of 5 x 1,000 (a placement reads per-node loads, never the
-/// placements), and are the pinned [`FOOTPRINT_KEYS_READ_5_NODES`] on every store.
+/// placements; a node leaving queues its actors, whose ids are interleaved with the other
+/// nodes', in one key of its own), and are the pinned [`FOOTPRINT_KEYS_READ_5_NODES`] on every
+/// store.
 pub async fn footprint_bounds<S: Audit>(store: Arc<S>) {
     const NODES: u16 = 5;
     let proposers = active(&*store, NODES).await;
@@ -638,14 +643,19 @@ pub async fn footprint_bounds<S: Audit>(store: Arc<S>) {
         .into_iter()
         .enumerate()
     {
+        // The node that leaves at the end of the phase: n5, then n4.
+        let leaver = NODES - phase as u16;
         let mut state = store.snapshot().await.unwrap().state;
-        for n in 1..=NODES {
-            let first = phase as u64 * 100_000 + u64::from(n - 1) * per_node + 1;
-            state = membership::protocol::testing::place_on(&state, n, first..first + per_node);
+        // Interleaved ids: actor `base + i * NODES + n` on node `n`, on the nodes still Active.
+        // (All below 16,384, so each node's entries fit one queue key of the engines' layout.)
+        let base = phase as u64 * 1_000;
+        for n in 1..=leaver {
+            let ids = (0..per_node).map(|i| base + i * u64::from(NODES) + u64::from(n));
+            state = membership::protocol::testing::place_on(&state, n, ids);
         }
         store.import(state).await.unwrap();
-        let placed = phase as u64 * 100_000 + u64::from(NODES) * per_node;
-        let fresh = ActorId(1_000_000 + phase as u64);
+        let placed = base + (per_node - 1) * u64::from(NODES) + 1;
+        let fresh = ActorId(10_000 + phase as u64);
         for (who, event) in [
             (0, Event::SendHeartbeat { node: NodeId(1) }),
             (1, Event::SendHeartbeat { node: NodeId(2) }),
@@ -677,6 +687,12 @@ pub async fn footprint_bounds<S: Audit>(store: Arc<S>) {
                     b: NodeId(3),
                 },
             ),
+            (
+                usize::from(leaver - 1),
+                Event::NodeLeave {
+                    node: NodeId(leaver),
+                },
+            ),
         ] {
             let proposal: &Proposer = &proposers[who];
             let outcome = settle(&*store, proposal.step(event)).await.unwrap();
@@ -688,6 +704,21 @@ pub async fn footprint_bounds<S: Audit>(store: Arc<S>) {
                 "{event}: {outcome:?}"
             );
         }
+        // The leave committed, queueing every actor of the leaver.
+        let after = store.snapshot().await.unwrap().state;
+        let leaving = NodeId(leaver);
+        assert_eq!(
+            after.node(leaving).map(|r| r.status),
+            Some(NodeStatus::Leaving)
+        );
+        let hosted: Vec<ActorId> = after
+            .hosted(leaving)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        assert!(hosted.len() as u64 >= per_node, "{} hosted", hosted.len());
+        assert!(hosted
+            .iter()
+            .all(|&a| after.queue().get(a).is_some_and(|e| e.from == leaving)));
         figures.push((per_node, store.stats().keys_read_max));
     }
     let (small, large) = (&figures[0], &figures[1]);
