@@ -85,7 +85,7 @@ pub const ETCD_UNAVAILABLE_RETRIES_MAX: u32 = 4;
 /// The most moves of a migration batch, or placements of a placement batch, one etcd
 /// transaction runs (each writes its actor's key; etcd allows [`ETCD_TXN_OPS_MAX`] writes): a
 /// larger batch is cut to this before it runs, and halved if it still does not fit.
-pub const ETCD_BATCH_MOVES_MAX: usize = 64;
+pub const ETCD_BATCH_MOVES_MAX: usize = 100;
 
 /// The default timeout of one request, after which a commit's outcome is unknown.
 pub const ETCD_REQUEST_TIMEOUT_MS: u64 = 400;

@@ -11,7 +11,7 @@
 //! | `counter/Term`, `counter/ViewNumber`, `counter/Epoch` | the registry counters |
 //! | `actor/a7` | the placement of `a7` (absent: not placed) |
 //! | `queue/n3/c0` | the queue entries of the actors queued to leave `n3` with ids `a0..a16383` (absent: none queued), [`QUEUE_CHUNK_ACTORS`] ids per key (`crate::kv::queue`) |
-//! | `load/n3`, `hosted/n3`, `counter/actors` | derived: version markers written whenever the placements on `n3` (the actor count) change; never read back |
+//! | `load/n3`, `counter/actors` | derived: version markers written whenever the placements on `n3` (the actor count) change; never read back. `load/n3` is both `Key::Load(n3)` and `Key::Hosted(n3)` (`hosted/n3`, written up to be34333, is left unread) |
 //! | `slot/n3`, `round`, `proposal/n3/2/17` | metadata: `n3`'s slot, the heartbeat round, an applied proposal's record |
 //! | `log/n3/2/17` | the committed log (optional, for audits and the conformance suite): the spec actions a proposal applied |
 //! | `logorder/n3/2/17` | FoundationDB only: a log record's commit versionstamp |
@@ -199,11 +199,18 @@ impl StoreKey {
     }
 }
 
-/// The name of registry key `key`: its display. On etcd and FoundationDB a queue entry is kept
-/// in its node's chunk instead, named against a registry (`crate::kv::queue::chunk_of`).
+/// The name of registry key `key`: its display, but for a node's hosted marker, which shares
+/// its load marker's key (`load/n3`: both are version markers written whenever the placements
+/// on the node change, never read back, so one key serves both reads, a little coarser, never
+/// weaker, and a migration batch writes one marker per node it touches, not two). On etcd and
+/// FoundationDB a queue entry is kept in its node's chunk instead, named against a registry
+/// (`crate::kv::queue::chunk_of`).
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 pub(crate) fn registry_key_name(key: &Key) -> String {
-    key.to_string()
+    match key {
+        Key::Hosted(n) => Key::Load(*n).to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// The name of a metadata key.

@@ -628,7 +628,6 @@ pub(crate) fn export(state: &State, round: u64) -> Vec<(String, Vec<u8>)> {
     // every placement the import wrote (etcd's cache may lag the import's batches).
     for n in state.node_ids() {
         out.push((registry_key_name(&Key::Load(n)), encode(&state.load(n))));
-        out.push((registry_key_name(&Key::Hosted(n)), encode(&state.load(n))));
     }
     out.push((
         registry_key_name(&Key::Members),
