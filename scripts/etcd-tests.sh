@@ -29,6 +29,9 @@ cargo test -p membership --features etcd "$@" --test store_conformance -- --test
 echo "== etcd: fault tests (5 nodes on the runtime; members killed and restarted)"
 cargo test -p membership --features etcd "$@" --test etcd_faults -- --test-threads 1
 
+echo "== etcd: the operator's binary, membership node (configuration, readiness, SIGTERM leaves)"
+cargo test -p membership --features etcd "$@" --test node_binary
+
 echo "== etcd: one node per OS process (kill -9 the primary, SIGSTOP past the lease)"
 cargo build -p membership --features etcd "$@" --example node
 cargo test -p membership --features etcd "$@" --test processes -- --test-threads 1

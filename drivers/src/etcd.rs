@@ -46,7 +46,7 @@ use crate::keys::{
 #[cfg(feature = "testing")]
 use crate::keys::{StoreKey, LOG_FAMILY, REGISTRY_PREFIXES};
 #[cfg(feature = "testing")]
-use crate::kv::{export, logged, stored_name, value_of};
+use crate::kv::{export, logged, named_by_registry, stored_name, value_of};
 use crate::kv::{Plan, StoredConfig, Write};
 #[cfg(feature = "testing")]
 use crate::store::Logged;
@@ -380,7 +380,12 @@ impl EtcdStore {
     /// wrote meanwhile (what was written so far is consistent: run it again once every node
     /// is stopped).
     pub async fn migrate_v1(&self, apply: bool) -> Result<crate::upgrade::Migrated, StoreError> {
-        migrate::migrate(&self.client, &self.prefix, apply).await
+        let (migrated, last) = migrate::migrate(&self.client, &self.prefix, apply).await?;
+        if let Some(revision) = last {
+            // This handle's next reads wait for its cache to hold the rewrite.
+            self.shared.wrote(revision);
+        }
+        Ok(migrated)
     }
 
     /// Writes `value` under `name` (relative to the prefix) as it is, or removes the key: a
@@ -645,13 +650,19 @@ impl Audit for EtcdStore {
     }
 
     async fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let state = self.snapshot().await?.state;
-        self.put_raw(&stored_name(&key, &state), Some(bytes)).await
+        // Only a queue entry's key depends on the registry (a paused feed serves none).
+        let state = match named_by_registry(&key) {
+            true => Some(self.snapshot().await?.state),
+            false => None,
+        };
+        self.put_raw(&stored_name(&key, state.as_ref()), Some(bytes))
+            .await
     }
 
     async fn repair(&self, key: StoreKey, before: &Snapshot) -> Result<(), StoreError> {
         let value = value_of(&key, &before.state, &before.slots_meta());
-        self.put_raw(&stored_name(&key, &before.state), value).await
+        self.put_raw(&stored_name(&key, Some(&before.state)), value)
+            .await
     }
 
     async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {

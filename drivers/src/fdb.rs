@@ -71,7 +71,7 @@ use crate::keys::{
 };
 use crate::keys::{meta_key_name, proposals_of_node, CONFIG_KEY, VERSION_KEY};
 #[cfg(feature = "testing")]
-use crate::kv::{export, logged, stored_name, value_of};
+use crate::kv::{export, logged, named_by_registry, stored_name, value_of};
 use crate::kv::{Plan, StoredConfig, Write};
 #[cfg(feature = "testing")]
 use crate::store::Logged;
@@ -425,13 +425,19 @@ impl Audit for FdbStore {
     }
 
     async fn corrupt(&self, key: StoreKey, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let state = self.snapshot().await?.state;
-        self.put_raw(&stored_name(&key, &state), Some(bytes)).await
+        // Only a queue entry's key depends on the registry (a paused feed serves none).
+        let state = match named_by_registry(&key) {
+            true => Some(self.snapshot().await?.state),
+            false => None,
+        };
+        self.put_raw(&stored_name(&key, state.as_ref()), Some(bytes))
+            .await
     }
 
     async fn repair(&self, key: StoreKey, before: &Snapshot) -> Result<(), StoreError> {
         let value = value_of(&key, &before.state, &before.slots_meta());
-        self.put_raw(&stored_name(&key, &before.state), value).await
+        self.put_raw(&stored_name(&key, Some(&before.state)), value)
+            .await
     }
 
     async fn import(&self, state: membership_core::State) -> Result<(), StoreError> {

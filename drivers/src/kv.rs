@@ -662,16 +662,23 @@ pub(crate) fn logged(key: &str, bytes: &[u8], order: u64) -> Result<Logged, Stor
     })
 }
 
-/// The name under which an engine keeps `key` in `state`: a queue entry's chunk (its node's),
-/// any other key's own name.
+/// The name under which an engine keeps `key`: a queue entry's chunk (its node's in `state`,
+/// which only a queue entry needs), a hosted marker's load marker, any other key's own name.
 #[cfg(feature = "testing")]
-pub(crate) fn stored_name(key: &StoreKey, state: &State) -> String {
+pub(crate) fn stored_name(key: &StoreKey, state: Option<&State>) -> String {
     match key {
-        StoreKey::Registry(Key::Queue(a)) => {
-            queue::chunk_of(state, *a).map_or_else(|| key.name(), |c| c.name())
-        }
-        _ => key.name(),
+        StoreKey::Registry(Key::Queue(a)) => state
+            .and_then(|s| queue::chunk_of(s, *a))
+            .map_or_else(|| key.name(), |c| c.name()),
+        StoreKey::Registry(k) => registry_key_name(k),
+        StoreKey::Meta(_) => key.name(),
     }
+}
+
+/// Whether naming `key` as an engine stores it needs the registry ([`stored_name`]).
+#[cfg(feature = "testing")]
+pub(crate) fn named_by_registry(key: &StoreKey) -> bool {
+    matches!(key, StoreKey::Registry(Key::Queue(_)))
 }
 
 /// The stored bytes of `key` in a snapshot's registry and metadata (None: absent).

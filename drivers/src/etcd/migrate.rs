@@ -112,12 +112,13 @@ fn batches(migration: &Migration) -> Vec<Vec<(String, Option<Vec<u8>>)>> {
 }
 
 /// Migrates the registry under `prefix` (with `apply`; without, only computes what would be
-/// written). See the module documentation.
+/// written). See the module documentation. Also returns the revision of its last transaction
+/// (`None`: nothing written).
 pub(super) async fn migrate(
     client: &Client,
     prefix: &str,
     apply: bool,
-) -> Result<Migrated, StoreError> {
+) -> Result<(Migrated, Option<i64>), StoreError> {
     let (stored, log_order, revision) = read_everything(client, prefix).await?;
     if stored.is_empty() {
         return Err(StoreError::Uninitialised);
@@ -135,11 +136,12 @@ pub(super) async fn migrate(
         applied: false,
     };
     if !apply || migration.is_empty() {
-        return Ok(migrated);
+        return Ok((migrated, None));
     }
     let key = |name: &str| format!("{prefix}{name}");
     let version_read = |name: &str| stored.get(name).map_or(0, |(_, version)| *version);
     let mut kv = client.kv_client();
+    let mut last = None;
     for batch in batches {
         let mut compares = vec![Compare::mod_revision(
             key(ROUND_KEY),
@@ -163,6 +165,7 @@ pub(super) async fn migrate(
             .txn(Txn::new().when(compares).and_then(ops))
             .await
             .map_err(unavailable)?;
+        last = response.header().map(|h| h.revision());
         if !response.succeeded() {
             let first = batch.first().map_or(ROUND_KEY, |(k, _)| k.as_str());
             return Err(StoreError::Changed {
@@ -173,7 +176,7 @@ pub(super) async fn migrate(
     }
     migrated.applied = true;
     debug_assert!(migrated.transactions > 0);
-    Ok(migrated)
+    Ok((migrated, last))
 }
 
 #[cfg(test)]

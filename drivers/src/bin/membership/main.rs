@@ -3,6 +3,7 @@
 //! ```text
 //! membership status --store etcd://127.0.0.1:2379[,...][/prefix] [--json]
 //! membership migrate --store etcd://127.0.0.1:2379[,...][/prefix] [--dry-run]
+//! membership node [--config FILE]
 //! ```
 //!
 //! `status` reads one snapshot of the registry (nodes, status, incarnation, primary and term,
@@ -16,9 +17,16 @@
 //! (`membership::upgrade::migrate_v1`), with every node stopped; `--dry-run` only prints what it
 //! would write. Running it on a registry of this layout writes nothing.
 //!
-//! Exit status: 0 on success, 1 when the store could not be read, 2 on bad arguments.
+//! `node` runs one node of the cluster in this process until SIGTERM or SIGINT, then leaves
+//! gracefully (`node.rs`: its TOML configuration, the `MEMBERSHIP_*` environment overrides, its
+//! logs as text or JSON lines).
+//!
+//! Exit status: 0 on success, 1 when the store could not be read (or the node could not start,
+//! join or leave), 2 on bad arguments or a bad configuration.
 
 #![forbid(unsafe_code)]
+
+mod node;
 
 use membership::status::Status;
 use membership::{Snapshot, StoreError};
@@ -26,6 +34,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: membership status --store URL [--json]
        membership migrate --store URL [--dry-run]
+       membership node [--config FILE]   (settings: FILE, then MEMBERSHIP_* variables)
   --store URL   etcd://host:port[,host:port...][/prefix] (the binary needs --features etcd)
   --json        status: print JSON instead of a table
   --dry-run     migrate: print what would be written, write nothing";
@@ -37,6 +46,8 @@ enum Verb {
     Status,
     /// Migrate the stored layout.
     Migrate,
+    /// Run one node.
+    Node,
 }
 
 /// What the command line asks for.
@@ -46,6 +57,8 @@ struct Command {
     store: String,
     json: bool,
     dry_run: bool,
+    /// `node`: the configuration file.
+    config: Option<String>,
 }
 
 /// Parses the arguments (without the program name); the error names what was wrong.
@@ -54,29 +67,44 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let verb = match args.next().map(String::as_str) {
         Some("status") => Verb::Status,
         Some("migrate") => Verb::Migrate,
-        Some(other) => return Err(format!("unknown command {other:?}: `status` or `migrate`")),
+        Some("node") => Verb::Node,
+        Some(other) => {
+            return Err(format!(
+                "unknown command {other:?}: `status`, `migrate` or `node`"
+            ))
+        }
         None => return Err("no command given".to_string()),
     };
     let mut store = None;
     let mut json = false;
     let mut dry_run = false;
+    let mut config = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--config" if verb == Verb::Node => match args.next() {
+                Some(path) => config = Some(path.clone()),
+                None => return Err("--config needs a file".to_string()),
+            },
             "--json" if verb == Verb::Status => json = true,
             "--dry-run" if verb == Verb::Migrate => dry_run = true,
-            "--store" => match args.next() {
+            "--store" if verb != Verb::Node => match args.next() {
                 Some(url) => store = Some(url.clone()),
                 None => return Err("--store needs a URL".to_string()),
             },
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let store = store.ok_or_else(|| "--store URL is required".to_string())?;
+    let store = match verb {
+        // A node's store is in its configuration.
+        Verb::Node => String::new(),
+        _ => store.ok_or_else(|| "--store URL is required".to_string())?,
+    };
     Ok(Command {
         verb,
         store,
         json,
         dry_run,
+        config,
     })
 }
 
@@ -159,7 +187,38 @@ async fn snapshot(url: &str) -> Result<Snapshot, StoreError> {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
+/// `membership node`: the configuration from the file and the environment, then the node.
+async fn run_node(config: Option<&str>) -> ExitCode {
+    let text = match config.map(|path| (path, std::fs::read_to_string(path))) {
+        None => None,
+        Some((path, Ok(text))) => Some((path, text)),
+        Some((path, Err(e))) => {
+            eprintln!("membership: {path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let env: std::collections::BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("MEMBERSHIP_"))
+        .collect();
+    let resolved = node::resolve(text.as_ref().map(|(p, t)| (*p, t.as_str())), &env);
+    let config = match resolved {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("membership: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match node::run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "the node ends");
+            eprintln!("membership: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[tokio::main(worker_threads = 2)]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match parse(&args) {
@@ -169,6 +228,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if command.verb == Verb::Node {
+        return run_node(command.config.as_deref()).await;
+    }
     if command.verb == Verb::Migrate {
         return match migrate(&command.store, command.dry_run).await {
             Ok(migrated) => {
@@ -215,6 +277,7 @@ mod tests {
                 store: "etcd://h:1".to_string(),
                 json: true,
                 dry_run: false,
+                config: None,
             })
         );
         assert_eq!(
@@ -224,7 +287,22 @@ mod tests {
                 store: "etcd://h:1".to_string(),
                 json: false,
                 dry_run: true,
+                config: None,
             })
+        );
+        assert_eq!(
+            parse(&args(&["node", "--config", "n3.toml"])),
+            Ok(Command {
+                verb: Verb::Node,
+                store: String::new(),
+                json: false,
+                dry_run: false,
+                config: Some("n3.toml".to_string()),
+            })
+        );
+        assert_eq!(
+            parse(&args(&["node", "--store", "etcd://h:1"])),
+            Err("unknown argument \"--store\"".to_string())
         );
         assert_eq!(
             parse(&args(&["migrate", "--store", "etcd://h:1", "--json"])),
@@ -233,7 +311,7 @@ mod tests {
         assert_eq!(parse(&args(&[])), Err("no command given".to_string()));
         assert_eq!(
             parse(&args(&["watch"])),
-            Err("unknown command \"watch\": `status` or `migrate`".to_string())
+            Err("unknown command \"watch\": `status`, `migrate` or `node`".to_string())
         );
         assert_eq!(
             parse(&args(&["status"])),
