@@ -1,7 +1,7 @@
 //! What `membership status` shows of a stored registry (issue 21, point 5): a [`Status`] read
 //! from one [`Snapshot`], rendered as a table ([`Status::table`]) or as JSON
-//! ([`Status::json`]). Pure: no store, no clock; the binary (`src/bin/membership.rs`) reads the
-//! snapshot.
+//! ([`Status::json`]); and what `membership actors --node n3` shows, a [`NodeActors`]. Pure: no
+//! store, no clock; the binary (`src/bin/membership/main.rs`) reads the snapshot.
 
 use crate::store::Snapshot;
 use membership_core::{NodeId, NodeStatus};
@@ -193,18 +193,124 @@ impl Status {
                 names(&r.partitioned_from),
             ]);
         }
-        let widths: Vec<usize> = (0..header.len())
-            .map(|c| rows.iter().map(|row| row[c].len()).max().unwrap_or(0))
+        out.push_str(&aligned(&rows));
+        out
+    }
+}
+
+/// `rows` (the first the header) as lines of columns aligned on the widest cell.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    debug_assert!(rows.iter().all(|r| r.len() == columns));
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|row| row.get(c))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, &w)| format!("{cell:<w$}"))
             .collect();
-        for row in rows {
-            let line: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, &w)| format!("{cell:<w$}"))
-                .collect();
-            out.push_str(line.join("  ").trim_end());
-            out.push('\n');
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// One node's actors as `membership actors --node n3` shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeActors {
+    /// The store's revision when the snapshot was read.
+    pub revision: u64,
+    /// The node id.
+    pub node: u16,
+    /// Its status.
+    pub status: String,
+    /// The actors placed on it, in id order.
+    pub actors: Vec<ActorRow>,
+}
+
+/// One actor placed on the node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ActorRow {
+    /// The actor id.
+    pub actor: u64,
+    /// The epoch of its placement (its fencing token).
+    pub epoch: u64,
+    /// Why it is queued to move off the node (`NodeFailed`, `NodeLeaving`, `LoadBalancing`), if
+    /// it is.
+    pub queued: Option<String>,
+}
+
+impl NodeActors {
+    /// The actors of `node` in `snapshot`; an error naming the node when the registry has no
+    /// such node. O(actors on the node x log actors).
+    pub fn of(snapshot: &Snapshot, node: NodeId) -> Result<NodeActors, String> {
+        let state = &snapshot.state;
+        let record = state.node(node).ok_or_else(|| {
+            format!(
+                "{node} is not a node of this registry (n1 to n{})",
+                state.config().node_count()
+            )
+        })?;
+        let actors: Vec<ActorRow> = state
+            .hosted(node)
+            .into_iter()
+            .flatten()
+            .filter_map(|&a| {
+                let placement = state.placement(a)?;
+                Some(ActorRow {
+                    actor: a.0,
+                    epoch: placement.epoch,
+                    queued: state.queue().get(a).map(|e| e.reason.to_string()),
+                })
+            })
+            .collect();
+        debug_assert_eq!(count(actors.len()), state.load(node));
+        Ok(NodeActors {
+            revision: snapshot.revision,
+            node: node.0,
+            status: record.status.to_string(),
+            actors,
+        })
+    }
+
+    /// As JSON (the fields of [`NodeActors`]).
+    pub fn json(&self) -> serde_json::Value {
+        // Serializing these plain data types to JSON cannot fail; `Null` if it ever did.
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// As a table for people: the node's line, then one row per actor.
+    pub fn table(&self) -> String {
+        let queued = self.actors.iter().filter(|a| a.queued.is_some()).count();
+        let mut out = format!(
+            "n{}: {}, {} actors, {} queued to move, revision {}\n\n",
+            self.node,
+            self.status,
+            self.actors.len(),
+            queued,
+            self.revision
+        );
+        let mut rows: Vec<Vec<String>> = vec![["actor", "epoch", "queued"]
+            .iter()
+            .map(|h| h.to_string())
+            .collect()];
+        for a in &self.actors {
+            rows.push(vec![
+                format!("a{}", a.actor),
+                a.epoch.to_string(),
+                a.queued.clone().unwrap_or_else(|| "-".to_string()),
+            ]);
         }
+        out.push_str(&aligned(&rows));
         out
     }
 }

@@ -7,7 +7,7 @@
 
 use membership::protocol::testing::all_active;
 use membership::protocol::{step, ActorId, Config, Event, NodeId, NodeSet, Slot, State};
-use membership::status::{Primary, Status};
+use membership::status::{NodeActors, Primary, Status};
 use membership::Snapshot;
 
 fn apply(state: State, events: impl IntoIterator<Item = Event>) -> State {
@@ -123,4 +123,40 @@ fn the_json_has_the_same_facts_as_numbers() {
         assert_eq!(row.actors, snapshot.state.load(n));
         assert_eq!(row.incarnation, snapshot.slots[&n].incarnation);
     }
+}
+
+#[test]
+fn a_nodes_actors_are_listed_with_their_epochs_and_queue_reasons() {
+    let snapshot = snapshot();
+    // n1 hosts two actors, n4 (leaving) one, queued to move with reason NodeLeaving.
+    let n1 = NodeActors::of(&snapshot, NodeId(1)).unwrap();
+    assert_eq!(n1.actors.len(), 2);
+    assert!(n1.actors.iter().all(|a| a.queued.is_none()));
+    for row in &n1.actors {
+        let placement = snapshot.state.placement(ActorId(row.actor)).unwrap();
+        assert_eq!((placement.node, placement.epoch), (NodeId(1), row.epoch));
+    }
+    let n4 = NodeActors::of(&snapshot, NodeId(4)).unwrap();
+    let [row] = n4.actors.as_slice() else {
+        panic!("n4 hosts one actor: {:?}", n4.actors)
+    };
+    assert_eq!(row.queued.as_deref(), Some("NodeLeaving"));
+    let epoch = snapshot.state.placement(ActorId(row.actor)).unwrap().epoch;
+    assert_eq!(
+        n4.table(),
+        format!(
+            "n4: Leaving, 1 actors, 1 queued to move, revision 42\n\nactor  epoch  queued\na{}     {epoch}      NodeLeaving\n",
+            row.actor
+        )
+    );
+    assert_eq!(n4.json()["actors"][0]["queued"], "NodeLeaving");
+    // A node with none, and a node the registry does not have.
+    assert!(NodeActors::of(&snapshot, NodeId(5))
+        .unwrap()
+        .actors
+        .is_empty());
+    assert_eq!(
+        NodeActors::of(&snapshot, NodeId(7)).unwrap_err(),
+        "n7 is not a node of this registry (n1 to n6)"
+    );
 }

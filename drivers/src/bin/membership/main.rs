@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! membership status --store etcd://127.0.0.1:2379[,...][/prefix] [--json]
+//! membership actors --store etcd://127.0.0.1:2379[,...][/prefix] --node n3 [--json]
 //! membership migrate --store etcd://127.0.0.1:2379[,...][/prefix] [--dry-run]
 //! membership node [--config FILE]
 //! ```
@@ -11,6 +12,9 @@
 //! prints it as a table, or as JSON with `--json` (`membership::status::Status`). The store URL
 //! is an etcd URL (the binary must be built with `--features etcd`); `memory` is refused: the
 //! in-memory store lives inside one process.
+//!
+//! `actors --node n3` prints the actors placed on one node (id, epoch, and why it is queued to
+//! move, if it is), as a table or JSON (`membership::status::NodeActors`).
 //!
 //! `migrate` rewrites a registry stored by an earlier layout of format version 1 (heartbeat
 //! flags, log records without their round, the queue's chunks by actor id) to this build's
@@ -28,15 +32,17 @@
 
 mod node;
 
-use membership::status::Status;
+use membership::status::{NodeActors, Status};
 use membership::{Snapshot, StoreError};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: membership status --store URL [--json]
+       membership actors --store URL --node N [--json]
        membership migrate --store URL [--dry-run]
        membership node [--config FILE]   (settings: FILE, then MEMBERSHIP_* variables)
   --store URL   etcd://host:port[,host:port...][/prefix] (the binary needs --features etcd)
-  --json        status: print JSON instead of a table
+  --node N      actors: the node (n3 or 3)
+  --json        status, actors: print JSON instead of a table
   --dry-run     migrate: print what would be written, write nothing";
 
 /// Which command.
@@ -44,6 +50,8 @@ const USAGE: &str = "usage: membership status --store URL [--json]
 enum Verb {
     /// Print the registry.
     Status,
+    /// Print one node's actors.
+    Actors,
     /// Migrate the stored layout.
     Migrate,
     /// Run one node.
@@ -59,6 +67,8 @@ struct Command {
     dry_run: bool,
     /// `node`: the configuration file.
     config: Option<String>,
+    /// `actors`: the node.
+    node: Option<u16>,
 }
 
 /// Parses the arguments (without the program name); the error names what was wrong.
@@ -66,11 +76,12 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut args = args.iter();
     let verb = match args.next().map(String::as_str) {
         Some("status") => Verb::Status,
+        Some("actors") => Verb::Actors,
         Some("migrate") => Verb::Migrate,
         Some("node") => Verb::Node,
         Some(other) => {
             return Err(format!(
-                "unknown command {other:?}: `status`, `migrate` or `node`"
+                "unknown command {other:?}: `status`, `actors`, `migrate` or `node`"
             ))
         }
         None => return Err("no command given".to_string()),
@@ -79,13 +90,24 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut json = false;
     let mut dry_run = false;
     let mut config = None;
+    let mut node = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--node" if verb == Verb::Actors => match args.next() {
+                Some(text) => {
+                    let id = text.strip_prefix('n').unwrap_or(text);
+                    match id.parse::<u16>() {
+                        Ok(id) if id > 0 => node = Some(id),
+                        _ => return Err(format!("--node {text:?}: a node id (n3 or 3)")),
+                    }
+                }
+                None => return Err("--node needs a node id".to_string()),
+            },
             "--config" if verb == Verb::Node => match args.next() {
                 Some(path) => config = Some(path.clone()),
                 None => return Err("--config needs a file".to_string()),
             },
-            "--json" if verb == Verb::Status => json = true,
+            "--json" if matches!(verb, Verb::Status | Verb::Actors) => json = true,
             "--dry-run" if verb == Verb::Migrate => dry_run = true,
             "--store" if verb != Verb::Node => match args.next() {
                 Some(url) => store = Some(url.clone()),
@@ -99,12 +121,16 @@ fn parse(args: &[String]) -> Result<Command, String> {
         Verb::Node => String::new(),
         _ => store.ok_or_else(|| "--store URL is required".to_string())?,
     };
+    if verb == Verb::Actors && node.is_none() {
+        return Err("--node N is required".to_string());
+    }
     Ok(Command {
         verb,
         store,
         json,
         dry_run,
         config,
+        node,
     })
 }
 
@@ -243,6 +269,26 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let (Verb::Actors, Some(node)) = (command.verb, command.node) {
+        let listed = snapshot(&command.store)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|s| NodeActors::of(&s, membership::protocol::NodeId(node)));
+        return match listed {
+            Ok(actors) if command.json => {
+                println!("{}", actors.json());
+                ExitCode::SUCCESS
+            }
+            Ok(actors) => {
+                print!("{}", actors.table());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("membership: {error}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match snapshot(&command.store).await {
         Ok(snapshot) => {
             let status = Status::of(&snapshot);
@@ -278,6 +324,7 @@ mod tests {
                 json: true,
                 dry_run: false,
                 config: None,
+                node: None,
             })
         );
         assert_eq!(
@@ -288,6 +335,7 @@ mod tests {
                 json: false,
                 dry_run: true,
                 config: None,
+                node: None,
             })
         );
         assert_eq!(
@@ -298,7 +346,34 @@ mod tests {
                 json: false,
                 dry_run: false,
                 config: Some("n3.toml".to_string()),
+                node: None,
             })
+        );
+        assert_eq!(
+            parse(&args(&[
+                "actors",
+                "--store",
+                "etcd://h:1",
+                "--node",
+                "n3",
+                "--json"
+            ])),
+            Ok(Command {
+                verb: Verb::Actors,
+                store: "etcd://h:1".to_string(),
+                json: true,
+                dry_run: false,
+                config: None,
+                node: Some(3),
+            })
+        );
+        assert_eq!(
+            parse(&args(&["actors", "--store", "etcd://h:1"])),
+            Err("--node N is required".to_string())
+        );
+        assert_eq!(
+            parse(&args(&["actors", "--store", "etcd://h:1", "--node", "x3"])),
+            Err("--node \"x3\": a node id (n3 or 3)".to_string())
         );
         assert_eq!(
             parse(&args(&["node", "--store", "etcd://h:1"])),
@@ -311,7 +386,7 @@ mod tests {
         assert_eq!(parse(&args(&[])), Err("no command given".to_string()));
         assert_eq!(
             parse(&args(&["watch"])),
-            Err("unknown command \"watch\": `status`, `migrate` or `node`".to_string())
+            Err("unknown command \"watch\": `status`, `actors`, `migrate` or `node`".to_string())
         );
         assert_eq!(
             parse(&args(&["status"])),
