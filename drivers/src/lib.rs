@@ -95,6 +95,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod upgrade;
+pub mod watch;
 
 /// The protocol core (`membership_core`), re-exported: events, effects, the registry, the
 /// Agent.

@@ -2,8 +2,8 @@
 //! `scripts/etcd-tests.sh` sets it): three processes configured by the environment alone
 //! (`MEMBERSHIP_*`), one of them by a configuration file; each joins and answers `/readyz` on its
 //! metrics address; SIGTERM makes one leave (it is Left in the registry, the others stay Active)
-//! and exit 0, logging JSON lines; a bad configuration exits 2 naming the key, before anything
-//! starts.
+//! and exit 0, logging JSON lines, while `membership watch` prints the leave; a bad
+//! configuration exits 2 naming the key, before anything starts.
 
 #![cfg(feature = "etcd")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -120,6 +120,18 @@ async fn nodes_run_from_their_configuration_and_leave_on_sigterm() {
         assert_eq!(status(&store, n).await, Some(NodeStatus::Active), "n{n}");
     }
 
+    // An operator watches the registry meanwhile.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_membership"))
+        .args(["watch", "--store", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watch_out = watch.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    // Its first line ("watching ...") says it has read the registry.
+    watch_out.read_exact(&mut first).unwrap();
+
     // SIGTERM n2: it leaves, then exits 0.
     let killed = Command::new("kill")
         .args(["-TERM", &children[1].id().to_string()])
@@ -170,6 +182,28 @@ async fn nodes_run_from_their_configuration_and_leave_on_sigterm() {
         assert_eq!(status(&store, n).await, Some(NodeStatus::Active), "n{n}");
     }
     assert_eq!(http_status(metrics[0], "/readyz"), Some(200));
+    // The watcher printed n2's leave, named by its spec actions, and stops on SIGTERM.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    let exit = watch.wait().unwrap();
+    let mut seen = String::new();
+    watch_out.read_to_string(&mut seen).unwrap();
+    assert!(exit.success(), "watch exited with {exit}: {seen}");
+    assert!(
+        seen.lines().any(|l| l.contains("n2: Active -> ")
+            && l.contains("(NodeLeave")
+            && (l.contains("-> Leaving") || l.contains("-> Left"))),
+        "the watch did not print n2's leave:\n{seen}"
+    );
+    assert!(
+        seen.lines()
+            .any(|l| l.contains("n2: ") && l.contains("-> Left (")),
+        "the watch did not print n2 Left:\n{seen}"
+    );
+    println!("membership watch printed:\n{seen}");
 
     for child in [0, 2] {
         Command::new("kill")

@@ -160,3 +160,47 @@ fn a_nodes_actors_are_listed_with_their_epochs_and_queue_reasons() {
         "n7 is not a node of this registry (n1 to n6)"
     );
 }
+
+#[test]
+fn watch_names_each_change_between_two_snapshots_with_its_spec_actions() {
+    let before = snapshot();
+    // n3 (silent in the open round) declared failed: its actor queued; two actors placed;
+    // n2's partition report against n3 healed; the next round opened.
+    let state = apply(
+        before.state.clone(),
+        [
+            Event::MarkNodeFailed { node: NodeId(3) },
+            Event::PlaceActor { actor: ActorId(6) },
+            Event::PlaceActor { actor: ActorId(7) },
+            Event::HealPartition {
+                a: NodeId(2),
+                b: NodeId(3),
+            },
+        ],
+    );
+    let after = Snapshot {
+        state,
+        round: 6,
+        revision: 43,
+        ..before.clone()
+    };
+    let lines = membership::watch::changes(&before, &after, false);
+    assert_eq!(
+        lines,
+        [
+            "n2: reports n3 reachable again (HealPartition)",
+            "n3: Active -> Failed (MarkNodeFailed)",
+            "n3: reports n2 reachable again (HealPartition)",
+            "configuration: #5 -> #6 (the members changed)",
+            "actors: 2 placed (PlaceActor); 7 placed in all",
+            "queue: 1 actors queued to leave n3, NodeFailed (MarkNodeFailed); 2 queued in all",
+        ],
+        "{lines:#?}"
+    );
+    let with_rounds = membership::watch::changes(&before, &after, true);
+    assert_eq!(
+        with_rounds.last().map(String::as_str),
+        Some("heartbeat round: 5 -> 6 (ResetHeartbeats)")
+    );
+    assert!(membership::watch::changes(&after, &after, true).is_empty());
+}

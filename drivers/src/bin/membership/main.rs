@@ -3,6 +3,7 @@
 //! ```text
 //! membership status --store etcd://127.0.0.1:2379[,...][/prefix] [--json]
 //! membership actors --store etcd://127.0.0.1:2379[,...][/prefix] --node n3 [--json]
+//! membership watch --store etcd://127.0.0.1:2379[,...][/prefix] [--json] [--rounds]
 //! membership migrate --store etcd://127.0.0.1:2379[,...][/prefix] [--dry-run]
 //! membership node [--config FILE]
 //! ```
@@ -15,6 +16,9 @@
 //!
 //! `actors --node n3` prints the actors placed on one node (id, epoch, and why it is queued to
 //! move, if it is), as a table or JSON (`membership::status::NodeActors`).
+//!
+//! `watch` prints the registry's committed changes as they happen, one line per fact naming the
+//! spec actions that explain it (`membership::watch::changes`), until SIGTERM or SIGINT.
 //!
 //! `migrate` rewrites a registry stored by an earlier layout of format version 1 (heartbeat
 //! flags, log records without their round, the queue's chunks by actor id) to this build's
@@ -38,11 +42,13 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: membership status --store URL [--json]
        membership actors --store URL --node N [--json]
+       membership watch --store URL [--json] [--rounds]
        membership migrate --store URL [--dry-run]
        membership node [--config FILE]   (settings: FILE, then MEMBERSHIP_* variables)
   --store URL   etcd://host:port[,host:port...][/prefix] (the binary needs --features etcd)
   --node N      actors: the node (n3 or 3)
-  --json        status, actors: print JSON instead of a table
+  --json        status, actors, watch: print JSON instead of text
+  --rounds      watch: also print every heartbeat round that opens
   --dry-run     migrate: print what would be written, write nothing";
 
 /// Which command.
@@ -52,6 +58,8 @@ enum Verb {
     Status,
     /// Print one node's actors.
     Actors,
+    /// Print the committed changes as they happen.
+    Watch,
     /// Migrate the stored layout.
     Migrate,
     /// Run one node.
@@ -69,6 +77,8 @@ struct Command {
     config: Option<String>,
     /// `actors`: the node.
     node: Option<u16>,
+    /// `watch`: print the heartbeat rounds too.
+    rounds: bool,
 }
 
 /// Parses the arguments (without the program name); the error names what was wrong.
@@ -77,11 +87,12 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let verb = match args.next().map(String::as_str) {
         Some("status") => Verb::Status,
         Some("actors") => Verb::Actors,
+        Some("watch") => Verb::Watch,
         Some("migrate") => Verb::Migrate,
         Some("node") => Verb::Node,
         Some(other) => {
             return Err(format!(
-                "unknown command {other:?}: `status`, `actors`, `migrate` or `node`"
+                "unknown command {other:?}: `status`, `actors`, `watch`, `migrate` or `node`"
             ))
         }
         None => return Err("no command given".to_string()),
@@ -91,8 +102,10 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut dry_run = false;
     let mut config = None;
     let mut node = None;
+    let mut rounds = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--rounds" if verb == Verb::Watch => rounds = true,
             "--node" if verb == Verb::Actors => match args.next() {
                 Some(text) => {
                     let id = text.strip_prefix('n').unwrap_or(text);
@@ -107,7 +120,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
                 Some(path) => config = Some(path.clone()),
                 None => return Err("--config needs a file".to_string()),
             },
-            "--json" if matches!(verb, Verb::Status | Verb::Actors) => json = true,
+            "--json" if matches!(verb, Verb::Status | Verb::Actors | Verb::Watch) => json = true,
             "--dry-run" if verb == Verb::Migrate => dry_run = true,
             "--store" if verb != Verb::Node => match args.next() {
                 Some(url) => store = Some(url.clone()),
@@ -131,6 +144,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         dry_run,
         config,
         node,
+        rounds,
     })
 }
 
@@ -195,6 +209,60 @@ fn migrated_line(m: &membership::upgrade::Migrated, dry_run: bool) -> String {
         format!("dry run: would migrate ({what}); nothing written")
     } else {
         format!("migrated: {what}")
+    }
+}
+
+/// Prints the registry's committed changes at `url` as they happen, until SIGTERM or SIGINT.
+async fn watch(url: &str, json: bool, rounds: bool) -> Result<(), StoreError> {
+    shared_store(url)?;
+    #[cfg(feature = "etcd")]
+    {
+        use membership::Store;
+        use std::io::Write;
+        use tokio::signal::unix::{signal, SignalKind};
+        let store = membership::EtcdStore::connect_url(url).await?;
+        let mut changed = store.watch();
+        let mut last = store.snapshot().await?;
+        let unavailable = |e: std::io::Error| StoreError::Unavailable(e.to_string());
+        let mut term = signal(SignalKind::terminate()).map_err(unavailable)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(unavailable)?;
+        let print = |revision: u64, line: &str| {
+            let mut out = std::io::stdout().lock();
+            let _ = if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"revision": revision, "change": line})
+                )
+            } else {
+                writeln!(out, "{revision:>10}  {line}")
+            };
+            let _ = out.flush();
+        };
+        print(last.revision, "watching (SIGINT or SIGTERM stops)");
+        loop {
+            tokio::select! {
+                woke = changed.changed() => {
+                    if woke.is_err() {
+                        return Err(StoreError::Unavailable("the store's change feed ended".into()));
+                    }
+                }
+                _ = term.recv() => return Ok(()),
+                _ = int.recv() => return Ok(()),
+            }
+            changed.borrow_and_update();
+            let next = store.snapshot().await?;
+            for line in membership::watch::changes(&last, &next, rounds) {
+                print(next.revision, &line);
+            }
+            last = next;
+        }
+    }
+    #[cfg(not(feature = "etcd"))]
+    {
+        // Refused by `shared_store` above.
+        let _ = (json, rounds);
+        Err(refused(url, "no etcd feature"))
     }
 }
 
@@ -269,6 +337,15 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if command.verb == Verb::Watch {
+        return match watch(&command.store, command.json, command.rounds).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("membership: {error}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if let (Verb::Actors, Some(node)) = (command.verb, command.node) {
         let listed = snapshot(&command.store)
             .await
@@ -325,6 +402,7 @@ mod tests {
                 dry_run: false,
                 config: None,
                 node: None,
+                rounds: false,
             })
         );
         assert_eq!(
@@ -336,6 +414,7 @@ mod tests {
                 dry_run: true,
                 config: None,
                 node: None,
+                rounds: false,
             })
         );
         assert_eq!(
@@ -347,6 +426,7 @@ mod tests {
                 dry_run: false,
                 config: Some("n3.toml".to_string()),
                 node: None,
+                rounds: false,
             })
         );
         assert_eq!(
@@ -365,6 +445,19 @@ mod tests {
                 dry_run: false,
                 config: None,
                 node: Some(3),
+                rounds: false,
+            })
+        );
+        assert_eq!(
+            parse(&args(&["watch", "--store", "etcd://h:1", "--rounds"])),
+            Ok(Command {
+                verb: Verb::Watch,
+                store: "etcd://h:1".to_string(),
+                json: false,
+                dry_run: false,
+                config: None,
+                node: None,
+                rounds: true,
             })
         );
         assert_eq!(
@@ -385,8 +478,11 @@ mod tests {
         );
         assert_eq!(parse(&args(&[])), Err("no command given".to_string()));
         assert_eq!(
-            parse(&args(&["watch"])),
-            Err("unknown command \"watch\": `status`, `actors`, `migrate` or `node`".to_string())
+            parse(&args(&["wait"])),
+            Err(
+                "unknown command \"wait\": `status`, `actors`, `watch`, `migrate` or `node`"
+                    .to_string()
+            )
         );
         assert_eq!(
             parse(&args(&["status"])),
