@@ -11,7 +11,7 @@
 //! | `counter/Term`, `counter/ViewNumber`, `counter/Epoch` | the registry counters |
 //! | `actor/a7` | the placement of `a7` (absent: not placed) |
 //! | `queue/n3/c0` | the queue entries of the actors queued to leave `n3` with ids `a0..a16383` (absent: none queued), [`QUEUE_CHUNK_ACTORS`] ids per key (`crate::kv::queue`) |
-//! | `load/n3`, `counter/actors` | derived: version markers written whenever the placements on `n3` (the actor count) change; never read back. `load/n3` is both `Key::Load(n3)` and `Key::Hosted(n3)` (`hosted/n3`, written up to be34333, is left unread) |
+//! | `load/n3`, `counter/actors` | derived: version markers written whenever the placements on `n3` (the actor count) change; never read back. `load/n3` is both `Key::Load(n3)` and `Key::Hosted(n3)` (`hosted/n3`, written up to a9ebeab, is left unread) |
 //! | `slot/n3`, `round`, `proposal/n3/2/17` | metadata: `n3`'s slot, the heartbeat round, an applied proposal's record |
 //! | `log/n3/2/17` | the committed log (optional, for audits and the conformance suite): the spec actions a proposal applied |
 //! | `logorder/n3/2/17` | FoundationDB only: a log record's commit versionstamp |
