@@ -346,3 +346,21 @@ proptest! {
         feed(timing, 0, &inputs);
     }
 }
+
+proptest! {
+    /// `Timing::preset` knows exactly the two preset names, and each gives settings that
+    /// `Timing::new` accepts, the same as the named constructor's.
+    #[test]
+    fn a_preset_is_named_default_or_fast_and_is_valid(name in "[a-z]{0,8}") {
+        match Timing::preset(&name) {
+            Some(settings) => {
+                let expected = if name == "fast" { Timing::fast() } else { Timing::default_timing() };
+                prop_assert!(name == "fast" || name == "default");
+                prop_assert_eq!(Timing::new(settings), Ok(expected));
+            }
+            None => prop_assert!(name != "fast" && name != "default"),
+        }
+        prop_assert_eq!(Timing::preset("fast"), Some(Timing::FAST_SETTINGS));
+        prop_assert_eq!(Timing::preset("default"), Some(Timing::DEFAULT_SETTINGS));
+    }
+}

@@ -95,11 +95,8 @@ struct Cli {
 }
 
 fn timing(cli: &Cli) -> Result<Timing, String> {
-    let mut settings: TimingSettings = match cli.timing.as_str() {
-        "default" => Timing::DEFAULT_SETTINGS,
-        "fast" => Timing::FAST_SETTINGS,
-        other => return Err(format!("unknown timing preset {other:?} (default or fast)")),
-    };
+    let mut settings: TimingSettings = Timing::preset(&cli.timing)
+        .ok_or_else(|| format!("unknown timing preset {:?} (default or fast)", cli.timing))?;
     if let Some(v) = cli.heartbeat_interval_ms {
         settings.heartbeat_interval_ms = v;
     }

@@ -75,11 +75,9 @@ async fn run<S: Store>(cli: &Cli, store: Arc<S>) -> Result<(), String> {
     store.init(config).await.map_err(|e| e.to_string())?;
     let mut options = NodeOptions::new(NodeId(cli.node));
     options.probe_address = cli.probe;
-    options.timing = match cli.timing.as_str() {
-        "default" => Timing::default_timing(),
-        "fast" => Timing::fast(),
-        other => return Err(format!("unknown timing {other:?} (default or fast)")),
-    };
+    let settings = Timing::preset(&cli.timing)
+        .ok_or_else(|| format!("unknown timing {:?} (default or fast)", cli.timing))?;
+    options.timing = Timing::new(settings).map_err(|e| e.to_string())?;
     options.wait_timeout_ms = 120_000;
     let node = Arc::new(
         NodeHandle::start(store, options)

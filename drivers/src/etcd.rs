@@ -45,9 +45,9 @@ use crate::keys::{
 };
 #[cfg(feature = "testing")]
 use crate::keys::{StoreKey, LOG_FAMILY, REGISTRY_PREFIXES};
-#[cfg(feature = "testing")]
-use crate::kv::{export, logged, named_by_registry, stored_name, value_of};
 use crate::kv::{Plan, StoredConfig, Write};
+#[cfg(feature = "testing")]
+use crate::kv_testing::{export, logged, named_by_registry, stored_name, value_of};
 #[cfg(feature = "testing")]
 use crate::store::Logged;
 use crate::store::{Snapshot, Store, StoreError, StoreStats};

@@ -70,9 +70,9 @@ use crate::keys::{
     cached, order_key_name, StoreKey, LOG_FAMILY, LOG_ORDER_FAMILY, REGISTRY_PREFIXES,
 };
 use crate::keys::{meta_key_name, proposals_of_node, CONFIG_KEY, VERSION_KEY};
-#[cfg(feature = "testing")]
-use crate::kv::{export, logged, named_by_registry, stored_name, value_of};
 use crate::kv::{Plan, StoredConfig, Write};
+#[cfg(feature = "testing")]
+use crate::kv_testing::{export, logged, named_by_registry, stored_name, value_of};
 #[cfg(feature = "testing")]
 use crate::store::Logged;
 use crate::store::{Snapshot, Store, StoreError, StoreStats};

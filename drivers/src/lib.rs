@@ -87,6 +87,8 @@ mod feed;
 mod keys;
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 mod kv;
+#[cfg(all(feature = "testing", any(feature = "etcd", feature = "fdb")))]
+mod kv_testing;
 mod memory;
 mod node;
 pub mod probe;

@@ -81,10 +81,9 @@ impl Status {
     /// The status of the registry in `snapshot`.
     pub fn of(snapshot: &Snapshot) -> Status {
         let state = &snapshot.state;
-        let primary = state.primary_in_office().map(|p| Primary {
-            node: p.0,
-            term: state.node(p).map_or(0, |r| r.term),
-        });
+        let primary = state
+            .primary_and_term()
+            .map(|(p, term)| Primary { node: p.0, term });
         let mut queued: std::collections::BTreeMap<NodeId, u64> = std::collections::BTreeMap::new();
         for (_, entry) in state.queue().iter() {
             *queued.entry(entry.from).or_default() += 1;

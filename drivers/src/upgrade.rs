@@ -582,7 +582,7 @@ mod fixture {
         let after = migration.apply(&entries);
         let mut rounds = Vec::new();
         for (i, key) in order.iter().enumerate() {
-            let logged = crate::kv::logged(key, &after[key], i as u64).unwrap();
+            let logged = crate::kv_testing::logged(key, &after[key], i as u64).unwrap();
             rounds.push((
                 logged.round,
                 logged.events.contains(&Event::ResetHeartbeats),

@@ -78,11 +78,7 @@ pub fn changes(before: &Snapshot, after: &Snapshot, rounds: bool) -> Vec<String>
             ));
         }
     }
-    let primary = |s: &membership_core::State| {
-        s.primary_in_office()
-            .map(|p| (p, s.node(p).map_or(0, |r| r.term)))
-    };
-    let (was, now) = (primary(a), primary(b));
+    let (was, now) = (a.primary_and_term(), b.primary_and_term());
     if was != now {
         let show = |p: Option<(NodeId, u64)>| match p {
             Some((n, term)) => format!("{n}, term {term}"),

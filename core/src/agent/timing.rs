@@ -247,6 +247,18 @@ impl Timing {
         }
     }
 
+    /// The settings of the preset named `name` (`"default"` or `"fast"`), as a command line or a
+    /// configuration file names them; `None` for any other name.
+    pub fn preset(name: &str) -> Option<TimingSettings> {
+        let settings = match name {
+            "default" => Timing::DEFAULT_SETTINGS,
+            "fast" => Timing::FAST_SETTINGS,
+            _ => return None,
+        };
+        debug_assert!(Timing::new(settings).is_ok());
+        Some(settings)
+    }
+
     /// The settings.
     pub fn settings(&self) -> &TimingSettings {
         &self.settings

@@ -600,6 +600,14 @@ impl State {
             .find(|&p| self.node(p).is_some_and(|r| r.term == self.term_counter))
     }
 
+    /// The primary in office with its term (what an operator's view shows of it).
+    pub fn primary_and_term(&self) -> Option<(NodeId, u64)> {
+        let primary = self.primary_in_office()?;
+        let term = self.node(primary).map_or(0, |r| r.term);
+        debug_assert_eq!(term, self.term_counter);
+        Some((primary, term))
+    }
+
     /// Whether nothing is partitioned.
     pub fn is_unpartitioned(&self) -> bool {
         self.nodes.iter().all(|r| r.partitioned_from.is_empty())

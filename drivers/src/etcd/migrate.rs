@@ -26,9 +26,17 @@ pub const ETCD_MIGRATION_BYTES_MAX: usize = 1_200_000;
 /// The most pages read: a registry of more keys than this many pages is refused.
 const MIGRATION_PAGES_MAX: usize = 100_000;
 
-/// Every key under `prefix` (relative to it) with its bytes and `mod_revision`, the log
-/// records' keys in commit order (their creation revisions), and the revision read at.
-type Stored = (BTreeMap<String, (Vec<u8>, i64)>, Vec<String>, i64);
+/// What the migration reads under a prefix, at one revision.
+struct Stored {
+    /// Every key (relative to the prefix) with its bytes.
+    entries: BTreeMap<String, Vec<u8>>,
+    /// Every key's `mod_revision`.
+    versions: BTreeMap<String, i64>,
+    /// The log records' keys in commit order (their creation revisions).
+    log_order: Vec<String>,
+    /// The revision read at.
+    revision: i64,
+}
 
 /// Reads every key under `prefix` at one revision, page by page.
 async fn read_everything(client: &Client, prefix: &str) -> Result<Stored, StoreError> {
@@ -38,7 +46,8 @@ async fn read_everything(client: &Client, prefix: &str) -> Result<Stored, StoreE
     let end = range_end(prefix);
     let mut start = prefix.as_bytes().to_vec();
     let mut revision = 0;
-    let mut stored = BTreeMap::new();
+    let mut entries = BTreeMap::new();
+    let mut versions = BTreeMap::new();
     let mut logs: Vec<(i64, String)> = Vec::new();
     for _ in 0..MIGRATION_PAGES_MAX {
         let mut options = GetOptions::new()
@@ -66,7 +75,8 @@ async fn read_everything(client: &Client, prefix: &str) -> Result<Stored, StoreE
             if name.starts_with(LOG_FAMILY) {
                 logs.push((kv.create_revision(), name.to_string()));
             }
-            stored.insert(name.to_string(), (kv.value().to_vec(), kv.mod_revision()));
+            entries.insert(name.to_string(), kv.value().to_vec());
+            versions.insert(name.to_string(), kv.mod_revision());
         }
         if !response.more() {
             break;
@@ -75,22 +85,29 @@ async fn read_everything(client: &Client, prefix: &str) -> Result<Stored, StoreE
         start.push(0);
     }
     logs.sort();
-    debug_assert!(revision > 0 || stored.is_empty());
-    Ok((stored, logs.into_iter().map(|(_, k)| k).collect(), revision))
+    debug_assert!(revision > 0 || entries.is_empty());
+    debug_assert_eq!(entries.len(), versions.len());
+    Ok(Stored {
+        entries,
+        versions,
+        log_order: logs.into_iter().map(|(_, k)| k).collect(),
+        revision,
+    })
 }
 
 /// The migration's writes cut into transactions within [`ETCD_MIGRATION_WRITES_MAX`] and
 /// [`ETCD_MIGRATION_BYTES_MAX`]: each write is the key and its new value (`None`: removed).
-fn batches(migration: &Migration) -> Vec<Vec<(String, Option<Vec<u8>>)>> {
+fn batches(migration: Migration) -> Vec<Vec<(String, Option<Vec<u8>>)>> {
     let mut writes: Vec<(String, Option<Vec<u8>>)> = migration
         .puts
-        .iter()
-        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .into_iter()
+        .map(|(k, v)| (k, Some(v)))
         .collect();
-    writes.extend(migration.deletes.iter().map(|k| (k.clone(), None)));
+    writes.extend(migration.deletes.into_iter().map(|k| (k, None)));
     // The queue's chunks last, new ones before the old ones are removed: an interrupted run
     // leaves every entry stored at least once (the next run merges them).
-    writes.sort_by_key(|(k, v)| (k.starts_with("queue/"), v.is_none(), k.clone()));
+    let order = |(k, v): &(String, Option<Vec<u8>>)| (k.starts_with("queue/"), v.is_none());
+    writes.sort_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.0.cmp(&b.0)));
     let mut out: Vec<Vec<(String, Option<Vec<u8>>)>> = Vec::new();
     let mut bytes = 0;
     for write in writes {
@@ -119,27 +136,30 @@ pub(super) async fn migrate(
     prefix: &str,
     apply: bool,
 ) -> Result<(Migrated, Option<i64>), StoreError> {
-    let (stored, log_order, revision) = read_everything(client, prefix).await?;
-    if stored.is_empty() {
+    let Stored {
+        entries,
+        versions,
+        log_order,
+        revision,
+    } = read_everything(client, prefix).await?;
+    if entries.is_empty() {
         return Err(StoreError::Uninitialised);
     }
-    let entries: BTreeMap<String, Vec<u8>> = stored
-        .iter()
-        .map(|(k, (v, _))| (k.clone(), v.clone()))
-        .collect();
     let migration = migrate_v1(&entries, &log_order)?;
-    let batches = batches(&migration);
     let mut migrated = Migrated {
         puts: migration.puts.len(),
         deletes: migration.deletes.len(),
-        transactions: batches.len(),
+        transactions: 0,
         applied: false,
     };
-    if !apply || migration.is_empty() {
+    let nothing = migration.is_empty();
+    let batches = batches(migration);
+    migrated.transactions = batches.len();
+    if !apply || nothing {
         return Ok((migrated, None));
     }
     let key = |name: &str| format!("{prefix}{name}");
-    let version_read = |name: &str| stored.get(name).map_or(0, |(_, version)| *version);
+    let version_read = |name: &str| versions.get(name).copied().unwrap_or(0);
     let mut kv = client.kv_client();
     let mut last = None;
     for batch in batches {
@@ -199,7 +219,7 @@ mod tests {
             .puts
             .insert("queue/n4/c0".to_string(), vec![7; 700_000]);
         migration.deletes = BTreeSet::from(["queue/c0".to_string(), "queue/c1".to_string()]);
-        let out = batches(&migration);
+        let out = batches(migration);
         assert!(out.iter().all(|b| b.len() <= ETCD_MIGRATION_WRITES_MAX));
         for b in &out {
             let bytes: usize = b

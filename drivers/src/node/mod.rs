@@ -394,9 +394,7 @@ impl NodeHandle {
 
     /// The primary in office and its term, as of the node's latest snapshot.
     pub fn primary(&self) -> Option<(NodeId, u64)> {
-        let s = self.snapshot()?;
-        let p = s.state.primary_in_office()?;
-        Some((p, s.state.node(p).map_or(0, |r| r.term)))
+        self.snapshot()?.state.primary_and_term()
     }
 
     /// The node's latest snapshot of the registry.

@@ -167,11 +167,9 @@ fn check(w: Written) -> Result<NodeConfig, String> {
         .as_deref()
         .map(|a| address("metrics_address", a))
         .transpose()?;
-    let mut settings: TimingSettings = match w.timing.as_deref().unwrap_or("default") {
-        "default" => Timing::DEFAULT_SETTINGS,
-        "fast" => Timing::FAST_SETTINGS,
-        other => return Err(format!("timing = {other:?}: \"default\" or \"fast\"")),
-    };
+    let preset = w.timing.as_deref().unwrap_or("default");
+    let mut settings: TimingSettings = Timing::preset(preset)
+        .ok_or_else(|| format!("timing = {preset:?}: \"default\" or \"fast\""))?;
     if let Some(v) = w.heartbeat_interval_ms {
         settings.heartbeat_interval_ms = v;
     }
