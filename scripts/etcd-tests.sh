@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The etcd store's tests against a real 3-member etcd cluster on 127.0.0.1: starts the cluster
 # (scripts/etcd-cluster.sh), runs the store conformance suite, the fault tests (members killed
-# and restarted under 5 running nodes) and the one-process-per-node test on it, and stops the
-# cluster on exit, also when a test fails. Needs Debian's etcd-server, etcd-client and
+# and restarted under 5 running nodes) and the one-process-per-node test on it; starts a
+# single-member etcd with TLS, client certificates and roles (scripts/etcd-tls.sh) and runs the
+# least-privilege test on it; and stops both on exit, also when a test fails. Needs Debian's etcd-server, etcd-client and
 # protobuf-compiler. Extra arguments go to every cargo command (e.g. --locked).
 #
 #   scripts/etcd-tests.sh
@@ -11,7 +12,8 @@ cd "$(dirname "$0")/.."
 
 cluster=scripts/etcd-cluster.sh
 export ETCD_CLUSTER_DIR=${ETCD_CLUSTER_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/membership-etcd.XXXXXX")}
-trap '"$cluster" stop' EXIT
+export ETCD_TLS_DIR=${ETCD_TLS_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/membership-etcd-tls.XXXXXX")}
+trap '"$cluster" stop; scripts/etcd-tls.sh stop' EXIT
 "$cluster" start
 url=$("$cluster" url)
 export ETCD_ENDPOINTS=${url#etcd://}
@@ -22,6 +24,14 @@ cargo test -p membership --features etcd "$@" --lib
 
 echo "== etcd: a stored format-version-1 registry migrated by 'membership migrate'"
 cargo test -p membership --features etcd "$@" --test format_v1
+
+echo "== etcd with TLS and roles: only the cluster's users reach the registry; a refusal writes nothing"
+CARGO_FLAGS="$*" scripts/etcd-tls.sh start
+export ETCD_TLS_ENDPOINT=127.0.0.1:${ETCD_TLS_CLIENT_PORT:-42379}
+ETCD_TLS_CERTS=$(scripts/etcd-tls.sh certs)
+export ETCD_TLS_CERTS
+cargo test -p membership --features etcd "$@" --test etcd_tls
+scripts/etcd-tls.sh stop
 
 echo "== etcd: the store conformance suite"
 cargo test -p membership --features etcd "$@" --test store_conformance -- --test-threads 2

@@ -11,6 +11,11 @@
 #
 # The store URL is $STORE_URL, or etcd-cluster.sh's URL with the prefix /demo. Extra cargo
 # arguments: $CARGO_ARGS (e.g. --locked).
+#
+# With TLS=1, against scripts/etcd-tls.sh's secured etcd instead: node i reaches etcd with its
+# own certificate (its etcd user n<i>, whose role covers /membership/ only) and proves its
+# identity with the same certificate on its probes (tls_ca, tls_cert, tls_key); `status` reads
+# with the operator's certificate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +26,10 @@ READY_WAIT_S=${READY_WAIT_S:-60}
 STOP_WAIT_S=${STOP_WAIT_S:-60}
 BIN=target/release/membership
 
-store_url() {
-  if [[ -n ${STORE_URL:-} ]]; then
+store_url() { # [client certificate name, with TLS=1]
+  if [[ ${TLS:-0} == 1 ]]; then
+    scripts/etcd-tls.sh url "${1:-operator}"
+  elif [[ -n ${STORE_URL:-} ]]; then
     echo "$STORE_URL"
   else
     echo "$(scripts/etcd-cluster.sh url)/demo"
@@ -38,9 +45,9 @@ start() {
   # shellcheck disable=SC2086
   cargo build --release -q -p membership --features etcd --bin membership ${CARGO_ARGS:-}
   mkdir -p "$DIR"
-  local url
-  url=$(store_url)
+  local url certs
   for i in $(seq 1 "$count"); do
+    url=$(store_url "n$i")
     cat >"$DIR/n$i.toml" <<EOF
 store = "$url"
 node = $i
@@ -49,6 +56,14 @@ probe_address = "127.0.0.1:$((PROBE_BASE + i))"
 metrics_address = "127.0.0.1:$((METRICS_BASE + i))"
 log_format = "json"
 EOF
+    if [[ ${TLS:-0} == 1 ]]; then
+      certs=$(scripts/etcd-tls.sh certs)
+      cat >>"$DIR/n$i.toml" <<EOF
+tls_ca = "$certs/ca.pem"
+tls_cert = "$certs/n$i.pem"
+tls_key = "$certs/n$i.key"
+EOF
+    fi
     "$BIN" node --config "$DIR/n$i.toml" >"$DIR/n$i.log" 2>&1 &
     echo $! >"$DIR/n$i.pid"
   done
@@ -69,7 +84,7 @@ EOF
     done
     echo "n$i ready: pid $(cat "$DIR/n$i.pid"), metrics http://127.0.0.1:$((METRICS_BASE + i))/metrics"
   done
-  echo "store $url; logs and configurations in $DIR"
+  echo "store $(store_url); logs and configurations in $DIR"
 }
 
 stop() {

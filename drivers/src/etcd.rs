@@ -30,10 +30,13 @@
 
 mod feed;
 mod migrate;
+mod options;
 
-use feed::{range_end, unavailable};
+use feed::{denied, range_end, unavailable};
 pub use feed::{ETCD_RESPONSE_BYTES_MAX, ETCD_RETRY_BACKOFF_MS, ETCD_WATCH_BACKOFF_MAX_MS};
 pub use migrate::{ETCD_MIGRATION_BYTES_MAX, ETCD_MIGRATION_PAGE_KEYS, ETCD_MIGRATION_WRITES_MAX};
+use options::tls_options;
+pub use options::{EtcdOptions, EtcdTls, ETCD_REQUEST_TIMEOUT_MS};
 
 use crate::cache::{Cache, View};
 use crate::cached::{self, Bounds, Committed, Engine, Latest, Shared};
@@ -87,62 +90,8 @@ pub const ETCD_UNAVAILABLE_RETRIES_MAX: u32 = 4;
 /// larger batch is cut to this before it runs, and halved if it still does not fit.
 pub const ETCD_BATCH_MOVES_MAX: usize = 100;
 
-/// The default timeout of one request, after which a commit's outcome is unknown.
-pub const ETCD_REQUEST_TIMEOUT_MS: u64 = 400;
-
 /// The most committed-log records read back at once.
 pub const ETCD_LOG_READ_MAX: i64 = 4_000_000;
-
-/// How to reach an etcd cluster and where the registry lives in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EtcdOptions {
-    /// Client endpoints (`http://127.0.0.1:2379`).
-    pub endpoints: Vec<String>,
-    /// The key prefix of every key of this registry (`/membership/`).
-    pub prefix: String,
-    /// One request's timeout, in ms.
-    pub request_timeout_ms: u64,
-    /// Whether every commit also writes its spec actions under `log/...` (the committed log for
-    /// audits and the conformance suite; it grows with every commit).
-    pub record_log: bool,
-}
-
-impl EtcdOptions {
-    /// Parses a store URL: `etcd://host:port[,host:port...][/prefix]`. The prefix defaults to
-    /// `/membership/`.
-    pub fn from_url(url: &str) -> Result<EtcdOptions, StoreError> {
-        let bad = |why: &str| StoreError::Url {
-            url: url.to_string(),
-            reason: why.to_string(),
-        };
-        let rest = url
-            .strip_prefix("etcd://")
-            .ok_or_else(|| bad("an etcd store URL starts with etcd://"))?;
-        let (hosts, path) = match rest.split_once('/') {
-            Some((hosts, path)) => (hosts, path),
-            None => (rest, ""),
-        };
-        let endpoints: Vec<String> = hosts
-            .split(',')
-            .filter(|h| !h.is_empty())
-            .map(|h| format!("http://{h}"))
-            .collect();
-        if endpoints.is_empty() {
-            return Err(bad("no endpoint (etcd://127.0.0.1:2379)"));
-        }
-        let prefix = if path.is_empty() {
-            "/membership/".to_string()
-        } else {
-            format!("/{}/", path.trim_matches('/'))
-        };
-        Ok(EtcdOptions {
-            endpoints,
-            prefix,
-            request_timeout_ms: ETCD_REQUEST_TIMEOUT_MS,
-            record_log: false,
-        })
-    }
-}
 
 /// The registry on an etcd cluster.
 pub struct EtcdStore {
@@ -190,10 +139,14 @@ fn too_large(e: &etcd_client::Error) -> bool {
 impl EtcdStore {
     /// Connects to the cluster and starts watching the prefix.
     pub async fn connect(options: EtcdOptions) -> Result<EtcdStore, StoreError> {
-        let connect = ConnectOptions::new()
+        let mut connect = ConnectOptions::new()
             .with_timeout(Duration::from_millis(options.request_timeout_ms))
             .with_connect_timeout(Duration::from_millis(options.request_timeout_ms))
             .with_keep_alive(Duration::from_millis(500), Duration::from_millis(500));
+        if let Some(tls) = &options.tls {
+            let url = options.endpoints.join(",");
+            connect = connect.with_tls(tls_options(&url, tls)?);
+        }
         let client = Client::connect(&options.endpoints, Some(connect))
             .await
             .map_err(unavailable)?;
@@ -257,7 +210,9 @@ impl EtcdStore {
         loop {
             match request().await {
                 Ok(v) => return Ok(v),
-                Err(e) if too_large(&e) || attempt >= ETCD_UNAVAILABLE_RETRIES_MAX => {
+                Err(e)
+                    if too_large(&e) || denied(&e) || attempt >= ETCD_UNAVAILABLE_RETRIES_MAX =>
+                {
                     return Err(e)
                 }
                 Err(e) => {

@@ -48,10 +48,14 @@
 //!
 //! The FoundationDB client network must be running in the process before [`FdbStore::open`]:
 //! the application boots it once (`foundationdb::boot()`, an `unsafe` call this crate does not
-//! make: its code forbids `unsafe`) and drops the guard before it exits.
+//! make: its code forbids `unsafe`) and drops the guard before it exits. TLS to the cluster is
+//! set there too: [`FdbTls::network_options`] lists the options for the network builder.
 
 mod feeder;
 mod layout;
+mod tls;
+
+pub use tls::FdbTls;
 
 pub use feeder::{
     FDB_FEED_BACKOFF_MAX_MS, FDB_FEED_POLL_MS, FDB_FEED_RETENTION_VERSIONS,

@@ -1,20 +1,30 @@
 //! Peer probes over TCP: a node answers `PING` with `PONG` on its probe address, and probes a
 //! peer by writing `PING` and reading `PONG` within the probe timeout.
 //!
+//! **Authenticated probes.** With a [`NodeIdentity`], both sides run TLS 1.3 before the first
+//! `PING` (see [`crate::identity`]): the answering process must present a certificate of the
+//! cluster's CA naming the probed node, and the probing process one of the same CA. A probe
+//! whose handshake fails (no certificate, another CA's, another node's, or a peer speaking plain
+//! TCP) is unanswered: the peer counts as unreachable. A cluster is all TLS or all plain.
+//!
 //! **Kept connections.** A [`Prober`] keeps the connection of a probe that was answered and
-//! sends the next probe to the same address over it: a probe is then two small writes and two
-//! reads, not a TCP handshake, an accept and a close on both sides (with many nodes on one
-//! machine, as in the examples and tests, the handshakes were most of the processes' work). It
-//! keeps at most [`PROBE_CONNECTIONS_KEPT_MAX`] (the first ones answered; a connection that
-//! fails makes room), and a probe to any other address connects afresh. A connection whose
-//! probe was not answered in time is closed, never reused: a late `PONG` cannot answer a later
-//! probe. A node answering probes closes a connection idle for [`PROBE_IDLE_MS`].
+//! sends the next probe of the same node at the same address over it: a probe is then two small
+//! writes and two reads, not a handshake, an accept and a close on both sides (with many nodes
+//! on one machine, as in the examples and tests, the handshakes were most of the processes'
+//! work). It keeps at most [`PROBE_CONNECTIONS_KEPT_MAX`] (the first ones answered; a
+//! connection that fails makes room), and a probe to any other node or address connects
+//! afresh (a connection that proved node `n3` never answers for another node that took its
+//! address). A connection whose probe was not answered in time is closed, never reused: a late
+//! `PONG` cannot answer a later probe. A node answering probes closes a connection idle for
+//! [`PROBE_IDLE_MS`], and one whose handshake takes longer than [`PROBE_HANDSHAKE_MS`].
 
+use crate::identity::{server_name, NodeIdentity};
+use membership_core::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -30,13 +40,26 @@ pub const PROBE_CONNECTIONS_KEPT_MAX: usize = 64;
 /// How long a node answering probes keeps a connection that sends nothing, in ms.
 pub const PROBE_IDLE_MS: u64 = 10_000;
 
-/// Binds `address` and answers probes until the returned task is aborted. Returns the bound
+/// How long a node answering probes waits for a prober's TLS handshake, in ms.
+pub const PROBE_HANDSHAKE_MS: u64 = 2_000;
+
+/// A probe connection: plain TCP, or TLS over it.
+trait Connection: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Connection for T {}
+
+/// Binds `address` and answers probes until the returned task is aborted; with `identity`,
+/// only over TLS, proving that identity to probers that prove theirs. Returns the bound
 /// address (useful with port 0) and the task. Aborting the task closes the listener and every
 /// connection it is answering (they live in the task's own set of tasks).
-pub async fn serve(address: SocketAddr) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+pub async fn serve(
+    address: SocketAddr,
+    identity: Option<NodeIdentity>,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(PROBE_CONNECTIONS_MAX));
+    let permits = Arc::new(tokio::sync::Semaphore::new(PROBE_CONNECTIONS_MAX));
+    let acceptor = identity.map(|identity| identity.acceptor());
     let task = tokio::spawn(async move {
         let mut connections = JoinSet::new();
         loop {
@@ -47,8 +70,21 @@ pub async fn serve(address: SocketAddr) -> std::io::Result<(SocketAddr, JoinHand
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
+            let acceptor = acceptor.clone();
             connections.spawn(async move {
-                answer(stream).await;
+                let _ = stream.set_nodelay(true);
+                match acceptor {
+                    None => answer(stream).await,
+                    Some(acceptor) => {
+                        let handshake = Duration::from_millis(PROBE_HANDSHAKE_MS);
+                        // A prober without a certificate of the CA is refused here.
+                        if let Ok(Ok(tls)) =
+                            tokio::time::timeout(handshake, acceptor.accept(stream)).await
+                        {
+                            answer(tls).await;
+                        }
+                    }
+                }
                 drop(permit);
             });
         }
@@ -58,8 +94,7 @@ pub async fn serve(address: SocketAddr) -> std::io::Result<(SocketAddr, JoinHand
 
 /// Answers the probes of one connection until it closes, sends something else, or stays idle
 /// for [`PROBE_IDLE_MS`].
-async fn answer(mut stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
+async fn answer(mut stream: impl Connection) {
     let idle = Duration::from_millis(PROBE_IDLE_MS);
     let mut buf = [0u8; 4];
     // Each pass answers one probe; a kept connection carries a probe every few rounds.
@@ -69,6 +104,9 @@ async fn answer(mut stream: TcpStream) {
                 if stream.write_all(PONG).await.is_err() {
                     return;
                 }
+                if stream.flush().await.is_err() {
+                    return;
+                }
             }
             _ => return,
         }
@@ -76,26 +114,45 @@ async fn answer(mut stream: TcpStream) {
 }
 
 /// Sends one probe over `stream` and reads its answer.
-async fn ping(stream: &mut TcpStream) -> std::io::Result<bool> {
+async fn ping(stream: &mut (dyn Connection + '_)) -> std::io::Result<bool> {
     stream.write_all(PING).await?;
+    stream.flush().await?;
     let mut buf = [0u8; 4];
     stream.read_exact(&mut buf).await?;
     Ok(&buf == PONG)
 }
 
-/// A node's probes, with the connections it keeps for the next ones (by address).
-#[derive(Debug, Default)]
+/// A node's probes, with the connections it keeps for the next ones (by node and address).
+#[derive(Default)]
 pub struct Prober {
-    kept: Mutex<BTreeMap<String, TcpStream>>,
+    identity: Option<NodeIdentity>,
+    kept: Mutex<BTreeMap<(NodeId, String), Box<dyn Connection>>>,
+}
+
+impl std::fmt::Debug for Prober {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prober")
+            .field("identity", &self.identity)
+            .field("kept", &self.kept_count())
+            .finish()
+    }
 }
 
 impl Prober {
-    /// A prober keeping no connection yet.
+    /// A prober over plain TCP, keeping no connection yet.
     pub fn new() -> Prober {
         Prober::default()
     }
 
-    fn kept(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, TcpStream>> {
+    /// A prober over TLS proving `identity`: a probed node must prove its own.
+    pub fn with_identity(identity: NodeIdentity) -> Prober {
+        Prober {
+            identity: Some(identity),
+            kept: Mutex::default(),
+        }
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, BTreeMap<(NodeId, String), Box<dyn Connection>>> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -104,26 +161,41 @@ impl Prober {
         self.kept().len()
     }
 
-    /// Probes the node answering at `address`: true when it answered within `timeout`. Uses
-    /// the connection kept for `address` if there is one (a kept connection the peer closed
-    /// is replaced by a new one within the same timeout).
-    pub async fn probe(&self, address: &str, timeout: Duration) -> bool {
-        let kept = self.kept().remove(address);
+    /// Connects to `address` (over TLS, expecting `node`'s certificate, with an identity).
+    async fn connect(&self, node: NodeId, address: &str) -> Option<Box<dyn Connection>> {
+        let stream = TcpStream::connect(address).await.ok()?;
+        let _ = stream.set_nodelay(true);
+        match &self.identity {
+            None => Some(Box::new(stream)),
+            Some(identity) => {
+                let name = server_name(node).ok()?;
+                let tls = identity.connector().connect(name, stream).await.ok()?;
+                Some(Box::new(tls))
+            }
+        }
+    }
+
+    /// Probes `node` answering at `address`: true when it answered within `timeout` (and, with
+    /// an identity, proved it is `node`). Uses the connection kept for `node` at `address` if
+    /// there is one (a kept connection the peer closed is replaced by a new one within the same
+    /// timeout).
+    pub async fn probe(&self, node: NodeId, address: &str, timeout: Duration) -> bool {
+        let key = (node, address.to_string());
+        let kept = self.kept().remove(&key);
         let attempt = async {
             if let Some(mut stream) = kept {
-                if let Ok(answered) = ping(&mut stream).await {
+                if let Ok(answered) = ping(stream.as_mut()).await {
                     return answered.then_some(stream);
                 }
             }
-            let mut stream = TcpStream::connect(address).await.ok()?;
-            let _ = stream.set_nodelay(true);
-            ping(&mut stream).await.ok()?.then_some(stream)
+            let mut stream = self.connect(node, address).await?;
+            ping(stream.as_mut()).await.ok()?.then_some(stream)
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Some(stream)) => {
                 let mut kept = self.kept();
                 if kept.len() < PROBE_CONNECTIONS_KEPT_MAX {
-                    kept.entry(address.to_string()).or_insert(stream);
+                    kept.entry(key).or_insert(stream);
                 }
                 debug_assert!(kept.len() <= PROBE_CONNECTIONS_KEPT_MAX);
                 true
@@ -134,40 +206,42 @@ impl Prober {
     }
 }
 
-/// Probes the node answering at `address` over a new connection: true when it answered within
-/// `timeout`.
-pub async fn probe(address: &str, timeout: Duration) -> bool {
-    Prober::new().probe(address, timeout).await
+/// Probes `node` answering at `address` over a new plain connection: true when it answered
+/// within `timeout`.
+pub async fn probe(node: NodeId, address: &str, timeout: Duration) -> bool {
+    Prober::new().probe(node, address, timeout).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const N1: NodeId = NodeId(1);
+
     #[tokio::test]
     async fn a_served_address_answers_and_a_closed_one_does_not() {
-        let (address, task) = serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (address, task) = serve("127.0.0.1:0".parse().unwrap(), None).await.unwrap();
         let timeout = Duration::from_millis(500);
-        assert!(probe(&address.to_string(), timeout).await);
+        assert!(probe(N1, &address.to_string(), timeout).await);
         task.abort();
         let _ = task.await;
-        assert!(!probe(&address.to_string(), Duration::from_millis(200)).await);
+        assert!(!probe(N1, &address.to_string(), Duration::from_millis(200)).await);
     }
 
     #[tokio::test]
     async fn a_kept_connection_answers_again_and_a_closed_peer_is_unreachable_through_it() {
-        let (address, task) = serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (address, task) = serve("127.0.0.1:0".parse().unwrap(), None).await.unwrap();
         let address = address.to_string();
         let timeout = Duration::from_millis(500);
         let prober = Prober::new();
-        assert!(prober.probe(&address, timeout).await);
+        assert!(prober.probe(N1, &address, timeout).await);
         assert_eq!(prober.kept_count(), 1, "the answered connection is kept");
-        assert!(prober.probe(&address, timeout).await);
+        assert!(prober.probe(N1, &address, timeout).await);
         assert_eq!(prober.kept_count(), 1, "and used again, not doubled");
         task.abort();
         let _ = task.await;
         assert!(
-            !prober.probe(&address, Duration::from_millis(200)).await,
+            !prober.probe(N1, &address, Duration::from_millis(200)).await,
             "a kept connection to a node that stopped answering does not answer for it"
         );
         assert_eq!(prober.kept_count(), 0, "a failed connection is not kept");
@@ -185,8 +259,134 @@ mod tests {
             }
         });
         let prober = Prober::new();
-        assert!(!prober.probe(&address, Duration::from_millis(100)).await);
+        assert!(!prober.probe(N1, &address, Duration::from_millis(100)).await);
         assert_eq!(prober.kept_count(), 0);
         silent.abort();
+    }
+}
+
+#[cfg(test)]
+mod authenticated {
+    use super::*;
+    use crate::identity::{Authority, Credentials};
+
+    const TIMEOUT: Duration = Duration::from_millis(1_000);
+
+    fn identity(ca: &Authority, node: u16) -> NodeIdentity {
+        let name = NodeId(node).to_string();
+        NodeIdentity::new(NodeId(node), &ca.credentials(&name, &[]).unwrap()).unwrap()
+    }
+
+    async fn serving(identity: Option<NodeIdentity>) -> (String, JoinHandle<()>) {
+        let (address, task) = serve("127.0.0.1:0".parse().unwrap(), identity)
+            .await
+            .unwrap();
+        (address.to_string(), task)
+    }
+
+    #[tokio::test]
+    async fn a_node_proving_its_identity_answers_for_itself_and_for_no_other_node() {
+        let ca = Authority::generate("test CA").unwrap();
+        let (address, task) = serving(Some(identity(&ca, 1))).await;
+        let prober = Prober::with_identity(identity(&ca, 2));
+        assert!(prober.probe(NodeId(1), &address, TIMEOUT).await);
+        assert!(
+            prober.probe(NodeId(1), &address, TIMEOUT).await,
+            "kept, answered again"
+        );
+        assert_eq!(prober.kept_count(), 1);
+        assert!(
+            !prober.probe(NodeId(3), &address, TIMEOUT).await,
+            "n1's process cannot answer a probe of n3, even with a kept connection to n1"
+        );
+        assert_eq!(
+            prober.kept_count(),
+            1,
+            "the failed probe of n3 keeps nothing"
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_process_without_the_node_s_certificate_cannot_answer_its_probes() {
+        let ca = Authority::generate("test CA").unwrap();
+        let prober = Prober::with_identity(identity(&ca, 2));
+        // A plain-TCP answerer (no certificate at all).
+        let (plain, plain_task) = serving(None).await;
+        assert!(!prober.probe(NodeId(1), &plain, TIMEOUT).await);
+        // A certificate of another CA naming n1.
+        let other = Authority::generate("another CA").unwrap();
+        let (forged, forged_task) = serving(Some(identity(&other, 1))).await;
+        assert!(!prober.probe(NodeId(1), &forged, TIMEOUT).await);
+        assert_eq!(prober.kept_count(), 0);
+        plain_task.abort();
+        forged_task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_process_without_the_cluster_s_certificate_cannot_probe() {
+        let ca = Authority::generate("test CA").unwrap();
+        let (address, task) = serving(Some(identity(&ca, 1))).await;
+        // Plain TCP to a node that speaks TLS.
+        assert!(!probe(NodeId(1), &address, TIMEOUT).await);
+        // A certificate of another CA.
+        let other = Authority::generate("another CA").unwrap();
+        let issued = other.issue("n2", &[]).unwrap();
+        let outsider = Credentials::from_pem(
+            ca.certificate_pem().as_bytes(),
+            issued.certificate_pem.as_bytes(),
+            issued.key_pem.as_bytes(),
+        )
+        .unwrap();
+        // (It cannot become a NodeIdentity: build its TLS client by hand.)
+        assert!(NodeIdentity::new(NodeId(2), &outsider).is_err());
+        let mut roots = rustls::RootCertStore::empty();
+        let ca_der =
+            rustls_pki_types::pem::PemObject::from_pem_slice(ca.certificate_pem().as_bytes())
+                .unwrap();
+        roots.add(ca_der).unwrap();
+        let chain = vec![rustls_pki_types::pem::PemObject::from_pem_slice(
+            issued.certificate_pem.as_bytes(),
+        )
+        .unwrap()];
+        let key =
+            rustls_pki_types::pem::PemObject::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
+        #[allow(deprecated, reason = "the provider the identity module uses")]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let with_foreign_certificate =
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .unwrap()
+                .with_root_certificates(roots.clone())
+                .with_client_auth_cert(chain, key)
+                .unwrap();
+        let without_certificate = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        for config in [with_foreign_certificate, without_certificate] {
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let answered = tokio::time::timeout(TIMEOUT, async {
+                let stream = TcpStream::connect(&address).await.ok()?;
+                let mut tls = connector
+                    .connect(server_name(NodeId(1)).unwrap(), stream)
+                    .await
+                    .ok()?;
+                ping(&mut tls).await.ok()
+            })
+            .await;
+            assert!(
+                !matches!(answered, Ok(Some(true))),
+                "a prober without a certificate of the cluster's CA got an answer"
+            );
+        }
+        // A member of the cluster still gets its answer.
+        assert!(
+            Prober::with_identity(identity(&ca, 2))
+                .probe(NodeId(1), &address, TIMEOUT)
+                .await
+        );
+        task.abort();
     }
 }

@@ -51,6 +51,10 @@ pub enum StoreError {
     /// The store could not be reached (nothing was written).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused this client's credentials or permissions (no certificate it trusts,
+    /// or a user whose role does not cover the registry's keys): nothing was written.
+    #[error("the store refused access: {0}")]
+    Denied(String),
     /// A stored value could not be decoded; it names the key. Nothing was written.
     #[error("{0}")]
     Decode(#[from] DecodeError),

@@ -290,7 +290,7 @@ async fn a_panicked_node_dies_whole_and_its_handle_says_why() {
     let dead = &nodes[1];
     let address = dead.probe_address().to_string();
     let timeout = Duration::from_millis(500);
-    assert!(membership::probe::probe(&address, timeout).await);
+    assert!(membership::probe::probe(dead.node(), &address, timeout).await);
     assert_eq!(dead.stop_reason(), None);
     dead.panic_for_test().await.unwrap();
     // Its probe listener closes within a bounded time: peers see it dead, not silent.
@@ -302,7 +302,7 @@ async fn a_panicked_node_dies_whole_and_its_handle_says_why() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(!membership::probe::probe(&address, timeout).await);
+    assert!(!membership::probe::probe(dead.node(), &address, timeout).await);
     // The handle reports why, on every call.
     let reason = dead
         .stop_reason()

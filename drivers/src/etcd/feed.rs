@@ -19,8 +19,25 @@ pub const ETCD_RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// The watcher's longest backoff before it watches again after an error.
 pub const ETCD_WATCH_BACKOFF_MAX_MS: u64 = 1_000;
 
+/// The store error of a failed etcd request: [`StoreError::Denied`] for a refused credential
+/// or permission, [`StoreError::Unavailable`] for anything else.
 pub(super) fn unavailable(e: etcd_client::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    if denied(&e) {
+        StoreError::Denied(e.to_string())
+    } else {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Whether etcd refused the request for its credentials or permissions (retrying cannot help).
+pub(super) fn denied(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
+        ),
+        _ => false,
+    }
 }
 /// The end of the range of every key starting with `prefix`.
 pub(super) fn range_end(prefix: &str) -> Vec<u8> {

@@ -32,6 +32,14 @@ pub enum Error {
     /// reducer's refusal (a stale term, a failed guard), with the reason.
     #[error("refused: {0}")]
     Refused(ProposalError),
+    /// The node's identity does not prove the node it is started as.
+    #[error("node {node} cannot start with the identity of node {identity}")]
+    Identity {
+        /// The node started.
+        node: NodeId,
+        /// The node its identity proves.
+        identity: NodeId,
+    },
     /// The store did not answer.
     #[error("the store is unavailable")]
     Unavailable,
@@ -90,6 +98,10 @@ pub struct NodeOptions {
     /// `None` (the default) for none; port 0 picks a free port
     /// ([`NodeHandle::metrics_address`](super::NodeHandle::metrics_address) tells which).
     pub metrics_address: Option<SocketAddr>,
+    /// The node's proven identity, or `None` (the default) for plain probes. With one, the node
+    /// answers and sends probes only over mutually authenticated TLS, and it must prove
+    /// [`NodeOptions::node`] (see [`crate::identity`]).
+    pub identity: Option<crate::identity::NodeIdentity>,
     /// Offsets a test adds to the node's clock readings (feature `testing`).
     #[cfg(feature = "testing")]
     pub clock_skew: Option<crate::clock::ClockSkew>,
@@ -105,6 +117,7 @@ impl NodeOptions {
             store_timeout_ms: 1_000,
             wait_timeout_ms: 30_000,
             metrics_address: None,
+            identity: None,
             #[cfg(feature = "testing")]
             clock_skew: None,
         }

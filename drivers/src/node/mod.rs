@@ -62,9 +62,18 @@ impl NodeHandle {
     /// incarnation: an older process of the same node can no longer act), and runs its task.
     /// The node is not a member until [`NodeHandle::join`].
     pub async fn start<S: Store>(store: Arc<S>, options: NodeOptions) -> Result<NodeHandle, Error> {
-        let (probe_address, probe_task) = probe::serve(options.probe_address)
-            .await
-            .map_err(|e| Error::Io(format!("probe address {}: {e}", options.probe_address)))?;
+        if let Some(identity) = &options.identity {
+            if identity.node() != options.node {
+                return Err(Error::Identity {
+                    node: options.node,
+                    identity: identity.node(),
+                });
+            }
+        }
+        let (probe_address, probe_task) =
+            probe::serve(options.probe_address, options.identity.clone())
+                .await
+                .map_err(|e| Error::Io(format!("probe address {}: {e}", options.probe_address)))?;
         let metrics_listener = match options.metrics_address {
             None => None,
             Some(address) => match tokio::net::TcpListener::bind(address).await {
@@ -110,7 +119,10 @@ impl NodeHandle {
                 clocks,
                 store_timeout: Duration::from_millis(options.store_timeout_ms),
                 probe_timeout,
-                prober: Arc::new(probe::Prober::new()),
+                prober: Arc::new(match options.identity.clone() {
+                    Some(identity) => probe::Prober::with_identity(identity),
+                    None => probe::Prober::new(),
+                }),
                 tx,
                 notifications: notifications.clone(),
                 shared: shared.clone(),

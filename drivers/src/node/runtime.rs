@@ -369,7 +369,7 @@ impl<S: Store> Io for Glue<S> {
         let prober = self.prober.clone();
         self.tasks.spawn(async move {
             let ok = match address {
-                Some(address) => prober.probe(&address, timeout).await,
+                Some(address) => prober.probe(peer, &address, timeout).await,
                 None => false,
             };
             let _ = tx.send(Message::Probe(peer, sent, ok)).await;

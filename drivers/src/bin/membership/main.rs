@@ -6,6 +6,7 @@
 //! membership watch --store etcd://127.0.0.1:2379[,...][/prefix] [--json] [--rounds]
 //! membership migrate --store etcd://127.0.0.1:2379[,...][/prefix] [--dry-run]
 //! membership node [--config FILE]
+//! membership certs --dir DIR [--host H]... NAME...
 //! ```
 //!
 //! `status` reads one snapshot of the registry (nodes, status, incarnation, primary and term,
@@ -29,11 +30,15 @@
 //! gracefully (`node.rs`: its TOML configuration, the `MEMBERSHIP_*` environment overrides, its
 //! logs as text or JSON lines).
 //!
+//! `certs` issues certificates from a throwaway CA (`certs.rs`): node identities for
+//! authenticated probes, and the etcd members' and clients' certificates for TLS to the store.
+//!
 //! Exit status: 0 on success, 1 when the store could not be read (or the node could not start,
 //! join or leave), 2 on bad arguments or a bad configuration.
 
 #![forbid(unsafe_code)]
 
+mod certs;
 mod node;
 
 use membership::status::{NodeActors, Status};
@@ -45,7 +50,10 @@ const USAGE: &str = "usage: membership status --store URL [--json]
        membership watch --store URL [--json] [--rounds]
        membership migrate --store URL [--dry-run]
        membership node [--config FILE]   (settings: FILE, then MEMBERSHIP_* variables)
-  --store URL   etcd://host:port[,host:port...][/prefix] (the binary needs --features etcd)
+       membership certs --dir DIR [--host H]... NAME...   (a throwaway CA's certificates)
+  --store URL   etcd://host:port[,host:port...][/prefix][?ca=FILE&cert=FILE&key=FILE]
+                (the binary needs --features etcd; ca: TLS to the members, cert and key: this
+                client's certificate, whose common name is its etcd user)
   --node N      actors: the node (n3 or 3)
   --json        status, actors, watch: print JSON instead of text
   --rounds      watch: also print every heartbeat round that opens
@@ -92,8 +100,8 @@ fn parse(args: &[String]) -> Result<Command, String> {
         Some("node") => Verb::Node,
         Some(other) => {
             return Err(format!(
-                "unknown command {other:?}: `status`, `actors`, `watch`, `migrate` or `node`"
-            ))
+            "unknown command {other:?}: `status`, `actors`, `watch`, `migrate`, `node` or `certs`"
+        ))
         }
         None => return Err("no command given".to_string()),
     };
@@ -315,6 +323,20 @@ async fn run_node(config: Option<&str>) -> ExitCode {
 #[tokio::main(worker_threads = 2)]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("certs") {
+        let done = certs::parse(&args[1..]).map(|c| certs::run(&c));
+        return match done {
+            Err(error) => {
+                eprintln!("membership certs: {error}\n{USAGE}");
+                ExitCode::from(2)
+            }
+            Ok(Err(error)) => {
+                eprintln!("membership certs: {error}");
+                ExitCode::from(1)
+            }
+            Ok(Ok(())) => ExitCode::SUCCESS,
+        };
+    }
     let command = match parse(&args) {
         Ok(command) => command,
         Err(error) => {
@@ -480,7 +502,7 @@ mod tests {
         assert_eq!(
             parse(&args(&["wait"])),
             Err(
-                "unknown command \"wait\": `status`, `actors`, `watch`, `migrate` or `node`"
+                "unknown command \"wait\": `status`, `actors`, `watch`, `migrate`, `node` or `certs`"
                     .to_string()
             )
         );

@@ -18,7 +18,15 @@
 //! log_format = "json"                   # or "text" (the default)
 //! log_level = "info"                    # a tracing filter: "info", "membership=debug", ...
 //! leave_timeout_ms = 30000              # how long SIGTERM waits for the leave to complete
+//! # The node's identity (all three or none): probes then run over mutually authenticated TLS,
+//! # and the certificate must name this node (n3). See `membership certs`.
+//! tls_ca = "certs/ca.pem"
+//! tls_cert = "certs/n3.pem"
+//! tls_key = "certs/n3.key"
 //! ```
+//!
+//! TLS to etcd is part of the store URL (`etcd://...?ca=FILE&cert=FILE&key=FILE`); the same
+//! certificate can serve both, its common name being the node's etcd user.
 //!
 //! It initialises the registry if the store holds none, joins, logs every notification of the
 //! node, and on SIGTERM or SIGINT leaves the cluster gracefully (its actors handed off to the
@@ -35,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The keys a configuration may hold, each with its environment variable.
-pub(crate) const KEYS: [(&str, &str); 12] = [
+pub(crate) const KEYS: [(&str, &str); 15] = [
     ("store", "MEMBERSHIP_STORE"),
     ("node", "MEMBERSHIP_NODE"),
     ("nodes", "MEMBERSHIP_NODES"),
@@ -48,6 +56,9 @@ pub(crate) const KEYS: [(&str, &str); 12] = [
     ("log_format", "MEMBERSHIP_LOG_FORMAT"),
     ("log_level", "MEMBERSHIP_LOG_LEVEL"),
     ("leave_timeout_ms", "MEMBERSHIP_LEAVE_TIMEOUT_MS"),
+    ("tls_ca", "MEMBERSHIP_TLS_CA"),
+    ("tls_cert", "MEMBERSHIP_TLS_CERT"),
+    ("tls_key", "MEMBERSHIP_TLS_KEY"),
 ];
 
 /// The keys whose values are numbers (an environment variable's text is parsed as one).
@@ -82,6 +93,17 @@ struct Written {
     log_format: Option<String>,
     log_level: Option<String>,
     leave_timeout_ms: Option<u64>,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+}
+
+/// The files of a node's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IdentityFiles {
+    pub(crate) ca: std::path::PathBuf,
+    pub(crate) cert: std::path::PathBuf,
+    pub(crate) key: std::path::PathBuf,
 }
 
 /// How the node logs.
@@ -105,6 +127,7 @@ pub(crate) struct NodeConfig {
     pub(crate) log_format: LogFormat,
     pub(crate) log_level: String,
     pub(crate) leave_timeout_ms: u64,
+    pub(crate) identity: Option<IdentityFiles>,
 }
 
 fn address(key: &str, text: &str) -> Result<SocketAddr, String> {
@@ -192,6 +215,17 @@ fn check(w: Written) -> Result<NodeConfig, String> {
     if leave_timeout_ms == 0 {
         return Err("leave_timeout_ms = 0: at least 1".to_string());
     }
+    let identity = match (w.tls_ca, w.tls_cert, w.tls_key) {
+        (None, None, None) => None,
+        (Some(ca), Some(cert), Some(key)) => Some(IdentityFiles {
+            ca: ca.into(),
+            cert: cert.into(),
+            key: key.into(),
+        }),
+        _ => {
+            return Err("tls_ca, tls_cert and tls_key go together (all three or none)".to_string())
+        }
+    };
     Ok(NodeConfig {
         store,
         node: NodeId(node),
@@ -202,6 +236,7 @@ fn check(w: Written) -> Result<NodeConfig, String> {
         log_format,
         log_level,
         leave_timeout_ms,
+        identity,
     })
 }
 
@@ -243,6 +278,14 @@ async fn run_on<S: Store>(config: NodeConfig, store: Arc<S>) -> Result<(), Strin
     options.probe_address = config.probe_address;
     options.metrics_address = config.metrics_address;
     options.timing = config.timing;
+    if let Some(files) = &config.identity {
+        let credentials =
+            membership::identity::Credentials::from_files(&files.ca, &files.cert, &files.key)
+                .map_err(|e| format!("identity: {e}"))?;
+        let identity = membership::identity::NodeIdentity::new(config.node, &credentials)
+            .map_err(|e| format!("identity: {e}"))?;
+        options.identity = Some(identity);
+    }
     let node = NodeHandle::start(store, options)
         .await
         .map_err(|e| e.to_string())?;
@@ -250,6 +293,7 @@ async fn run_on<S: Store>(config: NodeConfig, store: Arc<S>) -> Result<(), Strin
         node = %config.node,
         incarnation = node.incarnation(),
         probe = %node.probe_address(),
+        authenticated_probes = config.identity.is_some(),
         metrics = %node.metrics_address().map_or_else(|| "none".to_string(), |a| a.to_string()),
         pid = std::process::id(),
         "started"
@@ -364,6 +408,26 @@ log_format = "json"
         assert_eq!(c.nodes, 5);
         assert_eq!(c.metrics_address, None);
         assert_eq!(c.timing, Timing::default_timing());
+        assert_eq!(c.identity, None);
+        let c = resolve(
+            None,
+            &env(&[
+                ("MEMBERSHIP_STORE", "etcd://h:1"),
+                ("MEMBERSHIP_NODE", "1"),
+                ("MEMBERSHIP_TLS_CA", "c/ca.pem"),
+                ("MEMBERSHIP_TLS_CERT", "c/n1.pem"),
+                ("MEMBERSHIP_TLS_KEY", "c/n1.key"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.identity,
+            Some(IdentityFiles {
+                ca: "c/ca.pem".into(),
+                cert: "c/n1.pem".into(),
+                key: "c/n1.key".into(),
+            })
+        );
     }
 
     #[test]
@@ -396,6 +460,11 @@ log_format = "json"
         assert!(e.starts_with("n.toml: "), "{e}");
         let e = err("store = \"s\"\nnode = 1\nleave_timeout_ms = 0\n", &[]);
         assert_eq!(e, "leave_timeout_ms = 0: at least 1");
+        let e = err("store = \"s\"\nnode = 1\ntls_cert = \"n1.pem\"\n", &[]);
+        assert_eq!(
+            e,
+            "tls_ca, tls_cert and tls_key go together (all three or none)"
+        );
     }
 
     #[test]
