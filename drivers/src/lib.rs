@@ -93,6 +93,7 @@ mod kv_testing;
 mod memory;
 mod node;
 pub mod probe;
+pub mod snapshot_file;
 pub mod status;
 mod store;
 #[cfg(feature = "testing")]

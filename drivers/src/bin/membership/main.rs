@@ -12,8 +12,10 @@
 //! `status` reads one snapshot of the registry (nodes, status, incarnation, primary and term,
 //! configuration number, actors per node, queue length, heartbeat round and failure votes) and
 //! prints it as a table, or as JSON with `--json` (`membership::status::Status`). The store URL
-//! is an etcd URL (the binary must be built with `--features etcd`); `memory` is refused: the
-//! in-memory store lives inside one process.
+//! is an etcd URL (the binary must be built with `--features etcd`), or, for `status`, `actors`
+//! and `watch`, `file:PATH`: a snapshot file that an embedded cluster on the in-memory store
+//! writes (`membership::snapshot_file`); `memory` is refused: the in-memory store lives inside
+//! one process.
 //!
 //! `actors --node n3` prints the actors placed on one node (id, epoch, and why it is queued to
 //! move, if it is), as a table or JSON (`membership::status::NodeActors`).
@@ -51,7 +53,8 @@ const USAGE: &str = "usage: membership status --store URL [--json]
        membership migrate --store URL [--dry-run]
        membership node [--config FILE]   (settings: FILE, then MEMBERSHIP_* variables)
        membership certs --dir DIR [--host H]... NAME...   (a throwaway CA's certificates)
-  --store URL   etcd://host:port[,host:port...][/prefix][?ca=FILE&cert=FILE&key=FILE]
+  --store URL   etcd://host:port[,host:port...][/prefix][?ca=FILE&cert=FILE&key=FILE],
+                or file:PATH (status, actors, watch: a snapshot file of an embedded cluster)
                 (the binary needs --features etcd; ca: TLS to the members, cert and key: this
                 client's certificate, whose common name is its etcd user)
   --node N      actors: the node (n3 or 3)
@@ -175,7 +178,7 @@ fn shared_store(url: &str) -> Result<(), StoreError> {
     if !url.starts_with("etcd://") {
         return Err(refused(
             url,
-            "not a store URL this binary reads (etcd://...)",
+            "not a store URL this binary reads (etcd://..., or file:PATH for status, actors and watch)",
         ));
     }
     if cfg!(feature = "etcd") {
@@ -220,13 +223,65 @@ fn migrated_line(m: &membership::upgrade::Migrated, dry_run: bool) -> String {
     }
 }
 
+/// How often `watch` looks at a snapshot file for a newer one, in ms.
+const WATCH_FILE_POLL_MS: u64 = 100;
+
+/// Prints one line of `watch`: the revision and the change, or a JSON object of both.
+fn print_change(json: bool, revision: u64, line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"revision": revision, "change": line})
+        )
+    } else {
+        writeln!(out, "{revision:>10}  {line}")
+    };
+    let _ = out.flush();
+}
+
+/// `watch` on a snapshot file: prints what changed each time the file is replaced (looked at
+/// every [`WATCH_FILE_POLL_MS`]), until SIGTERM or SIGINT.
+async fn watch_file(path: &std::path::Path, json: bool, rounds: bool) -> Result<(), StoreError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let unavailable = |e: std::io::Error| StoreError::Unavailable(e.to_string());
+    let modified = || std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut seen = modified();
+    let mut last = membership::snapshot_file::read(path)?;
+    let mut term = signal(SignalKind::terminate()).map_err(unavailable)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(unavailable)?;
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(WATCH_FILE_POLL_MS));
+    print_change(json, last.revision, "watching (SIGINT or SIGTERM stops)");
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {}
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+        }
+        let now = modified();
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let next = membership::snapshot_file::read(path)?;
+        for line in membership::watch::changes(&last, &next, rounds) {
+            print_change(json, next.revision, &line);
+        }
+        last = next;
+    }
+}
+
 /// Prints the registry's committed changes at `url` as they happen, until SIGTERM or SIGINT.
 async fn watch(url: &str, json: bool, rounds: bool) -> Result<(), StoreError> {
+    if let Some(path) = url.strip_prefix("file:") {
+        return watch_file(std::path::Path::new(path), json, rounds).await;
+    }
     shared_store(url)?;
     #[cfg(feature = "etcd")]
     {
         use membership::Store;
-        use std::io::Write;
         use tokio::signal::unix::{signal, SignalKind};
         let store = membership::EtcdStore::connect_url(url).await?;
         let mut changed = store.watch();
@@ -234,19 +289,7 @@ async fn watch(url: &str, json: bool, rounds: bool) -> Result<(), StoreError> {
         let unavailable = |e: std::io::Error| StoreError::Unavailable(e.to_string());
         let mut term = signal(SignalKind::terminate()).map_err(unavailable)?;
         let mut int = signal(SignalKind::interrupt()).map_err(unavailable)?;
-        let print = |revision: u64, line: &str| {
-            let mut out = std::io::stdout().lock();
-            let _ = if json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"revision": revision, "change": line})
-                )
-            } else {
-                writeln!(out, "{revision:>10}  {line}")
-            };
-            let _ = out.flush();
-        };
+        let print = |revision: u64, line: &str| print_change(json, revision, line);
         print(last.revision, "watching (SIGINT or SIGTERM stops)");
         loop {
             tokio::select! {
@@ -274,8 +317,11 @@ async fn watch(url: &str, json: bool, rounds: bool) -> Result<(), StoreError> {
     }
 }
 
-/// Reads one snapshot from the store at `url`.
+/// Reads one snapshot from the store at `url` (or the snapshot file of `file:PATH`).
 async fn snapshot(url: &str) -> Result<Snapshot, StoreError> {
+    if let Some(path) = url.strip_prefix("file:") {
+        return membership::snapshot_file::read(std::path::Path::new(path));
+    }
     shared_store(url)?;
     #[cfg(feature = "etcd")]
     {
