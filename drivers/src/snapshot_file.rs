@@ -105,8 +105,10 @@ mod tests {
         {
             state = step(&state, &e).unwrap().0;
         }
-        let mut meta = Meta::default();
-        meta.round = 4;
+        let mut meta = Meta {
+            round: 4,
+            ..Meta::default()
+        };
         meta.slots.insert(
             NodeId(1),
             Slot {
