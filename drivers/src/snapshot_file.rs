@@ -6,7 +6,7 @@
 //! "slots": ..., "heartbeat_rounds": ...}`, the state in its persisted form
 //! ([`membership_core::RegistryFields`]), validated when read like any stored registry: a file
 //! that does not decode, or holds a registry that breaks an invariant, is a
-//! [`StoreError::Decode`] naming the file and what is wrong. [`write`] replaces the file
+//! [`StoreError::Decode`] naming the file and what is wrong. [`write()`] replaces the file
 //! atomically (a new file renamed over the old), so a reader never sees half of one.
 
 use crate::codec::DecodeError;
