@@ -442,6 +442,8 @@ impl Engine for EtcdStore {
                     bytes: bytes as u64,
                 })
             }
+            // Refused for its credentials or permissions: nothing was applied.
+            Err(e) if denied(&e) => return Err(unavailable(e)),
             Err(e) => {
                 // The commit may or may not have been applied (or may be applied later).
                 *uncertain = true;

@@ -21,7 +21,8 @@ pub const SNAPSHOT_FILE_FORMAT: u32 = 1;
 /// The largest snapshot file read, in bytes (a million placed actors take about 60 MB).
 pub const SNAPSHOT_FILE_BYTES_MAX: u64 = 1 << 30;
 
-#[derive(Serialize, Deserialize)]
+/// The file as read.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SnapshotFile {
     format: u32,
@@ -32,19 +33,30 @@ struct SnapshotFile {
     heartbeat_rounds: imbl::OrdMap<NodeId, u64>,
 }
 
+/// The file as written: the same fields, borrowed from the snapshot (no copy of the registry).
+#[derive(Serialize)]
+struct SnapshotFileRef<'a> {
+    format: u32,
+    revision: u64,
+    round: u64,
+    state: &'a State,
+    slots: &'a imbl::OrdMap<NodeId, Slot>,
+    heartbeat_rounds: &'a imbl::OrdMap<NodeId, u64>,
+}
+
 fn io_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("{}: {e}", path.display()))
 }
 
 /// Writes `snapshot` to `path`, replacing the file atomically.
 pub fn write(path: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
-    let file = SnapshotFile {
+    let file = SnapshotFileRef {
         format: SNAPSHOT_FILE_FORMAT,
         revision: snapshot.revision,
         round: snapshot.round,
-        state: snapshot.state.clone(),
-        slots: snapshot.slots.clone(),
-        heartbeat_rounds: snapshot.heartbeat_rounds.clone(),
+        state: &snapshot.state,
+        slots: &snapshot.slots,
+        heartbeat_rounds: &snapshot.heartbeat_rounds,
     };
     let bytes = serde_json::to_vec(&file).map_err(|e| io_error(path, e))?;
     debug_assert!(!bytes.is_empty());
