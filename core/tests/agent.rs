@@ -1097,6 +1097,98 @@ fn a_migration_batch_that_finds_the_queue_empty_is_refused_and_not_proposed_agai
 }
 
 #[test]
+fn the_batches_of_a_drain_go_out_back_to_back_and_a_refusal_ends_the_chain() {
+    use membership_core::testing::{accept, leave, place_on};
+    use membership_core::{Action, ActorId, Effect};
+    // n3 leaves with a1 and a2: both queued; n1 is the primary (term 1).
+    let queued = accept(&place_on(&three_active(), 3, [1, 2]), leave(3)).0;
+    assert_eq!(queued.queue().len(), 2);
+    // The primary's Agent, its heartbeats committing, proposes a batch on the snapshot with the
+    // queue (and then none while it is in flight).
+    let mut agent = Driven::new(Agent::new(NodeId(1), 1, Timing::fast(), 0));
+    agent.join(0);
+    let mut batches = Vec::new();
+    for t in 0..=30 {
+        agent.handle_timeout(t).unwrap();
+        agent
+            .handle_snapshot(t, t, queued.clone(), 0, Some(1))
+            .unwrap();
+        while let Some(out) = agent.poll_proposal() {
+            match out.proposal.action {
+                Action::Step(Event::SendHeartbeat { .. }) => agent
+                    .handle_outcome(t, out.token, ProposalOutcome::Committed { effects: vec![] })
+                    .unwrap(),
+                Action::MigrateBatch { .. } => batches.push(out),
+                Action::Step(_) | Action::PlaceBatch { .. } => {}
+            }
+        }
+    }
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    let first = batches[0];
+    assert_eq!(
+        first.proposal.action,
+        Action::MigrateBatch {
+            term: 1,
+            max: 1_024
+        }
+    );
+    // The store moved one actor (a store's batch may be smaller than asked): the next batch goes
+    // out at once, on the same snapshot, before any read.
+    let moved = Effect::ActorActivated {
+        actor: ActorId(1),
+        node: NodeId(2),
+        epoch: 3,
+    };
+    agent
+        .handle_outcome(
+            31,
+            first.token,
+            ProposalOutcome::Committed {
+                effects: vec![moved],
+            },
+        )
+        .unwrap();
+    let second = agent
+        .poll_proposal()
+        .expect("a batch that moved actors is followed at once");
+    assert_eq!(second.proposal.action, first.proposal.action);
+    assert_ne!(second.proposal.id, first.proposal.id);
+    assert_eq!(agent.poll_proposal(), None);
+    // The queue was drained meanwhile: the refusal ends the chain; nothing more goes out until a
+    // snapshot read after it shows something queued.
+    agent
+        .handle_outcome(
+            32,
+            second.token,
+            ProposalOutcome::Refused(ProposalError::NothingToMigrate {
+                term: 1,
+                max: 1_024,
+            }),
+        )
+        .unwrap();
+    assert_eq!(agent.poll_proposal(), None);
+    assert!(agent.poll_read());
+    agent.handle_timeout(33).unwrap();
+    let mut after = Vec::new();
+    while let Some(out) = agent.poll_proposal() {
+        after.push(out.proposal.action);
+    }
+    assert!(
+        !after
+            .iter()
+            .any(|a| matches!(a, Action::MigrateBatch { .. })),
+        "{after:?}"
+    );
+    // A fresh snapshot that still shows a queued actor starts a batch again.
+    agent.handle_snapshot(34, 34, queued, 0, Some(1)).unwrap();
+    let mut again = Vec::new();
+    while let Some(out) = agent.poll_proposal() {
+        again.push(out.proposal.action);
+    }
+    assert!(again.contains(&first.proposal.action), "{again:?}");
+}
+
+#[test]
 fn a_zombie_of_a_leaving_node_fences_for_good_when_its_slot_has_a_newer_incarnation() {
     use membership_core::testing::{accept, actor, leave, place_on};
     // n3 (incarnation 2) is Leaving with a1 (epoch 1) and a2 (epoch 2) still placed on it: it

@@ -2496,7 +2496,7 @@ impl Sim {
                         self.leaving.insert(node);
                         self.with_agent(pid, |agent, now| agent.leave(now));
                         let hb = self.timing.settings().heartbeat_interval_ms * 1_000;
-                        let ask = self.now_us + self.rng.range(hb / 2, 2 * hb);
+                        let ask = self.now_us + self.rng.range(hb / 8, 2 * hb);
                         self.push(ask, Ev::LeaveComplete(node));
                         let back = self.now_us + self.rng.range(ft, 8 * ft);
                         self.push(back, Ev::Rejoin(node));

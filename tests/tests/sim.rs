@@ -353,7 +353,8 @@ fn regression_a_zombie_of_a_leaving_node_learns_from_its_snapshot_that_it_was_su
     // every trace again, seed 49 was, and since its one configuration (each member adopts the
     // configuration in its own transaction), seed 462 was; since the heartbeat's stored form,
     // seed 916 was, since rounds every half interval, seed 345 was, since the members key
-    // (issue 19) seed 208 was, and since placement batches (issue 19) seed 836 is.
+    // (issue 19) seed 208 was, since placement batches (issue 19) seed 836 was, and since a
+    // drain's migration batches go out back to back (issue 19) seed 21 is.
     let zombie: Expectation<'_> = &|r| {
         passes_reaching(
             r,
@@ -369,11 +370,11 @@ fn regression_a_zombie_of_a_leaving_node_learns_from_its_snapshot_that_it_was_su
             (
                 Options {
                     leaving_zombies: true,
-                    ..Options::swarm(836, 30_000)
+                    ..Options::swarm(21, 30_000)
                 },
                 zombie,
             ),
-            (Options::swarm(836, 30_000), &passes),
+            (Options::swarm(21, 30_000), &passes),
         ],
     );
 }
@@ -398,7 +399,9 @@ fn regression_a_pause_never_ends_a_paused_vm_early() {
             |r| r.measurements.pauses_overlapping_vm >= 1,
         )
     };
-    let runs: Vec<(Options, Expectation<'_>)> = [46, 49, 53]
+    // The first three seeds that reach it (46, 49 and 53 until a drain's migration batches went
+    // out back to back, issue 19).
+    let runs: Vec<(Options, Expectation<'_>)> = [3, 45, 121]
         .into_iter()
         .map(|seed| {
             (
@@ -454,7 +457,8 @@ fn regression_a_migration_batch_that_finds_the_queue_empty_is_refused_not_a_pani
     // issue 18 changed every world's trace; 14 and 36 after registry v2's; 63 and 67 after its
     // one configuration; 54 and 184 after the heartbeat's stored form; 13 and 65 with rounds
     // every half interval; 210 (twice) and 62 (once), the first of each, since the members key
-    // of issue 19).
+    // of issue 19; 0 (twice) and 21 (once) since a drain's batches go out back to back, issue
+    // 19: every drain now ends with one such refusal, the batch after the last).
     let twice: Expectation<'_> = &|r| {
         passes_reaching(r, "NothingToMigrate refused twice, no busy loop", |r| {
             r.coverage.refusals.get("NothingToMigrate") == Some(&2)
@@ -472,8 +476,8 @@ fn regression_a_migration_batch_that_finds_the_queue_empty_is_refused_not_a_pani
         "bug 3 of docs/simulation.md: a migration batch that found the queue empty panicked in \
          execute (now refused with NothingToMigrate and not proposed again)",
         &[
-            (Options::swarm(210, 10_000), twice),
-            (Options::swarm(62, 10_000), once),
+            (Options::swarm(0, 10_000), twice),
+            (Options::swarm(21, 10_000), once),
         ],
     );
 }
@@ -522,9 +526,10 @@ fn regression_a_node_cut_off_from_the_store_only_is_declared_failed() {
     );
 }
 
-/// Issue 17: a node lost for good. Seed 21 (12 before the one configuration changed the
-/// traces, 6 before rounds every half interval did, 8 before the members key of issue 19 did;
-/// the first seed that draws the fault now) crashes one
+/// Issue 17: a node lost for good. Seed 18 (12 before the one configuration changed the
+/// traces, 6 before rounds every half interval did, 8 before the members key of issue 19 did, 21
+/// before a drain's migration batches went out back to back; the first seed that draws the fault
+/// now) crashes one
 /// node that never restarts, not even in the liveness phase: the members left declare it failed,
 /// move its actors, and converge without it (a real cluster does not get a lost machine back).
 #[test]
@@ -538,7 +543,7 @@ fn regression_a_node_lost_for_good_leaves_the_others_carrying_on() {
         "regression_a_node_lost_for_good_leaves_the_others_carrying_on",
         "issue 17: the members left must declare a node lost for good, move its actors and \
          converge without it (the last member lost while the others joined left nobody to)",
-        &[(Options::swarm(21, MUTANT_STEPS), lost)],
+        &[(Options::swarm(18, MUTANT_STEPS), lost)],
     );
 }
 

@@ -6,6 +6,7 @@ use super::machine::Agent;
 use super::output::{FenceReason, Notification, Outgoing, RequestError, TooManyRequests};
 use super::records::{InFlight, Kind, Request};
 use super::timing::{later_ms, Timer};
+use crate::effect::Effect;
 use crate::event::Event;
 use crate::proposal::{Action, Proposal, ProposalError, ProposalId, ProposalOutcome};
 
@@ -115,6 +116,11 @@ impl Agent {
         match outcome {
             ProposalOutcome::Committed { effects } => {
                 self.finished_ms.insert(flight.kind, now_ms);
+                if flight.kind == Kind::Migrate {
+                    self.migrate_more = effects
+                        .iter()
+                        .any(|e| matches!(e, Effect::ActorActivated { .. }));
+                }
                 self.answer_place(&flight.proposal, Ok(&effects));
                 if flight.kind == Kind::Heartbeat {
                     let until = later_ms(flight.sent_ms, self.timing.settings().lease_ms);
@@ -126,6 +132,9 @@ impl Agent {
             }
             ProposalOutcome::Refused(error) => {
                 self.finished_ms.insert(flight.kind, now_ms);
+                if flight.kind == Kind::Migrate {
+                    self.migrate_more = false;
+                }
                 self.answer_place(&flight.proposal, Err(RequestError::Refused(error.clone())));
                 if matches!(error, ProposalError::StaleIncarnation { .. }) {
                     self.fence(FenceReason::Superseded);
@@ -153,6 +162,9 @@ impl Agent {
                     self.arm_retry();
                 } else {
                     self.finished_ms.insert(flight.kind, now_ms);
+                    if flight.kind == Kind::Migrate {
+                        self.migrate_more = false;
+                    }
                     // An earlier attempt may have committed: its outcome is unknown.
                     self.answer_place(&flight.proposal, Err(RequestError::Unknown));
                     self.outputs.notify(Notification::ProposalFailed {

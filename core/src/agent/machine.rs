@@ -94,6 +94,11 @@ pub struct Agent {
     /// When each kind last finished (committed or refused), by local time: the policy waits for
     /// a snapshot read after that before proposing the kind again.
     pub(super) finished_ms: BTreeMap<Kind, u64>,
+    /// Whether this node's latest migration batch committed and moved an actor: the next batch
+    /// may go out at once, without waiting for a snapshot read (the store picks the batch from
+    /// the registry as it is at commit, so a stale snapshot cannot make it move the wrong
+    /// actors; at worst the queue is empty by then and the store refuses the batch).
+    pub(super) migrate_more: bool,
     pub(super) timers: TimerTable,
     /// The latest local time an input carried (or the creation time): a later input's
     /// `now_ms` may not be earlier.
@@ -131,6 +136,7 @@ impl Agent {
             in_flight: BTreeMap::new(),
             requests: BTreeMap::new(),
             finished_ms: BTreeMap::new(),
+            migrate_more: false,
             timers: TimerTable::default(),
             latest_ms: now_ms,
             place_requests: VecDeque::new(),

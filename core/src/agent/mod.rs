@@ -74,7 +74,11 @@
 //!   enabled: NodeJoinComplete, MarkNodeFailed (any Active node may propose it once the guard
 //!   holds), NodeRecover, ElectPrimary, PrimaryStepDown, SyncViews (the node with the older view
 //!   asks), NodeLeaveComplete (once the node holds no actor), and, for the primary in office,
-//!   the migration queue in batches. The Agent never re-implements a guard.
+//!   the migration queue in batches. The Agent never re-implements a guard. A kind of proposal
+//!   goes out again only after a snapshot read that followed its last outcome, with one
+//!   exception: a migration batch that committed and moved actors is followed at once by the
+//!   next (the store picks each batch from the registry at commit, so a drain's batches run
+//!   back to back; the batch that finds the queue empty is refused and ends the chain).
 //! - **Serving.** A node serves the actors the registry places on it, while it is not fenced and
 //!   its latest snapshot was read less than `lease_ms` ago (by its clock, counted from when the
 //!   read was asked for). An actor it is not serving yet (a live move, a move off a Failed or

@@ -278,13 +278,19 @@ impl Agent {
         }
     }
 
-    /// The primary in office, not fenced, sends the migration queue's next batch.
+    /// The primary in office, not fenced, sends the migration queue's next batch: once a
+    /// snapshot read after its previous batch shows the queue, or at once after a batch that
+    /// committed and moved actors (the store picks each batch from the registry at commit, so
+    /// the batches of a drain go out back to back; the one after the last finds the queue
+    /// empty and is refused, which ends the chain until a snapshot shows more queued).
     fn migrate(&mut self, now_ms: u64, s: &State, record: &NodeRecord) {
         debug_assert!(record.status == NodeStatus::Active);
+        let chained =
+            self.migrate_more && !self.in_flight.values().any(|f| f.kind == Kind::Migrate);
         if self.fenced.is_none()
             && s.primary_in_office() == Some(self.node)
             && !s.queue().is_empty()
-            && self.settled(Kind::Migrate)
+            && (self.settled(Kind::Migrate) || chained)
         {
             let max = usize::try_from(self.timing.settings().migration_batch)
                 .unwrap_or(MIGRATION_BATCH_MAX)
