@@ -11,10 +11,12 @@
 //! sends the next probe of the same node at the same address over it: a probe is then two small
 //! writes and two reads, not a handshake, an accept and a close on both sides (with many nodes
 //! on one machine, as in the examples and tests, the handshakes were most of the processes'
-//! work). It keeps at most [`PROBE_CONNECTIONS_KEPT_MAX`] (the first ones answered; a
-//! connection that fails makes room), and a probe to any other node or address connects
-//! afresh (a connection that proved node `n3` never answers for another node that took its
-//! address). A connection whose probe was not answered in time is closed, never reused: a late
+//! work). It keeps only its connections to the peers within [`PROBE_KEEP_SPAN`] of it in id
+//! order, at most [`PROBE_CONNECTIONS_KEPT_MAX`], so a node answers at most
+//! `2 * PROBE_KEEP_SPAN` kept connections however large the cluster, and the rest of its
+//! [`PROBE_CONNECTIONS_MAX`] answering slots serve the one-probe connections of the others
+//! (closed as soon as answered). A probe to any other node or address connects afresh (a
+//! connection that proved node `n3` never answers for another node that took its address). A connection whose probe was not answered in time is closed, never reused: a late
 //! `PONG` cannot answer a later probe. A node answering probes closes a connection idle for
 //! [`PROBE_IDLE_MS`], and one whose handshake takes longer than [`PROBE_HANDSHAKE_MS`].
 
@@ -35,13 +37,26 @@ const PONG: &[u8; 4] = b"PONG";
 pub const PROBE_CONNECTIONS_MAX: usize = 256;
 
 /// The most connections a [`Prober`] keeps open for its next probes.
-pub const PROBE_CONNECTIONS_KEPT_MAX: usize = 64;
+pub const PROBE_CONNECTIONS_KEPT_MAX: usize = 2 * PROBE_KEEP_SPAN;
+
+/// A [`Prober`] keeps its connection to a peer only when their ids differ by at most this much
+/// (the peers near it in id order), so that a node answers at most `2 * PROBE_KEEP_SPAN` kept
+/// connections however large the cluster: well below [`PROBE_CONNECTIONS_MAX`], which leaves
+/// room for the connections of every other prober, opened for one probe and closed after it.
+/// (When every prober kept its connections to the first peers it probed, which are the same
+/// lowest ids for every node, those nodes held a kept connection from every other node, and in
+/// a cluster of more than `PROBE_CONNECTIONS_MAX + 1` nodes the probes beyond it went
+/// unanswered.)
+pub const PROBE_KEEP_SPAN: usize = 64;
 
 /// How long a node answering probes keeps a connection that sends nothing, in ms.
 pub const PROBE_IDLE_MS: u64 = 10_000;
 
 /// How long a node answering probes waits for a prober's TLS handshake, in ms.
 pub const PROBE_HANDSHAKE_MS: u64 = 2_000;
+
+// A node's kept connections leave most of its answering slots to one-probe connections.
+const _: () = assert!(2 * PROBE_KEEP_SPAN <= PROBE_CONNECTIONS_MAX / 2);
 
 /// A probe connection: plain TCP, or TLS over it.
 trait Connection: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
@@ -122,9 +137,12 @@ async fn ping(stream: &mut (dyn Connection + '_)) -> std::io::Result<bool> {
     Ok(&buf == PONG)
 }
 
-/// A node's probes, with the connections it keeps for the next ones (by node and address).
+/// A node's probes, with the connections it keeps for the next ones (by node and address; only
+/// to the peers within [`PROBE_KEEP_SPAN`] of it in id order).
 #[derive(Default)]
 pub struct Prober {
+    /// The probing node (`None`: keeps no connection).
+    me: Option<NodeId>,
     identity: Option<NodeIdentity>,
     kept: Mutex<BTreeMap<(NodeId, String), Box<dyn Connection>>>,
 }
@@ -132,6 +150,7 @@ pub struct Prober {
 impl std::fmt::Debug for Prober {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prober")
+            .field("me", &self.me)
             .field("identity", &self.identity)
             .field("kept", &self.kept_count())
             .finish()
@@ -139,17 +158,28 @@ impl std::fmt::Debug for Prober {
 }
 
 impl Prober {
-    /// A prober over plain TCP, keeping no connection yet.
-    pub fn new() -> Prober {
-        Prober::default()
+    /// The prober of node `me` over plain TCP, keeping no connection yet.
+    pub fn new(me: NodeId) -> Prober {
+        Prober {
+            me: Some(me),
+            identity: None,
+            kept: Mutex::default(),
+        }
     }
 
-    /// A prober over TLS proving `identity`: a probed node must prove its own.
+    /// A prober over TLS proving `identity` (its node's): a probed node must prove its own.
     pub fn with_identity(identity: NodeIdentity) -> Prober {
         Prober {
+            me: Some(identity.node()),
             identity: Some(identity),
             kept: Mutex::default(),
         }
+    }
+
+    /// Whether this prober keeps its connection to `peer` after a probe answered.
+    fn keeps(&self, peer: NodeId) -> bool {
+        self.me
+            .is_some_and(|me| me != peer && usize::from(me.0.abs_diff(peer.0)) <= PROBE_KEEP_SPAN)
     }
 
     fn kept(&self) -> std::sync::MutexGuard<'_, BTreeMap<(NodeId, String), Box<dyn Connection>>> {
@@ -193,11 +223,14 @@ impl Prober {
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Some(stream)) => {
-                let mut kept = self.kept();
-                if kept.len() < PROBE_CONNECTIONS_KEPT_MAX {
-                    kept.entry(key).or_insert(stream);
+                // Not kept: closed here, so that the peer's answering slot is free again.
+                if self.keeps(node) {
+                    let mut kept = self.kept();
+                    if kept.len() < PROBE_CONNECTIONS_KEPT_MAX {
+                        kept.entry(key).or_insert(stream);
+                    }
+                    debug_assert!(kept.len() <= PROBE_CONNECTIONS_KEPT_MAX);
                 }
-                debug_assert!(kept.len() <= PROBE_CONNECTIONS_KEPT_MAX);
                 true
             }
             // Unanswered (or answered late): the connection is dropped with the attempt.
@@ -209,7 +242,7 @@ impl Prober {
 /// Probes `node` answering at `address` over a new plain connection: true when it answered
 /// within `timeout`.
 pub async fn probe(node: NodeId, address: &str, timeout: Duration) -> bool {
-    Prober::new().probe(node, address, timeout).await
+    Prober::default().probe(node, address, timeout).await
 }
 
 #[cfg(test)]
@@ -233,7 +266,7 @@ mod tests {
         let (address, task) = serve("127.0.0.1:0".parse().unwrap(), None).await.unwrap();
         let address = address.to_string();
         let timeout = Duration::from_millis(500);
-        let prober = Prober::new();
+        let prober = Prober::new(NodeId(2));
         assert!(prober.probe(N1, &address, timeout).await);
         assert_eq!(prober.kept_count(), 1, "the answered connection is kept");
         assert!(prober.probe(N1, &address, timeout).await);
@@ -247,6 +280,62 @@ mod tests {
         assert_eq!(prober.kept_count(), 0, "a failed connection is not kept");
     }
 
+    /// More probers than a node answers connections at once ([`PROBE_CONNECTIONS_MAX`]), each
+    /// probing it twice: every probe is answered. (When every prober kept its connection to the
+    /// node, the connections beyond the limit waited in the accept queue, unanswered, until a
+    /// kept one went idle: in a cluster of more than 257 nodes, the nodes every prober keeps
+    /// connections to could not answer the others' probes.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_probers_than_the_answer_limit_are_all_answered() {
+        let (address, task) = serve("127.0.0.1:0".parse().unwrap(), None).await.unwrap();
+        let address = address.to_string();
+        let timeout = Duration::from_millis(2_000);
+        let probers: Vec<Prober> = (2..=u16::try_from(PROBE_CONNECTIONS_MAX + 40).unwrap())
+            .map(|me| Prober::new(NodeId(me)))
+            .collect();
+        for round in 1..=2 {
+            let mut unanswered = Vec::new();
+            for (i, prober) in probers.iter().enumerate() {
+                if !prober.probe(N1, &address, timeout).await {
+                    unanswered.push(i + 2);
+                }
+            }
+            assert_eq!(
+                unanswered,
+                Vec::<usize>::new(),
+                "round {round}: these probers got no answer"
+            );
+        }
+        let kept: usize = probers.iter().map(Prober::kept_count).sum();
+        assert_eq!(
+            kept, PROBE_KEEP_SPAN,
+            "n2..=n33 keep a connection to n1, no other"
+        );
+        task.abort();
+    }
+
+    /// Over every node id a cluster can hold, a node is kept by at most `2 * PROBE_KEEP_SPAN`
+    /// probers, and a prober keeps at most that many peers, never itself.
+    #[test]
+    fn a_node_answers_at_most_twice_the_span_of_kept_connections() {
+        let max = membership_core::NODES_MAX;
+        let probers: Vec<Prober> = (1..=max).map(|me| Prober::new(NodeId(me))).collect();
+        for peer in (1..=max).map(NodeId) {
+            let keepers = probers.iter().filter(|p| p.keeps(peer)).count();
+            assert!(
+                keepers <= 2 * PROBE_KEEP_SPAN,
+                "{peer} is kept by {keepers}"
+            );
+            assert!(keepers >= PROBE_KEEP_SPAN, "{peer} is kept by {keepers}");
+        }
+        for prober in &probers {
+            let kept = (1..=max).filter(|&n| prober.keeps(NodeId(n))).count();
+            assert!((PROBE_KEEP_SPAN..=PROBE_CONNECTIONS_KEPT_MAX).contains(&kept));
+            assert!(prober.me.is_some_and(|me| !prober.keeps(me)));
+        }
+        assert!(!Prober::default().keeps(NodeId(1)));
+    }
+
     #[tokio::test]
     async fn a_probe_unanswered_in_time_fails_and_its_connection_is_not_kept() {
         // A listener that accepts and never answers.
@@ -258,7 +347,7 @@ mod tests {
                 held.push(stream);
             }
         });
-        let prober = Prober::new();
+        let prober = Prober::new(NodeId(2));
         assert!(!prober.probe(N1, &address, Duration::from_millis(100)).await);
         assert_eq!(prober.kept_count(), 0);
         silent.abort();

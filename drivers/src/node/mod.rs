@@ -121,7 +121,7 @@ impl NodeHandle {
                 probe_timeout,
                 prober: Arc::new(match options.identity.clone() {
                     Some(identity) => probe::Prober::with_identity(identity),
-                    None => probe::Prober::new(),
+                    None => probe::Prober::new(options.node),
                 }),
                 tx,
                 notifications: notifications.clone(),
