@@ -77,4 +77,4 @@ pub use proposal::{
 pub use refusal::{Counter, Guard, Refusal};
 pub use registry::{RegistryError, RegistryFields, REGISTRY_FORMAT_VERSION};
 pub use state::{NodeRecord, State};
-pub use step::{step, step_with};
+pub use step::{enabled, step, step_with};

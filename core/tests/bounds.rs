@@ -7,7 +7,7 @@
 
 use membership_core::checking::Mode;
 use membership_core::testing::{candidate_events, config, Rng};
-use membership_core::{step, ActorId, Config, Event, Guard, State};
+use membership_core::{enabled, step, ActorId, Config, Event, Guard, State};
 use proptest::prelude::*;
 
 fn bounded_config() -> impl Strategy<Value = Config> {
@@ -93,4 +93,40 @@ fn bounded_walks_hit_the_bound() {
         }
     }
     assert!(hits > 100, "only {hits} bound refusals");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// `enabled` answers exactly as `step` does (MarkNodeFailed's guards are checked without its
+    /// transition): on random walks of every mode, for every candidate event.
+    #[test]
+    fn enabled_refuses_exactly_what_step_refuses(
+        config in bounded_config(),
+        seed in any::<u64>(),
+        steps in 0usize..80,
+    ) {
+        let actors = [ActorId(1), ActorId(2)];
+        let mut rng = Rng::new(seed);
+        let mut state = State::initial(config);
+        for _ in 0..steps {
+            let candidates: Vec<Event> = candidate_events(&state, &actors);
+            for event in &candidates {
+                let stepped = step(&state, event);
+                prop_assert_eq!(
+                    enabled(&state, event).err(),
+                    stepped.as_ref().err().cloned(),
+                    "{}", event
+                );
+            }
+            let next: Vec<State> = candidates
+                .iter()
+                .filter_map(|e| step(&state, e).ok().map(|(n, _)| n))
+                .collect();
+            if next.is_empty() {
+                break;
+            }
+            state = next[rng.below(next.len())].clone();
+        }
+    }
 }

@@ -14,7 +14,7 @@ use crate::node::{NodeSet, NodeStatus};
 use crate::proposal::{Action, ActorBatch, Proposal, ProposalError, PLACE_BATCH_MAX};
 use crate::refusal::Guard;
 use crate::state::{NodeRecord, State};
-use crate::step::step;
+use crate::step::{enabled, step};
 
 impl Agent {
     /// The policy and the serving rules: run after every input.
@@ -43,7 +43,7 @@ impl Agent {
             return false;
         };
         let kind = Kind::of(&Action::Step(event));
-        if !self.settled(kind) || step(&o.state, &event).is_err() {
+        if !self.settled(kind) || enabled(&o.state, &event).is_err() {
             return false;
         }
         let proposed = self.propose(now_ms, Action::Step(event), round);

@@ -119,18 +119,14 @@ fn failure_quorum(state: &State, n: NodeId) -> Result<NodeSet, Guard> {
     Ok(votes)
 }
 
-/// MarkNodeFailed(n): `n` is Active and was detected. It becomes Failed (empty view, number 0,
-/// no primary belief, term 0).
-///
-/// Reference: detected means merely "some Active `d != n` lacks `n` in its view" (which also
-/// holds when `d` never heard of `n`: the LeaveDetectionWeak defect). Fixed (registry v2): `n`
-/// committed no heartbeat in this round (the registry's own evidence, whatever probes say), or
-/// else the quorum guard of [`failure_quorum`] (a majority of the members voted in this round);
-/// and in the same transition `n` leaves the configuration, which takes the next number
-/// (registry v2, one configuration: no member's view changes here, each adopts the new
-/// configuration by its own SyncViews), `n` is erased from every detection record, is fenced,
-/// and all its actors are queued with reason NodeFailed.
-pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepped {
+/// MarkNodeFailed(n)'s guards, in the spec's order, without the transition (which costs
+/// O(actors on `n`): every one is queued): `Ok` with the configuration number the transition
+/// takes (registry v2), or the first guard that fails. [`mark_node_failed`] runs exactly these.
+pub(super) fn mark_node_failed_guards(
+    rules: &Rules,
+    state: &State,
+    n: NodeId,
+) -> Result<Option<u64>, Guard> {
     require_status(state, n, NodeStatus::Active)?;
     let silent = !state.heartbeat_received(n);
     match rules.failure_evidence {
@@ -161,6 +157,26 @@ pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepp
     } else {
         None
     };
+    debug_assert!(state
+        .node(n)
+        .is_some_and(|r| r.status == NodeStatus::Active));
+    debug_assert!(configuration.is_none_or(|c| c > state.view_counter()));
+    Ok(configuration)
+}
+
+/// MarkNodeFailed(n): `n` is Active and was detected. It becomes Failed (empty view, number 0,
+/// no primary belief, term 0).
+///
+/// Reference: detected means merely "some Active `d != n` lacks `n` in its view" (which also
+/// holds when `d` never heard of `n`: the LeaveDetectionWeak defect). Fixed (registry v2): `n`
+/// committed no heartbeat in this round (the registry's own evidence, whatever probes say), or
+/// else the quorum guard of [`failure_quorum`] (a majority of the members voted in this round);
+/// and in the same transition `n` leaves the configuration, which takes the next number
+/// (registry v2, one configuration: no member's view changes here, each adopts the new
+/// configuration by its own SyncViews), `n` is erased from every detection record, is fenced,
+/// and all its actors are queued with reason NodeFailed.
+pub(super) fn mark_node_failed(rules: &Rules, state: &State, n: NodeId) -> Stepped {
+    let configuration = mark_node_failed_guards(rules, state, n)?;
     let mut next = state.clone();
     let mut effects = Effects::new();
     change_status(&mut next, &mut effects, n, NodeStatus::Failed);
