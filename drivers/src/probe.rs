@@ -16,7 +16,8 @@
 //! `2 * PROBE_KEEP_SPAN` kept connections however large the cluster, and the rest of its
 //! [`PROBE_CONNECTIONS_MAX`] answering slots serve the one-probe connections of the others
 //! (closed as soon as answered). A probe to any other node or address connects afresh (a
-//! connection that proved node `n3` never answers for another node that took its address). A connection whose probe was not answered in time is closed, never reused: a late
+//! connection that proved node `n3` never answers for another node that took its address). A
+//! connection whose probe was not answered in time is closed, never reused: a late
 //! `PONG` cannot answer a later probe. A node answering probes closes a connection idle for
 //! [`PROBE_IDLE_MS`], and one whose handshake takes longer than [`PROBE_HANDSHAKE_MS`].
 
