@@ -24,6 +24,39 @@ fn bounded_config() -> impl Strategy<Value = Config> {
         })
 }
 
+/// A random walk of `steps` steps from the initial state of `config` (each step one of the
+/// accepted candidate events, chosen by `seed`), calling `check` on every candidate event of
+/// every state it visits with `step`'s answer.
+fn walk(
+    config: Config,
+    seed: u64,
+    steps: usize,
+    mut check: impl FnMut(
+        &State,
+        &Event,
+        &Result<(State, membership_core::Effects), membership_core::Refusal>,
+    ) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
+    let actors = [ActorId(1), ActorId(2)];
+    let mut rng = Rng::new(seed);
+    let mut state = State::initial(config);
+    for _ in 0..steps {
+        let mut next: Vec<State> = Vec::new();
+        for event in candidate_events(&state, &actors) {
+            let stepped = step(&state, &event);
+            check(&state, &event, &stepped)?;
+            if let Ok((n, _)) = stepped {
+                next.push(n);
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        state = next[rng.below(next.len())].clone();
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -33,37 +66,40 @@ proptest! {
         seed in any::<u64>(),
         steps in 0usize..80,
     ) {
-        let actors = [ActorId(1), ActorId(2)];
-        let mut rng = Rng::new(seed);
-        let mut state = State::initial(config);
-        let mut refused_by_bound = 0;
-        for _ in 0..steps {
-            let candidates: Vec<Event> = candidate_events(&state, &actors);
-            for event in &candidates {
-                if let Err(refusal) = step(&state, event) {
-                    if matches!(refusal.guard, Guard::BoundReached { .. }) {
-                        refused_by_bound += 1;
-                        let unbounded = state.with_config(config.lifted());
-                        prop_assert!(
-                            step(&unbounded, event).is_ok(),
-                            "{} refused by the bound ({}) but refused otherwise without it: {:?}",
-                            event,
-                            refusal,
-                            step(&unbounded, event).err()
-                        );
-                    }
+        walk(config, seed, steps, |state, event, stepped| {
+            if let Err(refusal) = stepped {
+                if matches!(refusal.guard, Guard::BoundReached { .. }) {
+                    let unbounded = state.with_config(config.lifted());
+                    prop_assert!(
+                        step(&unbounded, event).is_ok(),
+                        "{} refused by the bound ({}) but refused otherwise without it: {:?}",
+                        event,
+                        refusal,
+                        step(&unbounded, event).err()
+                    );
                 }
             }
-            let enabled: Vec<(Event, State)> = candidates
-                .iter()
-                .filter_map(|e| step(&state, e).ok().map(|(n, _)| (*e, n)))
-                .collect();
-            if enabled.is_empty() {
-                break;
-            }
-            state = enabled[rng.below(enabled.len())].1.clone();
-        }
-        let _ = refused_by_bound;
+            Ok(())
+        })?;
+    }
+
+    /// `enabled` answers exactly as `step` does (MarkNodeFailed's guards are checked without its
+    /// transition): on random walks of every mode, for every candidate event.
+    #[test]
+    fn enabled_refuses_exactly_what_step_refuses(
+        config in bounded_config(),
+        seed in any::<u64>(),
+        steps in 0usize..80,
+    ) {
+        walk(config, seed, steps, |state, event, stepped| {
+            prop_assert_eq!(
+                enabled(state, event).err(),
+                stepped.as_ref().err().cloned(),
+                "{}",
+                event
+            );
+            Ok(())
+        })?;
     }
 }
 
@@ -93,40 +129,4 @@ fn bounded_walks_hit_the_bound() {
         }
     }
     assert!(hits > 100, "only {hits} bound refusals");
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
-
-    /// `enabled` answers exactly as `step` does (MarkNodeFailed's guards are checked without its
-    /// transition): on random walks of every mode, for every candidate event.
-    #[test]
-    fn enabled_refuses_exactly_what_step_refuses(
-        config in bounded_config(),
-        seed in any::<u64>(),
-        steps in 0usize..80,
-    ) {
-        let actors = [ActorId(1), ActorId(2)];
-        let mut rng = Rng::new(seed);
-        let mut state = State::initial(config);
-        for _ in 0..steps {
-            let candidates: Vec<Event> = candidate_events(&state, &actors);
-            for event in &candidates {
-                let stepped = step(&state, event);
-                prop_assert_eq!(
-                    enabled(&state, event).err(),
-                    stepped.as_ref().err().cloned(),
-                    "{}", event
-                );
-            }
-            let next: Vec<State> = candidates
-                .iter()
-                .filter_map(|e| step(&state, e).ok().map(|(n, _)| n))
-                .collect();
-            if next.is_empty() {
-                break;
-            }
-            state = next[rng.below(next.len())].clone();
-        }
-    }
 }
