@@ -113,14 +113,15 @@ impl Agent {
             return;
         };
         debug_assert!(flight.attempts <= RETRIES_MAX);
+        if flight.kind == Kind::Migrate {
+            // Only a batch that committed and moved actors lets the next go out at once (a
+            // retried one stays in flight meanwhile, which holds the next back anyway).
+            self.migrate_more = matches!(&outcome, ProposalOutcome::Committed { effects }
+                if effects.iter().any(|e| matches!(e, Effect::ActorActivated { .. })));
+        }
         match outcome {
             ProposalOutcome::Committed { effects } => {
                 self.finished_ms.insert(flight.kind, now_ms);
-                if flight.kind == Kind::Migrate {
-                    self.migrate_more = effects
-                        .iter()
-                        .any(|e| matches!(e, Effect::ActorActivated { .. }));
-                }
                 self.answer_place(&flight.proposal, Ok(&effects));
                 if flight.kind == Kind::Heartbeat {
                     let until = later_ms(flight.sent_ms, self.timing.settings().lease_ms);
@@ -132,9 +133,6 @@ impl Agent {
             }
             ProposalOutcome::Refused(error) => {
                 self.finished_ms.insert(flight.kind, now_ms);
-                if flight.kind == Kind::Migrate {
-                    self.migrate_more = false;
-                }
                 self.answer_place(&flight.proposal, Err(RequestError::Refused(error.clone())));
                 if matches!(error, ProposalError::StaleIncarnation { .. }) {
                     self.fence(FenceReason::Superseded);
@@ -162,9 +160,6 @@ impl Agent {
                     self.arm_retry();
                 } else {
                     self.finished_ms.insert(flight.kind, now_ms);
-                    if flight.kind == Kind::Migrate {
-                        self.migrate_more = false;
-                    }
                     // An earlier attempt may have committed: its outcome is unknown.
                     self.answer_place(&flight.proposal, Err(RequestError::Unknown));
                     self.outputs.notify(Notification::ProposalFailed {

@@ -285,12 +285,11 @@ impl Agent {
     /// empty and is refused, which ends the chain until a snapshot shows more queued).
     fn migrate(&mut self, now_ms: u64, s: &State, record: &NodeRecord) {
         debug_assert!(record.status == NodeStatus::Active);
-        let chained =
-            self.migrate_more && !self.in_flight.values().any(|f| f.kind == Kind::Migrate);
+        // `propose` sends nothing while a batch is in flight.
         if self.fenced.is_none()
             && s.primary_in_office() == Some(self.node)
             && !s.queue().is_empty()
-            && (self.settled(Kind::Migrate) || chained)
+            && (self.settled(Kind::Migrate) || self.migrate_more)
         {
             let max = usize::try_from(self.timing.settings().migration_batch)
                 .unwrap_or(MIGRATION_BATCH_MAX)
