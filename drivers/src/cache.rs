@@ -22,7 +22,7 @@
 
 use crate::codec::DecodeError;
 use crate::kv::{apply_changes, Change, Loaded, Poisoned};
-use crate::store::StoreError;
+use crate::store::{Snapshot, StoreError};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -77,6 +77,19 @@ impl View {
             return None;
         }
         keys.into_iter().find_map(|k| self.poisoned.get(k)).cloned()
+    }
+
+    /// The snapshot of this view, confirmed current at `confirmed_at` (the instant its
+    /// confirming read was sent); an error when a key of the view cannot be decoded.
+    pub(crate) fn snapshot(self, confirmed_at: u64) -> Result<Snapshot, StoreError> {
+        if let Some(error) = self.poisoned_among(self.poisoned.keys()) {
+            return Err(error.into());
+        }
+        let revision = u64::try_from(self.revision).unwrap_or(0);
+        let mut snapshot = Snapshot::of(self.loaded.state, &self.loaded.meta, revision);
+        snapshot.confirmed_at = Some(confirmed_at);
+        debug_assert_eq!(snapshot.revision, revision);
+        Ok(snapshot)
     }
 }
 
@@ -203,14 +216,35 @@ impl Cache {
         matches!(reached, Ok(Ok(_)))
     }
 
-    /// The latest confirmation if it is at most [`CACHE_CONFIRM_REUSE_MS`] old and the cache
-    /// has applied what it required: the instant its read was sent.
-    pub(crate) fn fresh_confirmation(&self) -> Option<u64> {
+    /// The latest confirmation if, at `now_ms` (`clock::boottime_ms` in production, the
+    /// process's clock in the simulation), it is at most [`CACHE_CONFIRM_REUSE_MS`] old and the
+    /// cache has applied what it required: the instant its read was sent.
+    pub(crate) fn fresh_confirmation(&self, now_ms: u64) -> Option<u64> {
         let inner = self.lock();
         let (sent_ms, required) = inner.confirmed?;
-        let age_ms = crate::clock::boottime_ms().saturating_sub(sent_ms);
+        let age_ms = now_ms.saturating_sub(sent_ms);
         let fresh = age_ms <= CACHE_CONFIRM_REUSE_MS;
-        (fresh && inner.revision >= required && inner.broken.is_none()).then_some(sent_ms)
+        let answer =
+            (fresh && inner.revision >= required && inner.broken.is_none()).then_some(sent_ms);
+        debug_assert!(
+            answer.is_none_or(|sent| now_ms.saturating_sub(sent) <= CACHE_CONFIRM_REUSE_MS)
+        );
+        answer
+    }
+
+    /// Completes a confirmation whose read, sent at `sent_ms`, found `commit` the latest commit
+    /// as of `read_at` (no commit lies between them), once the cache has applied `commit`: the
+    /// cache then holds every commit made before `sent_ms` and is complete up to `read_at`.
+    /// False (and nothing recorded) while the cache is behind `commit`: wait for the feed.
+    pub(crate) fn complete_confirmation(&self, sent_ms: u64, commit: i64, read_at: i64) -> bool {
+        debug_assert!(read_at >= commit);
+        if self.revision() < commit {
+            return false;
+        }
+        self.confirmed(sent_ms, commit);
+        self.advance(read_at);
+        debug_assert!(self.revision() >= commit);
+        true
     }
 
     /// Records a confirmation: a read sent at `sent` found `required` the latest commit, and

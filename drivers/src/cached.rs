@@ -237,10 +237,9 @@ async fn catch_up_latest<E: Engine>(engine: &E) -> Result<u64, StoreError> {
     let latest = engine.latest_commit().await?;
     debug_assert!(latest.read_at >= latest.commit);
     caught_up(engine, latest.commit).await?;
-    cache.confirmed(sent, latest.commit);
     // No commit lies between the latest and the read: the cache holds the store as it was then.
-    cache.advance(latest.read_at);
-    debug_assert!(cache.revision() >= latest.commit);
+    let completed = cache.complete_confirmation(sent, latest.commit, latest.read_at);
+    debug_assert!(completed, "the cache caught up with the latest commit");
     Ok(sent)
 }
 
@@ -253,7 +252,7 @@ pub(crate) async fn confirm<E: Engine>(engine: &E) -> Result<u64, StoreError> {
     let shared = engine.shared();
     caught_up(engine, shared.written.load(Ordering::Acquire)).await?;
     let _one_at_a_time = shared.confirming.lock().await;
-    if let Some(sent) = shared.cache.fresh_confirmation() {
+    if let Some(sent) = shared.cache.fresh_confirmation(crate::clock::boottime_ms()) {
         return Ok(sent);
     }
     let sent = catch_up_latest(engine).await?;
@@ -264,16 +263,7 @@ pub(crate) async fn confirm<E: Engine>(engine: &E) -> Result<u64, StoreError> {
 /// The snapshot of the confirmed cache.
 pub(crate) async fn snapshot<E: Engine>(engine: &E) -> Result<Snapshot, StoreError> {
     let confirmed_at = confirm(engine).await?;
-    let view = engine.shared().cache.view()?;
-    if let Some(error) = view.poisoned_among(view.poisoned.keys()) {
-        return Err(error.into());
-    }
-    let mut snapshot = Snapshot::of(
-        view.loaded.state,
-        &view.loaded.meta,
-        u64::try_from(view.revision).unwrap_or(0),
-    );
-    snapshot.confirmed_at = Some(confirmed_at);
+    let snapshot = engine.shared().cache.view()?.snapshot(confirmed_at)?;
     debug_assert!(confirmed_at <= crate::clock::boottime_ms());
     Ok(snapshot)
 }

@@ -36,7 +36,7 @@
 pub(crate) mod queue;
 
 use membership_core::{Key, MetaKey};
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 use membership_core::{NodeId, ProposalId};
 #[cfg(feature = "testing")]
 use {
@@ -58,7 +58,7 @@ use {
 pub const QUEUE_CHUNK_ACTORS: u64 = 16_384;
 
 /// The configuration key.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) const CONFIG_KEY: &str = "config";
 
 /// The heartbeat round key.
@@ -72,28 +72,28 @@ pub(crate) const MEMBERS_KEY: &str = "members";
 
 /// The commit marker: written by every commit (etcd: its `mod_revision` is the latest commit's
 /// revision; FoundationDB: the latest commit's versionstamp, watched by the change feed's task).
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) const VERSION_KEY: &str = "version";
 
 /// The node records' family.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) const NODE_FAMILY: &str = "node/";
 /// The heartbeats' family (each node's latest heartbeat round).
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) const HEARTBEAT_FAMILY: &str = "heartbeat/";
 /// The counters' family.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) const COUNTER_FAMILY: &str = "counter/";
 /// The placements' family.
-#[cfg(any(feature = "fdb", all(feature = "testing", feature = "etcd")))]
+#[cfg(any(feature = "fdb", feature = "testing"))]
 pub(crate) const ACTOR_FAMILY: &str = "actor/";
 /// The queue chunks' family.
 pub(crate) const QUEUE_FAMILY: &str = "queue/";
 /// The load markers' family.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) const LOAD_FAMILY: &str = "load/";
 /// The hosted markers' family.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) const HOSTED_FAMILY: &str = "hosted/";
 /// The node slots' family.
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
@@ -102,7 +102,7 @@ pub(crate) const SLOT_FAMILY: &str = "slot/";
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
 pub(crate) const PROPOSAL_FAMILY: &str = "proposal/";
 /// The committed log's family.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) const LOG_FAMILY: &str = "log/";
 /// The family of the log records' commit versionstamps (FoundationDB).
 #[cfg(feature = "fdb")]
@@ -118,7 +118,7 @@ pub(crate) const FEED_TRIM_KEY: &str = "feedtrim";
 
 /// The key families of the registry itself (not the metadata: slots, round, config), as
 /// prefixes: what `import` replaces when a test installs another registry.
-#[cfg(all(feature = "testing", any(feature = "etcd", feature = "fdb")))]
+#[cfg(feature = "testing")]
 pub(crate) const REGISTRY_PREFIXES: [&str; 8] = [
     ACTOR_FAMILY,
     QUEUE_FAMILY,
@@ -166,7 +166,7 @@ pub(crate) fn never_deleted(name: &str) -> bool {
 
 /// Whether a key named so is fed to a registry cache ([`crate::cache`]): every key but the load
 /// and hosted markers and the committed log, which are never read back.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) fn cached(name: &str) -> bool {
     !(name.starts_with(LOAD_FAMILY)
         || name.starts_with(HOSTED_FAMILY)
@@ -226,7 +226,7 @@ pub(crate) fn meta_key_name(key: &MetaKey) -> String {
 }
 
 /// The name of the committed-log key of proposal `id`.
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) fn log_key_name(id: &ProposalId) -> String {
     format!("{LOG_FAMILY}{}/{}/{}", id.node, id.incarnation, id.seq)
 }
@@ -241,7 +241,7 @@ pub(crate) fn order_key_name(log_key: &str) -> String {
 }
 
 /// The key prefix holding the records of `node`'s proposals (all incarnations).
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub(crate) fn proposals_of_node(node: NodeId) -> String {
     format!("{PROPOSAL_FAMILY}{node}/")
 }

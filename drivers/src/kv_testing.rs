@@ -4,10 +4,11 @@
 
 use crate::codec::{decode, encode, DecodeError};
 use crate::keys::queue;
-use crate::keys::{registry_key_name, StoreKey, CONFIG_KEY};
+use crate::keys::{meta_key_name, registry_key_name, StoreKey, CONFIG_KEY};
 use crate::kv::{number, LogRecord, StoredConfig};
-use crate::store::{Logged, StoreError};
+use crate::store::{Logged, Snapshot, StoreError};
 use membership_core::{Counter, Key, Meta, MetaKey, NodeId, ProposalId, State};
+use std::collections::BTreeMap;
 
 /// Every key-value pair of `state` (the registry part), for an import into an empty prefix
 /// whose open heartbeat round is `round` (a flag set is stored as a heartbeat naming it).
@@ -56,6 +57,25 @@ pub(crate) fn export(state: &State, round: u64) -> Vec<(String, Vec<u8>)> {
         registry_key_name(&Key::Members),
         encode(&u64::from(state.active().len())),
     ));
+    out
+}
+
+/// Every key-value pair an engine stores for the registry and the metadata a snapshot carries
+/// (the node slots, the heartbeat round and each node's latest heartbeat; not the applied
+/// proposals' records, which no snapshot holds), by key name: the image a simulated engine's
+/// change feed is computed from (`testing::FeedSource`).
+pub(crate) fn image(snapshot: &Snapshot) -> BTreeMap<String, Vec<u8>> {
+    let mut out: BTreeMap<String, Vec<u8>> = export(&snapshot.state, snapshot.round)
+        .into_iter()
+        .collect();
+    for (n, round) in &snapshot.heartbeat_rounds {
+        out.insert(registry_key_name(&Key::Heartbeat(*n)), encode(round));
+    }
+    for (n, slot) in &snapshot.slots {
+        out.insert(meta_key_name(&MetaKey::Slot(*n)), encode(slot));
+    }
+    out.insert(meta_key_name(&MetaKey::Round), encode(&snapshot.round));
+    debug_assert!(out.contains_key(CONFIG_KEY));
     out
 }
 

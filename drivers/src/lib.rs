@@ -61,7 +61,14 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
+#[cfg_attr(
+    not(any(feature = "etcd", feature = "fdb")),
+    allow(
+        dead_code,
+        reason = "the engines' cache; without an engine, only the simulation's registry cache uses it"
+    )
+)]
 mod cache;
 #[cfg(any(feature = "etcd", feature = "fdb"))]
 mod cached;
@@ -85,10 +92,31 @@ mod fdb;
 )]
 mod feed;
 pub mod identity;
+#[cfg_attr(
+    not(any(feature = "etcd", feature = "fdb")),
+    allow(
+        dead_code,
+        reason = "the engines' key layout; without an engine, the simulation's registry cache and the migration use part of it"
+    )
+)]
 mod keys;
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
+#[cfg_attr(
+    not(any(feature = "etcd", feature = "fdb")),
+    allow(
+        dead_code,
+        reason = "the engines' cache; without an engine, only the simulation's registry cache uses it"
+    )
+)]
 mod kv;
-#[cfg(all(feature = "testing", any(feature = "etcd", feature = "fdb")))]
+#[cfg(feature = "testing")]
+#[cfg_attr(
+    not(any(feature = "etcd", feature = "fdb")),
+    allow(
+        dead_code,
+        reason = "the engines' cache; without an engine, only the simulation's registry cache uses it"
+    )
+)]
 mod kv_testing;
 mod memory;
 mod node;
@@ -105,7 +133,7 @@ pub mod watch;
 /// Agent.
 pub use membership_core as protocol;
 
-#[cfg(any(feature = "etcd", feature = "fdb"))]
+#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 pub use cache::{CACHE_CHANGES_PER_COMMIT_MAX, CACHE_CONFIRM_REUSE_MS};
 pub use codec::DecodeError;
 #[cfg(feature = "etcd")]

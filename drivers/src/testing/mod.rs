@@ -17,9 +17,12 @@
 //!   ([`check_single_activation`]).
 //! - **A cuttable link to a store** ([`CutLink`]): one node loses the store while its process
 //!   and probe listener run on.
+//! - **The engines' registry cache, fed by the simulation** ([`RegistryCache`] on a
+//!   [`FeedSource`]): the simulation puts the cache and its confirmation rule in the loop.
 
 mod activation;
 mod audit;
+mod feed_cache;
 mod link;
 
 #[cfg(doc)]
@@ -32,6 +35,7 @@ pub use crate::memory::{Attempt, Transaction, COMMIT_LOG_MAX};
 pub use crate::store::Logged;
 pub use activation::{check_single_activation, DoubleActivation};
 pub use audit::{Audit, Limits, MEMORY_LIMITS};
+pub use feed_cache::{FeedCommit, FeedSource, RegistryCache};
 pub use link::CutLink;
 
 /// Encodes a value as every store stores it: the format version byte, then JSON (to corrupt
