@@ -1883,3 +1883,53 @@ fn joiners_carry_on_when_the_last_member_is_lost_for_good() {
     assert_eq!(w.status(3), NodeStatus::Active);
     assert!(w.primary().is_some_and(|p| p != NodeId(1)));
 }
+
+/// A fenced node unfences on a snapshot read after the first heartbeat committed since the
+/// fence, though a later heartbeat committed before the snapshot arrived. A snapshot that takes
+/// longer than a heartbeat interval to arrive (a registry cache whose change feed lags) is
+/// always read before the latest heartbeat: with the latest one alone, the node stayed fenced
+/// for good (found by the simulation with registry caches in the loop, seed 273).
+#[test]
+fn a_snapshot_read_after_the_first_heartbeat_since_the_fence_unfences_though_a_later_one_committed_first(
+) {
+    let state = three_active();
+    let mut agent = Driven::new(Agent::new(NodeId(1), 1, Timing::fast(), 0));
+    agent.join(0);
+    assert!(agent.is_fenced());
+    // The first snapshot (read at 0) shows it Active; heartbeats commit as they go out; no
+    // snapshot arrives after it until 60 ms.
+    agent
+        .handle_snapshot(0, 0, state.clone(), 0, Some(1))
+        .unwrap();
+    let mut commits = Vec::new();
+    for t in 1..=60 {
+        agent.handle_timeout(t).unwrap();
+        while let Some(out) = agent.poll_proposal() {
+            if matches!(
+                out.proposal.action,
+                membership_core::Action::Step(Event::SendHeartbeat { .. })
+            ) {
+                let committed = ProposalOutcome::Committed { effects: vec![] };
+                agent.handle_outcome(t, out.token, committed).unwrap();
+                commits.push(t);
+            }
+        }
+    }
+    assert_eq!(commits, vec![1, 26, 51]);
+    let first = commits[0];
+    while agent.poll_decision().is_some() {}
+    // A snapshot read before the first commit does not unfence...
+    agent
+        .handle_snapshot(60, first - 1, state.clone(), 0, Some(1))
+        .unwrap();
+    assert!(agent.is_fenced());
+    assert_eq!(agent.poll_decision(), None);
+    // ...one read after it (and before the latest) does.
+    agent.handle_snapshot(61, first, state, 0, Some(1)).unwrap();
+    let mut decisions = Vec::new();
+    while let Some(d) = agent.poll_decision() {
+        decisions.push(d);
+    }
+    assert_eq!(decisions, vec![Decision::Unfence]);
+    assert!(!agent.is_fenced());
+}

@@ -127,6 +127,8 @@ impl Agent {
                     let until = later_ms(flight.sent_ms, self.timing.settings().lease_ms);
                     self.lease_until_ms = Some(self.lease_until_ms.unwrap_or(0).max(until));
                     self.last_heartbeat_commit_ms = Some(now_ms);
+                    self.first_heartbeat_commit_since_fence_ms
+                        .get_or_insert(now_ms);
                     self.timers.set(Timer::Lease, until);
                 }
                 self.outputs.read();

@@ -45,6 +45,9 @@ impl Agent {
     /// Stops serving everything (each actor deactivated) and records why; told once, except
     /// that Superseded is recorded (and told) over an earlier reason.
     pub(super) fn fence(&mut self, reason: FenceReason) {
+        // Whatever fenced the node now, only a heartbeat committed from here on shows it able
+        // to commit again.
+        self.first_heartbeat_commit_since_fence_ms = None;
         if self.fenced.is_none() {
             self.outputs.decide(Decision::Fence);
         }
@@ -94,11 +97,17 @@ impl Agent {
                 // the node's standing; a Leaving node cannot heartbeat and is never declared
                 // failed, so a fresh snapshot is enough.
                 // After a clock fence, both must come after the suspicious reading (watchdog).
+                // The heartbeat is the latest one, or the first since the fence: a snapshot
+                // that takes longer than a heartbeat interval to arrive (a registry cache whose
+                // change feed lags) is always read before the latest heartbeat, and would
+                // otherwise keep the node fenced for good.
+                let after = |commit: Option<u64>| {
+                    commit.is_some_and(|at| at <= o.read_at_ms && self.clocks_trusted_since(at))
+                };
                 let standing_known = (status == Some(NodeStatus::Leaving)
                     && self.clocks_trusted_since(o.read_at_ms))
-                    || self
-                        .last_heartbeat_commit_ms
-                        .is_some_and(|at| at <= o.read_at_ms && self.clocks_trusted_since(at));
+                    || after(self.last_heartbeat_commit_ms)
+                    || after(self.first_heartbeat_commit_since_fence_ms);
                 if self.fenced.is_some()
                     && self.fenced != Some(FenceReason::Superseded)
                     && standing_known

@@ -78,6 +78,9 @@ pub struct Agent {
     pub(super) rounds_seen: RoundsSeen,
     pub(super) lease_until_ms: Option<u64>,
     pub(super) last_heartbeat_commit_ms: Option<u64>,
+    /// When the first heartbeat since the latest fence committed (local ms of its outcome):
+    /// with the latest one, what a snapshot may be read after to unfence (`lease`).
+    pub(super) first_heartbeat_commit_since_fence_ms: Option<u64>,
     pub(super) fenced: Option<FenceReason>,
     pub(super) serving: BTreeMap<ActorId, u64>,
     pub(super) pending: BTreeMap<ActorId, (u64, u64)>,
@@ -126,6 +129,7 @@ impl Agent {
             rounds_seen: RoundsSeen::default(),
             lease_until_ms: None,
             last_heartbeat_commit_ms: None,
+            first_heartbeat_commit_since_fence_ms: None,
             fenced: Some(FenceReason::LeaseExpired),
             serving: BTreeMap::new(),
             pending: BTreeMap::new(),
