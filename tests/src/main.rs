@@ -19,7 +19,7 @@ use std::time::Instant;
 /// (`tests/tests/sim.rs`, 64 seeds x 20,000 steps).
 const SWARM_STEPS_DEFAULT: u64 = 20_000;
 
-const USAGE: &str = "usage: membership-sim [--seeds N] [--first SEED] [--steps N (default 20000)] [--scenario swarm|failover|degraded|scale-down|scale] [--nodes N --actors M (scale only)] [--planted NAME] [--leaving-zombies]";
+const USAGE: &str = "usage: membership-sim [--seeds N] [--first SEED] [--steps N (default 20000)] [--scenario swarm|failover|degraded|scale-down|scale] [--nodes N --actors M (scale only)] [--planted NAME] [--leaving-zombies] [--cache]";
 
 fn main() -> ExitCode {
     let mut seeds = 100u64;
@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     ];
     let mut planted = None;
     let mut leaving_zombies = false;
+    let mut cache = false;
     let mut nodes: Option<u16> = None;
     let mut actors: Option<u64> = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -69,6 +70,11 @@ fn main() -> ExitCode {
                 i += 1;
                 continue;
             }
+            "--cache" => {
+                cache = true;
+                i += 1;
+                continue;
+            }
             _ => {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
                 leaving_zombies,
                 nodes,
                 actors,
+                cache,
             });
             if scenario == Scenario::Scale {
                 print_scale(&report, run_started.elapsed().as_secs_f64());
@@ -357,6 +364,17 @@ fn print_oracles(reports: &[Report]) {
             .map(|r| r.measurements.margins_skipped_clock_beyond_bound)
             .sum::<u64>()
     );
+    if reports.iter().any(|r| r.options.cache) {
+        let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
+        println!(
+            "  registry caches: {} whole-registry loads ({} after a feed break), {} snapshots on a reused confirmation, {} confirmations waited for the feed, {} snapshot reads timed out waiting",
+            sum(|r| r.measurements.cache_loads),
+            sum(|r| r.measurements.feed_breaks),
+            sum(|r| r.measurements.cache_reused),
+            sum(|r| r.measurements.cache_waits),
+            sum(|r| r.measurements.cache_timeouts)
+        );
+    }
     println!(
         "  partition reports: {} with the required agreeing probes, {} without (goal 0); stale snapshots delivered: {} (goal 0)",
         reports.iter().map(|r| r.measurements.backed_partition_reports).sum::<u64>(),

@@ -31,6 +31,12 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+mod feed;
+use feed::{Confirming, Feeds, Read, Replied};
+pub use feed::{
+    CACHE_CATCH_UP_US, FEED_BREAK_PER_MILLE, FEED_HISTORY_MAX, FEED_HISTORY_MIN, FEED_LAG_MAX_US,
+};
+
 /// The most events one run processes, liveness phase included (a run that has not converged
 /// by then fails).
 pub const STEPS_MAX: u64 = 10_000_000;
@@ -113,6 +119,11 @@ pub struct Options {
     /// `Scale` only: the actors the applications place (`world::SCALE_ACTORS_DEFAULT` when
     /// `None`).
     pub actors: Option<u64>,
+    /// Every process reads its snapshots through its own registry cache (the etcd and
+    /// FoundationDB stores' cache and confirmation rule), fed by a change feed that arrives
+    /// late and breaks (the module `sim::feed`). Off by default, so that the default world's seeds stay as
+    /// pinned (its draws come from a generator of its own).
+    pub cache: bool,
 }
 
 impl Options {
@@ -126,6 +137,7 @@ impl Options {
             leaving_zombies: false,
             nodes: None,
             actors: None,
+            cache: false,
         }
     }
 
@@ -165,6 +177,9 @@ impl Options {
         }
         if let Some(actors) = self.actors {
             planted.push_str(&format!("DST_ACTORS={actors} "));
+        }
+        if self.cache {
+            planted.push_str("DST_CACHE=1 ");
         }
         format!(
             "DST_SEED={} DST_SCENARIO={} DST_STEPS={} {planted}cargo test -p membership-sim --test sim reproduce -- --nocapture",
@@ -241,6 +256,19 @@ pub struct Measurements {
     /// Snapshots delivered whose content a commit made before the read was sent had already
     /// superseded. Goal 0; any fails the run.
     pub stale_snapshots: u64,
+    /// With registry caches ([`Options::cache`]): whole-registry loads (one per process start,
+    /// one per feed break).
+    pub cache_loads: u64,
+    /// With registry caches: feed breaks (a compacted history, a dropped watch, a change that
+    /// did not fit), each answered by one load.
+    pub feed_breaks: u64,
+    /// With registry caches: snapshots served on a confirmation younger than the reuse window.
+    pub cache_reused: u64,
+    /// With registry caches: confirmations that found the cache behind the store's latest
+    /// commit and waited for the feed.
+    pub cache_waits: u64,
+    /// With registry caches: snapshot reads that failed after the engines' catch-up time.
+    pub cache_timeouts: u64,
     /// `Scale`: from the start to every node Active with a primary in office.
     pub scale_members_ms: Option<u64>,
     /// `Scale`: from every node a member to every actor placed (every place request answered)
@@ -547,6 +575,20 @@ enum Ev {
     ClockRestore(NodeId),
     /// A paused VM resumes: its monotonic clocks run again, its wall clock is stepped.
     ClockResume(NodeId),
+    /// The change feed reaches a process's registry cache, up to this revision (`feed`).
+    Feed {
+        pid: u64,
+        upto: u64,
+    },
+    /// A cache's confirmation read reaches the store.
+    ConfirmAtStore(Confirming),
+    /// The store's answer to a confirmation read (its latest commit) reaches the process.
+    ConfirmReply(Confirming, u64),
+    /// A confirmation waited for the feed as long as the engines wait.
+    ConfirmTimeout {
+        pid: u64,
+        sent_ms: u64,
+    },
 }
 
 impl Ev {
@@ -573,6 +615,10 @@ impl Ev {
             Ev::ClockRestore(_) => 19,
             Ev::ClockResume(_) => 20,
             Ev::LeaveComplete(_) => 21,
+            Ev::Feed { .. } => 22,
+            Ev::ConfirmAtStore(_) => 23,
+            Ev::ConfirmReply(..) => 24,
+            Ev::ConfirmTimeout { .. } => 25,
         }
     }
 
@@ -583,7 +629,10 @@ impl Ev {
             | Ev::ReadDone { pid, .. }
             | Ev::ProposalDone { pid, .. }
             | Ev::ProbeReply { pid, .. }
-            | Ev::ProbeTimeout { pid, .. } => Some(*pid),
+            | Ev::ProbeTimeout { pid, .. }
+            | Ev::Feed { pid, .. }
+            | Ev::ConfirmTimeout { pid, .. } => Some(*pid),
+            Ev::ConfirmReply(confirming, _) => Some(confirming.pid),
             _ => None,
         }
     }
@@ -848,6 +897,8 @@ pub struct Sim {
     last_revision: u64,
     /// The planted `stale-snapshot` store: the snapshot as it was before the latest commit.
     one_commit_old: Option<Box<Snapshot>>,
+    /// The change feed and the processes' registry caches ([`Options::cache`]).
+    feeds: Option<Feeds>,
     /// The trace hash every `CHECKPOINT_STEPS` steps.
     checkpoints: Vec<u64>,
     /// The steps (first, last) whose briefs to record, and the record.
@@ -946,6 +997,7 @@ impl Sim {
             prev_step_us: 0,
             last_revision: 0,
             one_commit_old: None,
+            feeds: None,
             checkpoints: Vec::new(),
             window: None,
             window_steps: Vec::new(),
@@ -953,6 +1005,12 @@ impl Sim {
         };
         if let Err(e) = ready(sim.store.init(config)) {
             sim.fail(format!("store init: {e}"));
+        }
+        if sim.options.cache {
+            match ready(sim.store.snapshot()) {
+                Ok(first) => sim.feeds = Some(Feeds::new(sim.options.seed, &first)),
+                Err(e) => sim.fail(format!("store snapshot: {e}")),
+            }
         }
         sim.setup();
         sim
@@ -1329,14 +1387,28 @@ impl Sim {
                     }
                     None => (false, None),
                 };
-                if let (Some(s), Some((sent_us, revision))) = (&snapshot, sent) {
-                    self.check_snapshot_age(pid, sent_us, revision, s.revision);
-                    if let Some(p) = self.procs.get_mut(&pid) {
-                        p.timed.read_basis_us = p.timed.read_basis_us.max(Some(sent_us));
+                let basis = match (&snapshot, sent) {
+                    // A cache's snapshot: its age counts from its confirmation (`feed`).
+                    (Some(s), _) if s.confirmed_at.is_some() => {
+                        let label = s.confirmed_at.unwrap_or(0);
+                        self.check_cached_snapshot(pid, label, read_at_ms, sent, s.revision)
                     }
+                    (Some(s), Some((sent_us, revision))) => {
+                        self.check_snapshot_age(pid, sent_us, revision, s.revision);
+                        Some(sent_us)
+                    }
+                    _ => None,
+                };
+                if let (Some(basis), Some(p)) = (basis, self.procs.get_mut(&pid)) {
+                    p.timed.read_basis_us = p.timed.read_basis_us.max(Some(basis));
                 }
                 if let Some(s) = snapshot {
                     let s = *s;
+                    // As the node runtime: from one millisecond before the confirmation.
+                    let read_at_ms = match s.confirmed_at {
+                        Some(label) => read_at_ms.min(label.saturating_sub(1)),
+                        None => read_at_ms,
+                    };
                     self.with_input(pid, |agent, now| {
                         let slot = s.slots.get(&agent.node()).map(|slot| slot.incarnation);
                         agent.handle_snapshot(
@@ -1355,6 +1427,10 @@ impl Sim {
                     self.read(pid);
                 }
             }
+            Ev::Feed { pid, upto } => self.feed_deliver(pid, upto),
+            Ev::ConfirmAtStore(confirming) => self.confirm_at_store(confirming),
+            Ev::ConfirmReply(confirming, commit) => self.confirm_reply(confirming, commit),
+            Ev::ConfirmTimeout { pid, sent_ms } => self.confirm_timeout(pid, sent_ms),
             Ev::TxnBegin(request) => self.txn_begin(*request),
             Ev::TxnCommit(request, txn) => self.txn_commit(*request, *txn),
             Ev::ProposalDone {
@@ -1887,6 +1963,9 @@ impl Sim {
             );
             return;
         }
+        if self.cached() {
+            return self.cache_read(pid, read_at_ms);
+        }
         let at = self.now_us + self.store_latency();
         self.push(at, Ev::ReadAtStore { pid, read_at_ms });
     }
@@ -2041,6 +2120,7 @@ impl Sim {
                         self.one_commit_old = before;
                     }
                     self.commits += 1;
+                    self.feed_sync();
                     self.hash.u64(revision);
                     self.hash.bytes(events_text(&commit.events).as_bytes());
                     if self.commits_tail.len() >= TAIL_MAX {
@@ -2260,6 +2340,7 @@ impl Sim {
             Err(e) => return self.fail(format!("claim of {node} failed: {e}")),
         };
         assert!(slot.incarnation >= 1, "a claim grants a fresh incarnation");
+        self.feed_sync();
         let now = self.local_ms(node);
         let mut agent = Agent::new(node, slot.incarnation, self.timing, now);
         agent.join(now);
@@ -2290,6 +2371,7 @@ impl Sim {
         );
         self.hash.u64(pid);
         self.hash.u64(slot.incarnation);
+        self.cache_start(pid);
         self.touched.insert(pid);
         self.flush(pid, Reply::Agent);
         debug_assert_eq!(self.current.get(&node), Some(&pid));
@@ -3141,6 +3223,226 @@ impl Sim {
         }
     }
 
+    // ---------------------------------------------------------------------------------------
+    // Registry caches in the loop (`Options::cache`; the feed and the caches are `feed`'s)
+
+    /// Whether the processes read through registry caches.
+    fn cached(&self) -> bool {
+        self.feeds.is_some()
+    }
+
+    /// A new process's cache: one whole-registry load now.
+    fn cache_start(&mut self, pid: u64) {
+        let now_us = self.now_us;
+        if let Some(feeds) = self.feeds.as_mut() {
+            feeds.start(pid, now_us);
+            self.measurements.cache_loads += 1;
+        }
+    }
+
+    /// After the store changed: the feed's next commit, scheduled to every live process's cache.
+    fn feed_sync(&mut self) {
+        if self.feeds.is_none() {
+            return;
+        }
+        let Ok(now) = ready(self.store.snapshot()) else {
+            return;
+        };
+        let live: Vec<u64> = self.procs.keys().copied().collect();
+        let now_us = self.now_us;
+        let deliveries = match self.feeds.as_mut() {
+            Some(feeds) => feeds.commit(&now, &live, now_us),
+            None => Vec::new(),
+        };
+        let upto = now.revision;
+        for (at, pid) in deliveries {
+            self.push(at, Ev::Feed { pid, upto });
+        }
+    }
+
+    /// The feed up to `upto` reaches `pid`'s cache (after its link to the store is back), and
+    /// completes a confirmation that waited for it.
+    fn feed_deliver(&mut self, pid: u64, upto: u64) {
+        let Some(node) = self.procs.get(&pid).map(|p| p.node) else {
+            return;
+        };
+        if self.store_cut(node) {
+            // The watch runs over the same link: it resumes once the link is back.
+            let at = self
+                .store_cut_until_us
+                .get(&node)
+                .copied()
+                .unwrap_or(self.now_us);
+            return self.push(at + 1, Ev::Feed { pid, upto });
+        }
+        let unconfirmed = self.options.planted == Some(Planted::CacheUnconfirmed);
+        let Some(feeds) = self.feeds.as_mut() else {
+            return;
+        };
+        if feeds.deliver(pid, upto) {
+            self.measurements.cache_loads += 1;
+            self.measurements.feed_breaks += 1;
+        }
+        if let Some((read_at_ms, label)) = feeds.complete(pid, unconfirmed) {
+            self.cache_answer(pid, read_at_ms, label);
+        }
+    }
+
+    /// A snapshot read of `pid` through its cache (the engines' `confirm`, step by step): on a
+    /// confirmation younger than the reuse window at once, else a confirmation read sent now.
+    fn cache_read(&mut self, pid: u64, read_at_ms: u64) {
+        let Some(node) = self.procs.get(&pid).map(|p| p.node) else {
+            return;
+        };
+        let now_ms = self.local_ms(node);
+        let read = match self.feeds.as_mut() {
+            Some(feeds) => feeds.read(pid, now_ms),
+            None => return,
+        };
+        match read {
+            Read::Reused(label) => {
+                self.measurements.cache_reused += 1;
+                self.cache_answer(pid, read_at_ms, label);
+            }
+            Read::Confirm => {
+                let confirming = Confirming {
+                    pid,
+                    sent_ms: now_ms,
+                    sent_us: self.now_us,
+                    revision_at_send: self.last_revision,
+                    read_at_ms,
+                };
+                let at = self.now_us + self.store_latency();
+                self.push(at, Ev::ConfirmAtStore(confirming));
+            }
+        }
+    }
+
+    /// A confirmation read at the store: the latest commit is sent back (or the read is lost
+    /// on a cut link, and fails after the driver's timeout).
+    fn confirm_at_store(&mut self, confirming: Confirming) {
+        let pid = confirming.pid;
+        let cut = self.procs.get(&pid).is_some_and(|p| self.store_cut(p.node));
+        if cut {
+            if let Some(feeds) = self.feeds.as_mut() {
+                feeds.lost(pid);
+            }
+            let at = self.now_us + self.params.store_timeout_ms * 1_000;
+            let read_at_ms = confirming.read_at_ms;
+            return self.push(
+                at,
+                Ev::ReadDone {
+                    pid,
+                    read_at_ms,
+                    snapshot: None,
+                },
+            );
+        }
+        let commit = self.feeds.as_ref().map_or(0, Feeds::latest);
+        let at = self.now_us + self.store_latency();
+        self.push(at, Ev::ConfirmReply(confirming, commit));
+    }
+
+    /// The confirmation's reply at the process: complete it now, or wait for the feed (at most
+    /// the engines' catch-up time).
+    fn confirm_reply(&mut self, confirming: Confirming, commit: u64) {
+        let unconfirmed = self.options.planted == Some(Planted::CacheUnconfirmed);
+        let replied = match self.feeds.as_mut() {
+            Some(feeds) => feeds.reply(confirming, commit, unconfirmed),
+            None => Replied::Stale,
+        };
+        match replied {
+            Replied::Answer { read_at_ms, label } => {
+                self.cache_answer(confirming.pid, read_at_ms, label);
+            }
+            Replied::Wait => {
+                self.measurements.cache_waits += 1;
+                let (pid, sent_ms) = (confirming.pid, confirming.sent_ms);
+                self.push(
+                    self.now_us + feed::CACHE_CATCH_UP_US,
+                    Ev::ConfirmTimeout { pid, sent_ms },
+                );
+            }
+            Replied::Stale => {}
+        }
+    }
+
+    /// A confirmation that still waits after the engines' catch-up time: the read fails.
+    fn confirm_timeout(&mut self, pid: u64, sent_ms: u64) {
+        let read_at_ms = self.feeds.as_mut().and_then(|f| f.timeout(pid, sent_ms));
+        if let Some(read_at_ms) = read_at_ms {
+            self.measurements.cache_timeouts += 1;
+            self.push(
+                self.now_us,
+                Ev::ReadDone {
+                    pid,
+                    read_at_ms,
+                    snapshot: None,
+                },
+            );
+        }
+    }
+
+    /// Answers `pid`'s snapshot read from its cache, labelled `label` (the planted
+    /// `cache-labels-answer` labels it with the answer's instant instead).
+    fn cache_answer(&mut self, pid: u64, read_at_ms: u64, label: u64) {
+        let Some(node) = self.procs.get(&pid).map(|p| p.node) else {
+            return;
+        };
+        let label = if self.options.planted == Some(Planted::CacheLabelsAnswer) {
+            self.local_ms(node)
+        } else {
+            label
+        };
+        let snapshot = self.feeds.as_ref().and_then(|f| f.snapshot(pid, label));
+        if let Some(read) = &snapshot {
+            self.check_snapshot_content(pid, read);
+        }
+        self.push(
+            self.now_us,
+            Ev::ReadDone {
+                pid,
+                read_at_ms,
+                snapshot: snapshot.map(Box::new),
+            },
+        );
+    }
+
+    /// The snapshot-age oracle for a cache's snapshot labelled `label`, delivered for a read
+    /// the process sent at `read_at_ms` (its clock) and `sent` (true time, the store's latest
+    /// commit then): the process counts the snapshot's age from one millisecond before the
+    /// label (as the node runtime does) when that is earlier than its own read, and then the
+    /// snapshot must hold every commit made before the labelled confirmation's read was sent;
+    /// otherwise from its own read. Returns the true instant the lease oracle counts from.
+    fn check_cached_snapshot(
+        &mut self,
+        pid: u64,
+        label: u64,
+        read_at_ms: u64,
+        sent: Option<(u64, u64)>,
+        got: u64,
+    ) -> Option<u64> {
+        if label.saturating_sub(1) >= read_at_ms {
+            let (sent_us, revision) = sent?;
+            self.check_snapshot_age(pid, sent_us, revision, got);
+            return Some(sent_us);
+        }
+        let record = self.feeds.as_ref().and_then(|f| f.confirmation(pid, label));
+        if let Some((sent_us, revision)) = record {
+            self.check_snapshot_age(pid, sent_us, revision, got);
+            return Some(sent_us);
+        }
+        self.measurements.stale_snapshots += 1;
+        let node = self.procs.get(&pid).map_or(NodeId(0), |p| p.node);
+        self.fail(format!(
+            "stale snapshot: p{pid} ({node}) was served a snapshot of revision {got} labelled as \
+             confirmed at {label} ms of its clock (its age counted from {} ms, before its read \
+             sent at {read_at_ms} ms), but its cache completed no confirmation sent at {label} ms",
+            label.saturating_sub(1)
+        ));
+        None
+    }
+
     /// The snapshot-age oracle: a snapshot read sent at `sent_us`, when the store's latest
     /// commit was `revision_at_send`, must show at least that commit.
     fn check_snapshot_age(&mut self, pid: u64, sent_us: u64, revision_at_send: u64, got: u64) {
@@ -3581,6 +3883,18 @@ fn brief(ev: &Ev) -> String {
         Ev::Place(a) => format!("app places {a}"),
         Ev::ClockRestore(n) => format!("{n}'s primary clock ends its slew"),
         Ev::ClockResume(n) => format!("{n}'s VM resumes (clocks run, wall clock stepped)"),
+        Ev::Feed { pid, upto } => format!("feed up to r{upto} reaches p{pid}'s cache"),
+        Ev::ConfirmAtStore(c) => format!(
+            "p{}'s cache confirmation (sent at {} ms of its clock) at the store",
+            c.pid, c.sent_ms
+        ),
+        Ev::ConfirmReply(c, commit) => format!(
+            "store to p{}'s cache: the latest commit is r{commit} (confirmation sent at {} ms)",
+            c.pid, c.sent_ms
+        ),
+        Ev::ConfirmTimeout { pid, sent_ms } => {
+            format!("p{pid}'s cache confirmation sent at {sent_ms} ms times out")
+        }
     }
 }
 

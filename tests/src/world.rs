@@ -90,6 +90,12 @@ pub enum Planted {
     /// A store that validates less than the transaction's read footprint
     /// (`Fault::ValidatesOnlyWrites` on every commit).
     ReadsLess,
+    /// With registry caches ([`crate::Options::cache`]): a cache that answers a confirmation
+    /// with its view without waiting for the feed to bring the commit the confirmation found.
+    CacheUnconfirmed,
+    /// With registry caches: a cache that labels a snapshot with the instant it answers, not
+    /// with its confirmation's send.
+    CacheLabelsAnswer,
 }
 
 /// The reducer's mutants that break only a liveness property (the model checker's liveness
@@ -136,6 +142,8 @@ impl Planted {
             Planted::Driver(m) => format!("driver:{}", m.name()),
             Planted::ApplyTwice => "apply-twice".to_string(),
             Planted::ReadsLess => "reads-less".to_string(),
+            Planted::CacheUnconfirmed => "cache-unconfirmed".to_string(),
+            Planted::CacheLabelsAnswer => "cache-labels-answer".to_string(),
         }
     }
 
@@ -154,10 +162,17 @@ impl Planted {
         .collect()
     }
 
+    /// The planted bugs of the registry caches, caught only in runs with caches
+    /// ([`crate::Options::cache`]).
+    pub fn cache_catalogue() -> Vec<Planted> {
+        vec![Planted::CacheUnconfirmed, Planted::CacheLabelsAnswer]
+    }
+
     /// The planted bug with the given name.
     pub fn from_name(name: &str) -> Option<Planted> {
         let mut all = Planted::safety_catalogue();
         all.extend(LIVENESS_MUTANTS.into_iter().map(Planted::Reducer));
+        all.extend(Planted::cache_catalogue());
         all.into_iter().find(|p| p.name() == name)
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Reproduce a failing seed exactly (the failure report prints this line):
 //! `DST_SEED=<seed> DST_SCENARIO=swarm DST_STEPS=<steps> cargo test -p membership-sim --test sim reproduce -- --nocapture`
-//! (add `DST_PLANTED=<name>` for a planted bug, `DST_LEAVING_ZOMBIES=1` for the harder world that
+//! (add `DST_PLANTED=<name>` for a planted bug, `DST_CACHE=1` for registry caches in the loop,
+//! `DST_LEAVING_ZOMBIES=1` for the harder world that
 //! may replace a frozen Leaving node).
 
 use membership::protocol::ActionName;
@@ -183,6 +184,109 @@ fn every_planted_bug_is_caught_within_40_seeds_and_its_printed_seed_fails_again(
     }
     for (planted, seeds, first) in &table {
         println!("{planted:<40} caught after {seeds:>2} seed(s): {first}");
+    }
+}
+
+/// Seeds of each scenario run with registry caches in the loop in CI.
+const CACHE_SEEDS: u64 = 32;
+
+/// Every process reads its snapshots through its own registry cache (the etcd and FoundationDB
+/// stores' cache and confirmation rule), fed by a change feed that lags, is cut with the store
+/// link, waits while its process is frozen, and breaks: every check holds (the snapshot-age
+/// oracle against the instant each snapshot's confirmation was sent, the lease and hand-off
+/// oracles counting from it), failover still serves every actor, and each of the cache's
+/// situations occurs: snapshots on a reused confirmation, confirmations that wait for the feed,
+/// breaks answered by a load.
+#[test]
+fn with_registry_caches_in_the_loop_every_check_holds_while_the_feeds_lag_and_break() {
+    let (mut reused, mut waits, mut breaks, mut lease_samples) = (0, 0, 0, 0);
+    for seed in 0..CACHE_SEEDS {
+        for (scenario, steps) in [(Scenario::Swarm, CI_STEPS), (Scenario::Failover, 0)] {
+            let report = run(Options {
+                scenario,
+                cache: true,
+                ..Options::swarm(seed, steps)
+            });
+            assert!(report.passed(), "{}", report.failure.unwrap_or_default());
+            let m = &report.measurements;
+            assert_eq!(m.stale_snapshots, 0, "seed {seed} {scenario:?}");
+            assert_eq!(m.lease_margins.negative(), 0, "seed {seed} {scenario:?}");
+            assert_eq!(m.handoff_margins.negative(), 0, "seed {seed} {scenario:?}");
+            // Every process loaded its cache once when it started, and once per break.
+            assert!(
+                m.cache_loads >= m.feed_breaks + u64::from(report.params.nodes),
+                "seed {seed} {scenario:?}: {m:?}"
+            );
+            if scenario == Scenario::Failover {
+                assert!(m.failover_served_ms.is_some(), "seed {seed}: {m:?}");
+                assert_eq!(m.false_declarations, 0, "seed {seed}: {m:?}");
+            }
+            reused += m.cache_reused;
+            waits += m.cache_waits;
+            breaks += m.feed_breaks;
+            lease_samples += m.lease_margins.samples_us.len();
+        }
+    }
+    println!(
+        "registry caches over {CACHE_SEEDS} seeds: {reused} snapshots on a reused confirmation, \
+         {waits} confirmations waited for the feed, {breaks} feed breaks, {lease_samples} lease \
+         margins"
+    );
+    assert!(reused > 1_000 && waits > 100 && breaks > 10 && lease_samples > 100);
+}
+
+/// With registry caches, a node whose snapshots arrive later than its next heartbeat's commit
+/// (its change feed lags more than a heartbeat interval) unfences after a clock fence: the
+/// Agent counts a snapshot read after the first heartbeat committed since the fence, not only
+/// after the latest (seed 273 with caches, 20,000 steps: before the fix, n6 stayed fenced from
+/// 1.45 s to the end and the liveness phase failed, "a1 is not served by exactly n6").
+#[test]
+fn regression_with_a_lagging_cache_a_fenced_node_unfences() {
+    let report = run(Options {
+        cache: true,
+        ..Options::swarm(273, CI_STEPS)
+    });
+    assert!(report.passed(), "{}", report.failure.unwrap_or_default());
+    assert!(report.measurements.clock_fences > 0);
+    assert!(report.measurements.converged_after_ms.is_some());
+}
+
+/// The caches' planted bugs are caught by the snapshot-age oracle within 40 seeds, the same
+/// world without the bug passes, and the printed command (with `DST_CACHE=1`) fails again.
+#[test]
+fn every_planted_cache_bug_is_caught_by_the_snapshot_age_oracle_within_40_seeds() {
+    for planted in Planted::cache_catalogue() {
+        let caught = (0..MUTANT_SEEDS_BOUND)
+            .map(|seed| {
+                run(Options {
+                    planted: Some(planted),
+                    cache: true,
+                    ..Options::swarm(seed, MUTANT_STEPS)
+                })
+            })
+            .find(|report| !report.passed());
+        let Some(report) = caught else {
+            panic!("{planted} survived {MUTANT_SEEDS_BOUND} seeds with caches");
+        };
+        let seed = report.options.seed;
+        let failure = report.failure.clone().unwrap_or_default();
+        let first = failure.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("SIMULATION FAILED: stale snapshot: "),
+            "{planted}: {first}"
+        );
+        let clean = run(Options {
+            cache: true,
+            ..Options::swarm(seed, MUTANT_STEPS)
+        });
+        assert!(
+            clean.passed(),
+            "{planted}: seed {seed} fails without the bug too"
+        );
+        let again = run(report.options);
+        assert_eq!(again.failure.as_deref(), Some(failure.as_str()));
+        assert!(failure.contains("DST_CACHE=1"), "{failure}");
+        println!("{planted:<24} caught at seed {seed}: {first}");
     }
 }
 
@@ -689,6 +793,7 @@ fn reproduce() {
         leaving_zombies,
         nodes: var("DST_NODES").and_then(|s| s.parse().ok()),
         actors: var("DST_ACTORS").and_then(|s| s.parse().ok()),
+        cache: var("DST_CACHE").is_some_and(|v| v == "1"),
     };
     let report = run(options);
     println!(
