@@ -122,7 +122,8 @@ pub struct Options {
     /// Every process reads its snapshots through its own registry cache (the etcd and
     /// FoundationDB stores' cache and confirmation rule), fed by a change feed that arrives
     /// late and breaks (the module `sim::feed`). Off by default, so that the default world's seeds stay as
-    /// pinned (its draws come from a generator of its own).
+    /// pinned (its draws come from a generator of its own). Not with the `Scale` scenario (the
+    /// run fails at once: each commit's feed is computed from the whole registry).
     pub cache: bool,
 }
 
@@ -1006,7 +1007,14 @@ impl Sim {
         if let Err(e) = ready(sim.store.init(config)) {
             sim.fail(format!("store init: {e}"));
         }
-        if sim.options.cache {
+        if sim.options.cache && sim.options.scenario == Scenario::Scale {
+            // The feed is computed from the whole registry at every commit (`feed`).
+            sim.fail(
+                "registry caches (--cache) are not simulated at scale: each commit's feed \
+                      is computed from the whole registry"
+                    .to_string(),
+            );
+        } else if sim.options.cache {
             match ready(sim.store.snapshot()) {
                 Ok(first) => sim.feeds = Some(Feeds::new(sim.options.seed, &first)),
                 Err(e) => sim.fail(format!("store snapshot: {e}")),
