@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
 
 /// How long any phase of a run may take before the run counts as failed.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -122,7 +123,22 @@ struct RunReport {
     single_activation: bool,
 }
 
-type Log = Arc<Mutex<Vec<NodeNotification>>>;
+/// Every node's notifications as its subscriber received them, and how many a subscriber missed
+/// because it lagged more than `NOTIFICATION_BUFFER` behind (the figures count on the first,
+/// so a run that lost some during a failover fails instead of reporting a figure).
+#[derive(Default)]
+struct Recorded {
+    notifications: Vec<NodeNotification>,
+    lost: u64,
+}
+
+type Log = Arc<Mutex<Recorded>>;
+
+/// The recorded notifications and the count of those lost so far.
+fn recorded(log: &Log) -> (Vec<NodeNotification>, u64) {
+    let recorded = log.lock().unwrap_or_else(|p| p.into_inner());
+    (recorded.notifications.clone(), recorded.lost)
+}
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Result<(), String> {
     let start = Instant::now();
@@ -179,7 +195,7 @@ async fn run_on<S: Store>(
 ) -> Result<Vec<RunReport>, String> {
     let config = Config::fixed(cli.nodes).map_err(|e| e.to_string())?;
     store.init(config).await.map_err(|e| e.to_string())?;
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let log: Log = Arc::new(Mutex::new(Recorded::default()));
     let mut nodes = Vec::new();
     let mut links = Vec::new();
     for i in 1..=cli.nodes {
@@ -195,11 +211,22 @@ async fn run_on<S: Store>(
         let log = log.clone();
         let verbose = cli.verbose;
         tokio::spawn(async move {
-            while let Ok(n) = rx.recv().await {
-                if verbose {
-                    println!("  [{}] {:?}", n.node, n.notification);
+            loop {
+                match rx.recv().await {
+                    Ok(n) => {
+                        if verbose {
+                            println!("  [{}] {:?}", n.node, n.notification);
+                        }
+                        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                        log.notifications.push(n);
+                    }
+                    // A subscriber that lagged misses some and goes on (before, it stopped
+                    // here, and every later failover of its node "left no trace").
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        log.lock().unwrap_or_else(|p| p.into_inner()).lost += missed;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
                 }
-                log.lock().unwrap_or_else(|p| p.into_inner()).push(n);
             }
         });
         nodes.push(node);
@@ -298,10 +325,16 @@ async fn run_on<S: Store>(
         }
     }
     if run == 1 {
+        let served: Vec<usize> = handles
+            .iter()
+            .map(|n| n.activated_ignoring_lease().len())
+            .collect();
         println!(
-            "{:>8.0} ms  {} actors placed and served",
+            "{:>8.0} ms  {} actors placed and served (per node: {} to {})",
             ms(started.elapsed()),
-            cli.actors
+            cli.actors,
+            served.iter().min().copied().unwrap_or(0),
+            served.iter().max().copied().unwrap_or(0)
         );
     }
     let mut live: Vec<Arc<NodeHandle>> = handles
@@ -324,15 +357,25 @@ async fn run_on<S: Store>(
         reports.push(report);
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let log = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (log, lost) = recorded(&log);
+    if lost > 0 {
+        println!("notifications lost by lagging subscribers: {lost}");
+    }
     // A killed process serves nothing after its kill; a cut one runs on and reports its own
     // deactivations (it fences itself), so it is checked like any live node.
     let single = check_single_activation(&log, &killed);
     if run == 1 {
         match &single {
-            Ok(checked) => println!(
-                "single activation: held ({checked} activations checked from the nodes' notifications)"
-            ),
+            Ok(checked) => {
+                let fences = log
+                    .iter()
+                    .filter(|n| matches!(n.notification, Notification::Fenced { .. }))
+                    .count();
+                println!(
+                    "single activation: held ({checked} activations checked from the nodes' \
+                     notifications; {fences} fences)"
+                );
+            }
             Err(e) => println!("single activation: VIOLATED: {e}"),
         }
     }
@@ -400,6 +443,7 @@ async fn fail_over<S: Store>(
     } else {
         None
     };
+    let lost_before = recorded(log).1;
     let killed_at = Instant::now();
     if cli.cut_store {
         let index = usize::from(primary.0 .0) - 1;
@@ -443,7 +487,14 @@ async fn fail_over<S: Store>(
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let log = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (log, lost) = recorded(log);
+    if lost > lost_before {
+        return Err(format!(
+            "{} notifications were lost by lagging subscribers during the failover: its figures \
+             would be wrong",
+            lost - lost_before
+        ));
+    }
     let after =
         |n: &&NodeNotification| n.at >= killed_at && survivors.iter().any(|s| s.node() == n.node);
     let second_detected = second.and_then(|second| {
@@ -469,16 +520,30 @@ async fn fail_over<S: Store>(
         })
         .map(|n| n.at)
         .max();
+    // A victim that held no actor has none to move: no figure (NaN, left out of the summary).
+    let last_moved = if held.is_empty() {
+        Some(None)
+    } else {
+        last_moved.map(Some)
+    };
     let (Some(detected), Some((primary_at, new, term)), Some(last_moved)) =
         (detected, new_primary, last_moved)
     else {
-        return Err("the failover left no trace in the notifications".into());
+        return Err(format!(
+            "the failover left no trace in the notifications: {} declared failed by a survivor: \
+             {}; a new primary: {}; an activation of the {} actors it held: {}",
+            primary.0,
+            detected.is_some(),
+            new_primary.is_some(),
+            held.len(),
+            last_moved.is_some()
+        ));
     };
     let report = RunReport {
         to_detected_ms: ms(detected - killed_at),
         to_second_detected_ms: second_detected.map(|at| ms(at - killed_at)),
         to_primary_ms: ms(primary_at - killed_at),
-        to_actors_ms: ms(last_moved - killed_at),
+        to_actors_ms: last_moved.map_or(f64::NAN, |at| ms(at - killed_at)),
         moved: held.len(),
         single_activation: true,
     };
@@ -494,10 +559,14 @@ async fn fail_over<S: Store>(
             "{:>8.0} ms  after the kill: {new} became primary with term {term}",
             report.to_primary_ms
         );
-        println!(
-            "{:>8.0} ms  after the kill: all {} actors of {} active again elsewhere",
-            report.to_actors_ms, report.moved, primary.0
-        );
+        if report.moved == 0 {
+            println!("           {} held no actor: none to move", primary.0);
+        } else {
+            println!(
+                "{:>8.0} ms  after the kill: all {} actors of {} active again elsewhere",
+                report.to_actors_ms, report.moved, primary.0
+            );
+        }
     }
     Ok(report)
 }
