@@ -134,6 +134,11 @@ struct Recorded {
 
 type Log = Arc<Mutex<Recorded>>;
 
+/// How many notifications lagging subscribers have lost so far.
+fn lost(log: &Log) -> u64 {
+    log.lock().unwrap_or_else(|p| p.into_inner()).lost
+}
+
 /// The recorded notifications and the count of those lost so far.
 fn recorded(log: &Log) -> (Vec<NodeNotification>, u64) {
     let recorded = log.lock().unwrap_or_else(|p| p.into_inner());
@@ -443,7 +448,7 @@ async fn fail_over<S: Store>(
     } else {
         None
     };
-    let lost_before = recorded(log).1;
+    let lost_before = lost(log);
     let killed_at = Instant::now();
     if cli.cut_store {
         let index = usize::from(primary.0 .0) - 1;

@@ -35,9 +35,11 @@
 )]
 pub(crate) mod queue;
 
-use membership_core::{Key, MetaKey};
+#[cfg(any(feature = "etcd", feature = "fdb"))]
+use membership_core::NodeId;
 #[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
-use membership_core::{NodeId, ProposalId};
+use membership_core::ProposalId;
+use membership_core::{Key, MetaKey};
 #[cfg(feature = "testing")]
 use {
     crate::codec::{decode, DecodeError},
@@ -72,28 +74,28 @@ pub(crate) const MEMBERS_KEY: &str = "members";
 
 /// The commit marker: written by every commit (etcd: its `mod_revision` is the latest commit's
 /// revision; FoundationDB: the latest commit's versionstamp, watched by the change feed's task).
-#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const VERSION_KEY: &str = "version";
 
 /// The node records' family.
-#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const NODE_FAMILY: &str = "node/";
 /// The heartbeats' family (each node's latest heartbeat round).
-#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const HEARTBEAT_FAMILY: &str = "heartbeat/";
 /// The counters' family.
-#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const COUNTER_FAMILY: &str = "counter/";
 /// The placements' family.
-#[cfg(any(feature = "fdb", feature = "testing"))]
+#[cfg(any(feature = "fdb", all(feature = "testing", feature = "etcd")))]
 pub(crate) const ACTOR_FAMILY: &str = "actor/";
 /// The queue chunks' family.
 pub(crate) const QUEUE_FAMILY: &str = "queue/";
 /// The load markers' family.
-#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const LOAD_FAMILY: &str = "load/";
 /// The hosted markers' family.
-#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) const HOSTED_FAMILY: &str = "hosted/";
 /// The node slots' family.
 #[cfg(any(feature = "testing", feature = "etcd", feature = "fdb"))]
@@ -118,7 +120,7 @@ pub(crate) const FEED_TRIM_KEY: &str = "feedtrim";
 
 /// The key families of the registry itself (not the metadata: slots, round, config), as
 /// prefixes: what `import` replaces when a test installs another registry.
-#[cfg(feature = "testing")]
+#[cfg(all(feature = "testing", any(feature = "etcd", feature = "fdb")))]
 pub(crate) const REGISTRY_PREFIXES: [&str; 8] = [
     ACTOR_FAMILY,
     QUEUE_FAMILY,
@@ -166,7 +168,7 @@ pub(crate) fn never_deleted(name: &str) -> bool {
 
 /// Whether a key named so is fed to a registry cache ([`crate::cache`]): every key but the load
 /// and hosted markers and the committed log, which are never read back.
-#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) fn cached(name: &str) -> bool {
     !(name.starts_with(LOAD_FAMILY)
         || name.starts_with(HOSTED_FAMILY)
@@ -241,7 +243,7 @@ pub(crate) fn order_key_name(log_key: &str) -> String {
 }
 
 /// The key prefix holding the records of `node`'s proposals (all incarnations).
-#[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
+#[cfg(any(feature = "etcd", feature = "fdb"))]
 pub(crate) fn proposals_of_node(node: NodeId) -> String {
     format!("{PROPOSAL_FAMILY}{node}/")
 }

@@ -92,13 +92,6 @@ mod fdb;
 )]
 mod feed;
 pub mod identity;
-#[cfg_attr(
-    not(any(feature = "etcd", feature = "fdb")),
-    allow(
-        dead_code,
-        reason = "the engines' key layout; without an engine, the simulation's registry cache and the migration use part of it"
-    )
-)]
 mod keys;
 #[cfg(any(feature = "etcd", feature = "fdb", feature = "testing"))]
 #[cfg_attr(

@@ -66,18 +66,9 @@ struct ProcCache {
     confirmed: VecDeque<(u64, u64, u64)>,
     /// The confirmation read in flight (its label), if any: a reply to another is stale.
     in_flight: Option<u64>,
-    /// A confirmation whose reply came before the cache held its commit.
-    waiting: Option<Waiting>,
-}
-
-/// A confirmation waiting for the feed.
-#[derive(Clone, Copy, Debug)]
-struct Waiting {
-    sent_ms: u64,
-    sent_us: u64,
-    revision_at_send: u64,
-    commit: u64,
-    read_at_ms: u64,
+    /// A confirmation whose reply (the store's latest commit) came before the cache held that
+    /// commit.
+    waiting: Option<(Confirming, u64)>,
 }
 
 /// What the oracle knows of a confirmation read in flight.
@@ -250,13 +241,7 @@ impl Feeds {
             return Replied::Stale;
         }
         c.in_flight = None;
-        c.waiting = Some(Waiting {
-            sent_ms: confirming.sent_ms,
-            sent_us: confirming.sent_us,
-            revision_at_send: confirming.revision_at_send,
-            commit,
-            read_at_ms: confirming.read_at_ms,
-        });
+        c.waiting = Some((confirming, commit));
         match self.complete(confirming.pid, unconfirmed) {
             Some((read_at_ms, label)) => Replied::Answer { read_at_ms, label },
             None => Replied::Wait,
@@ -267,9 +252,9 @@ impl Feeds {
     /// (the read's local ms, the label) to answer it with.
     pub(super) fn complete(&mut self, pid: u64, unconfirmed: bool) -> Option<(u64, u64)> {
         let c = self.caches.get_mut(&pid)?;
-        let w = c.waiting?;
+        let (w, commit) = c.waiting?;
         // The planted cache serves its view without waiting for the commit it was told.
-        let done = unconfirmed || c.cache.complete_confirmation(w.sent_ms, w.commit, w.commit);
+        let done = unconfirmed || c.cache.complete_confirmation(w.sent_ms, commit, commit);
         if !done {
             return None;
         }
@@ -287,7 +272,7 @@ impl Feeds {
     /// still waits, it is dropped, and its read (sent at the returned local ms) fails.
     pub(super) fn timeout(&mut self, pid: u64, sent_ms: u64) -> Option<u64> {
         let c = self.caches.get_mut(&pid)?;
-        let w = c.waiting.filter(|w| w.sent_ms == sent_ms)?;
+        let (w, _) = c.waiting.filter(|(w, _)| w.sent_ms == sent_ms)?;
         c.waiting = None;
         Some(w.read_at_ms)
     }
