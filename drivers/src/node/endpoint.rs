@@ -2,7 +2,7 @@
 //! `/readyz` and `/metrics` from what the task reports when asked (its health), its latest
 //! snapshot, its counters and its store's statistics.
 
-use super::api::METRICS_TASK_ANSWER_TIMEOUT_MS;
+use super::api::{METRICS_TASK_ANSWER_TIMEOUT_MS, STOP_REASON_WAIT_MS};
 use super::http::{Response, Route};
 use super::metrics::{readiness, Health, Metrics, Scrape};
 use super::wire::{Command, Shared};
@@ -28,14 +28,22 @@ pub(super) struct Endpoint<S: Store> {
 }
 
 impl<S: Store> Endpoint<S> {
-    /// Why the node's task has ended, if it has (before the reason is published: a generic one).
-    fn stopped(&self) -> Option<String> {
-        let reason = self.shared.stopped.borrow().clone();
-        match reason {
-            Some(reason) => Some(reason),
-            None if self.task.is_finished() => Some("the node's task ended".to_string()),
-            None => None,
+    /// Why the node's task has ended, if it has. A task that has ended but whose reason is not
+    /// yet published (a kill is seen before the task that publishes it runs) is waited for at
+    /// most [`STOP_REASON_WAIT_MS`], then named generically.
+    async fn stopped(&self) -> Option<String> {
+        let published = self.shared.stopped.borrow().clone();
+        if published.is_some() || !self.task.is_finished() {
+            return published;
         }
+        let mut rx = self.shared.stopped.subscribe();
+        let wait = rx.wait_for(Option::is_some);
+        let reason =
+            match tokio::time::timeout(Duration::from_millis(STOP_REASON_WAIT_MS), wait).await {
+                Ok(Ok(reason)) => reason.clone(),
+                _ => None,
+            };
+        reason.or_else(|| Some("the node's task ended".to_string()))
     }
 
     /// Asks the node's task for its health, waiting at most
@@ -60,7 +68,7 @@ impl<S: Store> Endpoint<S> {
 
     /// The answer to `route`.
     pub(super) async fn answer(&self, route: Route) -> Response {
-        let stopped = self.stopped();
+        let stopped = self.stopped().await;
         if route == Route::Livez {
             return match stopped {
                 Some(reason) => Response::text(503, format!("the node has stopped: {reason}")),
