@@ -10,6 +10,12 @@ use crate::store::{Logged, Snapshot, StoreError};
 use membership_core::{Counter, Key, Meta, MetaKey, NodeId, ProposalId, State};
 use std::collections::BTreeMap;
 
+/// The stored value of `record` in open round `round`, as a registry without bulk erasures of
+/// votes holds it (every generation 0: [`crate::kv::votes`]).
+fn node_value(record: &membership_core::NodeRecord, round: u64) -> Vec<u8> {
+    encode(&crate::kv::votes::stored(record, round, 0, |_| 0))
+}
+
 /// Every key-value pair of `state` (the registry part), for an import into an empty prefix
 /// whose open heartbeat round is `round` (a flag set is stored as a heartbeat naming it).
 pub(crate) fn export(state: &State, round: u64) -> Vec<(String, Vec<u8>)> {
@@ -18,7 +24,7 @@ pub(crate) fn export(state: &State, round: u64) -> Vec<(String, Vec<u8>)> {
         encode(&StoredConfig::of(state.config())),
     )];
     for (n, record) in state.node_ids().zip(state.nodes()) {
-        out.push((registry_key_name(&Key::Node(n)), encode(record)));
+        out.push((registry_key_name(&Key::Node(n)), node_value(record, round)));
         if state.heartbeat_received(n) {
             out.push((registry_key_name(&Key::Heartbeat(n)), encode(&round)));
         }
@@ -127,7 +133,7 @@ pub(crate) fn value_of(key: &StoreKey, state: &State, meta: &Meta) -> Option<Vec
         StoreKey::Registry(Key::Queue(a)) => {
             queue::chunk_of(state, *a).and_then(|c| queue::encode_chunk(&c.entries(state)))
         }
-        StoreKey::Registry(Key::Node(n)) => state.node(*n).map(encode),
+        StoreKey::Registry(Key::Node(n)) => state.node(*n).map(|r| node_value(r, meta.round)),
         StoreKey::Registry(Key::Heartbeat(n)) => meta.heartbeat_round(*n).map(|r| encode(&r)),
         StoreKey::Registry(Key::Actor(a)) => state.placement(*a).map(|p| encode(&p)),
         StoreKey::Registry(Key::Counter(Counter::Term)) => Some(encode(&state.term_counter())),

@@ -1,0 +1,227 @@
+//! How the engines' stores keep a node's failure votes (its `detected` record) so that the
+//! steps that clear votes in bulk write no voter's record: etcd allows 128 operations per
+//! transaction, and at a few hundred members a declaration by a quorum of votes, or the round
+//! that expires them, would otherwise write one record per voter.
+//!
+//! A stored node record (`node/n3`) is the record with its `detected` set empty, and beside it
+//! the node's votes, each naming its target's *generation* when cast, with the heartbeat round
+//! they were cast in. A vote counts (is in `detected`) while
+//! - its round is the open round: ResetHeartbeats, which clears every vote, opens the next round
+//!   and writes no record; and
+//! - its target's generation is unchanged: a step that erases every vote against `t`
+//!   (MarkNodeFailed, NodeLeave, NodeLeaveComplete of `t`) writes `t`'s own record anyway, and
+//!   raises its generation there instead of writing each voter's.
+//!
+//! Both are exact: the registry a store reads back is the registry the reducer computed. A
+//! transaction that reads a record holding votes also compares the round and each target's
+//! record (`plan`), so a concurrent expiry or erasure of those votes is a conflict, as a write
+//! of the voter's record would have been.
+//!
+//! A record stored before this layout (a bare record, its votes inside) is read with its votes
+//! expired: dropping a vote can delay a declaration by one round, never cause one.
+
+use membership_core::{NodeId, NodeRecord, NodeSet};
+use serde::{Deserialize, Serialize};
+
+/// A node's stored votes and generation (the default: none, generation 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NodeVotes {
+    /// The heartbeat round the votes were written in: they count while it is the open round.
+    pub(crate) round: u64,
+    /// Each target voted against, with the target's generation when the vote was written, in
+    /// target order.
+    pub(crate) votes: Vec<(NodeId, u64)>,
+    /// Raised by every commit that erases all votes against this node in bulk.
+    pub(crate) generation: u64,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A node record as an engine stores it: the record without its votes, and the votes (the
+/// fields of [`NodeVotes`], each left out when empty or zero).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoredNode {
+    /// The record, its `detected` empty.
+    record: NodeRecord,
+    /// [`NodeVotes::round`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    round: u64,
+    /// [`NodeVotes::votes`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    votes: Vec<(NodeId, u64)>,
+    /// [`NodeVotes::generation`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    generation: u64,
+}
+
+/// A stored node value of either layout: this one, or a bare record (before it).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum AnyNode {
+    /// This layout.
+    Split(StoredNode),
+    /// A bare record: its votes are read as expired.
+    Bare(NodeRecord),
+}
+
+impl AnyNode {
+    /// The record (its `detected` empty) and the votes.
+    pub(crate) fn split(self) -> (NodeRecord, NodeVotes) {
+        let (mut record, votes) = match self {
+            AnyNode::Split(stored) => (
+                stored.record,
+                NodeVotes {
+                    round: stored.round,
+                    votes: stored.votes,
+                    generation: stored.generation,
+                },
+            ),
+            AnyNode::Bare(record) => (record, NodeVotes::default()),
+        };
+        record.detected = NodeSet::EMPTY;
+        debug_assert!(record.detected.is_empty());
+        (record, votes)
+    }
+}
+
+impl StoredNode {
+    /// Whether this stored form reads back as `record` at `round` with the targets'
+    /// generations `generation`.
+    pub(crate) fn reads_back(
+        &self,
+        record: &NodeRecord,
+        round: u64,
+        generation: impl Fn(NodeId) -> u64,
+    ) -> bool {
+        let votes = NodeVotes {
+            round: self.round,
+            votes: self.votes.clone(),
+            generation: self.generation,
+        };
+        NodeRecord {
+            detected: votes.counted(round, generation),
+            ..self.record.clone()
+        } == *record
+    }
+}
+
+impl NodeVotes {
+    /// Whether this is the default (nothing to keep).
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == NodeVotes::default()
+    }
+
+    /// The targets whose votes count at `round` with the targets' generations `generation`.
+    pub(crate) fn counted(&self, round: u64, generation: impl Fn(NodeId) -> u64) -> NodeSet {
+        let mut counted = NodeSet::EMPTY;
+        if self.round == round {
+            for &(target, cast) in &self.votes {
+                if generation(target) == cast {
+                    counted.insert(target);
+                }
+            }
+        }
+        debug_assert!(counted.len() as usize <= self.votes.len());
+        debug_assert!(self.round == round || counted.is_empty());
+        counted
+    }
+}
+
+/// The stored form of `record` written at `round`, its votes naming their targets' generations
+/// (`generation`), its own generation `own`.
+pub(crate) fn stored(
+    record: &NodeRecord,
+    round: u64,
+    own: u64,
+    generation: impl Fn(NodeId) -> u64,
+) -> StoredNode {
+    let votes: Vec<(NodeId, u64)> = record.detected.iter().map(|t| (t, generation(t))).collect();
+    let stored = StoredNode {
+        record: NodeRecord {
+            detected: NodeSet::EMPTY,
+            ..record.clone()
+        },
+        round: if votes.is_empty() { 0 } else { round },
+        votes,
+        generation: own,
+    };
+    debug_assert!(stored.record.detected.is_empty());
+    debug_assert_eq!(stored.votes.len(), record.detected.len() as usize);
+    stored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use membership_core::NodeStatus;
+    use proptest::prelude::*;
+
+    fn record(detected: NodeSet) -> NodeRecord {
+        NodeRecord {
+            status: NodeStatus::Active,
+            detected,
+            ..NodeRecord::INITIAL
+        }
+    }
+
+    #[test]
+    fn a_bare_record_reads_with_its_votes_expired() {
+        let bare = serde_json::to_string(&record(NodeSet::single(NodeId(2)))).unwrap();
+        let any: AnyNode = serde_json::from_str(&bare).unwrap();
+        let (read, votes) = any.split();
+        assert_eq!(read, record(NodeSet::EMPTY));
+        assert!(votes.is_empty());
+    }
+
+    #[test]
+    fn a_record_without_votes_stores_only_the_record() {
+        let json = serde_json::to_string(&stored(&record(NodeSet::EMPTY), 7, 0, |_| 3)).unwrap();
+        let bare = serde_json::to_string(&record(NodeSet::EMPTY)).unwrap();
+        assert_eq!(json, format!("{{\"record\":{bare}}}"));
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused() {
+        let mut json = serde_json::to_value(stored(&record(NodeSet::EMPTY), 7, 1, |_| 0)).unwrap();
+        json["rounds"] = serde_json::json!(3);
+        assert!(serde_json::from_value::<AnyNode>(json).is_err());
+    }
+
+    fn set() -> impl Strategy<Value = NodeSet> {
+        proptest::collection::btree_set(1u16..=12, 0..6).prop_map(|ids| {
+            ids.into_iter()
+                .fold(NodeSet::EMPTY, |s, n| s.with(NodeId(n)))
+        })
+    }
+
+    proptest! {
+        /// A stored record reads back as itself while its round is open and no target's
+        /// generation moved; with nothing counted once the round moves on, and without exactly
+        /// the targets whose generation moved.
+        #[test]
+        fn votes_count_while_their_round_and_generations_hold(
+            detected in set(),
+            round in 0u64..5,
+            moved in set(),
+            own in 0u64..3,
+        ) {
+            let base = |t: NodeId| u64::from(t.0) % 3;
+            let written = stored(&record(detected.clone()), round, own, base);
+            let json = serde_json::to_vec(&written).unwrap();
+            let (read, votes) = serde_json::from_slice::<AnyNode>(&json).unwrap().split();
+            prop_assert_eq!(&read, &record(NodeSet::EMPTY));
+            prop_assert_eq!(votes.generation, own);
+            prop_assert_eq!(votes.counted(round, base), detected.clone());
+            prop_assert_eq!(votes.counted(round + 1, base), NodeSet::EMPTY);
+            let after = |t: NodeId| base(t) + u64::from(moved.contains(t));
+            prop_assert_eq!(votes.counted(round, after), detected.difference(&moved));
+        }
+    }
+}
