@@ -560,6 +560,11 @@ const MEMBERSHIP_CHANGE_OPS_MAX: u64 = 16;
 /// too large). 200 nodes join one by one, the last leaves and joins again; every change commits,
 /// the members are all there with one configuration number per change, and (where the store
 /// counts them) no transaction wrote more than [`MEMBERSHIP_CHANGE_OPS_MAX`] operations.
+///
+/// Then the votes of 199 members (each cut off from the last node, which still heartbeats):
+/// a new round expires them all, and once cast again they declare the node failed, each in
+/// one transaction within the same bound (the engines keep a vote beside its voter's record,
+/// so neither writes the 199 voters' records: `kv::votes`).
 pub async fn many_members<S: Audit>(store: Arc<S>) {
     let proposers = active(&*store, MANY_MEMBERS).await;
     let last = &proposers[usize::from(MANY_MEMBERS - 1)];
@@ -598,6 +603,78 @@ pub async fn many_members<S: Audit>(store: Arc<S>) {
         stats.largest_write_ops,
         stats.largest_write_bytes
     );
+    many_votes(&*store, &proposers).await;
+}
+
+/// [`many_members`]' votes: every other member votes against the last node, a new round
+/// expires the votes, they are cast again and declare it failed.
+async fn many_votes<S: Audit>(store: &S, proposers: &[Arc<Proposer>]) {
+    let target = NodeId(MANY_MEMBERS);
+    let in_round = |p: &Proposer, event: Event, round: u64| {
+        let mut proposal = p.step(event);
+        proposal.round = Some(round);
+        proposal
+    };
+    let voters = &proposers[..usize::from(MANY_MEMBERS - 1)];
+    for p in voters {
+        let event = Event::CreatePartition {
+            a: p.node,
+            b: target,
+        };
+        let outcome = settle(store, p.step(event)).await.unwrap();
+        assert!(committed(&outcome), "{event}: {outcome:?}");
+    }
+    for pass in 0..2 {
+        let round = store.snapshot().await.unwrap().round;
+        if pass == 1 {
+            // The target's heartbeat of the new round (a vote needs one).
+            let beat = Event::SendHeartbeat { node: target };
+            let outcome = settle(store, proposers[usize::from(MANY_MEMBERS - 1)].step(beat))
+                .await
+                .unwrap();
+            assert!(committed(&outcome), "{beat}: {outcome:?}");
+        }
+        for p in voters {
+            let event = Event::DetectFailure {
+                detector: p.node,
+                target,
+            };
+            let outcome = settle(store, in_round(p, event, round)).await.unwrap();
+            assert!(committed(&outcome), "{event}: {outcome:?}");
+        }
+        let s = store.snapshot().await.unwrap().state;
+        assert_eq!(s.failure_votes(target).len(), MANY_MEMBERS - 1);
+        let last = if pass == 0 {
+            Event::ResetHeartbeats
+        } else {
+            Event::MarkNodeFailed { node: target }
+        };
+        let outcome = settle(store, in_round(&proposers[0], last, round))
+            .await
+            .unwrap();
+        assert!(committed(&outcome), "{last}: {outcome:?}");
+        let s = store.snapshot().await.unwrap().state;
+        assert!(
+            s.nodes().iter().all(|r| !r.detected.contains(target)),
+            "{last} left a vote against {target}"
+        );
+        let stats = store.stats();
+        if store.limits().ops_max.is_some() {
+            assert!(
+                stats.largest_write_ops <= MEMBERSHIP_CHANGE_OPS_MAX,
+                "{last}: {} operations in one transaction",
+                stats.largest_write_ops
+            );
+        }
+        println!(
+            "{} votes against {target}, then {last}: largest transaction {} operations, {} bytes",
+            MANY_MEMBERS - 1,
+            stats.largest_write_ops,
+            stats.largest_write_bytes
+        );
+    }
+    let s = store.snapshot().await.unwrap().state;
+    assert_eq!(s.node(target).unwrap().status, NodeStatus::Failed);
 }
 
 /// The keys a node's own heartbeat transaction reads on any store: its heartbeat key and its
