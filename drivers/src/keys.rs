@@ -6,7 +6,7 @@
 //! | key | value |
 //! | --- | --- |
 //! | `config` | the node count and the actor limit (written once by `init`) |
-//! | `node/n3` | the node record of `n3` |
+//! | `node/n3` | the node record of `n3`, its votes beside it: `{"record": ..., "round": r, "votes": [[t, g], ...], "generation": g}` (each vote counts while `r` is the open round and its target's generation is `g`: `crate::kv::votes`; a bare record, stored before, is read with its votes expired) |
 //! | `heartbeat/n3` | the round `n3`'s latest heartbeat ran at (its flag: that is the open round) |
 //! | `counter/Term`, `counter/ViewNumber`, `counter/Epoch` | the registry counters |
 //! | `actor/a7` | the placement of `a7` (absent: not placed) |

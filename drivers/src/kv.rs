@@ -703,6 +703,7 @@ impl Records {
                     erased.insert(n);
                 }
             }
+            debug_assert!(erased.is_subset(&before) && erased.intersection(&after).is_empty());
         }
         debug_assert!(erased.iter().all(|n| keys.contains(&Key::Node(n))));
         Records { erased }
@@ -717,6 +718,7 @@ impl Records {
     /// when the stored value already reads back as it: only its votes changed, by the round's
     /// move or a bulk erasure.
     fn value(&self, loaded: &Loaded, commit: &Commit, node: NodeId) -> Option<Option<Vec<u8>>> {
+        debug_assert!(commit.delta.nodes.contains_key(&node));
         let Some(record) = commit.next.node(node) else {
             return Some(None);
         };
@@ -874,6 +876,7 @@ mod tests {
         detect, fail, heartbeat, join, join_complete, partition, RESET,
     };
     use membership_core::{execute, Action, Event, NodeStatus, Proposal};
+    use proptest::strategy::Strategy;
 
     /// etcd's `--max-txn-ops` (the default): writes per transaction.
     const ETCD_WRITES_MAX: usize = 128;
@@ -926,6 +929,14 @@ mod tests {
         /// whole, its writes applied. The registry read back whole, and the cache fed the
         /// commit's changes, must both be the reducer's next state. Returns the plan.
         fn commit(&mut self, by: u16, event: Event) -> Plan {
+            match self.try_commit(by, event) {
+                Some(plan) => plan,
+                None => panic!("{event} was refused"),
+            }
+        }
+
+        /// [`Engine::commit`], or `None` (nothing written) when the step is refused.
+        fn try_commit(&mut self, by: u16, event: Event) -> Option<Plan> {
             let loaded = load(Self::listed(&self.entries)).unwrap();
             assert!(
                 loaded.state == self.cache.state,
@@ -941,12 +952,10 @@ mod tests {
                 action: Action::Step(event),
                 round: Some(loaded.meta.round),
             };
-            let commit = execute(&loaded.state, &loaded.meta, &proposal).unwrap();
-            assert!(
-                commit.next != loaded.state,
-                "{event} was refused: {:?}",
-                commit.effects
-            );
+            let commit = execute(&loaded.state, &loaded.meta, &proposal).ok()?;
+            if commit.next == loaded.state && commit.meta.round == loaded.meta.round {
+                return None;
+            }
             let plan = plan(&loaded, &commit, proposal.id, false);
             self.revision += 1;
             let mut changes = Vec::new();
@@ -976,7 +985,7 @@ mod tests {
                 "{event}: the cache does not hold the step"
             );
             assert!(self.poisoned.is_empty());
-            plan
+            Some(plan)
         }
 
         /// Plans `event`, proposed by `by`, on the registry as stored now, without committing it.
@@ -1074,6 +1083,46 @@ mod tests {
             NODES - 2,
             "all but n1's"
         );
+    }
+
+    /// One step of [`any_history_reads_back_as_the_reducer_left_it`]: an event on nodes of 1..=6.
+    fn any_event() -> impl Strategy<Value = (u16, Event)> {
+        use membership_core::testing::{heal, leave, leave_complete, recover, sync};
+        (0u8..12, 1u16..=6, 1u16..=6).prop_map(|(kind, a, b)| {
+            let event = match kind {
+                0 => join(a),
+                1 => join_complete(a),
+                2 | 3 => partition(a, b),
+                4 => heal(a, b),
+                5 | 6 => detect(a, b),
+                7 => fail(b),
+                8 => leave(b),
+                9 => leave_complete(b),
+                10 => RESET,
+                _ => match a % 3 {
+                    0 => heartbeat(b),
+                    1 => sync(b, b),
+                    _ => recover(b),
+                },
+            };
+            (a, event)
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever the steps (votes cast, expired by new rounds, erased by declarations and
+        /// leaves, nodes rejoining), the registry read back whole after each commit, and a
+        /// cache fed each commit's changes, are the reducer's next state (`Engine::commit`
+        /// checks both).
+        #[test]
+        fn any_history_reads_back_as_the_reducer_left_it(
+            steps in proptest::collection::vec(any_event(), 1..80)
+        ) {
+            let mut engine = Engine::voting(6, &[2]);
+            for (by, event) in steps {
+                engine.try_commit(by, event);
+            }
+        }
     }
 
     /// A step that reads a voter's record conflicts with a concurrent erasure of its votes,

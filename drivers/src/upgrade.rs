@@ -12,7 +12,9 @@
 //! | `queue/c0` | the queue entries of actors `a0..a255`, `[[actor, {"from", "reason"}], ...]` (up to 159d90e) | `queue/n3/c0`: the entries of the actors queued to leave `n3` with ids `a0..a16383`, `[[reason, [actor, ...]], ...]` (`crate::keys::queue`) |
 //!
 //! Every other value (`config`, `node/`, `counter/`, `actor/`, `load/`, `hosted/`, `slot/`,
-//! `round`, `proposal/`) has the same shape in all of them. The queue's keys were regrouped by
+//! `round`, `proposal/`) has the same shape in all of them. Later, a node record came to be
+//! stored with its votes beside it (`crate::kv::votes`); a bare record, of any layout before,
+//! is still read, its votes expired (a vote lives one round), so it needs no migration. The queue's keys were regrouped by
 //! node after registry v2 (a declaration of a node whose actors' ids are spread over the
 //! registry wrote one key per 256 ids, past etcd's 128 operations); [`migrate_v1`] regroups
 //! them too, and the reader refuses a key of the previous spelling, naming the migration. Both shapes of the two families
