@@ -942,16 +942,7 @@ mod tests {
                 loaded.state == self.cache.state,
                 "before {event}: the cache is not the store"
             );
-            self.seq += 1;
-            let proposal = Proposal {
-                id: ProposalId {
-                    node: NodeId(by),
-                    incarnation: 1,
-                    seq: self.seq,
-                },
-                action: Action::Step(event),
-                round: Some(loaded.meta.round),
-            };
+            let proposal = self.proposal(by, event, loaded.meta.round);
             let commit = execute(&loaded.state, &loaded.meta, &proposal).ok()?;
             if commit.next == loaded.state && commit.meta.round == loaded.meta.round {
                 return None;
@@ -988,19 +979,24 @@ mod tests {
             Some(plan)
         }
 
-        /// Plans `event`, proposed by `by`, on the registry as stored now, without committing it.
-        fn planned(&mut self, by: u16, event: Event) -> Plan {
-            let loaded = load(Self::listed(&self.entries)).unwrap();
+        /// The next proposal of `by` (incarnation 1): `event` in round `round`.
+        fn proposal(&mut self, by: u16, event: Event, round: u64) -> Proposal {
             self.seq += 1;
-            let proposal = Proposal {
+            Proposal {
                 id: ProposalId {
                     node: NodeId(by),
                     incarnation: 1,
                     seq: self.seq,
                 },
                 action: Action::Step(event),
-                round: Some(loaded.meta.round),
-            };
+                round: Some(round),
+            }
+        }
+
+        /// Plans `event`, proposed by `by`, on the registry as stored now, without committing it.
+        fn planned(&mut self, by: u16, event: Event) -> Plan {
+            let loaded = load(Self::listed(&self.entries)).unwrap();
+            let proposal = self.proposal(by, event, loaded.meta.round);
             let commit = execute(&loaded.state, &loaded.meta, &proposal).unwrap();
             plan(&loaded, &commit, proposal.id, false)
         }
