@@ -8,15 +8,17 @@
 #   scripts/etcd-cluster.sh leader       print the number of the current leader
 #   scripts/etcd-cluster.sh url          print the store URL (etcd://127.0.0.1:2379,...)
 #
-# Client ports $ETCD_CLIENT_PORTS (default 2379 22379 32379), peer ports $ETCD_PEER_PORTS
-# (default 2380 22380 32380). Data, logs and PIDs live in $ETCD_CLUSTER_DIR
+# Client ports $ETCD_CLIENT_PORTS (default 2379 12379 22379), peer ports $ETCD_PEER_PORTS
+# (default 2380 12380 22380). Data, logs and PIDs live in $ETCD_CLUSTER_DIR
 # (default ${TMPDIR:-/tmp}/membership-etcd-cluster): m<N>/ (data), m<N>.log, m<N>.pid.
 # History older than $ETCD_COMPACTION_RETENTION (default 1m) is compacted by the members.
 set -euo pipefail
+# shellcheck source=scripts/ports.sh
+. "$(dirname "$0")/ports.sh"
 
 DIR=${ETCD_CLUSTER_DIR:-${TMPDIR:-/tmp}/membership-etcd-cluster}
-read -r -a CLIENT <<<"${ETCD_CLIENT_PORTS:-2379 22379 32379}"
-read -r -a PEER <<<"${ETCD_PEER_PORTS:-2380 22380 32380}"
+read -r -a CLIENT <<<"${ETCD_CLIENT_PORTS:-2379 12379 22379}"
+read -r -a PEER <<<"${ETCD_PEER_PORTS:-2380 12380 22380}"
 HEALTH_WAIT_S=${ETCD_HEALTH_WAIT_S:-30}
 # etcd keeps every revision of every key until it is compacted, and a key written by every
 # commit (the registry's commit marker, the counters, the heartbeats) gets slower to read and
@@ -89,6 +91,7 @@ case "${1:-}" in
   start)
     if [ -d "$DIR" ]; then stop_all; rm -rf "$DIR"; fi
     mkdir -p "$DIR"
+    check_ports "etcd cluster (ETCD_CLIENT_PORTS / ETCD_PEER_PORTS)" "${CLIENT[@]}" "${PEER[@]}"
     for i in 1 2 3; do start_member "$i" new; done
     wait_healthy
     # A port taken by another etcd would let the health check pass against it: every member

@@ -27,7 +27,7 @@ cargo test -p membership --features etcd "$@" --test format_v1
 
 echo "== etcd with TLS and roles: only the cluster's users reach the registry; a refusal writes nothing"
 CARGO_FLAGS="$*" scripts/etcd-tls.sh start
-export ETCD_TLS_ENDPOINT=127.0.0.1:${ETCD_TLS_CLIENT_PORT:-42379}
+export ETCD_TLS_ENDPOINT=127.0.0.1:${ETCD_TLS_CLIENT_PORT:-23379}
 ETCD_TLS_CERTS=$(scripts/etcd-tls.sh certs)
 export ETCD_TLS_CERTS
 cargo test -p membership --features etcd "$@" --test etcd_tls

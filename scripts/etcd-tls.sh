@@ -17,15 +17,17 @@
 # else; user outsider has the role `other`, on /other/ only. A client without a certificate of
 # the CA is refused at the handshake.
 #
-# Client port $ETCD_TLS_CLIENT_PORT (default 42379), peer port $ETCD_TLS_PEER_PORT (default
-# 42380); data, log and PID in $ETCD_TLS_DIR (default ${TMPDIR:-/tmp}/membership-etcd-tls).
+# Client port $ETCD_TLS_CLIENT_PORT (default 23379), peer port $ETCD_TLS_PEER_PORT (default
+# 23380); data, log and PID in $ETCD_TLS_DIR (default ${TMPDIR:-/tmp}/membership-etcd-tls).
 # $CARGO_FLAGS go to the cargo command that runs `membership certs` (e.g. --locked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/ports.sh
+. scripts/ports.sh
 
 DIR=${ETCD_TLS_DIR:-${TMPDIR:-/tmp}/membership-etcd-tls}
-CLIENT=${ETCD_TLS_CLIENT_PORT:-42379}
-PEER=${ETCD_TLS_PEER_PORT:-42380}
+CLIENT=${ETCD_TLS_CLIENT_PORT:-23379}
+PEER=${ETCD_TLS_PEER_PORT:-23380}
 NODES=${ETCD_TLS_NODES:-n1 n2 n3 n4 n5}
 PREFIX=${ETCD_TLS_PREFIX:-/membership/}
 HEALTH_WAIT_S=${ETCD_HEALTH_WAIT_S:-30}
@@ -57,6 +59,7 @@ stop_member() {
 case "${1:-}" in
   start)
     if [ -d "$DIR" ]; then stop_member; rm -rf "$DIR"; fi
+    check_ports "TLS etcd (ETCD_TLS_CLIENT_PORT / ETCD_TLS_PEER_PORT)" "$CLIENT" "$PEER"
     mkdir -p "$CERTS"
     # shellcheck disable=SC2086 # CARGO_FLAGS and NODES are lists of words.
     cargo run -q -p membership --features etcd --bin membership ${CARGO_FLAGS:-} -- \
@@ -77,8 +80,13 @@ case "${1:-}" in
     echo $! >"$DIR/etcd.pid"
     deadline=$((SECONDS + HEALTH_WAIT_S))
     until ctl endpoint health >/dev/null 2>&1; do
-      if [ $SECONDS -ge $deadline ] || ! alive; then
-        echo "TLS etcd not healthy after ${HEALTH_WAIT_S}s (port taken? set ETCD_TLS_CLIENT_PORT); log: $DIR/etcd.log" >&2
+      if ! alive; then
+        echo "TLS etcd exited (port taken? set ETCD_TLS_CLIENT_PORT / ETCD_TLS_PEER_PORT); log: $DIR/etcd.log" >&2
+        tail -n 5 "$DIR/etcd.log" >&2 || true
+        exit 1
+      fi
+      if [ $SECONDS -ge $deadline ]; then
+        echo "TLS etcd not healthy after ${HEALTH_WAIT_S}s; log: $DIR/etcd.log" >&2
         tail -n 5 "$DIR/etcd.log" >&2 || true
         exit 1
       fi

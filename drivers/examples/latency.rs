@@ -1,5 +1,5 @@
 //! Transaction latency of a store: `cargo run --release --example latency --features etcd --
-//! --store etcd://127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379`.
+//! --store etcd://127.0.0.1:2379,127.0.0.1:12379,127.0.0.1:22379`.
 //!
 //! On a registry of 5 Active nodes, measures one proposal's latency (the store's `propose`,
 //! from call to committed outcome, retries included) for (1) heartbeats, proposed one after the

@@ -1,6 +1,6 @@
 //! The store conformance suite (`conformance/mod.rs`) on every store: the in-memory store
 //! always; the etcd store (cargo feature `etcd`) when `ETCD_ENDPOINTS` names a cluster
-//! (`127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379`; `scripts/etcd-tests.sh` starts one); the
+//! (`127.0.0.1:2379,127.0.0.1:12379,127.0.0.1:22379`; `scripts/etcd-tests.sh` starts one); the
 //! FoundationDB store (cargo feature `fdb`) when `FDB_CLUSTER_FILE` names a cluster file. A store
 //! whose cluster is not given prints `SKIPPED: ...` and passes.
 

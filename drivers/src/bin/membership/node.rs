@@ -6,7 +6,7 @@
 //! error naming the key (or the variable) before anything starts.
 //!
 //! ```toml
-//! store = "etcd://127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379/membership"
+//! store = "etcd://127.0.0.1:2379,127.0.0.1:12379,127.0.0.1:22379/membership"
 //! node = 3                              # this node's id, 1..=nodes
 //! nodes = 5                             # the registry's node slots (to initialise an empty store)
 //! probe_address = "127.0.0.1:7003"      # where peers probe this node (default: a free port)
