@@ -11,6 +11,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cluster=scripts/etcd-cluster.sh
+# Everything is compiled first (the test binaries in one cargo command, so they build side by side
+# on every core, and no etcd member runs idle meanwhile); the steps below only run them.
+# The feature set is the one every step uses (etcd, and the test kit that the crate's tests and
+# examples enable), so no step compiles the crate again; the `membership certs` command of
+# scripts/etcd-tls.sh runs this build's binary.
+echo "== building the tests, the examples and the binary with the etcd feature"
+tests=(--lib --test format_v1 --test etcd_tls --test store_conformance --test etcd_faults
+  --test node_binary --test processes)
+cargo test -p membership --features etcd "$@" --no-run "${tests[@]}"
+cargo build -p membership --features etcd "$@" --example node --example load --example cluster
+export MEMBERSHIP_CERTS_FEATURES=etcd,testing
 export ETCD_CLUSTER_DIR=${ETCD_CLUSTER_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/membership-etcd.XXXXXX")}
 export ETCD_TLS_DIR=${ETCD_TLS_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/membership-etcd-tls.XXXXXX")}
 trap '"$cluster" stop; scripts/etcd-tls.sh stop' EXIT
@@ -43,9 +54,7 @@ echo "== etcd: the operator's binary, membership node (configuration, readiness,
 cargo test -p membership --features etcd "$@" --test node_binary
 
 echo "== etcd: one node per OS process (kill -9 the primary, SIGSTOP past the lease)"
-cargo build -p membership --features etcd "$@" --example node
 cargo test -p membership --features etcd "$@" --test processes -- --test-threads 1
 echo "== etcd: scale in short form (the full-size runs are commands in the README, 'Performance')"
-cargo build -p membership --features etcd "$@" --example load --example cluster
 cargo run -q -p membership --features etcd "$@" --example load -- --nodes 12 --processes 2 --seconds 5 --store "$url"
 cargo run -q -p membership --features etcd "$@" --example cluster -- --nodes 10 --actors 2000 --failovers 3 --store "$url"

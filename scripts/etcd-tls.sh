@@ -19,7 +19,9 @@
 #
 # Client port $ETCD_TLS_CLIENT_PORT (default 23379), peer port $ETCD_TLS_PEER_PORT (default
 # 23380); data, log and PID in $ETCD_TLS_DIR (default ${TMPDIR:-/tmp}/membership-etcd-tls).
-# $CARGO_FLAGS go to the cargo command that runs `membership certs` (e.g. --locked).
+# $CARGO_FLAGS go to the cargo command that runs `membership certs` (e.g. --locked), built with
+# the features $MEMBERSHIP_CERTS_FEATURES (default etcd; scripts/etcd-tests.sh sets the ones of
+# the tests' build, so nothing is compiled again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/ports.sh
@@ -62,10 +64,10 @@ case "${1:-}" in
     check_ports "TLS etcd (ETCD_TLS_CLIENT_PORT / ETCD_TLS_PEER_PORT)" "$CLIENT" "$PEER"
     mkdir -p "$CERTS"
     # shellcheck disable=SC2086 # CARGO_FLAGS and NODES are lists of words.
-    cargo run -q -p membership --features etcd --bin membership ${CARGO_FLAGS:-} -- \
+    cargo run -q -p membership --features "${MEMBERSHIP_CERTS_FEATURES:-etcd}" --bin membership ${CARGO_FLAGS:-} -- \
       certs --dir "$CERTS" --host 127.0.0.1 --host localhost etcd >/dev/null
     # shellcheck disable=SC2086
-    cargo run -q -p membership --features etcd --bin membership ${CARGO_FLAGS:-} -- \
+    cargo run -q -p membership --features "${MEMBERSHIP_CERTS_FEATURES:-etcd}" --bin membership ${CARGO_FLAGS:-} -- \
       certs --dir "$CERTS" root operator outsider $NODES >/dev/null
     etcd --name tls1 --data-dir "$DIR/data" \
       --listen-client-urls "https://127.0.0.1:$CLIENT" --advertise-client-urls "https://127.0.0.1:$CLIENT" \
