@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::keys::queue::{self, Chunk};
 
 pub(crate) mod votes;
-use votes::NodeVotes;
+use votes::{counted, node_records, NodeVotes, Records};
 
 /// The stored configuration (`config`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ pub(crate) struct Loaded {
     pub(crate) versions: imbl::OrdMap<String, i64>,
     /// Each node's stored votes and generation, where not the default ([`votes`]: the
     /// registry's `detected` sets are the votes that count).
-    pub(crate) votes: imbl::OrdMap<NodeId, NodeVotes>,
+    pub(crate) votes: votes::Ledger,
 }
 
 impl Loaded {
@@ -75,18 +75,6 @@ impl Loaded {
     pub(crate) fn version(&self, key: &str) -> i64 {
         self.versions.get(key).copied().unwrap_or(0)
     }
-}
-
-/// `node`'s stored generation among `votes` (0: none stored).
-fn generation(votes: &imbl::OrdMap<NodeId, NodeVotes>, node: NodeId) -> u64 {
-    votes.get(&node).map_or(0, |v| v.generation)
-}
-
-/// The votes of `node` that count at `round` among the stored `votes`.
-fn counted(votes: &imbl::OrdMap<NodeId, NodeVotes>, node: NodeId, round: u64) -> NodeSet {
-    votes.get(&node).map_or(NodeSet::EMPTY, |v| {
-        v.counted(round, |t| generation(votes, t))
-    })
 }
 
 pub(crate) fn number<T: std::str::FromStr>(key: &str, text: &str) -> Result<T, DecodeError> {
@@ -449,7 +437,14 @@ pub(crate) fn apply_changes(
             Decoded::Nothing => {}
         }
     }
-    let votes = node_records(loaded, &mut delta, records, meta.round);
+    let votes = node_records(
+        &loaded.state,
+        &loaded.votes,
+        round_before,
+        &mut delta,
+        records,
+        meta.round,
+    );
     // A flag is "the node's key names the open round": a new round changes every flag, a
     // heartbeat its node's.
     let flagged: Vec<NodeId> = if meta.round == round_before {
@@ -476,65 +471,6 @@ pub(crate) fn apply_changes(
         versions,
         votes,
     })
-}
-
-/// Puts the node records a commit wrote (`records`: each record, its `detected` empty, and its
-/// stored votes) in `delta`, with the votes that count at `round`; and every other record whose
-/// votes stopped counting: all of them when the round moved, those against a node whose
-/// generation moved. Returns the stored votes after the commit. Costs O(records written), and
-/// O(nodes) more when the round or a generation moves.
-fn node_records(
-    loaded: &Loaded,
-    delta: &mut membership_core::Delta,
-    records: BTreeMap<NodeId, (NodeRecord, NodeVotes)>,
-    round: u64,
-) -> imbl::OrdMap<NodeId, NodeVotes> {
-    let mut stored = loaded.votes.clone();
-    let mut moved = NodeSet::EMPTY;
-    for (&node, (_, votes)) in &records {
-        if votes.generation != generation(&loaded.votes, node) {
-            moved.insert(node);
-        }
-        if votes.is_empty() {
-            stored.remove(&node);
-        } else {
-            stored.insert(node, votes.clone());
-        }
-    }
-    let mut others = Vec::new();
-    if round != loaded.meta.round || !moved.is_empty() {
-        for node in loaded.state.node_ids() {
-            let held = loaded
-                .state
-                .node(node)
-                .map_or(NodeSet::EMPTY, |r| r.detected.clone());
-            let expired = round != loaded.meta.round && !held.is_empty();
-            if (expired || !held.intersection(&moved).is_empty()) && !records.contains_key(&node) {
-                others.push(node);
-            }
-        }
-    }
-    for (node, (mut record, _)) in records {
-        record.detected = counted(&stored, node, round);
-        delta.nodes.insert(node, record);
-    }
-    for node in others {
-        if let Some(before) = loaded.state.node(node) {
-            let detected = counted(&stored, node, round);
-            debug_assert!(detected.is_subset(&before.detected));
-            if detected != before.detected {
-                delta.nodes.insert(
-                    node,
-                    NodeRecord {
-                        detected,
-                        ..before.clone()
-                    },
-                );
-            }
-        }
-    }
-    debug_assert!(stored.values().all(|v| !v.is_empty()));
-    stored
 }
 
 /// One write of a commit.
@@ -600,14 +536,17 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
         reads.insert(name, version);
     }
     let keys = commit.delta.keys(view);
-    let records = Records::of(loaded, commit, &keys);
-    records.compares(loaded, commit, &keys, &mut reads);
+    let records = Records::of(view, commit, &keys);
+    for name in records.compares(view, commit, &keys) {
+        let version = loaded.version(&name);
+        reads.insert(name, version);
+    }
     let mut writes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     let mut chunks = BTreeSet::new();
     for key in keys {
         let name = registry_key_name(&key);
         let value = match key {
-            Key::Node(n) => match records.value(loaded, commit, n) {
+            Key::Node(n) => match records.value(view, &loaded.votes, commit, n) {
                 Some(value) => value,
                 // Only votes changed, and they read back as the commit leaves them.
                 None => continue,
@@ -669,119 +608,6 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
         })
         .collect();
     Plan { reads, writes }
-}
-
-/// What a commit writes of the node records ([`votes`]): the generation each node has after it.
-struct Records {
-    /// The nodes every vote against which the commit erases in bulk: their own records are
-    /// written, with their generation raised, and their voters' records are not.
-    erased: NodeSet,
-}
-
-impl Records {
-    /// The bulk erasures of `commit`, whose delta writes `keys`: a node whose record is
-    /// written, that some node voted against before the commit and none after.
-    fn of(loaded: &Loaded, commit: &Commit, keys: &[Key]) -> Records {
-        let written: Vec<NodeId> = keys
-            .iter()
-            .filter_map(|k| match k {
-                Key::Node(n) => Some(*n),
-                _ => None,
-            })
-            .collect();
-        let mut erased = NodeSet::EMPTY;
-        if !written.is_empty() {
-            let voted = |state: &State| {
-                state
-                    .nodes()
-                    .iter()
-                    .fold(NodeSet::EMPTY, |all, r| all.union(&r.detected))
-            };
-            let (before, after) = (voted(&loaded.state), voted(&commit.next));
-            for n in written {
-                if before.contains(n) && !after.contains(n) {
-                    erased.insert(n);
-                }
-            }
-            debug_assert!(erased.is_subset(&before) && erased.intersection(&after).is_empty());
-        }
-        debug_assert!(erased.iter().all(|n| keys.contains(&Key::Node(n))));
-        Records { erased }
-    }
-
-    /// `node`'s generation after the commit.
-    fn generation(&self, loaded: &Loaded, node: NodeId) -> u64 {
-        generation(&loaded.votes, node) + u64::from(self.erased.contains(node))
-    }
-
-    /// The stored value of `node`'s record after the commit (`None` inside: absent), or `None`
-    /// when the stored value already reads back as it: only its votes changed, by the round's
-    /// move or a bulk erasure.
-    fn value(&self, loaded: &Loaded, commit: &Commit, node: NodeId) -> Option<Option<Vec<u8>>> {
-        debug_assert!(commit.delta.nodes.contains_key(&node));
-        let Some(record) = commit.next.node(node) else {
-            return Some(None);
-        };
-        let round = commit.meta.round;
-        let own = self.generation(loaded, node);
-        let unchanged = loaded.state.node(node).is_some_and(|before| {
-            NodeRecord {
-                detected: NodeSet::EMPTY,
-                ..before.clone()
-            } == NodeRecord {
-                detected: NodeSet::EMPTY,
-                ..record.clone()
-            }
-        }) && own == generation(&loaded.votes, node)
-            && loaded.votes.get(&node).map_or(NodeSet::EMPTY, |v| {
-                v.counted(round, |t| self.generation(loaded, t))
-            }) == record.detected;
-        if unchanged {
-            return None;
-        }
-        let stored = votes::stored(record, round, own, |t| self.generation(loaded, t));
-        debug_assert!(stored.reads_back(record, round, |t| self.generation(loaded, t)));
-        Some(Some(encode(&stored)))
-    }
-
-    /// Adds to `reads` what a commit that reads or writes a record holding votes (before or
-    /// after it) depends on beyond the record: the round, and each target's record (its
-    /// generation), so that a concurrent expiry or bulk erasure of those votes is a conflict.
-    fn compares(
-        &self,
-        loaded: &Loaded,
-        commit: &Commit,
-        keys: &[Key],
-        reads: &mut BTreeMap<String, i64>,
-    ) {
-        let mut targets = NodeSet::EMPTY;
-        for key in commit.reads.iter().chain(keys) {
-            if let Key::Node(n) = key {
-                for state in [&loaded.state, &commit.next] {
-                    if let Some(r) = state.node(*n) {
-                        targets = targets.union(&r.detected);
-                    }
-                }
-            }
-        }
-        if targets.is_empty() {
-            return;
-        }
-        let round = meta_key_name(&MetaKey::Round);
-        let version = loaded.version(&round);
-        reads.insert(round, version);
-        for t in targets.iter() {
-            let name = registry_key_name(&Key::Node(t));
-            let version = loaded.version(&name);
-            reads.insert(name, version);
-        }
-        debug_assert!(reads.contains_key(&meta_key_name(&MetaKey::Round)));
-        debug_assert!(!self.erased.iter().any(|n| commit
-            .next
-            .nodes()
-            .iter()
-            .any(|r| r.detected.contains(n))));
-    }
 }
 
 /// A committed-log record's value: the round the commit ran at (for a node's own heartbeat, the
@@ -870,327 +696,4 @@ pub(crate) fn plan_fitting(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use membership_core::testing::{
-        detect, fail, heartbeat, join, join_complete, partition, RESET,
-    };
-    use membership_core::{execute, Action, Event, NodeStatus, Proposal};
-    use proptest::strategy::Strategy;
-
-    /// etcd's `--max-txn-ops` (the default): writes per transaction.
-    const ETCD_WRITES_MAX: usize = 128;
-
-    /// A registry stored as an engine stores it (each key's value and version), and a cache fed
-    /// every commit's changes.
-    struct Engine {
-        entries: BTreeMap<String, (Vec<u8>, i64)>,
-        revision: i64,
-        cache: Loaded,
-        poisoned: Poisoned,
-        seq: u64,
-    }
-
-    impl Engine {
-        /// An initialised registry of `count` nodes, every slot claimed by incarnation 1.
-        fn new(count: u16) -> Engine {
-            let mut entries = BTreeMap::new();
-            let config = StoredConfig::of(&Config::fixed(count).unwrap());
-            entries.insert(CONFIG_KEY.to_string(), (encode(&config), 1));
-            for i in 1..=count {
-                let slot = Slot {
-                    incarnation: 1,
-                    address: "a:1".to_string(),
-                };
-                entries.insert(meta_key_name(&MetaKey::Slot(NodeId(i))), (encode(&slot), 1));
-            }
-            let cache = load(Self::listed(&entries)).unwrap();
-            Engine {
-                entries,
-                revision: 1,
-                cache,
-                poisoned: Poisoned::new(),
-                seq: 0,
-            }
-        }
-
-        fn listed(entries: &BTreeMap<String, (Vec<u8>, i64)>) -> Vec<Entry> {
-            entries
-                .iter()
-                .map(|(key, (value, version))| Entry {
-                    key: key.clone(),
-                    value: value.clone(),
-                    version: *version,
-                })
-                .collect()
-        }
-
-        /// Commits `event`, proposed by `by`, as an engine would: planned on the registry read
-        /// whole, its writes applied. The registry read back whole, and the cache fed the
-        /// commit's changes, must both be the reducer's next state. Returns the plan.
-        fn commit(&mut self, by: u16, event: Event) -> Plan {
-            match self.try_commit(by, event) {
-                Some(plan) => plan,
-                None => panic!("{event} was refused"),
-            }
-        }
-
-        /// [`Engine::commit`], or `None` (nothing written) when the step is refused.
-        fn try_commit(&mut self, by: u16, event: Event) -> Option<Plan> {
-            let loaded = load(Self::listed(&self.entries)).unwrap();
-            assert!(
-                loaded.state == self.cache.state,
-                "before {event}: the cache is not the store"
-            );
-            let proposal = self.proposal(by, event, loaded.meta.round);
-            let commit = execute(&loaded.state, &loaded.meta, &proposal).ok()?;
-            if commit.next == loaded.state && commit.meta.round == loaded.meta.round {
-                return None;
-            }
-            let plan = plan(&loaded, &commit, proposal.id, false);
-            self.revision += 1;
-            let mut changes = Vec::new();
-            for write in &plan.writes {
-                let (key, value) = match write {
-                    Write::Put(key, value) => (key, Some(value.clone())),
-                    Write::Delete(key) => (key, None),
-                };
-                match &value {
-                    Some(v) => self.entries.insert(key.clone(), (v.clone(), self.revision)),
-                    None => self.entries.remove(key),
-                };
-                changes.push(Change {
-                    key: key.clone(),
-                    value,
-                    version: self.revision,
-                });
-            }
-            let read_back = load(Self::listed(&self.entries)).unwrap();
-            assert!(
-                read_back.state == commit.next,
-                "{event}: the store does not read back the step"
-            );
-            self.cache = apply_changes(&self.cache, &mut self.poisoned, &changes).unwrap();
-            assert!(
-                self.cache.state == commit.next,
-                "{event}: the cache does not hold the step"
-            );
-            assert!(self.poisoned.is_empty());
-            Some(plan)
-        }
-
-        /// The next proposal of `by` (incarnation 1): `event` in round `round`.
-        fn proposal(&mut self, by: u16, event: Event, round: u64) -> Proposal {
-            self.seq += 1;
-            Proposal {
-                id: ProposalId {
-                    node: NodeId(by),
-                    incarnation: 1,
-                    seq: self.seq,
-                },
-                action: Action::Step(event),
-                round: Some(round),
-            }
-        }
-
-        /// Plans `event`, proposed by `by`, on the registry as stored now, without committing it.
-        fn planned(&mut self, by: u16, event: Event) -> Plan {
-            let loaded = load(Self::listed(&self.entries)).unwrap();
-            let proposal = self.proposal(by, event, loaded.meta.round);
-            let commit = execute(&loaded.state, &loaded.meta, &proposal).unwrap();
-            plan(&loaded, &commit, proposal.id, false)
-        }
-
-        /// Whether a key `plan` compares has changed since it was planned.
-        fn conflicts(&self, plan: &Plan) -> bool {
-            plan.reads
-                .iter()
-                .any(|(key, &version)| self.entries.get(key).map_or(0, |&(_, v)| v) != version)
-        }
-
-        /// The node records a plan writes.
-        fn records_written(plan: &Plan) -> Vec<&str> {
-            plan.writes
-                .iter()
-                .filter_map(|w| match w {
-                    Write::Put(k, _) | Write::Delete(k) if k.starts_with("node/") => {
-                        Some(k.as_str())
-                    }
-                    _ => None,
-                })
-                .collect()
-        }
-
-        /// `count` Active nodes; n1 heartbeats; every other node is cut off from `targets`
-        /// and votes against each of them.
-        fn voting(count: u16, targets: &[u16]) -> Engine {
-            let mut engine = Engine::new(count);
-            engine.commit(1, join(1));
-            for i in 2..=count {
-                engine.commit(i, join(i));
-                engine.commit(i, join_complete(i));
-            }
-            // Every join was its node's heartbeat of the round (registry v2).
-            assert!(targets
-                .iter()
-                .all(|&t| engine.cache.state.heartbeat_received(NodeId(t))));
-            for d in 1..=count {
-                for &t in targets.iter().filter(|&&t| t != d) {
-                    if engine.cache.state.can_communicate(NodeId(d), NodeId(t)) {
-                        engine.commit(d, partition(d, t));
-                    }
-                    let vote = engine.commit(d, detect(d, t));
-                    // The vote: its voter's record (and the proposal's record).
-                    assert_eq!(Engine::records_written(&vote), [format!("node/n{d}")]);
-                }
-            }
-            engine
-        }
-    }
-
-    /// Registry v2 at scale: a quorum of 139 votes declares n1 failed in one transaction that
-    /// writes n1's record and none of its voters' (one write per voter would be past etcd's
-    /// 128); the votes against n2 stay counted.
-    #[test]
-    fn a_declaration_by_a_quorum_writes_no_voter_s_record() {
-        const NODES: u16 = 140;
-        let mut engine = Engine::voting(NODES, &[1, 2]);
-        let votes = engine.cache.state.failure_votes(NodeId(1));
-        assert_eq!(votes.len(), NODES - 1, "every peer voted");
-        let declared = engine.commit(3, fail(1));
-        assert_eq!(
-            Engine::records_written(&declared),
-            ["node/n1"],
-            "a declaration by votes writes the declared node's record and no voter's"
-        );
-        assert!(
-            declared.writes.len() <= ETCD_WRITES_MAX,
-            "{}",
-            declared.writes.len()
-        );
-        let state = &engine.cache.state;
-        assert_eq!(state.node(NodeId(1)).unwrap().status, NodeStatus::Failed);
-        assert!(state
-            .nodes()
-            .iter()
-            .all(|r| !r.detected.contains(NodeId(1))));
-        assert_eq!(
-            state.failure_votes(NodeId(2)).len(),
-            NODES - 2,
-            "all but n1's"
-        );
-    }
-
-    /// One step of [`any_history_reads_back_as_the_reducer_left_it`]: an event on nodes of 1..=6.
-    fn any_event() -> impl Strategy<Value = (u16, Event)> {
-        use membership_core::testing::{heal, leave, leave_complete, recover, sync};
-        (0u8..12, 1u16..=6, 1u16..=6).prop_map(|(kind, a, b)| {
-            let event = match kind {
-                0 => join(a),
-                1 => join_complete(a),
-                2 | 3 => partition(a, b),
-                4 => heal(a, b),
-                5 | 6 => detect(a, b),
-                7 => fail(b),
-                8 => leave(b),
-                9 => leave_complete(b),
-                10 => RESET,
-                _ => match a % 3 {
-                    0 => heartbeat(b),
-                    1 => sync(b, b),
-                    _ => recover(b),
-                },
-            };
-            (a, event)
-        })
-    }
-
-    proptest::proptest! {
-        /// Whatever the steps (votes cast, expired by new rounds, erased by declarations and
-        /// leaves, nodes rejoining), the registry read back whole after each commit, and a
-        /// cache fed each commit's changes, are the reducer's next state (`Engine::commit`
-        /// checks both).
-        #[test]
-        fn any_history_reads_back_as_the_reducer_left_it(
-            steps in proptest::collection::vec(any_event(), 1..80)
-        ) {
-            let mut engine = Engine::voting(6, &[2]);
-            for (by, event) in steps {
-                engine.try_commit(by, event);
-            }
-        }
-    }
-
-    /// A step that reads a voter's record conflicts with a concurrent erasure of its votes,
-    /// which writes neither the record nor anything else of the voter's: it compares the
-    /// round and the record of each target the voter voted against.
-    #[test]
-    fn a_step_reading_a_voter_s_record_conflicts_with_the_erasure_of_its_votes() {
-        for erasure in [fail(1), RESET] {
-            let mut engine = Engine::voting(8, &[1]);
-            // A partition report reads both records, n5's holding its vote against n1.
-            let report = engine.planned(5, partition(5, 6));
-            assert!(report.reads.contains_key("round") && report.reads.contains_key("node/n1"));
-            assert!(!engine.conflicts(&report));
-            engine.commit(3, erasure);
-            assert!(
-                engine.conflicts(&report),
-                "{erasure} erased n5's vote and the report planned before it still commits"
-            );
-        }
-        // Without votes, no other node's record.
-        let mut engine = Engine::voting(8, &[]);
-        let report = engine.planned(5, partition(5, 6));
-        let records: Vec<&str> = report
-            .reads
-            .keys()
-            .filter(|k| k.starts_with("node/"))
-            .map(String::as_str)
-            .collect();
-        assert_eq!(records, ["node/n5", "node/n6"]);
-    }
-
-    /// ResetHeartbeats clears every vote (they expire with their round) without writing any
-    /// voter's record.
-    #[test]
-    fn a_new_round_clears_every_vote_writing_no_record() {
-        const NODES: u16 = 140;
-        let mut engine = Engine::voting(NODES, &[1]);
-        assert_eq!(engine.cache.state.failure_votes(NodeId(1)).len(), NODES - 1);
-        let reset = engine.commit(2, RESET);
-        assert_eq!(
-            Engine::records_written(&reset),
-            Vec::<&str>::new(),
-            "a new round writes no voter's record"
-        );
-        assert!(
-            reset.writes.len() <= ETCD_WRITES_MAX,
-            "{}",
-            reset.writes.len()
-        );
-        assert!(engine
-            .cache
-            .state
-            .nodes()
-            .iter()
-            .all(|r| r.detected.is_empty()));
-        // A vote of the new round counts; the expired ones do not come back.
-        engine.commit(1, heartbeat(1));
-        engine.commit(5, detect(5, 1));
-        let voters: Vec<NodeId> = engine
-            .cache
-            .state
-            .node_ids()
-            .filter(|&d| {
-                engine
-                    .cache
-                    .state
-                    .node(d)
-                    .unwrap()
-                    .detected
-                    .contains(NodeId(1))
-            })
-            .collect();
-        assert_eq!(voters, [NodeId(5)]);
-    }
-}
+mod tests;

@@ -20,8 +20,15 @@
 //! A record stored before this layout (a bare record, its votes inside) is read with its votes
 //! expired: dropping a vote can delay a declaration by one round, never cause one.
 
-use membership_core::{NodeId, NodeRecord, NodeSet};
+use crate::codec::encode;
+use crate::keys::{meta_key_name, registry_key_name};
+use membership_core::{Commit, Delta, Key, MetaKey, NodeId, NodeRecord, NodeSet, State};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Every node's stored votes and generation, where not the default (a persistent map: cloning
+/// a cache's view is constant time).
+pub(crate) type Ledger = imbl::OrdMap<NodeId, NodeVotes>;
 
 /// A node's stored votes and generation (the default: none, generation 0).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -155,6 +162,191 @@ pub(crate) fn stored(
     debug_assert!(stored.record.detected.is_empty());
     debug_assert_eq!(stored.votes.len(), record.detected.len() as usize);
     stored
+}
+
+/// `node`'s stored generation among `votes` (0: none stored).
+pub(crate) fn generation(votes: &Ledger, node: NodeId) -> u64 {
+    votes.get(&node).map_or(0, |v| v.generation)
+}
+
+/// The votes of `node` that count at `round` among the stored `votes`.
+pub(crate) fn counted(votes: &Ledger, node: NodeId, round: u64) -> NodeSet {
+    votes.get(&node).map_or(NodeSet::EMPTY, |v| {
+        v.counted(round, |t| generation(votes, t))
+    })
+}
+
+/// Puts the node records a commit wrote (`records`: each record, its `detected` empty, and its
+/// stored votes) in `delta`, with the votes that count at `round`; and every other record whose
+/// votes stopped counting: all of them when the round moved from `round_before`, those against a
+/// node whose generation moved. `before` and `votes` are the registry and the stored votes
+/// before the commit. Returns the stored votes after it. Costs O(records written), and O(nodes)
+/// more when the round or a generation moves.
+pub(crate) fn node_records(
+    before: &State,
+    votes: &Ledger,
+    round_before: u64,
+    delta: &mut Delta,
+    records: BTreeMap<NodeId, (NodeRecord, NodeVotes)>,
+    round: u64,
+) -> Ledger {
+    let mut stored = votes.clone();
+    let mut moved = NodeSet::EMPTY;
+    for (&node, (_, written)) in &records {
+        if written.generation != generation(votes, node) {
+            moved.insert(node);
+        }
+        if written.is_empty() {
+            stored.remove(&node);
+        } else {
+            stored.insert(node, written.clone());
+        }
+    }
+    let mut others = Vec::new();
+    if round != round_before || !moved.is_empty() {
+        for node in before.node_ids() {
+            let held = before
+                .node(node)
+                .map_or(NodeSet::EMPTY, |r| r.detected.clone());
+            let expired = round != round_before && !held.is_empty();
+            if (expired || !held.intersection(&moved).is_empty()) && !records.contains_key(&node) {
+                others.push(node);
+            }
+        }
+    }
+    for (node, (mut record, _)) in records {
+        record.detected = counted(&stored, node, round);
+        delta.nodes.insert(node, record);
+    }
+    for node in others {
+        if let Some(was) = before.node(node) {
+            let detected = counted(&stored, node, round);
+            debug_assert!(detected.is_subset(&was.detected));
+            if detected != was.detected {
+                delta.nodes.insert(
+                    node,
+                    NodeRecord {
+                        detected,
+                        ..was.clone()
+                    },
+                );
+            }
+        }
+    }
+    debug_assert!(stored.values().all(|v| !v.is_empty()));
+    stored
+}
+
+/// What a commit writes of the node records: the generation each node has after it.
+pub(crate) struct Records {
+    /// The nodes every vote against which the commit erases in bulk: their own records are
+    /// written, with their generation raised, and their voters' records are not.
+    erased: NodeSet,
+}
+
+impl Records {
+    /// The bulk erasures of `commit`, run on the registry `before`, whose delta writes `keys`: a
+    /// node whose record is written, that some node voted against before the commit and none
+    /// after.
+    pub(crate) fn of(before: &State, commit: &Commit, keys: &[Key]) -> Records {
+        let written: Vec<NodeId> = keys
+            .iter()
+            .filter_map(|k| match k {
+                Key::Node(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        let mut erased = NodeSet::EMPTY;
+        if !written.is_empty() {
+            let voted = |state: &State| {
+                state
+                    .nodes()
+                    .iter()
+                    .fold(NodeSet::EMPTY, |all, r| all.union(&r.detected))
+            };
+            let (was, after) = (voted(before), voted(&commit.next));
+            for n in written {
+                if was.contains(n) && !after.contains(n) {
+                    erased.insert(n);
+                }
+            }
+            debug_assert!(erased.is_subset(&was) && erased.intersection(&after).is_empty());
+        }
+        debug_assert!(erased.iter().all(|n| keys.contains(&Key::Node(n))));
+        Records { erased }
+    }
+
+    /// `node`'s generation after the commit, `votes` the stored votes before it.
+    fn generation(&self, votes: &Ledger, node: NodeId) -> u64 {
+        generation(votes, node) + u64::from(self.erased.contains(node))
+    }
+
+    /// The stored value of `node`'s record after the commit (`None` inside: absent), or `None`
+    /// when the stored value already reads back as it: only its votes changed, by the round's
+    /// move or a bulk erasure. `before` and `votes` are the registry and the stored votes the
+    /// commit ran on.
+    pub(crate) fn value(
+        &self,
+        before: &State,
+        votes: &Ledger,
+        commit: &Commit,
+        node: NodeId,
+    ) -> Option<Option<Vec<u8>>> {
+        debug_assert!(commit.delta.nodes.contains_key(&node));
+        let Some(record) = commit.next.node(node) else {
+            return Some(None);
+        };
+        let round = commit.meta.round;
+        let own = self.generation(votes, node);
+        let unchanged = before.node(node).is_some_and(|was| {
+            NodeRecord {
+                detected: NodeSet::EMPTY,
+                ..was.clone()
+            } == NodeRecord {
+                detected: NodeSet::EMPTY,
+                ..record.clone()
+            }
+        }) && own == generation(votes, node)
+            && votes.get(&node).map_or(NodeSet::EMPTY, |v| {
+                v.counted(round, |t| self.generation(votes, t))
+            }) == record.detected;
+        if unchanged {
+            return None;
+        }
+        let stored = stored(record, round, own, |t| self.generation(votes, t));
+        debug_assert!(stored.reads_back(record, round, |t| self.generation(votes, t)));
+        Some(Some(encode(&stored)))
+    }
+
+    /// The keys a commit that reads or writes a record holding votes (before or after it),
+    /// run on the registry `before` and writing `keys`, depends on beyond the record, to be
+    /// compared: the round, and each target's record (its generation), so that a concurrent
+    /// expiry or bulk erasure of those votes is a conflict. Empty when no such record is read
+    /// or written.
+    pub(crate) fn compares(&self, before: &State, commit: &Commit, keys: &[Key]) -> Vec<String> {
+        let mut targets = NodeSet::EMPTY;
+        for key in commit.reads.iter().chain(keys) {
+            if let Key::Node(n) = key {
+                for state in [before, &commit.next] {
+                    if let Some(r) = state.node(*n) {
+                        targets = targets.union(&r.detected);
+                    }
+                }
+            }
+        }
+        debug_assert!(!self.erased.iter().any(|n| commit
+            .next
+            .nodes()
+            .iter()
+            .any(|r| r.detected.contains(n))));
+        if targets.is_empty() {
+            return Vec::new();
+        }
+        let mut names = vec![meta_key_name(&MetaKey::Round)];
+        names.extend(targets.iter().map(|t| registry_key_name(&Key::Node(t))));
+        debug_assert_eq!(names.len(), 1 + targets.len() as usize);
+        names
+    }
 }
 
 #[cfg(test)]
