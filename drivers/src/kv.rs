@@ -57,6 +57,24 @@ pub(crate) struct Entry {
     pub(crate) version: i64,
 }
 
+#[cfg(any(test, feature = "testing"))]
+impl Entry {
+    /// The entries of a key-value image (each key's bytes and version), in key order: what a
+    /// whole-registry read of it returns.
+    pub(crate) fn listed(image: &BTreeMap<String, (Vec<u8>, i64)>) -> Vec<Entry> {
+        let entries: Vec<Entry> = image
+            .iter()
+            .map(|(key, (value, version))| Entry {
+                key: key.clone(),
+                value: value.clone(),
+                version: *version,
+            })
+            .collect();
+        debug_assert_eq!(entries.len(), image.len());
+        entries
+    }
+}
+
 /// The registry and metadata rebuilt from stored entries, with each key's version.
 #[derive(Clone, Debug)]
 pub(crate) struct Loaded {

@@ -32,7 +32,7 @@ impl Engine {
             };
             entries.insert(meta_key_name(&MetaKey::Slot(NodeId(i))), (encode(&slot), 1));
         }
-        let cache = load(Self::listed(&entries)).unwrap();
+        let cache = load(Entry::listed(&entries)).unwrap();
         Engine {
             entries,
             revision: 1,
@@ -40,17 +40,6 @@ impl Engine {
             poisoned: Poisoned::new(),
             seq: 0,
         }
-    }
-
-    fn listed(entries: &BTreeMap<String, (Vec<u8>, i64)>) -> Vec<Entry> {
-        entries
-            .iter()
-            .map(|(key, (value, version))| Entry {
-                key: key.clone(),
-                value: value.clone(),
-                version: *version,
-            })
-            .collect()
     }
 
     /// Commits `event`, proposed by `by`, as an engine would: planned on the registry read
@@ -65,7 +54,7 @@ impl Engine {
 
     /// [`Engine::commit`], or `None` (nothing written) when the step is refused.
     fn try_commit(&mut self, by: u16, event: Event) -> Option<Plan> {
-        let loaded = load(Self::listed(&self.entries)).unwrap();
+        let loaded = load(Entry::listed(&self.entries)).unwrap();
         assert!(
             loaded.state == self.cache.state,
             "before {event}: the cache is not the store"
@@ -93,7 +82,7 @@ impl Engine {
                 version: self.revision,
             });
         }
-        let read_back = load(Self::listed(&self.entries)).unwrap();
+        let read_back = load(Entry::listed(&self.entries)).unwrap();
         assert!(
             read_back.state == commit.next,
             "{event}: the store does not read back the step"
@@ -123,7 +112,7 @@ impl Engine {
 
     /// Plans `event`, proposed by `by`, on the registry as stored now, without committing it.
     fn planned(&mut self, by: u16, event: Event) -> Plan {
-        let loaded = load(Self::listed(&self.entries)).unwrap();
+        let loaded = load(Entry::listed(&self.entries)).unwrap();
         let proposal = self.proposal(by, event, loaded.meta.round);
         let commit = execute(&loaded.state, &loaded.meta, &proposal).unwrap();
         plan(&loaded, &commit, proposal.id, false)

@@ -110,14 +110,7 @@ impl FeedSource {
 
     /// Every stored key, as a whole-registry read at the image's revision returns it.
     fn entries(&self) -> Vec<Entry> {
-        self.image
-            .iter()
-            .map(|(key, (value, version))| Entry {
-                key: key.clone(),
-                value: value.clone(),
-                version: *version,
-            })
-            .collect()
+        Entry::listed(&self.image)
     }
 }
 
