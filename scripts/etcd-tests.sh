@@ -13,15 +13,16 @@ cd "$(dirname "$0")/.."
 cluster=scripts/etcd-cluster.sh
 # Everything is compiled first (the test binaries in one cargo command, so they build side by side
 # on every core, and no etcd member runs idle meanwhile); the steps below only run them.
-# The feature set is the one every step uses (etcd, and the test kit that the crate's tests and
-# examples enable), so no step compiles the crate again; the `membership certs` command of
-# scripts/etcd-tls.sh runs this build's binary.
+# The steps below give cargo the same features and targets, so none compiles again; the
+# `membership certs` command of scripts/etcd-tls.sh runs the binary built here ($MEMBERSHIP_BIN:
+# `cargo run` would build it once more, with other features, about 30 s).
 echo "== building the tests, the examples and the binary with the etcd feature"
 tests=(--lib --test format_v1 --test etcd_tls --test store_conformance --test etcd_faults
   --test node_binary --test processes)
 cargo test -p membership --features etcd "$@" --no-run "${tests[@]}"
-cargo build -p membership --features etcd "$@" --example node --example load --example cluster
-export MEMBERSHIP_CERTS_FEATURES=etcd,testing
+cargo build -p membership --features etcd "$@" --example node --example load --example cluster \
+  --bin membership
+export MEMBERSHIP_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/membership"
 export ETCD_CLUSTER_DIR=${ETCD_CLUSTER_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/membership-etcd.XXXXXX")}
 export ETCD_TLS_DIR=${ETCD_TLS_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/membership-etcd-tls.XXXXXX")}
 trap '"$cluster" stop; scripts/etcd-tls.sh stop' EXIT

@@ -19,9 +19,8 @@
 #
 # Client port $ETCD_TLS_CLIENT_PORT (default 23379), peer port $ETCD_TLS_PEER_PORT (default
 # 23380); data, log and PID in $ETCD_TLS_DIR (default ${TMPDIR:-/tmp}/membership-etcd-tls).
-# $CARGO_FLAGS go to the cargo command that runs `membership certs` (e.g. --locked), built with
-# the features $MEMBERSHIP_CERTS_FEATURES (default etcd; scripts/etcd-tests.sh sets the ones of
-# the tests' build, so nothing is compiled again).
+# `membership certs` runs as $MEMBERSHIP_BIN when it is set (scripts/etcd-tests.sh sets the binary
+# it built), else through `cargo run --features etcd`, which is given $CARGO_FLAGS (e.g. --locked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/ports.sh
@@ -35,6 +34,16 @@ PREFIX=${ETCD_TLS_PREFIX:-/membership/}
 HEALTH_WAIT_S=${ETCD_HEALTH_WAIT_S:-30}
 CERTS=$DIR/certs
 export ETCDCTL_API=3
+
+# The `membership` command line.
+membership() {
+  if [ -n "${MEMBERSHIP_BIN:-}" ]; then
+    "$MEMBERSHIP_BIN" "$@"
+  else
+    # shellcheck disable=SC2086 # CARGO_FLAGS is a list of words.
+    cargo run -q -p membership --features etcd --bin membership ${CARGO_FLAGS:-} -- "$@"
+  fi
+}
 
 # etcdctl as `root` (the setup's user).
 ctl() {
@@ -63,12 +72,9 @@ case "${1:-}" in
     if [ -d "$DIR" ]; then stop_member; rm -rf "$DIR"; fi
     check_ports "TLS etcd (ETCD_TLS_CLIENT_PORT / ETCD_TLS_PEER_PORT)" "$CLIENT" "$PEER"
     mkdir -p "$CERTS"
-    # shellcheck disable=SC2086 # CARGO_FLAGS and NODES are lists of words.
-    cargo run -q -p membership --features "${MEMBERSHIP_CERTS_FEATURES:-etcd}" --bin membership ${CARGO_FLAGS:-} -- \
-      certs --dir "$CERTS" --host 127.0.0.1 --host localhost etcd >/dev/null
-    # shellcheck disable=SC2086
-    cargo run -q -p membership --features "${MEMBERSHIP_CERTS_FEATURES:-etcd}" --bin membership ${CARGO_FLAGS:-} -- \
-      certs --dir "$CERTS" root operator outsider $NODES >/dev/null
+    membership certs --dir "$CERTS" --host 127.0.0.1 --host localhost etcd >/dev/null
+    # shellcheck disable=SC2086 # NODES is a list of words.
+    membership certs --dir "$CERTS" root operator outsider $NODES >/dev/null
     etcd --name tls1 --data-dir "$DIR/data" \
       --listen-client-urls "https://127.0.0.1:$CLIENT" --advertise-client-urls "https://127.0.0.1:$CLIENT" \
       --listen-peer-urls "https://127.0.0.1:$PEER" --initial-advertise-peer-urls "https://127.0.0.1:$PEER" \
