@@ -12,10 +12,10 @@ cd "$(dirname "$0")/.."
 
 cluster=scripts/etcd-cluster.sh
 # Everything is compiled first (the test binaries in one cargo command, so they build side by side
-# on every core, and no etcd member runs idle meanwhile); the steps below only run them.
-# The steps below give cargo the same features and targets, so none compiles again; the
-# `membership certs` command of scripts/etcd-tls.sh runs the binary built here ($MEMBERSHIP_BIN:
-# `cargo run` would build it once more, with other features, about 30 s).
+# on every core, and no etcd member runs idle meanwhile); the steps below give cargo the same
+# features and targets, so they only run what is built. The `membership certs` command of
+# scripts/etcd-tls.sh runs the binary built here ($MEMBERSHIP_BIN: `cargo run` would build it
+# once more, with other features, about 30 s).
 echo "== building the tests, the examples and the binary with the etcd feature"
 tests=(--lib --test format_v1 --test etcd_tls --test store_conformance --test etcd_faults
   --test node_binary --test processes)
@@ -38,7 +38,7 @@ echo "== etcd: a stored format-version-1 registry migrated by 'membership migrat
 cargo test -p membership --features etcd "$@" --test format_v1
 
 echo "== etcd with TLS and roles: only the cluster's users reach the registry; a refusal writes nothing"
-CARGO_FLAGS="$*" scripts/etcd-tls.sh start
+scripts/etcd-tls.sh start
 export ETCD_TLS_ENDPOINT=127.0.0.1:${ETCD_TLS_CLIENT_PORT:-23379}
 ETCD_TLS_CERTS=$(scripts/etcd-tls.sh certs)
 export ETCD_TLS_CERTS
