@@ -15,6 +15,7 @@ use membership::testing::{check_single_activation, CutLink};
 use membership::{MemoryStore, NodeHandle, NodeNotification, NodeOptions, Store};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -24,6 +25,9 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The most place requests the example has waiting at once (across its nodes).
 const PLACEMENTS_IN_FLIGHT_MAX: usize = 4_096;
+
+/// How often a long placement prints its progress (the first run only).
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -183,8 +187,14 @@ async fn run_once(cli: &Cli, timing: Timing, run: u32) -> Result<Vec<RunReport>,
         if report.is_err() || cli.verbose {
             print_conflicts(&store.stats());
         }
-        store.clear().await.map_err(|e| e.to_string())?;
-        return report;
+        let cleared = store.clear().await;
+        return match (report, cleared) {
+            (Ok(report), Ok(())) => Ok(report),
+            (Ok(_), Err(e)) => Err(format!("clearing the run's prefix failed: {e}")),
+            // The run's own error is the one to report; a failed clear is mentioned beside it.
+            (Err(run), Err(e)) => Err(format!("{run} (and clearing the run's prefix failed: {e})")),
+            (Err(run), Ok(())) => Err(run),
+        };
     }
     Err(format!(
         "unknown store {:?}: memory, or etcd://host:port,... (built with --features etcd)",
@@ -265,6 +275,15 @@ async fn run_on<S: Store>(
     let placers = cli.placers.unwrap_or(cli.nodes).clamp(1, cli.nodes);
     let handles: Vec<Arc<NodeHandle>> = nodes.into_iter().map(Arc::new).collect();
     let in_flight = Arc::new(tokio::sync::Semaphore::new(PLACEMENTS_IN_FLIGHT_MAX));
+    let placed = Arc::new(AtomicU64::new(0));
+    let progress = (run == 1).then(|| {
+        tokio::spawn(print_progress(
+            store.clone(),
+            placed.clone(),
+            cli.actors,
+            started,
+        ))
+    });
     for a in 1..=cli.actors {
         let node = handles[usize::try_from(a % u64::from(placers)).unwrap_or(0)].clone();
         let permit = in_flight
@@ -272,16 +291,21 @@ async fn run_on<S: Store>(
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
+        let count = placed.clone();
         placing.push(tokio::spawn(async move {
-            let placed = node.place_actor(ActorId(a)).await;
+            let placement = node.place_actor(ActorId(a)).await;
             drop(permit);
-            placed
+            count.fetch_add(1, Ordering::Relaxed);
+            placement
         }));
     }
     for p in placing {
         p.await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+    }
+    if let Some(progress) = progress {
+        progress.abort();
     }
     wait_until("every actor served", || {
         handles
@@ -408,6 +432,41 @@ async fn run_on<S: Store>(
         n.kill();
     }
     Ok(reports)
+}
+
+/// Prints, every [`PROGRESS_INTERVAL`], how many of the `actors` place requests were answered
+/// and the store's placement commits and conflicts since the last line (runs until aborted).
+async fn print_progress<S: Store>(
+    store: Arc<S>,
+    placed: Arc<AtomicU64>,
+    actors: u64,
+    started: Instant,
+) {
+    let mut last = (0_u64, 0_u64, 0_u64, store.stats().cache_loads);
+    let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let stats = store.stats();
+        let now = (
+            placed.load(Ordering::Relaxed),
+            stats.commits.get("PlaceActor").copied().unwrap_or(0),
+            stats.conflicts.get("PlaceActor").copied().unwrap_or(0),
+            stats.cache_loads,
+        );
+        println!(
+            "{:>8.0} ms  placing: {} of {actors} answered ({:.0} a second over the last {} s); \
+             {} placement commits, {} conflicts, {} cache loads in that time",
+            ms(started.elapsed()),
+            now.0,
+            (now.0 - last.0) as f64 / PROGRESS_INTERVAL.as_secs_f64(),
+            PROGRESS_INTERVAL.as_secs(),
+            now.1 - last.1,
+            now.2 - last.2,
+            now.3 - last.3,
+        );
+        last = now;
+    }
 }
 
 /// Kills (or cuts off) the primary of the `live` nodes, waits until the others serve every
