@@ -19,7 +19,7 @@ use membership_core::{MetaKey, NodeId, Proposal, ProposalOutcome, Slot, NODES_MA
 #[cfg(feature = "testing")]
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -77,8 +77,11 @@ pub(crate) struct Shared {
     /// Faults queued for the next proposals.
     #[cfg(feature = "testing")]
     pub(crate) faults: Mutex<VecDeque<Fault>>,
-    /// One confirmation read at a time; concurrent snapshots share its result.
-    confirming: tokio::sync::Mutex<()>,
+    /// Whether a confirmation read is in flight (one at a time; concurrent snapshots share it).
+    confirm_in_flight: AtomicBool,
+    /// Bumped whenever a confirmation read ends (answered, failed or dropped): what the
+    /// snapshots that wait for it watch.
+    confirm_ended: tokio::sync::watch::Sender<u64>,
     /// The revision of this handle's latest write: its snapshots wait for the cache to hold it
     /// (read-your-writes through the handle).
     written: AtomicI64,
@@ -104,7 +107,8 @@ impl Shared {
             stats: Mutex::new(StoreStats::default()),
             #[cfg(feature = "testing")]
             faults: Mutex::new(VecDeque::new()),
-            confirming: tokio::sync::Mutex::new(()),
+            confirm_in_flight: AtomicBool::new(false),
+            confirm_ended: tokio::sync::watch::channel(0).0,
             written: AtomicI64::new(0),
             written_by: (0..=NODES_MAX).map(|_| AtomicI64::new(0)).collect(),
             written_raw: AtomicI64::new(0),
@@ -243,20 +247,70 @@ async fn catch_up_latest<E: Engine>(engine: &E) -> Result<u64, StoreError> {
     Ok(sent)
 }
 
+/// How many confirmation reads of other snapshots one snapshot waits for before it sends its
+/// own. The first it waits for may have been sent before it asked; the next is sent after and
+/// serves it, unless it failed.
+pub(crate) const CONFIRM_WAITS_MAX: u32 = 4;
+
+/// The confirmation read in flight, for as long as it lives: ending it (answered, failed, or
+/// dropped with its future) lets the next one start and wakes the snapshots that wait.
+struct InFlight<'s>(&'s Shared);
+
+impl<'s> InFlight<'s> {
+    /// Starts the confirmation read, unless one is in flight.
+    fn start(shared: &'s Shared) -> Option<InFlight<'s>> {
+        let started = shared
+            .confirm_in_flight
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        // Only the flight's owner clears the flag: set for as long as this one owns it.
+        debug_assert!(!started || shared.confirm_in_flight.load(Ordering::Acquire));
+        // `then`, not `then_some`: an `InFlight` built and dropped here would end the read in
+        // flight (its drop clears the flag).
+        started.then(|| InFlight(shared))
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        debug_assert!(self.0.confirm_in_flight.load(Ordering::Acquire));
+        self.0.confirm_in_flight.store(false, Ordering::Release);
+        self.0
+            .confirm_ended
+            .send_modify(|ended| *ended = ended.wrapping_add(1));
+    }
+}
+
 /// Makes sure the cache holds every commit made before a recent instant, and returns that
-/// instant (the module `cache` argues it): a confirmation at most
-/// [`crate::CACHE_CONFIRM_REUSE_MS`] old is shared; otherwise one small linearizable read of
-/// the latest commit, then a wait (at most the engine's catch-up time) for the feed to deliver
-/// it.
+/// instant (the module `cache` argues it). Served on the latest confirmation if its read was
+/// sent after this call began, or if it is at most [`crate::CACHE_CONFIRM_REUSE_MS`] old
+/// (`Cache::confirmation_for`); otherwise one small linearizable read of the latest commit,
+/// then a wait (at most the engine's catch-up time) for the feed to deliver it. One such read
+/// is in flight at a time: a snapshot that finds one waits for it to end instead (at most
+/// [`CONFIRM_WAITS_MAX`] times), so the snapshots asked meanwhile share the next.
 pub(crate) async fn confirm<E: Engine>(engine: &E) -> Result<u64, StoreError> {
     let shared = engine.shared();
+    let asked = crate::clock::boottime_ms();
     caught_up(engine, shared.written.load(Ordering::Acquire)).await?;
-    let _one_at_a_time = shared.confirming.lock().await;
-    if let Some(sent) = shared.cache.fresh_confirmation(crate::clock::boottime_ms()) {
-        return Ok(sent);
+    for _ in 0..CONFIRM_WAITS_MAX {
+        // Subscribed before looking: a read that ends after the look wakes this wait.
+        let mut ended = shared.confirm_ended.subscribe();
+        let now = crate::clock::boottime_ms();
+        if let Some(sent) = shared.cache.confirmation_for(asked, now) {
+            debug_assert!(sent >= asked || now - sent <= crate::CACHE_CONFIRM_REUSE_MS);
+            return Ok(sent);
+        }
+        if let Some(flight) = InFlight::start(shared) {
+            let sent = catch_up_latest(engine).await;
+            drop(flight);
+            return sent;
+        }
+        // The sender lives as long as `shared`: `changed` cannot fail while this runs.
+        let _ = ended.changed().await;
     }
+    // Every read waited for failed or began before the ask: a read of its own.
     let sent = catch_up_latest(engine).await?;
-    debug_assert!(sent <= crate::clock::boottime_ms());
+    debug_assert!(sent >= asked);
     Ok(sent)
 }
 
@@ -473,4 +527,205 @@ pub(crate) async fn propose<E: Engine>(
         "{} conflicted {} times",
         proposal.action, bounds.conflict_retries_max
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CACHE_CONFIRM_REUSE_MS;
+    use std::sync::atomic::AtomicU64;
+
+    /// An engine whose only request is the confirmation read: it takes `read_ms` and finds the
+    /// cache's own revision the latest commit. The first read fails when `fail_first`.
+    struct SlowReads {
+        shared: Shared,
+        read_ms: u64,
+        reads: AtomicU64,
+        fail_first: bool,
+    }
+
+    impl SlowReads {
+        fn new(read_ms: u64, fail_first: bool) -> Arc<SlowReads> {
+            let bounds = Bounds {
+                conflict_retries_max: 1,
+                unavailable_retries_max: 0,
+                backoff_ms: 1,
+                moves_max: 1,
+                catch_up_ms: 1_000,
+            };
+            Arc::new(SlowReads {
+                shared: Shared::new(Arc::new(Cache::new()), bounds, false),
+                read_ms,
+                reads: AtomicU64::new(0),
+                fail_first,
+            })
+        }
+    }
+
+    impl Engine for SlowReads {
+        fn shared(&self) -> &Shared {
+            &self.shared
+        }
+
+        fn cost(&self, _: &Plan, _: i64) -> (usize, usize) {
+            (0, 0)
+        }
+
+        fn fits(&self, _: usize, _: usize) -> bool {
+            true
+        }
+
+        async fn latest_commit(&self) -> Result<Latest, StoreError> {
+            let read = self.reads.fetch_add(1, Ordering::AcqRel);
+            tokio::time::sleep(Duration::from_millis(self.read_ms)).await;
+            if self.fail_first && read == 0 {
+                return Err(StoreError::Unavailable("the first read fails".into()));
+            }
+            let revision = self.shared.cache.revision();
+            Ok(Latest {
+                commit: revision,
+                read_at: revision,
+            })
+        }
+
+        async fn commit(
+            &self,
+            _: &Plan,
+            _: i64,
+            _: &str,
+            _: &mut bool,
+        ) -> Result<Committed, StoreError> {
+            Err(StoreError::Unavailable("no commit in this test".into()))
+        }
+
+        async fn commit_claim(
+            &self,
+            _: &View,
+            _: NodeId,
+            _: &Slot,
+        ) -> Result<Committed, StoreError> {
+            Err(StoreError::Unavailable("no commit in this test".into()))
+        }
+    }
+
+    fn run<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// `waves` groups of `per_wave` snapshots, the groups `gap_ms` apart, each asking for a
+    /// confirmation (`abort_first`: the first snapshot's task is aborted during its read). Returns
+    /// each snapshot's (instant it asked, what `confirm` answered), and the reads sent.
+    async fn confirmations(
+        engine: Arc<SlowReads>,
+        waves: u32,
+        per_wave: u32,
+        gap_ms: u64,
+        abort_first: bool,
+    ) -> (Vec<(u64, Result<u64, StoreError>)>, u64) {
+        let mut tasks = Vec::new();
+        for wave in 0..waves {
+            if wave > 0 {
+                tokio::time::sleep(Duration::from_millis(gap_ms)).await;
+            }
+            for _ in 0..per_wave {
+                let engine = engine.clone();
+                let asked = crate::clock::boottime_ms();
+                tasks.push((
+                    asked,
+                    tokio::spawn(async move { confirm(engine.as_ref()).await }),
+                ));
+            }
+            tokio::task::yield_now().await;
+        }
+        if abort_first {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            tasks[0].1.abort();
+        }
+        let mut answers = Vec::new();
+        for (asked, task) in tasks {
+            match task.await {
+                Ok(answer) => answers.push((asked, answer)),
+                Err(e) => assert!(e.is_cancelled(), "a confirmation panicked: {e}"),
+            }
+        }
+        (answers, engine.reads.load(Ordering::Acquire))
+    }
+
+    /// Every answer is a confirmation sent at or after its snapshot asked (the reads here take
+    /// longer than the reuse window, so none is served young): the age rule holds.
+    fn sent_after_asking(answers: &[(u64, Result<u64, StoreError>)]) {
+        for (asked, answer) in answers {
+            if let Ok(sent) = answer {
+                assert!(
+                    sent >= asked,
+                    "a snapshot asked at {asked} ms was served a confirmation sent at {sent} ms"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn snapshots_share_one_read_even_when_it_outlasts_the_reuse_window() {
+        // A read of 3 reuse windows: before, each waiting snapshot found the previous read too
+        // old once it had its turn, and sent its own (32 snapshots, 32 reads, one at a time).
+        let engine = SlowReads::new(3 * CACHE_CONFIRM_REUSE_MS, false);
+        let (answers, reads) = run(confirmations(engine, 1, 32, 0, false));
+        assert_eq!(answers.len(), 32);
+        assert!(answers.iter().all(|(_, a)| a.is_ok()), "{answers:?}");
+        sent_after_asking(&answers);
+        // One read, or two if the clock's millisecond turned between the first ask and the
+        // read's send (the snapshots that asked after it wait for the next).
+        assert!(
+            reads <= 2,
+            "32 snapshots asked at once sent {reads} confirmation reads, not 1 or 2"
+        );
+    }
+
+    #[test]
+    fn snapshots_asked_during_a_read_share_the_next_one() {
+        let engine = SlowReads::new(3 * CACHE_CONFIRM_REUSE_MS, false);
+        let (answers, reads) = run(confirmations(engine, 3, 16, CACHE_CONFIRM_REUSE_MS, false));
+        assert_eq!(answers.len(), 48);
+        assert!(answers.iter().all(|(_, a)| a.is_ok()), "{answers:?}");
+        sent_after_asking(&answers);
+        // Wave 1 shares the first read; waves 2 and 3 ask while it is in flight and share the
+        // second (a turn of the millisecond may add one).
+        assert!(
+            (2..=3).contains(&reads),
+            "3 waves of 16 snapshots, the later two during the first read, sent {reads} reads"
+        );
+    }
+
+    #[test]
+    fn a_failed_read_answers_its_sender_and_the_waiting_snapshots_share_the_next() {
+        let engine = SlowReads::new(3 * CACHE_CONFIRM_REUSE_MS, true);
+        let (answers, reads) = run(confirmations(engine, 1, 16, 0, false));
+        let failed = answers.iter().filter(|(_, a)| a.is_err()).count();
+        assert_eq!(
+            failed, 1,
+            "only the failed read's sender fails: {answers:?}"
+        );
+        sent_after_asking(&answers);
+        assert!(
+            (2..=3).contains(&reads),
+            "16 snapshots, the first read failed: {reads} reads"
+        );
+    }
+
+    #[test]
+    fn a_read_dropped_with_its_snapshot_lets_the_waiting_ones_read_again() {
+        // The first snapshot's task is aborted during its read: its flight ends with it (else
+        // every later snapshot would wait for a read that never ends).
+        let engine = SlowReads::new(3 * CACHE_CONFIRM_REUSE_MS, false);
+        let (answers, reads) = run(confirmations(engine.clone(), 1, 16, 0, true));
+        assert_eq!(answers.len(), 15, "the other 15 are answered");
+        assert!(answers.iter().all(|(_, a)| a.is_ok()), "{answers:?}");
+        sent_after_asking(&answers);
+        assert!((2..=3).contains(&reads), "{reads} reads");
+        assert!(!engine.shared.confirm_in_flight.load(Ordering::Acquire));
+    }
 }

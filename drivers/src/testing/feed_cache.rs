@@ -210,6 +210,7 @@ mod tests {
     use super::*;
     use crate::store::Store;
     use crate::MemoryStore;
+    use crate::CACHE_CONFIRM_REUSE_MS;
     use membership_core::Config;
 
     fn ready<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -346,6 +347,43 @@ mod tests {
                     .all(|n| held.heartbeat_rounds.contains_key(n)));
             }
             prop_assert_eq!(cache.loads(), loads);
+        }
+
+        /// The engines' confirmation rule for a snapshot asked at `asked` and served at `now`:
+        /// the latest confirmation serves it if its read was sent at or after the ask, or if it
+        /// is at most `CACHE_CONFIRM_REUSE_MS` old; never while the cache lacks the commit it
+        /// required. The simulation's one reader per cache asks and is served at one instant,
+        /// where the rule is `fresh_confirmation`'s.
+        #[test]
+        fn a_confirmation_serves_a_snapshot_asked_before_its_send_or_while_young(
+            sent in 0u64..200,
+            asked in 0u64..200,
+            later in 0u64..100,
+        ) {
+            let store = store();
+            let first = ready(store.snapshot()).unwrap();
+            let mut source = FeedSource::new(&first);
+            let cache = RegistryCache::new();
+            cache.load(&source);
+            ready(store.claim(membership_core::NodeId(1), "a:1")).unwrap();
+            let now_snapshot = ready(store.snapshot()).unwrap();
+            let commit = source.commit(&now_snapshot).unwrap();
+            let now = sent.max(asked) + later;
+            // Behind the commit it requires: nothing serves.
+            prop_assert!(!cache.complete_confirmation(sent, commit.revision(), commit.revision()));
+            prop_assert_eq!(cache.cache.confirmation_for(asked, now), None);
+            cache.apply(&commit).unwrap();
+            prop_assert!(cache.complete_confirmation(sent, commit.revision(), commit.revision()));
+            let serves = sent >= asked || now - sent <= CACHE_CONFIRM_REUSE_MS;
+            prop_assert_eq!(
+                cache.cache.confirmation_for(asked, now),
+                serves.then_some(sent),
+                "asked {} ms, sent {} ms, now {} ms", asked, sent, now
+            );
+            prop_assert_eq!(
+                cache.fresh_confirmation(now),
+                cache.cache.confirmation_for(now, now)
+            );
         }
     }
 }
