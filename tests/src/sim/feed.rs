@@ -15,7 +15,10 @@
 //! snapshot against the store as it was when that read was sent (true time), and the lease
 //! oracle counts from that instant. One difference from the engines makes the simulation
 //! stricter: a reused confirmation does not first wait for the cache to hold the process's own
-//! latest commit (the engines' read-your-writes through a store handle).
+//! latest commit (the engines' read-your-writes through a store handle). A process here has one
+//! node and so one snapshot read at a time: the engines' rule for many readers of one cache (a
+//! snapshot asked while another's read is in flight is served on the next read sent after it
+//! asked) never applies.
 
 use crate::rng::Rng;
 use membership::testing::{FeedCommit, FeedSource, RegistryCache};
