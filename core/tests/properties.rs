@@ -10,7 +10,7 @@ use membership_core::invariants::{self, StateInvariant, TransitionInvariant};
 use membership_core::testing::{all_active, config, limited, with_mutant};
 use membership_core::{
     migrate_batch, step, ActionName, ActorId, Config, Effect, Effects, Event, Guard, LeastLoaded,
-    MigrationReason, NodeId, NodeStatus, Refusal, State, MIGRATION_BATCH_MAX, NODES_MAX,
+    MigrationReason, NodeId, NodeSet, NodeStatus, Refusal, State, MIGRATION_BATCH_MAX, NODES_MAX,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -714,6 +714,39 @@ proptest! {
         let first = trace(config, &events);
         let second = trace(config, &events);
         prop_assert_eq!(first, second);
+    }
+
+    /// (f) `failure_quorate` (one pass over the records, for the Agent's failure detection)
+    /// names exactly the targets whose `failure_votes` are a majority, in every state a run
+    /// reaches, for any set of targets; on a heartbeating member that is the quorum guard of
+    /// MarkNodeFailed (`has_failure_quorum`).
+    #[test]
+    fn failure_quorate_is_the_majority_of_votes_per_target(
+        (config, events) in prop_oneof![
+            cut_off_scenario(fixed_config_for(3..=5)),
+            whole_cluster_scenario(fixed_config_for(3..=5)),
+        ],
+        mask in any::<u16>(),
+    ) {
+        for (state, _) in trace(config, &events).into_iter().flatten() {
+            let targets: NodeSet = state
+                .node_ids()
+                .filter(|n| mask & (1 << (n.0 % 16)) != 0)
+                .collect();
+            let quorate = state.failure_quorate(&targets);
+            for t in state.node_ids() {
+                let majority = state.failure_votes(t).len() >= state.majority();
+                prop_assert_eq!(
+                    quorate.contains(t),
+                    targets.contains(t) && majority,
+                    "target {} (among {:?}): votes {:?}, majority {}",
+                    t, targets, state.failure_votes(t), state.majority()
+                );
+                if targets.contains(t) && state.heartbeat_received(t) {
+                    prop_assert_eq!(quorate.contains(t), state.has_failure_quorum(t));
+                }
+            }
+        }
     }
 }
 

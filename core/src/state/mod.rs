@@ -4,7 +4,7 @@
 
 use crate::actor::{ActorId, MigrationEntry, MigrationQueue, MigrationReason, Placement};
 use crate::config::Config;
-use crate::node::{NodeId, NodeSet, NodeStatus};
+use crate::node::{NodeId, NodeSet, NodeStatus, NODES_MAX};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -479,6 +479,32 @@ impl State {
                     && !self.can_communicate(d, node)
             })
             .collect()
+    }
+
+    /// The nodes of `targets` whose votes ([`State::failure_votes`]) are a strict majority of
+    /// the members ([`State::majority`]): one pass over the members' detections for all the
+    /// targets at once, where `failure_votes` per target walks every member. Failure detection
+    /// asks it of every peer that holds votes, on each of a node's evaluations.
+    pub fn failure_quorate(&self, targets: &NodeSet) -> NodeSet {
+        let mut votes = [0_u16; NODES_MAX as usize + 1]; // by node id
+        for d in self.active().iter() {
+            let Some(r) = self.node(d) else { continue };
+            for t in r.detected.intersection(targets).without(d).iter() {
+                if !self.can_communicate(d, t) {
+                    votes[usize::from(t.0)] += 1;
+                }
+            }
+        }
+        let needed = self.majority();
+        let quorate: NodeSet = targets
+            .iter()
+            .filter(|t| votes[usize::from(t.0)] >= needed)
+            .collect();
+        debug_assert!(quorate.is_subset(targets));
+        debug_assert!(targets
+            .iter()
+            .all(|t| quorate.contains(t) == (self.failure_votes(t).len() >= needed)));
+        quorate
     }
 
     /// `FailureQuorum(n)`: the evidence MarkNodeFailed(n) needs: `n` committed no heartbeat in
