@@ -472,13 +472,18 @@ impl State {
     /// recorded a detection of `n` (`n \in detected[d]`) and still cannot communicate with it.
     pub fn failure_votes(&self, node: NodeId) -> NodeSet {
         self.active()
-            .without(node)
             .iter()
-            .filter(|&d| {
-                self.node(d).is_some_and(|r| r.detected.contains(node))
-                    && !self.can_communicate(d, node)
-            })
+            .filter(|&d| self.votes_against(d, node))
             .collect()
+    }
+
+    /// Whether `d`'s record holds a vote for declaring `n` failed that counts (if `d` is
+    /// Active): `d != n`, `n \in detected[d]`, and `d` still cannot communicate with `n`. The
+    /// one definition of a vote, for [`State::failure_votes`] and [`State::failure_quorate`].
+    fn votes_against(&self, d: NodeId, n: NodeId) -> bool {
+        d != n
+            && self.node(d).is_some_and(|r| r.detected.contains(n))
+            && !self.can_communicate(d, n)
     }
 
     /// The nodes of `targets` whose votes ([`State::failure_votes`]) are a strict majority of
@@ -489,8 +494,9 @@ impl State {
         let mut votes = [0_u16; NODES_MAX as usize + 1]; // by node id
         for d in self.active().iter() {
             let Some(r) = self.node(d) else { continue };
-            for t in r.detected.intersection(targets).without(d).iter() {
-                if !self.can_communicate(d, t) {
+            // Only the targets `d` detected can hold its vote: a walk of its detections.
+            for t in r.detected.intersection(targets).iter() {
+                if self.votes_against(d, t) {
                     votes[usize::from(t.0)] += 1;
                 }
             }
