@@ -224,6 +224,7 @@ impl Cache {
     /// The latest confirmation if, at `now_ms` (`clock::boottime_ms` in production, the
     /// process's clock in the simulation), it is at most [`CACHE_CONFIRM_REUSE_MS`] old and the
     /// cache has applied what it required: the instant its read was sent.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn fresh_confirmation(&self, now_ms: u64) -> Option<u64> {
         let answer = self.confirmation_for(now_ms, now_ms);
         debug_assert!(
