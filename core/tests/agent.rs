@@ -1933,3 +1933,116 @@ fn a_snapshot_read_after_the_first_heartbeat_since_the_fence_unfences_though_a_l
     assert_eq!(decisions, vec![Decision::Unfence]);
     assert!(!agent.is_fenced());
 }
+
+/// `count` nodes configured: n1-n3 Active (n1 in the current configuration), then n4..
+/// joined one after the other, `joined` of them: each join gives the configuration a new
+/// number, which n1 has not adopted.
+fn joined_after_three(count: u16, joined: u16) -> State {
+    let config = membership_core::Config::fixed(count).unwrap();
+    let mut events = membership_core::testing::THREE_ACTIVE.to_vec();
+    events.push(membership_core::testing::sync(1, 1));
+    for i in 4..4 + joined {
+        events.push(membership_core::testing::join(i));
+        events.push(membership_core::testing::join_complete(i));
+    }
+    membership_core::testing::run(config, &events)
+}
+
+/// The times (from `from` to `to`, inclusive) at which the Agent proposed SyncViews, fed a
+/// snapshot of `state_at(t)` every millisecond (heartbeats commit, nothing else answers).
+fn sync_times(
+    agent: &mut Driven,
+    (from, to): (u64, u64),
+    state_at: impl Fn(u64) -> State,
+) -> Vec<u64> {
+    let mut times = Vec::new();
+    for t in from..=to {
+        agent.handle_timeout(t).unwrap();
+        agent.poll_read();
+        agent
+            .handle_snapshot(t, t, state_at(t), 0, Some(1))
+            .unwrap();
+        while let Some(out) = agent.poll_proposal() {
+            match out.proposal.action {
+                membership_core::Action::Step(Event::SendHeartbeat { .. }) => {
+                    let committed = ProposalOutcome::Committed { effects: vec![] };
+                    agent.handle_outcome(t, out.token, committed).unwrap();
+                }
+                membership_core::Action::Step(Event::SyncViews { a, b }) => {
+                    assert_eq!((a, b), (NodeId(1), NodeId(1)));
+                    times.push(t);
+                }
+                _ => {}
+            }
+        }
+    }
+    times
+}
+
+/// A member adopts a new configuration once it has been unchanged for a heartbeat interval
+/// (fast timing: 25 ms), not at the first snapshot that shows it: while many nodes join, every
+/// member adopting every configuration was a transaction per member per join.
+#[test]
+fn a_member_adopts_a_configuration_once_it_has_been_stable_for_an_interval() {
+    let before = joined_after_three(4, 0);
+    let after = joined_after_three(4, 1);
+    assert!(after.view_counter() > before.view_counter());
+    assert_eq!(
+        before.node(NodeId(1)).unwrap().view_number,
+        before.view_counter()
+    );
+    let mut agent = Driven::new(active_agent(&before));
+    assert!(sync_times(&mut agent, (1, 9), |_| before.clone()).is_empty());
+    // n4's join is seen at 10: stable from 35.
+    let times = sync_times(&mut agent, (10, 60), |_| after.clone());
+    assert_eq!(
+        times,
+        [35],
+        "SyncViews proposed at {times:?}, not once at 35"
+    );
+}
+
+/// While the configuration keeps changing (a join every 20 ms, under the 25 ms interval), a
+/// member behind it still adopts the current one once it has been behind for the failure
+/// timeout (fast timing: 125 ms).
+#[test]
+fn a_member_behind_a_configuration_that_keeps_changing_adopts_it_after_the_failure_timeout() {
+    let states: Vec<State> = (0..=8).map(|k| joined_after_three(12, k)).collect();
+    let mut agent = Driven::new(active_agent(&states[0]));
+    assert!(sync_times(&mut agent, (1, 9), |_| states[0].clone()).is_empty());
+    // From 10 on, a new configuration every 20 ms: behind since 10, overdue at 135.
+    let state_at = |t: u64| states[usize::try_from((t - 10) / 20 + 1).unwrap()].clone();
+    let times = sync_times(&mut agent, (10, 150), state_at);
+    assert_eq!(
+        times,
+        [135],
+        "SyncViews proposed at {times:?}, not once at 135"
+    );
+}
+
+/// While no node holds a valid primary claim a member adopts a new configuration at once: the
+/// election that is due asks for the current configuration, and waiting for it to be stable
+/// would delay the election (and a failover that needs a primary) by a heartbeat interval.
+#[test]
+fn a_member_adopts_a_configuration_at_once_while_no_primary_is_valid() {
+    let before = joined_after_three(4, 0);
+    let mut events = vec![
+        membership_core::testing::join(4),
+        membership_core::testing::join_complete(4),
+    ];
+    // n1, the primary, loses its majority (it reaches n1 and n4 of 4) and steps down.
+    events.push(membership_core::testing::partition(1, 2));
+    events.push(membership_core::testing::partition(1, 3));
+    events.push(membership_core::testing::step_down(1));
+    let leaderless = membership_core::testing::apply(&before, &events);
+    assert!(leaderless.valid_primaries().is_empty());
+    assert!(leaderless.view_counter() > before.view_counter());
+    let mut agent = Driven::new(active_agent(&before));
+    assert!(sync_times(&mut agent, (1, 9), |_| before.clone()).is_empty());
+    let times = sync_times(&mut agent, (10, 60), |_| leaderless.clone());
+    assert_eq!(
+        times,
+        [10],
+        "SyncViews proposed at {times:?}, not at once (10)"
+    );
+}

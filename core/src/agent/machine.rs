@@ -110,6 +110,13 @@ pub struct Agent {
     pub(super) outputs: Outputs,
     /// The clock watchdog's readings and suspicion ([`Agent::handle_clock`]).
     pub(super) watchdog: Watchdog,
+    /// The registry's configuration number in the latest snapshot, and when this node first
+    /// saw it (local ms): a member adopts a configuration once it has been stable a while
+    /// (`policy::sync_views`).
+    pub(super) configuration_seen: Option<(u64, u64)>,
+    /// Since when (local ms) this node has seen its own record behind the registry's
+    /// configuration; `None` while it is current.
+    pub(super) behind_since_ms: Option<u64>,
 }
 
 impl Agent {
@@ -146,6 +153,8 @@ impl Agent {
             place_requests: VecDeque::new(),
             outputs: Outputs::default(),
             watchdog: Watchdog::default(),
+            configuration_seen: None,
+            behind_since_ms: None,
         };
         agent.outputs.read();
         let s = *timing.settings();

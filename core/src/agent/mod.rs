@@ -72,8 +72,10 @@
 //!   CreatePartition(self, peer); once they succeed again for `suspect_after_ms`, HealPartition.
 //! - **Everything else** is proposed when the reducer, run on the snapshot, says the action is
 //!   enabled: NodeJoinComplete, MarkNodeFailed (any Active node may propose it once the guard
-//!   holds), NodeRecover, ElectPrimary, PrimaryStepDown, SyncViews (the node with the older view
-//!   asks), NodeLeaveComplete (once the node holds no actor), and, for the primary in office,
+//!   holds), NodeRecover, ElectPrimary, PrimaryStepDown, SyncViews (a member behind the
+//!   registry's configuration adopts it once it has been unchanged for a heartbeat interval, at
+//!   the latest `failure_timeout_ms` after it fell behind, and at once while no primary is
+//!   valid), NodeLeaveComplete (once the node holds no actor), and, for the primary in office,
 //!   the migration queue in batches. The Agent never re-implements a guard. A kind of proposal
 //!   goes out again only after a snapshot read that followed its last outcome, with one
 //!   exception: a migration batch that committed and moved actors is followed at once by the

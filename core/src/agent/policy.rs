@@ -272,12 +272,38 @@ impl Agent {
 
     /// Registry v2 (one configuration): when the registry's configuration is newer than the one
     /// this node adopted, the node adopts it (`SyncViews(n, n)`), reading only its own record and
-    /// the configuration number to decide.
+    /// the configuration number to decide. At once while no node holds a valid primary claim
+    /// (an election is due, and `ElectPrimary` asks for the current configuration); otherwise
+    /// once the configuration has been unchanged for a heartbeat interval, or at the latest
+    /// `failure_timeout_ms` after this node first saw itself behind. While many nodes join, the
+    /// configuration changes with every join, and every member adopting each one is a
+    /// transaction per member per join (200 node runtimes joining at once on etcd wrote 2,480
+    /// node records, 2,217 with this rule; on a saturated machine that load can tip heartbeats
+    /// past their leases, docs/engines.md). A member behind only cannot be elected, which
+    /// matters only while there is no valid primary.
     fn sync_views(&mut self, now_ms: u64, s: &State, record: &NodeRecord) {
         let me = self.node;
+        let settings = *self.timing.settings();
         debug_assert!(record.status == NodeStatus::Active);
         debug_assert!(record.view_number <= s.view_counter());
-        if record.view_number < s.view_counter() {
+        let counter = s.view_counter();
+        let seen_ms = match self.configuration_seen {
+            Some((seen, at)) if seen == counter => at,
+            _ => {
+                self.configuration_seen = Some((counter, now_ms));
+                now_ms
+            }
+        };
+        if record.view_number >= counter {
+            self.behind_since_ms = None;
+            return;
+        }
+        let behind_since = *self.behind_since_ms.get_or_insert(now_ms);
+        let stable = now_ms.saturating_sub(seen_ms) >= settings.heartbeat_interval_ms;
+        let overdue = now_ms.saturating_sub(behind_since) >= settings.failure_timeout_ms;
+        debug_assert!(seen_ms <= now_ms && behind_since <= now_ms);
+        let electing = s.valid_primaries().is_empty();
+        if stable || overdue || electing {
             let proposed = self.propose_if_enabled(now_ms, Event::SyncViews { a: me, b: me }, None);
             debug_assert!(!proposed || !self.settled(Kind::Sync));
         }
@@ -478,6 +504,11 @@ impl Agent {
         }
         if let Some(o) = &self.observed {
             consider(later_ms(o.read_at_ms, s.lease_ms));
+        }
+        // A configuration this node is behind on: adopted once stable, or once overdue.
+        if let (Some((_, seen)), Some(behind)) = (self.configuration_seen, self.behind_since_ms) {
+            consider(later_ms(seen, s.heartbeat_interval_ms));
+            consider(later_ms(behind, s.failure_timeout_ms));
         }
         for p in self.peers.values() {
             if let Some(since) = p.agreeing_since_ms() {
