@@ -17,7 +17,7 @@ use crate::codec::{decode, encode, DecodeError};
 use crate::keys::{log_key_name, meta_key_name, registry_key_name, CONFIG_KEY};
 use crate::store::StoreError;
 use membership_core::{
-    ActorId, Applied, Commit, Config, Counter, Key, Meta, MetaKey, MigrationEntry, NodeId,
+    ActorId, Applied, Commit, Config, Counter, Event, Key, Meta, MetaKey, MigrationEntry, NodeId,
     NodeRecord, NodeSet, Placement, ProposalId, RegistryFields, Slot, State,
     REGISTRY_FORMAT_VERSION,
 };
@@ -531,8 +531,21 @@ impl Plan {
 pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) -> Plan {
     let view = &loaded.state;
     let next = &commit.next;
+    // ResetHeartbeats reads every record only to find the votes it clears. Stored, a vote
+    // names the round it was cast in and counts only while that round is open (`votes`), and a
+    // flag is a heartbeat naming the open round: opening the next round clears both, writing no
+    // record, whatever the records hold at commit. So it compares the round (read-modify-write)
+    // and its proposal's record, not the records: a commit changing a record meanwhile is
+    // serialised before it, and the round it opens expires that commit's votes and flags too.
+    // Comparing every record (the whole node family on etcd) let a stream of partition reports
+    // and votes refuse every new round at 100 nodes, and with no new round no heartbeat commits.
+    let opens_round = matches!(commit.events.as_slice(), [Event::ResetHeartbeats]);
+    debug_assert!(!opens_round || commit.meta_reads.contains(&MetaKey::Round));
     let mut reads = BTreeMap::new();
     for key in &commit.reads {
+        if opens_round && matches!(key, Key::Node(_)) {
+            continue;
+        }
         let name = match key {
             // The chunk holding the entry (or that would hold it); an actor neither queued nor
             // placed has none (its placement's key, which the footprint reads too, is compared).
@@ -555,10 +568,13 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
     }
     let keys = commit.delta.keys(view);
     let records = Records::of(view, commit, &keys);
-    for name in records.compares(view, commit, &keys) {
-        let version = loaded.version(&name);
-        reads.insert(name, version);
+    if !opens_round {
+        for name in records.compares(view, commit, &keys) {
+            let version = loaded.version(&name);
+            reads.insert(name, version);
+        }
     }
+    debug_assert!(!opens_round || !reads.keys().any(|k| k.starts_with("node/")));
     let mut writes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     let mut chunks = BTreeSet::new();
     for key in keys {
@@ -595,6 +611,8 @@ pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) 
         };
         writes.insert(name, value);
     }
+    // Opening a round writes no record (the argument above rests on it).
+    debug_assert!(!opens_round || !writes.keys().any(|k| k.starts_with("node/")));
     for chunk in chunks {
         let name = chunk.name();
         // Read-modify-write: the chunk holds other actors' entries too.

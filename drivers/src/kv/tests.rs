@@ -308,3 +308,72 @@ fn a_new_round_clears_every_vote_writing_no_record() {
         .collect();
     assert_eq!(voters, [NodeId(5)]);
 }
+
+/// ResetHeartbeats compares the round and its proposal's record, no node record: record
+/// changes committed after its view (a partition report, a vote of the round it closes) do not
+/// refuse it, and once it commits after them the store reads back as the reducer leaves the
+/// registry with those changes first (their votes and flags expire with the round). Before,
+/// it compared every record, and at 100 nodes a stream of such changes refused every new round.
+#[test]
+fn a_new_round_commits_over_record_changes_made_after_its_view() {
+    let mut engine = Engine::voting(8, &[1]);
+    // n3, a voter against n1, is voted against too (a voter that is also a target: its record
+    // was written, its generation raised, by a new round before).
+    engine.commit(1, detect(1, 3));
+    let reset = engine.planned(2, RESET);
+    assert_eq!(Engine::records_written(&reset), Vec::<&str>::new());
+    assert!(reset.reads.contains_key("round"));
+    let records: Vec<&String> = reset
+        .reads
+        .keys()
+        .filter(|k| k.starts_with("node/"))
+        .collect();
+    assert!(records.is_empty(), "a new round compares {records:?}");
+    // Meanwhile: a partition report (two records), and a vote of the round it closes.
+    engine.commit(5, partition(5, 6));
+    engine.commit(7, partition(7, 2));
+    engine.commit(7, detect(7, 2));
+    assert!(
+        !engine.conflicts(&reset),
+        "record changes after its view refused the new round"
+    );
+    // Commit it now, planned on the older view: the serial order is those changes, then it.
+    let loaded = load(Entry::listed(&engine.entries)).unwrap();
+    let proposal = engine.proposal(2, RESET, loaded.meta.round);
+    let serial = execute(&loaded.state, &loaded.meta, &proposal).unwrap();
+    engine.revision += 1;
+    let mut changes = Vec::new();
+    for write in &reset.writes {
+        let (key, value) = match write {
+            Write::Put(key, value) => (key, Some(value.clone())),
+            Write::Delete(key) => (key, None),
+        };
+        match &value {
+            Some(v) => engine
+                .entries
+                .insert(key.clone(), (v.clone(), engine.revision)),
+            None => engine.entries.remove(key),
+        };
+        changes.push(Change {
+            key: key.clone(),
+            value,
+            version: engine.revision,
+        });
+    }
+    let read_back = load(Entry::listed(&engine.entries)).unwrap();
+    assert!(
+        read_back.state == serial.next,
+        "the stored registry is not the reducer's, the changes then the new round"
+    );
+    assert_eq!(read_back.meta.round, serial.meta.round);
+    assert!(read_back
+        .state
+        .nodes()
+        .iter()
+        .all(|r| r.detected.is_empty()));
+    assert!(read_back.state.heartbeats().is_empty());
+    // The partition reports stay.
+    assert!(!read_back.state.can_communicate(NodeId(5), NodeId(6)));
+    engine.cache = apply_changes(&engine.cache, &mut engine.poisoned, &changes).unwrap();
+    assert!(engine.cache.state == serial.next);
+}

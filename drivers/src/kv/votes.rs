@@ -22,7 +22,7 @@
 
 use crate::codec::encode;
 use crate::keys::{meta_key_name, registry_key_name};
-use membership_core::{Commit, Delta, Key, MetaKey, NodeId, NodeRecord, NodeSet, State};
+use membership_core::{Commit, Delta, Event, Key, MetaKey, NodeId, NodeRecord, NodeSet, State};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -249,6 +249,15 @@ impl Records {
     /// node whose record is written, that some node voted against before the commit and none
     /// after.
     pub(crate) fn of(before: &State, commit: &Commit, keys: &[Key]) -> Records {
+        if matches!(commit.events.as_slice(), [Event::ResetHeartbeats]) {
+            // Opening a round expires every vote by its round: no erasure, no generation
+            // raised, so it writes no record (`kv::plan` compares none for it either). A
+            // voter that was also voted against was written here before, its generation
+            // raised for nothing.
+            return Records {
+                erased: NodeSet::EMPTY,
+            };
+        }
         let written: Vec<NodeId> = keys
             .iter()
             .filter_map(|k| match k {
