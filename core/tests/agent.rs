@@ -1979,6 +1979,13 @@ fn sync_times(
     times
 }
 
+/// n1's Agent on `state` (n1 in its configuration) from 0 to 9 ms: it adopts nothing.
+fn current_until_10(state: &State) -> Driven {
+    let mut agent = Driven::new(active_agent(state));
+    assert!(sync_times(&mut agent, (1, 9), |_| state.clone()).is_empty());
+    agent
+}
+
 /// A member adopts a new configuration once it has been unchanged for a heartbeat interval
 /// (fast timing: 25 ms), not at the first snapshot that shows it: while many nodes join, every
 /// member adopting every configuration was a transaction per member per join.
@@ -1991,8 +1998,7 @@ fn a_member_adopts_a_configuration_once_it_has_been_stable_for_an_interval() {
         before.node(NodeId(1)).unwrap().view_number,
         before.view_counter()
     );
-    let mut agent = Driven::new(active_agent(&before));
-    assert!(sync_times(&mut agent, (1, 9), |_| before.clone()).is_empty());
+    let mut agent = current_until_10(&before);
     // n4's join is seen at 10: stable from 35.
     let times = sync_times(&mut agent, (10, 60), |_| after.clone());
     assert_eq!(
@@ -2008,8 +2014,7 @@ fn a_member_adopts_a_configuration_once_it_has_been_stable_for_an_interval() {
 #[test]
 fn a_member_behind_a_configuration_that_keeps_changing_adopts_it_after_the_failure_timeout() {
     let states: Vec<State> = (0..=8).map(|k| joined_after_three(12, k)).collect();
-    let mut agent = Driven::new(active_agent(&states[0]));
-    assert!(sync_times(&mut agent, (1, 9), |_| states[0].clone()).is_empty());
+    let mut agent = current_until_10(&states[0]);
     // From 10 on, a new configuration every 20 ms: behind since 10, overdue at 135.
     let state_at = |t: u64| states[usize::try_from((t - 10) / 20 + 1).unwrap()].clone();
     let times = sync_times(&mut agent, (10, 150), state_at);
@@ -2037,8 +2042,7 @@ fn a_member_adopts_a_configuration_at_once_while_no_primary_is_valid() {
     let leaderless = membership_core::testing::apply(&before, &events);
     assert!(leaderless.valid_primaries().is_empty());
     assert!(leaderless.view_counter() > before.view_counter());
-    let mut agent = Driven::new(active_agent(&before));
-    assert!(sync_times(&mut agent, (1, 9), |_| before.clone()).is_empty());
+    let mut agent = current_until_10(&before);
     let times = sync_times(&mut agent, (10, 60), |_| leaderless.clone());
     assert_eq!(
         times,

@@ -17,7 +17,7 @@ use crate::codec::{decode, encode, DecodeError};
 use crate::keys::{log_key_name, meta_key_name, registry_key_name, CONFIG_KEY};
 use crate::store::StoreError;
 use membership_core::{
-    ActorId, Applied, Commit, Config, Counter, Event, Key, Meta, MetaKey, MigrationEntry, NodeId,
+    ActorId, Applied, Commit, Config, Counter, Key, Meta, MetaKey, MigrationEntry, NodeId,
     NodeRecord, NodeSet, Placement, ProposalId, RegistryFields, Slot, State,
     REGISTRY_FORMAT_VERSION,
 };
@@ -531,16 +531,13 @@ impl Plan {
 pub(crate) fn plan(loaded: &Loaded, commit: &Commit, id: ProposalId, log: bool) -> Plan {
     let view = &loaded.state;
     let next = &commit.next;
-    // ResetHeartbeats reads every record only to find the votes it clears. Stored, a vote
-    // names the round it was cast in and counts only while that round is open (`votes`), and a
-    // flag is a heartbeat naming the open round: opening the next round clears both, writing no
-    // record, whatever the records hold at commit. So it compares the round (read-modify-write)
+    // ResetHeartbeats reads every record only to find the votes it clears; stored, they expire
+    // by the round alone (`votes::opens_round`). So it compares the round (read-modify-write)
     // and its proposal's record, not the records: a commit changing a record meanwhile is
     // serialised before it, and the round it opens expires that commit's votes and flags too.
     // Comparing every record (the whole node family on etcd) let a stream of partition reports
     // and votes refuse every new round at 100 nodes, and with no new round no heartbeat commits.
-    let opens_round = matches!(commit.events.as_slice(), [Event::ResetHeartbeats]);
-    debug_assert!(!opens_round || commit.meta_reads.contains(&MetaKey::Round));
+    let opens_round = votes::opens_round(commit);
     let mut reads = BTreeMap::new();
     for key in &commit.reads {
         if opens_round && matches!(key, Key::Node(_)) {

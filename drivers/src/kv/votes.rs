@@ -237,6 +237,17 @@ pub(crate) fn node_records(
     stored
 }
 
+/// Whether `commit` opens a heartbeat round (ResetHeartbeats, the one step that moves the
+/// round). Stored, a vote names the round it was cast in and a flag is a heartbeat naming the
+/// open round, so opening the next round expires both by the round alone: such a commit writes
+/// no record, and compares none (`kv::plan`), whatever the records hold at commit.
+pub(crate) fn opens_round(commit: &Commit) -> bool {
+    let opens = commit.meta_writes.contains(&MetaKey::Round);
+    debug_assert_eq!(opens, commit.events.contains(&Event::ResetHeartbeats));
+    debug_assert!(!opens || commit.meta_reads.contains(&MetaKey::Round));
+    opens
+}
+
 /// What a commit writes of the node records: the generation each node has after it.
 pub(crate) struct Records {
     /// The nodes every vote against which the commit erases in bulk: their own records are
@@ -249,11 +260,10 @@ impl Records {
     /// node whose record is written, that some node voted against before the commit and none
     /// after.
     pub(crate) fn of(before: &State, commit: &Commit, keys: &[Key]) -> Records {
-        if matches!(commit.events.as_slice(), [Event::ResetHeartbeats]) {
-            // Opening a round expires every vote by its round: no erasure, no generation
-            // raised, so it writes no record (`kv::plan` compares none for it either). A
-            // voter that was also voted against was written here before, its generation
-            // raised for nothing.
+        if opens_round(commit) {
+            // No erasure, no generation raised: it writes no record (`kv::plan` compares none
+            // for it either). A voter that was also voted against was written here before, its
+            // generation raised for nothing.
             return Records {
                 erased: NodeSet::EMPTY,
             };
