@@ -65,6 +65,24 @@ impl Engine {
             return None;
         }
         let plan = plan(&loaded, &commit, proposal.id, false);
+        let changes = self.apply(&plan);
+        let read_back = load(Entry::listed(&self.entries)).unwrap();
+        assert!(
+            read_back.state == commit.next,
+            "{event}: the store does not read back the step"
+        );
+        self.cache = apply_changes(&self.cache, &mut self.poisoned, &changes).unwrap();
+        assert!(
+            self.cache.state == commit.next,
+            "{event}: the cache does not hold the step"
+        );
+        assert!(self.poisoned.is_empty());
+        Some(plan)
+    }
+
+    /// Applies `plan`'s writes at the next revision, as an engine commits them; returns the
+    /// changes a watch would deliver.
+    fn apply(&mut self, plan: &Plan) -> Vec<Change> {
         self.revision += 1;
         let mut changes = Vec::new();
         for write in &plan.writes {
@@ -82,18 +100,7 @@ impl Engine {
                 version: self.revision,
             });
         }
-        let read_back = load(Entry::listed(&self.entries)).unwrap();
-        assert!(
-            read_back.state == commit.next,
-            "{event}: the store does not read back the step"
-        );
-        self.cache = apply_changes(&self.cache, &mut self.poisoned, &changes).unwrap();
-        assert!(
-            self.cache.state == commit.next,
-            "{event}: the cache does not hold the step"
-        );
-        assert!(self.poisoned.is_empty());
-        Some(plan)
+        changes
     }
 
     /// The next proposal of `by` (incarnation 1): `event` in round `round`.
@@ -341,25 +348,7 @@ fn a_new_round_commits_over_record_changes_made_after_its_view() {
     let loaded = load(Entry::listed(&engine.entries)).unwrap();
     let proposal = engine.proposal(2, RESET, loaded.meta.round);
     let serial = execute(&loaded.state, &loaded.meta, &proposal).unwrap();
-    engine.revision += 1;
-    let mut changes = Vec::new();
-    for write in &reset.writes {
-        let (key, value) = match write {
-            Write::Put(key, value) => (key, Some(value.clone())),
-            Write::Delete(key) => (key, None),
-        };
-        match &value {
-            Some(v) => engine
-                .entries
-                .insert(key.clone(), (v.clone(), engine.revision)),
-            None => engine.entries.remove(key),
-        };
-        changes.push(Change {
-            key: key.clone(),
-            value,
-            version: engine.revision,
-        });
-    }
+    let changes = engine.apply(&reset);
     let read_back = load(Entry::listed(&engine.entries)).unwrap();
     assert!(
         read_back.state == serial.next,
